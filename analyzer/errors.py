@@ -1,0 +1,97 @@
+"""Exception hierarchy for tritune.
+
+Every error carries the process exit code it maps to, so that library code only raises and
+`analyzer.cli` is the single place that prints a message and exits. Messages are meant for the
+user: they say what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_NO_CONFIG = 3
+
+
+class TrituneError(Exception):
+    """Base class: a failure with a user-facing message and an exit code."""
+
+    exit_code: int = EXIT_RUNTIME
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class UsageError(TrituneError):
+    """Bad input from the user: flags, files, shapes, names (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class SpecError(UsageError):
+    """A malformed or invalid sweep spec."""
+
+
+class ServerNotFoundError(UsageError):
+    """No tritonserver binary could be located."""
+
+
+class PortInUseError(UsageError):
+    """A port the user asked for is already taken."""
+
+
+class ServerUnreachableError(UsageError):
+    """Nothing answers at the URL the user gave."""
+
+
+class ModelNotFoundError(UsageError):
+    """The server does not know the model."""
+
+
+class ModelNotReadyError(UsageError):
+    """The model exists but is not loaded/ready."""
+
+
+class ShapeError(UsageError):
+    """Input shapes are missing, unknown or inconsistent with the model."""
+
+
+class ServerError(TrituneError):
+    """The server failed at runtime: died, refused a config, stopped answering (exit 1)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, log_tail: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.log_tail = log_tail
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.log_tail:
+            text += "\n  last lines of the server log:\n" + "\n".join(
+                "    " + line for line in self.log_tail.splitlines()
+            )
+        return text
+
+
+class ServerStartError(ServerError):
+    """The local server exited or did not become ready in time."""
+
+
+class ModelLoadError(ServerError):
+    """The server refused to load a model (or a model config)."""
+
+
+class MeasurementError(TrituneError):
+    """A measurement could not be taken (exit 1)."""
+
+
+class Interrupted(TrituneError):
+    """The user pressed Ctrl-C; what was measured so far is kept."""
+
+    exit_code = 130

@@ -1,0 +1,294 @@
+"""The asynchronous load generator: sends requests and records raw outcomes, nothing else.
+
+Closed loop keeps N requests in flight. Open loop sends each request at its scheduled time
+whatever the server is doing, and every latency is taken from the *scheduled* time, so a stalled
+server shows up in the latencies (no coordinated omission). Every request ends as exactly one
+record: ok, an error of a named kind, `client_backlog` (not sent: too many in flight) or
+`unfinished` (still pending when the run was stopped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import numpy as np
+
+from analyzer.load.inputs import TensorSpec
+from analyzer.load.shapes import LoadSpec, arrival_offsets
+
+OK = "ok"
+UNFINISHED = "unfinished"
+BACKLOG = "client_backlog"
+
+now = time.monotonic  # the clock of every record (also asyncio's loop clock)
+
+
+@dataclass(frozen=True)
+class Records:
+    """Raw per-request outcomes (seconds on the monotonic clock; NaN where not applicable)."""
+
+    scheduled: np.ndarray  # when the request was due (closed loop: when it was sent)
+    sent: np.ndarray
+    done: np.ndarray
+    error: np.ndarray  # index into `kinds`; 0 = ok
+    kinds: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.scheduled)
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Boolean mask of successful requests."""
+        return self.error == 0
+
+    @property
+    def latency_s(self) -> np.ndarray:
+        """Latency of each request from its scheduled time (NaN when it never finished)."""
+        return self.done - self.scheduled
+
+    def select(self, mask: np.ndarray) -> "Records":
+        """The records where `mask` is true."""
+        return Records(self.scheduled[mask], self.sent[mask], self.done[mask], self.error[mask], self.kinds)
+
+    @staticmethod
+    def empty() -> "Records":
+        """No records."""
+        z = np.empty(0)
+        return Records(z, z, z, np.empty(0, dtype=np.int32), (OK,))
+
+
+class Recorder:
+    """Append-only store of request outcomes, cheap enough to call per request."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[float] = []
+        self.sent: list[float] = []
+        self.done: list[float] = []
+        self.error: list[int] = []
+        self.kinds: list[str] = [OK]
+        self._codes: dict[str, int] = {OK: 0}
+
+    def code(self, kind: str) -> int:
+        """The integer code of an error kind (allocated on first use)."""
+        code = self._codes.get(kind)
+        if code is None:
+            code = self._codes[kind] = len(self.kinds)
+            self.kinds.append(kind)
+        return code
+
+    def add(self, scheduled: float, sent: float, done: float, error: int) -> None:
+        """Record one request's outcome."""
+        self.scheduled.append(scheduled)
+        self.sent.append(sent)
+        self.done.append(done)
+        self.error.append(error)
+
+    def snapshot(self) -> Records:
+        """An immutable copy of everything recorded so far."""
+        n = len(self.error)  # appends happen on the loop thread; slice to a consistent length
+        return Records(
+            np.array(self.scheduled[:n], dtype=float),
+            np.array(self.sent[:n], dtype=float),
+            np.array(self.done[:n], dtype=float),
+            np.array(self.error[:n], dtype=np.int32),
+            tuple(self.kinds),
+        )
+
+
+def classify_error(exc: BaseException) -> str:
+    """A short, stable name for why a request failed (the `errors` breakdown's key)."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timeout"
+    status = None
+    if hasattr(exc, "status") and callable(getattr(exc, "status")):
+        try:
+            status = exc.status()  # tritonclient.utils.InferenceServerException
+        except Exception:  # noqa: BLE001
+            status = None
+    if status:
+        text = str(status).replace("StatusCode.", "").lower()
+        if text in ("deadline_exceeded", "504"):
+            return "timeout"
+        if text in ("unavailable",):
+            return "unavailable"
+        return f"server_{text}"
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return "timeout"
+    if "Connect" in name or "Connection" in name or isinstance(exc, ConnectionError):
+        return "unavailable"
+    return name
+
+
+InferFn = Callable[[], Awaitable[Any]]
+
+
+class InferClient:
+    """One model's inference over tritonclient's asyncio clients (gRPC or HTTP).
+
+    Input tensors are built once and reused: every request carries the same random data, which
+    keeps the client's per-request work small.
+    """
+
+    def __init__(
+        self,
+        protocol: str,
+        url: str,
+        model: str,
+        tensors: list[tuple[TensorSpec, np.ndarray]],
+        *,
+        timeout_s: float = 30.0,
+        conn_limit: int = 1024,
+    ) -> None:
+        self.protocol = protocol
+        self.model = model
+        self.timeout_s = timeout_s
+        if protocol == "grpc":
+            import tritonclient.grpc.aio as aioclient
+            import tritonclient.grpc as grpcmod
+
+            self._client: Any = aioclient.InferenceServerClient(url)
+            infer_input = grpcmod.InferInput
+        elif protocol == "http":
+            import tritonclient.http.aio as aioclient  # type: ignore[no-redef]
+            import tritonclient.http as httpmod
+
+            self._client = aioclient.InferenceServerClient(url, conn_limit=conn_limit, conn_timeout=timeout_s)
+            infer_input = httpmod.InferInput  # type: ignore[assignment]
+        else:
+            raise ValueError(f"unknown protocol {protocol!r}")
+        self._inputs = []
+        for spec, data in tensors:
+            tensor = infer_input(spec.name, list(spec.shape), spec.datatype)
+            tensor.set_data_from_numpy(data)
+            self._inputs.append(tensor)
+
+    async def infer(self) -> None:
+        """Send one request and wait for its response (raises on any failure)."""
+        if self.protocol == "grpc":
+            await self._client.infer(self.model, self._inputs, client_timeout=self.timeout_s)
+        else:
+            await self._client.infer(self.model, self._inputs)
+
+    async def close(self) -> None:
+        """Close the connections."""
+        await self._client.close()
+
+
+class LoadRun:
+    """Offers one load level to a server until stopped; records every request.
+
+    `start()` begins sending, `snapshot()` reads what has finished so far, `stop()` ends sending,
+    waits up to `drain_s` for requests in flight, and returns all records. Open loop runs stop by
+    themselves after `max_duration_s` (the schedule's length); closed loops when stopped.
+    """
+
+    def __init__(
+        self,
+        infer: InferFn,
+        load: LoadSpec,
+        *,
+        max_duration_s: float,
+        max_inflight: int = 4096,
+    ) -> None:
+        self.infer = infer
+        self.load = load
+        self.max_duration_s = max_duration_s
+        self.max_inflight = max_inflight
+        self.recorder = Recorder()
+        self.started_at = math.nan
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._driver: asyncio.Task[None] | None = None
+        self._inflight = 0
+
+    @property
+    def inflight(self) -> int:
+        """Requests sent and not yet answered."""
+        return self._inflight
+
+    def start(self) -> None:
+        """Begin offering load (call from inside the running event loop)."""
+        self.started_at = now()
+        if self.load.closed_loop:
+            for _ in range(int(self.load.level)):
+                self._spawn(self._closed_worker())
+        else:
+            offsets = arrival_offsets(self.load.level, self.max_duration_s, self.load.arrival, self.load.seed)
+            self._driver = asyncio.ensure_future(self._dispatch(offsets))
+
+    def snapshot(self) -> Records:
+        """Records of the requests finished so far."""
+        return self.recorder.snapshot()
+
+    async def stop(self, drain_s: float) -> Records:
+        """Stop sending; wait up to `drain_s` for in-flight requests; return all records."""
+        self._stopping = True
+        if self._driver is not None:
+            self._driver.cancel()
+            await asyncio.gather(self._driver, return_exceptions=True)
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=max(drain_s, 0.0))
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        return self.recorder.snapshot()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _closed_worker(self) -> None:
+        infer, rec = self.infer, self.recorder
+        while not self._stopping:
+            start = now()
+            self._inflight += 1
+            try:
+                await infer()
+                rec.add(start, start, now(), 0)
+            except asyncio.CancelledError:
+                rec.add(start, start, math.nan, rec.code(UNFINISHED))
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded, by kind
+                rec.add(start, start, now(), rec.code(classify_error(exc)))
+                # A dead server fails instantly; pause so the loop does not spin on errors.
+                await asyncio.sleep(0.002)
+            finally:
+                self._inflight -= 1
+
+    async def _dispatch(self, offsets: np.ndarray) -> None:
+        base = self.started_at
+        due_times = (offsets + base).tolist()
+        i, n = 0, len(due_times)
+        rec = self.recorder
+        while i < n and not self._stopping:
+            t = now()
+            if due_times[i] > t:
+                await asyncio.sleep(due_times[i] - t)
+                continue
+            while i < n and due_times[i] <= t:
+                if self._inflight >= self.max_inflight:
+                    rec.add(due_times[i], math.nan, math.nan, rec.code(BACKLOG))
+                else:
+                    self._inflight += 1
+                    self._spawn(self._open_request(due_times[i]))
+                i += 1
+
+    async def _open_request(self, scheduled: float) -> None:
+        rec = self.recorder
+        sent = now()
+        try:
+            await self.infer()
+            rec.add(scheduled, sent, now(), 0)
+        except asyncio.CancelledError:
+            rec.add(scheduled, sent, math.nan, rec.code(UNFINISHED))
+            raise
+        except Exception as exc:  # noqa: BLE001
+            rec.add(scheduled, sent, now(), rec.code(classify_error(exc)))
+        finally:
+            self._inflight -= 1

@@ -1,0 +1,207 @@
+"""Raw request records -> numbers you can trust: throughput, percentiles, confidence, stability.
+
+Pure functions over numpy arrays. Percentiles use the nearest-rank definition (the value below
+which at least q % of requests fall), and the confidence interval of a percentile comes from
+order statistics (distribution-free: the rank of the true quantile among n samples is binomial).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from analyzer.load.generator import Records
+
+PERCENTILES = (50, 90, 95, 99)
+DEFAULT_TOLERANCE = 0.10  # like perf_analyzer's --stability-percentage 10
+STABLE_WINDOWS = 3
+
+
+def percentile(sorted_values: np.ndarray, q: float) -> float:
+    """Nearest-rank q-th percentile of already sorted values (NaN when empty)."""
+    n = len(sorted_values)
+    if n == 0:
+        return math.nan
+    rank = max(1, math.ceil(q / 100.0 * n))
+    return float(sorted_values[rank - 1])
+
+
+def binom_cdf_table(n: int, p: float) -> np.ndarray:
+    """[P(X <= k) for k in 0..n] for X ~ Binomial(n, p), exact, computed in log space."""
+    ks = np.arange(n + 1)
+    if p <= 0:
+        return np.ones(n + 1)
+    if p >= 1:
+        return (ks >= n).astype(float)
+    log_fact = np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, n + 1, dtype=float)))))
+    log_pmf = log_fact[n] - log_fact - log_fact[::-1] + ks * math.log(p) + (n - ks) * math.log1p(-p)
+    return np.minimum(np.cumsum(np.exp(log_pmf)), 1.0)
+
+
+def quantile_ci_ranks(n: int, q: float, confidence: float = 0.95) -> tuple[int | None, int | None]:
+    """1-based ranks (l, u) with P(X(l) <= true q-quantile <= X(u)) >= confidence.
+
+    A bound is None when n is too small to give it (the sample has no rank far enough out).
+    """
+    if n <= 0:
+        return None, None
+    p = q / 100.0
+    alpha = (1.0 - confidence) / 2.0
+    cdf = binom_cdf_table(n, p)  # cdf[j] = P(B <= j)
+    # Lower: largest l with P(B <= l-1) <= alpha  => X(l) is below the quantile w.p. >= 1-alpha.
+    below = np.nonzero(cdf <= alpha)[0]
+    lower = int(below[-1]) + 1 if len(below) else None
+    # Upper: smallest u with P(B <= u-1) >= 1-alpha.
+    above = np.nonzero(cdf >= 1.0 - alpha)[0]
+    upper = int(above[0]) + 1 if len(above) else None
+    if upper is not None and upper > n:
+        upper = None
+    if lower is not None and lower < 1:
+        lower = None
+    return lower, upper
+
+
+def quantile_ci(sorted_values: np.ndarray, q: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Confidence interval of the q-th percentile; an unknown bound is NaN."""
+    lower, upper = quantile_ci_ranks(len(sorted_values), q, confidence)
+    lo = float(sorted_values[lower - 1]) if lower else math.nan
+    hi = float(sorted_values[upper - 1]) if upper else math.nan
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class WindowStat:
+    """Throughput and tail latency of one measurement window."""
+
+    start: float
+    end: float
+    requests: int
+    throughput_rps: float
+    p99_ms: float
+
+
+def window_stat(records: Records, start: float, end: float, q: float = 99) -> WindowStat:
+    """Stats of the successful requests that finished in [start, end)."""
+    mask = records.ok & (records.done >= start) & (records.done < end)
+    lat = np.sort(records.latency_s[mask]) * 1e3
+    span = max(end - start, 1e-9)
+    return WindowStat(start, end, int(mask.sum()), float(mask.sum() / span), percentile(lat, q))
+
+
+def is_stable(windows: Sequence[WindowStat], tolerance: float = DEFAULT_TOLERANCE, count: int = STABLE_WINDOWS) -> bool:
+    """True when the last `count` windows agree: throughput and p99 each within
+    `tolerance` of their mean (perf_analyzer's rule, applied to p99 as well)."""
+    if len(windows) < count:
+        return False
+    last = windows[-count:]
+    if any(w.requests == 0 for w in last):
+        return False
+    for values in ([w.throughput_rps for w in last], [w.p99_ms for w in last]):
+        mean = float(np.mean(values))
+        if not math.isfinite(mean) or mean <= 0:
+            return False
+        if max(abs(v - mean) for v in values) > tolerance * mean:
+            return False
+    return True
+
+
+@dataclass
+class Measurement:
+    """Everything measured at one load level (flat, so it maps onto a CSV row)."""
+
+    load_mode: str
+    load_level: float
+    throughput_rps: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+    p99_ci_low_ms: float
+    p99_ci_high_ms: float
+    requests: int
+    errors: int
+    error_kinds: str
+    windows: int
+    stable: bool
+    duration_s: float
+    offered_rps: float = math.nan
+    send_lag_p99_ms: float = math.nan
+    avg_batch_size: float = math.nan
+    server_requests: int = 0
+    server_queue_ms: float = math.nan
+    server_compute_input_ms: float = math.nan
+    server_compute_infer_ms: float = math.nan
+    server_compute_output_ms: float = math.nan
+    server_compute_ms: float = math.nan
+    server_cpu_pct: float = math.nan
+    server_rss_mb: float = math.nan
+    gpu_util_pct: float = math.nan
+    gpu_mem_mb: float = math.nan
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def row(self) -> dict[str, object]:
+        """The measurement as a flat dict (CSV/JSON row)."""
+        data = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        data.update(self.extra)
+        return data
+
+
+def error_breakdown(records: Records) -> dict[str, int]:
+    """Count of failed requests per error kind."""
+    counts = np.bincount(records.error, minlength=len(records.kinds))
+    return {records.kinds[i]: int(c) for i, c in enumerate(counts) if i != 0 and c > 0}
+
+
+def format_error_kinds(kinds: dict[str, int]) -> str:
+    """'timeout=3;unavailable=1' (empty when there were no errors)."""
+    return ";".join(f"{k}={v}" for k, v in sorted(kinds.items()))
+
+
+def summarize(
+    records: Records,
+    span_start: float,
+    span_end: float,
+    *,
+    load_mode: str,
+    load_level: float,
+    windows: int,
+    stable: bool,
+    confidence: float = 0.95,
+) -> Measurement:
+    """Measure a span: latencies of requests *scheduled* in it (however late they finished),
+    throughput from the successful completions inside it, every error counted by kind."""
+    in_span = (records.scheduled >= span_start) & (records.scheduled < span_end)
+    mine = records.select(in_span)
+    ok = mine.ok
+    lat = np.sort(mine.latency_s[ok]) * 1e3
+    duration = max(span_end - span_start, 1e-9)
+    completed = records.ok & (records.done >= span_start) & (records.done < span_end)
+    kinds = error_breakdown(mine)
+    lo, hi = quantile_ci(lat, 99, confidence)
+    lag = np.sort((mine.sent - mine.scheduled)[ok]) * 1e3
+    return Measurement(
+        load_mode=load_mode,
+        load_level=load_level,
+        throughput_rps=float(completed.sum() / duration),
+        p50_ms=percentile(lat, 50),
+        p90_ms=percentile(lat, 90),
+        p95_ms=percentile(lat, 95),
+        p99_ms=percentile(lat, 99),
+        max_ms=float(lat[-1]) if len(lat) else math.nan,
+        mean_ms=float(lat.mean()) if len(lat) else math.nan,
+        p99_ci_low_ms=lo,
+        p99_ci_high_ms=hi,
+        requests=int(len(mine)),
+        errors=int(sum(kinds.values())),
+        error_kinds=format_error_kinds(kinds),
+        windows=windows,
+        stable=stable,
+        duration_s=duration,
+        offered_rps=float(len(mine) / duration) if load_mode == "rate" else math.nan,
+        send_lag_p99_ms=percentile(lag, 99),
+    )

@@ -1,0 +1,272 @@
+"""Measure a model at load levels: warm up, then windows until the last three agree.
+
+This is the measuring stage's I/O: it drives the load generator, snapshots the server's
+statistics, the process tree and the GPU at each window boundary, and hands plain data to
+`analyzer.measure` and `analyzer.monitor` for the numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from analyzer.load.generator import InferClient, LoadRun, now
+from analyzer.load.inputs import TensorSpec, random_tensor
+from analyzer.load.shapes import LoadSpec
+from analyzer.measure import (
+    DEFAULT_TOLERANCE,
+    STABLE_WINDOWS,
+    Measurement,
+    WindowStat,
+    is_stable,
+    summarize,
+    window_stat,
+)
+from analyzer.monitor import (
+    GpuSample,
+    GpuSampler,
+    ProcessSample,
+    ProcessSampler,
+    cpu_percent,
+    metric_value,
+    parse_prometheus,
+    stats_delta,
+)
+from analyzer.server.control import ServerControl
+from analyzer.server.endpoint import Endpoint
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How long and how carefully to measure one load level."""
+
+    window_s: float = 2.0
+    warmup_s: float = 1.0
+    min_windows: int = STABLE_WINDOWS
+    max_windows: int = 10
+    tolerance: float = DEFAULT_TOLERANCE
+    request_timeout_s: float = 30.0
+    drain_s: float = 10.0
+    max_inflight: int = 4096
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.window_s <= 0:
+            raise ValueError("window_s must be > 0")
+        if self.min_windows < 1 or self.max_windows < self.min_windows:
+            raise ValueError("need 1 <= min_windows <= max_windows")
+
+
+class StopToken:
+    """Set (e.g. by a Ctrl-C handler) to end measuring after the current window."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        """Ask running measurements to stop at the next window boundary."""
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        """True once a stop was asked for."""
+        return self._event.is_set()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything sampled at one window boundary."""
+
+    t: float
+    stats: dict[str, Any] | None
+    process: ProcessSample | None
+    gpu: GpuSample | None
+    metrics: dict[str, Any] | None
+
+
+class Probe:
+    """Takes snapshots of one model's server-side state (statistics, process, GPU, metrics).
+
+    Snapshots run on one dedicated thread with its own admin client: the HTTP client is
+    greenlet-based and must stay on the thread that first used it, and the blocking calls must
+    not stall the event loop that drives the load.
+    """
+
+    def __init__(self, endpoint: Endpoint, protocol: str, model: str, server_pid: int | None, gpu: GpuSampler | None = None) -> None:
+        self.endpoint = endpoint
+        self.protocol = protocol
+        self.model = model
+        self.process = ProcessSampler(server_pid) if server_pid else None
+        self.gpu = gpu if gpu is not None else GpuSampler()
+        # Without the process (remote server) the machine-level view comes from Prometheus.
+        self.use_metrics = self.process is None and endpoint.metrics_url() is not None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tritune-probe")
+        self._control: ServerControl | None = None
+
+    def _take(self) -> Snapshot:
+        if self._control is None:
+            self._control = ServerControl(self.endpoint, self.protocol)
+        t = now()
+        try:
+            stats = self._control.statistics(self.model)
+        except Exception:  # noqa: BLE001 - a missing statistic must not fail the measurement
+            stats = None
+        metrics = None
+        if self.use_metrics:
+            text = self._control.metrics_text()
+            metrics = parse_prometheus(text) if text else None
+        return Snapshot(
+            t,
+            stats,
+            self.process.sample() if self.process else None,
+            self.gpu.sample() if self.gpu else None,
+            metrics,
+        )
+
+    async def snapshot(self) -> Snapshot:
+        """A snapshot taken on the probe's thread, off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._take)
+
+    def close(self) -> None:
+        """Release the probe's thread and client."""
+        if self._control is not None:
+            control, self._control = self._control, None
+            self._executor.submit(control.close).result()
+        self._executor.shutdown(wait=True)
+
+    def __enter__(self) -> "Probe":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+WindowCallback = Callable[[LoadSpec, int, WindowStat, bool], None]
+
+
+async def _sleep_until(deadline: float, stop: StopToken | None) -> None:
+    while True:
+        left = deadline - now()
+        if left <= 0 or (stop is not None and stop.requested):
+            return
+        await asyncio.sleep(min(left, 0.2))
+
+
+def attach_server_view(m: Measurement, first: Snapshot, last: Snapshot) -> None:
+    """Fill a measurement's server-side and resource fields from two snapshots."""
+    if first.stats is not None and last.stats is not None:
+        delta = stats_delta(first.stats, last.stats)
+        m.avg_batch_size = delta.avg_batch_size
+        m.server_requests = delta.requests
+        m.server_queue_ms = delta.queue_ms
+        m.server_compute_input_ms = delta.compute_input_ms
+        m.server_compute_infer_ms = delta.compute_infer_ms
+        m.server_compute_output_ms = delta.compute_output_ms
+        m.server_compute_ms = delta.compute_ms
+    if first.process is not None and last.process is not None:
+        m.server_cpu_pct = cpu_percent(first.process, last.process)
+        m.server_rss_mb = last.process.rss_bytes / 2**20
+    elif last.metrics is not None:
+        # nv_cpu_utilization is the whole machine's CPU use (0..1) as Triton sees it.
+        m.server_cpu_pct = metric_value(last.metrics, "nv_cpu_utilization") * 100.0
+        m.server_rss_mb = metric_value(last.metrics, "nv_cpu_memory_used_bytes") / 2**20
+    if first.gpu is not None and last.gpu is not None:
+        m.gpu_util_pct = (first.gpu.util_pct + last.gpu.util_pct) / 2.0
+        m.gpu_mem_mb = max(first.gpu.mem_used_mb, last.gpu.mem_used_mb)
+
+
+async def measure_level(
+    client: InferClient,
+    probe: Probe,
+    load: LoadSpec,
+    settings: MeasureSettings,
+    *,
+    on_window: WindowCallback | None = None,
+    stop: StopToken | None = None,
+) -> Measurement | None:
+    """Measure one load level. None when stopped before a single window completed."""
+    horizon = settings.warmup_s + settings.window_s * (settings.max_windows + 1)
+    run = LoadRun(client.infer, load, max_duration_s=horizon, max_inflight=settings.max_inflight)
+    windows: list[WindowStat] = []
+    snaps: list[Snapshot] = []
+    stable = False
+    run.start()
+    try:
+        await _sleep_until(run.started_at + settings.warmup_s, stop)
+        snaps.append(await probe.snapshot())
+        start = snaps[-1].t
+        while len(windows) < settings.max_windows and not (stop is not None and stop.requested):
+            await _sleep_until(start + settings.window_s, stop)
+            snap = await probe.snapshot()
+            if snap.t - start < settings.window_s * 0.5:
+                break  # stopped early: a short window would distort the numbers
+            windows.append(window_stat(run.snapshot(), start, snap.t))
+            snaps.append(snap)
+            start = snap.t
+            stable = len(windows) >= settings.min_windows and is_stable(windows, settings.tolerance)
+            if on_window is not None:
+                on_window(load, len(windows), windows[-1], stable)
+            if stable:
+                break
+    finally:
+        records = await run.stop(settings.drain_s)
+    if not windows:
+        return None
+    used = min(STABLE_WINDOWS, len(windows))
+    m = summarize(
+        records,
+        windows[-used].start,
+        windows[-1].end,
+        load_mode=load.mode,
+        load_level=load.level,
+        windows=len(windows),
+        stable=stable,
+        confidence=settings.confidence,
+    )
+    attach_server_view(m, snaps[-used - 1], snaps[-1])
+    return m
+
+
+def make_tensors(specs: Sequence[TensorSpec], seed: int = 0) -> list[tuple[TensorSpec, np.ndarray]]:
+    """Random input data for each request tensor (seeded, reproducible)."""
+    rng = np.random.default_rng(seed)
+    return [(spec, random_tensor(spec, rng)) for spec in specs]
+
+
+async def measure_levels(
+    protocol: str,
+    url: str,
+    model: str,
+    specs: Sequence[TensorSpec],
+    probe: Probe,
+    loads: Sequence[LoadSpec],
+    settings: MeasureSettings,
+    *,
+    on_window: WindowCallback | None = None,
+    on_level: Callable[[Measurement], None] | None = None,
+    stop: StopToken | None = None,
+) -> list[Measurement]:
+    """Measure each load level in turn with one client; stops early on `stop`."""
+    conn_limit = max(64, int(max((l.level for l in loads if l.closed_loop), default=0)) + 16, settings.max_inflight)
+    client = InferClient(
+        protocol, url, model, make_tensors(specs), timeout_s=settings.request_timeout_s, conn_limit=conn_limit
+    )
+    results: list[Measurement] = []
+    try:
+        for load in loads:
+            if stop is not None and stop.requested:
+                break
+            m = await measure_level(client, probe, load, settings, on_window=on_window, stop=stop)
+            if m is None:
+                break
+            results.append(m)
+            if on_level is not None:
+                on_level(m)
+    finally:
+        await client.close()
+    return results

@@ -1,0 +1,144 @@
+"""One way to get a server to talk to, local or remote: `open_server` yields a ServerSession.
+
+Local: find tritonserver, launch it on a model repository (never modified) on loopback.
+Remote: check that something answers at the URL. Either way the caller gets the same object:
+an endpoint, a control client, and (local only) the process, its log and its pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import psutil
+
+from analyzer.errors import UsageError
+from analyzer.load.inputs import TensorSpec, request_specs
+from analyzer.server.control import ServerControl
+from analyzer.server.discovery import cache_dir, find_tritonserver
+from analyzer.server.endpoint import Endpoint, parse_url
+from analyzer.server.local import LocalServer
+
+
+@dataclass
+class ServerSession:
+    """A server ready for use: its endpoint, a control client, and the local process if any."""
+
+    endpoint: Endpoint
+    protocol: str
+    control: ServerControl
+    local: LocalServer | None = None
+    listener_pid: int | None = None  # a server given by URL that runs on this machine
+
+    @property
+    def url(self) -> str:
+        """HOST:PORT of the chosen protocol."""
+        return self.endpoint.url(self.protocol)
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid: ours when launched, found by its port when it runs on this machine."""
+        return self.local.pid if self.local else self.listener_pid
+
+    @property
+    def log_path(self) -> Path | None:
+        """The local server's log file (None for remote servers)."""
+        return self.local.log_path if self.local else None
+
+
+def listening_pid(host: str, port: int) -> int | None:
+    """The pid of the process listening on a loopback `port`, so a server given by URL on this
+    machine still gets CPU and memory figures (None for other hosts or when not permitted)."""
+    try:
+        if not ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:
+            return None
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                return int(conn.pid)
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return None
+
+
+@contextlib.contextmanager
+def open_server(
+    *,
+    protocol: str = "grpc",
+    url: str | None = None,
+    model_repository: str | Path | None = None,
+    log_path: str | Path | None = None,
+    triton_server_path: str | None = None,
+    server_port: int | None = None,
+    metrics_port: int | None = None,
+    startup_timeout_s: float = 60.0,
+) -> Iterator[ServerSession]:
+    """Connect to `url`, or launch a local server on `model_repository`; stop it afterwards."""
+    if (url is None) == (model_repository is None):
+        raise UsageError("give exactly one of --url (a running server) or --model-repository (launch one)")
+    if url is not None:
+        endpoint = parse_url(url, protocol, metrics_port)
+        control = ServerControl(endpoint, protocol)
+        try:
+            control.check_reachable()
+            pid = listening_pid(endpoint.host, int(endpoint.url(protocol).rsplit(":", 1)[1]))
+            yield ServerSession(endpoint, protocol, control, listener_pid=pid)
+        finally:
+            control.close()
+        return
+    assert model_repository is not None
+    repo = Path(model_repository)
+    if not repo.is_dir():
+        raise UsageError(
+            f"model repository {repo} does not exist or is not a directory",
+            hint="pass the directory that holds <model>/config.pbtxt",
+        )
+    install = find_tritonserver(triton_server_path)
+    # Logs go to the run directory or the cache, never beside the user's repository.
+    log = Path(log_path) if log_path else cache_dir() / "logs" / f"server-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    server = LocalServer(install, repo, log, base_port=server_port, startup_timeout_s=startup_timeout_s)
+    with server:
+        assert server.endpoint is not None
+        control = ServerControl(
+            server.endpoint, protocol, log_offset=server.log_offset, log_since=server.log_since
+        )
+        try:
+            yield ServerSession(server.endpoint, protocol, control, server)
+        finally:
+            control.close()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the tool needs to know about a model to send it requests."""
+
+    name: str
+    metadata: dict[str, Any]
+    config: dict[str, Any]
+    specs: list[TensorSpec]
+
+    @property
+    def max_batch_size(self) -> int:
+        """The model's max_batch_size (0 = no batching)."""
+        return int(self.config.get("max_batch_size", 0) or 0)
+
+
+def prepare_model(session: ServerSession, model: str, shapes: dict[str, list[int]] | None, *, load: bool) -> ModelInfo:
+    """Make sure `model` is servable and describe its request tensors.
+
+    With `load` (local servers) the model is loaded first; otherwise it must already be ready.
+    """
+    control = session.control
+    control.require_model(model)
+    if load:
+        control.load_model(model)
+    control.require_ready(model)
+    metadata = control.model_metadata(model)
+    config = control.model_config(model)
+    specs = request_specs(metadata, int(config.get("max_batch_size", 0) or 0), shapes)
+    return ModelInfo(model, metadata, config, specs)

@@ -1,0 +1,46 @@
+"""Shared fixtures: the repository root, test models, and one real tritonserver per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_MODELS = ROOT / "tests" / "models"
+DEMO_MODELS = ROOT / "sweeps" / "demo" / "models"
+
+
+@pytest.fixture(scope="session")
+def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model repository of symlinks: the test models, the demo model, and `spare` (an
+    identity model that is never loaded, for not-ready errors)."""
+    repo = tmp_path_factory.mktemp("repo")
+    for model in TEST_MODELS.iterdir():
+        if model.is_dir():
+            os.symlink(model, repo / model.name)
+    os.symlink(DEMO_MODELS / "demo_mlp", repo / "demo_mlp")
+    os.symlink(TEST_MODELS / "identity", repo / "spare")
+    return repo
+
+
+@pytest.fixture(scope="session")
+def triton_server(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator["object"]:
+    """A real tritonserver on free loopback ports with the test models loaded (not `spare`)."""
+    from analyzer.server.control import ServerControl
+    from analyzer.server.discovery import find_tritonserver
+    from analyzer.server.local import LocalServer
+
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    server = LocalServer(find_tritonserver(), model_repo, log)
+    server.start()
+    try:
+        assert server.endpoint is not None
+        with ServerControl(server.endpoint, "grpc") as control:
+            for name in ("identity", "demo_mlp", "sleepy", "nobatch"):
+                control.load_model(name)
+        yield server
+    finally:
+        server.stop()
