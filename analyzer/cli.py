@@ -11,6 +11,8 @@ import json
 import math
 import signal
 import sys
+import time
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
@@ -25,7 +27,12 @@ from analyzer.modelconfig import knobs_of
 from analyzer.profiler import MeasureSettings, Probe, StopToken, measure_levels
 from analyzer.server.endpoint import PROTOCOLS
 from analyzer.server.session import open_server, prepare_model
-from analyzer.store import MEASUREMENT_COLUMNS, measurement_row
+from analyzer.capacity import Verdict
+from analyzer.runner import Events, SweepResult
+from analyzer.space import Candidate
+from analyzer.spec import STRATEGIES, SweepSpec, load_spec
+from analyzer.store import MEASUREMENT_COLUMNS, RUN_FILES, RunStore, measurement_row
+from analyzer.sweep import SweepOptions, run_sweep
 
 TABLE_COLUMNS = [
     "load_mode", "load_level", "throughput_rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
@@ -255,6 +262,167 @@ def profile(
             _err(f"interrupted: measured {len(results)} of {len(loads)} levels")
             return 130
         return 0
+
+    run_guarded(body)
+
+
+class SweepProgress:
+    """Live sweep progress on stderr: one line per config and per load level, with time left."""
+
+    def __init__(self, budget_ms: float, percentile: float, quiet: bool) -> None:
+        self.budget_ms = budget_ms
+        self.label = f"p{percentile:g}"
+        self.quiet = quiet
+        self.started = time.monotonic()
+        self.done = 0
+        self.total = 0
+
+    def _eta(self) -> str:
+        elapsed = time.monotonic() - self.started
+        if self.done == 0 or self.total <= self.done:
+            return f"elapsed {elapsed:.0f} s"
+        left = elapsed / self.done * (self.total - self.done)
+        return f"elapsed {elapsed:.0f} s, ~{left:.0f} s left"
+
+    def events(self) -> Events:
+        """The runner callbacks that print this progress."""
+        return Events(
+            config_start=self.config_start, level=self.level, config_done=self.config_done, message=self.message,
+        )
+
+    def _echo(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text, err=True)
+
+    def config_start(self, cand: Candidate, number: int, total: int) -> None:
+        """A config is about to be loaded."""
+        self.total = max(total, number)
+        self._echo(f"[config {number}/{self.total}] {cand.config_id}: instances {cand.instance_count}, "
+                   f"max_batch_size {cand.max_batch_size}, queue delay "
+                   f"{'-' if cand.max_queue_delay_us is None else str(cand.max_queue_delay_us) + ' us'}  ({self._eta()})")
+
+    def level(self, cand: Candidate, m: Measurement, verdict: Verdict) -> None:
+        """A load level was measured."""
+        value = {"p50": m.p50_ms, "p90": m.p90_ms, "p95": m.p95_ms}.get(self.label, m.p99_ms)
+        self._echo(f"    {m.load_mode} {m.load_level:g}: {m.throughput_rps:8.1f} req/s  {self.label} {value:8.2f} ms"
+                   f"  {'meets' if verdict.meets else verdict.status}  ({self._eta()})")
+
+    def config_done(self, cand: Candidate, row: dict[str, Any]) -> None:
+        """A config finished (measured, pruned or failed)."""
+        self.done += 1
+        if row["status"] == "failed":
+            self._echo(f"    -> failed: {row['error']}")
+        elif row["capacity_rps"] > 0:
+            self._echo(f"    -> capacity {row['capacity_rps']:.1f} req/s at {row['load_mode']} "
+                       f"{row['capacity_level']:g} ({self.label} {row['p99_ms']:.2f} ms){'  [pruned]' if row['status'] == 'pruned' else ''}")
+        else:
+            self._echo(f"    -> no load level met the budget of {self.budget_ms:g} ms "
+                       f"(best {self.label} {row['closest_p99_ms']:.2f} ms)")
+
+    def message(self, text: str) -> None:
+        """A note from the runner."""
+        self._echo(f"    note: {text}")
+
+
+def print_result(result: SweepResult, store: RunStore) -> None:
+    """The answer and where everything is (stdout)."""
+    summary = result.summary
+    best = summary.get("best")
+    click.echo(f"run directory: {store.dir}")
+    click.echo(f"configs tried: {summary['configs_tried']} ({summary['configs_failed']} failed, "
+               f"{summary.get('configs_pruned', 0)} pruned) in {summary['wall_s']:.0f} s"
+               + (f"; stopped: {result.stop_reason}" if result.stop_reason else ""))
+    if best:
+        delay = best["max_queue_delay_us"]
+        click.echo(
+            f"best config: {best['config_id']} (instances {best['instance_count']}, max_batch_size "
+            f"{best['max_batch_size']}, max_queue_delay_us {'-' if delay is None else delay})"
+        )
+        click.echo(
+            f"  {best['throughput_rps']:.1f} req/s with p{summary['percentile']:g} {best['p99_ms']:.2f} ms "
+            f"(budget {summary['budget_ms']:g} ms) at {best['load_mode']} {best['load_level']:g}"
+        )
+        click.echo(f"  config.pbtxt: {best['config_pbtxt']}")
+    else:
+        close = summary.get("closest")
+        click.echo(f"no config met the budget of {summary['budget_ms']:g} ms" + (
+            f"; closest: {close['config_id']} with p{summary['percentile']:g} {close['best_p99_ms']:.2f} ms" if close else ""))
+    for name in ("summary", "measurements", "configs", "study", "report", "server_log"):
+        path = store.path(name)
+        if path.exists():
+            click.echo(f"  {RUN_FILES[name]}: {path}")
+    if result.interrupted:
+        click.echo(f"stopped before the end; continue with: tritune sweep --resume {store.dir}", err=True)
+
+
+def sweep_body(spec: SweepSpec | None, options: SweepOptions, quiet: bool) -> int:
+    """Run or resume a sweep with progress and Ctrl-C handling; returns the exit code."""
+    stop = StopToken()
+    budget = spec.budget_ms if spec else 0.0
+    progress = SweepProgress(budget, spec.percentile if spec else 99.0, quiet)
+    with ctrl_c_stops(stop):
+        result, store = run_sweep(spec, options, events=progress.events(), stop=stop)
+    print_result(result, store)
+    if result.interrupted:
+        return 130
+    return result.exit_code
+
+
+@main.command()
+@click.argument("spec_file", required=False, type=click.Path())
+@click.option("--url", help="Tune a running server at HOST:PORT (explicit model-control mode) instead of launching one.")
+@click.option("--budget-ms", type=float, help="Latency budget in ms (overrides the spec).")
+@click.option("--strategy", type=click.Choice(STRATEGIES), help="Search strategy (overrides the spec).")
+@click.option("--max-trials", type=int, help="Most configs to measure (overrides the spec).")
+@click.option("--time-budget", "time_budget_s", type=float, help="Stop starting new configs after this many seconds.")
+@click.option("--protocol", type=click.Choice(PROTOCOLS), help="Protocol for requests (overrides the spec).")
+@click.option("--out", type=click.Path(), help="Directory under which the run directory is created (default reports/).")
+@click.option("--resume", "resume", type=click.Path(), help="Continue the sweep in this run directory.")
+@click.option("--server-port", type=int, help="HTTP port of the launched server (gRPC = +1, metrics = +2).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def sweep(spec_file: str | None, url: str | None, budget_ms: float | None, strategy: str | None,
+          max_trials: int | None, time_budget_s: float | None, protocol: str | None, out: str | None,
+          resume: str | None, server_port: int | None, quiet: bool) -> None:
+    """Sweep the configs of SPEC_FILE and write the best config.pbtxt (exit 3: none met the budget)."""
+
+    def body() -> int:
+        if spec_file is None and resume is None:
+            raise UsageError("give a sweep spec (SPEC.yaml), or --resume RUN_DIR")
+        if budget_ms is not None and budget_ms <= 0:
+            raise UsageError(f"--budget-ms must be > 0, not {budget_ms:g}")
+        if max_trials is not None and max_trials < 1:
+            raise UsageError(f"--max-trials must be >= 1, not {max_trials}")
+        spec = load_spec(spec_file) if spec_file else None
+        overrides = dict(url=url, budget_ms=budget_ms, strategy=strategy, max_trials=max_trials,
+                         time_budget_s=time_budget_s, protocol=protocol)
+        if spec is not None:
+            spec = spec.with_overrides(**overrides)
+        elif resume and any(v is not None for k, v in overrides.items() if k not in ("max_trials", "time_budget_s")):
+            raise UsageError("with --resume alone only --max-trials and --time-budget may change; pass the spec to compare")
+        if spec is None and resume:
+            # Resume from the run's own spec, with a larger trial or time budget if asked.
+            from analyzer.sweep import _resume_spec  # local: only needed here
+
+            spec = _resume_spec(RunStore.open(resume), None).with_overrides(max_trials=max_trials, time_budget_s=time_budget_s)
+        return sweep_body(spec, SweepOptions(out=out, resume=resume, server_port=server_port), quiet)
+
+    run_guarded(body)
+
+
+@main.command()
+@click.option("--out", type=click.Path(), help="Directory under which the run directory is created (default reports/).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def demo(out: str | None, quiet: bool) -> None:
+    """The main job on the embedded default: sweep the bundled demo model on a local server."""
+
+    def body() -> int:
+        spec_path = Path(__file__).resolve().parent.parent / "sweeps" / "demo.yaml"
+        if not spec_path.is_file():
+            raise UsageError(
+                f"the demo spec is missing ({spec_path})",
+                hint="run tritune from a clone of the repository installed with `pip install -e '.[server]'`",
+            )
+        return sweep_body(load_spec(spec_path), SweepOptions(out=out), quiet)
 
     run_guarded(body)
 

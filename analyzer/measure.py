@@ -74,13 +74,15 @@ def quantile_ci(sorted_values: np.ndarray, q: float, confidence: float = 0.95) -
 
 @dataclass(frozen=True)
 class WindowStat:
-    """Throughput and tail latency of one measurement window."""
+    """Throughput and tail latency of one measurement window (p99 with its 95 % interval)."""
 
     start: float
     end: float
     requests: int
     throughput_rps: float
     p99_ms: float
+    p99_low_ms: float = math.nan
+    p99_high_ms: float = math.nan
 
 
 def window_stat(records: Records, start: float, end: float, q: float = 99) -> WindowStat:
@@ -88,24 +90,51 @@ def window_stat(records: Records, start: float, end: float, q: float = 99) -> Wi
     mask = records.ok & (records.done >= start) & (records.done < end)
     lat = np.sort(records.latency_s[mask]) * 1e3
     span = max(end - start, 1e-9)
-    return WindowStat(start, end, int(mask.sum()), float(mask.sum() / span), percentile(lat, q))
+    lo, hi = quantile_ci(lat, q)
+    return WindowStat(start, end, int(mask.sum()), float(mask.sum() / span), percentile(lat, q), lo, hi)
+
+
+def _within(values: Sequence[float], tolerance: float) -> bool:
+    mean = float(np.mean(values))
+    if not math.isfinite(mean) or mean <= 0:
+        return False
+    return max(abs(v - mean) for v in values) <= tolerance * mean
+
+
+def _intervals_overlap(windows: Sequence[WindowStat]) -> bool:
+    # An unknown bound (too few samples for it) cannot rule agreement out on that side.
+    lows = [w.p99_low_ms if math.isfinite(w.p99_low_ms) else -math.inf for w in windows]
+    highs = [w.p99_high_ms if math.isfinite(w.p99_high_ms) else math.inf for w in windows]
+    return max(lows) <= min(highs)
 
 
 def is_stable(windows: Sequence[WindowStat], tolerance: float = DEFAULT_TOLERANCE, count: int = STABLE_WINDOWS) -> bool:
-    """True when the last `count` windows agree: throughput and p99 each within
-    `tolerance` of their mean (perf_analyzer's rule, applied to p99 as well)."""
+    """True when the last `count` windows agree.
+
+    Throughput must be within `tolerance` of the mean (perf_analyzer's rule). The p99 must be too,
+    or else the windows' p99 confidence intervals must share a point: a difference that sampling
+    noise explains is not instability (with a few hundred requests per window, one p99 is a
+    handful of requests and jumps by more than 10 % on its own).
+    """
     if len(windows) < count:
         return False
     last = windows[-count:]
     if any(w.requests == 0 for w in last):
         return False
-    for values in ([w.throughput_rps for w in last], [w.p99_ms for w in last]):
-        mean = float(np.mean(values))
-        if not math.isfinite(mean) or mean <= 0:
-            return False
-        if max(abs(v - mean) for v in values) > tolerance * mean:
-            return False
-    return True
+    if not _within([w.throughput_rps for w in last], tolerance):
+        return False
+    return _within([w.p99_ms for w in last], tolerance) or _intervals_overlap(last)
+
+
+def span_windows(windows: Sequence[WindowStat], min_requests: int, count: int = STABLE_WINDOWS) -> int:
+    """How many trailing windows a summary should use: at least `count`, more until they hold
+    `min_requests` requests (all windows when even that is not enough)."""
+    total = 0
+    for i, w in enumerate(reversed(windows), start=1):
+        total += w.requests
+        if i >= count and total >= min_requests:
+            return i
+    return len(windows)
 
 
 @dataclass
@@ -131,6 +160,7 @@ class Measurement:
     duration_s: float
     offered_rps: float = math.nan
     send_lag_p99_ms: float = math.nan
+    over_budget: int = -1  # requests slower than the budget (-1: no budget given)
     avg_batch_size: float = math.nan
     server_requests: int = 0
     server_queue_ms: float = math.nan
@@ -172,6 +202,7 @@ def summarize(
     windows: int,
     stable: bool,
     confidence: float = 0.95,
+    budget_ms: float | None = None,
 ) -> Measurement:
     """Measure a span: latencies of requests *scheduled* in it (however late they finished),
     throughput from the successful completions inside it, every error counted by kind."""
@@ -184,6 +215,8 @@ def summarize(
     kinds = error_breakdown(mine)
     lo, hi = quantile_ci(lat, 99, confidence)
     lag = np.sort((mine.sent - mine.scheduled)[ok]) * 1e3
+    # Requests over the budget: slow successes plus every request that never finished.
+    over = -1 if budget_ms is None else int((lat > budget_ms).sum() + kinds.get("unfinished", 0))
     return Measurement(
         load_mode=load_mode,
         load_level=load_level,
@@ -204,4 +237,5 @@ def summarize(
         duration_s=duration,
         offered_rps=float(len(mine) / duration) if load_mode == "rate" else math.nan,
         send_lag_p99_ms=percentile(lag, 99),
+        over_budget=over,
     )

@@ -81,3 +81,29 @@ def knobs_of(config: mc.ModelConfig | Mapping[str, Any]) -> Knobs:
         preferred_batch_size=tuple(config.dynamic_batching.preferred_batch_size) if has_db else (),
         instance_kind=kind,
     )
+
+
+def apply_candidate(base: mc.ModelConfig, candidate: Any) -> mc.ModelConfig:
+    """A copy of `base` with a candidate's knobs applied (base is not modified).
+
+    Instance groups collapse to one group of the candidate's kind and count. Dynamic batching is
+    enabled with the candidate's queue delay (or removed when it has none). Preferred batch sizes
+    are the candidate's: a base config's own (or server-filled) sizes would otherwise pin the
+    batcher to sizes chosen for another max_batch_size.
+    """
+    config = mc.ModelConfig()
+    config.CopyFrom(base)
+    kind = mc.ModelInstanceGroup.Kind.Value(candidate.instance_kind)
+    group = mc.ModelInstanceGroup(count=candidate.instance_count, kind=kind)
+    if base.instance_group and base.instance_group[0].kind == kind:
+        group.gpus.extend(base.instance_group[0].gpus)  # keep the base's GPU pinning for GPU kinds
+    del config.instance_group[:]
+    config.instance_group.append(group)
+    config.max_batch_size = candidate.max_batch_size
+    if candidate.max_queue_delay_us is None:
+        config.ClearField("dynamic_batching")
+    else:
+        config.dynamic_batching.max_queue_delay_microseconds = candidate.max_queue_delay_us
+        del config.dynamic_batching.preferred_batch_size[:]
+        config.dynamic_batching.preferred_batch_size.extend(candidate.preferred_batch_size)
+    return config

@@ -15,15 +15,17 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from analyzer.load.generator import InferClient, LoadRun, now
+from analyzer.load.clients import GrpcInferClient, HttpInferClient, make_client
+from analyzer.load.generator import LoadRun, now
 from analyzer.load.inputs import TensorSpec, random_tensor
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure import (
-    DEFAULT_TOLERANCE,
     STABLE_WINDOWS,
+    DEFAULT_TOLERANCE,
     Measurement,
     WindowStat,
     is_stable,
+    span_windows,
     summarize,
     window_stat,
 )
@@ -54,6 +56,8 @@ class MeasureSettings:
     drain_s: float = 10.0
     max_inflight: int = 4096
     confidence: float = 0.95
+    min_requests: int = 0  # keep measuring until the summarised windows hold this many requests
+    budget_ms: float | None = None  # count requests over it (for the budget verdict)
 
     def __post_init__(self) -> None:
         if self.window_s <= 0:
@@ -181,7 +185,7 @@ def attach_server_view(m: Measurement, first: Snapshot, last: Snapshot) -> None:
 
 
 async def measure_level(
-    client: InferClient,
+    client: GrpcInferClient | HttpInferClient,
     probe: Probe,
     load: LoadSpec,
     settings: MeasureSettings,
@@ -211,13 +215,14 @@ async def measure_level(
             stable = len(windows) >= settings.min_windows and is_stable(windows, settings.tolerance)
             if on_window is not None:
                 on_window(load, len(windows), windows[-1], stable)
-            if stable:
+            used = span_windows(windows, settings.min_requests)
+            if stable and sum(w.requests for w in windows[-used:]) >= settings.min_requests:
                 break
     finally:
         records = await run.stop(settings.drain_s)
     if not windows:
         return None
-    used = min(STABLE_WINDOWS, len(windows))
+    used = span_windows(windows, settings.min_requests)
     m = summarize(
         records,
         windows[-used].start,
@@ -227,6 +232,7 @@ async def measure_level(
         windows=len(windows),
         stable=stable,
         confidence=settings.confidence,
+        budget_ms=settings.budget_ms,
     )
     attach_server_view(m, snaps[-used - 1], snaps[-1])
     return m
@@ -252,10 +258,7 @@ async def measure_levels(
     stop: StopToken | None = None,
 ) -> list[Measurement]:
     """Measure each load level in turn with one client; stops early on `stop`."""
-    conn_limit = max(64, int(max((l.level for l in loads if l.closed_loop), default=0)) + 16, settings.max_inflight)
-    client = InferClient(
-        protocol, url, model, make_tensors(specs), timeout_s=settings.request_timeout_s, conn_limit=conn_limit
-    )
+    client = make_client(protocol, url, model, make_tensors(specs), timeout_s=settings.request_timeout_s)
     results: list[Measurement] = []
     try:
         for load in loads:

@@ -1,14 +1,25 @@
 """The run directory and its tables (see DESIGN.md, "Run directory").
 
-measurements.csv has one row per (config, load level) measurement; the column names here are a
-contract shared with `tritune profile --format csv|json`, the report and the dashboard.
+Everything is written as the sweep goes: a row is appended (and flushed to disk) the moment a
+measurement or a config finishes, and summary.json is replaced atomically after every config,
+so a run killed at any point keeps all it had finished. measurements.csv has one row per
+(config, load level) measurement; its column names are a contract shared with
+`tritune profile --format csv|json`, the report and the dashboard.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import math
-from typing import Any
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable
 
+import pandas as pd
+
+from analyzer.errors import UsageError
 from analyzer.measure import Measurement
 from analyzer.modelconfig import Knobs
 
@@ -49,7 +60,42 @@ MEASUREMENT_COLUMNS = [
     "server_rss_mb",
     "gpu_util_pct",
     "gpu_mem_mb",
+    "over_budget",
+    "verdict",
+    "verdict_reason",
 ]
+
+CONFIG_COLUMNS = [
+    "config_id",
+    "instance_count",
+    "max_batch_size",
+    "max_queue_delay_us",
+    "preferred_batch_size",
+    "instance_kind",
+    "status",  # ok | failed | pruned
+    "error",
+    "capacity_rps",
+    "capacity_level",
+    "p99_ms",  # at the capacity level
+    "p50_ms",
+    "meets_budget",
+    "closest_p99_ms",  # lowest tail latency seen at any level (what to name when nothing meets)
+    "levels_measured",
+    "load_mode",
+    "trial",
+    "wall_s",
+    "finished_at",
+]
+
+RUN_FILES = {
+    "spec": "spec.yaml",
+    "study": "study.db",
+    "measurements": "measurements.csv",
+    "configs": "configs.csv",
+    "summary": "summary.json",
+    "report": "report.html",
+    "server_log": "server.log",
+}
 
 
 def measurement_row(config_id: str, knobs: Knobs, m: Measurement, meets_budget: bool | None) -> dict[str, Any]:
@@ -65,3 +111,161 @@ def measurement_row(config_id: str, knobs: Knobs, m: Measurement, meets_budget: 
     return {col: row.get(col) for col in MEASUREMENT_COLUMNS} | {
         k: v for k, v in row.items() if k not in MEASUREMENT_COLUMNS
     }
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return value
+
+
+class RunStore:
+    """One run directory: its files, appended tables and atomically replaced summary."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.dir = Path(run_dir)
+
+    def path(self, name: str) -> Path:
+        """Path of a run file by its key in RUN_FILES (e.g. 'measurements')."""
+        return self.dir / RUN_FILES[name]
+
+    @property
+    def storage_url(self) -> str:
+        """Optuna storage URL of the run's study."""
+        return f"sqlite:///{self.path('study').resolve()}"
+
+    @staticmethod
+    def create(out_root: str | Path | None, model: str, run_dir: str | Path | None = None) -> "RunStore":
+        """Make a new run directory (default reports/<model>-<YYYYmmdd-HHMMSS>/ under out_root).
+
+        Raises UsageError when the place is not writable, before anything is measured.
+        """
+        if run_dir is None:
+            root = Path(out_root) if out_root is not None else Path("reports")
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            run_dir = root / f"{model}-{stamp}"
+            n = 1
+            while Path(run_dir).exists():
+                n += 1
+                run_dir = root / f"{model}-{stamp}-{n}"
+        path = Path(run_dir)
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            probe = path / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except FileExistsError:
+            raise UsageError(f"run directory {path} already exists", hint="use --resume to continue it, or another --out") from None
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the run directory {path}: {exc.strerror}",
+                hint="pass --out with a directory you can write to",
+            ) from None
+        return RunStore(path)
+
+    @staticmethod
+    def open(run_dir: str | Path) -> "RunStore":
+        """An existing run directory (to resume or report on); UsageError when it is not one."""
+        store = RunStore(run_dir)
+        if not store.dir.is_dir():
+            raise UsageError(f"{store.dir} is not a directory", hint="pass a run directory written by `tritune sweep`")
+        if not store.path("spec").is_file():
+            raise UsageError(
+                f"{store.dir} is not a tritune run directory (no {RUN_FILES['spec']})",
+                hint="pass a run directory written by `tritune sweep`",
+            )
+        if not os.access(store.dir, os.W_OK):
+            raise UsageError(f"run directory {store.dir} is not writable")
+        return store
+
+    # -- tables --------------------------------------------------------------------------------
+    def _append(self, name: str, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:
+        path = self.path(name)
+        new = not path.exists() or path.stat().st_size == 0
+        with open(path, "a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            for row in rows:
+                writer.writerow({k: _clean(row.get(k)) for k in columns})
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def append_measurement(self, row: dict[str, Any]) -> None:
+        """Append one measurements.csv row (durable when this returns)."""
+        self._append("measurements", MEASUREMENT_COLUMNS, [row])
+
+    def append_config(self, row: dict[str, Any]) -> None:
+        """Append one configs.csv row (durable when this returns)."""
+        self._append("configs", CONFIG_COLUMNS, [row])
+
+    def _read(self, name: str, columns: list[str]) -> pd.DataFrame:
+        path = self.path(name)
+        if not path.exists() or path.stat().st_size == 0:
+            return pd.DataFrame(columns=columns)
+        try:
+            frame = pd.read_csv(path)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+            raise UsageError(f"{path} is not a readable table: {exc}") from None
+        missing = [c for c in ("config_id",) if c not in frame.columns]
+        if missing:
+            raise UsageError(f"{path} has no column {missing[0]!r}: not a tritune table")
+        return frame
+
+    def measurements(self) -> pd.DataFrame:
+        """measurements.csv as a DataFrame (empty with the right columns when absent)."""
+        return self._read("measurements", MEASUREMENT_COLUMNS)
+
+    def configs(self) -> pd.DataFrame:
+        """configs.csv as a DataFrame (empty with the right columns when absent)."""
+        return self._read("configs", CONFIG_COLUMNS)
+
+    def keep_only_configs(self, finished: set[str]) -> int:
+        """Drop measurement and config rows of configs not in `finished` (a config that was in
+        flight when a run died is measured again on resume); returns rows dropped."""
+        dropped = 0
+        for name, columns in (("measurements", MEASUREMENT_COLUMNS), ("configs", CONFIG_COLUMNS)):
+            frame = self._read(name, columns)
+            if frame.empty:
+                continue
+            keep = frame[frame["config_id"].astype(str).isin(finished)]
+            if name == "configs":
+                keep = keep.drop_duplicates("config_id", keep="last")
+            dropped += len(frame) - len(keep)
+            if len(keep) != len(frame):
+                tmp = self.path(name).with_suffix(".tmp")
+                keep.to_csv(tmp, index=False)
+                os.replace(tmp, self.path(name))
+        return dropped
+
+    # -- documents -----------------------------------------------------------------------------
+    def write_json(self, name: str, data: Any) -> None:
+        """Replace a JSON file atomically (a reader never sees half of it)."""
+        path = self.path(name)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+        os.replace(tmp, path)
+
+    def read_summary(self) -> dict[str, Any] | None:
+        """summary.json, or None when it is missing or unreadable."""
+        try:
+            return json.loads(self.path("summary").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def write_best_config(self, model: str, pbtxt: str) -> Path:
+        """Write best/<model>/config.pbtxt; returns its path."""
+        path = self.dir / "best" / model / "config.pbtxt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(pbtxt)
+        os.replace(tmp, path)
+        return path
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()  # numpy scalars
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -39,7 +39,7 @@ def triton_server(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) ->
     try:
         assert server.endpoint is not None
         with ServerControl(server.endpoint, "grpc") as control:
-            for name in ("identity", "demo_mlp", "sleepy", "nobatch"):
+            for name in ("identity", "demo_mlp", "sleepy", "nobatch", "picky"):
                 control.load_model(name)
         yield server
     finally:

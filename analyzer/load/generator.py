@@ -17,7 +17,6 @@ from typing import Any, Awaitable, Callable
 
 import numpy as np
 
-from analyzer.load.inputs import TensorSpec
 from analyzer.load.shapes import LoadSpec, arrival_offsets
 
 OK = "ok"
@@ -125,58 +124,6 @@ def classify_error(exc: BaseException) -> str:
 
 
 InferFn = Callable[[], Awaitable[Any]]
-
-
-class InferClient:
-    """One model's inference over tritonclient's asyncio clients (gRPC or HTTP).
-
-    Input tensors are built once and reused: every request carries the same random data, which
-    keeps the client's per-request work small.
-    """
-
-    def __init__(
-        self,
-        protocol: str,
-        url: str,
-        model: str,
-        tensors: list[tuple[TensorSpec, np.ndarray]],
-        *,
-        timeout_s: float = 30.0,
-        conn_limit: int = 1024,
-    ) -> None:
-        self.protocol = protocol
-        self.model = model
-        self.timeout_s = timeout_s
-        if protocol == "grpc":
-            import tritonclient.grpc.aio as aioclient
-            import tritonclient.grpc as grpcmod
-
-            self._client: Any = aioclient.InferenceServerClient(url)
-            infer_input = grpcmod.InferInput
-        elif protocol == "http":
-            import tritonclient.http.aio as aioclient  # type: ignore[no-redef]
-            import tritonclient.http as httpmod
-
-            self._client = aioclient.InferenceServerClient(url, conn_limit=conn_limit, conn_timeout=timeout_s)
-            infer_input = httpmod.InferInput  # type: ignore[assignment]
-        else:
-            raise ValueError(f"unknown protocol {protocol!r}")
-        self._inputs = []
-        for spec, data in tensors:
-            tensor = infer_input(spec.name, list(spec.shape), spec.datatype)
-            tensor.set_data_from_numpy(data)
-            self._inputs.append(tensor)
-
-    async def infer(self) -> None:
-        """Send one request and wait for its response (raises on any failure)."""
-        if self.protocol == "grpc":
-            await self._client.infer(self.model, self._inputs, client_timeout=self.timeout_s)
-        else:
-            await self._client.infer(self.model, self._inputs)
-
-    async def close(self) -> None:
-        """Close the connections."""
-        await self._client.close()
 
 
 class LoadRun:

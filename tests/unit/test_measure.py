@@ -66,8 +66,9 @@ def test_ci_coverage_is_at_least_nominal() -> None:
     assert 0.93 <= hits / trials <= 0.995
 
 
-def _win(tp: float, p99: float, n: int = 100) -> WindowStat:
-    return WindowStat(0.0, 1.0, n, tp, p99)
+def _win(tp: float, p99: float, n: int = 5000, ci: float = 0.02) -> WindowStat:
+    # A window whose p99 is known to +-2 % unless said otherwise.
+    return WindowStat(0.0, 1.0, n, tp, p99, p99 * (1 - ci), p99 * (1 + ci))
 
 
 def test_stability_rule() -> None:
@@ -78,6 +79,15 @@ def test_stability_rule() -> None:
     assert not is_stable([_win(100, 10), _win(100, 10), _win(0, math.nan, 0)], 0.10)
     # Only the last three count.
     assert is_stable([_win(10, 99), _win(100, 10), _win(101, 10), _win(99, 10)], 0.10)
+
+
+def test_p99_differences_within_sampling_noise_are_stable() -> None:
+    # Few requests per window: each p99 is uncertain by +-40 %, so 10 vs 14 ms is noise.
+    noisy = [_win(100, 10, 300, 0.4), _win(100, 14, 300, 0.4), _win(100, 10, 300, 0.4)]
+    assert is_stable(noisy, 0.10)
+    # Unknown upper bounds (too few samples) cannot rule agreement out.
+    unknown = [WindowStat(0, 1, 50, 100, p, math.nan, math.nan) for p in (5.0, 9.0, 6.0)]
+    assert is_stable(unknown, 0.10)
 
 
 def _records(scheduled, sent, done, error, kinds=("ok",)) -> Records:

@@ -1,0 +1,199 @@
+"""Inference clients for the load generator: one request's round trip, as cheaply as possible.
+
+gRPC goes through tritonclient's asyncio client. HTTP uses a lean keep-alive HTTP/1.1 client:
+the request body is built once by tritonclient (`generate_request_body`, binary tensor
+extension) and responses are parsed by httptools. The reason is measured, not taste: on this
+project's 2-core machines the client shares the CPUs with the server, and per request tritonclient's
+aiohttp-based client spent ~360-410 us of CPU and gRPC ~300-430 us, against ~50-120 us here
+(numbers in the README); a heavy client steals the CPU the server is being measured with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import quote
+
+import httptools
+import numpy as np
+
+from analyzer.load.inputs import TensorSpec
+
+Tensors = list[tuple[TensorSpec, np.ndarray]]
+
+
+class ServerRequestError(Exception):
+    """The server answered a request with an error status."""
+
+    def __init__(self, status: int | str, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self._status = status
+
+    def status(self) -> str:
+        """The status code, like tritonclient's InferenceServerException.status()."""
+        return str(self._status)
+
+
+class GrpcInferClient:
+    """Requests over gRPC with tritonclient.grpc.aio; inputs are built once and reused."""
+
+    def __init__(self, url: str, model: str, tensors: Tensors, timeout_s: float) -> None:
+        import tritonclient.grpc as grpcmod
+        import tritonclient.grpc.aio as aioclient
+
+        self.model = model
+        self.timeout_s = timeout_s
+        self._client = aioclient.InferenceServerClient(url)
+        self._inputs = []
+        for spec, data in tensors:
+            tensor = grpcmod.InferInput(spec.name, list(spec.shape), spec.datatype)
+            tensor.set_data_from_numpy(data)
+            self._inputs.append(tensor)
+
+    async def infer(self) -> None:
+        """One request; raises on any failure."""
+        await self._client.infer(self.model, self._inputs, client_timeout=self.timeout_s)
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._client.close()
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection carrying one request at a time."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.body: list[bytes] = []
+        self.closed = False
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(ConnectionError(f"bad HTTP response: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(ConnectionResetError("connection closed by the server"))
+
+    # httptools callbacks
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        status = self.parser.get_status_code()
+        body = b"".join(self.body) if status != 200 else b""
+        self.body = []
+        if waiter is not None and not waiter.done():
+            waiter.set_result((status, body))
+
+    def _fail(self, exc: Exception) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class HttpInferClient:
+    """Requests over HTTP/1.1 keep-alive connections (a pool; one request per connection)."""
+
+    def __init__(self, url: str, model: str, tensors: Tensors, timeout_s: float) -> None:
+        import tritonclient.http as httpmod
+
+        host, _, port = url.rpartition(":")
+        self.host, self.port = host.strip("[]"), int(port)
+        self.timeout_s = timeout_s
+        inputs = []
+        for spec, data in tensors:
+            tensor = httpmod.InferInput(spec.name, list(spec.shape), spec.datatype)
+            tensor.set_data_from_numpy(data, binary_data=True)
+            inputs.append(tensor)
+        body, json_size = httpmod.InferenceServerClient.generate_request_body(inputs)
+        head = [
+            f"POST /v2/models/{quote(model)}/infer HTTP/1.1",
+            f"Host: {url}",
+            "Content-Type: application/octet-stream",
+            f"Content-Length: {len(body)}",
+        ]
+        if json_size is not None:
+            head.append(f"Inference-Header-Content-Length: {json_size}")
+        self._request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        self._idle: list[_Connection] = []
+        self._all: set[_Connection] = set()
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(_Connection, self.host, self.port)
+        self._all.add(conn)
+        return conn
+
+    async def infer(self) -> None:
+        """One request; raises on any failure (timeouts as asyncio.TimeoutError)."""
+        conn = None
+        while self._idle:
+            candidate = self._idle.pop()
+            if not candidate.closed:
+                conn = candidate
+                break
+            self._all.discard(candidate)
+        if conn is None:
+            conn = await self._connect()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+        conn.waiter = waiter
+        assert conn.transport is not None
+        conn.transport.write(self._request)
+        timer = loop.call_later(self.timeout_s, _expire, waiter)
+        try:
+            status, body = await waiter
+        except BaseException:
+            # Timed out, cancelled or broken: the connection's state is unknown, never reuse it.
+            conn.close()
+            self._all.discard(conn)
+            raise
+        finally:
+            timer.cancel()
+        self._idle.append(conn)
+        if status != 200:
+            raise ServerRequestError(status, _error_text(body))
+
+    async def close(self) -> None:
+        """Close every connection."""
+        for conn in list(self._all):
+            conn.close()
+        self._all.clear()
+        self._idle.clear()
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(asyncio.TimeoutError())
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        return str(json.loads(body).get("error", body[:200]))
+    except (ValueError, AttributeError):
+        return body[:200].decode("utf-8", "replace")
+
+
+def make_client(protocol: str, url: str, model: str, tensors: Tensors, timeout_s: float = 30.0) -> GrpcInferClient | HttpInferClient:
+    """The inference client for `protocol` ("grpc" or "http")."""
+    if protocol == "grpc":
+        return GrpcInferClient(url, model, tensors, timeout_s)
+    if protocol == "http":
+        return HttpInferClient(url, model, tensors, timeout_s)
+    raise ValueError(f"unknown protocol {protocol!r}")

@@ -1,0 +1,304 @@
+"""The sweep loop: ask -> apply -> load -> measure -> store -> tell, one config at a time.
+
+This is the only module that wires the stages together. Everything it learns is written to the
+run directory the moment it is known; progress goes out through callbacks (the CLI prints
+them); a StopToken ends the sweep after the current measurement window, leaving a run that
+`--resume` continues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from analyzer.capacity import CapacityResult, LevelSearch, Verdict, required_requests, search_capacity
+from analyzer.choose import best_config, build_summary
+from analyzer.errors import EXIT_NO_CONFIG, EXIT_OK, ModelLoadError, ServerError
+from analyzer.load.clients import make_client
+from analyzer.load.shapes import LoadSpec
+from analyzer.measure import Measurement, WindowStat
+from analyzer.modelconfig import ModelConfig, apply_candidate, knobs_of, to_dict, to_pbtxt
+from analyzer.profiler import MeasureSettings, Probe, StopToken, make_tensors, measure_level
+from analyzer.search.base import Outcome, Search
+from analyzer.server.session import ModelInfo, ServerSession
+from analyzer.space import Candidate
+from analyzer.spec import SweepSpec
+from analyzer.store import RunStore, measurement_row
+
+
+@dataclass
+class Events:
+    """Progress callbacks (all optional). The runner never prints."""
+
+    config_start: Callable[[Candidate, int, int], None] | None = None  # cand, number, upper bound of total
+    window: Callable[[Candidate, LoadSpec, int, WindowStat, bool], None] | None = None
+    level: Callable[[Candidate, Measurement, Verdict], None] | None = None
+    config_done: Callable[[Candidate, dict[str, Any]], None] | None = None
+    message: Callable[[str], None] | None = None
+
+
+@dataclass
+class SweepResult:
+    """How a sweep ended."""
+
+    summary: dict[str, Any]
+    exit_code: int
+    interrupted: bool
+    stop_reason: str
+    best_pbtxt: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def measure_settings(spec: SweepSpec) -> MeasureSettings:
+    """Measurement settings of a sweep: the spec's windows, plus enough requests for a
+    trustworthy percentile claim against its budget."""
+    plan = spec.load
+    return MeasureSettings(
+        window_s=plan.window_s,
+        warmup_s=plan.warmup_s,
+        max_windows=plan.max_windows,
+        tolerance=plan.stability_pct / 100.0,
+        request_timeout_s=plan.request_timeout_s,
+        drain_s=min(plan.request_timeout_s, 30.0),
+        min_requests=required_requests(0, spec.percentile, spec.confidence),
+        budget_ms=spec.budget_ms,
+    )
+
+
+def config_row(cand: Candidate, result: CapacityResult | None, *, status: str, error: str, mode: str,
+               trial: int, wall_s: float, percentile: float) -> dict[str, Any]:
+    """One configs.csv row."""
+    at = result.at_capacity() if result else None
+    closest = result.closest(percentile) if result else None
+    return {
+        "config_id": cand.config_id,
+        "instance_count": cand.instance_count,
+        "max_batch_size": cand.max_batch_size,
+        "max_queue_delay_us": cand.max_queue_delay_us if cand.max_queue_delay_us is not None else math.nan,
+        "preferred_batch_size": " ".join(map(str, cand.preferred_batch_size)),
+        "instance_kind": cand.instance_kind,
+        "status": status,
+        "error": error,
+        "capacity_rps": result.capacity_rps if result else 0.0,
+        "capacity_level": result.level if result and result.level is not None else math.nan,
+        "p99_ms": at.p99_ms if at else math.nan,
+        "p50_ms": at.p50_ms if at else math.nan,
+        "meets_budget": bool(result and result.capacity_rps > 0),
+        "closest_p99_ms": closest.p99_ms if closest else math.nan,
+        "levels_measured": len(result.measurements) if result else 0,
+        "load_mode": mode,
+        "trial": trial,
+        "wall_s": round(wall_s, 2),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+class SweepRunner:
+    """Runs one sweep against one server session."""
+
+    def __init__(
+        self,
+        spec: SweepSpec,
+        store: RunStore,
+        session: ServerSession,
+        model: ModelInfo,
+        base_config: ModelConfig,
+        search: Search,
+        *,
+        events: Events | None = None,
+        stop: StopToken | None = None,
+        previous_wall_s: float = 0.0,
+    ) -> None:
+        self.spec = spec
+        self.store = store
+        self.session = session
+        self.model = model
+        self.base_config = base_config
+        self.search = search
+        self.events = events or Events()
+        self.stop = stop or StopToken()
+        self.settings = measure_settings(spec)
+        self.previous_wall_s = previous_wall_s
+        self.started = time.monotonic()
+        self.best_level: float | None = None
+        self.best_path: Path | None = None
+        self._best_id: str | None = None
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _say(self, text: str) -> None:
+        if self.events.message:
+            self.events.message(text)
+
+    def wall_s(self) -> float:
+        """Seconds spent on this sweep, earlier runs of it included."""
+        return self.previous_wall_s + time.monotonic() - self.started
+
+    def _apply(self, cand: Candidate) -> str:
+        """Load the candidate's config on the server; '' on success, else the server's reason."""
+        config = apply_candidate(self.base_config, cand)
+        try:
+            self.session.control.load_model(self.model.name, to_dict(config))
+        except ModelLoadError as exc:
+            reason = exc.message
+            if exc.log_tail:
+                reason += " | server log: " + " / ".join(exc.log_tail.splitlines()[-3:])
+            return reason
+        # A refused reload can leave the previous config serving: check what is loaded now.
+        loaded = knobs_of(self.session.control.model_config(self.model.name))
+        want = (cand.instance_count, cand.max_batch_size, cand.max_queue_delay_us)
+        have = (loaded.instance_count, loaded.max_batch_size, loaded.max_queue_delay_us)
+        if have != want:
+            return f"the server kept another config after loading (instances, max batch, delay) = {have}, wanted {want}"
+        return ""
+
+    def _start_level(self) -> float:
+        plan = self.spec.load
+        if self.best_level is None:
+            return plan.min_level
+        # Start near where the best config so far found its capacity: most configs top out in
+        # the same region, and starting there skips the low levels that cannot decide anything.
+        return max(plan.min_level, self.best_level / 2)
+
+    def _update_answer(self, finished: bool, stop_reason: str = "") -> dict[str, Any]:
+        configs = self.store.configs()
+        best = best_config(configs)
+        if best is not None and best["config_id"] != self._best_id:
+            cand = Candidate.from_params(
+                {
+                    "instance_count": best["instance_count"],
+                    "max_batch_size": best["max_batch_size"],
+                    "max_queue_delay_us": -1 if math.isnan(float(best["max_queue_delay_us"])) else best["max_queue_delay_us"],
+                    "preferred_batch_size": ",".join(str(best["preferred_batch_size"]).split())
+                    if isinstance(best["preferred_batch_size"], str) else "",
+                    "instance_kind": best["instance_kind"],
+                }
+            )
+            config = apply_candidate(self.base_config, cand)
+            config.name = self.model.name
+            self.best_path = self.store.write_best_config(self.model.name, to_pbtxt(config))
+            self._best_id = str(best["config_id"])
+            self.best_level = float(best["capacity_level"])
+        summary = build_summary(
+            model=self.model.name,
+            budget_ms=self.spec.budget_ms,
+            percentile=self.spec.percentile,
+            strategy=self.spec.strategy,
+            load_mode=self.spec.load.mode,
+            wall_s=self.wall_s(),
+            configs=configs,
+            measurements=self.store.measurements(),
+            best_pbtxt=str(self.best_path) if self.best_path and best is not None else None,
+            finished=finished,
+            stopped_reason=stop_reason,
+        )
+        self.store.write_json("summary", summary)
+        return summary
+
+    # -- the loop -------------------------------------------------------------------------------
+    async def _measure_config(self, cand: Candidate, client: Any, probe: Probe) -> CapacityResult:
+        plan = self.spec.load
+
+        async def measure(level: float) -> Measurement | None:
+            load = LoadSpec(plan.mode, level, arrival=plan.arrival, seed=self.spec.seed)
+
+            def on_window(load: LoadSpec, index: int, stat: WindowStat, stable: bool) -> None:
+                if self.events.window:
+                    self.events.window(cand, load, index, stat, stable)
+
+            return await measure_level(client, probe, load, self.settings, on_window=on_window, stop=self.stop)
+
+        def on_level(m: Measurement, verdict: Verdict) -> None:
+            row = measurement_row(cand.config_id, knobs_of(apply_candidate(self.base_config, cand)), m, verdict.meets)
+            row["verdict"] = verdict.status
+            row["verdict_reason"] = verdict.reason
+            self.store.append_measurement(row)
+            if self.events.level:
+                self.events.level(cand, m, verdict)
+
+        search = LevelSearch(
+            mode=plan.mode,
+            min_level=plan.min_level,
+            max_level=plan.max_level,
+            start=self._start_level(),
+            refine_steps=plan.refine_steps,
+            best_capacity=self.search.best_capacity(),
+        )
+        return await search_capacity(measure, search, self.spec.budget_ms, self.spec.percentile,
+                                     self.spec.confidence, on_level=on_level)
+
+    async def _run(self) -> tuple[bool, str]:
+        client = make_client(
+            self.session.protocol, self.session.url, self.model.name,
+            make_tensors(self.model.specs, self.spec.seed), timeout_s=self.settings.request_timeout_s,
+        )
+        probe = Probe(self.session.endpoint, self.session.protocol, self.model.name, self.session.pid)
+        interrupted = False
+        try:
+            while not self.stop.requested:
+                cand = self.search.ask()
+                if cand is None:
+                    break
+                number = self.search.measured + 1
+                if self.events.config_start:
+                    self.events.config_start(cand, number, self.search.measured + self.search.remaining())
+                t0 = time.monotonic()
+                # On the loop's thread: the admin client must stay on the thread that made it
+                # (HTTP's is greenlet-based), and no load is running while a config loads.
+                reason = self._apply(cand)
+                if reason:
+                    self._say(f"config {cand.config_id} failed to load: {reason}")
+                    row = config_row(cand, None, status="failed", error=reason, mode=self.spec.load.mode,
+                                     trial=number, wall_s=time.monotonic() - t0, percentile=self.spec.percentile)
+                    self.store.append_config(row)
+                    self.search.tell(cand, Outcome(0.0, math.nan, failed=True, error=reason))
+                    if self.events.config_done:
+                        self.events.config_done(cand, row)
+                    self._update_answer(False)
+                    continue
+                result = await self._measure_config(cand, client, probe)
+                if result.interrupted:
+                    self.search.abandon()
+                    interrupted = True
+                    break
+                status = "pruned" if result.pruned else "ok"
+                row = config_row(cand, result, status=status, error="", mode=self.spec.load.mode,
+                                 trial=number, wall_s=time.monotonic() - t0, percentile=self.spec.percentile)
+                self.store.append_config(row)
+                at = result.at_capacity()
+                closest = result.closest(self.spec.percentile)
+                p99 = at.p99_ms if at else (closest.p99_ms if closest else math.nan)
+                self.search.tell(cand, Outcome(result.capacity_rps, p99))
+                if self.events.config_done:
+                    self.events.config_done(cand, row)
+                self._update_answer(False)
+            if self.stop.requested:
+                interrupted = True
+        finally:
+            await client.close()
+            await asyncio.get_running_loop().run_in_executor(None, probe.close)
+        return interrupted, self.search.stop_reason
+
+    def run(self) -> SweepResult:
+        """Run the sweep to its end (or until stopped); the run directory is complete either way."""
+        try:
+            interrupted, reason = asyncio.run(self._run())
+        finally:
+            self._restore_base()
+        if interrupted:
+            reason = "stopped by the user"
+        summary = self._update_answer(finished=not interrupted, stop_reason=reason)
+        code = EXIT_OK if summary.get("best") else EXIT_NO_CONFIG
+        return SweepResult(summary, code, interrupted, reason, self.best_path)
+
+    def _restore_base(self) -> None:
+        # A remote server goes back to the config it had; ours is about to stop anyway.
+        if self.session.local is not None:
+            return
+        try:
+            self.session.control.load_model(self.model.name, to_dict(self.base_config))
+        except (ServerError, ModelLoadError) as exc:
+            self._say(f"could not restore {self.model.name}'s original config: {exc.message}")

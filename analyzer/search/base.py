@@ -1,0 +1,252 @@
+"""What every search shares: the outcome of a trial, the Optuna study that remembers trials
+(the run's study.db), and the bookkeeping of measured, failed and in-flight configs."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from analyzer.space import Candidate
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+STUDY_NAME = "tritune"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What measuring one config gave the search."""
+
+    capacity_rps: float  # throughput at the best level meeting the budget (0 if none did)
+    p99_ms: float  # at that level, or the lowest seen when none met the budget
+    failed: bool = False  # the server refused the config, or it broke
+    error: str = ""
+
+    @property
+    def feasible(self) -> bool:
+        """True when some load level met the budget."""
+        return not self.failed and self.capacity_rps > 0
+
+
+# Optuna 5 takes constraints on the trial (set_constraint); older versions through the sampler's
+# constraints_func, which reads the value we keep in a user attribute.
+TRIAL_CONSTRAINTS = hasattr(optuna.trial.Trial, "set_constraint")
+
+
+def constraint_of(trial: optuna.trial.FrozenTrial) -> Sequence[float]:
+    """Optuna constraints_func: <= 0 means the config met the budget at some load."""
+    return (float(trial.user_attrs.get("constraint", 1.0)),)
+
+
+def set_budget_constraint(trial: optuna.trial.Trial, value: float) -> None:
+    """Record the budget constraint of a trial (<= 0: some load level met the budget)."""
+    trial.set_user_attr("constraint", value)
+    if TRIAL_CONSTRAINTS:
+        trial.set_constraint("budget", value)
+
+
+def open_study(storage_url: str, directions: Sequence[str], sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+    """Create or load the run's study (SQLite storage)."""
+    return optuna.create_study(
+        study_name=STUDY_NAME,
+        storage=storage_url,
+        directions=list(directions),
+        sampler=sampler,
+        load_if_exists=True,
+    )
+
+
+def distributions(candidates: Sequence[Candidate]) -> dict[str, CategoricalDistribution]:
+    """One categorical distribution per knob, over the values the valid candidates use."""
+    out: dict[str, CategoricalDistribution] = {}
+    for key in ("instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size", "instance_kind"):
+        values = sorted({c.params()[key] for c in candidates}, key=lambda v: (str(type(v)), v))
+        out[key] = CategoricalDistribution(values)
+    return out
+
+
+class Search:
+    """Ask/tell over candidates, recorded in an Optuna study.
+
+    Subclasses choose the next candidate (`_propose`); this class keeps the study in step: each
+    measured config is one trial with its config_id, capacity and p99 as user attributes.
+    Configs already measured (a resumed run, or a repeated proposal) are never measured twice.
+    """
+
+    strategy = "base"
+
+    def __init__(
+        self,
+        *,
+        candidates: Sequence[Candidate],
+        storage_url: str,
+        budget_ms: float,
+        objective: str = "throughput",
+        max_trials: int = 20,
+        time_budget_s: float | None = None,
+        patience: int | None = None,
+        seed: int = 0,
+        base: Candidate | None = None,
+    ) -> None:
+        if not candidates:
+            raise ValueError("no candidates to search")
+        self.candidates = list(candidates)
+        self.valid = set(self.candidates)
+        self.budget_ms = budget_ms
+        self.objective = objective
+        self.max_trials = max_trials
+        self.time_budget_s = time_budget_s
+        self.patience = patience
+        self.seed = seed
+        self.base = base
+        self.started = time.monotonic()
+        self.dists = distributions(self.candidates)
+        self.directions = ["maximize"] if objective == "throughput" else ["maximize", "minimize"]
+        self.study = open_study(storage_url, self.directions, self._sampler())
+        self.outcomes: dict[Candidate, Outcome] = {}
+        self.in_flight: list[Candidate] = []  # running when a previous run died: measure first
+        self._trial: optuna.trial.Trial | None = None
+        self._current: Candidate | None = None
+        self.measured_this_run = 0
+        self.stop_reason = ""
+        self._load_history()
+
+    # -- to override ----------------------------------------------------------------------------
+    def _sampler(self) -> optuna.samplers.BaseSampler | None:
+        return None
+
+    def _propose(self) -> tuple[Candidate, optuna.trial.Trial | None] | None:
+        """The next candidate, with the study trial that proposed it if the sampler made one."""
+        raise NotImplementedError
+
+    # -- history --------------------------------------------------------------------------------
+    def _load_history(self) -> None:
+        for t in self.study.get_trials(deepcopy=False):
+            if "config_id" not in t.user_attrs:
+                continue
+            cand = Candidate.from_params(t.user_attrs["params"])
+            if t.state == TrialState.RUNNING:
+                # The process died while measuring this one: mark it and measure it again.
+                self.study.tell(t.number, state=TrialState.FAIL)
+                if cand in self.valid and cand not in self.in_flight:
+                    self.in_flight.append(cand)
+            elif t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.user_attrs.get("measured"):
+                self.outcomes[cand] = Outcome(
+                    float(t.user_attrs.get("capacity_rps", 0.0)),
+                    float(t.user_attrs.get("p99_ms", math.nan)),
+                    bool(t.user_attrs.get("failed", False)),
+                    str(t.user_attrs.get("error", "")),
+                )
+        self.in_flight = [c for c in self.in_flight if c not in self.outcomes]
+
+    def adopt(self, candidate: Candidate, outcome: Outcome) -> None:
+        """Record a config finished by an earlier run whose study lacks it (died between writing
+        configs.csv and telling the study)."""
+        if candidate in self.outcomes:
+            return
+        trial = self.study.ask(self.dists)
+        self._tag(trial, candidate)
+        self._finish(trial, candidate, outcome)
+        if candidate in self.in_flight:
+            self.in_flight.remove(candidate)
+
+    @property
+    def measured(self) -> int:
+        """Configs measured so far (this run and earlier ones)."""
+        return len(self.outcomes)
+
+    def best_capacity(self) -> float:
+        """Highest capacity measured so far (0 when none met the budget)."""
+        return max((o.capacity_rps for o in self.outcomes.values() if o.feasible), default=0.0)
+
+    def remaining(self) -> int:
+        """How many more configs this search may still measure (an upper bound)."""
+        unmeasured = len([c for c in self.candidates if c not in self.outcomes])
+        return max(0, min(self.max_trials - self.measured, unmeasured))
+
+    # -- ask / tell ----------------------------------------------------------------------------
+    def _should_stop(self) -> str:
+        if self.measured >= self.max_trials:
+            return f"reached max_trials ({self.max_trials})"
+        if all(c in self.outcomes for c in self.candidates):
+            return "measured every valid config"
+        if self.time_budget_s is not None and time.monotonic() - self.started >= self.time_budget_s:
+            return f"reached the time budget ({self.time_budget_s:g} s)"
+        if self.patience and self.objective == "throughput" and self._since_improvement() >= self.patience:
+            return f"no improvement in the last {self.patience} configs"
+        return ""
+
+    def _since_improvement(self) -> int:
+        trials = [t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("measured")]
+        trials.sort(key=lambda t: t.number)
+        best, since = 0.0, 0
+        for t in trials:
+            cap = float(t.user_attrs.get("capacity_rps", 0.0))
+            if cap > best * 1.01:
+                best, since = cap, 0
+            else:
+                since += 1
+        return since
+
+    def ask(self) -> Candidate | None:
+        """The next config to measure, or None when the search is over (see stop_reason)."""
+        assert self._current is None, "tell() the previous candidate first"
+        reason = self._should_stop()
+        if reason:
+            self.stop_reason = reason
+            return None
+        proposal = (self.in_flight.pop(0), None) if self.in_flight else self._propose()
+        if proposal is None:
+            self.stop_reason = self.stop_reason or "the strategy has nothing left to propose"
+            return None
+        cand, trial = proposal
+        if trial is None:
+            # Pin the trial to our candidate: enqueued params are what the next ask() returns.
+            self.study.enqueue_trial(cand.params(), skip_if_exists=False)
+            trial = self.study.ask(self.dists)
+        self._tag(trial, cand)
+        self._trial, self._current = trial, cand
+        return cand
+
+    def _tag(self, trial: optuna.trial.Trial, cand: Candidate) -> None:
+        trial.set_user_attr("config_id", cand.config_id)
+        trial.set_user_attr("params", cand.params())
+
+    def tell(self, candidate: Candidate, outcome: Outcome) -> None:
+        """Report the outcome of the candidate last asked for."""
+        assert candidate == self._current and self._trial is not None
+        self._finish(self._trial, candidate, outcome)
+        self._trial, self._current = None, None
+        self.measured_this_run += 1
+
+    def abandon(self) -> None:
+        """The current candidate was not finished (the run is stopping): leave it to a resume."""
+        if self._trial is not None:
+            self.study.tell(self._trial, state=TrialState.FAIL)
+            assert self._current is not None
+            self.in_flight.insert(0, self._current)
+        self._trial, self._current = None, None
+
+    def _finish(self, trial: optuna.trial.Trial, cand: Candidate, outcome: Outcome) -> None:
+        trial.set_user_attr("measured", True)
+        trial.set_user_attr("capacity_rps", outcome.capacity_rps)
+        trial.set_user_attr("p99_ms", outcome.p99_ms if math.isfinite(outcome.p99_ms) else None)
+        trial.set_user_attr("failed", outcome.failed)
+        trial.set_user_attr("error", outcome.error[:500])
+        set_budget_constraint(
+            trial, -1.0 if outcome.feasible else (outcome.p99_ms - self.budget_ms if math.isfinite(outcome.p99_ms) else 1e9)
+        )
+        self.outcomes[cand] = outcome
+        if outcome.failed:
+            self.study.tell(trial, state=TrialState.FAIL)
+        elif len(self.directions) == 1:
+            self.study.tell(trial, outcome.capacity_rps)
+        else:
+            p99 = outcome.p99_ms if math.isfinite(outcome.p99_ms) else 1e9
+            self.study.tell(trial, [outcome.capacity_rps, p99])

@@ -1,0 +1,18 @@
+"""Grid search: every valid config, in a fixed order."""
+
+from __future__ import annotations
+
+from analyzer.search.base import Search
+from analyzer.space import Candidate
+
+
+class GridSearch(Search):
+    """Measures every valid candidate (up to max_trials), skipping those already measured."""
+
+    strategy = "grid"
+
+    def _propose(self) -> tuple[Candidate, None] | None:
+        for cand in self.candidates:
+            if cand not in self.outcomes:
+                return cand, None
+        return None

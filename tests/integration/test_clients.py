@@ -1,0 +1,76 @@
+"""The inference clients against a real server: success, server errors and timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+
+from analyzer.load.clients import make_client
+from analyzer.load.generator import LoadRun, classify_error
+from analyzer.load.inputs import TensorSpec
+from analyzer.load.shapes import LoadSpec
+
+pytestmark = pytest.mark.integration
+
+GOOD = [(TensorSpec("INPUT0", "FP32", (1, 4)), np.ones((1, 4), np.float32))]
+# Rank 3 for a model whose input is [batch, -1]: the server must refuse it.
+BAD = [(TensorSpec("INPUT0", "FP32", (1, 2, 2)), np.ones((1, 2, 2), np.float32))]
+
+
+async def _one(protocol: str, url: str, model: str, tensors: Any, timeout_s: float = 10.0) -> str:
+    client = make_client(protocol, url, model, tensors, timeout_s=timeout_s)
+    try:
+        await client.infer()
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - the test looks at the classification
+        return classify_error(exc)
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_success_and_server_error(triton_server: Any, protocol: str) -> None:
+    url = triton_server.endpoint.url(protocol)
+    assert asyncio.run(_one(protocol, url, "identity", GOOD)) == "ok"
+    kind = asyncio.run(_one(protocol, url, "identity", BAD))
+    assert kind.startswith("server_"), kind
+    missing = asyncio.run(_one(protocol, url, "no_such_model", GOOD))
+    assert missing.startswith("server_"), missing
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_timeouts_are_recorded_as_timeouts(triton_server: Any, protocol: str) -> None:
+    url = triton_server.endpoint.url(protocol)
+    tensors = [(TensorSpec("INPUT0", "FP32", (4,)), np.ones(4, np.float32))]
+    # `sleepy` takes 5 ms; a 1 ms deadline must expire.
+    assert asyncio.run(_one(protocol, url, "sleepy", tensors, timeout_s=0.001)) == "timeout"
+
+
+def test_http_connection_refused_is_unavailable() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert asyncio.run(_one("http", f"127.0.0.1:{port}", "identity", GOOD)) == "unavailable"
+
+
+def test_http_open_loop_reuses_connections(triton_server: Any) -> None:
+    url = triton_server.endpoint.url("http")
+
+    async def go() -> Any:
+        client = make_client("http", url, "identity", GOOD)
+        run = LoadRun(client.infer, LoadSpec("rate", 200), max_duration_s=0.5)
+        run.start()
+        await asyncio.sleep(0.5)
+        records = await run.stop(5.0)
+        opened = len(client._all)  # connections alive at the end
+        await client.close()
+        return records, opened
+
+    records, opened = asyncio.run(go())
+    assert len(records) > 50 and np.all(records.ok)
+    assert opened < len(records) / 5  # idle connections were reused, not one per request

@@ -1,0 +1,116 @@
+"""The budget verdict (with its binomial bound) and the per-config level search."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from analyzer.capacity import (
+    FAILS,
+    INCONCLUSIVE,
+    MEETS,
+    LevelSearch,
+    budget_verdict,
+    exceed_probability_bound,
+    required_requests,
+)
+from analyzer.measure import Measurement
+
+
+def test_binomial_bound_459_for_a_clean_p99() -> None:
+    assert required_requests(0, 99, 0.99) == 459
+    assert 0.99**459 <= 0.01 < 0.99**458
+    # More requests over the budget need more requests in all.
+    needs = [required_requests(k) for k in range(5)]
+    assert needs == sorted(needs) and needs[1] > 459 and needs[4] > 1000
+    assert exceed_probability_bound(0, 459, 99) <= 0.01
+    assert exceed_probability_bound(0, 458, 99) > 0.01
+    # p95 needs fewer: 0.95^90 < 0.01
+    assert required_requests(0, 95, 0.99) == 90
+
+
+def _m(p99: float, requests: int = 2000, over: int = 0, errors: int = 0, stable: bool = True) -> Measurement:
+    return Measurement(
+        load_mode="concurrency", load_level=4, throughput_rps=100.0, p50_ms=p99 / 3, p90_ms=p99 / 2,
+        p95_ms=p99 / 1.5, p99_ms=p99, max_ms=p99 * 2, mean_ms=p99 / 3, p99_ci_low_ms=p99 * 0.9,
+        p99_ci_high_ms=p99 * 1.1, requests=requests, errors=errors, error_kinds="timeout=1" if errors else "",
+        windows=3, stable=stable, duration_s=3.0, over_budget=over,
+    )
+
+
+def test_verdicts() -> None:
+    assert budget_verdict(_m(8.0), 10).meets
+    v = budget_verdict(_m(12.0), 10)
+    assert not v.meets and v.status == "over_budget" and "12.00 ms > budget 10 ms" in v.reason
+    assert budget_verdict(_m(8.0, errors=1), 10).status == "errors"
+    assert budget_verdict(_m(8.0, stable=False), 10).status == "unstable"
+    few = budget_verdict(_m(8.0, requests=300), 10)
+    assert few.status == "too_few_requests" and "needs 459" in few.reason
+    # 15 of 2000 over the budget: point estimate fine, but not provably under it.
+    assert budget_verdict(_m(9.9, requests=2000, over=15), 10).status == "too_few_requests"
+    assert budget_verdict(_m(9.9, requests=2000, over=5), 10).meets
+    assert budget_verdict(_m(math.nan, requests=0), 10).status == "over_budget"
+
+
+def drive(search: LevelSearch, table: dict[float, tuple[float, str]]) -> list[float]:
+    """Run the search against a table of level -> (throughput, outcome)."""
+    visited = []
+    while (level := search.next_level()) is not None:
+        visited.append(level)
+        search.record(level, *table[level])
+    return visited
+
+
+def test_ramp_then_refine() -> None:
+    table = {1: (100, MEETS), 2: (190, MEETS), 4: (350, MEETS), 8: (500, FAILS), 6: (450, MEETS), 7: (480, FAILS)}
+    s = LevelSearch("concurrency", 1, 64, start=1, refine_steps=2)
+    assert drive(s, table) == [1, 2, 4, 8, 6, 7]
+    assert s.capacity() == (450, 6)
+
+
+def test_stops_when_throughput_saturates() -> None:
+    table = {1: (100, MEETS), 2: (190, MEETS), 4: (195, MEETS)}
+    s = LevelSearch("concurrency", 1, 64, start=1)
+    assert drive(s, table) == [1, 2, 4]
+    assert s.capacity() == (195, 4)
+
+
+def test_descends_when_the_start_breaks_the_budget() -> None:
+    table = {16: (900, FAILS), 8: (800, FAILS), 4: (500, MEETS), 6: (650, MEETS), 7: (700, FAILS)}
+    s = LevelSearch("concurrency", 1, 64, start=16, refine_steps=2)
+    assert drive(s, table) == [16, 8, 4, 6, 7]
+    assert s.capacity() == (650, 6)
+
+
+def test_nothing_meets() -> None:
+    s = LevelSearch("concurrency", 1, 64, start=2)
+    assert drive(s, {2: (50, FAILS), 1: (30, FAILS)}) == [2, 1]
+    assert s.capacity() == (0.0, None)
+
+
+def test_inconclusive_levels_keep_the_ramp_going_but_do_not_count() -> None:
+    table = {1: (80, INCONCLUSIVE), 2: (160, MEETS), 4: (300, MEETS), 8: (310, MEETS)}
+    s = LevelSearch("concurrency", 1, 64, start=1)
+    assert drive(s, table) == [1, 2, 4, 8]
+    assert s.capacity() == (310, 8)
+
+
+def test_refinement_pruned_when_it_cannot_beat_the_best() -> None:
+    table = {4: (300, MEETS), 8: (400, FAILS)}
+    s = LevelSearch("concurrency", 1, 64, start=4, refine_steps=2, best_capacity=1000)
+    assert drive(s, table) == [4, 8]
+    assert s.pruned and s.capacity() == (300, 4)
+
+
+def test_rate_levels_and_max_level() -> None:
+    table = {100: (100, MEETS), 200: (199, MEETS), 250: (240, MEETS)}
+    s = LevelSearch("rate", 10, 250, start=100)
+    assert drive(s, table) == [100, 200, 250]
+    assert s.capacity() == (240, 250)
+
+
+@pytest.mark.parametrize("start", [0.2, 1000])
+def test_start_is_clamped(start: float) -> None:
+    s = LevelSearch("concurrency", 1, 32, start=start)
+    assert s.next_level() in (1.0, 32.0)
