@@ -100,8 +100,8 @@ class LevelSearch:
 
     Ramp: from `start`, double while the budget is not broken and throughput still grows. If
     the start breaks it, halve until a level does not. Then bisect `refine_steps` times between
-    the highest unbroken and the lowest broken level. Refinement is skipped (pruned) when even
-    the broken level's throughput is below `best_capacity`: levels in between cannot beat the
+    the highest unbroken and the lowest broken level. Refinement is skipped (pruned) when neither
+    of those two levels' throughput reaches `best_capacity`: levels in between cannot beat the
     best config found so far. A level that could not be judged (inconclusive) keeps the ramp
     going but never counts as capacity.
     """
@@ -158,8 +158,11 @@ class LevelSearch:
                 return None  # throughput stopped growing: more load only adds latency
             return self._clamp(top * 2)
         first_bad = above[0]
-        if self.measured[first_bad][0] < self.best_capacity:
-            self.pruned = True  # refining cannot beat the best config found so far
+        # Levels between two measured ones are taken to serve no more than the better of the two
+        # (throughput is flat or rising with load until the server saturates): if neither
+        # reaches the best capacity so far, refining cannot find a winner.
+        if max(self.measured[top][0], self.measured[first_bad][0]) < self.best_capacity:
+            self.pruned = True
             return None
         if self._refines_done >= self.refine_steps:
             return None

@@ -427,5 +427,41 @@ def demo(out: str | None, quiet: bool) -> None:
     run_guarded(body)
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path())
+def report(run_dir: str) -> None:
+    """(Re)build RUN_DIR/report.html from a run directory (also one still being written)."""
+
+    def body() -> int:
+        from analyzer.report import write_report
+
+        path = write_report(run_dir)
+        click.echo(f"report: {path}")
+        return 0
+
+    run_guarded(body)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--port", type=int, default=8050, show_default=True, help="Port to serve on.")
+def dash(run_dir: str, host: str, port: int) -> None:
+    """Serve the interactive report of RUN_DIR (follows a sweep that is still running)."""
+
+    def body() -> int:
+        from analyzer.server.local import port_is_free
+        from dashboards import create_app
+
+        app = create_app(run_dir)
+        if not port_is_free(port, host):
+            raise UsageError(f"port {port} on {host} is already in use", hint="choose another --port")
+        click.echo(f"tritune dashboard for {run_dir}: http://{host}:{port}/  (Ctrl-C to stop)", err=True)
+        app.run(host=host, port=port, debug=False)
+        return 0
+
+    run_guarded(body)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -22,6 +22,7 @@ from analyzer.load.clients import make_client
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure import Measurement, WindowStat
 from analyzer.modelconfig import ModelConfig, apply_candidate, knobs_of, to_dict, to_pbtxt
+from analyzer.report import write_report
 from analyzer.profiler import MeasureSettings, Probe, StopToken, make_tensors, measure_level
 from analyzer.search.base import Outcome, Search
 from analyzer.server.session import ModelInfo, ServerSession
@@ -291,6 +292,10 @@ class SweepRunner:
         if interrupted:
             reason = "stopped by the user"
         summary = self._update_answer(finished=not interrupted, stop_reason=reason)
+        try:
+            write_report(self.store.dir)
+        except Exception as exc:  # noqa: BLE001 - a report problem must not cost the sweep's answer
+            self._say(f"could not write report.html: {exc} (retry with `tritune report {self.store.dir}`)")
         code = EXIT_OK if summary.get("best") else EXIT_NO_CONFIG
         return SweepResult(summary, code, interrupted, reason, self.best_path)
 

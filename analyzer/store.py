@@ -95,6 +95,7 @@ RUN_FILES = {
     "summary": "summary.json",
     "report": "report.html",
     "server_log": "server.log",
+    "base_config": "base_config.pbtxt",  # the model's config before the sweep (what candidates modify)
 }
 
 
@@ -165,7 +166,15 @@ class RunStore:
 
     @staticmethod
     def open(run_dir: str | Path) -> "RunStore":
-        """An existing run directory (to resume or report on); UsageError when it is not one."""
+        """An existing run directory to resume; UsageError when it is not one or not writable."""
+        store = RunStore.open_readonly(run_dir)
+        if not os.access(store.dir, os.W_OK):
+            raise UsageError(f"run directory {store.dir} is not writable")
+        return store
+
+    @staticmethod
+    def open_readonly(run_dir: str | Path) -> "RunStore":
+        """An existing run directory to read (report, dashboard); UsageError when it is not one."""
         store = RunStore(run_dir)
         if not store.dir.is_dir():
             raise UsageError(f"{store.dir} is not a directory", hint="pass a run directory written by `tritune sweep`")
@@ -174,8 +183,6 @@ class RunStore:
                 f"{store.dir} is not a tritune run directory (no {RUN_FILES['spec']})",
                 hint="pass a run directory written by `tritune sweep`",
             )
-        if not os.access(store.dir, os.W_OK):
-            raise UsageError(f"run directory {store.dir} is not writable")
         return store
 
     # -- tables --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from analyzer.errors import SpecError, UsageError
-from analyzer.modelconfig import from_dict, read_pbtxt
+from analyzer.modelconfig import from_dict, read_pbtxt, to_pbtxt
 from analyzer.profiler import StopToken
 from analyzer.runner import Events, SweepResult, SweepRunner
 from analyzer.search import make_search
@@ -114,6 +114,7 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
         if base is None:  # remote server, or a model whose config the server completes itself
             base = from_dict(info.config)
         base.name = spec.model
+        store.path("base_config").write_text(to_pbtxt(base))
         traits = ModelTraits.of(base)
         candidates = check_space(spec.space, traits, spec.source)
         search = make_search(

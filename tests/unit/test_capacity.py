@@ -103,6 +103,14 @@ def test_refinement_pruned_when_it_cannot_beat_the_best() -> None:
     assert s.pruned and s.capacity() == (300, 4)
 
 
+def test_no_pruning_when_the_good_level_already_beats_the_best() -> None:
+    # Throughput fell at the broken level, but the good level itself beats the best so far.
+    table = {8: (2700, MEETS), 16: (2200, FAILS), 12: (2750, MEETS)}
+    s = LevelSearch("concurrency", 1, 64, start=8, refine_steps=1, best_capacity=2300)
+    assert drive(s, table) == [8, 16, 12]
+    assert not s.pruned and s.capacity() == (2750, 12)
+
+
 def test_rate_levels_and_max_level() -> None:
     table = {100: (100, MEETS), 200: (199, MEETS), 250: (240, MEETS)}
     s = LevelSearch("rate", 10, 250, start=100)

@@ -1,0 +1,340 @@
+"""The interactive report of a run directory: `create_app(run_dir) -> dash.Dash`.
+
+A latency-budget slider recomputes live which configs meet it and the best one; filters narrow
+the configs shown; clicking a point opens its config (load curve, server breakdown, config.pbtxt
+with a download button); two configs can be compared side by side; a planner turns a target
+load into server replicas and cost. The page re-reads the run directory when its files change,
+so it follows a sweep that is still running.
+
+The callbacks are methods of `Dashboard`, plain functions of their inputs, so tests call them
+directly; `create_app` only wires them to the layout.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import dash
+import pandas as pd
+import plotly.graph_objects as go
+from dash import Input, Output, State, dcc, html
+
+from analyzer.modelconfig import apply_candidate, read_pbtxt, to_pbtxt
+from analyzer.report import (
+    RunData,
+    breakdown_data,
+    breakdown_figure,
+    capacity_under_budget,
+    choose_at_budget,
+    cost_per_million,
+    heatmap_data,
+    heatmap_figure,
+    load_curves_data,
+    load_curves_figure,
+    load_run,
+    pareto_data,
+    pareto_figure,
+    replicas_needed,
+    resources_data,
+    resources_figure,
+)
+from analyzer.space import Candidate
+from analyzer.store import RUN_FILES
+
+DELAY_OFF = -1  # filter value for "no dynamic batching"
+
+
+def _delay_value(v: Any) -> int:
+    return DELAY_OFF if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
+
+
+class Dashboard:
+    """The data behind the app and every callback, as plain methods."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self._version: tuple[float, ...] | None = None
+        self.run: RunData = load_run(self.run_dir)  # raises UsageError on a bad directory
+        self._version = self.version()
+
+    # -- data ---------------------------------------------------------------------------------
+    def version(self) -> tuple[float, ...]:
+        """Modification times of the files the page shows (changes when a sweep writes)."""
+        stamps = []
+        for name in ("measurements", "configs", "summary"):
+            path = self.run_dir / RUN_FILES[name]
+            stamps.append(path.stat().st_mtime if path.exists() else 0.0)
+        return tuple(stamps)
+
+    def refresh(self) -> bool:
+        """Re-read the run directory if it changed; True when it did."""
+        current = self.version()
+        if current == self._version:
+            return False
+        self.run = load_run(self.run_dir)
+        self._version = current
+        return True
+
+    def filtered(self, counts: list[int] | None, batches: list[int] | None, delays: list[int] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Measurements and configs limited to the chosen knob values (None = all)."""
+        m, c = self.run.measurements, self.run.configs
+        if m.empty:
+            return m, c
+        keep = pd.Series(True, index=m.index)
+        keep_c = pd.Series(True, index=c.index)
+        if counts is not None:
+            keep &= m["instance_count"].astype(int).isin(counts)
+            keep_c &= c["instance_count"].astype(int).isin(counts)
+        if batches is not None:
+            keep &= m["max_batch_size"].astype(int).isin(batches)
+            keep_c &= c["max_batch_size"].astype(int).isin(batches)
+        if delays is not None:
+            keep &= m["max_queue_delay_us"].apply(_delay_value).isin(delays)
+            keep_c &= c["max_queue_delay_us"].apply(_delay_value).isin(delays)
+        return m[keep], c[keep_c]
+
+    def options(self) -> dict[str, list[int]]:
+        """The knob values present in the run (for the filters)."""
+        c = self.run.configs
+        if c.empty:
+            return {"counts": [], "batches": [], "delays": []}
+        return {
+            "counts": sorted(c["instance_count"].astype(int).unique().tolist()),
+            "batches": sorted(c["max_batch_size"].astype(int).unique().tolist()),
+            "delays": sorted({_delay_value(v) for v in c["max_queue_delay_us"]}),
+        }
+
+    def budget_range(self) -> tuple[float, float]:
+        """Slider bounds: from the lowest to a bit above the highest p99 measured."""
+        p99 = pd.to_numeric(self.run.measurements.get("p99_ms", pd.Series(dtype=float)), errors="coerce").dropna()
+        hi = max(self.run.budget_ms * 2, float(p99.max()) * 1.1 if not p99.empty else 0.0)
+        return 0.0, float(f"{hi:.3g}")
+
+    def candidate(self, config_id: str) -> Candidate | None:
+        """The knobs of a config of this run."""
+        rows = self.run.configs[self.run.configs["config_id"] == config_id]
+        if rows.empty:
+            return None
+        r = rows.iloc[-1]
+        pref = r.get("preferred_batch_size")
+        return Candidate(
+            int(r["instance_count"]), int(r["max_batch_size"]),
+            None if _delay_value(r["max_queue_delay_us"]) == DELAY_OFF else int(r["max_queue_delay_us"]),
+            tuple(int(x) for x in str(pref).split()) if isinstance(pref, str) else (),
+            str(r.get("instance_kind") or "KIND_CPU"),
+        )
+
+    def config_pbtxt(self, config_id: str) -> str | None:
+        """Deployable config.pbtxt of any config of the run (from the saved base config)."""
+        base_path = self.run_dir / RUN_FILES["base_config"]
+        cand = self.candidate(config_id)
+        if cand is None or not base_path.is_file():
+            return None
+        return to_pbtxt(apply_candidate(read_pbtxt(base_path), cand))
+
+    # -- callbacks ------------------------------------------------------------------------------
+    def on_tick(self, _n: int | None, version: Any) -> Any:
+        """Interval tick: bump the data version when the run directory changed."""
+        if self.refresh() or version is None:
+            return list(self._version or ())
+        return dash.no_update
+
+    def answer(self, budget: float | None, counts: list[int] | None, batches: list[int] | None,
+               delays: list[int] | None, _version: Any = None) -> tuple[Any, Any, str | None]:
+        """Best config under the slider's budget: (answer panel, Pareto figure, chosen config id)."""
+        budget = float(budget if budget is not None else self.run.budget_ms)
+        m, c = self.filtered(counts, batches, delays)
+        best = choose_at_budget(m, c, budget)
+        caps = capacity_under_budget(m, budget)
+        meeting = int((caps["capacity_rps"] > 0).sum()) if not caps.empty else 0
+        chosen = None
+        if best is not None:
+            chosen = (str(best["config_id"]), float(best["capacity_level"]))
+            delay = best["max_queue_delay_us"]
+            panel = html.Div([
+                html.H3(["Best at ", html.Span(f"{budget:g}", id="budget-shown"), " ms: ",
+                         html.Span(str(best["config_id"]), id="best-config-id")]),
+                html.P(f"{float(best['capacity_rps']):.1f} req/s with p{self.run.percentile:g} "
+                       f"{float(best['p99_ms']):.2f} ms at {best['load_mode']} {float(best['capacity_level']):g}; "
+                       f"instances {int(best['instance_count'])}, max batch {int(best['max_batch_size'])}, "
+                       f"queue delay {'-' if _delay_value(delay) == DELAY_OFF else int(delay)} us"),
+                html.P(f"{meeting} of {len(caps)} configs shown meet this budget."),
+            ], className="answer")
+        else:
+            panel = html.Div([
+                html.H3(["No config meets ", html.Span(f"{budget:g}", id="budget-shown"), " ms",
+                         html.Span("", id="best-config-id")]),
+                html.P(f"0 of {len(caps)} configs shown meet this budget."),
+            ], className="miss")
+        fig = pareto_figure(pareto_data(m, budget, chosen))
+        fig.update_layout(height=520, uirevision="pareto")
+        return panel, fig, chosen[0] if chosen else None
+
+    def detail(self, click: dict[str, Any] | None, chosen: str | None, budget: float | None, _version: Any = None) -> tuple[Any, Any, Any, str, str | None]:
+        """The clicked (else the chosen) config: description, load curve, breakdown, pbtxt, id."""
+        config_id = None
+        if click and click.get("points"):
+            data = click["points"][0].get("customdata")
+            if data:
+                config_id = str(data[0])
+        config_id = config_id or chosen
+        empty = go.Figure().update_layout(height=300)
+        if not config_id:
+            return "Click a point to see its config.", empty, empty, "", None
+        m = self.run.measurements[self.run.measurements["config_id"] == config_id]
+        c = self.run.configs[self.run.configs["config_id"] == config_id]
+        curves = load_curves_figure(load_curves_data(m), str(m["load_mode"].iloc[0]) if not m.empty else "level",
+                                    float(budget) if budget is not None else self.run.budget_ms)
+        curves.update_layout(height=320, title=f"Load curve of {config_id}")
+        breakdown = breakdown_figure(breakdown_data(m, c)).update_layout(height=320)
+        facts = []
+        if not c.empty:
+            r = c.iloc[-1]
+            facts = [html.H3(config_id, id="detail-config-id"),
+                     html.P(f"status {r['status']}; capacity {float(r['capacity_rps']):.1f} req/s "
+                            f"(sweep budget {self.run.budget_ms:g} ms); {int(r['levels_measured'])} load levels"
+                            + (f"; error: {r['error']}" if isinstance(r.get("error"), str) and r["error"] else ""))]
+        pbtxt = self.config_pbtxt(config_id) or "(no base config in this run directory)"
+        return html.Div(facts), curves, breakdown, pbtxt, config_id
+
+    def download(self, _clicks: int | None, config_id: str | None) -> Any:
+        """The config.pbtxt of the detailed config as a file download."""
+        text = self.config_pbtxt(config_id) if config_id else None
+        if not text:
+            return dash.no_update
+        return dict(content=text, filename="config.pbtxt")
+
+    def compare(self, a: str | None, b: str | None, budget: float | None, _version: Any = None) -> tuple[Any, Any]:
+        """Side-by-side table and overlaid load curves of two configs."""
+        ids = [x for x in (a, b) if x]
+        if not ids:
+            return "Pick two configs to compare.", go.Figure().update_layout(height=300)
+        budget = float(budget if budget is not None else self.run.budget_ms)
+        caps = capacity_under_budget(self.run.measurements, budget).set_index("config_id")
+        header = html.Tr([html.Th("")] + [html.Th(i) for i in ids])
+        rows = []
+        for label, key in (("instances", "instance_count"), ("max batch", "max_batch_size"),
+                           ("queue delay us", "max_queue_delay_us"), ("status", "status")):
+            cells = []
+            for i in ids:
+                r = self.run.configs[self.run.configs["config_id"] == i]
+                value = r.iloc[-1][key] if not r.empty else "-"
+                cells.append(html.Td("-" if isinstance(value, float) and math.isnan(value) else str(value)))
+            rows.append(html.Tr([html.Th(label)] + cells))
+        for label, key, fmt in (("capacity req/s", "capacity_rps", "{:.1f}"), ("at level", "capacity_level", "{:g}"),
+                                ("p99 ms", "p99_ms", "{:.2f}")):
+            cells = []
+            for i in ids:
+                v = caps[key].get(i, math.nan) if key in caps else math.nan
+                cells.append(html.Td("-" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)))
+            rows.append(html.Tr([html.Th(f"{label} @ {budget:g} ms")] + cells))
+        fig = load_curves_figure(load_curves_data(self.run.measurements, ids), "level", budget).update_layout(height=340)
+        return html.Table([header] + rows, className="compare", id="compare-table"), fig
+
+    def plan(self, target: float | None, price: float | None, chosen: str | None, budget: float | None, _version: Any = None) -> Any:
+        """Replicas of the chosen config needed for a target load, and cost per million."""
+        if not chosen:
+            return "No config meets the budget, so there is nothing to plan with."
+        if target is None or target <= 0:
+            return "Enter a target load in requests per second."
+        budget = float(budget if budget is not None else self.run.budget_ms)
+        caps = capacity_under_budget(self.run.measurements, budget).set_index("config_id")
+        capacity = float(caps.loc[chosen, "capacity_rps"]) if chosen in caps.index else 0.0
+        if capacity <= 0:
+            return f"{chosen} has no capacity under {budget:g} ms."
+        replicas = replicas_needed(float(target), capacity)
+        text = [html.P([f"{chosen} serves {capacity:.1f} req/s per server within {budget:g} ms: ",
+                        html.B(f"{replicas} server replica{'s' if replicas != 1 else ''}", id="plan-replicas"),
+                        f" for {float(target):g} req/s ({float(target) / (replicas * capacity):.0%} of their capacity)."])]
+        if price is not None and price > 0:
+            cost = cost_per_million(float(target), replicas, float(price))
+            text.append(html.P(["Cost per million inferences: ", html.B(f"{cost:.4f}", id="plan-cost"),
+                                f" (at {float(price):g} per server-hour, serving {float(target):g} req/s around the clock)."]))
+        return html.Div(text)
+
+    def static_figures(self, _version: Any = None) -> tuple[Any, Any]:
+        """The heatmap and resource figures (redrawn when data changes)."""
+        return (heatmap_figure(heatmap_data(self.run.configs)).update_layout(height=360),
+                resources_figure(resources_data(self.run.measurements)).update_layout(height=360))
+
+    def config_choices(self, _version: Any = None) -> list[dict[str, str]]:
+        """Dropdown options: every config of the run."""
+        return [{"label": str(i), "value": str(i)} for i in self.run.configs["config_id"].tolist()]
+
+
+def _layout(board: Dashboard) -> Any:
+    run = board.run
+    opts = board.options()
+    lo, hi = board.budget_range()
+    delays_label = {DELAY_OFF: "off"}
+    return html.Div([
+        html.H1(f"tritune: {run.model}"),
+        html.P(f"Run {run.dir.name}: sweep budget p{run.percentile:g} <= {run.budget_ms:g} ms, strategy {run.strategy}. "
+               "Move the budget to see what would be chosen; click a point for its config."),
+        dcc.Interval(id="tick", interval=2000),
+        dcc.Store(id="version"),
+        dcc.Store(id="chosen"),
+        dcc.Store(id="detail-id"),
+        html.Div([
+            html.Label("Latency budget (ms)"),
+            dcc.Slider(id="budget", min=lo, max=hi, value=run.budget_ms, step=0.1, allow_direct_input=True,
+                       marks=None, tooltip={"placement": "bottom", "always_visible": False}, updatemode="drag"),
+        ], className="control"),
+        html.Div([
+            html.Div([html.Label("Instances"), dcc.Checklist(id="f-count", options=opts["counts"], value=opts["counts"], inline=True)]),
+            html.Div([html.Label("Max batch size"), dcc.Checklist(id="f-batch", options=opts["batches"], value=opts["batches"], inline=True)]),
+            html.Div([html.Label("Queue delay (us)"), dcc.Checklist(
+                id="f-delay", options=[{"label": delays_label.get(d, str(d)), "value": d} for d in opts["delays"]],
+                value=opts["delays"], inline=True)]),
+        ], className="filters"),
+        html.Div(id="answer"),
+        dcc.Graph(id="pareto"),
+        html.H2("Selected config"),
+        html.Div(id="detail"),
+        html.Div([dcc.Graph(id="detail-curves"), dcc.Graph(id="detail-breakdown")], className="pair"),
+        html.Pre(id="detail-pbtxt"),
+        html.Button("Download config.pbtxt", id="download-button"),
+        dcc.Download(id="download"),
+        html.H2("Compare two configs"),
+        html.Div([dcc.Dropdown(id="compare-a", options=board.config_choices(), placeholder="first config"),
+                  dcc.Dropdown(id="compare-b", options=board.config_choices(), placeholder="second config")], className="pair"),
+        html.Div(id="compare-table-div"),
+        dcc.Graph(id="compare-curves"),
+        html.H2("Capacity planner"),
+        html.Div([
+            html.Label("Target load (req/s) "), dcc.Input(id="plan-target", type="number", min=0, value=10000),
+            html.Label(" price per server-hour (optional) "), dcc.Input(id="plan-price", type="number", min=0),
+        ]),
+        html.Div(id="plan"),
+        html.H2("Capacity map and resources"),
+        html.Div([dcc.Graph(id="heatmap"), dcc.Graph(id="resources")]),
+    ], style={"maxWidth": "1200px", "margin": "auto", "fontFamily": "system-ui, sans-serif"})
+
+
+def create_app(run_dir: str | Path) -> dash.Dash:
+    """The Dash app for a run directory (UsageError when it is missing or malformed)."""
+    board = Dashboard(run_dir)
+    app = dash.Dash(__name__, title=f"tritune: {board.run.model}")
+    app.layout = _layout(board)
+    app.board = board  # type: ignore[attr-defined]  # tests reach the callbacks through it
+    filters = [Input("budget", "value"), Input("f-count", "value"), Input("f-batch", "value"),
+               Input("f-delay", "value"), Input("version", "data")]
+    app.callback(Output("version", "data"), Input("tick", "n_intervals"), State("version", "data"))(board.on_tick)
+    app.callback(Output("answer", "children"), Output("pareto", "figure"), Output("chosen", "data"), *filters)(board.answer)
+    app.callback(Output("detail", "children"), Output("detail-curves", "figure"), Output("detail-breakdown", "figure"),
+                 Output("detail-pbtxt", "children"), Output("detail-id", "data"),
+                 Input("pareto", "clickData"), Input("chosen", "data"), Input("budget", "value"), Input("version", "data"))(board.detail)
+    app.callback(Output("download", "data"), Input("download-button", "n_clicks"), State("detail-id", "data"),
+                 prevent_initial_call=True)(board.download)
+    app.callback(Output("compare-table-div", "children"), Output("compare-curves", "figure"),
+                 Input("compare-a", "value"), Input("compare-b", "value"), Input("budget", "value"),
+                 Input("version", "data"))(board.compare)
+    app.callback(Output("plan", "children"), Input("plan-target", "value"), Input("plan-price", "value"),
+                 Input("chosen", "data"), Input("budget", "value"), Input("version", "data"))(board.plan)
+    app.callback(Output("heatmap", "figure"), Output("resources", "figure"), Input("version", "data"))(board.static_figures)
+    app.callback(Output("compare-a", "options"), Input("version", "data"))(board.config_choices)
+    app.callback(Output("compare-b", "options"), Input("version", "data"))(board.config_choices)
+    return app
+

@@ -1,0 +1,141 @@
+"""Report figure data on plain tables, the planner arithmetic, and the HTML report of a
+recorded run directory."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analyzer.errors import UsageError
+from analyzer.report import (
+    breakdown_data,
+    capacity_under_budget,
+    choose_at_budget,
+    cost_per_million,
+    heatmap_data,
+    level_meets,
+    load_curves_data,
+    load_run,
+    pareto_data,
+    replicas_needed,
+    resources_data,
+    write_report,
+)
+
+RECORDED = Path(__file__).resolve().parents[1] / "data" / "run_demo"
+
+
+def _m(config_id: str, level: float, tp: float, p99: float, inst: int = 1, batch: int = 8, delay: float = 0,
+       errors: int = 0, stable: bool = True, ci_high: float | None = None, requests: int = 3000) -> dict:
+    return {
+        "config_id": config_id, "instance_count": inst, "max_batch_size": batch, "max_queue_delay_us": delay,
+        "load_mode": "concurrency", "load_level": level, "throughput_rps": tp, "p99_ms": p99,
+        "p99_ci_high_ms": p99 * 1.05 if ci_high is None else ci_high, "requests": requests, "errors": errors,
+        "stable": stable, "server_queue_ms": 0.5, "server_compute_input_ms": 0.1, "server_compute_infer_ms": 1.0,
+        "server_compute_output_ms": 0.2, "avg_batch_size": level / 2, "server_cpu_pct": 100.0 + level,
+        "server_rss_mb": 80.0, "gpu_util_pct": math.nan, "gpu_mem_mb": math.nan,
+    }
+
+
+M = pd.DataFrame([
+    _m("a", 1, 100, 2.0), _m("a", 2, 180, 4.0), _m("a", 4, 300, 9.0), _m("a", 8, 320, 20.0),
+    _m("b", 1, 90, 1.0, inst=2), _m("b", 2, 170, 2.0, inst=2), _m("b", 4, 250, 4.0, inst=2),
+    _m("c", 2, 500, 3.0, batch=32, errors=5),
+])
+C = pd.DataFrame([
+    {"config_id": "a", "instance_count": 1, "max_batch_size": 8, "max_queue_delay_us": 0, "status": "ok",
+     "capacity_rps": 300.0, "capacity_level": 4.0, "p99_ms": 9.0, "load_mode": "concurrency"},
+    {"config_id": "b", "instance_count": 2, "max_batch_size": 8, "max_queue_delay_us": 0, "status": "ok",
+     "capacity_rps": 250.0, "capacity_level": 4.0, "p99_ms": 4.0, "load_mode": "concurrency"},
+    {"config_id": "c", "instance_count": 1, "max_batch_size": 32, "max_queue_delay_us": math.nan, "status": "failed",
+     "capacity_rps": 0.0, "capacity_level": math.nan, "p99_ms": math.nan, "load_mode": "concurrency"},
+])
+
+
+def test_budget_moves_the_choice() -> None:
+    assert choose_at_budget(M, C, 10.0)["config_id"] == "a"  # 300 req/s at p99 9 ms
+    assert choose_at_budget(M, C, 5.0)["config_id"] == "b"  # a only reaches 180 under 5 ms
+    assert choose_at_budget(M, C, 0.5) is None
+    caps = capacity_under_budget(M, 5.0).set_index("config_id")
+    assert caps.loc["a", "capacity_rps"] == 180 and caps.loc["a", "capacity_level"] == 2
+    assert caps.loc["c", "capacity_rps"] == 0  # errors never meet a budget
+
+
+def test_level_meets_needs_trust() -> None:
+    rows = pd.DataFrame([
+        _m("x", 1, 10, 4.0),  # fine
+        _m("x", 2, 10, 4.0, stable=False),  # unstable
+        _m("x", 4, 10, 4.0, ci_high=6.0),  # upper bound over a 5 ms budget
+        _m("x", 8, 10, 4.0, ci_high=math.nan, requests=100),  # too few requests to tell
+        _m("x", 16, 10, 4.0, ci_high=math.nan, requests=600),
+    ])
+    assert level_meets(rows, 5.0).tolist() == [True, False, False, False, True]
+
+
+def test_pareto_data_points_frontier_and_chosen() -> None:
+    data = pareto_data(M, 10.0, ("a", 4.0))
+    assert len(data["points"]) == 7  # the measurement with errors is left out
+    assert data["budget_ms"] == 10.0
+    assert data["chosen"]["config_id"] == "a" and data["chosen"]["throughput_rps"] == 300
+    # b@1 (90, 1.0), b@2 (170, 2.0), b@4 (250, 4.0), a@4 (300, 9.0), a@8 (320, 20.0)
+    assert data["frontier"] == [(90.0, 1.0), (170.0, 2.0), (250.0, 4.0), (300.0, 9.0), (320.0, 20.0)]
+    assert "instances 2, max batch 8" in data["points"][4]["hover"]
+
+
+def test_curves_breakdown_heatmap_resources() -> None:
+    curves = load_curves_data(M)
+    assert curves["a"]["level"] == [1, 2, 4, 8] and curves["a"]["throughput_rps"] == [100, 180, 300, 320]
+    bd = breakdown_data(M, C).set_index("config_id")
+    assert bd.loc["a", "load_level"] == 4 and bd.loc["c", "load_level"] == 2  # c failed: its highest level
+    heat = heatmap_data(C)
+    assert set(heat) == {1, 2}
+    one = heat[1]
+    assert one["max_batch_size"] == [8, 32] and one["max_queue_delay_us"] == ["off", "0"]
+    assert one["capacity_rps"][0][1] == 300 and math.isnan(one["capacity_rps"][1][0])  # failed -> NaN
+    res = resources_data(M)
+    assert res["throughput_rps"] == sorted(res["throughput_rps"]) and res["gpu_util_pct"] == []
+
+
+def test_planner_arithmetic() -> None:
+    assert replicas_needed(1000, 300) == 4
+    assert replicas_needed(900, 300) == 3
+    assert replicas_needed(0, 300) == 0
+    with pytest.raises(ValueError):
+        replicas_needed(10, 0)
+    # 4 servers at 2.0/h serving 1000 req/s: 8.0 per 3.6 M inferences
+    assert cost_per_million(1000, 4, 2.0) == pytest.approx(8.0 / 3.6)
+
+
+def test_report_of_a_recorded_run(tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(RECORDED, run)
+    data = load_run(run)
+    assert data.model == "demo_mlp" and not data.measurements.empty
+    path = write_report(run)
+    text = path.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "Best config:" in text
+    # Self-contained: plotly.js is inlined, no script is fetched from anywhere.
+    assert "Plotly.newPlot" in text and len(text) > 1_000_000
+    assert '<script src="http' not in text and "<script src='http" not in text
+    best = data.summary["best"]["config_id"]
+    assert best in text and "max_batch_size" in text
+
+
+def test_report_of_a_run_still_being_written(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "spec.yaml").write_text("model: m\nbudget_ms: 5\n")
+    path = write_report(run)
+    assert "No config met the budget of 5 ms (yet)" in path.read_text()
+
+
+def test_not_a_run_directory(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="not a tritune run directory"):
+        load_run(tmp_path)
+    with pytest.raises(UsageError, match="is not a directory"):
+        load_run(tmp_path / "missing")
