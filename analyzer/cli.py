@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import signal
 import sys
@@ -457,6 +458,7 @@ def dash(run_dir: str, host: str, port: int) -> None:
         if not port_is_free(port, host):
             raise UsageError(f"port {port} on {host} is already in use", hint="choose another --port")
         click.echo(f"tritune dashboard for {run_dir}: http://{host}:{port}/  (Ctrl-C to stop)", err=True)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         app.run(host=host, port=port, debug=False)
         return 0
 

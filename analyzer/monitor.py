@@ -96,11 +96,16 @@ def metric_value(metrics: Mapping[str, list[tuple[dict[str, str], float]]], name
 
 @dataclass(frozen=True)
 class ProcessSample:
-    """CPU seconds used so far and resident memory of a process tree, at a moment."""
+    """CPU seconds used so far (per process) and resident memory of a process tree, at a moment."""
 
     t: float
-    cpu_s: float
+    cpu_by_pid: dict[int, float]
     rss_bytes: int
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds of the whole tree."""
+        return sum(self.cpu_by_pid.values())
 
 
 class ProcessSampler:
@@ -116,11 +121,12 @@ class ProcessSampler:
             procs = [root] + root.children(recursive=True)
         except psutil.Error:
             return None
-        cpu, rss = 0.0, 0
+        cpu: dict[int, float] = {}
+        rss = 0
         for proc in procs:
             try:
                 times = proc.cpu_times()
-                cpu += times.user + times.system
+                cpu[proc.pid] = times.user + times.system
                 rss += proc.memory_info().rss
             except psutil.Error:
                 continue  # a child that exited between listing and reading
@@ -128,11 +134,16 @@ class ProcessSampler:
 
 
 def cpu_percent(before: ProcessSample, after: ProcessSample) -> float:
-    """Average CPU use between two samples, in % of one core (200 = two busy cores)."""
+    """Average CPU use between two samples, in % of one core (200 = two busy cores).
+
+    Counted per process: python-backend stubs come and go as models reload, and a tree total
+    would drop (to a bogus 0 %) when one exits. A process new since `before` counts from zero.
+    """
     wall = after.t - before.t
     if wall <= 0:
         return math.nan
-    return max(0.0, (after.cpu_s - before.cpu_s) / wall * 100.0)
+    used = sum(max(0.0, cpu - before.cpu_by_pid.get(pid, 0.0)) for pid, cpu in after.cpu_by_pid.items())
+    return used / wall * 100.0
 
 
 @dataclass(frozen=True)

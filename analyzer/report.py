@@ -127,8 +127,9 @@ def _describe(row: pd.Series) -> str:
 
 
 def pareto_data(measurements: pd.DataFrame, budget_ms: float, chosen: tuple[str, float] | None = None) -> dict[str, Any]:
-    """Pareto chart data: every error-free measurement (throughput vs p99 with its config),
-    the frontier, the budget, and the chosen (config_id, load level) point."""
+    """Pareto chart data: every error-free measurement (throughput vs p99 with its config; a
+    measurement whose windows never agreed is marked untrusted), the frontier of the trusted
+    ones, the budget, and the chosen (config_id, load level) point."""
     m = measurements[pd.to_numeric(measurements["errors"], errors="coerce").fillna(1) == 0].copy() if not measurements.empty else measurements.copy()
     points = []
     for _, r in m.iterrows():
@@ -141,13 +142,16 @@ def pareto_data(measurements: pd.DataFrame, budget_ms: float, chosen: tuple[str,
             "max_queue_delay_us": None if pd.isna(r["max_queue_delay_us"]) else int(r["max_queue_delay_us"]),
             "load_mode": r["load_mode"],
             "load_level": float(r["load_level"]),
+            # Unstable windows: shown, but neither on the frontier nor ever chosen.
+            "trusted": str(r.get("stable")).lower() in ("true", "1"),
             "hover": f"{_describe(r)}<br>{r['load_mode']} {float(r['load_level']):g}: "
                      f"{float(r['throughput_rps']):.1f} req/s, p99 {float(r['p99_ms']):.2f} ms",
         })
     frontier: list[tuple[float, float]] = []
-    if points:
-        tp = np.array([p["throughput_rps"] for p in points])
-        lat = np.array([p["p99_ms"] for p in points])
+    trusted = [p for p in points if p["trusted"]]
+    if trusted:
+        tp = np.array([p["throughput_rps"] for p in trusted])
+        lat = np.array([p["p99_ms"] for p in trusted])
         keep = pareto_mask(tp, lat)
         frontier = sorted((float(x), float(y)) for x, y, k in zip(tp, lat, keep) if k)
     chosen_point = None
@@ -262,25 +266,33 @@ def pareto_figure(data: dict[str, Any], title: str = "Throughput vs p99 latency"
             sel = [p for p in points if p["instance_count"] == count and p["max_batch_size"] == batch]
             if not sel:
                 continue
+            symbol = SYMBOLS[batches.index(batch) % len(SYMBOLS)]
             fig.add_trace(go.Scatter(
                 x=[p["throughput_rps"] for p in sel], y=[p["p99_ms"] for p in sel], mode="markers",
                 name=f"{count} inst, batch {batch}",
                 marker=dict(color=PALETTE[counts.index(count) % len(PALETTE)],
-                            symbol=SYMBOLS[batches.index(batch) % len(SYMBOLS)], size=10, line=dict(width=0.5, color="white")),
-                text=[p["hover"] for p in sel], hovertemplate="%{text}<extra></extra>",
+                            symbol=[symbol if p["trusted"] else f"{symbol}-open" for p in sel],
+                            size=10, line=dict(width=1.5)),
+                text=[p["hover"] + ("" if p["trusted"] else "<br>(windows did not agree: not counted)") for p in sel],
+                hovertemplate="%{text}<extra></extra>",
                 customdata=[[p["config_id"], p["load_level"]] for p in sel],
             ))
     if data["frontier"]:
         xs, ys = zip(*data["frontier"])
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="Pareto frontier",
                                  line=dict(color="black", dash="dot", width=1.5), hoverinfo="skip"))
-    fig.add_hline(y=data["budget_ms"], line=dict(color="crimson", dash="dash"),
-                  annotation_text=f"budget {data['budget_ms']:g} ms", annotation_position="top left")
+    # The budget as a line trace, not a shape: shapes on a log axis take log10 coordinates.
+    xs_all = [p["throughput_rps"] for p in points] or [0.0, 1.0]
+    fig.add_trace(go.Scatter(x=[min(xs_all) * 0.95, max(xs_all) * 1.05], y=[data["budget_ms"]] * 2, mode="lines",
+                             name=f"budget {data['budget_ms']:g} ms", line=dict(color="crimson", dash="dash"),
+                             hoverinfo="skip"))
     if data["chosen"]:
         c = data["chosen"]
         fig.add_trace(go.Scatter(x=[c["throughput_rps"]], y=[c["p99_ms"]], mode="markers", name=f"chosen: {c['config_id']}",
                                  marker=dict(symbol="star", size=22, color="gold", line=dict(color="black", width=1.5)),
                                  text=[c["hover"]], hovertemplate="%{text}<extra>chosen</extra>"))
+    if any(not p["trusted"] for p in points):
+        title += " (hollow: unstable windows, not counted)"
     fig.update_layout(title=title, xaxis_title="throughput (req/s)", yaxis_title="p99 latency (ms)",
                       yaxis_type="log", legend=dict(font=dict(size=10)), margin=dict(t=50, l=60, r=20, b=50),
                       clickmode="event")
@@ -316,8 +328,8 @@ def breakdown_figure(data: pd.DataFrame) -> go.Figure:
                              marker=dict(symbol="diamond", size=11, color="black")), secondary_y=True)
     fig.update_layout(barmode="stack", title="Server-side time per request (at capacity) and achieved batch size",
                       margin=dict(t=60, l=60, r=60, b=90))
-    fig.update_yaxes(title_text="ms per request", secondary_y=False)
-    fig.update_yaxes(title_text="avg batch size", secondary_y=True)
+    fig.update_yaxes(title_text="ms per request", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="avg batch size", rangemode="tozero", secondary_y=True)
     return fig
 
 

@@ -83,6 +83,14 @@ def test_process_sampler_sees_cpu_work() -> None:
     assert ProcessSampler(2**22 + 12345).sample() is None  # no such process
 
 
+def test_cpu_percent_survives_a_child_exiting() -> None:
+    from analyzer.monitor import ProcessSample
+
+    before = ProcessSample(0.0, {1: 10.0, 2: 50.0}, 0)  # pid 2: a stub about to be unloaded
+    after = ProcessSample(2.0, {1: 11.0, 3: 0.5}, 0)  # pid 3: the new stub
+    assert cpu_percent(before, after) == pytest.approx((1.0 + 0.5) / 2.0 * 100.0)
+
+
 def test_gpu_sampler_degrades_cleanly() -> None:
     sampler = GpuSampler()
     if sampler.available:  # a machine with a GPU: real numbers

@@ -85,6 +85,13 @@ def test_pareto_data_points_frontier_and_chosen() -> None:
     assert "instances 2, max batch 8" in data["points"][4]["hover"]
 
 
+def test_unstable_points_are_shown_but_not_on_the_frontier() -> None:
+    rows = pd.DataFrame([_m("a", 1, 100, 2.0), _m("a", 2, 400, 1.0, stable=False), _m("a", 4, 300, 3.0)])
+    data = pareto_data(rows, 10.0)
+    assert [p["trusted"] for p in data["points"]] == [True, False, True]
+    assert data["frontier"] == [(100.0, 2.0), (300.0, 3.0)]
+
+
 def test_curves_breakdown_heatmap_resources() -> None:
     curves = load_curves_data(M)
     assert curves["a"]["level"] == [1, 2, 4, 8] and curves["a"]["throughput_rps"] == [100, 180, 300, 320]
