@@ -87,6 +87,14 @@ class ModelLoadError(ServerError):
     """The server refused to load a model (or a model config)."""
 
 
+class LoadTimeoutError(ServerError):
+    """Loading a model did not finish in time (the server may be hung)."""
+
+
+class ServerDiedError(ServerError):
+    """The server went away while tritune was using it."""
+
+
 class MeasurementError(TrituneError):
     """A measurement could not be taken (exit 1)."""
 

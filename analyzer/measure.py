@@ -83,15 +83,17 @@ class WindowStat:
     p99_ms: float
     p99_low_ms: float = math.nan
     p99_high_ms: float = math.nan
+    finished: int = 0  # requests that ended in the window, failed ones included
 
 
 def window_stat(records: Records, start: float, end: float, q: float = 99) -> WindowStat:
     """Stats of the successful requests that finished in [start, end)."""
-    mask = records.ok & (records.done >= start) & (records.done < end)
+    ended = (records.done >= start) & (records.done < end)
+    mask = records.ok & ended
     lat = np.sort(records.latency_s[mask]) * 1e3
     span = max(end - start, 1e-9)
     lo, hi = quantile_ci(lat, q)
-    return WindowStat(start, end, int(mask.sum()), float(mask.sum() / span), percentile(lat, q), lo, hi)
+    return WindowStat(start, end, int(mask.sum()), float(mask.sum() / span), percentile(lat, q), lo, hi, int(ended.sum()))
 
 
 def _within(values: Sequence[float], tolerance: float) -> bool:
@@ -161,6 +163,7 @@ class Measurement:
     offered_rps: float = math.nan
     send_lag_p99_ms: float = math.nan
     over_budget: int = -1  # requests slower than the budget (-1: no budget given)
+    stalled: bool = False  # ended early: windows in a row without a successful response
     avg_batch_size: float = math.nan
     server_requests: int = 0
     server_queue_ms: float = math.nan

@@ -58,6 +58,7 @@ class MeasureSettings:
     confidence: float = 0.95
     min_requests: int = 0  # keep measuring until the summarised windows hold this many requests
     budget_ms: float | None = None  # count requests over it (for the budget verdict)
+    stall_windows: int = 2  # this many windows in a row in which no request ended at all: stalled
 
     def __post_init__(self) -> None:
         if self.window_s <= 0:
@@ -198,7 +199,7 @@ async def measure_level(
     run = LoadRun(client.infer, load, max_duration_s=horizon, max_inflight=settings.max_inflight)
     windows: list[WindowStat] = []
     snaps: list[Snapshot] = []
-    stable = False
+    stable = stalled = False
     run.start()
     try:
         await _sleep_until(run.started_at + settings.warmup_s, stop)
@@ -218,6 +219,10 @@ async def measure_level(
             used = span_windows(windows, settings.min_requests)
             if stable and sum(w.requests for w in windows[-used:]) >= settings.min_requests:
                 break
+            recent = windows[-settings.stall_windows:]
+            if len(recent) == settings.stall_windows and all(w.finished == 0 for w in recent) and run.inflight:
+                stalled = True  # requests out, nothing back, not even errors: the server hangs
+                break
     finally:
         records = await run.stop(settings.drain_s)
     if not windows:
@@ -235,6 +240,7 @@ async def measure_level(
         budget_ms=settings.budget_ms,
     )
     attach_server_view(m, snaps[-used - 1], snaps[-1])
+    m.stalled = stalled
     return m
 
 

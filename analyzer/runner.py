@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from analyzer.capacity import CapacityResult, LevelSearch, Verdict, required_requests, search_capacity
 from analyzer.choose import best_config, build_summary
-from analyzer.errors import EXIT_NO_CONFIG, EXIT_OK, ModelLoadError, ServerError
+from analyzer.errors import EXIT_NO_CONFIG, EXIT_OK, LoadTimeoutError, ModelLoadError, ServerDiedError, ServerError
 from analyzer.load.clients import make_client
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure import Measurement, WindowStat
@@ -70,6 +70,12 @@ def measure_settings(spec: SweepSpec) -> MeasureSettings:
     )
 
 
+def _tail(log: str) -> str:
+    """' | server log: ...' with the last few log lines on one line ('' without a log)."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    return (" | server log: " + " / ".join(lines[-4:])) if lines else ""
+
+
 def config_row(cand: Candidate, result: CapacityResult | None, *, status: str, error: str, mode: str,
                trial: int, wall_s: float, percentile: float) -> dict[str, Any]:
     """One configs.csv row."""
@@ -96,6 +102,35 @@ def config_row(cand: Candidate, result: CapacityResult | None, *, status: str, e
         "wall_s": round(wall_s, 2),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+
+
+RESTART_KINDS = ("timeout", "unfinished", "unavailable", "client_backlog")
+
+
+def failure_of(result: CapacityResult) -> tuple[str, bool] | None:
+    """Why a measured config counts as failed, and whether the server needs a restart.
+
+    A config fails when any of its load levels got not one successful response: the model
+    crashed, raised on every request, or the server stopped answering. Timeouts and unanswered
+    requests mean a model instance may still be stuck, so a local server is restarted.
+    """
+    for m, _ in result.measurements:
+        if m.stalled:
+            return (f"the server stopped answering at {m.load_mode} {m.load_level:g}: no request ended "
+                    f"in {m.windows} windows (requests time out after the request timeout)"), True
+        if m.requests > 0 and m.errors >= m.requests:
+            restart = any(k in m.error_kinds for k in RESTART_KINDS)
+            return f"no request succeeded at {m.load_mode} {m.load_level:g} ({m.requests} requests: {m.error_kinds})", restart
+    return None
+
+
+class ConfigFailed(Exception):
+    """A config could not be measured; the sweep records it and goes on."""
+
+    def __init__(self, reason: str, restart: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.restart = restart
 
 
 class SweepRunner:
@@ -138,8 +173,20 @@ class SweepRunner:
         """Seconds spent on this sweep, earlier runs of it included."""
         return self.previous_wall_s + time.monotonic() - self.started
 
+    def _check_server(self, during: str) -> None:
+        """Raise ServerDiedError when the server is gone (local: its process; remote: liveness)."""
+        local = self.session.local
+        if local is not None:
+            if not local.alive():
+                raise ServerDiedError(
+                    f"tritonserver exited (code {local.exit_code()}) {during}", log_tail=local.log_tail(12)
+                )
+        elif not self.session.control.is_live():
+            raise ServerDiedError(f"the server at {self.session.url} stopped answering {during}")
+
     def _apply(self, cand: Candidate) -> str:
         """Load the candidate's config on the server; '' on success, else the server's reason."""
+        self._check_server("before loading the config")
         config = apply_candidate(self.base_config, cand)
         try:
             self.session.control.load_model(self.model.name, to_dict(config))
@@ -200,17 +247,20 @@ class SweepRunner:
         return summary
 
     # -- the loop -------------------------------------------------------------------------------
-    async def _measure_config(self, cand: Candidate, client: Any, probe: Probe) -> CapacityResult:
+    async def _measure_config(self, cand: Candidate) -> CapacityResult:
         plan = self.spec.load
 
         async def measure(level: float) -> Measurement | None:
             load = LoadSpec(plan.mode, level, arrival=plan.arrival, seed=self.spec.seed)
 
             def on_window(load: LoadSpec, index: int, stat: WindowStat, stable: bool) -> None:
+                if self.session.local is not None or stat.requests == 0:
+                    # Local: a process check is free. Remote: ask only when nothing came back.
+                    self._check_server(f"while measuring {cand.config_id} at {load.describe()}")
                 if self.events.window:
                     self.events.window(cand, load, index, stat, stable)
 
-            return await measure_level(client, probe, load, self.settings, on_window=on_window, stop=self.stop)
+            return await measure_level(self._client, self._probe, load, self.settings, on_window=on_window, stop=self.stop)
 
         def on_level(m: Measurement, verdict: Verdict) -> None:
             row = measurement_row(cand.config_id, knobs_of(apply_candidate(self.base_config, cand)), m, verdict.meets)
@@ -231,12 +281,43 @@ class SweepRunner:
         return await search_capacity(measure, search, self.spec.budget_ms, self.spec.percentile,
                                      self.spec.confidence, on_level=on_level)
 
-    async def _run(self) -> tuple[bool, str]:
-        client = make_client(
+    def _open_clients(self) -> None:
+        self._client = make_client(
             self.session.protocol, self.session.url, self.model.name,
             make_tensors(self.model.specs, self.spec.seed), timeout_s=self.settings.request_timeout_s,
         )
-        probe = Probe(self.session.endpoint, self.session.protocol, self.model.name, self.session.pid)
+        self._probe = Probe(self.session.endpoint, self.session.protocol, self.model.name, self.session.pid)
+
+    async def _close_clients(self) -> None:
+        await self._client.close()
+        await asyncio.get_running_loop().run_in_executor(None, self._probe.close)
+
+    async def _recover(self, reason: str) -> None:
+        """Local server: restart it (and reconnect) so the next config starts clean."""
+        await self._close_clients()
+        self._say(f"restarting tritonserver after: {reason.splitlines()[0]}")
+        self.session.restart()
+        self._open_clients()
+
+    def _record(self, cand: Candidate, number: int, t0: float, result: CapacityResult | None,
+                status: str, error: str) -> None:
+        row = config_row(cand, result, status=status, error=error, mode=self.spec.load.mode,
+                         trial=number, wall_s=time.monotonic() - t0, percentile=self.spec.percentile)
+        self.store.append_config(row)
+        if status == "failed":
+            self.search.tell(cand, Outcome(0.0, math.nan, failed=True, error=error))
+        else:
+            assert result is not None
+            at = result.at_capacity()
+            closest = result.closest(self.spec.percentile)
+            p99 = at.p99_ms if at else (closest.p99_ms if closest else math.nan)
+            self.search.tell(cand, Outcome(result.capacity_rps, p99))
+        if self.events.config_done:
+            self.events.config_done(cand, row)
+        self._update_answer(False)
+
+    async def _run(self) -> tuple[bool, str]:
+        self._open_clients()
         interrupted = False
         try:
             while not self.stop.requested:
@@ -247,46 +328,51 @@ class SweepRunner:
                 if self.events.config_start:
                     self.events.config_start(cand, number, self.search.measured + self.search.remaining())
                 t0 = time.monotonic()
-                # On the loop's thread: the admin client must stay on the thread that made it
-                # (HTTP's is greenlet-based), and no load is running while a config loads.
-                reason = self._apply(cand)
-                if reason:
-                    self._say(f"config {cand.config_id} failed to load: {reason}")
-                    row = config_row(cand, None, status="failed", error=reason, mode=self.spec.load.mode,
-                                     trial=number, wall_s=time.monotonic() - t0, percentile=self.spec.percentile)
-                    self.store.append_config(row)
-                    self.search.tell(cand, Outcome(0.0, math.nan, failed=True, error=reason))
-                    if self.events.config_done:
-                        self.events.config_done(cand, row)
-                    self._update_answer(False)
-                    continue
-                result = await self._measure_config(cand, client, probe)
-                if result.interrupted:
-                    self.search.abandon()
-                    interrupted = True
-                    break
-                status = "pruned" if result.pruned else "ok"
-                row = config_row(cand, result, status=status, error="", mode=self.spec.load.mode,
-                                 trial=number, wall_s=time.monotonic() - t0, percentile=self.spec.percentile)
-                self.store.append_config(row)
-                at = result.at_capacity()
-                closest = result.closest(self.spec.percentile)
-                p99 = at.p99_ms if at else (closest.p99_ms if closest else math.nan)
-                self.search.tell(cand, Outcome(result.capacity_rps, p99))
-                if self.events.config_done:
-                    self.events.config_done(cand, row)
-                self._update_answer(False)
+                try:
+                    # On the loop's thread: the admin client must stay on the thread that made it
+                    # (HTTP's is greenlet-based), and no load is running while a config loads.
+                    reason = self._apply(cand)
+                    if reason:
+                        raise ConfigFailed(reason)
+                    result = await self._measure_config(cand)
+                    if result.interrupted:
+                        self.search.abandon()
+                        interrupted = True
+                        break
+                    failure = failure_of(result)
+                    if failure:
+                        raise ConfigFailed(failure[0] + _tail(self.session.log_tail(6)), restart=failure[1])
+                    self._record(cand, number, t0, result, "pruned" if result.pruned else "ok", "")
+                except ConfigFailed as exc:
+                    self._say(f"config {cand.config_id} failed: {exc.reason}")
+                    self._record(cand, number, t0, None, "failed", exc.reason)
+                    if exc.restart and self.session.local is not None:
+                        await self._recover(exc.reason)
+                except (ServerDiedError, LoadTimeoutError) as exc:
+                    reason = exc.message + _tail(exc.log_tail)
+                    if self.session.local is None:
+                        # A remote server cannot be restarted from here: stop with a resumable run.
+                        self.search.abandon()
+                        raise ServerError(
+                            f"{exc.message}; the sweep stopped (results so far are in {self.store.dir})",
+                            hint=f"when the server is back: tritune sweep --resume {self.store.dir}",
+                        ) from None
+                    self._say(f"config {cand.config_id} failed: {reason}")
+                    self._record(cand, number, t0, None, "failed", reason)
+                    await self._recover(reason)
             if self.stop.requested:
                 interrupted = True
         finally:
-            await client.close()
-            await asyncio.get_running_loop().run_in_executor(None, probe.close)
+            await self._close_clients()
         return interrupted, self.search.stop_reason
 
     def run(self) -> SweepResult:
         """Run the sweep to its end (or until stopped); the run directory is complete either way."""
         try:
             interrupted, reason = asyncio.run(self._run())
+        except ServerError:
+            self._update_answer(finished=False, stop_reason="the server went away")
+            raise
         finally:
             self._restore_base()
         if interrupted:
@@ -305,5 +391,5 @@ class SweepRunner:
             return
         try:
             self.session.control.load_model(self.model.name, to_dict(self.base_config))
-        except (ServerError, ModelLoadError) as exc:
+        except ServerError as exc:
             self._say(f"could not restore {self.model.name}'s original config: {exc.message}")

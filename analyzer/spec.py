@@ -73,6 +73,7 @@ class SweepSpec:
     inputs: dict[str, list[int]] = field(default_factory=dict)
     triton_server_path: str | None = None
     metrics_port: int | None = None
+    load_timeout_s: float = 120.0  # a config load slower than this means the server is stuck
     source: str = "<spec>"
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,7 +105,7 @@ class SweepSpec:
 TOP_KEYS = {
     "model", "model_repository", "url", "protocol", "budget_ms", "percentile", "confidence",
     "strategy", "objective", "max_trials", "time_budget_s", "patience", "seed", "space", "load",
-    "inputs", "triton_server_path", "metrics_port",
+    "inputs", "triton_server_path", "metrics_port", "load_timeout_s",
 }
 SPACE_KEYS = {"instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size", "instance_kind"}
 LOAD_KEYS = {f.name for f in dataclasses.fields(LoadPlan)}
@@ -265,6 +266,7 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) 
         ("patience", lambda v: _number(errors, "patience", v, minimum=1, integer=True)),
         ("seed", lambda v: _number(errors, "seed", v, minimum=0, integer=True)),
         ("metrics_port", lambda v: _number(errors, "metrics_port", v, minimum=1, integer=True, maximum=65535)),
+        ("load_timeout_s", lambda v: _number(errors, "load_timeout_s", v, minimum=0, exclusive=True)),
     ]
     for key, check in checks:
         if key in data and data[key] is not None:

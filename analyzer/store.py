@@ -61,6 +61,7 @@ MEASUREMENT_COLUMNS = [
     "gpu_util_pct",
     "gpu_mem_mb",
     "over_budget",
+    "stalled",
     "verdict",
     "verdict_reason",
 ]
@@ -141,22 +142,28 @@ class RunStore:
 
         Raises UsageError when the place is not writable, before anything is measured.
         """
-        if run_dir is None:
-            root = Path(out_root) if out_root is not None else Path("reports")
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            run_dir = root / f"{model}-{stamp}"
-            n = 1
-            while Path(run_dir).exists():
-                n += 1
-                run_dir = root / f"{model}-{stamp}-{n}"
-        path = Path(run_dir)
+        explicit = run_dir is not None
+        root = Path(out_root) if out_root is not None else Path("reports")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for n in range(1, 1000):
+            path = Path(run_dir) if explicit else root / (f"{model}-{stamp}" + (f"-{n}" if n > 1 else ""))
+            try:
+                path.mkdir(parents=True, exist_ok=False)
+            except FileExistsError:
+                if explicit:
+                    raise UsageError(f"run directory {path} already exists",
+                                     hint="use --resume to continue it, or another --out") from None
+                continue  # another sweep started this second: take the next name
+            except OSError as exc:
+                raise UsageError(
+                    f"cannot write the run directory {path}: {exc.strerror}",
+                    hint="pass --out with a directory you can write to",
+                ) from None
+            break
         try:
-            path.mkdir(parents=True, exist_ok=False)
             probe = path / ".write-test"
             probe.write_text("ok")
             probe.unlink()
-        except FileExistsError:
-            raise UsageError(f"run directory {path} already exists", hint="use --resume to continue it, or another --out") from None
         except OSError as exc:
             raise UsageError(
                 f"cannot write the run directory {path}: {exc.strerror}",
@@ -189,6 +196,13 @@ class RunStore:
     def _append(self, name: str, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:
         path = self.path(name)
         new = not path.exists() or path.stat().st_size == 0
+        if not new:
+            # Keep an existing file's columns (a run started by another tritune version):
+            # rows must line up with the header already written.
+            with open(path, newline="") as fh:
+                header = next(csv.reader(fh), None)
+            if header and header != columns:
+                columns = header
         with open(path, "a", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
             if new:

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from analyzer.errors import SpecError, UsageError
-from analyzer.modelconfig import from_dict, read_pbtxt, to_pbtxt
+from analyzer.modelconfig import from_dict, read_pbtxt, to_dict, to_pbtxt
 from analyzer.profiler import StopToken
 from analyzer.runner import Events, SweepResult, SweepRunner
 from analyzer.search import make_search
@@ -104,6 +104,7 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
         triton_server_path=spec.triton_server_path,
         server_port=options.server_port,
         metrics_port=spec.metrics_port,
+        load_timeout_s=spec.load_timeout_s,
     ) as session:
         info = prepare_model(session, spec.model, spec.inputs, load=session.local is not None)
         base = None
@@ -115,6 +116,10 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
             base = from_dict(info.config)
         base.name = spec.model
         store.path("base_config").write_text(to_pbtxt(base))
+        if session.local is None:
+            # Pre-flight on a running server: can configs be applied at all (explicit
+            # model-control mode)? Reloading the current config answers before anything is measured.
+            session.control.load_model(spec.model, to_dict(base))
         traits = ModelTraits.of(base)
         candidates = check_space(spec.space, traits, spec.source)
         search = make_search(

@@ -45,11 +45,13 @@ def run_perf_analyzer(pa: str, url: str, protocol: str, model: str, concurrency:
     """One perf_analyzer run at one concurrency: (infer/s, p99 ms, note)."""
     out = workdir / f"pa-{model}-{concurrency}.csv"
     shape_args = [f"--shape={name}:{','.join(map(str, dims))}" for name, dims in SHAPES[model].items()]
-    for stab in (stability, 30.0, 50.0):
+    # perf_analyzer exits 2 when its windows never agree; loosen as it suggests before giving up.
+    attempts = [(stability, window_ms), (30.0, window_ms), (50.0, window_ms), (50.0, window_ms * 5 // 2)]
+    for stab, window in attempts:
         cmd = [
             pa, "-m", model, "-i", protocol, "-u", url,
             f"--concurrency-range={concurrency}:{concurrency}",
-            f"--measurement-interval={window_ms}", f"--stability-percentage={stab:g}",
+            f"--measurement-interval={window}", f"--stability-percentage={stab:g}",
             "--percentile=99", "-f", str(out), *shape_args,
         ]
         try:
@@ -60,9 +62,9 @@ def run_perf_analyzer(pa: str, url: str, protocol: str, model: str, concurrency:
         if proc.returncode == 0:
             with open(out) as fh:
                 row = next(csv.DictReader(fh))
-            note = "" if stab == stability else f"perf_analyzer needed -s {stab:g}"
+            note = "" if (stab, window) == attempts[0] else f"perf_analyzer needed -s {stab:g} -p {window}"
             return float(row["Inferences/Second"]), float(row["p99 latency"]) / 1000.0, note
-    raise RuntimeError(f"perf_analyzer failed: {proc.stdout[-800:]} {proc.stderr[-800:]}")
+    return float("nan"), float("nan"), "perf_analyzer never stable (even -s 50 with 2.5x windows)"
 
 
 def run_ours(server: LocalServer, protocol: str, model: str, concurrency: int, settings: MeasureSettings) -> tuple[float, float, bool]:
@@ -128,7 +130,7 @@ def main() -> int:
             print(f"{'conc':>5} {'pa req/s':>10} {'ours req/s':>11} {'ratio':>6} {'pa p99 ms':>10} {'ours p99 ms':>12} {'ratio':>6}  notes")
             for level in [int(x) for x in args.concurrency.split(",")]:
                 pa_rps, our_rps, pa_p99, our_p99, notes = compare("demo_mlp", level)
-                print(f"{level:>5} {pa_rps:>10.1f} {our_rps:>11.1f} {our_rps / pa_rps:>6.2f} {pa_p99:>10.2f} {our_p99:>12.2f} {our_p99 / pa_p99:>6.2f}  {notes}", flush=True)
+                print(f"{level:>5} {pa_rps:>10.1f} {our_rps:>11.1f} {our_rps / pa_rps:>6.2f} {pa_p99:>10.2f} {our_p99:>12.2f} {our_p99 / pa_p99:>6.2f}  {notes}", flush=True)  # NaN ratio: perf_analyzer gave no figure
 
             print("\n== identity: highest request rate each tool drives ==")
             best_pa = best_ours = 0.0

@@ -131,9 +131,10 @@ class Search:
             if "config_id" not in t.user_attrs:
                 continue
             cand = Candidate.from_params(t.user_attrs["params"])
-            if t.state == TrialState.RUNNING:
-                # The process died while measuring this one: mark it and measure it again.
-                self.study.tell(t.number, state=TrialState.FAIL)
+            if t.state == TrialState.RUNNING or (t.state == TrialState.FAIL and t.user_attrs.get("abandoned")):
+                # Being measured when the run died (or stopped): measure it again, first.
+                if t.state == TrialState.RUNNING:
+                    self.study.tell(t.number, state=TrialState.FAIL)
                 if cand in self.valid and cand not in self.in_flight:
                     self.in_flight.append(cand)
             elif t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.user_attrs.get("measured"):
@@ -228,6 +229,7 @@ class Search:
     def abandon(self) -> None:
         """The current candidate was not finished (the run is stopping): leave it to a resume."""
         if self._trial is not None:
+            self._trial.set_user_attr("abandoned", True)  # a resumed run measures it first
             self.study.tell(self._trial, state=TrialState.FAIL)
             assert self._current is not None
             self.in_flight.insert(0, self._current)

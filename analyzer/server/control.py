@@ -14,9 +14,11 @@ import urllib.request
 from typing import Any, Callable
 
 from analyzer.errors import (
+    LoadTimeoutError,
     ModelLoadError,
     ModelNotFoundError,
     ModelNotReadyError,
+    ServerDiedError,
     ServerError,
     ServerUnreachableError,
     UsageError,
@@ -60,6 +62,7 @@ class ServerControl:
         protocol: str = "grpc",
         *,
         timeout_s: float = 10.0,
+        load_timeout_s: float = 300.0,
         log_offset: Callable[[], int] | None = None,
         log_since: Callable[[int], str] | None = None,
     ) -> None:
@@ -67,6 +70,7 @@ class ServerControl:
         self.protocol = protocol
         self.url = endpoint.url(protocol)
         self.timeout_s = timeout_s
+        self.load_timeout_s = load_timeout_s
         self._log_offset = log_offset
         self._log_since = log_since
         if protocol == "grpc":
@@ -77,7 +81,7 @@ class ServerControl:
             import tritonclient.http as httpclient
 
             self._client = httpclient.InferenceServerClient(
-                self.url, connection_timeout=timeout_s, network_timeout=max(timeout_s, 120.0)
+                self.url, connection_timeout=timeout_s, network_timeout=max(timeout_s, load_timeout_s)
             )
 
     def close(self) -> None:
@@ -119,7 +123,7 @@ class ServerControl:
             raise ServerUnreachableError(f"the Triton server at {self.url} is not live")
 
     def is_live(self) -> bool:
-        """True when the server answers its liveness check."""
+        """True when the server answers its liveness check (within the admin timeout)."""
         try:
             return bool(self._call("is_server_live"))
         except Exception:  # noqa: BLE001
@@ -182,18 +186,34 @@ class ServerControl:
         try:
             if self.protocol == "grpc":
                 # Loads can take long (python models start processes); never the admin timeout.
-                self._client.load_model(name, client_timeout=max(self.timeout_s, 300.0), **kwargs)
+                self._client.load_model(name, client_timeout=self.load_timeout_s, **kwargs)
             else:
                 self._client.load_model(name, **kwargs)
         except InferenceServerException as exc:
+            text = str(exc).lower()
+            if "deadline" in text or "timed out" in text or "timeout" in text:
+                raise LoadTimeoutError(
+                    f"loading model {name!r} did not finish within {self.load_timeout_s:g} s "
+                    "(the server may be stuck on requests to the previous config)",
+                    log_tail=self._logged_errors(offset),
+                ) from None
+            if "not allowed" in text and ("polling" in text or "explicit" in text or "mode" in text):
+                raise UsageError(
+                    f"the server at {self.url} is not in explicit model-control mode, so tritune cannot "
+                    f"apply configs to it: {_short(exc)}",
+                    hint="restart tritonserver with --model-control-mode=explicit (models to serve at start: "
+                    "--load-model=NAME)",
+                ) from None
+            if not self.is_live():  # the refusal came from a server that is gone, not from the model
+                raise ServerDiedError(f"lost the server at {self.url} while loading {name!r}: {_short(exc)}") from None
             reasons = self._logged_errors(offset)
             message = f"the server refused to load model {name!r}: {_short(exc)}"
-            if "explicit" in str(exc).lower() and "mode" in str(exc).lower():
-                raise UsageError(
-                    f"the server at {self.url} does not allow loading models: {_short(exc)}",
-                    hint="start tritonserver with --model-control-mode=explicit",
-                ) from None
             raise ModelLoadError(message, log_tail=reasons) from None
+        except Exception as exc:  # noqa: BLE001 - transport failures of the HTTP client
+            kind = type(exc).__name__.lower()
+            if "timeout" in kind:
+                raise LoadTimeoutError(f"loading model {name!r} did not finish within {self.load_timeout_s:g} s") from None
+            raise ServerDiedError(f"lost the server at {self.url} while loading {name!r}: {_short(exc)}") from None
 
     def unload_model(self, name: str) -> None:
         """Unload a model (errors are reported as ServerError)."""

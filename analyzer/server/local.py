@@ -37,8 +37,10 @@ atexit.register(_stop_all_at_exit)
 
 
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:
-    """True when nothing listens on host:port (checked by binding it)."""
+    """True when nothing listens on host:port (checked by binding it, as a server would: with
+    SO_REUSEADDR, so connections of a stopped server lingering in TIME_WAIT do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -98,6 +100,7 @@ class LocalServer:
         exit_timeout_s: float = 10.0,
         extra_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        control_mode: str = "explicit",
     ) -> None:
         self.install = install
         self.model_repository = Path(model_repository).resolve()
@@ -107,6 +110,7 @@ class LocalServer:
         self.exit_timeout_s = exit_timeout_s
         self.extra_args = extra_args
         self.extra_env = env or {}
+        self.control_mode = control_mode  # "explicit" for tritune; others only to test refusals
         self.process: subprocess.Popen[bytes] | None = None
         self.endpoint: Endpoint | None = None
         if not self.model_repository.is_dir():
@@ -133,7 +137,7 @@ class LocalServer:
         cmd = [
             str(self.install.binary),
             f"--model-repository={self.model_repository}",
-            "--model-control-mode=explicit",
+            f"--model-control-mode={self.control_mode}",
             f"--http-address={endpoint.host}",
             f"--http-port={endpoint.http_port}",
             f"--grpc-address={endpoint.host}",
@@ -271,13 +275,14 @@ class LocalServer:
         except FileNotFoundError:
             return ""
 
-    def stop(self) -> None:
-        """Stop the server: SIGTERM, wait for its own exit timeout, then SIGKILL its group."""
+    def stop(self, graceful: bool = True) -> None:
+        """Stop the server: SIGTERM, wait for its own exit timeout, then SIGKILL its group.
+        Not graceful (a server that is broken anyway): SIGKILL at once."""
         proc = self.process
         if proc is None:
             _ACTIVE.discard(self)
             return
-        if proc.poll() is None:
+        if graceful and proc.poll() is None:
             try:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=self.exit_timeout_s + 5)

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import psutil
 
-from analyzer.errors import UsageError
+from analyzer.errors import ServerError, UsageError
 from analyzer.load.inputs import TensorSpec, request_specs
 from analyzer.server.control import ServerControl
 from analyzer.server.discovery import cache_dir, find_tritonserver
@@ -51,6 +51,24 @@ class ServerSession:
         """The local server's log file (None for remote servers)."""
         return self.local.log_path if self.local else None
 
+    def log_tail(self, lines: int = 12) -> str:
+        """Last lines of the local server's log ('' for remote servers)."""
+        return self.local.log_tail(lines) if self.local else ""
+
+    def restart(self) -> None:
+        """Kill and start the local server again (new ports unless pinned) with a new control
+        client. Models are not loaded: the caller loads what it needs."""
+        if self.local is None:
+            raise ServerError("a remote server cannot be restarted by tritune")
+        old = self.control
+        self.local.stop(graceful=False)  # it is restarted because it is broken: no grace period
+        self.endpoint = self.local.start()
+        self.control = ServerControl(
+            self.endpoint, self.protocol, load_timeout_s=old.load_timeout_s,
+            log_offset=self.local.log_offset, log_since=self.local.log_since,
+        )
+        old.close()
+
 
 def listening_pid(host: str, port: int) -> int | None:
     """The pid of the process listening on a loopback `port`, so a server given by URL on this
@@ -77,13 +95,14 @@ def open_server(
     server_port: int | None = None,
     metrics_port: int | None = None,
     startup_timeout_s: float = 60.0,
+    load_timeout_s: float = 300.0,
 ) -> Iterator[ServerSession]:
     """Connect to `url`, or launch a local server on `model_repository`; stop it afterwards."""
     if (url is None) == (model_repository is None):
         raise UsageError("give exactly one of --url (a running server) or --model-repository (launch one)")
     if url is not None:
         endpoint = parse_url(url, protocol, metrics_port)
-        control = ServerControl(endpoint, protocol)
+        control = ServerControl(endpoint, protocol, load_timeout_s=load_timeout_s)
         try:
             control.check_reachable()
             pid = listening_pid(endpoint.host, int(endpoint.url(protocol).rsplit(":", 1)[1]))
@@ -104,13 +123,16 @@ def open_server(
     server = LocalServer(install, repo, log, base_port=server_port, startup_timeout_s=startup_timeout_s)
     with server:
         assert server.endpoint is not None
-        control = ServerControl(
-            server.endpoint, protocol, log_offset=server.log_offset, log_since=server.log_since
+        session = ServerSession(
+            server.endpoint, protocol,
+            ServerControl(server.endpoint, protocol, load_timeout_s=load_timeout_s,
+                          log_offset=server.log_offset, log_since=server.log_since),
+            server,
         )
         try:
-            yield ServerSession(server.endpoint, protocol, control, server)
+            yield session
         finally:
-            control.close()
+            session.control.close()
 
 
 @dataclass(frozen=True)
