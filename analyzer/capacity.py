@@ -98,7 +98,8 @@ def outcome_of(verdict: Verdict) -> str:
 class LevelSearch:
     """Chooses the load levels to measure for one config.
 
-    Ramp: from `start`, double while the budget is not broken and throughput still grows. If
+    Ramp: from `start`, double while the budget is not broken and throughput still grows (it has
+    not been flat for two steps in a row). If
     the start breaks it, halve until a level does not. Then bisect `refine_steps` times between
     the highest unbroken and the lowest broken level. Refinement is skipped (pruned) when neither
     of those two levels' throughput reaches `best_capacity`: levels in between cannot beat the
@@ -153,8 +154,7 @@ class LevelSearch:
         if not above:
             if top >= self.max_level:
                 return None
-            below = [g for g in unbroken if g < top]
-            if below and self.measured[top][0] < SATURATION_GAIN * self.measured[below[-1]][0]:
+            if self._saturated(unbroken):
                 return None  # throughput stopped growing: more load only adds latency
             return self._clamp(top * 2)
         first_bad = above[0]
@@ -173,6 +173,15 @@ class LevelSearch:
             return None  # within 5 %: finer steps are below the measurement noise
         self._refines_done += 1
         return mid
+
+    def _saturated(self, unbroken: list[float]) -> bool:
+        # Flat over two steps in a row, not one: a batching server often gains little from 1 to
+        # 2 in flight (too few requests to batch) and a lot from 4 to 8, and one flat step is
+        # within the noise of a shared machine.
+        if len(unbroken) < 3:
+            return False
+        t = [self.measured[level][0] for level in unbroken[-3:]]
+        return t[2] < SATURATION_GAIN * t[1] and t[1] < SATURATION_GAIN * t[0]
 
     def capacity(self) -> tuple[float, float | None]:
         """(throughput, level) of the best level that met the budget; (0, None) if none did."""

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Sequence
 import click
 import pandas as pd
 
-from analyzer.errors import EXIT_USAGE, TrituneError, UsageError
+from analyzer.errors import TrituneError, UsageError
 from analyzer.load.inputs import parse_shape_args
 from analyzer.load.shapes import ARRIVALS, LoadSpec
 from analyzer.measure import Measurement, WindowStat

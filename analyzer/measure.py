@@ -163,7 +163,7 @@ class Measurement:
     offered_rps: float = math.nan
     send_lag_p99_ms: float = math.nan
     over_budget: int = -1  # requests slower than the budget (-1: no budget given)
-    stalled: bool = False  # ended early: windows in a row without a successful response
+    stalled: bool = False  # ended early: windows in a row in which no request ended at all
     avg_batch_size: float = math.nan
     server_requests: int = 0
     server_queue_ms: float = math.nan

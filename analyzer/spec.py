@@ -227,6 +227,17 @@ def _section(errors: _Errors, data: Any, key: str) -> Mapping[str, Any]:
     return data
 
 
+def _checked(data: Mapping[str, Any], checks: list[tuple[str, Callable[[Any], Any]]]) -> dict[str, Any]:
+    """The values of `data` that pass their check (a failing check has recorded its error)."""
+    out = {}
+    for key, check in checks:
+        if key in data and data[key] is not None:
+            value = check(data[key])
+            if value is not None:
+                out[key] = value
+    return out
+
+
 def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) -> SweepSpec:
     """Validate spec data (as loaded from YAML); raise SpecError listing every problem."""
     errors = _Errors(source)
@@ -268,11 +279,7 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) 
         ("metrics_port", lambda v: _number(errors, "metrics_port", v, minimum=1, integer=True, maximum=65535)),
         ("load_timeout_s", lambda v: _number(errors, "load_timeout_s", v, minimum=0, exclusive=True)),
     ]
-    for key, check in checks:
-        if key in data and data[key] is not None:
-            value = check(data[key])
-            if value is not None:
-                kw[key] = value
+    kw.update(_checked(data, checks))
     if data.get("triton_server_path") is not None:
         kw["triton_server_path"] = str(data["triton_server_path"])
 
@@ -312,11 +319,7 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) 
         ("request_timeout_s", lambda v: _number(errors, "load.request_timeout_s", v, minimum=0, exclusive=True)),
         ("refine_steps", lambda v: _number(errors, "load.refine_steps", v, minimum=0, integer=True)),
     ]
-    for key, check in load_checks:
-        if key in load_data and load_data[key] is not None:
-            value = check(load_data[key])
-            if value is not None:
-                load_kw[key] = value
+    load_kw.update(_checked(load_data, load_checks))
     kw["load"] = LoadPlan(**load_kw)
 
     inputs = _section(errors, data.get("inputs"), "inputs")

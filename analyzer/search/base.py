@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import optuna
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
 from analyzer.space import Candidate
@@ -62,13 +62,28 @@ def open_study(storage_url: str, directions: Sequence[str], sampler: optuna.samp
     )
 
 
-def distributions(candidates: Sequence[Candidate]) -> dict[str, CategoricalDistribution]:
-    """One categorical distribution per knob, over the values the valid candidates use."""
-    out: dict[str, CategoricalDistribution] = {}
-    for key in ("instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size", "instance_kind"):
-        values = sorted({c.params()[key] for c in candidates}, key=lambda v: (str(type(v)), v))
-        out[key] = CategoricalDistribution(values)
-    return out
+AXES = ("instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size", "instance_kind")
+
+
+class Encoding:
+    """Candidates as Optuna parameters: each knob is the index of its value in the sorted list
+    of values the space uses. Ordinal integers, not categories: TPE can then learn that "more
+    batching helped" and try the neighbour, which a categorical distribution cannot express."""
+
+    def __init__(self, candidates: Sequence[Candidate]) -> None:
+        self.values = {
+            key: sorted({c.params()[key] for c in candidates}, key=lambda v: (str(type(v)), v)) for key in AXES
+        }
+        self.distributions = {key: IntDistribution(0, len(vals) - 1) for key, vals in self.values.items()}
+
+    def encode(self, cand: Candidate) -> dict[str, int]:
+        """Optuna params of a candidate."""
+        params = cand.params()
+        return {key: self.values[key].index(params[key]) for key in AXES}
+
+    def decode(self, params: dict[str, int]) -> Candidate:
+        """The candidate of Optuna params (which may be an invalid combination)."""
+        return Candidate.from_params({key: self.values[key][int(params[key])] for key in AXES})
 
 
 class Search:
@@ -106,7 +121,8 @@ class Search:
         self.seed = seed
         self.base = base
         self.started = time.monotonic()
-        self.dists = distributions(self.candidates)
+        self.encoding = Encoding(self.candidates)
+        self.dists = self.encoding.distributions
         self.directions = ["maximize"] if objective == "throughput" else ["maximize", "minimize"]
         self.study = open_study(storage_url, self.directions, self._sampler())
         self.outcomes: dict[Candidate, Outcome] = {}
@@ -209,7 +225,7 @@ class Search:
         cand, trial = proposal
         if trial is None:
             # Pin the trial to our candidate: enqueued params are what the next ask() returns.
-            self.study.enqueue_trial(cand.params(), skip_if_exists=False)
+            self.study.enqueue_trial(self.encoding.encode(cand), skip_if_exists=False)
             trial = self.study.ask(self.dists)
         self._tag(trial, cand)
         self._trial, self._current = trial, cand

@@ -20,28 +20,48 @@ MAX_REPEATS = 25  # proposals of measured or invalid points before falling back 
 
 
 def spread_points(candidates: list[Candidate], base: Candidate | None) -> list[Candidate]:
-    """Seeds: the base config (or its nearest candidate), then the space's extremes and middle."""
-    seeds: list[Candidate] = []
+    """Seeds: the base config (or its nearest candidate), the middle of the space, and the
+    candidate farthest from the base: three corners of what the search may find."""
+
+    def position(c: Candidate) -> tuple[float, float, float]:
+        # Where a candidate sits along each knob, 0..1 over the values the space uses.
+        def rank(values: list[float], v: float) -> float:
+            return values.index(v) / max(1, len(values) - 1)
+
+        counts = sorted({x.instance_count for x in candidates})
+        sizes = sorted({x.max_batch_size for x in candidates})
+        delays = sorted({x.max_queue_delay_us or 0 for x in candidates})
+        return (rank(counts, c.instance_count), rank(sizes, c.max_batch_size), rank(delays, c.max_queue_delay_us or 0))
+
+    def distance(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+        return sum((x - y) ** 2 for x, y in zip(a, b))
 
     def nearest(target: Candidate) -> Candidate:
-        def distance(c: Candidate) -> tuple[float, ...]:
-            return (
-                abs(c.instance_count - target.instance_count),
-                abs(c.max_batch_size - target.max_batch_size) / max(1, target.max_batch_size),
-                abs((c.max_queue_delay_us or 0) - (target.max_queue_delay_us or 0)) / 1000.0,
-            )
+        counts = sorted({x.instance_count for x in candidates})
+        clamp = Candidate(
+            min(counts, key=lambda v: abs(v - target.instance_count)), target.max_batch_size,
+            target.max_queue_delay_us, target.preferred_batch_size, target.instance_kind,
+        )
+        if clamp in candidates:
+            return clamp
+        sizes = sorted({x.max_batch_size for x in candidates})
+        size = min(sizes, key=lambda v: abs(v - target.max_batch_size))
+        same = [c for c in candidates if c.instance_count == clamp.instance_count and c.max_batch_size == size]
+        pool = same or candidates
+        return min(pool, key=lambda c: abs((c.max_queue_delay_us or 0) - (target.max_queue_delay_us or 0)))
 
-        return min(candidates, key=distance)
-
-    if base is not None:
-        seeds.append(base if base in candidates else nearest(base))
-    by = sorted(candidates, key=lambda c: (c.instance_count, c.max_batch_size, c.max_queue_delay_us or 0))
-    middle = by[len(by) // 2]
-    hi_batch = max(candidates, key=lambda c: (c.max_batch_size, c.max_queue_delay_us or 0, -c.instance_count))
-    hi_inst = max(candidates, key=lambda c: (c.instance_count, c.max_batch_size, -(c.max_queue_delay_us or 0)))
-    for cand in (middle, hi_batch, hi_inst):
-        if cand not in seeds:
-            seeds.append(cand)
+    seeds: list[Candidate] = []
+    start = (base if base in candidates else nearest(base)) if base is not None else None
+    if start is not None:
+        seeds.append(start)
+    centre = (0.5, 0.5, 0.5)
+    middle = min(candidates, key=lambda c: distance(position(c), centre))
+    if middle not in seeds:
+        seeds.append(middle)
+    anchor = position(start) if start is not None else position(middle)
+    far = max(candidates, key=lambda c: distance(position(c), anchor))
+    if far not in seeds:
+        seeds.append(far)
     return seeds
 
 
@@ -71,7 +91,7 @@ class OptunaSearch(Search):
                 return cand, None
         for _ in range(MAX_REPEATS):
             trial = self.study.ask(self.dists)
-            cand = Candidate.from_params(trial.params)
+            cand = self.encoding.decode(trial.params)
             if cand in self.valid and cand not in self.outcomes:
                 return cand, trial
             if cand in self.outcomes:

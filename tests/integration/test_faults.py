@@ -189,7 +189,7 @@ def test_sigkill_of_the_tool_leaves_no_server_and_resume_finishes(tmp_path: Path
     run = next(out.iterdir())
     before = pd.read_csv(run / "configs.csv")
     assert len(before) == 1
-    first = before["config_id"].iloc[0]
+    first = before["config_id"].iloc[0]  # noqa: F841 - used by the query strings below
     first_rows = pd.read_csv(run / "measurements.csv").query("config_id == @first")
     resumed = CliRunner().invoke(main, ["sweep", "--resume", str(run), "--quiet"])
     assert resumed.exit_code == 0, resumed.output

@@ -4,7 +4,6 @@ config, an impossible budget, Ctrl-C and resume, and spec errors."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess

@@ -69,11 +69,20 @@ def test_ramp_then_refine() -> None:
     assert s.capacity() == (450, 6)
 
 
-def test_stops_when_throughput_saturates() -> None:
-    table = {1: (100, MEETS), 2: (190, MEETS), 4: (195, MEETS)}
+def test_stops_when_throughput_is_flat_for_two_steps() -> None:
+    table = {1: (100, MEETS), 2: (190, MEETS), 4: (195, MEETS), 8: (196, MEETS)}
     s = LevelSearch("concurrency", 1, 64, start=1)
-    assert drive(s, table) == [1, 2, 4]
-    assert s.capacity() == (195, 4)
+    assert drive(s, table) == [1, 2, 4, 8]
+    assert s.capacity() == (196, 8)
+
+
+def test_one_flat_step_does_not_stop_the_ramp() -> None:
+    # Little gain from 1 to 2 in flight, then batching kicks in.
+    table = {1: (1500, MEETS), 2: (1550, MEETS), 4: (2400, MEETS), 8: (3900, MEETS), 16: (4000, FAILS),
+             12: (3950, MEETS)}
+    s = LevelSearch("concurrency", 1, 64, start=1, refine_steps=1)
+    assert drive(s, table) == [1, 2, 4, 8, 16, 12]
+    assert s.capacity() == (3950, 12)
 
 
 def test_descends_when_the_start_breaks_the_budget() -> None:
@@ -90,10 +99,10 @@ def test_nothing_meets() -> None:
 
 
 def test_inconclusive_levels_keep_the_ramp_going_but_do_not_count() -> None:
-    table = {1: (80, INCONCLUSIVE), 2: (160, MEETS), 4: (300, MEETS), 8: (310, MEETS)}
+    table = {1: (80, INCONCLUSIVE), 2: (160, MEETS), 4: (300, MEETS), 8: (310, MEETS), 16: (312, MEETS)}
     s = LevelSearch("concurrency", 1, 64, start=1)
-    assert drive(s, table) == [1, 2, 4, 8]
-    assert s.capacity() == (310, 8)
+    assert drive(s, table) == [1, 2, 4, 8, 16]
+    assert s.capacity() == (312, 16)
 
 
 def test_refinement_pruned_when_it_cannot_beat_the_best() -> None:
