@@ -156,7 +156,7 @@ class Search:
             elif t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.user_attrs.get("measured"):
                 self.outcomes[cand] = Outcome(
                     float(t.user_attrs.get("capacity_rps", 0.0)),
-                    float(t.user_attrs.get("p99_ms", math.nan)),
+                    float(t.user_attrs.get("p99_ms") if t.user_attrs.get("p99_ms") is not None else math.nan),
                     bool(t.user_attrs.get("failed", False)),
                     str(t.user_attrs.get("error", "")),
                 )

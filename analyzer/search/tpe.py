@@ -1,7 +1,8 @@
 """Optuna search: TPE over the knobs, throughput as the objective, the budget as a constraint.
 
 The first trials are seeded: the model's current config (what you run today is the baseline to
-beat) and spread points of the space; TPE takes over from there. A proposal that was already
+beat) and spread points of the space; TPE takes over from there, and the last third of the
+trial budget tries the unmeasured neighbours of the best config found. A proposal that was already
 measured is answered from the study, not measured again; when TPE keeps proposing measured
 points, an unmeasured one is taken at random so the trial budget is spent on new configs.
 """
@@ -84,11 +85,36 @@ class OptunaSearch(Search):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=n_seeds, multivariate=True, **extra)
 
+    def _neighbour_of_best(self) -> Candidate | None:
+        """An unmeasured candidate one step from the best config so far along one knob, queue
+        delay and batch size first: they move throughput the most without adding instances."""
+        feasible = [(o.capacity_rps, c) for c, o in self.outcomes.items() if o.feasible]
+        if not feasible:
+            return None
+        best = max(feasible, key=lambda x: x[0])[1]
+        here = self.encoding.encode(best)
+        for key in ("max_queue_delay_us", "max_batch_size", "instance_count", "preferred_batch_size", "instance_kind"):
+            for step in (1, -1):
+                params = dict(here)
+                params[key] += step
+                if not 0 <= params[key] < len(self.encoding.values[key]):
+                    continue
+                cand = self.encoding.decode(params)
+                if cand in self.valid and cand not in self.outcomes:
+                    return cand
+        return None
+
     def _propose(self) -> tuple[Candidate, optuna.trial.Trial | None] | None:
         while self._seed_list:
             cand = self._seed_list.pop(0)
             if cand not in self.outcomes:
                 return cand, None
+        # The last third of the trial budget polishes: TPE has found the region, and the
+        # best config's unmeasured neighbours are the likeliest improvements.
+        if self.max_trials - self.measured <= max(1, self.max_trials // 3):
+            neighbour = self._neighbour_of_best()
+            if neighbour is not None:
+                return neighbour, None
         for _ in range(MAX_REPEATS):
             trial = self.study.ask(self.dists)
             cand = self.encoding.decode(trial.params)
