@@ -4,8 +4,18 @@ All requests of one `execute` call (the dynamic batcher's batch) are stacked and
 the network as one matrix product. Weights are fixed by a seed so outputs are reproducible.
 """
 
-import numpy as np
-import triton_python_backend_utils as pb_utils
+import os
+
+# One BLAS thread per model instance, set before numpy loads OpenBLAS: instance_count is then the
+# parallelism knob, as in a CPU deployment of Triton. With OpenBLAS's default (a thread per core)
+# every instance's threads fight the others and the load generator for the same cores, and
+# measured throughput swung by up to 2x between identical runs on a 2-core machine. setdefault keeps an
+# explicit setting from the server's environment.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402  (must follow the thread settings above)
+import triton_python_backend_utils as pb_utils  # noqa: E402
 
 SIZES = (256, 1024, 1024, 16)
 
