@@ -63,9 +63,11 @@ def drive(search: LevelSearch, table: dict[float, tuple[float, str]]) -> list[fl
 
 
 def test_ramp_then_refine() -> None:
-    table = {1: (100, MEETS), 2: (190, MEETS), 4: (350, MEETS), 8: (500, FAILS), 6: (450, MEETS), 7: (480, FAILS)}
+    table = {1: (100, MEETS), 2: (190, MEETS), 4: (350, MEETS), 8: (500, FAILS), 16: (520, FAILS),
+             6: (450, MEETS), 7: (480, FAILS)}
     s = LevelSearch("concurrency", 1, 64, start=1, refine_steps=2)
-    assert drive(s, table) == [1, 2, 4, 8, 6, 7]
+    # 8 broke while throughput still rose: 16 confirms the break before refining below it.
+    assert drive(s, table) == [1, 2, 4, 8, 16, 6, 7]
     assert s.capacity() == (450, 6)
 
 
@@ -106,9 +108,9 @@ def test_inconclusive_levels_keep_the_ramp_going_but_do_not_count() -> None:
 
 
 def test_refinement_pruned_when_it_cannot_beat_the_best() -> None:
-    table = {4: (300, MEETS), 8: (400, FAILS)}
+    table = {4: (300, MEETS), 8: (400, FAILS), 16: (420, FAILS)}
     s = LevelSearch("concurrency", 1, 64, start=4, refine_steps=2, best_capacity=1000)
-    assert drive(s, table) == [4, 8]
+    assert drive(s, table) == [4, 8, 16]
     assert s.pruned and s.capacity() == (300, 4)
 
 
@@ -125,6 +127,29 @@ def test_rate_levels_and_max_level() -> None:
     s = LevelSearch("rate", 10, 250, start=100)
     assert drive(s, table) == [100, 200, 250]
     assert s.capacity() == (240, 250)
+
+
+def test_a_noisy_break_below_batching_gains_is_confirmed_and_overruled() -> None:
+    # Seen on the demo model: one run broke the budget at concurrency 8, yet 16 and 24 met it.
+    table = {2: (1900, MEETS), 4: (1214, MEETS), 8: (1627, FAILS), 16: (3497, MEETS), 32: (5551, FAILS),
+             24: (4923, MEETS)}
+    s = LevelSearch("concurrency", 1, 64, start=2, refine_steps=1)
+    assert drive(s, table) == [2, 4, 8, 16, 32, 24]
+    assert s.capacity() == (4923, 24)
+
+
+def test_a_break_after_saturation_is_not_confirmed() -> None:
+    table = {4: (1000, MEETS), 8: (1020, FAILS), 6: (1010, MEETS)}
+    s = LevelSearch("concurrency", 1, 64, start=4, refine_steps=1)
+    assert drive(s, table) == [4, 8, 6]
+
+
+def test_confirmation_is_bounded() -> None:
+    # The confirming level also breaks, and a second lone break later is believed at once.
+    table = {1: (100, MEETS), 2: (200, FAILS), 4: (390, MEETS), 8: (700, FAILS), 6: (600, MEETS)}
+    s = LevelSearch("concurrency", 1, 64, start=1, refine_steps=1, confirm_steps=1)
+    assert drive(s, table) == [1, 2, 4, 8, 6]
+    assert s.capacity() == (600, 6)
 
 
 @pytest.mark.parametrize("start", [0.2, 1000])
