@@ -215,17 +215,7 @@ class SweepRunner:
         configs = self.store.configs()
         best = best_config(configs)
         if best is not None and best["config_id"] != self._best_id:
-            cand = Candidate.from_params(
-                {
-                    "instance_count": best["instance_count"],
-                    "max_batch_size": best["max_batch_size"],
-                    "max_queue_delay_us": -1 if math.isnan(float(best["max_queue_delay_us"])) else best["max_queue_delay_us"],
-                    "preferred_batch_size": ",".join(str(best["preferred_batch_size"]).split())
-                    if isinstance(best["preferred_batch_size"], str) else "",
-                    "instance_kind": best["instance_kind"],
-                }
-            )
-            config = apply_candidate(self.base_config, cand)
+            config = apply_candidate(self.base_config, Candidate.from_row(best))
             config.name = self.model.name
             self.best_path = self.store.write_best_config(self.model.name, to_pbtxt(config))
             self._best_id = str(best["config_id"])

@@ -8,6 +8,8 @@ never asked to load a config we can tell is wrong.
 from __future__ import annotations
 
 import itertools
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +61,20 @@ class Candidate:
             max_queue_delay_us=None if delay < 0 else delay,
             preferred_batch_size=tuple(int(x) for x in pref.split(",") if x),
             instance_kind=str(params.get("instance_kind", "KIND_CPU")),
+        )
+
+    @staticmethod
+    def from_row(row: Mapping[str, Any]) -> "Candidate":
+        """The candidate of a configs.csv row (inverse of its knob columns: an empty or NaN
+        delay means no dynamic batching, preferred sizes are space-separated)."""
+        delay = row.get("max_queue_delay_us")
+        pref = row.get("preferred_batch_size")
+        return Candidate(
+            int(row["instance_count"]),
+            int(row["max_batch_size"]),
+            None if delay is None or (isinstance(delay, float) and math.isnan(delay)) else int(delay),
+            tuple(int(x) for x in str(pref).split()) if isinstance(pref, str) else (),
+            str(row.get("instance_kind") or "KIND_CPU"),
         )
 
 

@@ -149,6 +149,9 @@ class RunStore:
             path = Path(run_dir) if explicit else root / (f"{model}-{stamp}" + (f"-{n}" if n > 1 else ""))
             try:
                 path.mkdir(parents=True, exist_ok=False)
+                probe = path / ".write-test"  # a directory can exist and still refuse files
+                probe.write_text("ok")
+                probe.unlink()
             except FileExistsError:
                 if explicit:
                     raise UsageError(f"run directory {path} already exists",
@@ -160,15 +163,6 @@ class RunStore:
                     hint="pass --out with a directory you can write to",
                 ) from None
             break
-        try:
-            probe = path / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
-        except OSError as exc:
-            raise UsageError(
-                f"cannot write the run directory {path}: {exc.strerror}",
-                hint="pass --out with a directory you can write to",
-            ) from None
         return RunStore(path)
 
     @staticmethod

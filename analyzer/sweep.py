@@ -67,15 +67,7 @@ def _adopt_finished(store: RunStore, search: Any, valid: set[Candidate]) -> None
     configs = store.configs()
     finished: set[str] = set()
     for _, row in configs.iterrows():
-        delay = row.get("max_queue_delay_us")
-        pref = row.get("preferred_batch_size")
-        cand = Candidate(
-            int(row["instance_count"]),
-            int(row["max_batch_size"]),
-            None if delay is None or (isinstance(delay, float) and math.isnan(delay)) else int(delay),
-            tuple(int(x) for x in str(pref).split()) if isinstance(pref, str) else (),
-            str(row.get("instance_kind") or "KIND_CPU"),
-        )
+        cand = Candidate.from_row(row)
         finished.add(str(row["config_id"]))
         capacity = float(row.get("capacity_rps") or 0.0)
         p99 = float(row["p99_ms"]) if not math.isnan(float(row.get("p99_ms", math.nan))) else float(row.get("closest_p99_ms", math.nan))

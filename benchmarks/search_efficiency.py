@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -73,8 +75,6 @@ def verify(run_dir: Path, grid_id: str, opt_id: str, args: argparse.Namespace) -
 
     spec = load_spec(run_dir / "spec.yaml")
     base = read_pbtxt(run_dir / "base_config.pbtxt")
-    import pandas as pd
-
     table = pd.read_csv(run_dir / "configs.csv").set_index("config_id")
     settings = measure_settings(spec)
     results: dict[str, list[float]] = {grid_id: [], opt_id: []}
@@ -82,10 +82,7 @@ def verify(run_dir: Path, grid_id: str, opt_id: str, args: argparse.Namespace) -
         info = prepare_model(session, spec.model, spec.inputs, load=True)
         for _ in range(args.verify):
             for config_id in (grid_id, opt_id):
-                row = table.loc[config_id]
-                delay = row["max_queue_delay_us"]
-                cand = Candidate(int(row["instance_count"]), int(row["max_batch_size"]),
-                                 None if pd.isna(delay) else int(delay))
+                cand = Candidate.from_row(table.loc[config_id])
                 session.control.load_model(spec.model, to_dict(apply_candidate(base, cand)))
 
                 async def one() -> float:
@@ -126,8 +123,6 @@ def main() -> int:
         print(f"grid:   {grid[0]:7.1f} s  {grid[1]:3d} configs  best {grid[2]:8.1f} req/s ({grid[3]})", flush=True)
         opt = sweep("optuna", args, out)
         print(f"optuna: {opt[0]:7.1f} s  {opt[1]:3d} configs  best {opt[2]:8.1f} req/s ({opt[3]})", flush=True)
-        import pandas as pd
-
         grid_configs = pd.read_csv(grid[4] / "configs.csv").set_index("config_id")
         grid_of_choice = float(grid_configs["capacity_rps"].get(opt[3], 0.0)) if opt[3] else 0.0
         print(f"optuna best / grid best: {opt[2] / grid[2]:.3f}" if grid[2] else "grid found no config under the budget")

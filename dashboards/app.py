@@ -115,16 +115,7 @@ class Dashboard:
     def candidate(self, config_id: str) -> Candidate | None:
         """The knobs of a config of this run."""
         rows = self.run.configs[self.run.configs["config_id"] == config_id]
-        if rows.empty:
-            return None
-        r = rows.iloc[-1]
-        pref = r.get("preferred_batch_size")
-        return Candidate(
-            int(r["instance_count"]), int(r["max_batch_size"]),
-            None if _delay_value(r["max_queue_delay_us"]) == DELAY_OFF else int(r["max_queue_delay_us"]),
-            tuple(int(x) for x in str(pref).split()) if isinstance(pref, str) else (),
-            str(r.get("instance_kind") or "KIND_CPU"),
-        )
+        return None if rows.empty else Candidate.from_row(rows.iloc[-1])
 
     def config_pbtxt(self, config_id: str) -> str | None:
         """Deployable config.pbtxt of any config of the run (from the saved base config)."""

@@ -23,29 +23,27 @@ MAX_REPEATS = 25  # proposals of measured or invalid points before falling back 
 def spread_points(candidates: list[Candidate], base: Candidate | None) -> list[Candidate]:
     """Seeds: the base config (or its nearest candidate), the middle of the space, and the
     candidate farthest from the base: three corners of what the search may find."""
+    counts = sorted({x.instance_count for x in candidates})
+    sizes = sorted({x.max_batch_size for x in candidates})
+    delays = sorted({x.max_queue_delay_us or 0 for x in candidates})
 
     def position(c: Candidate) -> tuple[float, float, float]:
         # Where a candidate sits along each knob, 0..1 over the values the space uses.
-        def rank(values: list[float], v: float) -> float:
+        def rank(values: list[int], v: int) -> float:
             return values.index(v) / max(1, len(values) - 1)
 
-        counts = sorted({x.instance_count for x in candidates})
-        sizes = sorted({x.max_batch_size for x in candidates})
-        delays = sorted({x.max_queue_delay_us or 0 for x in candidates})
         return (rank(counts, c.instance_count), rank(sizes, c.max_batch_size), rank(delays, c.max_queue_delay_us or 0))
 
     def distance(a: tuple[float, ...], b: tuple[float, ...]) -> float:
         return sum((x - y) ** 2 for x, y in zip(a, b))
 
     def nearest(target: Candidate) -> Candidate:
-        counts = sorted({x.instance_count for x in candidates})
         clamp = Candidate(
             min(counts, key=lambda v: abs(v - target.instance_count)), target.max_batch_size,
             target.max_queue_delay_us, target.preferred_batch_size, target.instance_kind,
         )
         if clamp in candidates:
             return clamp
-        sizes = sorted({x.max_batch_size for x in candidates})
         size = min(sizes, key=lambda v: abs(v - target.max_batch_size))
         same = [c for c in candidates if c.instance_count == clamp.instance_count and c.max_batch_size == size]
         pool = same or candidates

@@ -63,11 +63,15 @@ class ServerSession:
         old = self.control
         self.local.stop(graceful=False)  # it is restarted because it is broken: no grace period
         self.endpoint = self.local.start()
-        self.control = ServerControl(
-            self.endpoint, self.protocol, load_timeout_s=old.load_timeout_s,
-            log_offset=self.local.log_offset, log_since=self.local.log_since,
-        )
+        self.control = local_control(self.local, self.protocol, old.load_timeout_s)
         old.close()
+
+
+def local_control(server: LocalServer, protocol: str, load_timeout_s: float) -> ServerControl:
+    """The control client of a launched server (its log explains refused loads)."""
+    assert server.endpoint is not None
+    return ServerControl(server.endpoint, protocol, load_timeout_s=load_timeout_s,
+                         log_offset=server.log_offset, log_since=server.log_since)
 
 
 def listening_pid(host: str, port: int) -> int | None:
@@ -123,12 +127,7 @@ def open_server(
     server = LocalServer(install, repo, log, base_port=server_port, startup_timeout_s=startup_timeout_s)
     with server:
         assert server.endpoint is not None
-        session = ServerSession(
-            server.endpoint, protocol,
-            ServerControl(server.endpoint, protocol, load_timeout_s=load_timeout_s,
-                          log_offset=server.log_offset, log_since=server.log_since),
-            server,
-        )
+        session = ServerSession(server.endpoint, protocol, local_control(server, protocol, load_timeout_s), server)
         try:
             yield session
         finally:

@@ -94,3 +94,16 @@ def test_candidate_params_round_trip() -> None:
     for cand in (Candidate(2, 16, 500, (4, 8)), Candidate(1, 0, None), Candidate(1, 8, 0, (), "KIND_GPU")):
         assert Candidate.from_params(cand.params()) == cand
     assert Candidate(2, 16, 500, (4, 8), "KIND_GPU").config_id == "i2_b16_d500_p4-8_gpu"
+
+
+def test_candidate_round_trips_through_a_configs_csv_row(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from analyzer.runner import config_row
+
+    cands = [Candidate(2, 16, 500, (4, 8)), Candidate(1, 0, None), Candidate(3, 8, 0, (), "KIND_GPU")]
+    rows = [config_row(c, None, status="ok", error="", mode="concurrency", trial=i, wall_s=1.0, percentile=99)
+            for i, c in enumerate(cands)]
+    pd.DataFrame(rows).to_csv(tmp_path / "configs.csv", index=False)
+    back = pd.read_csv(tmp_path / "configs.csv")  # NaN delay, NaN or "4 8" preferred sizes
+    assert [Candidate.from_row(r) for _, r in back.iterrows()] == cands
