@@ -2,8 +2,9 @@
 
 The server runs in explicit model-control mode on free loopback ports, with its log captured to a
 file. It starts in its own session (so a terminal Ctrl-C reaches tritune, which then stops the
-server in order) and is tied to our process with PR_SET_PDEATHSIG, so a killed tritune never
-leaves an orphaned server behind.
+server in order) and is tied to our process with PR_SET_PDEATHSIG, and a guard process
+(analyzer.server.guard) kills its whole process group, python-backend stubs included, once we
+are gone: a killed tritune never leaves an orphaned server or stub behind.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from analyzer.errors import PortInUseError, ServerStartError, UsageError
 from analyzer.server.discovery import TritonInstall
 from analyzer.server.endpoint import Endpoint
+from analyzer.server.guard import spawn_guard, stop_guard
 
 LOOPBACK = "127.0.0.1"
 _ACTIVE: set["LocalServer"] = set()
@@ -112,6 +114,7 @@ class LocalServer:
         self.extra_env = env or {}
         self.control_mode = control_mode  # "explicit" for tritune; others only to test refusals
         self.process: subprocess.Popen[bytes] | None = None
+        self._guard: subprocess.Popen[bytes] | None = None
         self.endpoint: Endpoint | None = None
         if not self.model_repository.is_dir():
             raise UsageError(
@@ -222,6 +225,11 @@ class LocalServer:
             log.close()
         self.endpoint = endpoint
         _ACTIVE.add(self)
+        try:
+            self._guard = spawn_guard(self.process.pid)  # start_new_session: pgid == pid
+        except OSError as exc:
+            self._kill()
+            raise ServerStartError(f"cannot start the server's guard process: {exc}") from exc
 
     def _wait_ready(self) -> None:
         assert self.process is not None and self.endpoint is not None
@@ -305,5 +313,7 @@ class LocalServer:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        stop_guard(self._guard)  # after the group is dead: the guard has nothing left to do
+        self._guard = None
         self.process = None
         _ACTIVE.discard(self)

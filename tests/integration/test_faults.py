@@ -30,8 +30,11 @@ from analyzer.sweep import SweepOptions, run_sweep
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
+# Stability is not what these tests are about: on two busy CI cores the throughput of short
+# windows swings by more than 10 %, which (rightly) flags levels unstable and made a config
+# that should meet the budget miss it. A looser tolerance and more windows keep them on topic.
 FAST_LOAD = {"mode": "concurrency", "min_level": 1, "max_level": 2, "window_s": 0.3, "warmup_s": 0.2,
-             "max_windows": 5, "refine_steps": 0, "request_timeout_s": 2.0}
+             "max_windows": 8, "stability_pct": 30, "refine_steps": 0, "request_timeout_s": 2.0}
 
 
 def write_spec(tmp_path: Path, **data: Any) -> Path:
