@@ -72,6 +72,24 @@ def quantile_ci(sorted_values: np.ndarray, q: float, confidence: float = 0.95) -
     return lo, hi
 
 
+def claim_bound(sorted_values: np.ndarray, q: float, confidence: float) -> float:
+    """The lowest budget this sample proves the q-th percentile to be under, with `confidence`.
+
+    The budget claim "true q-th percentile < B" holds when so few of the n requests exceeded B
+    that P(Binomial(n, 1 - q/100) <= over) <= 1 - confidence. With k the largest `over` that
+    passes, the claim holds for exactly those budgets B >= the (k+1)-th largest latency: a one-
+    sided, distribution-free upper confidence bound. Storing it lets any budget be judged
+    afterwards by the same rule the sweep used (inf: too few requests for any claim).
+    """
+    n = len(sorted_values)
+    if n == 0:
+        return math.inf
+    passing = np.nonzero(binom_cdf_table(n, 1.0 - q / 100.0) <= 1.0 - confidence)[0]
+    if len(passing) == 0:
+        return math.inf
+    return float(sorted_values[n - 1 - int(passing[-1])])
+
+
 @dataclass(frozen=True)
 class WindowStat:
     """Throughput and tail latency of one measurement window (p99 with its 95 % interval)."""
@@ -163,6 +181,7 @@ class Measurement:
     offered_rps: float = math.nan
     send_lag_p99_ms: float = math.nan
     over_budget: int = -1  # requests slower than the budget (-1: no budget given)
+    budget_bound_ms: float = math.nan  # lowest budget the claim holds for (see claim_bound)
     stalled: bool = False  # ended early: windows in a row in which no request ended at all
     avg_batch_size: float = math.nan
     server_requests: int = 0
@@ -206,6 +225,8 @@ def summarize(
     stable: bool,
     confidence: float = 0.95,
     budget_ms: float | None = None,
+    claim_percentile: float = 99.0,
+    claim_confidence: float = 0.99,
 ) -> Measurement:
     """Measure a span: latencies of requests *scheduled* in it (however late they finished),
     throughput from the successful completions inside it, every error counted by kind."""
@@ -219,7 +240,10 @@ def summarize(
     lo, hi = quantile_ci(lat, 99, confidence)
     lag = np.sort((mine.sent - mine.scheduled)[ok]) * 1e3
     # Requests over the budget: slow successes plus every request that never finished.
-    over = -1 if budget_ms is None else int((lat > budget_ms).sum() + kinds.get("unfinished", 0))
+    unfinished = kinds.get("unfinished", 0)
+    over = -1 if budget_ms is None else int((lat > budget_ms).sum() + unfinished)
+    # An unfinished request is slower than any budget: it counts at the top of the sample.
+    bound = claim_bound(np.concatenate([lat, np.full(unfinished, math.inf)]), claim_percentile, claim_confidence)
     return Measurement(
         load_mode=load_mode,
         load_level=load_level,
@@ -241,4 +265,5 @@ def summarize(
         offered_rps=float(len(mine) / duration) if load_mode == "rate" else math.nan,
         send_lag_p99_ms=percentile(lag, 99),
         over_budget=over,
+        budget_bound_ms=bound,
     )

@@ -58,6 +58,8 @@ class MeasureSettings:
     confidence: float = 0.95
     min_requests: int = 0  # keep measuring until the summarised windows hold this many requests
     budget_ms: float | None = None  # count requests over it (for the budget verdict)
+    claim_percentile: float = 99.0  # the percentile and confidence of the budget claim
+    claim_confidence: float = 0.99
     stall_windows: int = 2  # this many windows in a row in which no request ended at all: stalled
 
     def __post_init__(self) -> None:
@@ -238,6 +240,8 @@ async def measure_level(
         stable=stable,
         confidence=settings.confidence,
         budget_ms=settings.budget_ms,
+        claim_percentile=settings.claim_percentile,
+        claim_confidence=settings.claim_confidence,
     )
     attach_server_view(m, snaps[-used - 1], snaps[-1])
     m.stalled = stalled

@@ -67,6 +67,8 @@ def measure_settings(spec: SweepSpec) -> MeasureSettings:
         drain_s=min(plan.request_timeout_s, 30.0),
         min_requests=required_requests(0, spec.percentile, spec.confidence),
         budget_ms=spec.budget_ms,
+        claim_percentile=spec.percentile,
+        claim_confidence=spec.confidence,
     )
 
 

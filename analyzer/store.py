@@ -61,6 +61,7 @@ MEASUREMENT_COLUMNS = [
     "gpu_util_pct",
     "gpu_mem_mb",
     "over_budget",
+    "budget_bound_ms",
     "stalled",
     "verdict",
     "verdict_reason",

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from analyzer.cli import main
 from analyzer.profiler import StopToken
+from analyzer.report import level_meets
 from analyzer.runner import Events
 from analyzer.server.control import ServerControl
 from analyzer.server.discovery import find_tritonserver
@@ -71,6 +72,9 @@ def test_grid_end_to_end_local(tmp_path: Path, model_repo: Path) -> None:
     assert list(measurements.columns[: len(MEASUREMENT_COLUMNS)]) == MEASUREMENT_COLUMNS
     assert set(measurements["config_id"]) == set(configs["config_id"])
     assert (measurements["throughput_rps"] > 0).all() and (measurements["errors"] == 0).all()
+    # Judged again from the stored numbers (as the report and dashboard do), every level gets
+    # the sweep's own verdict at the sweep's budget.
+    assert level_meets(measurements, 50.0).tolist() == measurements["meets_budget"].astype(bool).tolist()
     summary = json.loads((run / "summary.json").read_text())
     best = summary["best"]
     assert best is not None and summary["configs_tried"] == 4 and summary["strategy"] == "grid"

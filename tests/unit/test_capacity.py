@@ -156,3 +156,30 @@ def test_confirmation_is_bounded() -> None:
 def test_start_is_clamped(start: float) -> None:
     s = LevelSearch("concurrency", 1, 32, start=start)
     assert s.next_level() in (1.0, 32.0)
+
+
+def test_claim_bound_is_the_verdicts_rule_for_every_budget() -> None:
+    """A stored claim bound judges any budget exactly as the sweep's binomial verdict would:
+    budget >= bound  <=>  the over-budget count passes the bound (for p99 and p95)."""
+    import numpy as np
+
+    from analyzer.measure import claim_bound, percentile
+
+    rng = np.random.default_rng(7)
+    checked = 0
+    for n in (100, 458, 459, 700, 2000, 5000):
+        lat = np.sort(rng.lognormal(1.0, 0.5, n))
+        for q in (99.0, 95.0):
+            bound = claim_bound(lat, q, 0.99)
+            assert (bound == math.inf) == (n < required_requests(0, q, 0.99))
+            for budget in np.quantile(lat, [0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 1.0]):
+                over = int((lat > budget).sum())
+                m = Measurement(
+                    load_mode="concurrency", load_level=4, throughput_rps=100.0, p50_ms=percentile(lat, 50),
+                    p90_ms=percentile(lat, 90), p95_ms=percentile(lat, 95), p99_ms=percentile(lat, 99),
+                    max_ms=float(lat[-1]), mean_ms=float(lat.mean()), p99_ci_low_ms=math.nan, p99_ci_high_ms=math.nan,
+                    requests=n, errors=0, error_kinds="", windows=3, stable=True, duration_s=3.0, over_budget=over,
+                )
+                assert budget_verdict(m, float(budget), q, 0.99).meets == (bound <= budget), (n, q, budget)
+                checked += 1
+    assert checked == 6 * 2 * 8

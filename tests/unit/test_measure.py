@@ -121,6 +121,27 @@ def test_summarize_counts_late_finishers_and_errors() -> None:
     # Throughput counts successes finishing inside the span: 100 - stalled - unfinished - error.
     assert m.throughput_rps == pytest.approx(97.0)
     assert m.offered_rps == pytest.approx(100.0)
+    assert m.budget_bound_ms == math.inf  # 100 requests cannot prove a p99 at 99 %
+
+
+def test_summarize_claim_bound_counts_unfinished_requests_as_slowest() -> None:
+    # 1000 requests of 1..1000 us: with 99 % confidence the p99 is under the (k+1)-th largest,
+    # where k (the over-budget count still allowed) is 2 for n = 1000: the 998 us one.
+    n = 1000
+    sched = np.arange(n) * 0.001
+    done = sched + (np.arange(n) + 1) * 1e-6
+    rec = _records(sched, sched, done, np.zeros(n, int), ("ok", "unfinished"))
+    m = summarize(rec, 0.0, 1.0, load_mode="rate", load_level=1000, windows=3, stable=True, budget_ms=0.9005)
+    assert m.budget_bound_ms == pytest.approx(0.998)
+    assert m.over_budget == 100
+    # Two requests never finish: they take both of the k slots at the top, so the bound is now
+    # the slowest finished request.
+    done[[10, 20]] = math.nan
+    err = np.zeros(n, int)
+    err[[10, 20]] = 1
+    m = summarize(_records(sched, sched, done, err, ("ok", "unfinished")), 0.0, 1.0, load_mode="rate",
+                  load_level=1000, windows=3, stable=True)
+    assert m.budget_bound_ms == pytest.approx(1.0)
 
 
 def test_window_stat_uses_completion_time() -> None:

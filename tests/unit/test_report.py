@@ -75,6 +75,20 @@ def test_level_meets_needs_trust() -> None:
     assert level_meets(rows, 5.0).tolist() == [True, False, False, False, True]
 
 
+def test_level_meets_uses_the_sweeps_claim_bound_where_stored() -> None:
+    rows = pd.DataFrame([
+        _m("x", 1, 10, 4.0, ci_high=4.5),
+        _m("x", 2, 10, 4.0, ci_high=4.5),
+        _m("x", 4, 10, 4.0, ci_high=4.5),
+        _m("x", 8, 10, 4.0, ci_high=4.5),
+    ])
+    # The sweep's bound: under the budget; over it though the 95 % interval is not; too few
+    # requests for any claim; not stored (a row from an older tritune: the interval decides).
+    rows["budget_bound_ms"] = [4.8, 5.5, math.inf, math.nan]
+    assert level_meets(rows, 5.0).tolist() == [True, False, False, True]
+    assert level_meets(rows, 6.0).tolist() == [True, True, False, True]
+
+
 def test_pareto_data_points_frontier_and_chosen() -> None:
     data = pareto_data(M, 10.0, ("a", 4.0))
     assert len(data["points"]) == 7  # the measurement with errors is left out
