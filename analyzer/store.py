@@ -127,6 +127,7 @@ class RunStore:
 
     def __init__(self, run_dir: str | Path) -> None:
         self.dir = Path(run_dir)
+        self._columns: dict[str, list[str]] = {}  # each table's header, once known
 
     def path(self, name: str) -> Path:
         """Path of a run file by its key in RUN_FILES (e.g. 'measurements')."""
@@ -191,13 +192,15 @@ class RunStore:
     def _append(self, name: str, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:
         path = self.path(name)
         new = not path.exists() or path.stat().st_size == 0
-        if not new:
+        if new:
+            self._columns[name] = columns
+        elif name not in self._columns:
             # Keep an existing file's columns (a run started by another tritune version):
-            # rows must line up with the header already written.
+            # rows must line up with the header already written. Read it once per store.
             with open(path, newline="") as fh:
                 header = next(csv.reader(fh), None)
-            if header and header != columns:
-                columns = header
+            self._columns[name] = header or columns
+        columns = self._columns[name]
         with open(path, "a", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
             if new:
@@ -252,6 +255,7 @@ class RunStore:
                 tmp = self.path(name).with_suffix(".tmp")
                 keep.to_csv(tmp, index=False)
                 os.replace(tmp, self.path(name))
+                self._columns.pop(name, None)  # the rewrite may have a different header
         return dropped
 
     # -- documents -----------------------------------------------------------------------------

@@ -55,17 +55,24 @@ class Dashboard:
 
     def __init__(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
-        self._version: tuple[float, ...] | None = None
+        self._version: tuple[int, ...] | None = None
         self.run: RunData = load_run(self.run_dir)  # raises UsageError on a bad directory
         self._version = self.version()
 
     # -- data ---------------------------------------------------------------------------------
-    def version(self) -> tuple[float, ...]:
-        """Modification times of the files the page shows (changes when a sweep writes)."""
-        stamps = []
+    def version(self) -> tuple[int, ...]:
+        """Identity, size and modification time of the files the page shows: changes whenever a
+        sweep writes. Size and inode catch what a coarse-grained mtime would miss (the tables
+        only grow; summary.json is replaced by rename, so it gets a new inode)."""
+        stamps: list[int] = []
         for name in ("measurements", "configs", "summary"):
-            path = self.run_dir / RUN_FILES[name]
-            stamps.append(path.stat().st_mtime if path.exists() else 0.0)
+            try:
+                st = (self.run_dir / RUN_FILES[name]).stat()
+            except FileNotFoundError:
+                stamps.extend((0, 0, 0))
+                continue
+            # Microseconds: nanoseconds since 1970 overflow the browser's exact integers.
+            stamps.extend((st.st_ino, st.st_size, st.st_mtime_ns // 1000))
         return tuple(stamps)
 
     def refresh(self) -> bool:

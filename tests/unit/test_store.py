@@ -1,0 +1,49 @@
+"""The run directory's tables: rows appended durably and lined up with the header on disk, also
+for a run directory written by an older tritune with other columns, and after resume drops the
+rows of a config that was in flight."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_appends_follow_the_header_on_disk(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    store.append_measurement({"config_id": "a", "load_level": 1, "p99_ms": 2.5, "not_a_column": 1})
+    store.append_measurement({"config_id": "a", "load_level": 2, "p99_ms": float("nan")})
+    with open(store.path("measurements"), newline="") as fh:
+        assert next(csv.reader(fh)) == MEASUREMENT_COLUMNS
+    rows = _rows(store.path("measurements"))
+    assert [(r["config_id"], r["load_level"], r["p99_ms"]) for r in rows] == [("a", "1", "2.5"), ("a", "2", "")]
+
+
+def test_an_older_header_is_kept(tmp_path: Path) -> None:
+    old = ["config_id", "load_level", "p99_ms"]  # a run directory from an older tritune
+    (tmp_path / "measurements.csv").write_text(",".join(old) + "\na,1,2.0\n")
+    store = RunStore(tmp_path)
+    store.append_measurement({"config_id": "b", "load_level": 4, "p99_ms": 3.0, "budget_bound_ms": 3.5})
+    store.append_measurement({"config_id": "b", "load_level": 8, "p99_ms": 4.0})
+    lines = (tmp_path / "measurements.csv").read_text().splitlines()
+    assert lines == ["config_id,load_level,p99_ms", "a,1,2.0", "b,4,3.0", "b,8,4.0"]
+
+
+def test_rows_of_an_unfinished_config_are_dropped_and_appends_still_line_up(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    for cid in ("a", "b"):
+        store.append_measurement({"config_id": cid, "load_level": 1, "p99_ms": 1.0})
+    store.append_config({"config_id": "a", "status": "ok", "capacity_rps": 10.0})
+    assert store.keep_only_configs({"a"}) == 1  # b's measurement: it was in flight
+    store.append_measurement({"config_id": "b", "load_level": 1, "p99_ms": 1.5})
+    rows = _rows(store.path("measurements"))
+    assert [(r["config_id"], r["p99_ms"]) for r in rows] == [("a", "1.0"), ("b", "1.5")]
+    assert [r["config_id"] for r in _rows(store.path("configs"))] == ["a"]
+    with open(store.path("configs"), newline="") as fh:
+        assert next(csv.reader(fh)) == CONFIG_COLUMNS
