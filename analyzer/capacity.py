@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 from analyzer.measure import Measurement, binom_cdf_table
 
 SATURATION_GAIN = 1.05  # a level that adds < 5 % throughput over the one below adds nothing
+CLEAR_BREAK = 1.5  # a level this far over the budget is a real break, not noise worth re-checking
 
 
 def exceed_probability_bound(over: int, n: int, q: float) -> float:
@@ -48,37 +49,117 @@ PERCENTILE_FIELDS = {50: "p50_ms", 90: "p90_ms", 95: "p95_ms", 99: "p99_ms"}
 
 @dataclass(frozen=True)
 class Verdict:
-    """Does a measurement meet the budget? `meets` only when the claim is trustworthy."""
+    """Does a measurement meet the budget? `meets` only when the claim is trustworthy.
+
+    `decided` says whether more requests could still change the answer: a proven claim either
+    way, or errors, end a level at once; an unproven one keeps it measuring.
+    """
 
     meets: bool
     status: str  # meets | over_budget | errors | unstable | too_few_requests
     reason: str
+    decided: bool = True
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def judge(
+    *,
+    budget_ms: float,
+    percentile: float,
+    value_ms: float,
+    upper_ms: float,
+    lower_ms: float,
+    errors: int,
+    stable: bool,
+    requests: int,
+    over: int = -1,
+    confidence: float = 0.99,
+    error_kinds: str = "",
+) -> Verdict:
+    """The one budget rule: the sweep, the report, the dashboard's slider and `profile
+    --budget-ms` all judge a level with this function.
+
+    - errors: any failed request breaks the budget (decided).
+    - over budget, proven: the budget is below `lower_ms`, the percentile's one-sided lower
+      confidence bound (so many requests exceeded it that the true percentile is over it).
+    - over budget, estimate: the measured percentile is over the budget, not yet proven.
+    - unstable: windows that never agreed cannot support a claim.
+    - too few requests: under the budget, but the budget is below `upper_ms`, the one-sided upper
+      confidence bound, so the claim "the true percentile is under the budget" is not proven.
+    - meets: everything above passed (decided).
+    Bounds come from measure.claim_bound / over_bound at the sweep's percentile and confidence.
+    """
+    label = f"p{percentile:g}"
+    if errors > 0:
+        return Verdict(False, "errors", f"{errors} request errors ({error_kinds})", True)
+    if _finite(lower_ms) and budget_ms < lower_ms:
+        return Verdict(False, "over_budget",
+                       f"{label} {value_ms:.2f} ms > budget {budget_ms:g} ms, proven ({requests} requests: the "
+                       f"{label} is over {lower_ms:.2f} ms with {confidence:.0%} confidence)", True)
+    if not _finite(value_ms) or value_ms > budget_ms:
+        return Verdict(False, "over_budget", f"{label} {value_ms:.2f} ms > budget {budget_ms:g} ms", False)
+    if not stable:
+        return Verdict(False, "unstable", f"windows did not agree within tolerance ({label} {value_ms:.2f} ms)", False)
+    if not (budget_ms >= upper_ms):  # NaN or inf: no claim holds
+        need = f"; needs {required_requests(over, percentile, confidence)}" if over >= 0 else ""
+        return Verdict(
+            False, "too_few_requests",
+            f"{requests} requests{f' ({over} over budget)' if over >= 0 else ''} cannot show {label} < "
+            f"{budget_ms:g} ms with {confidence:.0%} confidence{need}", False,
+        )
+    return Verdict(True, "meets", f"{label} {value_ms:.2f} ms <= {budget_ms:g} ms ({requests} requests"
+                   + (f", {over} over)" if over >= 0 else ")"), True)
 
 
 def budget_verdict(m: Measurement, budget_ms: float, percentile: float = 99.0, confidence: float = 0.99) -> Verdict:
-    """Judge one measurement against the budget.
+    """Judge one measurement against the budget (see `judge`).
 
-    Fails on any request error or a percentile over the budget. Meets only when the windows were
-    stable and the binomial bound holds: given how many requests exceeded the budget, enough
-    requests were measured to claim the true percentile is under it with `confidence`.
+    The claim bounds are the measurement's own (computed at the sweep's percentile and
+    confidence). A measurement made without them (a budget-less profile, an older run) is judged
+    from its count of requests over the budget instead, which is the same binomial rule.
     """
     value = getattr(m, PERCENTILE_FIELDS.get(int(percentile), "p99_ms"))
-    label = f"p{percentile:g}"
-    if m.errors > 0:
-        return Verdict(False, "errors", f"{m.errors} request errors ({m.error_kinds})")
-    if not math.isfinite(value) or value > budget_ms:
-        return Verdict(False, "over_budget", f"{label} {value:.2f} ms > budget {budget_ms:g} ms")
-    if not m.stable:
-        return Verdict(False, "unstable", f"windows did not agree within tolerance ({label} {value:.2f} ms)")
+    upper = m.budget_bound_ms
     over = max(m.over_budget, 0)
-    if exceed_probability_bound(over, m.requests, percentile) > 1.0 - confidence:
-        need = required_requests(over, percentile, confidence)
-        return Verdict(
-            False, "too_few_requests",
-            f"{m.requests} requests ({over} over budget) cannot show {label} < {budget_ms:g} ms "
-            f"with {confidence:.0%} confidence; needs {need}",
-        )
-    return Verdict(True, "meets", f"{label} {value:.2f} ms <= {budget_ms:g} ms ({m.requests} requests, {over} over)")
+    if not isinstance(upper, float) or math.isnan(upper):
+        proven = exceed_probability_bound(over, m.requests, percentile) <= 1.0 - confidence
+        upper = budget_ms if proven else math.inf
+    return judge(budget_ms=budget_ms, percentile=percentile, value_ms=value, upper_ms=upper,
+                 lower_ms=m.over_bound_ms, errors=m.errors, stable=m.stable, requests=m.requests, over=over,
+                 confidence=confidence, error_kinds=m.error_kinds)
+
+
+def row_verdict(row: Mapping[str, Any], budget_ms: float, percentile: float = 99.0, confidence: float = 0.99) -> Verdict:
+    """Judge a stored measurements.csv row against any budget, by `judge`.
+
+    Rows carry the claim bounds of the sweep's percentile (`budget_bound_ms`, `over_bound_ms`).
+    Rows written before those columns existed fall back to the 95 % upper bound of p99 (or, where
+    that is unknown, enough requests for the binomial claim with none over).
+    """
+    def num(key: str, default: float = math.nan) -> float:
+        try:
+            value = float(row.get(key, default))
+        except (TypeError, ValueError):
+            return default
+        return value
+
+    value = num(PERCENTILE_FIELDS.get(int(percentile), "p99_ms"))
+    requests = int(num("requests", 0.0) or 0)
+    upper = num("budget_bound_ms")
+    if math.isnan(upper):
+        high = num("p99_ci_high_ms")
+        if not math.isnan(high):
+            upper = high
+        else:
+            upper = budget_ms if requests >= required_requests(0, percentile, confidence) else math.inf
+    errors = num("errors", 1.0)
+    stable = str(row.get("stable")).strip().lower() in ("true", "1", "1.0")
+    return judge(budget_ms=budget_ms, percentile=percentile, value_ms=value, upper_ms=upper,
+                 lower_ms=num("over_bound_ms"), errors=1 if math.isnan(errors) else int(errors), stable=stable,
+                 requests=requests, confidence=confidence, error_kinds=str(row.get("error_kinds") or ""))
 
 
 MEETS, FAILS, INCONCLUSIVE = "meets", "fails", "inconclusive"
@@ -94,23 +175,40 @@ def outcome_of(verdict: Verdict) -> str:
     return INCONCLUSIVE
 
 
+MIN_GROWTH = 1.25  # an aimed step goes at least this far up: the prediction may sit just under the break
+MAX_GROWTH = 8.0  # and at most this far: one far jump into overload costs a long drain
+
+
 @dataclass
 class LevelSearch:
     """Chooses the load levels to measure for one config.
 
-    Ramp: from `start`, double while the budget is not broken and throughput still grows (it has
-    not been flat for two steps in a row). If
-    the start breaks it, halve until a level does not. Then bisect `refine_steps` times between
-    the highest unbroken and the lowest broken level. Refinement is skipped (pruned) when neither
-    of those two levels' throughput reaches `best_capacity`: levels in between cannot beat the
-    best config found so far. A level that could not be judged (inconclusive) keeps the ramp
-    going but never counts as capacity.
+    Aim: with the budget and each level's latency known, the next level is a prediction of where
+    the budget breaks, not a doubling. Closed loop: by Little's law (in flight = throughput x
+    latency) and a throughput that does not fall as load grows, latency grows at most in
+    proportion to the requests in flight, so the budget breaks no lower than level x budget /
+    latency; the step goes there (at least x1.25, at most x8). Open loop: for a queue, 1/latency
+    falls about linearly in the arrival rate (M/M/1: p99 = ln(100)/(mu - lambda)), so two levels
+    give a line whose crossing of 1/budget is the aim. When the first level breaks the budget, the
+    same proportion aims below it. Once a met and a broken level bracket the break, the next level
+    interpolates between them (latency against level, 1/latency for rates), kept inside the
+    bracket's middle so it always shrinks, until the two levels' throughputs are within
+    `resolution` (finer steps cannot add more) or `refine_steps` refinements were made. Without a
+    budget or latencies the search falls back to doubling and halving, and to bisection.
+
+    Throughput that stopped growing over two steps ends the ramp (more load only adds latency).
+    Refinement is skipped (pruned) when neither bracketing level's throughput reaches
+    `best_capacity`: levels in between cannot beat the best config found so far. A level that could
+    not be judged (inconclusive) keeps the ramp going but never counts as capacity. A config that
+    still meets the budget at `max_level` (a safety cap) has a capacity that is a lower bound
+    (`at_cap`).
 
     A break while throughput was still rising is confirmed once (`confirm_steps`) at the next
-    level up before the ramp ends: with dynamic batching, latency is not monotonic in load
-    (more requests in flight form bigger batches, so each is computed more cheaply), and on a
-    shared machine one noisy level can break a budget that the levels above it meet. Seen on
-    the demo model: p99 11.1 ms at concurrency 8, 8.3 ms at 16 and 8.6 ms at 24 in another run.
+    level up before the ramp ends, unless the break was clear (latency over 1.5x the budget): with
+    dynamic batching, latency is not monotonic in load (more requests in flight form bigger
+    batches, so each is computed more cheaply), and on a shared machine one noisy level can break
+    a budget that the levels above it meet. Seen on the demo model: p99 11.1 ms at concurrency 8,
+    8.3 ms at 16 and 8.6 ms at 24 in another run.
     """
 
     mode: str
@@ -119,7 +217,10 @@ class LevelSearch:
     start: float
     refine_steps: int = 2
     best_capacity: float = 0.0
+    budget_ms: float = math.nan  # known: aim at the predicted break; NaN: double and bisect
+    resolution: float = 0.0  # stop refining when the bracket's throughputs are this close (0.03 = 3 %)
     measured: dict[float, tuple[float, str]] = field(default_factory=dict)  # level -> (throughput, outcome)
+    latency: dict[float, float] = field(default_factory=dict)  # level -> the budget percentile, ms
     pruned: bool = False
     confirm_steps: int = 1
     _refines_done: int = 0
@@ -133,9 +234,11 @@ class LevelSearch:
     def _clamp(self, level: float) -> float:
         return self._round(min(self.max_level, max(self.min_level, level)))
 
-    def record(self, level: float, throughput: float, outcome: str) -> None:
-        """Add a measured level's throughput and outcome (MEETS, FAILS or INCONCLUSIVE)."""
+    def record(self, level: float, throughput: float, outcome: str, latency_ms: float = math.nan) -> None:
+        """Add a measured level's throughput, outcome (MEETS, FAILS or INCONCLUSIVE) and the
+        budget percentile's latency (NaN when unknown)."""
         self.measured[level] = (throughput, outcome)
+        self.latency[level] = latency_ms
 
     @property
     def unbroken(self) -> list[float]:
@@ -147,6 +250,15 @@ class LevelSearch:
         """Levels that broke the budget, ascending."""
         return sorted(lv for lv, (_, out) in self.measured.items() if out == FAILS)
 
+    def _lat(self, level: float) -> float:
+        value = self.latency.get(level, math.nan)
+        return value if _finite(value) and value > 0 else math.nan
+
+    @property
+    def aiming(self) -> bool:
+        """True when the budget is known, so levels are predicted rather than doubled."""
+        return _finite(self.budget_ms) and self.budget_ms > 0
+
     def next_level(self) -> float | None:
         """The next level to measure, or None when the search is over."""
         if not self.measured:
@@ -156,7 +268,7 @@ class LevelSearch:
             lowest = broken[0]
             if lowest <= self.min_level:
                 return None  # even the lightest load breaks the budget
-            return self._clamp(lowest / 2)
+            return self._fresh(self._clamp(self._aim_below(lowest)))
         top = unbroken[-1]
         above = [b for b in broken if b > top]
         if not above:
@@ -164,7 +276,7 @@ class LevelSearch:
                 return None
             if self._saturated(unbroken):
                 return None  # throughput stopped growing: more load only adds latency
-            return self._clamp(top * 2)
+            return self._fresh(self._clamp(self._aim_above(top, unbroken)))
         first_bad = above[0]
         confirm = self._confirm_level(top, above)
         if confirm is not None:
@@ -173,12 +285,15 @@ class LevelSearch:
         # Levels between two measured ones are taken to serve no more than the better of the two
         # (throughput is flat or rising with load until the server saturates): if neither
         # reaches the best capacity so far, refining cannot find a winner.
-        if max(self.measured[top][0], self.measured[first_bad][0]) < self.best_capacity:
+        top_tp, bad_tp = self.measured[top][0], self.measured[first_bad][0]
+        if max(top_tp, bad_tp) < self.best_capacity:
             self.pruned = True
             return None
         if self._refines_done >= self.refine_steps:
             return None
-        mid = self._round((top + first_bad) / 2)
+        if self.resolution > 0 and bad_tp <= top_tp * (1.0 + self.resolution):
+            return None  # nothing in between can serve noticeably more than the level we have
+        mid = self._round(self._between(top, first_bad))
         if mid <= top or mid >= first_bad or mid in self.measured:
             return None
         if self.mode == "rate" and (first_bad - top) / top < 0.05:
@@ -186,14 +301,69 @@ class LevelSearch:
         self._refines_done += 1
         return mid
 
+    def _fresh(self, level: float) -> float | None:
+        """`level` unless it was measured already (rounding can land on a measured level)."""
+        return None if level in self.measured else level
+
+    def _aim_above(self, top: float, unbroken: list[float]) -> float:
+        """Where the budget is predicted to break, from the highest unbroken level."""
+        latency = self._lat(top)
+        if not self.aiming or math.isnan(latency):
+            return top * 2
+        target = top * self.budget_ms / latency
+        if self.mode == "concurrency":
+            # Little's bound is exact once throughput is flat; below that, latency grows slower
+            # than the load, and the line through the last two levels reaches the budget later.
+            # Follow that line, but at most to twice the level (batching makes it unreliable).
+            known = [lv for lv in unbroken if not math.isnan(self._lat(lv))]
+            if len(known) >= 2:
+                a, b = known[-2], known[-1]
+                slope = (self._lat(b) - self._lat(a)) / (b - a)
+                secant = b + (self.budget_ms - self._lat(b)) / slope if slope > 0 else math.inf
+                target = max(target, min(secant, 2 * top))
+        if self.mode == "rate":
+            known = [lv for lv in unbroken if not math.isnan(self._lat(lv))]
+            if len(known) >= 2:
+                a, b = known[-2], known[-1]
+                slope = (1.0 / self._lat(b) - 1.0 / self._lat(a)) / (b - a)
+                if slope < 0:  # latency grows with rate: follow the line to 1/budget
+                    target = b + (1.0 / self.budget_ms - 1.0 / self._lat(b)) / slope
+        floor = top * MIN_GROWTH if self.mode == "rate" else max(top + 1, top * MIN_GROWTH)
+        return min(max(target, floor), top * MAX_GROWTH)
+
+    def _aim_below(self, lowest: float) -> float:
+        """A level under the lowest broken one, predicted from how far over the budget it was."""
+        latency = self._lat(lowest)
+        if not self.aiming or math.isnan(latency):
+            return lowest / 2
+        # In proportion, with a 20 % margin: landing just under the break brackets it at once.
+        return min(lowest * self.budget_ms / latency * 0.8, lowest * 0.8)
+
+    def _between(self, good: float, bad: float) -> float:
+        """A level inside the bracket: where the budget is crossed on the line between the two
+        levels' latencies (1/latency for rates), kept to the middle 60 % of the bracket."""
+        lg, lb = self._lat(good), self._lat(bad)
+        mid = (good + bad) / 2
+        if not self.aiming or math.isnan(lg) or math.isnan(lb) or lb <= lg:
+            return mid
+        if self.mode == "rate":
+            frac = (1.0 / lg - 1.0 / self.budget_ms) / (1.0 / lg - 1.0 / lb)
+        else:
+            frac = (self.budget_ms - lg) / (lb - lg)
+        frac = min(0.8, max(0.2, frac))
+        return good + frac * (bad - good)
+
     def _confirm_level(self, top: float, above: list[float]) -> float | None:
         """The level above a lone break to measure before believing it, or None (no confirmation
-        left, throughput had stopped rising, or nothing above it to measure)."""
+        left, throughput had stopped rising, the break was clear, or nothing above it to measure)."""
         if self._confirms_done >= self.confirm_steps or len(above) != 1:
             return None
         first_bad = above[0]
         if self.measured[first_bad][0] < SATURATION_GAIN * self.measured[top][0]:
             return None  # saturated: more load will not form better batches
+        latency = self._lat(first_bad)
+        if self.aiming and not math.isnan(latency) and latency > CLEAR_BREAK * self.budget_ms:
+            return None  # far over the budget: not a noisy level
         level = self._clamp(first_bad * 2)
         return level if level > first_bad and level not in self.measured else None
 
@@ -211,6 +381,13 @@ class LevelSearch:
         best = max(((tp, lv) for lv, (tp, out) in self.measured.items() if out == MEETS), default=(0.0, None))
         return best[0], best[1]
 
+    @property
+    def at_cap(self) -> bool:
+        """True when the capacity level is the safety cap `max_level` and met the budget there:
+        the config's real capacity is at least what was measured (a lower bound)."""
+        _, level = self.capacity()
+        return level is not None and level >= self.max_level and not any(b > level for b in self.broken)
+
 
 @dataclass
 class CapacityResult:
@@ -221,6 +398,7 @@ class CapacityResult:
     measurements: list[tuple[Measurement, Verdict]]
     pruned: bool
     interrupted: bool = False
+    at_cap: bool = False  # met the budget at the safety cap: the capacity is a lower bound
 
     def at_capacity(self) -> Measurement | None:
         """The measurement at the capacity level (None when no level met the budget)."""
@@ -256,9 +434,10 @@ async def search_capacity(
             interrupted = True
             break
         verdict = budget_verdict(m, budget_ms, percentile, confidence)
-        search.record(level, m.throughput_rps, outcome_of(verdict))
+        latency = getattr(m, PERCENTILE_FIELDS.get(int(percentile), "p99_ms"))
+        search.record(level, m.throughput_rps, outcome_of(verdict), latency)
         results.append((m, verdict))
         if on_level is not None:
             on_level(m, verdict)
     capacity, level = search.capacity()
-    return CapacityResult(capacity, level, results, search.pruned, interrupted)
+    return CapacityResult(capacity, level, results, search.pruned, interrupted, search.at_cap)

@@ -28,6 +28,109 @@ def best_config(configs: pd.DataFrame, tie_tolerance: float = TIE_TOLERANCE) -> 
     return ordered.iloc[0]
 
 
+# Two-sided 95 % Student t quantiles by degrees of freedom (no SciPy dependency for one table).
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
+CONFIRM_PHASE = "confirm"
+
+
+def t95(dof: int) -> float:
+    """Two-sided 95 % quantile of Student's t with `dof` degrees of freedom (conservative
+    between tabulated values; 1.96 for large samples)."""
+    if dof < 1:
+        return math.inf
+    for d in sorted(_T95):
+        if dof <= d:
+            return _T95[d] if dof == d else _T95[max(k for k in _T95 if k <= dof)]
+    return 1.96
+
+
+def mean_ci(samples: list[float] | np.ndarray) -> tuple[float, float, float]:
+    """(mean, low, high): the 95 % t-interval of the mean of independent repeats."""
+    x = np.asarray(samples, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if len(x) == 1:
+        return mean, -math.inf, math.inf
+    half = t95(len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
+    return mean, mean - half, mean + half
+
+
+def _is_true(value: Any) -> bool:
+    return str(value).strip().lower() in ("true", "1", "1.0")
+
+
+def confirmation_stats(measurements: pd.DataFrame) -> pd.DataFrame:
+    """Per config re-measured in the confirmation round: its rounds, the capacity samples (the
+    throughput at its capacity level in each round), their mean with a 95 % interval, and in how
+    many rounds the level met the budget again."""
+    cols = ["config_id", "rounds", "met_rounds", "capacity_rps", "ci_low_rps", "ci_high_rps", "samples"]
+    if measurements.empty or "phase" not in measurements:
+        return pd.DataFrame(columns=cols)
+    conf = measurements[measurements["phase"].astype(str) == CONFIRM_PHASE]
+    rows = []
+    for config_id, g in conf.groupby("config_id", sort=False):
+        samples = pd.to_numeric(g["throughput_rps"], errors="coerce").tolist()
+        mean, low, high = mean_ci(samples)
+        met = int(g["meets_budget"].apply(_is_true).sum()) if "meets_budget" in g else 0
+        rows.append((str(config_id), len(g), met, mean, low, high, samples))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def cheapest_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows ordered cheapest first: fewest instances, then smallest max batch, then smallest
+    queue delay (no dynamic batching counts as the smallest)."""
+    key = frame.assign(
+        _i=pd.to_numeric(frame["instance_count"], errors="coerce"),
+        _b=pd.to_numeric(frame["max_batch_size"], errors="coerce"),
+        _d=pd.to_numeric(frame["max_queue_delay_us"], errors="coerce").fillna(-1),
+    )
+    return key.sort_values(["_i", "_b", "_d", "config_id"]).drop(columns=["_i", "_b", "_d"])
+
+
+def confirmed_choice(configs: pd.DataFrame, measurements: pd.DataFrame) -> tuple[pd.Series, list[str], str] | None:
+    """The pick of the confirmation round: (config row, tie set, why), or None without one.
+
+    Only configs whose level met the budget again in at least half of their rounds count. The
+    one with the highest mean capacity is the reference; every counted config whose 95 % interval
+    overlaps the reference's is in the tie set (within noise of it); the cheapest of the tie set
+    is chosen. Its row carries its confirmed capacity and interval.
+    """
+    stats = confirmation_stats(measurements)
+    if stats.empty or configs.empty:
+        return None
+    counted = stats[(stats["met_rounds"] * 2 >= stats["rounds"]) & (stats["capacity_rps"] > 0)]
+    if counted.empty:
+        return None
+    ref = counted.loc[counted["capacity_rps"].idxmax()]
+    overlap = counted[(counted["ci_high_rps"] >= ref["ci_low_rps"]) & (counted["ci_low_rps"] <= ref["ci_high_rps"])]
+    known = configs.drop_duplicates("config_id", keep="last").set_index("config_id")
+    tied = [c for c in overlap["config_id"] if c in known.index]
+    if not tied:
+        return None
+    ordered = cheapest_order(known.loc[tied].reset_index())
+    pick = ordered.iloc[0].copy()
+    mine = counted.set_index("config_id").loc[pick["config_id"]]
+    pick["confirmed_rps"] = float(mine["capacity_rps"])
+    pick["capacity_ci_rps"] = [float(mine["ci_low_rps"]), float(mine["ci_high_rps"])]
+    pick["confirm_rounds"] = int(mine["rounds"])
+    tie_ids = ordered["config_id"].astype(str).tolist()
+    if len(tie_ids) == 1:
+        why = (f"{pick['config_id']} has the highest confirmed capacity ({mine['capacity_rps']:.1f} req/s, 95 % CI "
+               f"{mine['ci_low_rps']:.1f}..{mine['ci_high_rps']:.1f}); no other config is within its noise")
+    elif pick["config_id"] == ref["config_id"]:
+        why = (f"{pick['config_id']} has the highest confirmed capacity and is also the cheapest of the "
+               f"{len(tie_ids)} configs within noise of each other ({', '.join(tie_ids)})")
+    else:
+        why = (f"{len(tie_ids)} configs are within noise of the highest confirmed capacity ({ref['config_id']}, "
+               f"{ref['capacity_rps']:.1f} req/s, 95 % CI {ref['ci_low_rps']:.1f}..{ref['ci_high_rps']:.1f}): "
+               f"{', '.join(tie_ids)}; {pick['config_id']} is the cheapest of them (fewest instances, then "
+               f"smallest max batch, then smallest queue delay)")
+    return pick, tie_ids, why
+
+
 def closest_config(configs: pd.DataFrame) -> pd.Series | None:
     """The config whose lowest measured tail latency came nearest the budget (for exit 3)."""
     if configs.empty or "closest_p99_ms" not in configs:
@@ -87,6 +190,23 @@ def _knob(row: pd.Series, key: str) -> Any:
     return jsonable(value)
 
 
+def choice(configs: pd.DataFrame, measurements: pd.DataFrame | None = None) -> tuple[pd.Series | None, list[str], str]:
+    """The answer of a run: (best config row or None, tie set, why it was chosen).
+
+    After a confirmation round, its pick (see `confirmed_choice`); before one (a sweep still
+    running, or confirm_top: 0), the highest search capacity with near-ties to fewer instances.
+    """
+    if measurements is not None:
+        confirmed = confirmed_choice(configs, measurements)
+        if confirmed is not None:
+            return confirmed
+    best = best_config(configs)
+    if best is None:
+        return None, [], ""
+    return best, [], (f"{best['config_id']} has the highest capacity found by the search (not confirmed by "
+                      "re-measurement, so no tie set)")
+
+
 def build_summary(
     *,
     model: str,
@@ -102,8 +222,11 @@ def build_summary(
     stopped_reason: str = "",
 ) -> dict[str, Any]:
     """summary.json: the answer and how it was reached (see DESIGN.md)."""
-    best = best_config(configs)
-    frontier = pareto_frontier(measurements)
+    best, tie_set, why = choice(configs, measurements)
+    search_rows = measurements
+    if "phase" in measurements and not measurements.empty:
+        search_rows = measurements[measurements["phase"].astype(str) != CONFIRM_PHASE]
+    frontier = pareto_frontier(search_rows)
     summary: dict[str, Any] = {
         "model": model,
         "budget_ms": budget_ms,
@@ -118,6 +241,8 @@ def build_summary(
         "configs_pruned": int((configs["status"] == "pruned").sum()) if not configs.empty else 0,
         "measurements": int(len(measurements)),
         "best": None,
+        "tie_set": tie_set,
+        "choice_reason": why,
         "closest": None,
         "pareto": [
             {
@@ -139,6 +264,9 @@ def build_summary(
             "preferred_batch_size": _knob(best, "preferred_batch_size"),
             "instance_kind": _knob(best, "instance_kind"),
             "throughput_rps": best["capacity_rps"],
+            "confirmed_rps": best.get("confirmed_rps"),
+            "capacity_ci_rps": best.get("capacity_ci_rps"),
+            "capacity_lower_bound": _is_true(best.get("capacity_lower_bound")),
             "p99_ms": best["p99_ms"],
             "p50_ms": best["p50_ms"],
             "load_mode": best["load_mode"],

@@ -25,10 +25,10 @@ from analyzer.load.inputs import parse_shape_args
 from analyzer.load.shapes import ARRIVALS, LoadSpec
 from analyzer.measure import Measurement, WindowStat
 from analyzer.modelconfig import knobs_of
-from analyzer.profiler import MeasureSettings, Probe, StopToken, measure_levels
+from analyzer.profiler import MeasureSettings, Probe, StopToken, measure_levels, window_requests_for
 from analyzer.server.endpoint import PROTOCOLS
 from analyzer.server.session import open_server, prepare_model
-from analyzer.capacity import Verdict
+from analyzer.capacity import Verdict, budget_verdict, required_requests
 from analyzer.runner import Events, SweepResult
 from analyzer.space import Candidate
 from analyzer.spec import STRATEGIES, SweepSpec, load_spec
@@ -126,8 +126,9 @@ class ProgressPrinter:
         if self.quiet:
             return
         left_levels = self.total - self.done - 1
-        per_level = self.settings.warmup_s + self.settings.window_s * (self.settings.min_windows + 1)
-        left = left_levels * per_level + max(0, self.settings.max_windows - index) * self.settings.window_s * (0 if stable else 1)
+        window = self.settings.longest_window_s
+        per_level = self.settings.warmup_s + window * (self.settings.min_windows + 1)
+        left = left_levels * per_level + max(0, self.settings.max_windows - index) * window * (0 if stable else 1)
         click.echo(
             f"[{self.done + 1}/{self.total}] {load.describe():<24} window {index:>2}: "
             f"{stat.throughput_rps:8.1f} req/s  p99 {stat.p99_ms:8.2f} ms  "
@@ -163,8 +164,8 @@ def main() -> None:
 @click.option("--arrival", type=click.Choice(ARRIVALS), default="poisson", show_default=True, help="Open-loop arrival process.")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="grpc", show_default=True, help="Protocol for requests.")
 @click.option("--shape", "shapes", multiple=True, help="Shape for a variable input, NAME:d1,d2 (no batch dim); repeatable.")
-@click.option("--window-s", type=float, default=2.0, show_default=True, help="Length of one measurement window in seconds.")
-@click.option("--warmup-s", type=float, default=1.0, show_default=True, help="Load before measuring starts, in seconds.")
+@click.option("--window-s", type=float, default=None, help="Fixed window length in seconds (default: windows sized by requests, 0.25-2 s).")
+@click.option("--warmup-s", type=float, default=0.5, show_default=True, help="Load before measuring starts, in seconds.")
 @click.option("--max-windows", type=int, default=10, show_default=True, help="Windows per level before giving up on stability.")
 @click.option("--stability", type=float, default=10.0, show_default=True, help="Windows agree when within this many percent.")
 @click.option("--request-timeout-s", type=float, default=30.0, show_default=True, help="A request slower than this counts as a timeout error.")
@@ -202,7 +203,7 @@ def profile(
             raise UsageError("give --concurrency or --rate, not both")
         if budget_ms is not None and budget_ms <= 0:
             raise UsageError(f"--budget-ms must be > 0, not {budget_ms:g}")
-        if window_s <= 0 or warmup_s < 0 or max_windows < 3 or stability <= 0 or request_timeout_s <= 0:
+        if (window_s is not None and window_s <= 0) or warmup_s < 0 or max_windows < 3 or stability <= 0 or request_timeout_s <= 0:
             raise UsageError("need --window-s > 0, --warmup-s >= 0, --max-windows >= 3, --stability > 0, --request-timeout-s > 0")
         if rate:
             loads = [LoadSpec("rate", r, arrival=arrival) for r in parse_levels(rate, "--rate", False)]
@@ -216,6 +217,9 @@ def profile(
             tolerance=stability / 100.0,
             request_timeout_s=request_timeout_s,
             drain_s=request_timeout_s,
+            min_requests=required_requests(0, 99.0, 0.99),
+            window_requests=window_requests_for(99.0, 0.99),
+            budget_ms=budget_ms,
         )
         stop = StopToken()
         progress = ProgressPrinter(len(loads), settings, quiet)
@@ -251,11 +255,9 @@ def profile(
                         on_window=progress.window, on_level=on_level, stop=stop,
                     )
                 )
+        # The sweep's own budget rule (p99 proven under the budget with 99 % confidence).
         rows = [
-            measurement_row(
-                "current", knobs, m,
-                None if budget_ms is None else bool(m.errors == 0 and m.p99_ms <= budget_ms),
-            )
+            measurement_row("current", knobs, m, None if budget_ms is None else budget_verdict(m, budget_ms).meets)
             for m in results
         ]
         click.echo(format_rows(rows, fmt))
@@ -289,7 +291,19 @@ class SweepProgress:
         """The runner callbacks that print this progress."""
         return Events(
             config_start=self.config_start, level=self.level, config_done=self.config_done, message=self.message,
+            confirm_start=self.confirm_start, confirm=self.confirm,
         )
+
+    def confirm_start(self, cands: list[Candidate], rounds: int) -> None:
+        """The confirmation round begins."""
+        self._echo(f"[confirm] re-measuring the top {len(cands)} at their capacity levels, {rounds} interleaved "
+                   f"rounds: {', '.join(c.config_id for c in cands)}  ({self._eta()})")
+
+    def confirm(self, cand: Candidate, round_: int, m: Measurement, verdict: Verdict) -> None:
+        """One confirmation measurement finished."""
+        value = {"p50": m.p50_ms, "p90": m.p90_ms, "p95": m.p95_ms}.get(self.label, m.p99_ms)
+        self._echo(f"    round {round_} {cand.config_id} at {m.load_mode} {m.load_level:g}: {m.throughput_rps:8.1f} req/s  "
+                   f"{self.label} {value:8.2f} ms  {'meets' if verdict.meets else verdict.status}")
 
     def _echo(self, text: str) -> None:
         if not self.quiet:
@@ -314,7 +328,7 @@ class SweepProgress:
         if row["status"] == "failed":
             self._echo(f"    -> failed: {row['error']}")
         elif row["capacity_rps"] > 0:
-            self._echo(f"    -> capacity {row['capacity_rps']:.1f} req/s at {row['load_mode']} "
+            self._echo(f"    -> capacity {'>= ' if row.get('capacity_lower_bound') else ''}{row['capacity_rps']:.1f} req/s at {row['load_mode']} "
                        f"{row['capacity_level']:g} ({self.label} {row['p99_ms']:.2f} ms){'  [pruned]' if row['status'] == 'pruned' else ''}")
         else:
             self._echo(f"    -> no load level met the budget of {self.budget_ms:g} ms "
@@ -339,10 +353,20 @@ def print_result(result: SweepResult, store: RunStore) -> None:
             f"best config: {best['config_id']} (instances {best['instance_count']}, max_batch_size "
             f"{best['max_batch_size']}, max_queue_delay_us {'-' if delay is None else delay})"
         )
+        bound = ">= " if best.get("capacity_lower_bound") else ""
         click.echo(
-            f"  {best['throughput_rps']:.1f} req/s with p{summary['percentile']:g} {best['p99_ms']:.2f} ms "
+            f"  {bound}{best['throughput_rps']:.1f} req/s with p{summary['percentile']:g} {best['p99_ms']:.2f} ms "
             f"(budget {summary['budget_ms']:g} ms) at {best['load_mode']} {best['load_level']:g}"
+            + (" (still meeting the budget at load.max_level: a lower bound)" if bound else "")
         )
+        ci = best.get("capacity_ci_rps")
+        if ci and best.get("confirmed_rps") is not None:
+            click.echo(f"  confirmed: {best['confirmed_rps']:.1f} req/s, 95 % CI {ci[0]:.1f}..{ci[1]:.1f}")
+        ties = summary.get("tie_set") or []
+        if ties:
+            click.echo(f"tie set (within noise of the best): {', '.join(ties)}")
+        if summary.get("choice_reason"):
+            click.echo(f"  why: {summary['choice_reason']}")
         click.echo(f"  config.pbtxt: {best['config_pbtxt']}")
     else:
         close = summary.get("closest")

@@ -90,6 +90,28 @@ def claim_bound(sorted_values: np.ndarray, q: float, confidence: float) -> float
     return float(sorted_values[n - 1 - int(passing[-1])])
 
 
+def over_bound(sorted_values: np.ndarray, q: float, confidence: float) -> float:
+    """The highest budget this sample proves the q-th percentile to be *over*, with `confidence`:
+    the mirror of `claim_bound`, a one-sided lower confidence bound of the percentile.
+
+    The claim "true q-th percentile > B" holds when so many of the n requests exceeded B that
+    P(Binomial(n, 1 - q/100) >= over) <= 1 - confidence. With k the fewest `over` that passes,
+    the claim holds for every budget B below the k-th largest latency (-inf: the sample is too
+    small for any such claim; a budget below it is then never proven broken).
+    """
+    n = len(sorted_values)
+    if n == 0:
+        return -math.inf
+    cdf = binom_cdf_table(n, 1.0 - q / 100.0)
+    # P(X >= k) = 1 - P(X <= k - 1); the smallest k >= 1 for which it is <= alpha.
+    survival = 1.0 - np.concatenate(([0.0], cdf[:-1]))
+    passing = np.nonzero(survival[1:] <= 1.0 - confidence)[0]
+    if len(passing) == 0:
+        return -math.inf
+    k = int(passing[0]) + 1
+    return float(sorted_values[n - k])
+
+
 @dataclass(frozen=True)
 class WindowStat:
     """Throughput and tail latency of one measurement window (p99 with its 95 % interval)."""
@@ -182,6 +204,7 @@ class Measurement:
     send_lag_p99_ms: float = math.nan
     over_budget: int = -1  # requests slower than the budget (-1: no budget given)
     budget_bound_ms: float = math.nan  # lowest budget the claim holds for (see claim_bound)
+    over_bound_ms: float = math.nan  # budgets below this are proven broken (see over_bound)
     stalled: bool = False  # ended early: windows in a row in which no request ended at all
     avg_batch_size: float = math.nan
     server_requests: int = 0
@@ -243,7 +266,9 @@ def summarize(
     unfinished = kinds.get("unfinished", 0)
     over = -1 if budget_ms is None else int((lat > budget_ms).sum() + unfinished)
     # An unfinished request is slower than any budget: it counts at the top of the sample.
-    bound = claim_bound(np.concatenate([lat, np.full(unfinished, math.inf)]), claim_percentile, claim_confidence)
+    judged = np.concatenate([lat, np.full(unfinished, math.inf)])
+    bound = claim_bound(judged, claim_percentile, claim_confidence)
+    low = over_bound(judged, claim_percentile, claim_confidence)
     return Measurement(
         load_mode=load_mode,
         load_level=load_level,
@@ -266,4 +291,5 @@ def summarize(
         send_lag_p99_ms=percentile(lag, 99),
         over_budget=over,
         budget_bound_ms=bound,
+        over_bound_ms=low,
     )

@@ -8,6 +8,7 @@ statistics, the process tree and the GPU at each window boundary, and hands plai
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from analyzer.load.clients import GrpcInferClient, HttpInferClient, make_client
-from analyzer.load.generator import LoadRun, now
+from analyzer.capacity import Verdict, required_requests
+from analyzer.load.generator import UNFINISHED, LoadRun, Records, now
 from analyzer.load.inputs import TensorSpec, random_tensor
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure import (
@@ -45,9 +47,14 @@ from analyzer.server.endpoint import Endpoint
 
 @dataclass(frozen=True)
 class MeasureSettings:
-    """How long and how carefully to measure one load level."""
+    """How long and how carefully to measure one load level.
 
-    window_s: float = 2.0
+    Windows are sized by requests: a window closes once it has lasted `min_window_s` and holds
+    `window_requests` finished requests (enough, over `min_windows` windows, for the percentile
+    claim), and never runs past `max_window_s`. A fixed `window_s` overrides that.
+    """
+
+    window_s: float | None = None  # fixed window length; None: sized by requests
     warmup_s: float = 1.0
     min_windows: int = STABLE_WINDOWS
     max_windows: int = 10
@@ -61,12 +68,37 @@ class MeasureSettings:
     claim_percentile: float = 99.0  # the percentile and confidence of the budget claim
     claim_confidence: float = 0.99
     stall_windows: int = 2  # this many windows in a row in which no request ended at all: stalled
+    min_window_s: float = 0.25
+    max_window_s: float = 2.0
+    window_requests: int = 0  # requests a window needs before it may close (sized windows only)
 
     def __post_init__(self) -> None:
-        if self.window_s <= 0:
+        if self.window_s is not None and self.window_s <= 0:
             raise ValueError("window_s must be > 0")
         if self.min_windows < 1 or self.max_windows < self.min_windows:
             raise ValueError("need 1 <= min_windows <= max_windows")
+        if not 0 < self.min_window_s <= self.max_window_s:
+            raise ValueError("need 0 < min_window_s <= max_window_s")
+
+    @property
+    def longest_window_s(self) -> float:
+        """The longest a window can last."""
+        return self.window_s if self.window_s is not None else self.max_window_s
+
+
+def window_requests_for(percentile: float, confidence: float, windows: int = STABLE_WINDOWS) -> int:
+    """Requests one window needs so that `windows` of them hold enough for the percentile claim
+    at `confidence` (p99 at 99 %: 459 requests in all, 153 a window)."""
+    return math.ceil(required_requests(0, percentile, confidence) / max(1, windows))
+
+
+def window_closes(elapsed_s: float, requests: int, settings: MeasureSettings) -> bool:
+    """Whether a window that has lasted `elapsed_s` with `requests` finished may close now."""
+    if settings.window_s is not None:
+        return elapsed_s >= settings.window_s
+    if elapsed_s >= settings.max_window_s:
+        return True
+    return elapsed_s >= settings.min_window_s and requests >= settings.window_requests
 
 
 class StopToken:
@@ -187,6 +219,40 @@ def attach_server_view(m: Measurement, first: Snapshot, last: Snapshot) -> None:
         m.gpu_mem_mb = max(first.gpu.mem_used_mb, last.gpu.mem_used_mb)
 
 
+async def _wait_window(run: LoadRun, start: float, finished_at_start: int, settings: MeasureSettings,
+                       stop: StopToken | None) -> None:
+    """Sleep until the window that began at `start` may close (or a stop is asked for)."""
+    poll = min(0.05, settings.min_window_s / 2)
+    while not (stop is not None and stop.requested):
+        elapsed = now() - start
+        if window_closes(elapsed, run.finished - finished_at_start, settings):
+            return
+        if settings.window_s is not None:
+            await asyncio.sleep(min(settings.window_s - elapsed, 0.2))
+        else:
+            await asyncio.sleep(poll)
+
+
+def interim_records(records: Records, pending: np.ndarray, cut: float) -> Records:
+    """The finished records plus every request still in flight that was scheduled before `cut`,
+    as unfinished (slower than any budget). With `cut` = now - budget those requests are known to
+    be over the budget, so a verdict on the span before `cut` is exact at the budget."""
+    late = pending[pending < cut]
+    if len(late) == 0:
+        return records
+    kinds = records.kinds if UNFINISHED in records.kinds else records.kinds + (UNFINISHED,)
+    code = kinds.index(UNFINISHED)
+    nan = np.full(len(late), math.nan)
+    return Records(
+        np.concatenate([records.scheduled, late]), np.concatenate([records.sent, nan]),
+        np.concatenate([records.done, nan]), np.concatenate([records.error, np.full(len(late), code, dtype=np.int32)]),
+        kinds,
+    )
+
+
+Decide = Callable[[Measurement], Verdict]
+
+
 async def measure_level(
     client: GrpcInferClient | HttpInferClient,
     probe: Probe,
@@ -195,57 +261,98 @@ async def measure_level(
     *,
     on_window: WindowCallback | None = None,
     stop: StopToken | None = None,
+    decide: Decide | None = None,
 ) -> Measurement | None:
-    """Measure one load level. None when stopped before a single window completed."""
-    horizon = settings.warmup_s + settings.window_s * (settings.max_windows + 1)
+    """Measure one load level. None when stopped before a single window completed.
+
+    With `decide` (the budget verdict), every window ends with a verdict on all the level's
+    requests so far, and the level stops as soon as that verdict is decided (proven over the
+    budget, errors, or met with stable windows). Without it, the level runs until its windows
+    are stable and hold `min_requests`.
+    """
+    horizon = settings.warmup_s + settings.longest_window_s * (settings.max_windows + 1)
     run = LoadRun(client.infer, load, max_duration_s=horizon, max_inflight=settings.max_inflight)
     windows: list[WindowStat] = []
     snaps: list[Snapshot] = []
     stable = stalled = False
+    judged_until: float | None = None  # end of the span the deciding verdict judged
     run.start()
     try:
         await _sleep_until(run.started_at + settings.warmup_s, stop)
         snaps.append(await probe.snapshot())
         start = snaps[-1].t
         while len(windows) < settings.max_windows and not (stop is not None and stop.requested):
-            await _sleep_until(start + settings.window_s, stop)
+            await _wait_window(run, start, run.finished, settings, stop)
             snap = await probe.snapshot()
-            if snap.t - start < settings.window_s * 0.5:
+            if snap.t - start < settings.min_window_s * 0.5:
                 break  # stopped early: a short window would distort the numbers
-            windows.append(window_stat(run.snapshot(), start, snap.t))
+            # In flight first, then finished: a request that ends in between is then counted
+            # twice (never lost), and only ever as over the budget (see interim_records).
+            pending = run.pending_scheduled()
+            records = run.snapshot()
+            windows.append(window_stat(records, start, snap.t))
             snaps.append(snap)
             start = snap.t
             stable = len(windows) >= settings.min_windows and is_stable(windows, settings.tolerance)
             if on_window is not None:
                 on_window(load, len(windows), windows[-1], stable)
-            used = span_windows(windows, settings.min_requests)
-            if stable and sum(w.requests for w in windows[-used:]) >= settings.min_requests:
-                break
             recent = windows[-settings.stall_windows:]
             if len(recent) == settings.stall_windows and all(w.finished == 0 for w in recent) and run.inflight:
                 stalled = True  # requests out, nothing back, not even errors: the server hangs
+                break
+            if decide is not None:
+                judged_until = _decided(decide, records, pending, windows, load, stable, settings)
+                if judged_until is not None:
+                    break
+                continue
+            used = span_windows(windows, settings.min_requests)
+            if stable and sum(w.requests for w in windows[-used:]) >= settings.min_requests:
                 break
     finally:
         records = await run.stop(settings.drain_s)
     if not windows:
         return None
-    used = span_windows(windows, settings.min_requests)
-    m = summarize(
-        records,
-        windows[-used].start,
-        windows[-1].end,
+    used = len(windows) if decide is not None else span_windows(windows, settings.min_requests)
+    # A decided level reports the span its verdict judged, so the stored verdict is the one the
+    # level stopped on (requests in flight then were over the budget, and still are).
+    end = judged_until if judged_until is not None else windows[-1].end
+    m = _summary(records, windows[-used].start, end, load, len(windows), stable, settings)
+    attach_server_view(m, snaps[-used - 1], snaps[-1])
+    m.stalled = stalled
+    return m
+
+
+def _summary(records: Records, start: float, end: float, load: LoadSpec, windows: int, stable: bool,
+             settings: MeasureSettings) -> Measurement:
+    return summarize(
+        records, start, end,
         load_mode=load.mode,
         load_level=load.level,
-        windows=len(windows),
+        windows=windows,
         stable=stable,
         confidence=settings.confidence,
         budget_ms=settings.budget_ms,
         claim_percentile=settings.claim_percentile,
         claim_confidence=settings.claim_confidence,
     )
-    attach_server_view(m, snaps[-used - 1], snaps[-1])
-    m.stalled = stalled
-    return m
+
+
+def _decided(decide: Decide, records: Records, pending: np.ndarray, windows: list[WindowStat], load: LoadSpec,
+             stable: bool, settings: MeasureSettings) -> float | None:
+    """The sequential verdict after a window: judge every request of the level so far; the end
+    of the judged span when the verdict is decided, else None.
+
+    Only requests scheduled at least one budget before the window's end are judged: each of
+    them has either finished or is known to be over the budget, so nothing still in flight can
+    flatter the verdict.
+    """
+    end = windows[-1].end
+    cut = end - (settings.budget_ms or 0.0) / 1000.0
+    if cut <= windows[0].start:
+        return None
+    interim = interim_records(records, pending, cut)
+    m = _summary(interim, windows[0].start, cut, load, len(windows), stable, settings)
+    return cut if decide(m).decided else None
 
 
 def make_tensors(specs: Sequence[TensorSpec], seed: int = 0) -> list[tuple[TensorSpec, np.ndarray]]:

@@ -15,15 +15,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from analyzer.capacity import CapacityResult, LevelSearch, Verdict, required_requests, search_capacity
-from analyzer.choose import best_config, build_summary
+import pandas as pd
+
+from analyzer.capacity import (
+    CapacityResult,
+    LevelSearch,
+    Verdict,
+    budget_verdict,
+    required_requests,
+    search_capacity,
+)
+from analyzer.choose import CONFIRM_PHASE, build_summary, choice
 from analyzer.errors import EXIT_NO_CONFIG, EXIT_OK, LoadTimeoutError, ModelLoadError, ServerDiedError, ServerError
 from analyzer.load.clients import make_client
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure import Measurement, WindowStat
 from analyzer.modelconfig import ModelConfig, apply_candidate, knobs_of, to_dict, to_pbtxt
 from analyzer.report import write_report
-from analyzer.profiler import MeasureSettings, Probe, StopToken, make_tensors, measure_level
+from analyzer.profiler import MeasureSettings, Probe, StopToken, make_tensors, measure_level, window_requests_for
 from analyzer.search.base import Outcome, Search
 from analyzer.server.session import ModelInfo, ServerSession
 from analyzer.space import Candidate
@@ -40,6 +49,8 @@ class Events:
     level: Callable[[Candidate, Measurement, Verdict], None] | None = None
     config_done: Callable[[Candidate, dict[str, Any]], None] | None = None
     message: Callable[[str], None] | None = None
+    confirm_start: Callable[[list[Candidate], int], None] | None = None  # the configs, rounds
+    confirm: Callable[[Candidate, int, Measurement, Verdict], None] | None = None  # cand, round, ...
 
 
 @dataclass
@@ -69,6 +80,9 @@ def measure_settings(spec: SweepSpec) -> MeasureSettings:
         budget_ms=spec.budget_ms,
         claim_percentile=spec.percentile,
         claim_confidence=spec.confidence,
+        min_window_s=plan.min_window_s,
+        max_window_s=plan.max_window_s,
+        window_requests=window_requests_for(spec.percentile, spec.confidence),
     )
 
 
@@ -94,6 +108,7 @@ def config_row(cand: Candidate, result: CapacityResult | None, *, status: str, e
         "error": error,
         "capacity_rps": result.capacity_rps if result else 0.0,
         "capacity_level": result.level if result and result.level is not None else math.nan,
+        "capacity_lower_bound": bool(result and result.at_cap),
         "p99_ms": at.p99_ms if at else math.nan,
         "p50_ms": at.p50_ms if at else math.nan,
         "meets_budget": bool(result and result.capacity_rps > 0),
@@ -215,7 +230,8 @@ class SweepRunner:
 
     def _update_answer(self, finished: bool, stop_reason: str = "") -> dict[str, Any]:
         configs = self.store.configs()
-        best = best_config(configs)
+        measurements = self.store.measurements()
+        best, _, _ = choice(configs, measurements)
         if best is not None and best["config_id"] != self._best_id:
             config = apply_candidate(self.base_config, Candidate.from_row(best))
             config.name = self.model.name
@@ -230,7 +246,7 @@ class SweepRunner:
             load_mode=self.spec.load.mode,
             wall_s=self.wall_s(),
             configs=configs,
-            measurements=self.store.measurements(),
+            measurements=measurements,
             best_pbtxt=str(self.best_path) if self.best_path and best is not None else None,
             finished=finished,
             stopped_reason=stop_reason,
@@ -252,26 +268,89 @@ class SweepRunner:
                 if self.events.window:
                     self.events.window(cand, load, index, stat, stable)
 
-            return await measure_level(self._client, self._probe, load, self.settings, on_window=on_window, stop=self.stop)
+            return await measure_level(self._client, self._probe, load, self.settings, on_window=on_window,
+                                       stop=self.stop, decide=self._decide)
 
         def on_level(m: Measurement, verdict: Verdict) -> None:
-            row = measurement_row(cand.config_id, knobs_of(apply_candidate(self.base_config, cand)), m, verdict.meets)
-            row["verdict"] = verdict.status
-            row["verdict_reason"] = verdict.reason
-            self.store.append_measurement(row)
+            self._store_level(cand, m, verdict, "search")
             if self.events.level:
                 self.events.level(cand, m, verdict)
 
         search = LevelSearch(
             mode=plan.mode,
             min_level=plan.min_level,
-            max_level=plan.max_level,
+            max_level=plan.cap,
             start=self._start_level(),
             refine_steps=plan.refine_steps,
             best_capacity=self.search.best_capacity(),
+            budget_ms=self.spec.budget_ms,
+            resolution=plan.resolution_pct / 100.0,
         )
         return await search_capacity(measure, search, self.spec.budget_ms, self.spec.percentile,
                                      self.spec.confidence, on_level=on_level)
+
+    def _decide(self, m: Measurement) -> Verdict:
+        """The budget verdict the measurement stops on (the same rule as every other verdict)."""
+        return budget_verdict(m, self.spec.budget_ms, self.spec.percentile, self.spec.confidence)
+
+    def _store_level(self, cand: Candidate, m: Measurement, verdict: Verdict, phase: str, round_: int | None = None) -> None:
+        row = measurement_row(cand.config_id, knobs_of(apply_candidate(self.base_config, cand)), m, verdict.meets)
+        row["verdict"] = verdict.status
+        row["verdict_reason"] = verdict.reason
+        row["phase"] = phase
+        row["confirm_round"] = round_ if round_ is not None else math.nan
+        self.store.append_measurement(row)
+
+    # -- confirmation round -------------------------------------------------------------------
+    def _confirm_plan(self) -> tuple[list[tuple[Candidate, float]], set[tuple[str, int]]]:
+        """The top configs to re-measure with their capacity levels, and the (config, round)
+        pairs a previous run already measured."""
+        configs = self.store.configs()
+        if configs.empty or self.spec.confirm_top <= 0:
+            return [], set()
+        cap = pd.to_numeric(configs["capacity_rps"], errors="coerce").fillna(0.0)
+        ok = configs[configs["status"].isin(["ok", "pruned"]) & (cap > 0)].copy()
+        ok["_cap"] = pd.to_numeric(ok["capacity_rps"], errors="coerce")
+        top = ok.sort_values("_cap", ascending=False).head(self.spec.confirm_top)
+        plan = [(Candidate.from_row(r), float(r["capacity_level"])) for _, r in top.iterrows()]
+        done: set[tuple[str, int]] = set()
+        m = self.store.measurements()
+        if not m.empty and "phase" in m:
+            conf = m[m["phase"].astype(str) == CONFIRM_PHASE]
+            done = {(str(c), int(r)) for c, r in zip(conf["config_id"], conf["confirm_round"]) if not pd.isna(r)}
+        return plan, done
+
+    async def _confirm(self) -> bool:
+        """Re-measure the top configs at their capacity levels, interleaved (A B C A B C ...),
+        so slow drift of a shared machine hits every config alike; False when stopped."""
+        plan, done = self._confirm_plan()
+        if len(plan) == 0:
+            return True
+        rounds = self.spec.confirm_rounds
+        if self.events.confirm_start:
+            self.events.confirm_start([c for c, _ in plan], rounds)
+        dropped: set[Candidate] = set()
+        for round_ in range(1, rounds + 1):
+            for cand, level in plan:
+                if self.stop.requested:
+                    return False
+                if cand in dropped or (cand.config_id, round_) in done:
+                    continue
+                reason = self._apply(cand)
+                if reason:
+                    self._say(f"confirmation: {cand.config_id} could not be loaded again ({reason}); left out")
+                    dropped.add(cand)
+                    continue
+                load = LoadSpec(self.spec.load.mode, level, arrival=self.spec.load.arrival, seed=self.spec.seed + round_)
+                m = await measure_level(self._client, self._probe, load, self.settings, stop=self.stop,
+                                        decide=self._decide)
+                if m is None:
+                    return False
+                verdict = self._decide(m)
+                self._store_level(cand, m, verdict, CONFIRM_PHASE, round_)
+                if self.events.confirm:
+                    self.events.confirm(cand, round_, m, verdict)
+        return True
 
     def _open_clients(self) -> None:
         self._client = make_client(
@@ -352,6 +431,13 @@ class SweepRunner:
                     self._say(f"config {cand.config_id} failed: {reason}")
                     self._record(cand, number, t0, None, "failed", reason)
                     await self._recover(reason)
+            if not interrupted and not self.stop.requested:
+                self._update_answer(False, self.search.stop_reason)
+                try:
+                    interrupted = not await self._confirm()
+                except (ServerDiedError, LoadTimeoutError) as exc:
+                    # The search's answer stands; only its confirmation is missing.
+                    self._say(f"confirmation round stopped: {exc.message}{_tail(exc.log_tail)}")
             if self.stop.requested:
                 interrupted = True
         finally:

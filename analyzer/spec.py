@@ -23,20 +23,33 @@ KINDS = ("KIND_CPU", "KIND_GPU")
 PROTOCOLS = ("grpc", "http")
 
 
+# Safety caps on the load level when the spec gives none: the level search aims at the budget's
+# break, so these only stop a model that never breaks it from being loaded without end.
+DEFAULT_MAX_LEVEL = {"concurrency": 1024.0, "rate": 100_000.0}
+
+
 @dataclass(frozen=True)
 class LoadPlan:
     """How each config is loaded while its capacity is searched."""
 
     mode: str = "concurrency"  # concurrency | rate
-    max_level: float = 64  # highest concurrency or rate to try
-    min_level: float = 1  # where the ramp starts
+    max_level: float | None = None  # safety cap on concurrency or rate (None: DEFAULT_MAX_LEVEL)
+    min_level: float = 1  # the lowest level the search may go down to
     arrival: str = "poisson"  # open loop only
-    window_s: float = 2.0
-    warmup_s: float = 1.0
+    window_s: float | None = None  # fixed window length; None: windows sized by requests
+    warmup_s: float = 0.3
     max_windows: int = 10
     stability_pct: float = 10.0
     request_timeout_s: float = 30.0
-    refine_steps: int = 2  # bisection steps between the last good and the first bad level
+    refine_steps: int = 3  # most refinements between the last good and the first bad level
+    resolution_pct: float = 3.0  # stop refining when the two levels' throughputs are this close
+    min_window_s: float = 0.25
+    max_window_s: float = 2.0
+
+    @property
+    def cap(self) -> float:
+        """The highest level the search may measure."""
+        return self.max_level if self.max_level is not None else DEFAULT_MAX_LEVEL[self.mode]
 
 
 @dataclass(frozen=True)
@@ -64,9 +77,11 @@ class SweepSpec:
     confidence: float = 0.99  # how sure a "meets the budget" claim must be
     strategy: str = "optuna"
     objective: str = "throughput"  # throughput | pareto (multi-objective, returns a Pareto set)
-    max_trials: int = 20
+    max_trials: int | None = None  # None: the stopping rule decides (see analyzer.search.base)
     time_budget_s: float | None = None
-    patience: int | None = 10  # optuna: stop after this many trials without improvement
+    patience: int | None = None  # optuna: stop after this many trials without improvement (None: auto)
+    confirm_top: int = 3  # re-measure this many top configs at the end (0: no confirmation round)
+    confirm_rounds: int = 3  # interleaved rounds of the confirmation (A B C A B C ...)
     seed: int = 0
     space: SpaceSpec = field(default_factory=SpaceSpec)
     load: LoadPlan = field(default_factory=LoadPlan)
@@ -105,7 +120,7 @@ class SweepSpec:
 TOP_KEYS = {
     "model", "model_repository", "url", "protocol", "budget_ms", "percentile", "confidence",
     "strategy", "objective", "max_trials", "time_budget_s", "patience", "seed", "space", "load",
-    "inputs", "triton_server_path", "metrics_port", "load_timeout_s",
+    "inputs", "triton_server_path", "metrics_port", "load_timeout_s", "confirm_top", "confirm_rounds",
 }
 SPACE_KEYS = {"instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size", "instance_kind"}
 LOAD_KEYS = {f.name for f in dataclasses.fields(LoadPlan)}
@@ -277,6 +292,8 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) 
         ("patience", lambda v: _number(errors, "patience", v, minimum=1, integer=True)),
         ("seed", lambda v: _number(errors, "seed", v, minimum=0, integer=True)),
         ("metrics_port", lambda v: _number(errors, "metrics_port", v, minimum=1, integer=True, maximum=65535)),
+        ("confirm_top", lambda v: _number(errors, "confirm_top", v, minimum=0, integer=True)),
+        ("confirm_rounds", lambda v: _number(errors, "confirm_rounds", v, minimum=3, integer=True)),
         ("load_timeout_s", lambda v: _number(errors, "load_timeout_s", v, minimum=0, exclusive=True)),
     ]
     kw.update(_checked(data, checks))
@@ -318,6 +335,9 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) 
         ("stability_pct", lambda v: _number(errors, "load.stability_pct", v, minimum=0, exclusive=True, maximum=100)),
         ("request_timeout_s", lambda v: _number(errors, "load.request_timeout_s", v, minimum=0, exclusive=True)),
         ("refine_steps", lambda v: _number(errors, "load.refine_steps", v, minimum=0, integer=True)),
+        ("resolution_pct", lambda v: _number(errors, "load.resolution_pct", v, minimum=0, maximum=100)),
+        ("min_window_s", lambda v: _number(errors, "load.min_window_s", v, minimum=0.05)),
+        ("max_window_s", lambda v: _number(errors, "load.max_window_s", v, minimum=0.1)),
     ]
     load_kw.update(_checked(load_data, load_checks))
     kw["load"] = LoadPlan(**load_kw)
@@ -350,13 +370,16 @@ def _cross_checks(spec: SweepSpec) -> list[str]:
         problems.append(f"key 'model_repository': {spec.model_repository} is not a directory")
     if spec.budget_ms <= 0:
         problems.append(f"budget must be > 0 ms, got {spec.budget_ms:g}")
-    if spec.load.min_level > spec.load.max_level:
-        problems.append(f"key 'load.min_level' ({spec.load.min_level:g}) exceeds 'load.max_level' ({spec.load.max_level:g})")
-    if spec.load.mode == "concurrency" and (spec.load.max_level != int(spec.load.max_level) or spec.load.min_level != int(spec.load.min_level)):
+    if spec.load.min_level > spec.load.cap:
+        problems.append(f"key 'load.min_level' ({spec.load.min_level:g}) exceeds 'load.max_level' ({spec.load.cap:g})")
+    if spec.load.mode == "concurrency" and (spec.load.cap != int(spec.load.cap) or spec.load.min_level != int(spec.load.min_level)):
         problems.append("key 'load.max_level'/'load.min_level': concurrency levels must be whole numbers")
+    if spec.load.min_window_s > spec.load.max_window_s:
+        problems.append(f"key 'load.min_window_s' ({spec.load.min_window_s:g}) exceeds 'load.max_window_s' "
+                        f"({spec.load.max_window_s:g})")
     if spec.strategy not in STRATEGIES:
         problems.append(f"strategy must be one of {', '.join(STRATEGIES)}")
-    if spec.max_trials < 1:
+    if spec.max_trials is not None and spec.max_trials < 1:
         problems.append("max_trials must be >= 1")
     return problems
 

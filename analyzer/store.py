@@ -62,9 +62,12 @@ MEASUREMENT_COLUMNS = [
     "gpu_mem_mb",
     "over_budget",
     "budget_bound_ms",
+    "over_bound_ms",
     "stalled",
     "verdict",
     "verdict_reason",
+    "phase",  # search | confirm (the confirmation round's re-measurements)
+    "confirm_round",
 ]
 
 CONFIG_COLUMNS = [
@@ -78,6 +81,7 @@ CONFIG_COLUMNS = [
     "error",
     "capacity_rps",
     "capacity_level",
+    "capacity_lower_bound",  # met the budget at load.max_level: the real capacity is at least this
     "p99_ms",  # at the capacity level
     "p50_ms",
     "meets_budget",

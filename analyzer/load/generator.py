@@ -152,6 +152,8 @@ class LoadRun:
         self._tasks: set[asyncio.Task[None]] = set()
         self._driver: asyncio.Task[None] | None = None
         self._inflight = 0
+        self._pending: dict[int, float] = {}  # token -> scheduled time of each request in flight
+        self._token = 0
 
     @property
     def inflight(self) -> int:
@@ -171,6 +173,21 @@ class LoadRun:
     def snapshot(self) -> Records:
         """Records of the requests finished so far."""
         return self.recorder.snapshot()
+
+    @property
+    def finished(self) -> int:
+        """How many requests have ended so far (cheap: no copy)."""
+        return len(self.recorder.error)
+
+    def pending_scheduled(self) -> np.ndarray:
+        """Scheduled times of the requests in flight now: a verdict taken mid-level needs them,
+        since the slowest requests are the ones not back yet."""
+        return np.fromiter(list(self._pending.values()), dtype=float)
+
+    def _begin(self, scheduled: float) -> int:
+        self._token += 1
+        self._pending[self._token] = scheduled
+        return self._token
 
     async def stop(self, drain_s: float) -> Records:
         """Stop sending; wait up to `drain_s` for in-flight requests; return all records."""
@@ -195,6 +212,7 @@ class LoadRun:
         while not self._stopping:
             start = now()
             self._inflight += 1
+            token = self._begin(start)
             try:
                 await infer()
                 rec.add(start, start, now(), 0)
@@ -207,6 +225,7 @@ class LoadRun:
                 await asyncio.sleep(0.002)
             finally:
                 self._inflight -= 1
+                self._pending.pop(token, None)
 
     async def _dispatch(self, offsets: np.ndarray) -> None:
         base = self.started_at
@@ -229,6 +248,7 @@ class LoadRun:
     async def _open_request(self, scheduled: float) -> None:
         rec = self.recorder
         sent = now()
+        token = self._begin(scheduled)
         try:
             await self.infer()
             rec.add(scheduled, sent, now(), 0)
@@ -239,3 +259,4 @@ class LoadRun:
             rec.add(scheduled, sent, now(), rec.code(classify_error(exc)))
         finally:
             self._inflight -= 1
+            self._pending.pop(token, None)

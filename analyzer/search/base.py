@@ -12,6 +12,7 @@ import optuna
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
+from analyzer.search.bound import plausible
 from analyzer.space import Candidate
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -95,6 +96,7 @@ class Search:
     """
 
     strategy = "base"
+    stop_when_implausible = False  # stop once no unmeasured config can plausibly beat the best
 
     def __init__(
         self,
@@ -103,7 +105,7 @@ class Search:
         storage_url: str,
         budget_ms: float,
         objective: str = "throughput",
-        max_trials: int = 20,
+        max_trials: int | None = None,
         time_budget_s: float | None = None,
         patience: int | None = None,
         seed: int = 0,
@@ -182,22 +184,71 @@ class Search:
         """Highest capacity measured so far (0 when none met the budget)."""
         return max((o.capacity_rps for o in self.outcomes.values() if o.feasible), default=0.0)
 
+    def position(self, cand: Candidate) -> tuple[int, ...]:
+        """Where a candidate sits on the knob grid (each knob's value index)."""
+        encoded = self.encoding.encode(cand)
+        return tuple(encoded[key] for key in AXES)
+
+    def plausible(self) -> dict[Candidate, float]:
+        """Unmeasured candidates that could still beat the best capacity, with their optimistic
+        bounds (see analyzer.search.bound)."""
+        measured = {self.position(c): (o.capacity_rps if o.feasible else 0.0) for c, o in self.outcomes.items()}
+        unmeasured = {self.position(c): c for c in self.candidates if c not in self.outcomes}
+        return {unmeasured[p]: b for p, b in plausible(measured, list(unmeasured)).items()}
+
     def remaining(self) -> int:
         """How many more configs this search may still measure (an upper bound)."""
-        unmeasured = len([c for c in self.candidates if c not in self.outcomes])
-        return max(0, min(self.max_trials - self.measured, unmeasured))
+        left = len(self.plausible()) if self.stop_when_implausible else len(
+            [c for c in self.candidates if c not in self.outcomes])
+        if self.max_trials is not None:
+            left = min(self.max_trials - self.measured, left)
+        return max(0, left)
 
     # -- ask / tell ----------------------------------------------------------------------------
     def _should_stop(self) -> str:
-        if self.measured >= self.max_trials:
+        if self.max_trials is not None and self.measured >= self.max_trials:
             return f"reached max_trials ({self.max_trials})"
         if all(c in self.outcomes for c in self.candidates):
             return "measured every valid config"
+        if (self.stop_when_implausible and self.measured >= self.min_trials() and self._best_is_local_optimum()
+                and not self.plausible()):
+            left = len([c for c in self.candidates if c not in self.outcomes])
+            return (f"the {left} unmeasured configs cannot plausibly beat the best "
+                    f"({self.best_capacity():.1f} req/s): every neighbour of the best was measured, and "
+                    "the rest are out of reach by the largest gain per knob step seen")
         if self.time_budget_s is not None and time.monotonic() - self.started >= self.time_budget_s:
             return f"reached the time budget ({self.time_budget_s:g} s)"
         if self.patience and self.objective == "throughput" and self._since_improvement() >= self.patience:
             return f"no improvement in the last {self.patience} configs"
         return ""
+
+    def neighbours(self, cand: Candidate) -> list[Candidate]:
+        """Valid candidates one step away along one knob."""
+        here = self.encoding.encode(cand)
+        out = []
+        for key in AXES:
+            for step in (1, -1):
+                params = dict(here)
+                params[key] += step
+                if 0 <= params[key] < len(self.encoding.values[key]):
+                    other = self.encoding.decode(params)
+                    if other in self.valid:
+                        out.append(other)
+        return out
+
+    def best_candidate(self) -> Candidate | None:
+        """The measured config with the highest capacity (None while none met the budget)."""
+        feasible = [(o.capacity_rps, c) for c, o in self.outcomes.items() if o.feasible]
+        return max(feasible, key=lambda x: (x[0], x[1].config_id))[1] if feasible else None
+
+    def _best_is_local_optimum(self) -> bool:
+        """Every neighbour of the best config has been measured (none of them beat it)."""
+        best = self.best_candidate()
+        return best is not None and all(n in self.outcomes for n in self.neighbours(best))
+
+    def min_trials(self) -> int:
+        """Configs to measure before the plausibility bound may stop the search."""
+        return 1
 
     def _since_improvement(self) -> int:
         trials = [t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("measured")]

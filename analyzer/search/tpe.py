@@ -64,16 +64,33 @@ def spread_points(candidates: list[Candidate], base: Candidate | None) -> list[C
     return seeds
 
 
+def auto_patience(candidates: list[Candidate]) -> int:
+    """Trials without improvement before giving up, when the spec sets none: two per knob that
+    varies (a knob's neighbours on both sides), at least 4."""
+    varied = sum(1 for key in ("instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size",
+                               "instance_kind") if len({c.params()[key] for c in candidates}) > 1)
+    return max(4, 2 * varied)
+
+
 class OptunaSearch(Search):
-    """TPE (multivariate, constrained) with seeded starting points."""
+    """TPE (multivariate, constrained) with seeded starting points, that stops when no
+    unmeasured config can plausibly beat the best (or after `patience` trials without
+    improvement)."""
 
     strategy = "optuna"
+    stop_when_implausible = True
 
     def __init__(self, **kwargs: object) -> None:
         self._seed_list: list[Candidate] = []
         super().__init__(**kwargs)  # type: ignore[arg-type]
+        if self.patience is None:
+            self.patience = auto_patience(self.candidates)
         self._rng = random.Random(self.seed)
         self._seed_list = [c for c in spread_points(self.candidates, self.base) if c not in self.outcomes]
+
+    def min_trials(self) -> int:
+        """The seeds: the bound needs spread measurements before it can say anything."""
+        return min(len(self.candidates), len(spread_points(self.candidates, self.base)))
 
     def _sampler(self) -> optuna.samplers.BaseSampler:
         n_seeds = len(spread_points(self.candidates, self.base))
@@ -83,9 +100,10 @@ class OptunaSearch(Search):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=n_seeds, multivariate=True, **extra)
 
-    def _neighbour_of_best(self) -> Candidate | None:
+    def _neighbour_of_best(self, allowed: dict[Candidate, float] | None = None) -> Candidate | None:
         """An unmeasured candidate one step from the best config so far along one knob, queue
-        delay and batch size first: they move throughput the most without adding instances."""
+        delay and batch size first: they move throughput the most without adding instances
+        (only candidates in `allowed`, when given)."""
         feasible = [(o.capacity_rps, c) for c, o in self.outcomes.items() if o.feasible]
         if not feasible:
             return None
@@ -98,7 +116,7 @@ class OptunaSearch(Search):
                 if not 0 <= params[key] < len(self.encoding.values[key]):
                     continue
                 cand = self.encoding.decode(params)
-                if cand in self.valid and cand not in self.outcomes:
+                if cand in self.valid and cand not in self.outcomes and (allowed is None or cand in allowed):
                     return cand
         return None
 
@@ -107,23 +125,31 @@ class OptunaSearch(Search):
             cand = self._seed_list.pop(0)
             if cand not in self.outcomes:
                 return cand, None
-        # The last third of the trial budget polishes: TPE has found the region, and the
-        # best config's unmeasured neighbours are the likeliest improvements.
-        if self.max_trials - self.measured <= max(1, self.max_trials // 3):
-            neighbour = self._neighbour_of_best()
+        allowed = self.plausible() if self.stop_when_implausible else None
+        # Polish: after a trial that did not improve, or in the last third of a trial budget, the
+        # best config's unmeasured neighbours are the likeliest improvements (and the stopping
+        # rule wants them measured); right after an improvement TPE explores.
+        polish = self._since_improvement() >= 1 or (
+            self.max_trials is not None and self.max_trials - self.measured <= max(1, self.max_trials // 3))
+        if polish:
+            neighbour = self._neighbour_of_best(allowed)
             if neighbour is not None:
                 return neighbour, None
         for _ in range(MAX_REPEATS):
             trial = self.study.ask(self.dists)
             cand = self.encoding.decode(trial.params)
-            if cand in self.valid and cand not in self.outcomes:
+            if cand in self.valid and cand not in self.outcomes and (allowed is None or cand in allowed):
                 return cand, trial
             if cand in self.outcomes:
                 self._answer_from_history(trial, cand)
             else:
-                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)  # invalid combination
+                # An invalid combination, or one that cannot plausibly beat the best.
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        if allowed:
+            # TPE keeps proposing what is measured or hopeless: the most promising by the bound.
+            return max(allowed.items(), key=lambda kv: (kv[1], kv[0].config_id))[0], None
         unmeasured = [c for c in self.candidates if c not in self.outcomes]
-        return (self._rng.choice(unmeasured), None) if unmeasured else None
+        return (self._rng.choice(unmeasured), None) if unmeasured and allowed is None else None
 
     def _answer_from_history(self, trial: optuna.trial.Trial, cand: Candidate) -> None:
         outcome = self.outcomes[cand]

@@ -1,0 +1,61 @@
+"""When is a search done? An optimistic bound on what unmeasured configs could still reach.
+
+Pure: positions of configs on the knob grid and the capacities measured so far in, a bound per
+unmeasured config out. The rule is Lipschitz optimisation's (LIPO, Malherbe and Vayatis 2017,
+with AdaLIPO's estimated constant): in log capacity, no single knob step has been seen to change
+capacity by more than a factor G, so a config d steps from a measured one reaches at most that
+one's capacity x G**d. The tightest such bound over the measured configs is the bound. A config
+whose bound does not beat the best capacity by more than the tie margin cannot plausibly win,
+and a search whose unmeasured configs are all like that is done.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+# A knob step is assumed able to change capacity by at least this factor, however flat the
+# configs measured so far look: with a few noisy measurements the largest step seen can be tiny.
+MIN_STEP_GAIN = 1.25
+# A config must be able to beat the best by more than this to be worth measuring: the search's
+# tie tolerance (analyzer.choose.TIE_TOLERANCE), so "as good as" is not "better".
+BEAT_MARGIN = 0.02
+
+Position = tuple[int, ...]
+
+
+def distance(a: Position, b: Position) -> int:
+    """Steps between two configs on the knob grid (L1 over each knob's value index)."""
+    return sum(abs(x - y) for x, y in zip(a, b))
+
+
+def step_gain(measured: Mapping[Position, float]) -> float:
+    """The largest capacity factor per knob step seen between two configs that met the budget
+    (at least MIN_STEP_GAIN)."""
+    feasible = [(p, c) for p, c in measured.items() if c > 0]
+    slope = math.log(MIN_STEP_GAIN)
+    for i, (pa, ca) in enumerate(feasible):
+        for pb, cb in feasible[i + 1:]:
+            d = distance(pa, pb)
+            if d > 0:
+                slope = max(slope, abs(math.log(ca) - math.log(cb)) / d)
+    return math.exp(slope)
+
+
+def upper_bounds(measured: Mapping[Position, float], unmeasured: Sequence[Position]) -> dict[Position, float]:
+    """Optimistic capacity of each unmeasured position: min over measured configs that met the
+    budget of capacity x gain**distance (inf while none has met it: nothing bounds anything)."""
+    feasible = [(p, c) for p, c in measured.items() if c > 0]
+    if not feasible:
+        return {u: math.inf for u in unmeasured}
+    gain = step_gain(measured)
+    return {u: min(c * gain ** distance(u, p) for p, c in feasible) for u in unmeasured}
+
+
+def plausible(measured: Mapping[Position, float], unmeasured: Sequence[Position],
+              margin: float = BEAT_MARGIN) -> dict[Position, float]:
+    """The unmeasured positions that could still beat the best capacity by more than `margin`,
+    with their bounds."""
+    best = max((c for c in measured.values() if c > 0), default=0.0)
+    bounds = upper_bounds(measured, unmeasured)
+    return {u: b for u, b in bounds.items() if b > best * (1.0 + margin)}
