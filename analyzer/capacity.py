@@ -190,7 +190,8 @@ class LevelSearch:
     latency; the step goes there (at least x1.25, at most x8). Open loop: for a queue, 1/latency
     falls about linearly in the arrival rate (M/M/1: p99 = ln(100)/(mu - lambda)), so two levels
     give a line whose crossing of 1/budget is the aim. When the first level breaks the budget, the
-    same proportion aims below it. Once a met and a broken level bracket the break, the next level
+    same proportion aims below it. (With one open-loop level the rate doubles: latency stays flat
+    until close to saturation, so one level cannot place it.) Once a met and a broken level bracket the break, the next level
     interpolates between them (latency against level, 1/latency for rates), kept inside the
     bracket's middle so it always shrinks, until the two levels' throughputs are within
     `resolution` (finer steps cannot add more) or `refine_steps` refinements were made. Without a
@@ -322,6 +323,9 @@ class LevelSearch:
                 secant = b + (self.budget_ms - self._lat(b)) / slope if slope > 0 else math.inf
                 target = max(target, min(secant, 2 * top))
         if self.mode == "rate":
+            # One level says nothing about where an open-loop queue saturates (latency stays
+            # flat until close to it): double. Two levels give the 1/latency line.
+            target = top * 2
             known = [lv for lv in unbroken if not math.isnan(self._lat(lv))]
             if len(known) >= 2:
                 a, b = known[-2], known[-1]
@@ -361,9 +365,9 @@ class LevelSearch:
         first_bad = above[0]
         if self.measured[first_bad][0] < SATURATION_GAIN * self.measured[top][0]:
             return None  # saturated: more load will not form better batches
-        latency = self._lat(first_bad)
+        latency = self.latency.get(first_bad, math.nan)
         if self.aiming and not math.isnan(latency) and latency > CLEAR_BREAK * self.budget_ms:
-            return None  # far over the budget: not a noisy level
+            return None  # far over the budget (or never answered): not a noisy level
         level = self._clamp(first_bad * 2)
         return level if level > first_bad and level not in self.measured else None
 

@@ -32,6 +32,7 @@ def best_config(configs: pd.DataFrame, tie_tolerance: float = TIE_TOLERANCE) -> 
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
         12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
 CONFIRM_PHASE = "confirm"
+MIN_CONFIRM_ROUNDS = 3  # fewer repeats (a stopped confirmation round) give no usable interval
 
 
 def t95(dof: int) -> float:
@@ -93,7 +94,8 @@ def cheapest_order(frame: pd.DataFrame) -> pd.DataFrame:
 def confirmed_choice(configs: pd.DataFrame, measurements: pd.DataFrame) -> tuple[pd.Series, list[str], str] | None:
     """The pick of the confirmation round: (config row, tie set, why), or None without one.
 
-    Only configs whose level met the budget again in at least half of their rounds count. The
+    Only configs re-measured in at least MIN_CONFIRM_ROUNDS rounds whose level met the budget
+    again in at least half of them count. The
     one with the highest mean capacity is the reference; every counted config whose 95 % interval
     overlaps the reference's is in the tie set (within noise of it); the cheapest of the tie set
     is chosen. Its row carries its confirmed capacity and interval.
@@ -101,7 +103,8 @@ def confirmed_choice(configs: pd.DataFrame, measurements: pd.DataFrame) -> tuple
     stats = confirmation_stats(measurements)
     if stats.empty or configs.empty:
         return None
-    counted = stats[(stats["met_rounds"] * 2 >= stats["rounds"]) & (stats["capacity_rps"] > 0)]
+    counted = stats[(stats["rounds"] >= MIN_CONFIRM_ROUNDS) & (stats["met_rounds"] * 2 >= stats["rounds"])
+                    & (stats["capacity_rps"] > 0)]
     if counted.empty:
         return None
     ref = counted.loc[counted["capacity_rps"].idxmax()]

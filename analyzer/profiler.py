@@ -233,20 +233,29 @@ async def _wait_window(run: LoadRun, start: float, finished_at_start: int, setti
             await asyncio.sleep(poll)
 
 
-def interim_records(records: Records, pending: np.ndarray, cut: float) -> Records:
-    """The finished records plus every request still in flight that was scheduled before `cut`,
-    as unfinished (slower than any budget). With `cut` = now - budget those requests are known to
-    be over the budget, so a verdict on the span before `cut` is exact at the budget."""
-    late = pending[pending < cut]
+def interim_records(records: Records, pending: np.ndarray, before: float, young_as_done: float | None = None) -> Records:
+    """The finished records plus the requests still in flight that were scheduled before
+    `before`, as unfinished (slower than any budget) — or, with `young_as_done` set, only those
+    scheduled before it as unfinished and the younger ones as if they had just succeeded.
+
+    A verdict taken mid-level needs both views: counting every request in flight as over the
+    budget can only weaken a claim that the budget is met, and counting only the requests known
+    to be over it (in flight for longer than the budget) can only weaken a claim that it is broken.
+    """
+    late = pending[pending < before]
     if len(late) == 0:
         return records
     kinds = records.kinds if UNFINISHED in records.kinds else records.kinds + (UNFINISHED,)
     code = kinds.index(UNFINISHED)
-    nan = np.full(len(late), math.nan)
+    if young_as_done is None:
+        done, error = np.full(len(late), math.nan), np.full(len(late), code, dtype=np.int32)
+    else:
+        old = late < young_as_done
+        done = np.where(old, math.nan, late)
+        error = np.where(old, code, 0).astype(np.int32)
     return Records(
-        np.concatenate([records.scheduled, late]), np.concatenate([records.sent, nan]),
-        np.concatenate([records.done, nan]), np.concatenate([records.error, np.full(len(late), code, dtype=np.int32)]),
-        kinds,
+        np.concatenate([records.scheduled, late]), np.concatenate([records.sent, np.full(len(late), math.nan)]),
+        np.concatenate([records.done, done]), np.concatenate([records.error, error]), kinds,
     )
 
 
@@ -342,17 +351,17 @@ def _decided(decide: Decide, records: Records, pending: np.ndarray, windows: lis
     """The sequential verdict after a window: judge every request of the level so far; the end
     of the judged span when the verdict is decided, else None.
 
-    Only requests scheduled at least one budget before the window's end are judged: each of
-    them has either finished or is known to be over the budget, so nothing still in flight can
-    flatter the verdict.
+    Requests still in flight are counted against whichever claim they could flatter: as over the
+    budget for the claim that it is met, and as over it only when in flight for longer than the
+    budget for the claim that it is broken (see interim_records).
     """
-    end = windows[-1].end
-    cut = end - (settings.budget_ms or 0.0) / 1000.0
-    if cut <= windows[0].start:
-        return None
-    interim = interim_records(records, pending, cut)
-    m = _summary(interim, windows[0].start, cut, load, len(windows), stable, settings)
-    return cut if decide(m).decided else None
+    start, end = windows[0].start, windows[-1].end
+    known_over = end - (settings.budget_ms or 0.0) / 1000.0
+    pessimistic = _summary(interim_records(records, pending, end), start, end, load, len(windows), stable, settings)
+    optimistic = _summary(interim_records(records, pending, end, young_as_done=known_over), start, end, load,
+                          len(windows), stable, settings)
+    pessimistic.over_bound_ms = optimistic.over_bound_ms
+    return end if decide(pessimistic).decided else None
 
 
 def make_tensors(specs: Sequence[TensorSpec], seed: int = 0) -> list[tuple[TensorSpec, np.ndarray]]:

@@ -65,11 +65,12 @@ def spread_points(candidates: list[Candidate], base: Candidate | None) -> list[C
 
 
 def auto_patience(candidates: list[Candidate]) -> int:
-    """Trials without improvement before giving up, when the spec sets none: two per knob that
-    varies (a knob's neighbours on both sides), at least 4."""
+    """Trials without improvement before giving up, when the spec sets none: three per knob that
+    varies (a knob's neighbours on both sides of the best, and one more), at least 4. A backstop:
+    the plausibility bound normally ends the search first."""
     varied = sum(1 for key in ("instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size",
                                "instance_kind") if len({c.params()[key] for c in candidates}) > 1)
-    return max(4, 2 * varied)
+    return max(4, 3 * varied)
 
 
 class OptunaSearch(Search):
@@ -132,7 +133,8 @@ class OptunaSearch(Search):
         polish = self._since_improvement() >= 1 or (
             self.max_trials is not None and self.max_trials - self.measured <= max(1, self.max_trials // 3))
         if polish:
-            neighbour = self._neighbour_of_best(allowed)
+            # Any unmeasured neighbour, plausible or not: the stopping rule needs them all.
+            neighbour = self._neighbour_of_best()
             if neighbour is not None:
                 return neighbour, None
         for _ in range(MAX_REPEATS):
@@ -148,8 +150,12 @@ class OptunaSearch(Search):
         if allowed:
             # TPE keeps proposing what is measured or hopeless: the most promising by the bound.
             return max(allowed.items(), key=lambda kv: (kv[1], kv[0].config_id))[0], None
+        if allowed is not None:
+            # Nothing far can win; the stopping rule still wants the best's neighbours measured.
+            neighbour = self._neighbour_of_best()
+            return (neighbour, None) if neighbour is not None else None
         unmeasured = [c for c in self.candidates if c not in self.outcomes]
-        return (self._rng.choice(unmeasured), None) if unmeasured and allowed is None else None
+        return (self._rng.choice(unmeasured), None) if unmeasured else None
 
     def _answer_from_history(self, trial: optuna.trial.Trial, cand: Candidate) -> None:
         outcome = self.outcomes[cand]

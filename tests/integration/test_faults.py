@@ -38,7 +38,7 @@ FAST_LOAD = {"mode": "concurrency", "min_level": 1, "max_level": 2, "window_s": 
 
 
 def write_spec(tmp_path: Path, **data: Any) -> Path:
-    spec = {"budget_ms": 100, "strategy": "grid", "load": FAST_LOAD, "load_timeout_s": 20}
+    spec = {"budget_ms": 100, "strategy": "grid", "load": FAST_LOAD, "load_timeout_s": 20, "confirm_top": 0}  # the confirmation round has its own test (test_decisive.py)
     spec.update(data)
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))

@@ -39,7 +39,7 @@ FAST_LOAD = {"mode": "concurrency", "min_level": 1, "max_level": 4, "window_s": 
 
 
 def write_spec(tmp_path: Path, name: str = "spec.yaml", **data: Any) -> Path:
-    spec = {"budget_ms": 50, "strategy": "grid", "load": FAST_LOAD}
+    spec = {"budget_ms": 50, "strategy": "grid", "load": FAST_LOAD, "confirm_top": 0}  # the confirmation round has its own test (test_decisive.py)
     spec.update(data)
     path = tmp_path / name
     path.write_text(yaml.safe_dump(spec))

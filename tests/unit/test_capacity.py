@@ -7,6 +7,8 @@ import math
 import pytest
 
 from analyzer.capacity import (
+    judge,
+    row_verdict,
     FAILS,
     INCONCLUSIVE,
     MEETS,
@@ -183,3 +185,150 @@ def test_claim_bound_is_the_verdicts_rule_for_every_budget() -> None:
                 assert budget_verdict(m, float(budget), q, 0.99).meets == (bound <= budget), (n, q, budget)
                 checked += 1
     assert checked == 6 * 2 * 8
+
+
+# -- the one budget rule, in both directions ------------------------------------------------------
+
+def _judge(**kw: object):  # type: ignore[no-untyped-def]
+    args = dict(budget_ms=10.0, percentile=99.0, value_ms=8.0, upper_ms=9.0, lower_ms=6.0, errors=0, stable=True,
+                requests=1000, over=2)
+    args.update(kw)
+    return judge(**args)  # type: ignore[arg-type]
+
+
+def test_judge_decides_only_proven_claims() -> None:
+    assert _judge().meets and _judge().decided
+    # Over the budget and proven (the lower bound is above it): decided at once, stable or not.
+    proven = _judge(value_ms=30.0, upper_ms=math.inf, lower_ms=20.0, stable=False)
+    assert proven.status == "over_budget" and proven.decided and "proven" in proven.reason
+    # Over the budget by the estimate, not proven yet: keep measuring.
+    estimate = _judge(value_ms=11.0, upper_ms=math.inf, lower_ms=9.5)
+    assert estimate.status == "over_budget" and not estimate.decided
+    # Under by the estimate, but the claim is not proven, or the windows disagree: keep measuring.
+    assert (_judge(upper_ms=12.0).status, _judge(upper_ms=12.0).decided) == ("too_few_requests", False)
+    assert (_judge(stable=False).status, _judge(stable=False).decided) == ("unstable", False)
+    # Errors end a level at once, whatever the latencies.
+    assert (_judge(errors=3).status, _judge(errors=3).decided) == ("errors", True)
+
+
+def test_proven_over_after_one_small_window() -> None:
+    """100 requests with a fifth over the budget prove a p99 over it (the mirror of the 459-request
+    claim); 100 requests with one over prove nothing either way."""
+    import numpy as np
+
+    from analyzer.measure import over_bound
+
+    lat = np.sort(np.concatenate([np.full(80, 5.0), np.full(20, 170.0)]))
+    assert over_bound(lat, 99, 0.99) == 170.0
+    assert budget_verdict(_m(170.0, requests=100, over=20), 100).status == "over_budget"
+    m = _m(170.0, requests=100, over=20)
+    m.over_bound_ms = over_bound(lat, 99, 0.99)
+    v = budget_verdict(m, 100, 99, 0.99)
+    assert v.status == "over_budget" and v.decided
+    one = np.sort(np.concatenate([np.full(99, 5.0), [170.0]]))
+    # One slow request of 100 is what a p99 allows: only a budget under the 5th largest (5 ms,
+    # which all 100 exceed) is proven broken, and a 100 ms budget is not.
+    assert over_bound(one, 99, 0.99) == 5.0
+    m1 = _m(170.0, requests=100, over=1)
+    m1.over_bound_ms = over_bound(one, 99, 0.99)
+    assert not budget_verdict(m1, 100, 99, 0.99).decided
+    # Two requests both over a budget already prove a p99 over it (0.01^2 <= 1 %); none prove nothing.
+    assert over_bound(np.array([5.0, 170.0]), 99, 0.99) == 5.0
+    assert over_bound(np.array([]), 99, 0.99) == -math.inf
+
+
+def test_over_bound_is_the_mirror_binomial_rule() -> None:
+    """budget < over_bound  <=>  P(Binomial(n, 1 - q) >= over) <= alpha, for every budget."""
+    import numpy as np
+
+    from analyzer.measure import binom_cdf_table, over_bound
+
+    rng = np.random.default_rng(3)
+    for n in (50, 100, 300, 1000):
+        lat = np.sort(rng.lognormal(1.0, 0.7, n))
+        low = over_bound(lat, 99.0, 0.99)
+        cdf = binom_cdf_table(n, 0.01)
+        for budget in np.quantile(lat, [0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99]):
+            over = int((lat > budget).sum())
+            tail = 1.0 - (cdf[over - 1] if over >= 1 else 0.0)  # P(X >= over)
+            assert (budget < low) == (over >= 1 and tail <= 0.01), (n, budget, over)
+
+
+def test_row_verdict_is_the_measurement_verdict() -> None:
+    m = _m(8.0, requests=2000, over=3)
+    m.budget_bound_ms, m.over_bound_ms = 9.2, 6.5
+    row = m.row()
+    for budget in (5.0, 6.0, 8.5, 9.5, 20.0):
+        a, b = budget_verdict(m, budget), row_verdict(row, budget)
+        assert (a.meets, a.status, a.decided) == (b.meets, b.status, b.decided), budget
+
+
+# -- the aimed level search ------------------------------------------------------------------------
+
+def drive_latency(search: LevelSearch, curve: dict[float, tuple[float, float]], budget: float) -> list[float]:
+    """Run the search against level -> (throughput, p99 ms), judging p99 against the budget."""
+    visited = []
+    while (level := search.next_level()) is not None:
+        visited.append(level)
+        tp, p99 = curve(level) if callable(curve) else curve[level]
+        search.record(level, tp, MEETS if p99 <= budget else FAILS, p99)
+    return visited
+
+
+def saturated_server(level: float) -> tuple[float, float]:
+    """A server that serves 1000 req/s at most, 1 ms per request alone: closed-loop latency is
+    max(1 ms, level / 1000 s), so p99 (1.5 x the mean) breaks 50 ms just above 33 in flight."""
+    tp = min(1000.0 * level, 1000.0)
+    mean_ms = max(1.0, level / tp * 1000.0)
+    return tp, 1.5 * mean_ms
+
+
+def test_aimed_search_goes_near_the_break_instead_of_doubling() -> None:
+    s = LevelSearch("concurrency", 1, 1024, start=1, budget_ms=50.0, refine_steps=3, resolution=0.03)
+    visited = drive_latency(s, saturated_server, 50.0)
+    # Doubling from 1 would take 1, 2, 4, 8, 16, 32, 64 and then bisect.
+    assert len(visited) <= 5, visited
+    assert s.capacity()[1] == 33.0  # the highest level with p99 <= 50 ms (33 in flight: 49.5 ms)
+    assert visited[1] >= 8  # the second level is aimed, not doubled
+
+
+def test_little_bound_never_overshoots_a_saturated_server() -> None:
+    s = LevelSearch("concurrency", 1, 1024, start=40, budget_ms=50.0, resolution=0.03)
+    s.record(40, *saturated_server(40)[:1], FAILS, saturated_server(40)[1])  # 60 ms at 40
+    below = s.next_level()
+    assert below is not None and below < 33  # aimed under the break, with a margin
+    s2 = LevelSearch("concurrency", 1, 1024, start=10, budget_ms=50.0)
+    s2.record(10, 1000.0, MEETS, 15.0)  # saturated: latency in proportion to load
+    assert s2.next_level() == 33.0  # level x budget / latency
+
+
+def test_rate_aim_follows_one_over_latency() -> None:
+    # M/M/1 with mu = 1000/s: p99 = ln(100) / (mu - lambda) s; 1/p99 is linear in the rate.
+    def mm1(rate: float) -> tuple[float, float]:
+        return min(rate, 1000.0), (math.log(100) / (1000.0 - rate) * 1000.0) if rate < 1000 else math.inf
+
+    budget = math.log(100) / 100.0 * 1000.0  # breaks at 900/s
+    s = LevelSearch("rate", 10, 100000, start=300, budget_ms=budget, resolution=0.03)
+    visited = drive_latency(s, mm1, budget)
+    # One level: double; two levels: the 1/p99 line crosses 1/budget at the break itself.
+    assert visited[:2] == [300.0, 600.0] and visited[2] == pytest.approx(900, rel=0.01), visited
+    assert s.capacity()[0] == pytest.approx(900, rel=0.01)
+    assert len(visited) <= 6  # then it checks above the break and narrows it to within 5 %
+
+
+def test_meeting_at_the_cap_is_a_lower_bound() -> None:
+    s = LevelSearch("concurrency", 1, 16, start=4, budget_ms=50.0)
+    drive_latency(s, lambda lv: (100.0 * lv, 2.0), 50.0)
+    assert s.capacity() == (1600.0, 16.0) and s.at_cap
+    s2 = LevelSearch("concurrency", 1, 1024, start=1, budget_ms=50.0, resolution=0.03)
+    drive_latency(s2, saturated_server, 50.0)
+    assert not s2.at_cap
+
+
+def test_resolution_stops_refining_when_throughput_cannot_grow() -> None:
+    s = LevelSearch("concurrency", 1, 1024, start=8, budget_ms=10.0, resolution=0.03, refine_steps=5)
+    s.record(8, 1000.0, MEETS, 8.0)
+    s.record(16, 1010.0, FAILS, 16.0)
+    assert s.next_level() is None  # 16 serves 1 % more than 8: nothing in between can matter
+    s.resolution = 0.0
+    assert s.next_level() == 10.0  # interpolated: 8 + (10 - 8) / (16 - 8) x 8, kept off the ends

@@ -7,7 +7,18 @@ import math
 import numpy as np
 import pandas as pd
 
-from analyzer.choose import best_config, build_summary, closest_config, pareto_frontier, pareto_mask
+import pytest
+
+from analyzer.choose import (
+    best_config,
+    build_summary,
+    cheapest_order,
+    choice,
+    closest_config,
+    mean_ci,
+    pareto_frontier,
+    pareto_mask,
+)
 
 
 def configs(*rows: tuple) -> pd.DataFrame:
@@ -72,3 +83,66 @@ def test_summary_shape() -> None:
     import json
 
     json.dumps(s, allow_nan=False)  # strictly valid JSON
+
+
+# -- the confirmation round's tie set --------------------------------------------------------------
+
+def confirm_rows(samples: dict[str, list[float]], met: dict[str, int] | None = None) -> pd.DataFrame:
+    """Confirm-phase measurement rows, interleaved by round as the runner writes them."""
+    rows = []
+    rounds = max(len(v) for v in samples.values())
+    for r in range(rounds):
+        for cid, values in samples.items():
+            if r < len(values):
+                ok = r < (met or {}).get(cid, len(values))
+                rows.append({"config_id": cid, "phase": "confirm", "confirm_round": r + 1,
+                             "throughput_rps": values[r], "meets_budget": ok})
+    return pd.DataFrame(rows)
+
+
+def test_tie_set_is_the_configs_whose_interval_overlaps_the_best_and_the_cheapest_wins() -> None:
+    table = configs(
+        ("i2_b32_d0", 2, 32, 0, "ok", 4100.0, 24, 8.0, 3.0, 5.0),
+        ("i1_b32_d0", 1, 32, 0, "ok", 4000.0, 16, 8.5, 3.0, 5.0),
+        ("i2_b8_d0", 2, 8, 0, "ok", 3000.0, 16, 8.0, 3.0, 5.0),
+    )
+    m = confirm_rows({"i2_b32_d0": [4100, 4000, 4200], "i1_b32_d0": [3900, 4050, 3950], "i2_b8_d0": [3000, 3050, 2980]})
+    best, ties, why = choice(table, m)
+    assert ties == ["i1_b32_d0", "i2_b32_d0"]  # i2_b8_d0's interval is far below
+    assert best["config_id"] == "i1_b32_d0" and "cheapest" in why
+    low, high = best["capacity_ci_rps"]
+    assert low < best["confirmed_rps"] < high and best["confirmed_rps"] == pytest.approx(3966.67, abs=0.01)
+    summary = build_summary(model="m", budget_ms=10, percentile=99, strategy="optuna", load_mode="concurrency",
+                            wall_s=1.0, configs=table, measurements=m, best_pbtxt=None, finished=True)
+    assert summary["tie_set"] == ties and summary["best"]["config_id"] == "i1_b32_d0"
+    assert summary["best"]["capacity_ci_rps"] == [pytest.approx(low), pytest.approx(high)]
+
+
+def test_clear_winner_has_a_tie_set_of_one() -> None:
+    table = configs(("a", 2, 32, 0, "ok", 4100.0, 24, 8.0, 3.0, 5.0), ("b", 1, 32, 0, "ok", 3000.0, 16, 8.5, 3.0, 5.0))
+    best, ties, why = choice(table, confirm_rows({"a": [4100, 4110, 4090], "b": [3000, 3010, 2990]}))
+    assert ties == ["a"] and best["config_id"] == "a" and "no other config" in why
+
+
+def test_configs_that_broke_the_budget_again_in_most_rounds_do_not_count() -> None:
+    table = configs(("a", 2, 32, 0, "ok", 4100.0, 24, 8.0, 3.0, 5.0), ("b", 1, 32, 0, "ok", 3000.0, 16, 8.5, 3.0, 5.0))
+    best, ties, _ = choice(table, confirm_rows({"a": [4100, 4110, 4090], "b": [3000, 3010, 2990]}, met={"a": 1}))
+    assert ties == ["b"] and best["config_id"] == "b"
+
+
+def test_without_a_confirmation_round_the_search_capacity_decides() -> None:
+    table = configs(("a", 2, 32, 0, "ok", 4100.0, 24, 8.0, 3.0, 5.0), ("b", 1, 32, 0, "ok", 3000.0, 16, 8.5, 3.0, 5.0))
+    best, ties, why = choice(table, pd.DataFrame(columns=["config_id", "phase"]))
+    assert best["config_id"] == "a" and ties == [] and "not confirmed" in why
+    # Fewer than three rounds (a stopped confirmation) is not a confirmation either.
+    best, ties, _ = choice(table, confirm_rows({"a": [4100, 4000], "b": [5000, 5100]}))
+    assert best["config_id"] == "a" and ties == []
+
+
+def test_cheapest_order_and_t_interval() -> None:
+    frame = pd.DataFrame({"config_id": ["x", "y", "z", "w"], "instance_count": [2, 1, 1, 1],
+                          "max_batch_size": [8, 32, 8, 8], "max_queue_delay_us": [0, 0, 500, math.nan]})
+    assert cheapest_order(frame)["config_id"].tolist() == ["w", "z", "y", "x"]
+    mean, low, high = mean_ci([10.0, 12.0, 14.0])
+    assert mean == 12.0 and high - mean == pytest.approx(4.303 * 2.0 / math.sqrt(3))
+    assert mean_ci([5.0])[1] == -math.inf

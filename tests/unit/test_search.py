@@ -106,3 +106,55 @@ def test_time_budget(tmp_path: Path, strategy: str) -> None:
     search = make_search(strategy, candidates=CANDIDATES, storage_url=storage(tmp_path), budget_ms=10,
                          max_trials=100, time_budget_s=1e-9)
     assert search.ask() is None and "time budget" in search.stop_reason
+
+
+# -- a search that knows when it is done -------------------------------------------------------------
+
+def test_bound_from_the_largest_gain_per_step() -> None:
+    from analyzer.search.bound import MIN_STEP_GAIN, plausible, step_gain, upper_bounds
+
+    measured = {(0, 0): 100.0, (0, 1): 200.0, (0, 3): 0.0}  # one step doubled capacity; (0, 3) never met it
+    assert step_gain(measured) == pytest.approx(2.0)
+    bounds = upper_bounds(measured, [(0, 2), (2, 1), (3, 3)])
+    assert bounds[(0, 2)] == pytest.approx(400.0)  # one step from the 200: 200 x 2
+    assert bounds[(2, 1)] == pytest.approx(800.0)  # two steps from the 200
+    assert bounds[(3, 3)] == pytest.approx(200.0 * 2 ** 5)  # infeasible configs bound nothing
+    flat = {(0, 0): 100.0, (1, 0): 101.0}
+    assert step_gain(flat) == pytest.approx(MIN_STEP_GAIN)  # never assume a step gains less
+    # Only what can beat the best by more than the tie margin is still plausible.
+    # (2, 0) is one step past a config at half the best, with a gain of 2 per step: at most a tie.
+    assert set(plausible({(0, 0): 100.0, (1, 0): 50.0}, [(2, 0), (0, 1)])) == {(0, 1)}
+    assert upper_bounds({(0, 0): 0.0}, [(1, 0)]) == {(1, 0): math.inf}  # nothing met the budget yet
+
+
+def test_optuna_stops_when_nothing_can_plausibly_beat_the_best(tmp_path: Path) -> None:
+    # The peak sits in a corner (the base config): every knob step away costs 30 %.
+    peak = Candidate(1, 1, 0)
+    cands = [Candidate(i, b, d) for i in (1, 2, 3) for b in (1, 8, 32) for d in (0, 500, 2000)]
+
+    def cliff(c: Candidate) -> Outcome:
+        steps = (c.instance_count - 1) + [1, 8, 32].index(c.max_batch_size) + [0, 500, 2000].index(
+            c.max_queue_delay_us or 0)
+        return Outcome(1000.0 * 0.7 ** steps, 5.0)
+
+    search = make_search("optuna", candidates=cands, storage_url=storage(tmp_path), budget_ms=10, seed=0, base=peak)
+    asked = []
+    while (cand := search.ask()) is not None:
+        asked.append(cand)
+        search.tell(cand, cliff(cand))
+    assert peak in asked and len(asked) <= 8  # of 27
+    # It stopped by the bound, after measuring every neighbour of the best (a local optimum).
+    assert "cannot plausibly beat the best" in search.stop_reason, search.stop_reason
+    assert all(n in asked for n in search.neighbours(peak))
+    assert search.max_trials is None and search.patience == 9  # no max_trials needed; patience automatic
+
+
+def test_optuna_keeps_going_while_the_best_has_unmeasured_neighbours(tmp_path: Path) -> None:
+    search = make_search("optuna", candidates=CANDIDATES, storage_url=storage(tmp_path), budget_ms=10, seed=0,
+                         base=BASE, patience=100)
+    asked = run(search)
+    best = max(asked, key=lambda c: landscape(c).capacity_rps)
+    assert all(n in asked for n in search.neighbours(best))
+    # The landscape's true best is found without measuring everything.
+    assert landscape(best).capacity_rps == max(landscape(c).capacity_rps for c in CANDIDATES)
+    assert len(asked) < len(CANDIDATES)
