@@ -270,6 +270,11 @@ class LevelSearch:
             if lowest <= self.min_level:
                 return None  # even the lightest load breaks the budget
             return self._fresh(self._clamp(self._aim_below(lowest)))
+        lowest = min(self.measured)
+        if lowest in unbroken and lowest > self.min_level and not any(o == MEETS for _, o in self.measured.values()):
+            # Nothing met the budget, and the lightest load so far could not be judged (its
+            # windows disagreed, or too few requests): a lighter one may be judged.
+            return self._fresh(self._clamp(lowest / 2))
         top = unbroken[-1]
         above = [b for b in broken if b > top]
         if not above:

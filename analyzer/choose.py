@@ -66,7 +66,7 @@ def _is_true(value: Any) -> bool:
 def confirmation_stats(measurements: pd.DataFrame) -> pd.DataFrame:
     """Per config re-measured in the confirmation round: its rounds, the capacity samples (the
     throughput at its capacity level in each round), their mean with a 95 % interval, and in how
-    many rounds the level met the budget again."""
+    many rounds the level did not break the budget again (`met_rounds`)."""
     cols = ["config_id", "rounds", "met_rounds", "capacity_rps", "ci_low_rps", "ci_high_rps", "samples"]
     if measurements.empty or "phase" not in measurements:
         return pd.DataFrame(columns=cols)
@@ -75,7 +75,12 @@ def confirmation_stats(measurements: pd.DataFrame) -> pd.DataFrame:
     for config_id, g in conf.groupby("config_id", sort=False):
         samples = pd.to_numeric(g["throughput_rps"], errors="coerce").tolist()
         mean, low, high = mean_ci(samples)
-        met = int(g["meets_budget"].apply(_is_true).sum()) if "meets_budget" in g else 0
+        if "verdict" in g:
+            # Broken again means proven or estimated over the budget, or errors; a level whose
+            # windows did not agree this time (unstable) has not broken it.
+            met = int((~g["verdict"].astype(str).isin(["over_budget", "errors"])).sum())
+        else:
+            met = int(g["meets_budget"].apply(_is_true).sum()) if "meets_budget" in g else 0
         rows.append((str(config_id), len(g), met, mean, low, high, samples))
     return pd.DataFrame(rows, columns=cols)
 
@@ -94,8 +99,8 @@ def cheapest_order(frame: pd.DataFrame) -> pd.DataFrame:
 def confirmed_choice(configs: pd.DataFrame, measurements: pd.DataFrame) -> tuple[pd.Series, list[str], str] | None:
     """The pick of the confirmation round: (config row, tie set, why), or None without one.
 
-    Only configs re-measured in at least MIN_CONFIRM_ROUNDS rounds whose level met the budget
-    again in at least half of them count. The
+    Only configs re-measured in at least MIN_CONFIRM_ROUNDS rounds whose level did not break the
+    budget again in at least half of them count. The
     one with the highest mean capacity is the reference; every counted config whose 95 % interval
     overlaps the reference's is in the tie set (within noise of it); the cheapest of the tie set
     is chosen. Its row carries its confirmed capacity and interval.

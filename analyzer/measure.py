@@ -153,7 +153,8 @@ def _intervals_overlap(windows: Sequence[WindowStat]) -> bool:
 def is_stable(windows: Sequence[WindowStat], tolerance: float = DEFAULT_TOLERANCE, count: int = STABLE_WINDOWS) -> bool:
     """True when the last `count` windows agree.
 
-    Throughput must be within `tolerance` of the mean (perf_analyzer's rule). The p99 must be too,
+    Throughput must be within `tolerance` of the mean (perf_analyzer's rule), or within the
+    counting noise of windows that short (3 / sqrt(requests in a window)). The p99 must be too,
     or else the windows' p99 confidence intervals must share a point: a difference that sampling
     noise explains is not instability (with a few hundred requests per window, one p99 is a
     handful of requests and jumps by more than 10 % on its own).
@@ -163,7 +164,10 @@ def is_stable(windows: Sequence[WindowStat], tolerance: float = DEFAULT_TOLERANC
     last = windows[-count:]
     if any(w.requests == 0 for w in last):
         return False
-    if not _within([w.throughput_rps for w in last], tolerance):
+    # A window of n requests counts them with a sampling noise of about 1/sqrt(n) (Poisson):
+    # three standard errors of that is noise too, however tight the tolerance (short windows).
+    counting = 3.0 / math.sqrt(min(w.requests for w in last))
+    if not _within([w.throughput_rps for w in last], max(tolerance, counting)):
         return False
     return _within([w.p99_ms for w in last], tolerance) or _intervals_overlap(last)
 

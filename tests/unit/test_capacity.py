@@ -332,3 +332,13 @@ def test_resolution_stops_refining_when_throughput_cannot_grow() -> None:
     assert s.next_level() is None  # 16 serves 1 % more than 8: nothing in between can matter
     s.resolution = 0.0
     assert s.next_level() == 10.0  # interpolated: 8 + (10 - 8) / (16 - 8) x 8, kept off the ends
+
+
+def test_a_lighter_load_is_tried_when_nothing_could_be_judged() -> None:
+    # Started at the best config's level / 2: 2 in flight gave unstable windows, 3 broke the budget.
+    s = LevelSearch("concurrency", 1, 1024, start=2, budget_ms=10.0, resolution=0.03)
+    s.record(2, 900.0, INCONCLUSIVE, 7.3)
+    s.record(3, 820.0, FAILS, 11.6)
+    assert s.next_level() == 1.0
+    s.record(1, 600.0, MEETS, 4.0)
+    assert s.next_level() is None and s.capacity() == (600.0, 1.0)

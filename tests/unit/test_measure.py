@@ -79,6 +79,10 @@ def test_stability_rule() -> None:
     assert not is_stable([_win(100, 10), _win(100, 10), _win(0, math.nan, 0)], 0.10)
     # Only the last three count.
     assert is_stable([_win(10, 99), _win(100, 10), _win(101, 10), _win(99, 10)], 0.10)
+    # Short windows of 250 requests count throughput to about +-6 % (1/sqrt(250)): 15 % apart is
+    # noise for them, and 45 % apart is not.
+    assert is_stable([_win(100, 10, 250), _win(115, 10, 250), _win(100, 10, 250)], 0.10)
+    assert not is_stable([_win(100, 10, 250), _win(145, 10, 250), _win(100, 10, 250)], 0.10)
 
 
 def test_p99_differences_within_sampling_noise_are_stable() -> None:
