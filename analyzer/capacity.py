@@ -7,6 +7,7 @@ async driver at the bottom only calls a measuring function it is given.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
@@ -26,6 +27,7 @@ def exceed_probability_bound(over: int, n: int, q: float) -> float:
     return float(binom_cdf_table(n, p)[min(over, n)])
 
 
+@functools.lru_cache(maxsize=4096)
 def required_requests(over: int, q: float = 99.0, confidence: float = 0.99) -> int:
     """Fewest requests for which `over` requests over the budget still prove, with `confidence`,
     that the q-th percentile is under it. With 0 over and p99 at 99 %: 459."""

@@ -3,6 +3,10 @@
 Each figure is computed first as plain figure data (dicts and DataFrames: testable without
 drawing, shared with the Dash app), then drawn with Plotly. Works on a run directory that is
 still being written: whatever rows exist are shown.
+
+Every level is judged by `capacity.row_verdict` at the run's percentile and confidence, and the
+latency drawn is that percentile's. Search rows feed capacities and curves; the confirmation
+round's rows have a figure of their own; at the sweep's budget the answer is `choose.choice`'s.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ import plotly.graph_objects as go
 import yaml
 from plotly.subplots import make_subplots
 
-from analyzer.capacity import required_requests
-from analyzer.choose import best_config, pareto_mask
+from analyzer.capacity import PERCENTILE_FIELDS, row_verdict
+from analyzer.choose import CONFIRM_PHASE, best_config, choice, confirmation_stats, pareto_mask
 from analyzer.errors import UsageError
+from analyzer.modelconfig import knobs_of, parse_pbtxt
+from analyzer.space import Candidate
 from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore
 
 SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "x", "triangle-down", "pentagon", "hexagon", "star-square"]
@@ -36,6 +42,7 @@ class RunData:
     model: str
     budget_ms: float
     percentile: float
+    confidence: float
     strategy: str
     measurements: pd.DataFrame
     configs: pd.DataFrame
@@ -64,6 +71,7 @@ def load_run(run_dir: str | Path) -> RunData:
         model=str(spec["model"]),
         budget_ms=float(spec.get("budget_ms", 100.0)),
         percentile=float(spec.get("percentile", 99.0)),
+        confidence=float(spec.get("confidence", 0.99)),
         strategy=str(spec.get("strategy", "")),
         measurements=measurements,
         configs=configs,
@@ -72,60 +80,209 @@ def load_run(run_dir: str | Path) -> RunData:
     )
 
 
-# -- figure data (pure) ------------------------------------------------------------------------------
+# -- rows and columns ---------------------------------------------------------------------------------
 
-def level_meets(measurements: pd.DataFrame, budget_ms: float, latency_col: str = "p99_ms") -> pd.Series:
-    """Which measurements meet a (possibly new) budget, judged from the stored numbers by the
-    sweep's own rule: no errors, stable windows, the percentile under the budget, and the budget
-    at or above the level's claim bound (`budget_bound_ms`, see measure.claim_bound), so at the
-    sweep's budget this agrees with its verdicts. Rows written before that column existed fall
-    back to the 95 % upper bound of p99 (or, where that is unknown, enough requests for the
-    binomial claim)."""
+def latency_column(percentile: float) -> str:
+    """The measurements.csv column of the budget percentile: the one `capacity.row_verdict`
+    judges (p99_ms for a percentile without a column of its own)."""
+    return PERCENTILE_FIELDS.get(int(percentile), "p99_ms")
+
+
+def latency_label(percentile: float) -> str:
+    """How the budget percentile's latency is labelled ("p95"). Named after the column shown, so
+    a label never claims a percentile whose values are not the ones drawn."""
+    return latency_column(percentile).removesuffix("_ms")
+
+
+def _is_confirm(measurements: pd.DataFrame) -> pd.Series:
+    # The same test as choose.confirmation_stats, so the rows left out here are exactly the
+    # ones the choice summarises. Runs older than the column have only search rows.
+    if "phase" not in measurements:
+        return pd.Series(False, index=measurements.index)
+    return measurements["phase"].astype(str) == CONFIRM_PHASE
+
+
+def search_rows(measurements: pd.DataFrame) -> pd.DataFrame:
+    """The search's measurements: what capacities, Pareto points, load curves, breakdowns and
+    resources are drawn from (a confirmation round re-measures levels the search already judged;
+    counting its rows again would let the luckiest repeat set a capacity)."""
+    if measurements.empty:
+        return measurements
+    return measurements[~_is_confirm(measurements)]
+
+
+def confirm_rows(measurements: pd.DataFrame) -> pd.DataFrame:
+    """The confirmation round's re-measurements (none in older runs)."""
+    if measurements.empty:
+        return measurements
+    return measurements[_is_confirm(measurements)]
+
+
+def _truthy(value: Any) -> bool:
+    """A CSV boolean (True, "True", 1, "1.0") as a bool; NaN and blanks are False."""
+    return str(value).strip().lower() in ("true", "1", "1.0")
+
+
+def _num(value: Any) -> float:
+    """A number, or NaN for blanks, text and None."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _finite(value: Any) -> bool:
+    return math.isfinite(_num(value))
+
+
+# -- the answer ---------------------------------------------------------------------------------------
+
+def level_meets(measurements: pd.DataFrame, budget_ms: float, percentile: float = 99.0,
+                confidence: float = 0.99) -> pd.Series:
+    """Which measurements meet a (possibly new) budget: `capacity.row_verdict` on every row, the
+    rule the sweep judged its levels by, at the run's percentile and confidence. At the sweep's
+    budget this agrees with the stored verdicts; at another budget the rows' stored claim bounds
+    decide (rows older than those columns: row_verdict's fallback)."""
     if measurements.empty:
         return pd.Series(dtype=bool)
-    m = measurements
-    latency = pd.to_numeric(m[latency_col], errors="coerce")
-    high = pd.to_numeric(m["p99_ci_high_ms"], errors="coerce")
-    requests = pd.to_numeric(m["requests"], errors="coerce").fillna(0)
-    stable = m["stable"].astype(str).str.lower().isin(["true", "1"])
-    errors = pd.to_numeric(m["errors"], errors="coerce").fillna(1)
-    legacy_ok = (high <= budget_ms) | (high.isna() & (requests >= required_requests(0)))
-    if "budget_bound_ms" in m:
-        claim = pd.to_numeric(m["budget_bound_ms"], errors="coerce")
-        bound_ok = (claim <= budget_ms).where(claim.notna(), legacy_ok)
-    else:
-        bound_ok = legacy_ok
-    return (errors == 0) & stable & (latency <= budget_ms) & bound_ok.astype(bool)
+    meets = [row_verdict(row, budget_ms, percentile, confidence).meets for row in measurements.to_dict("records")]
+    return pd.Series(meets, index=measurements.index, dtype=bool)
 
 
-def capacity_under_budget(measurements: pd.DataFrame, budget_ms: float) -> pd.DataFrame:
-    """Per config: the highest throughput of a level meeting `budget_ms` (0 when none does),
-    with that level and its p99. Lets the budget be moved after the sweep."""
-    cols = ["config_id", "capacity_rps", "capacity_level", "p99_ms"]
-    if measurements.empty:
+def capacity_under_budget(measurements: pd.DataFrame, budget_ms: float, percentile: float = 99.0,
+                          confidence: float = 0.99) -> pd.DataFrame:
+    """Per config: the highest throughput of a search level meeting `budget_ms` (0 when none
+    does), with that level, its budget-percentile latency (`latency_ms`) and its p99 (the sweep's
+    tie-breaker). Lets the budget be moved after the sweep."""
+    cols = ["config_id", "capacity_rps", "capacity_level", "latency_ms", "p99_ms"]
+    m = search_rows(measurements)
+    if m.empty:
         return pd.DataFrame(columns=cols)
-    meets = level_meets(measurements, budget_ms)
+    meets = level_meets(m, budget_ms, percentile, confidence)
+    col = latency_column(percentile)
     rows = []
-    for config_id, group in measurements.groupby("config_id", sort=False):
+    for config_id, group in m.groupby("config_id", sort=False):
         ok = group[meets.loc[group.index]]
         if ok.empty:
-            rows.append((config_id, 0.0, math.nan, math.nan))
-        else:
-            top = ok.loc[ok["throughput_rps"].idxmax()]
-            rows.append((config_id, float(top["throughput_rps"]), float(top["load_level"]), float(top["p99_ms"])))
+            rows.append((config_id, 0.0, math.nan, math.nan, math.nan))
+            continue
+        top = ok.loc[pd.to_numeric(ok["throughput_rps"], errors="coerce").idxmax()]
+        rows.append((config_id, float(top["throughput_rps"]), float(top["load_level"]), _num(top.get(col)),
+                     _num(top.get("p99_ms"))))
     return pd.DataFrame(rows, columns=cols)
 
 
-def choose_at_budget(measurements: pd.DataFrame, configs: pd.DataFrame, budget_ms: float) -> pd.Series | None:
-    """The best config if the budget were `budget_ms` (same tie rules as the sweep's choice)."""
-    caps = capacity_under_budget(measurements, budget_ms)
+def choose_at_budget(measurements: pd.DataFrame, configs: pd.DataFrame, budget_ms: float, percentile: float = 99.0,
+                     confidence: float = 0.99) -> pd.Series | None:
+    """The best config if the budget were `budget_ms`: the sweep's search-only rule
+    (`choose.best_config`) over the search capacities under that budget. A capacity stays a
+    lower bound only where it is still at the level that met the sweep's budget at the load cap
+    (a tighter budget finds a lower level, which is a measured capacity)."""
+    caps = capacity_under_budget(measurements, budget_ms, percentile, confidence)
     if caps.empty:
         return None
-    knobs = configs.drop(columns=["capacity_rps", "capacity_level", "p99_ms"], errors="ignore")
+    knobs = (configs.drop_duplicates("config_id", keep="last")
+             .drop(columns=["capacity_rps", "p99_ms"], errors="ignore")
+             .rename(columns={"capacity_level": "_sweep_level"}))
     merged = caps.merge(knobs, on="config_id", how="left")
     merged["status"] = merged["status"].fillna("ok").replace({"failed": "ok"})
-    return best_config(merged)
+    at_cap = merged["capacity_lower_bound"].apply(_truthy) if "capacity_lower_bound" in merged else False
+    sweep_level = pd.to_numeric(merged["_sweep_level"], errors="coerce") if "_sweep_level" in merged else math.nan
+    merged["capacity_lower_bound"] = at_cap & (merged["capacity_level"] == sweep_level)
+    return best_config(merged.drop(columns="_sweep_level", errors="ignore"))
 
+
+@dataclass
+class Answer:
+    """The chosen config at one budget, and why.
+
+    At the sweep's own budget it is the sweep's choice (`choose.choice`: the confirmation round's
+    pick where there was one), so the report, the dashboard and summary.json agree; at another
+    budget it is the best search capacity under that budget (`choose_at_budget`).
+    """
+
+    budget_ms: float
+    at_sweep_budget: bool
+    best: pd.Series | None  # a configs row plus latency_ms (+ confirmed_rps, capacity_ci_rps, confirm_rounds)
+    tie_set: list[str]  # the confirmation round's tie set: it is always the one at the sweep's budget
+    reason: str
+
+    @property
+    def confirmed(self) -> bool:
+        """True when the chosen capacity is the confirmation round's mean."""
+        return self.best is not None and _finite(self.best.get("confirmed_rps"))
+
+
+def is_sweep_budget(run: RunData, budget_ms: float) -> bool:
+    """True when `budget_ms` is the sweep's own budget (a slider value equal up to rounding)."""
+    return math.isclose(float(budget_ms), run.budget_ms, rel_tol=1e-9, abs_tol=1e-6)
+
+
+def _with_latency(row: pd.Series, measurements: pd.DataFrame, percentile: float) -> pd.Series:
+    """`row` plus `latency_ms`, the budget percentile at its capacity level (configs.csv only
+    keeps p50 and p99 there)."""
+    out = row.copy()
+    col = latency_column(percentile)
+    m = search_rows(measurements)
+    at = m.iloc[0:0]
+    if not m.empty:
+        at = m[(m["config_id"].astype(str) == str(row["config_id"]))
+               & (pd.to_numeric(m["load_level"], errors="coerce") == _num(row.get("capacity_level")))]
+    out["latency_ms"] = _num(at[col].iloc[-1]) if not at.empty and col in at else _num(row.get(col))
+    return out
+
+
+def answer_at(run: RunData, budget_ms: float | None = None, measurements: pd.DataFrame | None = None,
+              configs: pd.DataFrame | None = None) -> Answer:
+    """The answer at `budget_ms` (default: the sweep's) over the run's tables, or over the given
+    (filtered) ones."""
+    m = run.measurements if measurements is None else measurements
+    c = run.configs if configs is None else configs
+    budget = run.budget_ms if budget_ms is None else float(budget_ms)
+    best, tie_set, reason = choice(c, m)
+    if is_sweep_budget(run, budget):
+        return Answer(budget, True, None if best is None else _with_latency(best, m, run.percentile), tie_set, reason)
+    pick = choose_at_budget(m, c, budget, run.percentile, run.confidence)
+    reason = "" if pick is None else (
+        f"{pick['config_id']} has the highest capacity among the search's levels whose "
+        f"{latency_label(run.percentile)} meets {budget:g} ms (the confirmation round ran at the sweep's budget only)")
+    return Answer(budget, False, pick, tie_set, reason)
+
+
+def fmt_rps(value: float) -> str:
+    """A throughput for people: thousands separated, decimals only where they matter."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}"
+
+
+def capacity_text(row: pd.Series) -> str:
+    """A config's capacity: "3,120 req/s (95 % CI 2,980..3,260, 3 rounds)" when confirmed, with
+    "≥ " when it met the budget at the load cap (so it is only a lower bound)."""
+    sign = "≥ " if _truthy(row.get("capacity_lower_bound")) else ""
+    confirmed = _num(row.get("confirmed_rps"))
+    if not math.isfinite(confirmed):
+        return f"{sign}{fmt_rps(_num(row.get('capacity_rps')))} req/s"
+    rounds = int(_num(row.get("confirm_rounds"))) if _finite(row.get("confirm_rounds")) else 0
+    ci = row.get("capacity_ci_rps")
+    low, high = (_num(ci[0]), _num(ci[1])) if isinstance(ci, (list, tuple)) and len(ci) == 2 else (math.nan, math.nan)
+    plural = "s" if rounds != 1 else ""
+    if math.isfinite(low) and math.isfinite(high):
+        return f"{sign}{fmt_rps(confirmed)} req/s (95 % CI {fmt_rps(low)}..{fmt_rps(high)}, {rounds} round{plural})"
+    return f"{sign}{fmt_rps(confirmed)} req/s ({rounds} round{plural}: too few for an interval)"
+
+
+def tie_set_sentence(tie_set: list[str], chosen: str | None) -> str:
+    """What the tie set means, for the answer (plain text; the ids are listed separately)."""
+    if not tie_set:
+        return ("No confirmation round (yet): the pick rests on one search measurement per level, so there "
+                "is no tie set.")
+    if len(tie_set) == 1:
+        return "No other confirmed config is within noise of its capacity."
+    return (f"These {len(tie_set)} configs are within noise of each other (their 95 % intervals overlap the "
+            f"best one's), so the pick is the cheapest of them: {chosen} (fewest instances, then smallest max "
+            "batch, then smallest queue delay).")
+
+
+# -- figure data (pure) ------------------------------------------------------------------------------
 
 def _describe(row: pd.Series) -> str:
     delay = row.get("max_queue_delay_us")
@@ -134,32 +291,38 @@ def _describe(row: pd.Series) -> str:
             f"queue delay {delay_text}")
 
 
-def pareto_data(measurements: pd.DataFrame, budget_ms: float, chosen: tuple[str, float] | None = None) -> dict[str, Any]:
-    """Pareto chart data: every error-free measurement (throughput vs p99 with its config; a
-    measurement whose windows never agreed is marked untrusted), the frontier of the trusted
-    ones, the budget, and the chosen (config_id, load level) point."""
-    m = measurements[pd.to_numeric(measurements["errors"], errors="coerce").fillna(1) == 0].copy() if not measurements.empty else measurements.copy()
+def pareto_data(measurements: pd.DataFrame, budget_ms: float, chosen: tuple[str, float] | None = None,
+                percentile: float = 99.0) -> dict[str, Any]:
+    """Pareto chart data: every error-free search measurement (throughput vs the budget
+    percentile's latency, with its config; a measurement whose windows never agreed is marked
+    untrusted), the frontier of the trusted ones, the budget, the latency's label and the chosen
+    (config_id, load level) point."""
+    m = search_rows(measurements)
+    if not m.empty:
+        m = m[pd.to_numeric(m["errors"], errors="coerce").fillna(1) == 0]
+    col, label = latency_column(percentile), latency_label(percentile)
     points = []
     for _, r in m.iterrows():
+        latency = _num(r.get(col))
         points.append({
             "config_id": r["config_id"],
             "throughput_rps": float(r["throughput_rps"]),
-            "p99_ms": float(r["p99_ms"]),
+            "latency_ms": latency,
             "instance_count": int(r["instance_count"]),
             "max_batch_size": int(r["max_batch_size"]),
             "max_queue_delay_us": None if pd.isna(r["max_queue_delay_us"]) else int(r["max_queue_delay_us"]),
             "load_mode": r["load_mode"],
             "load_level": float(r["load_level"]),
             # Unstable windows: shown, but neither on the frontier nor ever chosen.
-            "trusted": str(r.get("stable")).lower() in ("true", "1"),
+            "trusted": _truthy(r.get("stable")),
             "hover": f"{_describe(r)}<br>{r['load_mode']} {float(r['load_level']):g}: "
-                     f"{float(r['throughput_rps']):.1f} req/s, p99 {float(r['p99_ms']):.2f} ms",
+                     f"{float(r['throughput_rps']):.1f} req/s, {label} {latency:.2f} ms",
         })
     frontier: list[tuple[float, float]] = []
     trusted = [p for p in points if p["trusted"]]
     if trusted:
         tp = np.array([p["throughput_rps"] for p in trusted])
-        lat = np.array([p["p99_ms"] for p in trusted])
+        lat = np.array([p["latency_ms"] for p in trusted])
         keep = pareto_mask(tp, lat)
         frontier = sorted((float(x), float(y)) for x, y, k in zip(tp, lat, keep) if k)
     chosen_point = None
@@ -167,36 +330,41 @@ def pareto_data(measurements: pd.DataFrame, budget_ms: float, chosen: tuple[str,
         for p in points:
             if p["config_id"] == chosen[0] and p["load_level"] == chosen[1]:
                 chosen_point = p
-    return {"points": points, "frontier": frontier, "budget_ms": budget_ms, "chosen": chosen_point}
+    return {"points": points, "frontier": frontier, "budget_ms": budget_ms, "label": label, "chosen": chosen_point}
 
 
-def load_curves_data(measurements: pd.DataFrame, config_ids: list[str] | None = None) -> dict[str, dict[str, list[float]]]:
-    """Per config: load levels with throughput and p99 at each (the curve behind each point)."""
+def load_curves_data(measurements: pd.DataFrame, config_ids: list[str] | None = None,
+                     percentile: float = 99.0) -> dict[str, dict[str, list[float]]]:
+    """Per config: the search's load levels with throughput and the budget percentile's latency
+    at each (the curve behind each point)."""
     out: dict[str, dict[str, list[float]]] = {}
-    if measurements.empty:
+    m = search_rows(measurements)
+    if m.empty:
         return out
-    for config_id, g in measurements.groupby("config_id", sort=False):
+    col = latency_column(percentile)
+    for config_id, g in m.groupby("config_id", sort=False):
         if config_ids is not None and config_id not in config_ids:
             continue
         g = g.sort_values("load_level")
         out[str(config_id)] = {
             "level": g["load_level"].astype(float).tolist(),
             "throughput_rps": g["throughput_rps"].astype(float).tolist(),
-            "p99_ms": g["p99_ms"].astype(float).tolist(),
+            "latency_ms": pd.to_numeric(g[col], errors="coerce").astype(float).tolist(),
         }
     return out
 
 
 def breakdown_data(measurements: pd.DataFrame, configs: pd.DataFrame) -> pd.DataFrame:
     """Server-side time per request (queue, compute input/infer/output) and achieved batch size,
-    per config at its capacity level (else its highest measured level)."""
+    per config at its capacity level (else its highest measured level), from the search."""
     cols = ["config_id", "load_level", "server_queue_ms", "server_compute_input_ms", "server_compute_infer_ms",
             "server_compute_output_ms", "avg_batch_size"]
     rows = []
-    if measurements.empty:
+    m = search_rows(measurements)
+    if m.empty:
         return pd.DataFrame(columns=cols)
     cap_level = {} if configs.empty else dict(zip(configs["config_id"], configs["capacity_level"]))
-    for config_id, g in measurements.groupby("config_id", sort=False):
+    for config_id, g in m.groupby("config_id", sort=False):
         level = cap_level.get(config_id)
         pick = g[g["load_level"] == level] if level is not None and not pd.isna(level) else g.iloc[0:0]
         row = pick.iloc[-1] if not pick.empty else g.loc[g["load_level"].idxmax()]
@@ -209,28 +377,36 @@ def breakdown_data(measurements: pd.DataFrame, configs: pd.DataFrame) -> pd.Data
 
 def heatmap_data(configs: pd.DataFrame) -> dict[int, dict[str, Any]]:
     """Per instance count: capacity over max_batch_size (rows) x queue delay (columns); NaN
-    where a config was not measured or failed."""
+    where a config was not measured or failed; `lower_bound` marks capacities that met the
+    budget at the load cap."""
     out: dict[int, dict[str, Any]] = {}
     if configs.empty:
         return out
     c = configs.copy()
     c["delay"] = c["max_queue_delay_us"].apply(lambda v: "off" if pd.isna(v) else str(int(v)))
     c["cap"] = pd.to_numeric(c["capacity_rps"], errors="coerce").where(c["status"] != "failed")
+    c["lower"] = c["capacity_lower_bound"].apply(_truthy) if "capacity_lower_bound" in c else False
     batches = sorted(c["max_batch_size"].astype(int).unique())
     delays = sorted(c["delay"].unique(), key=lambda d: -1 if d == "off" else int(d))
     for count, g in c.groupby(c["instance_count"].astype(int)):
         z = [[math.nan] * len(delays) for _ in batches]
+        lower = [[False] * len(delays) for _ in batches]
         for _, r in g.iterrows():
-            z[batches.index(int(r["max_batch_size"]))][delays.index(r["delay"])] = float(r["cap"]) if not pd.isna(r["cap"]) else math.nan
-        out[int(count)] = {"max_batch_size": batches, "max_queue_delay_us": delays, "capacity_rps": z}
+            i, j = batches.index(int(r["max_batch_size"])), delays.index(r["delay"])
+            z[i][j] = float(r["cap"]) if not pd.isna(r["cap"]) else math.nan
+            lower[i][j] = bool(r["lower"])
+        out[int(count)] = {"max_batch_size": batches, "max_queue_delay_us": delays, "capacity_rps": z,
+                           "lower_bound": lower}
     return out
 
 
 def resources_data(measurements: pd.DataFrame) -> dict[str, list[float]]:
-    """Server CPU, memory and GPU use against throughput (GPU lists empty where never measured)."""
-    if measurements.empty:
+    """Server CPU, memory and GPU use against throughput, from the search (GPU lists empty where
+    never measured)."""
+    m = search_rows(measurements)
+    if m.empty:
         return {k: [] for k in ("throughput_rps", "server_cpu_pct", "server_rss_mb", "gpu_util_pct", "gpu_mem_mb", "config_id")}
-    m = measurements.sort_values("throughput_rps")
+    m = m.sort_values("throughput_rps")
     gpu = pd.to_numeric(m["gpu_util_pct"], errors="coerce")
     has_gpu = gpu.notna().any()
     return {
@@ -241,6 +417,42 @@ def resources_data(measurements: pd.DataFrame) -> dict[str, list[float]]:
         "gpu_util_pct": gpu.tolist() if has_gpu else [],
         "gpu_mem_mb": pd.to_numeric(m["gpu_mem_mb"], errors="coerce").tolist() if has_gpu else [],
     }
+
+
+def confirmation_data(measurements: pd.DataFrame, configs: pd.DataFrame, tie_set: list[str],
+                      chosen: str | None = None) -> dict[str, Any]:
+    """Confirmation figure data: per re-measured config (highest mean first) its round samples
+    (throughput at its capacity level, the round, whether the level met the budget again), their
+    mean and 95 % interval (`choose.confirmation_stats`), its search capacity, whether it is in
+    the tie set, chosen, or a lower bound. `reference` is the tie set's highest mean: the tie set
+    is the configs whose interval overlaps the reference's."""
+    stats = confirmation_stats(measurements)
+    rows = confirm_rows(measurements)
+    known = configs.drop_duplicates("config_id", keep="last").set_index("config_id") if not configs.empty else None
+    items = []
+    for _, s in stats.sort_values("capacity_rps", ascending=False).iterrows():
+        config_id = str(s["config_id"])
+        g = rows[rows["config_id"].astype(str) == config_id]
+        rounds = pd.to_numeric(g["confirm_round"], errors="coerce") if "confirm_round" in g else pd.Series(dtype=float)
+        if rounds.isna().any() or len(rounds) != len(g):
+            rounds = pd.Series(range(1, len(g) + 1), index=g.index)  # rows without a round number: in order
+        known_row = known.loc[config_id] if known is not None and config_id in known.index else None
+        items.append({
+            "config_id": config_id,
+            "samples": pd.to_numeric(g["throughput_rps"], errors="coerce").astype(float).tolist(),
+            "rounds": [int(r) for r in rounds],
+            # The stored verdict, as confirmation_stats counts it: the figure shows what the choice saw.
+            "met": [_truthy(v) for v in g["meets_budget"]] if "meets_budget" in g else [False] * len(g),
+            "mean_rps": float(s["capacity_rps"]),
+            "ci_low_rps": float(s["ci_low_rps"]),
+            "ci_high_rps": float(s["ci_high_rps"]),
+            "search_rps": math.nan if known_row is None else _num(known_row.get("capacity_rps")),
+            "lower_bound": known_row is not None and _truthy(known_row.get("capacity_lower_bound")),
+            "in_tie_set": config_id in tie_set,
+            "chosen": config_id == chosen,
+        })
+    tied = [it for it in items if it["in_tie_set"]]
+    return {"configs": items, "reference": tied[0]["config_id"] if tied else None, "tie_set": list(tie_set)}
 
 
 def replicas_needed(target_rps: float, capacity_rps: float) -> int:
@@ -262,9 +474,24 @@ def cost_per_million(target_rps: float, replicas: int, price_per_server_hour: fl
 
 # -- drawing --------------------------------------------------------------------------------------------
 
-def pareto_figure(data: dict[str, Any], title: str = "Throughput vs p99 latency") -> go.Figure:
+def log_ticks(low: float, high: float) -> list[float]:
+    """Tick values for a log axis from `low` to `high`: 1-2-5 steps, or every digit where that
+    gives fewer than four (Plotly's own ticks on a short log range are bare digits, "5" for 50)."""
+    if not (low > 0 and high >= low):
+        return []
+    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+    for digits in ((1, 2, 5), tuple(range(1, 10))):
+        ticks = [d * 10.0 ** k for k in decades for d in digits if low <= d * 10.0 ** k <= high]
+        if len(ticks) >= 4:
+            return ticks
+    return ticks
+
+
+def pareto_figure(data: dict[str, Any], title: str | None = None) -> go.Figure:
     """Every measurement; colour = instance count, symbol = max batch size; budget line,
-    frontier and the chosen config."""
+    frontier and the chosen config. The y axis is the budget percentile's latency."""
+    label = data.get("label", "p99")
+    title = title or f"Throughput vs {label} latency"
     fig = go.Figure()
     points = data["points"]
     counts = sorted({p["instance_count"] for p in points})
@@ -276,7 +503,7 @@ def pareto_figure(data: dict[str, Any], title: str = "Throughput vs p99 latency"
                 continue
             symbol = SYMBOLS[batches.index(batch) % len(SYMBOLS)]
             fig.add_trace(go.Scatter(
-                x=[p["throughput_rps"] for p in sel], y=[p["p99_ms"] for p in sel], mode="markers",
+                x=[p["throughput_rps"] for p in sel], y=[p["latency_ms"] for p in sel], mode="markers",
                 name=f"{count} inst, batch {batch}",
                 marker=dict(color=PALETTE[counts.index(count) % len(PALETTE)],
                             symbol=[symbol if p["trusted"] else f"{symbol}-open" for p in sel],
@@ -292,39 +519,44 @@ def pareto_figure(data: dict[str, Any], title: str = "Throughput vs p99 latency"
     # The budget as a line trace, not a shape: shapes on a log axis take log10 coordinates.
     xs_all = [p["throughput_rps"] for p in points] or [0.0, 1.0]
     fig.add_trace(go.Scatter(x=[min(xs_all) * 0.95, max(xs_all) * 1.05], y=[data["budget_ms"]] * 2, mode="lines",
-                             name=f"budget {data['budget_ms']:g} ms", line=dict(color="crimson", dash="dash"),
+                             name=f"budget {label} {data['budget_ms']:g} ms", line=dict(color="crimson", dash="dash"),
                              hoverinfo="skip"))
     if data["chosen"]:
         c = data["chosen"]
-        fig.add_trace(go.Scatter(x=[c["throughput_rps"]], y=[c["p99_ms"]], mode="markers", name=f"chosen: {c['config_id']}",
+        fig.add_trace(go.Scatter(x=[c["throughput_rps"]], y=[c["latency_ms"]], mode="markers", name=f"chosen: {c['config_id']}",
                                  marker=dict(symbol="star", size=22, color="gold", line=dict(color="black", width=1.5)),
                                  text=[c["hover"]], hovertemplate="%{text}<extra>chosen</extra>"))
     if any(not p["trusted"] for p in points):
         title += " (hollow: unstable windows, not counted)"
-    fig.update_layout(title=title, xaxis_title="throughput (req/s)", yaxis_title="p99 latency (ms)",
+    fig.update_layout(title=title, xaxis_title="throughput (req/s)", yaxis_title=f"{label} latency (ms)",
                       yaxis_type="log", legend=dict(font=dict(size=10)), margin=dict(t=50, l=60, r=20, b=50),
                       clickmode="event")
+    ys = [p["latency_ms"] for p in points if p["latency_ms"] > 0] + [data["budget_ms"]]
+    ticks = log_ticks(min(ys) / 1.1, max(ys) * 1.1)
+    if ticks:
+        fig.update_yaxes(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
     return fig
 
 
-def load_curves_figure(data: dict[str, dict[str, list[float]]], mode: str = "concurrency", budget_ms: float | None = None) -> go.Figure:
-    """Throughput and p99 against load level, one line per config."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("throughput", "p99 latency"))
+def load_curves_figure(data: dict[str, dict[str, list[float]]], mode: str = "concurrency", budget_ms: float | None = None,
+                       label: str = "p99") -> go.Figure:
+    """Throughput and the budget percentile's latency (`label`) against load level, one line per config."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("throughput", f"{label} latency"))
     for i, (config_id, d) in enumerate(data.items()):
         color = PALETTE[i % len(PALETTE)]
         fig.add_trace(go.Scatter(x=d["level"], y=d["throughput_rps"], mode="lines+markers", name=config_id,
                                  legendgroup=config_id, line=dict(color=color)), row=1, col=1)
-        fig.add_trace(go.Scatter(x=d["level"], y=d["p99_ms"], mode="lines+markers", name=config_id,
-                                 legendgroup=config_id, showlegend=False, line=dict(color=color)), row=1, col=2)
+        fig.add_trace(go.Scatter(x=d["level"], y=d["latency_ms"], mode="lines+markers", name=config_id,
+                                 legendgroup=config_id, showlegend=False, line=dict(color=color),
+                                 hovertemplate=f"{config_id}: {label} %{{y:.2f}} ms at {mode} %{{x:g}}<extra></extra>"),
+                      row=1, col=2)
     if budget_ms is not None:
         fig.add_hline(y=budget_ms, line=dict(color="crimson", dash="dash"), row=1, col=2)
     fig.update_xaxes(title_text=mode, type="log")
     fig.update_yaxes(title_text="req/s", row=1, col=1)
-    fig.update_yaxes(title_text="ms", row=1, col=2)
+    fig.update_yaxes(title_text=f"{label} ms", row=1, col=2)
     fig.update_layout(title="Load curves", margin=dict(t=60, l=60, r=20, b=50))
     return fig
-
-
 def breakdown_figure(data: pd.DataFrame) -> go.Figure:
     """Server-side time per request, stacked by stage, with the achieved batch size."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
@@ -348,7 +580,9 @@ def heatmap_figure(data: dict[int, dict[str, Any]]) -> go.Figure:
     vmax = max((v for d in data.values() for row in d["capacity_rps"] for v in row if not math.isnan(v)), default=1.0)
     for i, count in enumerate(counts, start=1):
         d = data[count]
-        text = [[("" if math.isnan(v) else f"{v:.0f}") for v in row] for row in d["capacity_rps"]]
+        lower = d.get("lower_bound") or [[False] * len(row) for row in d["capacity_rps"]]
+        text = [[("" if math.isnan(v) else f"{'≥' if low else ''}{v:.0f}") for v, low in zip(row, lows)]
+                for row, lows in zip(d["capacity_rps"], lower)]
         fig.add_trace(go.Heatmap(
             z=d["capacity_rps"], x=[str(x) for x in d["max_queue_delay_us"]], y=[str(y) for y in d["max_batch_size"]],
             zmin=0, zmax=vmax, colorscale="Viridis", showscale=(i == len(counts)), text=text, texttemplate="%{text}",
@@ -357,7 +591,7 @@ def heatmap_figure(data: dict[int, dict[str, Any]]) -> go.Figure:
         ), row=1, col=i)
         fig.update_xaxes(title_text="queue delay (us)", type="category", row=1, col=i)
         fig.update_yaxes(title_text="max batch size" if i == 1 else None, type="category", row=1, col=i)
-    fig.update_layout(title="Capacity under the budget", margin=dict(t=70, l=60, r=20, b=50))
+    fig.update_layout(title="Capacity under the budget (≥: met it at the load cap, a lower bound)", margin=dict(t=70, l=60, r=20, b=50))
     return fig
 
 
@@ -378,42 +612,188 @@ def resources_figure(data: dict[str, list[float]]) -> go.Figure:
     return fig
 
 
-def chosen_of(run: RunData) -> tuple[str, float] | None:
-    """(config_id, load level) of the run's best config, from its tables."""
-    best = best_config(run.configs)
-    if best is None or pd.isna(best["capacity_level"]):
-        return None
-    return str(best["config_id"]), float(best["capacity_level"])
+TIE_COLOR, OTHER_COLOR = "#2ca02c", "#7f7f7f"
+
+
+def _error_bars(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Asymmetric error bars from each mean to its interval's ends (none where the interval is
+    unknown: a single round has no spread to estimate)."""
+    up = [it["ci_high_rps"] - it["mean_rps"] if math.isfinite(it["ci_high_rps"]) else 0.0 for it in items]
+    down = [it["mean_rps"] - it["ci_low_rps"] if math.isfinite(it["ci_low_rps"]) else 0.0 for it in items]
+    return dict(type="data", symmetric=False, array=up, arrayminus=down, thickness=2, width=10)
+
+
+def confirmation_figure(data: dict[str, Any]) -> go.Figure:
+    """Per confirmed config: its round samples (left, hollow where the level missed the budget),
+    the mean with its 95 % interval (right; green for the tie set), the search's capacity (x),
+    the reference's interval as a band (overlapping it = within noise) and the chosen config."""
+    fig = go.Figure()
+    items = data["configs"]
+    if not items:
+        fig.add_annotation(text="No confirmation round in this run (an older run, confirm_top: 0, or a sweep still "
+                                "searching)", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+        fig.update_layout(title="Confirmation round", height=200, xaxis_visible=False, yaxis_visible=False,
+                          margin=dict(t=50, l=20, r=20, b=20))
+        return fig
+    ref = next((it for it in items if it["config_id"] == data["reference"]), None)
+    if ref is not None and math.isfinite(ref["ci_low_rps"]) and math.isfinite(ref["ci_high_rps"]):
+        fig.add_hrect(y0=ref["ci_low_rps"], y1=ref["ci_high_rps"], fillcolor=TIE_COLOR, opacity=0.12, line_width=0,
+                      annotation_text=f"95 % CI of {ref['config_id']}", annotation_position="top left")
+    for met in (True, False):
+        pts = [(i - 0.15, v, it["config_id"], r) for i, it in enumerate(items)
+               for v, r, ok in zip(it["samples"], it["rounds"], it["met"]) if ok == met]
+        if pts:
+            fig.add_trace(go.Scatter(
+                x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers",
+                name="round sample" + ("" if met else " (missed the budget)"),
+                marker=dict(symbol="circle" if met else "circle-open", size=9, color="#444", line=dict(width=1.5)),
+                text=[f"{p[2]} round {p[3]}: {p[1]:.1f} req/s" + ("" if met else ", missed the budget") for p in pts],
+                hovertemplate="%{text}<extra></extra>"))
+    for tied in (True, False):
+        sel = [(i, it) for i, it in enumerate(items) if it["in_tie_set"] == tied]
+        if not sel:
+            continue
+        color = TIE_COLOR if tied else OTHER_COLOR
+        fig.add_trace(go.Scatter(
+            x=[i + 0.15 for i, _ in sel], y=[it["mean_rps"] for _, it in sel], mode="markers",
+            name="mean, 95 % CI: " + ("tie set" if tied else "outside the tie set"),
+            marker=dict(symbol="square", size=11, color=color), error_y=dict(color=color, **_error_bars([it for _, it in sel])),
+            text=[f"{it['config_id']}: mean {it['mean_rps']:.1f} req/s, 95 % CI {it['ci_low_rps']:.1f}.."
+                  f"{it['ci_high_rps']:.1f}, met the budget in {sum(it['met'])} of {len(it['samples'])} rounds"
+                  for _, it in sel],
+            hovertemplate="%{text}<extra></extra>"))
+    search = [(i, it["search_rps"]) for i, it in enumerate(items) if math.isfinite(it["search_rps"])]
+    if search:
+        fig.add_trace(go.Scatter(x=[s[0] for s in search], y=[s[1] for s in search], mode="markers",
+                                 name="search capacity (one measurement)",
+                                 marker=dict(symbol="x", size=9, color="black"),
+                                 hovertemplate="search: %{y:.1f} req/s<extra></extra>"))
+    for i, it in enumerate(items):
+        if it["chosen"]:
+            fig.add_trace(go.Scatter(x=[i + 0.15], y=[it["mean_rps"]], mode="markers", name=f"chosen: {it['config_id']}",
+                                     marker=dict(symbol="star", size=20, color="gold", line=dict(color="black", width=1.5)),
+                                     hoverinfo="skip"))
+    ticks = [("<b>" if it["in_tie_set"] else "") + ("≥ " if it["lower_bound"] else "") + it["config_id"]
+             + ("</b>" if it["in_tie_set"] else "") for it in items]
+    fig.update_xaxes(tickvals=list(range(len(items))), ticktext=ticks, range=[-0.6, len(items) - 0.4], zeroline=False)
+    fig.update_yaxes(title_text="throughput at the capacity level (req/s)")
+    ties = ", ".join(data["tie_set"])
+    fig.update_layout(title="Confirmation round: capacity re-measured" + (f" (tie set: {ties})" if ties else ""),
+                      margin=dict(t=60, l=70, r=20, b=60), legend=dict(font=dict(size=10)))
+    return fig
 
 
 def all_figures(run: RunData) -> dict[str, go.Figure]:
-    """Every report figure of a run, by name."""
-    mode = str(run.measurements["load_mode"].iloc[0]) if not run.measurements.empty else "load level"
-    return {
-        "pareto": pareto_figure(pareto_data(run.measurements, run.budget_ms, chosen_of(run))),
-        "curves": load_curves_figure(load_curves_data(run.measurements), mode, run.budget_ms),
+    """Every report figure of a run, by name (the confirmation figure only where there was a
+    confirmation round)."""
+    search = search_rows(run.measurements)
+    mode = str(search["load_mode"].iloc[0]) if not search.empty else "load level"
+    answer = answer_at(run)
+    chosen = None if answer.best is None else str(answer.best["config_id"])
+    point = None if chosen is None else (chosen, float(answer.best["capacity_level"]))
+    figures = {"pareto": pareto_figure(pareto_data(run.measurements, run.budget_ms, point, run.percentile))}
+    if not confirm_rows(run.measurements).empty:
+        figures["confirm"] = confirmation_figure(confirmation_data(run.measurements, run.configs, answer.tie_set, chosen))
+    figures.update({
+        "curves": load_curves_figure(load_curves_data(run.measurements, percentile=run.percentile), mode, run.budget_ms,
+                                     latency_label(run.percentile)),
         "breakdown": breakdown_figure(breakdown_data(run.measurements, run.configs)),
         "heatmap": heatmap_figure(heatmap_data(run.configs)),
         "resources": resources_figure(resources_data(run.measurements)),
-    }
+    })
+    return figures
+
+
+def _stopped_html(run: RunData) -> str:
+    reason = (run.summary or {}).get("stopped_reason")
+    return f"<p>Search stopped: {html.escape(str(reason))}.</p>" if reason else ""
+
+
+def _tie_set_html(answer: Answer) -> str:
+    chosen = None if answer.best is None else str(answer.best["config_id"])
+    ids = ", ".join(f"<code>{html.escape(i)}</code>" for i in answer.tie_set)
+    lead = f"<b>Tie set:</b> <span id='tie-set'>{ids}</span>. " if answer.tie_set else ""
+    return f"<p class='ties'>{lead}{html.escape(tie_set_sentence(answer.tie_set, chosen))}</p>"
 
 
 def _answer_html(run: RunData) -> str:
-    best = best_config(run.configs)
-    label = f"p{run.percentile:g}"
+    answer = answer_at(run)
+    best = answer.best
     if best is None:
-        text = f"<p class='miss'>No config met the budget of {run.budget_ms:g} ms (yet).</p>"
-        return text
+        return f"<div class='miss'><p>No config met the budget of {run.budget_ms:g} ms (yet).</p>{_stopped_html(run)}</div>"
+    label = latency_label(run.percentile)
     delay = best["max_queue_delay_us"]
-    pbtxt = html.escape(run.best_pbtxt or "(config.pbtxt not written yet)")
+    level = f"{best['load_mode']} {float(best['capacity_level']):g}"
+    measured = (f"<p>The search measured {fmt_rps(float(best['capacity_rps']))} req/s at that level; the confirmation "
+                f"round re-measured it.</p>" if answer.confirmed else "")
+    lower = ("<p>&ge;: the config still met the budget at the spec's load cap (load.max_level), so its real "
+             "capacity is at least this.</p>" if _truthy(best.get("capacity_lower_bound")) else "")
     return (
         f"<div class='answer'><h2>Best config: {html.escape(str(best['config_id']))}</h2>"
-        f"<p><b>{float(best['capacity_rps']):.1f} req/s</b> with {label} <b>{float(best['p99_ms']):.2f} ms</b> "
-        f"(budget {run.budget_ms:g} ms) at {best['load_mode']} {float(best['capacity_level']):g}.</p>"
+        f"<p><b>{html.escape(capacity_text(best))}</b> with {label} <b>{_num(best.get('latency_ms')):.2f} ms</b> "
+        f"(budget {label} &le; {run.budget_ms:g} ms) at {level}.</p>{measured}{lower}"
         f"<p>instance_group.count = {int(best['instance_count'])}, max_batch_size = {int(best['max_batch_size'])}, "
         f"dynamic_batching.max_queue_delay_microseconds = {'-' if pd.isna(delay) else int(delay)}</p>"
-        f"<details open><summary>config.pbtxt</summary><pre>{pbtxt}</pre></details></div>"
+        f"{_tie_set_html(answer)}"
+        f"<p><b>Why:</b> {html.escape(answer.reason)}.</p>{_stopped_html(run)}"
+        f"{_pbtxt_html(run, best)}</div>"
     )
+
+
+def _pbtxt_html(run: RunData, best: pd.Series) -> str:
+    """best/<model>/config.pbtxt, with a warning when its knobs are not the chosen config's (it
+    is written by the sweep when the choice changes: a report made between the two shows it)."""
+    text = run.best_pbtxt
+    warning = ""
+    if text is not None:
+        try:
+            knobs = knobs_of(parse_pbtxt(text))
+        except UsageError:
+            knobs = None
+        mine = Candidate.from_row(best)
+        if knobs is None or (knobs.instance_count, knobs.max_batch_size, knobs.max_queue_delay_us) != (
+                mine.instance_count, mine.max_batch_size, mine.max_queue_delay_us):
+            warning = (f"<p class='miss'>best/{html.escape(run.model)}/config.pbtxt does not hold the knobs of "
+                       f"{html.escape(str(best['config_id']))} (written before this choice, or edited).</p>")
+    pbtxt = html.escape(text or "(config.pbtxt not written yet)")
+    return f"{warning}<details open><summary>config.pbtxt</summary><pre>{pbtxt}</pre></details>"
+
+
+def configs_table(run: RunData) -> pd.DataFrame:
+    """The configs table of the report: capacities as text ("≥" for lower bounds, the confirmed
+    mean and interval where re-measured), the budget percentile at the capacity level, knobs."""
+    c = run.configs.copy()
+    if c.empty:
+        return c
+    c = c.assign(_cap=pd.to_numeric(c["capacity_rps"], errors="coerce")).sort_values("_cap", ascending=False)
+    col = latency_column(run.percentile)
+    if col not in c or c[col].isna().all():  # configs.csv keeps p50 and p99 only: look the others up
+        c[col] = [_with_latency(r, run.measurements, run.percentile)["latency_ms"] for _, r in c.iterrows()]
+    c["capacity_rps"] = [("≥ " if _truthy(r.get("capacity_lower_bound")) else "") + f"{r['_cap']:.2f}"
+                         if math.isfinite(r["_cap"]) else "-" for _, r in c.iterrows()]
+    stats = confirmation_stats(run.measurements).set_index("config_id")
+    shown = ["config_id", "status", "capacity_rps"]
+    if not stats.empty:
+        answer = answer_at(run)
+        tie_set = answer.tie_set
+        chosen_id = None if answer.best is None else str(answer.best["config_id"])
+        c["confirmed_rps"] = [confirmed_text(stats, str(i)) for i in c["config_id"]]
+        c["tie_set"] = [("chosen" if str(i) == chosen_id else "yes") if str(i) in tie_set else "" for i in c["config_id"]]
+        shown += ["confirmed_rps", "tie_set"]
+    shown += ["capacity_level", col, "p99_ms", "p50_ms", "instance_count", "max_batch_size", "max_queue_delay_us",
+              "levels_measured", "wall_s", "error"]
+    return c[[k for k in dict.fromkeys(shown) if k in c]]
+
+
+def confirmed_text(stats: pd.DataFrame, config_id: str) -> str:
+    """A config's confirmation round in brief ("3,120 (2,980..3,260), 3/3 met"); "" when it was
+    not re-measured. `stats`: choose.confirmation_stats indexed by config_id."""
+    if config_id not in stats.index:
+        return ""
+    s = stats.loc[config_id]
+    interval = (f" ({fmt_rps(s['ci_low_rps'])}..{fmt_rps(s['ci_high_rps'])})"
+                if math.isfinite(s["ci_low_rps"]) and math.isfinite(s["ci_high_rps"]) else "")
+    return f"{fmt_rps(s['capacity_rps'])}{interval}, {int(s['met_rounds'])}/{int(s['rounds'])} met"
 
 
 def render_html(run: RunData) -> str:
@@ -422,15 +802,17 @@ def render_html(run: RunData) -> str:
     parts = []
     for i, (name, fig) in enumerate(figures.items()):
         parts.append(f"<section id='{name}'>" + fig.to_html(full_html=False, include_plotlyjs=(i == 0)) + "</section>")
-    shown = [c for c in ["config_id", "status", "capacity_rps", "capacity_level", "p99_ms", "p50_ms", "instance_count",
-                         "max_batch_size", "max_queue_delay_us", "levels_measured", "wall_s", "error"] if c in run.configs]
-    table = run.configs[shown].sort_values("capacity_rps", ascending=False).to_html(
-        index=False, na_rep="-", float_format=lambda v: f"{v:.2f}", classes="configs", border=0)
+    table = configs_table(run).to_html(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}", classes="configs",
+                                       border=0)
     s = run.summary or {}
+    confirms = len(confirm_rows(run.measurements))
     facts = (f"{len(run.configs)} configs ({int((run.configs['status'] == 'failed').sum()) if not run.configs.empty else 0} failed), "
-             f"{len(run.measurements)} measurements, strategy {html.escape(run.strategy)}"
+             f"{len(run.measurements) - confirms} measurements"
+             + (f" + {confirms} confirmation re-measurements" if confirms else "")
+             + f", strategy {html.escape(run.strategy)}"
              + (f", {float(s['wall_s']):.0f} s" if s.get("wall_s") is not None else "")
              + ("" if s.get("finished") else " - sweep not finished"))
+    label = latency_label(run.percentile)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>tritune report: {html.escape(run.model)}</title>
 <style>
@@ -439,15 +821,19 @@ body {{ font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1200px
 .miss {{ background: #fbeeee; border-left: 6px solid #b33; padding: 12px 18px; }}
 pre {{ background: #f6f6f6; padding: 10px; overflow-x: auto; }}
 table.configs {{ border-collapse: collapse; font-size: 13px; }}
-table.configs td, table.configs th {{ padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }}
+table.configs td, table.configs th {{ padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }}
+.wide {{ overflow-x: auto; }}
 section {{ margin: 18px 0; }}
 </style></head><body>
 <h1>tritune report: {html.escape(run.model)}</h1>
-<p>Budget: p{run.percentile:g} &le; {run.budget_ms:g} ms. {facts}. Run directory: <code>{html.escape(str(run.dir))}</code></p>
+<p>Budget: {label} &le; {run.budget_ms:g} ms (claims at {run.confidence:.0%} confidence). {facts}. Run directory: <code>{html.escape(str(run.dir))}</code></p>
 {_answer_html(run)}
 {''.join(parts)}
 <h2>Configs</h2>
+<div class='wide'>
+<p>capacity_rps: the search's capacity under the budget (&ge;: met it at the load cap, a lower bound){"; confirmed_rps: the confirmation round's mean with its 95 % interval and the rounds that met the budget again" if confirms else ""}.</p>
 {table}
+</div>
 </body></html>
 """
 

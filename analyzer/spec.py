@@ -21,6 +21,7 @@ STRATEGIES = ("grid", "optuna")
 OBJECTIVES = ("throughput", "pareto")
 KINDS = ("KIND_CPU", "KIND_GPU")
 PROTOCOLS = ("grpc", "http")
+PERCENTILES = (50, 90, 95, 99)  # the percentiles every measurement stores (p50_ms ... p99_ms)
 
 
 # Safety caps on the load level when the spec gives none: the level search aims at the budget's
@@ -163,7 +164,7 @@ def _number(errors: _Errors, key: str, value: Any, *, minimum: float | None = No
 
 def _choice(errors: _Errors, key: str, value: Any, allowed: tuple[str, ...]) -> Any:
     if value not in allowed:
-        errors.add(key, f"must be one of {', '.join(allowed)}, got {value!r}")
+        errors.add(key, f"must be one of {', '.join(map(str, allowed))}, got {value!r}")
         return None
     return value
 
@@ -283,7 +284,7 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) 
     checks: list[tuple[str, Callable[[Any], Any]]] = [
         ("protocol", lambda v: _choice(errors, "protocol", v, PROTOCOLS)),
         ("budget_ms", lambda v: _number(errors, "budget_ms", v, minimum=0, exclusive=True)),
-        ("percentile", lambda v: _number(errors, "percentile", v, minimum=0, exclusive=True, maximum=99.99)),
+        ("percentile", lambda v: _choice(errors, "percentile", v, PERCENTILES)),
         ("confidence", lambda v: _number(errors, "confidence", v, minimum=0.5, maximum=0.9999)),
         ("strategy", lambda v: _choice(errors, "strategy", v, STRATEGIES)),
         ("objective", lambda v: _choice(errors, "objective", v, OBJECTIVES)),

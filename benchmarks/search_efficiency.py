@@ -1,140 +1,178 @@
-"""Search efficiency on the demo model: grid over the whole space, then Optuna on the same budget.
+"""Search efficiency on the simulator model, against its cached brute-force truth.
 
-Prints, for each strategy, the wall time, configs measured and best capacity under the budget,
-and the ratios (Optuna's best / grid's best, Optuna's wall time / grid's). Measurements move by
-several percent from run to run on a shared 2-core machine, and the best of 36 noisy numbers is
-biased upward, so `--verify N` then measures the two chosen configs again, alternately, N times
-each on one fresh server, and prints the ratio of those medians: it compares the choices, not
-two lucky draws.
+The brute force (benchmarks/brute_force.py, cached in benchmarks/data/simulator_truth.*) measured
+every config of the space at every concurrency level up to saturation, perf_analyzer-style. This
+script runs tritune's default sweep on the same space and budget (Optuna, a spec with no
+window_s and no max_trials: the search stops by itself, levels are aimed, windows are sized by
+requests, and the top configs are confirmed), then prints:
 
-    python benchmarks/search_efficiency.py              # 36-config space, budget 10 ms
-    python benchmarks/search_efficiency.py --max-trials 8 --budget-ms 20 --out /tmp/eff
+- wall time against the brute force's, and the windows and seconds spent per level by each;
+- the pick, whether it is in the brute-force tie set (configs within 3 % of the best), and the
+  sweep's own tie set;
+- the pick's capacity re-measured side by side with the brute-force best on one fresh server,
+  interleaved A B A B ... (`--verify` rounds, medians and their ratio): one sweep's numbers and
+  one brute force's are each a single noisy draw, so only a side-by-side measurement compares
+  the two choices.
+
+    python benchmarks/search_efficiency.py                    # one sweep, 3 verify rounds
+    python benchmarks/search_efficiency.py --runs 3 --out /tmp/eff
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from brute_force import DATA_STEM, MODEL, MODEL_REPOSITORY, candidates, load_truth, tie_set  # noqa: E402
 
 from analyzer.spec import parse_spec  # noqa: E402
 from analyzer.sweep import SweepOptions, run_sweep  # noqa: E402
 
-SPACE = {
-    "instance_count": [1, 2, 3],
-    "max_batch_size": [1, 8, 32, 64],
-    "max_queue_delay_us": [0, 500, 2000],
-}
 
-
-def sweep(strategy: str, args: argparse.Namespace, out: Path) -> tuple[float, int, float, str | None, Path]:
-    """One sweep: (wall s, configs measured, best capacity, best config id, run dir)."""
-    data = {
-        "model": "demo_mlp",
-        "model_repository": str(ROOT / "sweeps" / "demo" / "models"),
-        "protocol": args.protocol,
-        "budget_ms": args.budget_ms,
-        "strategy": strategy,
-        "max_trials": 1000 if strategy == "grid" else args.max_trials,
-        "patience": args.patience,
-        "seed": args.seed,
-        "space": SPACE,
-        "load": {"mode": "concurrency", "max_level": 64, "window_s": args.window_s, "warmup_s": 0.5,
-                 "max_windows": 6, "refine_steps": 1},
+def default_spec(truth: dict[str, Any], protocol: str, seed: int) -> dict[str, Any]:
+    """The sweep a new user would write for this model: the space and budget, nothing else."""
+    return {
+        "model": MODEL,
+        "model_repository": str(MODEL_REPOSITORY),
+        "protocol": protocol,
+        "budget_ms": float(truth["budget_ms"]),
+        "percentile": 99,
+        "strategy": "optuna",
+        "seed": seed,
+        "space": truth["space"],
+        "load": {"mode": "concurrency"},
     }
-    spec = parse_spec(data, f"<{strategy} benchmark>")
+
+
+def one_sweep(truth: dict[str, Any], args: argparse.Namespace, out: Path, seed: int) -> dict[str, Any]:
+    """Run the default sweep once; its wall time, summary and per-level costs."""
+    spec = parse_spec(default_spec(truth, args.protocol, seed), "<search efficiency>")
     t0 = time.monotonic()
-    result, store = run_sweep(spec, SweepOptions(out=str(out / strategy)))
+    result, store = run_sweep(spec, SweepOptions(out=str(out)))
     wall = time.monotonic() - t0
-    best = result.summary.get("best")
-    return (wall, result.summary["configs_tried"], float(best["throughput_rps"]) if best else 0.0,
-            best["config_id"] if best else None, store.dir)
+    m = store.measurements()
+    search = m[m["phase"].astype(str) == "search"] if "phase" in m else m
+    return {
+        "wall_s": wall,
+        "summary": result.summary,
+        "run_dir": store.dir,
+        "levels": len(m),
+        "search_levels": len(search),
+        "windows_per_level": float(pd.to_numeric(m["windows"]).mean()) if len(m) else float("nan"),
+        "measured_s_per_level": float(pd.to_numeric(m["duration_s"]).mean()) if len(m) else float("nan"),
+        "wall_s_per_level": wall / len(m) if len(m) else float("nan"),
+    }
 
 
-def verify(run_dir: Path, grid_id: str, opt_id: str, args: argparse.Namespace) -> tuple[float, float]:
-    """Capacity of both chosen configs measured again on one server, alternately; medians."""
-    import asyncio
-    import statistics
-
-    from analyzer.capacity import LevelSearch, search_capacity
+def verify(run_dir: Path, cands: list[Any], rounds: int) -> dict[str, list[float]]:
+    """Capacity of each config searched from scratch on one fresh server, interleaved by round,
+    with the sweep's own level search and measurement rules."""
+    from analyzer.capacity import LevelSearch, budget_verdict, search_capacity
     from analyzer.load.clients import make_client
     from analyzer.load.shapes import LoadSpec
     from analyzer.modelconfig import apply_candidate, read_pbtxt, to_dict
     from analyzer.profiler import Probe, make_tensors, measure_level
     from analyzer.runner import measure_settings
     from analyzer.server.session import open_server, prepare_model
-    from analyzer.space import Candidate
     from analyzer.spec import load_spec
 
     spec = load_spec(run_dir / "spec.yaml")
     base = read_pbtxt(run_dir / "base_config.pbtxt")
-    table = pd.read_csv(run_dir / "configs.csv").set_index("config_id")
     settings = measure_settings(spec)
-    results: dict[str, list[float]] = {grid_id: [], opt_id: []}
-    with open_server(protocol=spec.protocol, model_repository=spec.model_repository, log_path=run_dir / "verify.log") as session:
+    plan = spec.load
+    results: dict[str, list[float]] = {c.config_id: [] for c in cands}
+    with open_server(protocol=spec.protocol, model_repository=spec.model_repository,
+                     log_path=run_dir / "verify.log") as session:
         info = prepare_model(session, spec.model, spec.inputs, load=True)
-        for _ in range(args.verify):
-            for config_id in (grid_id, opt_id):
-                cand = Candidate.from_row(table.loc[config_id])
+        for _ in range(rounds):
+            for cand in cands:
+                config_id = cand.config_id
                 session.control.load_model(spec.model, to_dict(apply_candidate(base, cand)))
 
                 async def one() -> float:
-                    client = make_client(spec.protocol, session.url, spec.model, make_tensors(info.specs), settings.request_timeout_s)
-                    with Probe(session.endpoint, spec.protocol, spec.model, session.pid) as probe:
-                        async def measure(level: float):  # type: ignore[no-untyped-def]
-                            return await measure_level(client, probe, LoadSpec(spec.load.mode, level), settings)
+                    client = make_client(spec.protocol, session.url, spec.model, make_tensors(info.specs),
+                                         settings.request_timeout_s)
+                    try:
+                        with Probe(session.endpoint, spec.protocol, spec.model, session.pid) as probe:
+                            async def measure(level: float):  # type: ignore[no-untyped-def]
+                                return await measure_level(
+                                    client, probe, LoadSpec(plan.mode, level), settings,
+                                    decide=lambda m: budget_verdict(m, spec.budget_ms, spec.percentile, spec.confidence))
 
-                        search = LevelSearch(spec.load.mode, spec.load.min_level, spec.load.max_level,
-                                             start=spec.load.min_level, refine_steps=spec.load.refine_steps)
-                        result = await search_capacity(measure, search, spec.budget_ms, spec.percentile, spec.confidence)
-                    await client.close()
+                            search = LevelSearch(plan.mode, plan.min_level, plan.cap, start=plan.min_level,
+                                                 refine_steps=plan.refine_steps, budget_ms=spec.budget_ms,
+                                                 resolution=plan.resolution_pct / 100.0)
+                            result = await search_capacity(measure, search, spec.budget_ms, spec.percentile,
+                                                           spec.confidence)
+                    finally:
+                        await client.close()
                     return result.capacity_rps
 
                 results[config_id].append(asyncio.run(one()))
-    return statistics.median(results[grid_id]), statistics.median(results[opt_id])
+                print(f"  verify {config_id}: {results[config_id][-1]:.1f} req/s", flush=True)
+    return results
 
 
 def main() -> int:
+    """Run the comparison and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget-ms", type=float, default=10.0)
-    parser.add_argument("--max-trials", type=int, default=7, help="Optuna's trial budget (default: ~20 %% of the grid)")
-    parser.add_argument("--verify", type=int, default=2, help="re-measure both choices this many times each (0: skip)")
-    parser.add_argument("--patience", type=int, default=6, help="Optuna: stop after this many trials without improvement")
+    parser.add_argument("--truth", type=Path, default=DATA_STEM, help="brute-force stem (STEM.csv, STEM.json)")
+    parser.add_argument("--runs", type=int, default=1, help="default sweeps to run (different seeds)")
+    parser.add_argument("--verify", type=int, default=3, help="interleaved re-measure rounds (0: skip)")
     parser.add_argument("--protocol", choices=["grpc", "http"], default="http")
-    parser.add_argument("--window-s", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="keep the run directories here (default: a temp dir)")
     args = parser.parse_args()
 
-    n_configs = 1
-    for values in SPACE.values():
-        n_configs *= len(values)
+    _, truth = load_truth(args.truth)
+    bf_best = truth["best"]["config_id"]
+    bf_ties = tie_set(truth, 0.03)
+    n_configs = len(truth["configs"])
+    print(f"{MODEL}: {n_configs} configs, budget p99 <= {truth['budget_ms']:g} ms, protocol {args.protocol}")
+    print(f"brute force ({truth['date']}): {truth['wall_s']:.0f} s, {truth['levels']} levels, "
+          f"{truth['measure']['window_s']:g} s windows, {truth['seconds_per_level']} s measured and "
+          f"{truth['wall_s_per_level']} s of wall time per level; best {bf_best} "
+          f"{truth['best']['capacity_rps']:.1f} req/s; within 3 %: {', '.join(bf_ties)}", flush=True)
     with tempfile.TemporaryDirectory(prefix="tritune-eff-") as tmp:
         out = args.out or Path(tmp)
-        print(f"demo_mlp, {n_configs}-config space, budget p99 <= {args.budget_ms:g} ms, protocol {args.protocol}", flush=True)
-        grid = sweep("grid", args, out)
-        print(f"grid:   {grid[0]:7.1f} s  {grid[1]:3d} configs  best {grid[2]:8.1f} req/s ({grid[3]})", flush=True)
-        opt = sweep("optuna", args, out)
-        print(f"optuna: {opt[0]:7.1f} s  {opt[1]:3d} configs  best {opt[2]:8.1f} req/s ({opt[3]})", flush=True)
-        grid_configs = pd.read_csv(grid[4] / "configs.csv").set_index("config_id")
-        grid_of_choice = float(grid_configs["capacity_rps"].get(opt[3], 0.0)) if opt[3] else 0.0
-        print(f"optuna best / grid best: {opt[2] / grid[2]:.3f}" if grid[2] else "grid found no config under the budget")
-        if grid[2]:
-            print(f"grid's own measurement of optuna's choice / grid best: {grid_of_choice / grid[2]:.3f}")
-        print(f"optuna wall / grid wall: {opt[0] / grid[0]:.3f}")
-        if args.verify and grid[3] and opt[3]:
-            g, o = verify(grid[4], grid[3], opt[3], args)
-            print(f"re-measured, median of {args.verify}: grid's choice {g:.1f} req/s, optuna's {o:.1f} req/s, "
-                  f"ratio {o / g:.3f}" if g else "re-measure found no capacity for grid's choice")
+        runs = []
+        for i in range(args.runs):
+            r = one_sweep(truth, args, out, seed=i)
+            s = r["summary"]
+            pick = s["best"]["config_id"] if s["best"] else None
+            runs.append((r, pick))
+            print(f"sweep {i + 1}: {r['wall_s']:.1f} s ({r['wall_s'] / truth['wall_s']:.3f} of brute force), "
+                  f"{s['configs_tried']} configs, {r['levels']} levels ({r['search_levels']} search, "
+                  f"{r['levels'] - r['search_levels']} confirm), {r['windows_per_level']:.1f} windows and "
+                  f"{r['measured_s_per_level']:.2f} s measured, {r['wall_s_per_level']:.2f} s of wall time per level", flush=True)
+            print(f"  pick {pick} ({'in' if pick in bf_ties else 'NOT in'} the brute-force tie set); "
+                  f"tie set {', '.join(s.get('tie_set') or [])}; stopped: {s.get('stopped_reason')}", flush=True)
+        walls = [r["wall_s"] for r, _ in runs]
+        print(f"median wall {statistics.median(walls):.1f} s = {statistics.median(walls) / truth['wall_s']:.3f} of brute force")
+        if args.verify:
+            picks = sorted({p for _, p in runs if p})
+            ids = [bf_best] + [p for p in picks if p != bf_best]
+            print(f"re-measuring {', '.join(ids)} side by side, {args.verify} interleaved rounds", flush=True)
+            by_id = {c.config_id: c for c in candidates(truth["space"])}
+            caps = verify(runs[0][0]["run_dir"], [by_id[i] for i in ids], args.verify)
+            ref = statistics.median(caps[bf_best])
+            for config_id in ids:
+                med = statistics.median(caps[config_id])
+                print(f"  {config_id}: median {med:.1f} req/s ({', '.join(f'{c:.0f}' for c in caps[config_id])}), "
+                      f"{med / ref:.3f} of the brute-force best" if ref else f"  {config_id}: median {med:.1f} req/s")
         if args.out:
-            print(f"run directories: {grid[4]}  {opt[4]}")
+            print("run directories: " + "  ".join(str(r["run_dir"]) for r, _ in runs))
     return 0
 
 

@@ -1,6 +1,7 @@
 """The interactive report of a run directory: `create_app(run_dir) -> dash.Dash`.
 
-A latency-budget slider recomputes live which configs meet it and the best one; filters narrow
+A latency-budget slider recomputes live which configs meet it and the best one (at the sweep's
+own budget: the sweep's confirmed choice and its tie set, as in summary.json); filters narrow
 the configs shown; clicking a point opens its config (load curve, server breakdown, config.pbtxt
 with a download button); two configs can be compared side by side; a planner turns a target
 load into server replicas and cost. The page re-reads the run directory when its files change,
@@ -21,16 +22,25 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
+from analyzer.choose import confirmation_stats, confirmed_choice
 from analyzer.modelconfig import apply_candidate, read_pbtxt, to_pbtxt
 from analyzer.report import (
+    Answer,
     RunData,
+    answer_at,
     breakdown_data,
     breakdown_figure,
+    capacity_text,
     capacity_under_budget,
-    choose_at_budget,
+    confirmation_data,
+    confirmation_figure,
+    confirmed_text,
     cost_per_million,
     heatmap_data,
     heatmap_figure,
+    is_sweep_budget,
+    latency_column,
+    latency_label,
     load_curves_data,
     load_curves_figure,
     load_run,
@@ -39,6 +49,8 @@ from analyzer.report import (
     replicas_needed,
     resources_data,
     resources_figure,
+    search_rows,
+    tie_set_sentence,
 )
 from analyzer.space import Candidate
 from analyzer.store import RUN_FILES
@@ -114,10 +126,16 @@ class Dashboard:
         }
 
     def budget_range(self) -> tuple[float, float]:
-        """Slider bounds: from the lowest to a bit above the highest p99 measured."""
-        p99 = pd.to_numeric(self.run.measurements.get("p99_ms", pd.Series(dtype=float)), errors="coerce").dropna()
-        hi = max(self.run.budget_ms * 2, float(p99.max()) * 1.1 if not p99.empty else 0.0)
+        """Slider bounds: from 0 to a bit above the highest budget-percentile latency measured."""
+        column = latency_column(self.run.percentile)
+        latency = pd.to_numeric(self.run.measurements.get(column, pd.Series(dtype=float)), errors="coerce").dropna()
+        hi = max(self.run.budget_ms * 2, float(latency.max()) * 1.1 if not latency.empty else 0.0)
         return 0.0, float(f"{hi:.3g}")
+
+    @property
+    def label(self) -> str:
+        """The budget percentile's label ("p95")."""
+        return latency_label(self.run.percentile)
 
     def candidate(self, config_id: str) -> Candidate | None:
         """The knobs of a config of this run."""
@@ -141,23 +159,28 @@ class Dashboard:
 
     def answer(self, budget: float | None, counts: list[int] | None, batches: list[int] | None,
                delays: list[int] | None, _version: Any = None) -> tuple[Any, Any, str | None]:
-        """Best config under the slider's budget: (answer panel, Pareto figure, chosen config id)."""
+        """Best config under the slider's budget: (answer panel, Pareto figure, chosen config id).
+        At the sweep's budget it is the sweep's choice (the confirmation round's pick, as in
+        summary.json); elsewhere the best search capacity under the slider's budget."""
         budget = float(budget if budget is not None else self.run.budget_ms)
         m, c = self.filtered(counts, batches, delays)
-        best = choose_at_budget(m, c, budget)
-        caps = capacity_under_budget(m, budget)
+        answer = answer_at(self.run, budget, m, c)
+        caps = capacity_under_budget(m, budget, self.run.percentile, self.run.confidence)
         meeting = int((caps["capacity_rps"] > 0).sum()) if not caps.empty else 0
-        chosen = None
+        best, chosen = answer.best, None
         if best is not None:
             chosen = (str(best["config_id"]), float(best["capacity_level"]))
             delay = best["max_queue_delay_us"]
             panel = html.Div([
                 html.H3(["Best at ", html.Span(f"{budget:g}", id="budget-shown"), " ms: ",
                          html.Span(str(best["config_id"]), id="best-config-id")]),
-                html.P(f"{float(best['capacity_rps']):.1f} req/s with p{self.run.percentile:g} "
-                       f"{float(best['p99_ms']):.2f} ms at {best['load_mode']} {float(best['capacity_level']):g}; "
-                       f"instances {int(best['instance_count'])}, max batch {int(best['max_batch_size'])}, "
-                       f"queue delay {'-' if _delay_value(delay) == DELAY_OFF else int(delay)} us"),
+                html.P([html.B(capacity_text(best), id="capacity-shown"),
+                        f" with {self.label} {float(best['latency_ms']):.2f} ms at {best['load_mode']} "
+                        f"{float(best['capacity_level']):g}; instances {int(best['instance_count'])}, max batch "
+                        f"{int(best['max_batch_size'])}, queue delay "
+                        f"{'-' if _delay_value(delay) == DELAY_OFF else int(delay)} us"]),
+                self._tie_set_panel(answer, filtered=len(c) < len(self.run.configs)),
+                html.P(f"Why: {answer.reason}.", id="choice-reason"),
                 html.P(f"{meeting} of {len(caps)} configs shown meet this budget."),
             ], className="answer")
         else:
@@ -166,9 +189,25 @@ class Dashboard:
                          html.Span("", id="best-config-id")]),
                 html.P(f"0 of {len(caps)} configs shown meet this budget."),
             ], className="miss")
-        fig = pareto_figure(pareto_data(m, budget, chosen))
+        fig = pareto_figure(pareto_data(m, budget, chosen, self.run.percentile))
         fig.update_layout(height=520, uirevision="pareto")
         return panel, fig, chosen[0] if chosen else None
+
+    def _tie_set_panel(self, answer: Answer, filtered: bool) -> Any:
+        """The tie set at the sweep's budget (element `tie-set`); at another budget a note that
+        it belongs to the sweep's budget (element `tie-set-note`)."""
+        ids = ", ".join(answer.tie_set)
+        if not answer.at_sweep_budget:
+            if not answer.tie_set:
+                return html.P("")
+            return html.P(f"The tie set ({ids}) is from the confirmation round at the sweep's budget of "
+                          f"{self.run.budget_ms:g} ms; at {answer.budget_ms:g} ms the choice is the best search "
+                          "capacity.", id="tie-set-note")
+        chosen = None if answer.best is None else str(answer.best["config_id"])
+        sentence = tie_set_sentence(answer.tie_set, chosen) + (" (Among the configs the filters show.)" if filtered else "")
+        if not answer.tie_set:
+            return html.P(sentence)
+        return html.P(["Tie set: ", html.B(ids, id="tie-set"), ". ", sentence], className="ties")
 
     def detail(self, click: dict[str, Any] | None, chosen: str | None, budget: float | None, _version: Any = None) -> tuple[Any, Any, Any, str, str | None]:
         """The clicked (else the chosen) config: description, load curve, breakdown, pbtxt, id."""
@@ -183,16 +222,20 @@ class Dashboard:
             return "Click a point to see its config.", empty, empty, "", None
         m = self.run.measurements[self.run.measurements["config_id"] == config_id]
         c = self.run.configs[self.run.configs["config_id"] == config_id]
-        curves = load_curves_figure(load_curves_data(m), str(m["load_mode"].iloc[0]) if not m.empty else "level",
-                                    float(budget) if budget is not None else self.run.budget_ms)
+        search = search_rows(m)
+        curves = load_curves_figure(load_curves_data(m, percentile=self.run.percentile),
+                                    str(search["load_mode"].iloc[0]) if not search.empty else "level",
+                                    float(budget) if budget is not None else self.run.budget_ms, self.label)
         curves.update_layout(height=320, title=f"Load curve of {config_id}")
         breakdown = breakdown_figure(breakdown_data(m, c)).update_layout(height=320)
         facts = []
         if not c.empty:
             r = c.iloc[-1]
+            confirmed = confirmed_text(confirmation_stats(m).set_index("config_id"), config_id)
             facts = [html.H3(config_id, id="detail-config-id"),
-                     html.P(f"status {r['status']}; capacity {float(r['capacity_rps']):.1f} req/s "
-                            f"(sweep budget {self.run.budget_ms:g} ms); {int(r['levels_measured'])} load levels"
+                     html.P(f"status {r['status']}; capacity {capacity_text(r)} "
+                            f"(sweep budget {self.label} {self.run.budget_ms:g} ms); {int(r['levels_measured'])} load levels"
+                            + (f"; confirmation round: {confirmed}" if confirmed else "")
                             + (f"; error: {r['error']}" if isinstance(r.get("error"), str) and r["error"] else ""))]
         pbtxt = self.config_pbtxt(config_id) or "(no base config in this run directory)"
         return html.Div(facts), curves, breakdown, pbtxt, config_id
@@ -210,7 +253,8 @@ class Dashboard:
         if not ids:
             return "Pick two configs to compare.", go.Figure().update_layout(height=300)
         budget = float(budget if budget is not None else self.run.budget_ms)
-        caps = capacity_under_budget(self.run.measurements, budget).set_index("config_id")
+        caps = capacity_under_budget(self.run.measurements, budget, self.run.percentile,
+                                     self.run.confidence).set_index("config_id")
         header = html.Tr([html.Th("")] + [html.Th(i) for i in ids])
         rows = []
         for label, key in (("instances", "instance_count"), ("max batch", "max_batch_size"),
@@ -222,13 +266,18 @@ class Dashboard:
                 cells.append(html.Td("-" if isinstance(value, float) and math.isnan(value) else str(value)))
             rows.append(html.Tr([html.Th(label)] + cells))
         for label, key, fmt in (("capacity req/s", "capacity_rps", "{:.1f}"), ("at level", "capacity_level", "{:g}"),
-                                ("p99 ms", "p99_ms", "{:.2f}")):
+                                (f"{self.label} ms", "latency_ms", "{:.2f}")):
             cells = []
             for i in ids:
                 v = caps[key].get(i, math.nan) if key in caps else math.nan
                 cells.append(html.Td("-" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)))
             rows.append(html.Tr([html.Th(f"{label} @ {budget:g} ms")] + cells))
-        fig = load_curves_figure(load_curves_data(self.run.measurements, ids), "level", budget).update_layout(height=340)
+        stats = confirmation_stats(self.run.measurements).set_index("config_id")
+        if any(i in stats.index for i in ids):
+            rows.append(html.Tr([html.Th(f"confirmed req/s @ {self.run.budget_ms:g} ms")]
+                                + [html.Td(confirmed_text(stats, i) or "-") for i in ids]))
+        fig = load_curves_figure(load_curves_data(self.run.measurements, ids, self.run.percentile), "level", budget,
+                                 self.label).update_layout(height=340)
         return html.Table([header] + rows, className="compare", id="compare-table"), fig
 
     def plan(self, target: float | None, price: float | None, chosen: str | None, budget: float | None, _version: Any = None) -> Any:
@@ -238,12 +287,11 @@ class Dashboard:
         if target is None or target <= 0:
             return "Enter a target load in requests per second."
         budget = float(budget if budget is not None else self.run.budget_ms)
-        caps = capacity_under_budget(self.run.measurements, budget).set_index("config_id")
-        capacity = float(caps.loc[chosen, "capacity_rps"]) if chosen in caps.index else 0.0
+        capacity, source = self.capacity_of(chosen, budget)
         if capacity <= 0:
             return f"{chosen} has no capacity under {budget:g} ms."
         replicas = replicas_needed(float(target), capacity)
-        text = [html.P([f"{chosen} serves {capacity:.1f} req/s per server within {budget:g} ms: ",
+        text = [html.P([f"{chosen} serves {capacity:.1f} req/s per server within {budget:g} ms ({source}): ",
                         html.B(f"{replicas} server replica{'s' if replicas != 1 else ''}", id="plan-replicas"),
                         f" for {float(target):g} req/s ({float(target) / (replicas * capacity):.0%} of their capacity)."])]
         if price is not None and price > 0:
@@ -251,6 +299,26 @@ class Dashboard:
             text.append(html.P(["Cost per million inferences: ", html.B(f"{cost:.4f}", id="plan-cost"),
                                 f" (at {float(price):g} per server-hour, serving {float(target):g} req/s around the clock)."]))
         return html.Div(text)
+
+    def capacity_of(self, config_id: str, budget: float) -> tuple[float, str]:
+        """(capacity, where it comes from) of a config at a budget: at the sweep's budget the
+        confirmation round's mean where the round counted it (the capacity the answer shows for
+        it), else the best search level under the budget."""
+        if is_sweep_budget(self.run, budget):
+            # Alone, a config is the confirmed pick exactly when the round counted it.
+            alone = confirmed_choice(self.run.configs[self.run.configs["config_id"] == config_id], self.run.measurements)
+            if alone is not None:
+                return float(alone[0]["confirmed_rps"]), "the confirmation round's mean"
+        caps = capacity_under_budget(self.run.measurements, budget, self.run.percentile,
+                                     self.run.confidence).set_index("config_id")
+        return (float(caps.loc[config_id, "capacity_rps"]) if config_id in caps.index else 0.0), "the search's capacity"
+
+    def confirmation(self, _version: Any = None) -> Any:
+        """The confirmation figure: the round's samples, means and intervals, the tie set."""
+        answer = answer_at(self.run)
+        chosen = None if answer.best is None else str(answer.best["config_id"])
+        fig = confirmation_figure(confirmation_data(self.run.measurements, self.run.configs, answer.tie_set, chosen))
+        return fig if fig.layout.height else fig.update_layout(height=380)
 
     def static_figures(self, _version: Any = None) -> tuple[Any, Any]:
         """The heatmap and resource figures (redrawn when data changes)."""
@@ -269,7 +337,7 @@ def _layout(board: Dashboard) -> Any:
     delays_label = {DELAY_OFF: "off"}
     return html.Div([
         html.H1(f"tritune: {run.model}"),
-        html.P(f"Run {run.dir.name}: sweep budget p{run.percentile:g} <= {run.budget_ms:g} ms, strategy {run.strategy}. "
+        html.P(f"Run {run.dir.name}: sweep budget {board.label} <= {run.budget_ms:g} ms, strategy {run.strategy}. "
                "Move the budget to see what would be chosen; click a point for its config."),
         dcc.Interval(id="tick", interval=2000),
         dcc.Store(id="version"),
@@ -289,6 +357,8 @@ def _layout(board: Dashboard) -> Any:
         ], className="filters"),
         html.Div(id="answer"),
         dcc.Graph(id="pareto"),
+        html.H2("Confirmation round"),
+        dcc.Graph(id="confirm-figure"),
         html.H2("Selected config"),
         html.Div(id="detail"),
         html.Div([dcc.Graph(id="detail-curves"), dcc.Graph(id="detail-breakdown")], className="pair"),
@@ -332,6 +402,7 @@ def create_app(run_dir: str | Path) -> dash.Dash:
     app.callback(Output("plan", "children"), Input("plan-target", "value"), Input("plan-price", "value"),
                  Input("chosen", "data"), Input("budget", "value"), Input("version", "data"))(board.plan)
     app.callback(Output("heatmap", "figure"), Output("resources", "figure"), Input("version", "data"))(board.static_figures)
+    app.callback(Output("confirm-figure", "figure"), Input("version", "data"))(board.confirmation)
     app.callback(Output("compare-a", "options"), Input("version", "data"))(board.config_choices)
     app.callback(Output("compare-b", "options"), Input("version", "data"))(board.config_choices)
     return app

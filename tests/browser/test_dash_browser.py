@@ -1,5 +1,6 @@
-"""The Dash report in a real headless Chromium: load a recorded run, move the budget, see the
-chosen config change, and save a screenshot."""
+"""The Dash report in a real headless Chromium: load a recorded run (with a confirmation round
+appended), see the tie set, move the budget, see the chosen config change, and save a
+screenshot."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from typing import Iterator
 
 import pytest
 
-from analyzer.report import choose_at_budget
+from analyzer.report import answer_at, choose_at_budget
 from dashboards import create_app
+from tests.unit.test_dashboard import CONFIRMED, MISSED, TIE_SET
+from tests.unit.test_report_confirm import add_confirm_round
 
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "run_demo"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -30,11 +33,13 @@ if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
 
 @pytest.fixture()
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """The app on a free loopback port, serving a copy of the recorded run."""
+    """The app on a free loopback port, serving a copy of the recorded run with a confirmation
+    round appended."""
     from werkzeug.serving import make_server
 
     run = tmp_path / "run"
     shutil.copytree(RECORDED, run)
+    add_confirm_round(run, CONFIRMED, MISSED)
     app = create_app(run)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -77,13 +82,13 @@ def test_moving_the_budget_changes_the_chosen_config(served: tuple[str, Path], b
     url, run = served
     board = create_app(run).board  # the same data the page shows: find a budget that changes the answer
     m, c = board.run.measurements, board.run.configs
-    first = choose_at_budget(m, c, board.run.budget_ms)
-    assert first is not None
+    first = answer_at(board.run).best  # at the sweep's budget: the confirmed pick
+    assert first is not None and first["config_id"] == board.run.summary["best"]["config_id"]
     target_budget, expected = None, None
     # Budgets on the slider's 0.1 ms grid, just above each measured p99 under the sweep's budget.
     grid = {math.ceil(float(v) * 10) / 10 for v in m["p99_ms"] if float(v) < board.run.budget_ms - 0.1}
     for b in sorted(grid, reverse=True):
-        pick = choose_at_budget(m, c, b)
+        pick = choose_at_budget(m, c, b, board.run.percentile, board.run.confidence)
         if pick is not None and pick["config_id"] != first["config_id"]:
             target_budget, expected = b, str(pick["config_id"])
             break
@@ -93,6 +98,9 @@ def test_moving_the_budget_changes_the_chosen_config(served: tuple[str, Path], b
     driver.get(url)  # type: ignore[attr-defined]
     wait = WebDriverWait(driver, 30)
     wait.until(EC.text_to_be_present_in_element((By.ID, "best-config-id"), str(first["config_id"])))
+    assert driver.find_element(By.ID, "tie-set").text == ", ".join(TIE_SET)  # type: ignore[attr-defined]
+    # The confirmation figure draws its points (its own callback: wait for it).
+    wait.until(lambda d: d.find_element(By.ID, "confirm-figure").find_elements(By.CSS_SELECTOR, ".point"))
     driver.save_screenshot(str(tmp_path / "dashboard-before.png"))  # type: ignore[attr-defined]
 
     box = driver.find_element(By.CSS_SELECTOR, "#budget input.dash-range-slider-input")  # type: ignore[attr-defined]
@@ -100,6 +108,9 @@ def test_moving_the_budget_changes_the_chosen_config(served: tuple[str, Path], b
     box.send_keys(str(target_budget), Keys.ENTER)
     wait.until(EC.text_to_be_present_in_element((By.ID, "best-config-id"), expected))
     assert driver.find_element(By.ID, "budget-shown").text == f"{target_budget:g}"  # type: ignore[attr-defined]
+    # Away from the sweep's budget the tie set is named as the sweep's, not shown as this one's.
+    assert "sweep's budget" in driver.find_element(By.ID, "tie-set-note").text  # type: ignore[attr-defined]
+    assert not driver.find_elements(By.ID, "tie-set")  # type: ignore[attr-defined]
     shot = tmp_path / "dashboard-after.png"
     driver.save_screenshot(str(shot))  # type: ignore[attr-defined]
     assert shot.stat().st_size > 10_000

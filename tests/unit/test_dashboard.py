@@ -9,11 +9,22 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analyzer.choose import choice, confirmation_stats
 from analyzer.errors import UsageError
 from analyzer.modelconfig import knobs_of, parse_pbtxt
+from analyzer.report import choose_at_budget
 from dashboards import Dashboard, create_app
+from tests.unit.test_report_confirm import add_confirm_round, write_run
+from tests.unit.test_report_percentile import C95, M95
 
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "run_demo"
+# A confirmation round on the recorded run: the search's best (i1_b8_d2000) misses the budget
+# in two of its three rounds, so it is not counted; i1_b32_d0 is within noise of i2_b8_d2000 and
+# cheaper (one instance), so it is chosen.
+CONFIRMED = {"i2_b8_d2000": [2300.0, 2350.0, 2280.0], "i1_b8_d2000": [3990.0, 3900.0, 4050.0],
+             "i1_b32_d0": [2000.0, 2100.0, 2250.0]}
+MISSED = {"i1_b8_d2000": [2, 3]}
+TIE_SET = ["i1_b32_d0", "i2_b8_d2000"]
 
 
 @pytest.fixture()
@@ -21,6 +32,26 @@ def run(tmp_path: Path) -> Path:
     target = tmp_path / "run"
     shutil.copytree(RECORDED, target)
     return target
+
+
+@pytest.fixture()
+def confirmed(run: Path) -> Path:
+    """The recorded run with a confirmation round appended (and its choice in summary.json)."""
+    add_confirm_round(run, CONFIRMED, MISSED, lower_bound=("i1_b32_d0",))
+    return run
+
+
+def _find(component, component_id: str):
+    """The component with this id inside a Dash component tree, or None."""
+    if getattr(component, "id", None) == component_id:
+        return component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children]:
+        if child is not None and not isinstance(child, (str, int, float)):
+            found = _find(child, component_id)
+            if found is not None:
+                return found
+    return None
 
 
 def _text(component) -> str:
@@ -44,7 +75,7 @@ def test_app_builds_with_callbacks(run: Path) -> None:
 def test_budget_slider_changes_the_answer(run: Path) -> None:
     board = Dashboard(run)
     panel, fig, chosen = board.answer(board.run.budget_ms, None, None, None)
-    assert chosen == board.run.summary["best"]["config_id"] or chosen is not None
+    assert chosen == board.run.summary["best"]["config_id"]  # the sweep's own answer at its budget
     assert "Best at" in _text(panel)
     # The tightest budget no measurement meets: nothing is chosen.
     tight = float(pd.to_numeric(board.run.measurements["p99_ms"]).min()) * 0.5
@@ -126,3 +157,66 @@ def test_bad_run_directory_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "measurements.csv").write_text("not,a\ntable\n\"")
     with pytest.raises(UsageError):
         create_app(tmp_path)
+
+
+def test_tie_set_panel_at_the_sweeps_budget(confirmed: Path) -> None:
+    board = Dashboard(confirmed)
+    panel, fig, chosen = board.answer(board.run.budget_ms, None, None, None)
+    best, tie_set, reason = choice(board.run.configs, board.run.measurements)
+    # The confirmed pick, as in summary.json, not the search's best capacity (i1_b8_d2000).
+    assert chosen == best["config_id"] == board.run.summary["best"]["config_id"] == "i1_b32_d0"
+    assert tie_set == TIE_SET and _find(panel, "tie-set").children == ", ".join(TIE_SET)
+    assert "within noise of each other" in _text(panel) and f"Why: {reason}." in _text(panel)
+    stats = confirmation_stats(board.run.measurements).set_index("config_id").loc["i1_b32_d0"]
+    assert _find(panel, "capacity-shown").children == (
+        f"≥ {stats['capacity_rps']:,.0f} req/s (95 % CI {stats['ci_low_rps']:,.0f}..{stats['ci_high_rps']:,.0f}, 3 rounds)")
+    assert _find(panel, "tie-set-note") is None
+    assert "chosen: i1_b32_d0" in [t.name for t in fig.data]
+
+
+def test_tie_set_is_named_as_the_sweeps_at_another_budget(confirmed: Path) -> None:
+    board = Dashboard(confirmed)
+    panel, _, chosen = board.answer(9.0, None, None, None)
+    m, c = board.run.measurements, board.run.configs
+    assert chosen == choose_at_budget(m, c, 9.0, board.run.percentile, board.run.confidence)["config_id"]
+    assert _find(panel, "tie-set") is None
+    note = _text(_find(panel, "tie-set-note"))
+    assert "i1_b32_d0, i2_b8_d2000" in note and "sweep's budget of 10 ms" in note
+
+
+def test_an_older_run_has_no_tie_set(run: Path) -> None:
+    panel, _, _ = Dashboard(run).answer(10.0, None, None, None)
+    assert _find(panel, "tie-set") is None and "No confirmation round (yet)" in _text(panel)
+
+
+def test_confirmation_figure(confirmed: Path, tmp_path: Path) -> None:
+    app = create_app(confirmed)
+    assert _find(app.layout, "confirm-figure") is not None
+    fig = app.board.confirmation()
+    assert "chosen: i1_b32_d0" in [t.name for t in fig.data] and "tie set: i1_b32_d0, i2_b8_d2000" in fig.layout.title.text
+    samples = next(t for t in fig.data if t.name == "round sample (missed the budget)")
+    assert list(samples.y) == [3900.0, 4050.0]
+    legacy = shutil.copytree(RECORDED, tmp_path / "legacy")
+    assert not Dashboard(legacy).confirmation().data  # an older run: a note, no traces
+
+
+def test_planner_uses_the_confirmed_capacity_at_the_sweeps_budget(confirmed: Path) -> None:
+    board = Dashboard(confirmed)
+    mean = float(confirmation_stats(board.run.measurements).set_index("config_id").loc["i1_b32_d0", "capacity_rps"])
+    out = _text(board.plan(mean * 2.5, None, "i1_b32_d0", board.run.budget_ms))
+    assert f"serves {mean:.1f} req/s" in out and "the confirmation round's mean" in out and "3 server replicas" in out
+    elsewhere = _text(board.plan(1000, None, "i1_b32_d0", 9.0))
+    assert "the search's capacity" in elsewhere
+    # Re-measured but not counted (met the budget in 1 of 3 rounds): its search capacity.
+    search = float(board.run.configs.set_index("config_id").loc["i1_b8_d2000", "capacity_rps"])
+    assert f"serves {search:.1f} req/s" in _text(board.plan(1000, None, "i1_b8_d2000", board.run.budget_ms))
+
+
+def test_a_p95_run_is_judged_and_labelled_p95(tmp_path: Path) -> None:
+    board = Dashboard(write_run(tmp_path / "run", M95, C95, {"finished": True}, percentile=95, budget_ms=5.0))
+    panel, fig, chosen = board.answer(5.0, None, None, None)
+    assert chosen == "a" and "with p95 4.00 ms" in _text(panel)  # judged on p99, b would win
+    assert fig.layout.yaxis.title.text == "p95 latency (ms)"
+    table, _ = board.compare("a", "b", 5.0)
+    assert "p95 ms @ 5 ms" in _text(table)
+    assert board.budget_range() == (0.0, 10.0)  # from the p95 column (p99 reaches 20 ms)

@@ -19,7 +19,9 @@ from analyzer.report import (
     level_meets,
     load_curves_data,
     load_run,
+    log_ticks,
     pareto_data,
+    pareto_figure,
     replicas_needed,
     resources_data,
     write_report,
@@ -99,6 +101,14 @@ def test_pareto_data_points_frontier_and_chosen() -> None:
     assert "instances 2, max batch 8" in data["points"][4]["hover"]
 
 
+def test_pareto_log_axis_ticks_are_whole_numbers() -> None:
+    assert log_ticks(0.8, 18) == [1, 2, 5, 10]
+    assert log_ticks(5.5, 60) == [6, 7, 8, 9, 10, 20, 30, 40, 50, 60]  # 1-2-5 would give only 10, 20, 50
+    assert log_ticks(0.0, 10) == []
+    fig = pareto_figure(pareto_data(M, 10.0))  # p99 from 1 to 20 ms, budget 10 ms
+    assert list(fig.layout.yaxis.ticktext) == ["1", "2", "5", "10", "20"]
+
+
 def test_unstable_points_are_shown_but_not_on_the_frontier() -> None:
     rows = pd.DataFrame([_m("a", 1, 100, 2.0), _m("a", 2, 400, 1.0, stable=False), _m("a", 4, 300, 3.0)])
     data = pareto_data(rows, 10.0)
@@ -145,6 +155,10 @@ def test_report_of_a_recorded_run(tmp_path: Path) -> None:
     assert '<script src="http' not in text and "<script src='http" not in text
     best = data.summary["best"]["config_id"]
     assert best in text and "max_batch_size" in text
+    # An older run: the search's choice, no confirmation round, best/ config.pbtxt is the pick's.
+    assert f"Best config: {best}" in text and "No confirmation round (yet)" in text
+    assert "<section id='confirm'>" not in text and "does not hold the knobs" not in text
+    assert "Search stopped: reached max_trials (8)." in text
 
 
 def test_report_of_a_run_still_being_written(tmp_path: Path) -> None:

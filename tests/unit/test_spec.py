@@ -103,3 +103,18 @@ def test_overrides_and_round_trip(tmp_path: Path) -> None:
 
     again = spec_from_dict(yaml.safe_load((tmp_path / "spec.yaml").read_text()), "spec.yaml")
     assert again.to_dict() == changed.to_dict()
+
+
+def test_percentile_must_be_one_the_measurements_store() -> None:
+    with pytest.raises(SpecError, match="key 'percentile': must be one of 50, 90, 95, 99, got 99.9"):
+        parse_spec({"model": "m", "url": "h:1", "percentile": 99.9})
+    assert parse_spec({"model": "m", "url": "h:1", "percentile": 95}).percentile == 95
+
+
+def test_new_keys_are_optional_and_checked() -> None:
+    spec = parse_spec({"model": "m", "url": "h:1"})
+    assert spec.max_trials is None and spec.load.window_s is None and spec.load.max_level is None
+    assert spec.load.cap == 1024 and spec.confirm_top == 3 and spec.confirm_rounds == 3
+    with pytest.raises(SpecError, match="key 'confirm_rounds': must be >= 3"):
+        parse_spec({"model": "m", "url": "h:1", "confirm_rounds": 2})
+    assert parse_spec({"model": "m", "url": "h:1", "confirm_top": 0}).confirm_top == 0
