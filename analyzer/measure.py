@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from analyzer.load.generator import Records
+from analyzer.load.generator import IN_FLIGHT, Records
 
 PERCENTILES = (50, 90, 95, 99)
 DEFAULT_TOLERANCE = 0.10  # like perf_analyzer's --stability-percentage 10
@@ -264,10 +264,13 @@ def summarize(
     duration = max(span_end - span_start, 1e-9)
     completed = records.ok & (records.done >= span_start) & (records.done < span_end)
     kinds = error_breakdown(mine)
+    # Requests still in flight at a mid-level verdict are slower than any budget but have not
+    # failed: they count with the unfinished ones against the claim, never as errors.
+    in_flight = kinds.pop(IN_FLIGHT, 0)
     lo, hi = quantile_ci(lat, 99, confidence)
     lag = np.sort((mine.sent - mine.scheduled)[ok]) * 1e3
     # Requests over the budget: slow successes plus every request that never finished.
-    unfinished = kinds.get("unfinished", 0)
+    unfinished = kinds.get("unfinished", 0) + in_flight
     over = -1 if budget_ms is None else int((lat > budget_ms).sum() + unfinished)
     # An unfinished request is slower than any budget: it counts at the top of the sample.
     judged = np.concatenate([lat, np.full(unfinished, math.inf)])

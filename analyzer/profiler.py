@@ -18,7 +18,7 @@ import numpy as np
 
 from analyzer.load.clients import GrpcInferClient, HttpInferClient, make_client
 from analyzer.capacity import Verdict, required_requests
-from analyzer.load.generator import UNFINISHED, LoadRun, Records, now
+from analyzer.load.generator import IN_FLIGHT, LoadRun, Records, now
 from analyzer.load.inputs import TensorSpec, random_tensor
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure import (
@@ -235,8 +235,9 @@ async def _wait_window(run: LoadRun, start: float, finished_at_start: int, setti
 
 def interim_records(records: Records, pending: np.ndarray, before: float, young_as_done: float | None = None) -> Records:
     """The finished records plus the requests still in flight that were scheduled before
-    `before`, as unfinished (slower than any budget) — or, with `young_as_done` set, only those
-    scheduled before it as unfinished and the younger ones as if they had just succeeded.
+    `before`, as in flight (slower than any budget, but not errors: they have not failed) — or,
+    with `young_as_done` set, only those scheduled before it as in flight and the younger ones
+    as if they had just succeeded.
 
     A verdict taken mid-level needs both views: counting every request in flight as over the
     budget can only weaken a claim that the budget is met, and counting only the requests known
@@ -245,8 +246,8 @@ def interim_records(records: Records, pending: np.ndarray, before: float, young_
     late = pending[pending < before]
     if len(late) == 0:
         return records
-    kinds = records.kinds if UNFINISHED in records.kinds else records.kinds + (UNFINISHED,)
-    code = kinds.index(UNFINISHED)
+    kinds = records.kinds if IN_FLIGHT in records.kinds else records.kinds + (IN_FLIGHT,)
+    code = kinds.index(IN_FLIGHT)
     if young_as_done is None:
         done, error = np.full(len(late), math.nan), np.full(len(late), code, dtype=np.int32)
     else:

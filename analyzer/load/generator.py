@@ -21,6 +21,7 @@ from analyzer.load.shapes import LoadSpec, arrival_offsets
 
 OK = "ok"
 UNFINISHED = "unfinished"
+IN_FLIGHT = "in_flight"  # still running at a mid-level verdict: slower than the budget, not an error
 BACKLOG = "client_backlog"
 
 now = time.monotonic  # the clock of every record (also asyncio's loop clock)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from analyzer.load.generator import OK, UNFINISHED, Records
+from analyzer.load.generator import IN_FLIGHT, OK, Records
 from analyzer.profiler import MeasureSettings, interim_records, window_closes, window_requests_for
 
 
@@ -37,7 +37,7 @@ def test_interim_records_count_late_requests_in_flight_as_unfinished() -> None:
                   np.array([0, 0], dtype=np.int32), (OK,))
     pending = np.array([0.05, 0.15, 0.30])  # in flight since 0.05 and 0.15; 0.30 is after the span
     out = interim_records(rec, pending, before=0.2)
-    assert len(out) == 4 and out.kinds == (OK, UNFINISHED)
+    assert len(out) == 4 and out.kinds == (OK, IN_FLIGHT)
     assert out.error.tolist() == [0, 0, 1, 1] and np.isnan(out.done[2:]).all()
     assert out.scheduled[2:].tolist() == [0.05, 0.15]
     # For the claim that the budget is broken, only what is known to be over it counts as over:
@@ -45,3 +45,17 @@ def test_interim_records_count_late_requests_in_flight_as_unfinished() -> None:
     opt = interim_records(rec, pending, before=0.2, young_as_done=0.1)
     assert opt.error.tolist() == [0, 0, 1, 0] and math.isnan(opt.done[2]) and opt.done[3] == 0.15
     assert interim_records(rec, np.array([0.3]), before=0.2) is rec  # nothing in flight: unchanged
+
+
+def test_requests_in_flight_count_against_the_claim_but_are_not_errors() -> None:
+    from analyzer.measure import summarize
+
+    n = 600
+    sched = np.linspace(0.0, 0.6, n, endpoint=False)
+    rec = Records(sched, sched, sched + 0.002, np.zeros(n, dtype=np.int32), (OK,))
+    out = interim_records(rec, np.array([0.1, 0.2, 0.3]), before=0.6)
+    m = summarize(out, 0.0, 0.6, load_mode="concurrency", load_level=4, windows=3, stable=True, budget_ms=10.0)
+    assert m.errors == 0 and m.error_kinds == ""
+    assert m.over_budget == 3 and m.requests == n + 3
+    # 3 over of 603 prove no p99 under any budget: only 0 over passes at 99 %, and the slowest is in flight.
+    assert m.budget_bound_ms == math.inf
