@@ -226,6 +226,7 @@ class LevelSearch:
     latency: dict[float, float] = field(default_factory=dict)  # level -> the budget percentile, ms
     pruned: bool = False
     confirm_steps: int = 1
+    batching: bool = False  # the config batches dynamically: latency may fall as load grows
     _refines_done: int = 0
     _confirms_done: int = 0
 
@@ -370,8 +371,10 @@ class LevelSearch:
         if self._confirms_done >= self.confirm_steps or len(above) != 1:
             return None
         first_bad = above[0]
-        if self.measured[first_bad][0] < SATURATION_GAIN * self.measured[top][0]:
-            return None  # saturated: more load will not form better batches
+        if not self.batching and self.measured[first_bad][0] < SATURATION_GAIN * self.measured[top][0]:
+            # Saturated: more load will not form better batches. (A batching server is checked
+            # whatever its throughput did: one noisy level can hide the gain batching brings.)
+            return None
         latency = self.latency.get(first_bad, math.nan)
         if self.aiming and not math.isnan(latency) and latency > CLEAR_BREAK * self.budget_ms:
             return None  # far over the budget (or never answered): not a noisy level

@@ -76,9 +76,15 @@ def confirmation_stats(measurements: pd.DataFrame) -> pd.DataFrame:
         samples = pd.to_numeric(g["throughput_rps"], errors="coerce").tolist()
         mean, low, high = mean_ci(samples)
         if "verdict" in g:
-            # Broken again means proven or estimated over the budget, or errors; a level whose
-            # windows did not agree this time (unstable) has not broken it.
-            met = int((~g["verdict"].astype(str).isin(["over_budget", "errors"])).sum())
+            # Broken again means errors, or proven over the budget. A capacity level is the
+            # highest that met the budget, so a re-measurement lands just over it about as often
+            # as just under: an estimate over it, or windows that disagreed, is that noise.
+            verdict = g["verdict"].astype(str)
+            # Rows written before the column existed (empty) take every break as proven.
+            flag = g["verdict_proven"] if "verdict_proven" in g else pd.Series(math.nan, index=g.index)
+            proven = flag.apply(lambda v: _is_true(v) or pd.isna(v))
+            broke = (verdict == "errors") | ((verdict == "over_budget") & proven)
+            met = int((~broke).sum())
         else:
             met = int(g["meets_budget"].apply(_is_true).sum()) if "meets_budget" in g else 0
         rows.append((str(config_id), len(g), met, mean, low, high, samples))

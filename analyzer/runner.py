@@ -285,6 +285,7 @@ class SweepRunner:
             best_capacity=self.search.best_capacity(),
             budget_ms=self.spec.budget_ms,
             resolution=plan.resolution_pct / 100.0,
+            batching=cand.max_batch_size > 1 and cand.max_queue_delay_us is not None,
         )
         return await search_capacity(measure, search, self.spec.budget_ms, self.spec.percentile,
                                      self.spec.confidence, on_level=on_level)
@@ -297,6 +298,7 @@ class SweepRunner:
         row = measurement_row(cand.config_id, knobs_of(apply_candidate(self.base_config, cand)), m, verdict.meets)
         row["verdict"] = verdict.status
         row["verdict_reason"] = verdict.reason
+        row["verdict_proven"] = verdict.decided
         row["phase"] = phase
         row["confirm_round"] = round_ if round_ is not None else math.nan
         self.store.append_measurement(row)

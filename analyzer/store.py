@@ -66,6 +66,7 @@ MEASUREMENT_COLUMNS = [
     "stalled",
     "verdict",
     "verdict_reason",
+    "verdict_proven",  # the verdict was proven (met, or over the budget with the sweep's confidence)
     "phase",  # search | confirm (the confirmation round's re-measurements)
     "confirm_round",
 ]

@@ -342,3 +342,19 @@ def test_a_lighter_load_is_tried_when_nothing_could_be_judged() -> None:
     assert s.next_level() == 1.0
     s.record(1, 600.0, MEETS, 4.0)
     assert s.next_level() is None and s.capacity() == (600.0, 1.0)
+
+
+def test_a_marginal_break_of_a_batching_config_is_checked_above_even_when_throughput_dipped() -> None:
+    # Seen on the demo model (2 instances, batch 32): 1247 req/s at 3 in flight, then 1176 at 4
+    # with p99 12.8 ms over a 10 ms budget, while 18 in flight served 4100 req/s within it.
+    def dip(batching: bool) -> LevelSearch:
+        s = LevelSearch("concurrency", 1, 1024, start=3, budget_ms=10.0, resolution=0.03, batching=batching)
+        s.record(3, 1247.0, MEETS, 7.9)
+        s.record(4, 1176.0, FAILS, 12.8)
+        return s
+
+    assert dip(batching=True).next_level() == 8.0
+    assert dip(batching=False).next_level() is None
+    clear = dip(batching=True)
+    clear.record(4, 1176.0, FAILS, 40.0)  # far over the budget: a real break
+    assert clear.next_level() is None
