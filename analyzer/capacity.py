@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
+import numpy as np
+
 from analyzer.measure import Measurement, binom_cdf_table
 
 SATURATION_GAIN = 1.05  # a level that adds < 5 % throughput over the one below adds nothing
@@ -44,6 +46,31 @@ def required_requests(over: int, q: float = 99.0, confidence: float = 0.99) -> i
         else:
             lo = mid + 1
     return lo
+
+
+def poisson_lower(k: int, z: float = 1.645) -> float:
+    """One-sided lower confidence bound (95 % by default) of a Poisson mean from k events
+    (Wilson-Hilferty's approximation of the chi-square quantile; 0 for no events)."""
+    if k <= 0:
+        return 0.0
+    return k * max(0.0, 1.0 - 1.0 / (9.0 * k) - z / (3.0 * math.sqrt(k))) ** 3
+
+
+def claim_futile(over: int, n: int, windows: int, max_windows: int, q: float = 99.0, confidence: float = 0.99) -> bool:
+    """Whether the claim "the q-th percentile is under the budget" can no longer plausibly be
+    proven by the level's last window (a futility stop, as in group-sequential trials).
+
+    At even the low end (95 % lower bound) of the rate at which requests have exceeded the budget
+    so far, the level's remaining windows would leave more requests over it than the claim
+    allows for that many requests. A level that cannot meet the budget need not run out its
+    windows to say so; it ends unproven, as it would have at its last window.
+    """
+    if n <= 0 or windows <= 0 or over <= 0:
+        return False
+    final_n = int(n * max(max_windows, windows) / windows)
+    expected_low = poisson_lower(over) / n * final_n
+    allowed = int(np.searchsorted(binom_cdf_table(final_n, 1.0 - q / 100.0), 1.0 - confidence, side="right")) - 1
+    return expected_low > allowed
 
 
 PERCENTILE_FIELDS = {50: "p50_ms", 90: "p90_ms", 95: "p95_ms", 99: "p99_ms"}

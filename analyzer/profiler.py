@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from analyzer.load.clients import GrpcInferClient, HttpInferClient, make_client
-from analyzer.capacity import Verdict, required_requests
+from analyzer.capacity import Verdict, claim_futile, required_requests
 from analyzer.load.generator import IN_FLIGHT, LoadRun, Records, now
 from analyzer.load.inputs import TensorSpec, random_tensor
 from analyzer.load.shapes import LoadSpec
@@ -354,7 +354,8 @@ def _decided(decide: Decide, records: Records, pending: np.ndarray, windows: lis
 
     Requests still in flight are counted against whichever claim they could flatter: as over the
     budget for the claim that it is met, and as over it only when in flight for longer than the
-    budget for the claim that it is broken (see interim_records).
+    budget for the claim that it is broken (see interim_records). A level whose claim to meet the
+    budget has become futile (capacity.claim_futile) stops too, unproven.
     """
     start, end = windows[0].start, windows[-1].end
     known_over = end - (settings.budget_ms or 0.0) / 1000.0
@@ -362,7 +363,15 @@ def _decided(decide: Decide, records: Records, pending: np.ndarray, windows: lis
     optimistic = _summary(interim_records(records, pending, end, young_as_done=known_over), start, end, load,
                           len(windows), stable, settings)
     pessimistic.over_bound_ms = optimistic.over_bound_ms
-    return end if decide(pessimistic).decided else None
+    if decide(pessimistic).decided:
+        return end
+    # Not proven either way, and the claim that the budget is met can no longer be proven by the
+    # last window (counting only requests known to be over it): stop, unproven.
+    if optimistic.over_budget > 0 and claim_futile(optimistic.over_budget, optimistic.requests, len(windows),
+                                                   settings.max_windows, settings.claim_percentile,
+                                                   settings.claim_confidence):
+        return end
+    return None
 
 
 def make_tensors(specs: Sequence[TensorSpec], seed: int = 0) -> list[tuple[TensorSpec, np.ndarray]]:

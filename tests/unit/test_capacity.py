@@ -358,3 +358,17 @@ def test_a_marginal_break_of_a_batching_config_is_checked_above_even_when_throug
     clear = dip(batching=True)
     clear.record(4, 1176.0, FAILS, 40.0)  # far over the budget: a real break
     assert clear.next_level() is None
+
+
+def test_futility_stops_a_level_that_can_no_longer_prove_the_budget_met() -> None:
+    from analyzer.capacity import claim_futile, poisson_lower
+
+    assert poisson_lower(0) == 0.0 and 0.03 < poisson_lower(1) < 0.06 and 0.7 < poisson_lower(3) < 0.9
+    # 6 of 250 over a p99 budget after 1 of 10 windows: even at the low end of that rate, 2500
+    # requests would hold ~26 over, and the claim allows 13.
+    assert claim_futile(6, 250, 1, 10)
+    # 3 of 250 is within what a p99 under the budget could show: keep measuring.
+    assert not claim_futile(3, 250, 1, 10)
+    assert not claim_futile(0, 250, 1, 10) and not claim_futile(1, 100, 1, 10)
+    # Later windows leave less room: 12 of 1000 after 3 windows cannot reach the claim by 10.
+    assert claim_futile(12, 1000, 3, 10) and not claim_futile(8, 2000, 6, 10)
