@@ -59,22 +59,48 @@ def mean_ci(samples: list[float] | np.ndarray) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def pooled_relative_sd(groups: list[list[float]]) -> tuple[float, int]:
+    """(relative standard deviation, degrees of freedom) pooled over groups of repeats: each
+    sample's deviation from its group's mean, relative to that mean (noise on a shared machine is
+    about proportional to throughput). (NaN, 0) when no group has two samples."""
+    squares, dof = 0.0, 0
+    for samples in groups:
+        x = np.asarray([v for v in samples if math.isfinite(v)], dtype=float)
+        if len(x) < 2 or x.mean() <= 0:
+            continue
+        squares += float(((x / x.mean() - 1.0) ** 2).sum())
+        dof += len(x) - 1
+    return (math.sqrt(squares / dof), dof) if dof else (math.nan, 0)
+
+
 def _is_true(value: Any) -> bool:
     return str(value).strip().lower() in ("true", "1", "1.0")
 
 
 def confirmation_stats(measurements: pd.DataFrame) -> pd.DataFrame:
     """Per config re-measured in the confirmation round: its rounds, the capacity samples (the
-    throughput at its capacity level in each round), their mean with a 95 % interval, and in how
-    many rounds the level did not break the budget again (`met_rounds`)."""
+    throughput at its capacity level in each round), their mean with a 95 % t-interval (from the
+    relative noise pooled over all confirmed configs), and in how many rounds the level did not
+    break the budget again (`met_rounds`)."""
     cols = ["config_id", "rounds", "met_rounds", "capacity_rps", "ci_low_rps", "ci_high_rps", "samples"]
     if measurements.empty or "phase" not in measurements:
         return pd.DataFrame(columns=cols)
     conf = measurements[measurements["phase"].astype(str) == CONFIRM_PHASE]
+    groups = {str(k): pd.to_numeric(g["throughput_rps"], errors="coerce").dropna().tolist()
+              for k, g in conf.groupby("config_id", sort=False)}
+    rel_sd, dof = pooled_relative_sd(list(groups.values()))
     rows = []
     for config_id, g in conf.groupby("config_id", sort=False):
-        samples = pd.to_numeric(g["throughput_rps"], errors="coerce").tolist()
-        mean, low, high = mean_ci(samples)
+        samples = groups[str(config_id)]
+        mean = float(np.mean(samples)) if samples else math.nan
+        if samples and dof > 0:
+            # One noise for all: the configs were measured in the same rounds on the same machine,
+            # so their spreads estimate one relative noise, with more degrees of freedom than any
+            # config's three rounds give alone.
+            half = t95(dof) * rel_sd * mean / math.sqrt(len(samples))
+            low, high = mean - half, mean + half
+        else:
+            mean, low, high = mean_ci(samples)
         if "verdict" in g:
             # Broken again means errors, or proven over the budget. A capacity level is the
             # highest that met the budget, so a re-measurement lands just over it about as often

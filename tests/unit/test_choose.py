@@ -156,3 +156,15 @@ def test_cheapest_order_and_t_interval() -> None:
     mean, low, high = mean_ci([10.0, 12.0, 14.0])
     assert mean == 12.0 and high - mean == pytest.approx(4.303 * 2.0 / math.sqrt(3))
     assert mean_ci([5.0])[1] == -math.inf
+
+
+def test_confirmation_intervals_pool_the_noise_of_all_confirmed_configs() -> None:
+    from analyzer.choose import confirmation_stats, pooled_relative_sd
+
+    sd, dof = pooled_relative_sd([[90.0, 100.0, 110.0], [1000.0, 1000.0, 1000.0]])
+    assert dof == 4 and sd == pytest.approx(math.sqrt((0.01 + 0.0 + 0.01) / 4))
+    stats = confirmation_stats(confirm_rows({"a": [90.0, 100.0, 110.0], "b": [1000.0, 1000.0, 1000.0]})).set_index("config_id")
+    half = 2.776 * sd / math.sqrt(3)  # t with 4 degrees of freedom, not 2 (4.303)
+    assert stats.loc["a", "ci_high_rps"] == pytest.approx(100.0 * (1 + half))
+    # Three identical rounds do not make a config exactly known: it shares the machine's noise.
+    assert stats.loc["b", "ci_low_rps"] == pytest.approx(1000.0 * (1 - half))
