@@ -279,6 +279,7 @@ class SweepProgress:
         self.started = time.monotonic()
         self.done = 0
         self.total = 0
+        self.best: tuple[float, str] | None = None  # best capacity so far and its config
 
     def _eta(self) -> str:
         elapsed = time.monotonic() - self.started
@@ -314,7 +315,8 @@ class SweepProgress:
         self.total = max(total, number)
         self._echo(f"[config {number}/{self.total}] {cand.config_id}: instances {cand.instance_count}, "
                    f"max_batch_size {cand.max_batch_size}, queue delay "
-                   f"{'-' if cand.max_queue_delay_us is None else str(cand.max_queue_delay_us) + ' us'}  ({self._eta()})")
+                   f"{'-' if cand.max_queue_delay_us is None else str(cand.max_queue_delay_us) + ' us'}  ({self._eta()}"
+                   + (f"; best so far {self.best[1]} at {self.best[0]:.1f} req/s)" if self.best else ")"))
 
     def level(self, cand: Candidate, m: Measurement, verdict: Verdict) -> None:
         """A load level was measured."""
@@ -325,6 +327,8 @@ class SweepProgress:
     def config_done(self, cand: Candidate, row: dict[str, Any]) -> None:
         """A config finished (measured, pruned or failed)."""
         self.done += 1
+        if row["status"] != "failed" and row["capacity_rps"] > 0 and (self.best is None or row["capacity_rps"] > self.best[0]):
+            self.best = (float(row["capacity_rps"]), str(row["config_id"]))
         if row["status"] == "failed":
             self._echo(f"    -> failed: {row['error']}")
         elif row["capacity_rps"] > 0:
