@@ -25,9 +25,10 @@ pytestmark = pytest.mark.integration
 
 
 def measure_once(server: Any, model: str, level: int, budget_ms: float, shapes: dict[str, list[int]],
-                 stable_at: list[int] | None = None) -> Measurement:
+                 stable_at: list[int] | None = None, decisions: list[bool] | None = None) -> Measurement:
     """One level measured with the sweep's sequential verdict at `budget_ms` (p99, 99 %);
-    `stable_at` collects the windows after which the windows agreed."""
+    `stable_at` collects the windows after which the windows agreed, `decisions` whether each
+    window's verdict was decided."""
     # Stability is not the subject: a loose tolerance keeps busy CI cores from flagging it.
     settings = MeasureSettings(warmup_s=0.3, budget_ms=budget_ms, tolerance=0.5, max_windows=10,
                                window_requests=window_requests_for(99, 0.99))
@@ -37,7 +38,10 @@ def measure_once(server: Any, model: str, level: int, budget_ms: float, shapes: 
             stable_at.append(index)
 
     def decide(m: Measurement) -> Any:
-        return budget_verdict(m, budget_ms, 99, 0.99)
+        verdict = budget_verdict(m, budget_ms, 99, 0.99)
+        if decisions is not None:
+            decisions.append(verdict.decided)
+        return verdict
 
     async def go() -> Measurement:
         with open_server(url=server.endpoint.url("grpc")) as session:
@@ -66,12 +70,14 @@ def test_a_level_far_over_the_budget_stops_after_one_window(triton_server: Any) 
 
 def test_a_level_well_within_the_budget_stops_once_proven_and_stable(triton_server: Any) -> None:
     stable_at: list[int] = []
-    m = measure_once(triton_server, "identity", 1, 100.0, {"INPUT0": [16]}, stable_at)
+    decisions: list[bool] = []
+    m = measure_once(triton_server, "identity", 1, 100.0, {"INPUT0": [16]}, stable_at, decisions)
     verdict = budget_verdict(m, 100.0)
     assert verdict.meets and verdict.decided, verdict
-    # It stopped at the first window after which the windows agreed (3, the fewest that can,
-    # on a quiet machine): every window already held enough requests for the claim.
-    assert stable_at and m.windows == stable_at[0] >= 3
+    # It stopped at the first window whose verdict was proven (the claim held and the windows
+    # agreed), no earlier than the third window (the fewest that can agree), and no later.
+    assert decisions[-1] and not any(decisions[:-1])
+    assert m.windows == len(decisions) >= 3 and m.windows >= stable_at[0]
     assert m.requests >= 459 and m.budget_bound_ms <= 100.0
 
 
