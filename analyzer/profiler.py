@@ -233,27 +233,16 @@ async def _wait_window(run: LoadRun, start: float, finished_at_start: int, setti
             await asyncio.sleep(poll)
 
 
-def interim_records(records: Records, pending: np.ndarray, before: float, young_as_done: float | None = None) -> Records:
+def interim_records(records: Records, pending: np.ndarray, before: float) -> Records:
     """The finished records plus the requests still in flight that were scheduled before
-    `before`, as in flight (slower than any budget, but not errors: they have not failed) — or,
-    with `young_as_done` set, only those scheduled before it as in flight and the younger ones
-    as if they had just succeeded.
-
-    A verdict taken mid-level needs both views: counting every request in flight as over the
-    budget can only weaken a claim that the budget is met, and counting only the requests known
-    to be over it (in flight for longer than the budget) can only weaken a claim that it is broken.
-    """
+    `before`, as in flight: slower than any budget, but not errors (they have not failed). With
+    `before` = now - budget, those requests are known to be over the budget."""
     late = pending[pending < before]
     if len(late) == 0:
         return records
     kinds = records.kinds if IN_FLIGHT in records.kinds else records.kinds + (IN_FLIGHT,)
     code = kinds.index(IN_FLIGHT)
-    if young_as_done is None:
-        done, error = np.full(len(late), math.nan), np.full(len(late), code, dtype=np.int32)
-    else:
-        old = late < young_as_done
-        done = np.where(old, math.nan, late)
-        error = np.where(old, code, 0).astype(np.int32)
+    done, error = np.full(len(late), math.nan), np.full(len(late), code, dtype=np.int32)
     return Records(
         np.concatenate([records.scheduled, late]), np.concatenate([records.sent, np.full(len(late), math.nan)]),
         np.concatenate([records.done, done]), np.concatenate([records.error, error]), kinds,
@@ -352,25 +341,23 @@ def _decided(decide: Decide, records: Records, pending: np.ndarray, windows: lis
     """The sequential verdict after a window: judge every request of the level so far; the end
     of the judged span when the verdict is decided, else None.
 
-    Requests still in flight are counted against whichever claim they could flatter: as over the
-    budget for the claim that it is met, and as over it only when in flight for longer than the
-    budget for the claim that it is broken (see interim_records). A level whose claim to meet the
-    budget has become futile (capacity.claim_futile) stops too, unproven.
+    Only requests scheduled at least one budget before the window's end are judged: each has
+    either finished, or is still in flight and so known to be over the budget. The verdict at the
+    budget is then exact; nothing in flight can flatter it, and nothing young in flight is counted
+    against it (at 60 requests in flight, counting those as over would make the claim unprovable).
+    A level whose claim to meet the budget has become futile (capacity.claim_futile) stops too,
+    unproven.
     """
-    start, end = windows[0].start, windows[-1].end
-    known_over = end - (settings.budget_ms or 0.0) / 1000.0
-    pessimistic = _summary(interim_records(records, pending, end), start, end, load, len(windows), stable, settings)
-    optimistic = _summary(interim_records(records, pending, end, young_as_done=known_over), start, end, load,
-                          len(windows), stable, settings)
-    pessimistic.over_bound_ms = optimistic.over_bound_ms
-    if decide(pessimistic).decided:
-        return end
-    # Not proven either way, and the claim that the budget is met can no longer be proven by the
-    # last window (counting only requests known to be over it): stop, unproven.
-    if optimistic.over_budget > 0 and claim_futile(optimistic.over_budget, optimistic.requests, len(windows),
-                                                   settings.max_windows, settings.claim_percentile,
-                                                   settings.claim_confidence):
-        return end
+    start = windows[0].start
+    cut = windows[-1].end - (settings.budget_ms or 0.0) / 1000.0
+    if cut <= start:
+        return None
+    m = _summary(interim_records(records, pending, cut), start, cut, load, len(windows), stable, settings)
+    if decide(m).decided:
+        return cut
+    if m.over_budget > 0 and claim_futile(m.over_budget, m.requests, len(windows), settings.max_windows,
+                                          settings.claim_percentile, settings.claim_confidence):
+        return cut
     return None
 
 

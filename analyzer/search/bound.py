@@ -2,9 +2,10 @@
 
 Pure: positions of configs on the knob grid and the capacities measured so far in, a bound per
 unmeasured config out. The rule is Lipschitz optimisation's (LIPO, Malherbe and Vayatis 2017,
-with AdaLIPO's estimated constant): in log capacity, no single knob step has been seen to change
-capacity by more than a factor G, so a config d steps from a measured one reaches at most that
-one's capacity x G**d. The tightest such bound over the measured configs is the bound. A config
+with AdaLIPO's estimated constant, one per knob): in log capacity, no step of knob k has been
+seen to change capacity by more than a factor G_k, so a config d_k steps along each knob from a
+measured one reaches at most that one's capacity x the product of G_k**d_k. The tightest such
+bound over the measured configs is the bound. A config
 whose bound does not beat the best capacity by more than the tie margin cannot plausibly win,
 and a search whose unmeasured configs are all like that is done.
 """
@@ -42,14 +43,41 @@ def step_gain(measured: Mapping[Position, float]) -> float:
     return math.exp(slope)
 
 
+def axis_gains(measured: Mapping[Position, float]) -> tuple[float, ...]:
+    """Per knob, the largest capacity factor per step seen between two configs that met the budget
+    and differ in that knob alone; a knob with no such pair gets the overall `step_gain`. Knobs
+    differ in how much a step matters (a batch-size step can double capacity where a queue-delay
+    step changes it by a few percent), and one constant for all would let the steepest knob
+    loosen the bound along every other."""
+    feasible = [(p, c) for p, c in measured.items() if c > 0]
+    if not feasible:
+        return ()
+    axes = len(feasible[0][0])
+    overall = math.log(step_gain(measured))
+    slopes: list[float | None] = [None] * axes
+    for i, (pa, ca) in enumerate(feasible):
+        for pb, cb in feasible[i + 1:]:
+            differ = [k for k in range(axes) if pa[k] != pb[k]]
+            if len(differ) == 1:
+                k = differ[0]
+                slope = abs(math.log(ca) - math.log(cb)) / abs(pa[k] - pb[k])
+                slopes[k] = max(slopes[k] if slopes[k] is not None else math.log(MIN_STEP_GAIN), slope)
+    return tuple(math.exp(overall if s is None else s) for s in slopes)
+
+
 def upper_bounds(measured: Mapping[Position, float], unmeasured: Sequence[Position]) -> dict[Position, float]:
     """Optimistic capacity of each unmeasured position: min over measured configs that met the
-    budget of capacity x gain**distance (inf while none has met it: nothing bounds anything)."""
+    budget of capacity x the product over knobs of gain**steps (inf while none has met it:
+    nothing bounds anything)."""
     feasible = [(p, c) for p, c in measured.items() if c > 0]
     if not feasible:
         return {u: math.inf for u in unmeasured}
-    gain = step_gain(measured)
-    return {u: min(c * gain ** distance(u, p) for p, c in feasible) for u in unmeasured}
+    gains = axis_gains(measured)
+
+    def reach(u: Position, p: Position) -> float:
+        return math.prod(g ** abs(a - b) for g, a, b in zip(gains, u, p))
+
+    return {u: min(c * reach(u, p) for p, c in feasible) for u in unmeasured}
 
 
 def plausible(measured: Mapping[Position, float], unmeasured: Sequence[Position],

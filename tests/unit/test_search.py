@@ -158,3 +158,17 @@ def test_optuna_keeps_going_while_the_best_has_unmeasured_neighbours(tmp_path: P
     # The landscape's true best is found without measuring everything.
     assert landscape(best).capacity_rps == max(landscape(c).capacity_rps for c in CANDIDATES)
     assert len(asked) < len(CANDIDATES)
+
+
+def test_each_knob_has_its_own_gain_per_step() -> None:
+    from analyzer.search.bound import MIN_STEP_GAIN, axis_gains, upper_bounds
+
+    # Knob 0 (say batch size) doubles capacity per step; knob 1 (say queue delay) moves it 2 %.
+    measured = {(0, 0): 100.0, (1, 0): 200.0, (1, 1): 204.0, (3, 3): 0.0}
+    gains = axis_gains(measured)
+    assert gains[0] == pytest.approx(2.0) and gains[1] == pytest.approx(MIN_STEP_GAIN)
+    # One delay step from the best: bounded by the delay knob's gain, not the batch knob's.
+    assert upper_bounds(measured, [(1, 2)])[(1, 2)] == pytest.approx(204.0 * MIN_STEP_GAIN)
+    # A knob never varied alone takes the overall largest gain per step.
+    diagonal = {(0, 0): 100.0, (1, 1): 400.0}
+    assert axis_gains(diagonal) == (pytest.approx(2.0), pytest.approx(2.0))

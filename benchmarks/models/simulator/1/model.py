@@ -3,10 +3,10 @@
 What it models: a GPU-like device on which one batch costs `fixed_ms + per_row_ms * rows` (a
 fixed launch/overhead cost plus a cost per row, so batching amortises the fixed part), and which
 runs at most `streams` batches at once (its concurrent execution engines). Model instances are
-separate python-backend stub processes; each is bound to one stream (instance index mod
-streams) and holds that stream's cross-process `fcntl.flock` lock for the whole service time, so
-instances beyond `streams` queue behind another instance's batch instead of adding capacity, as
-extra instances on a saturated GPU do.
+separate python-backend stub processes; each takes any free stream (a cross-process
+`fcntl.flock` lock per stream) and holds it for the whole service time, so instances beyond
+`streams` queue for a stream instead of adding capacity, as extra instances on a saturated GPU
+do.
 
 Why: benchmarking the search needs a model whose capacity is known analytically
 (~ streams * batch / (fixed_ms + per_row_ms * batch) at saturation), where every knob matters
@@ -38,6 +38,7 @@ import triton_python_backend_utils as pb_utils
 
 DEFAULTS = {"fixed_ms": 8.0, "per_row_ms": 1.0, "streams": 2}
 LOCK_PREFIX = "tritune-sim-"
+POLL_S = 0.0005
 
 
 def _log(message: str) -> None:
@@ -92,7 +93,7 @@ class TritonPythonModel:
         self.per_row_s = _parameter(config, "per_row_ms", DEFAULTS["per_row_ms"], float) / 1000.0
         streams = max(1, _parameter(config, "streams", DEFAULTS["streams"], int))
         instance_name = args["model_instance_name"]
-        self.stream = _instance_index(instance_name) % streams
+        self.home = _instance_index(instance_name) % streams
         # The stub's parent is the tritonserver process: its pid names this server's streams.
         server_pid = os.getppid()
         tmp = tempfile.gettempdir()
@@ -103,22 +104,41 @@ class TritonPythonModel:
         # own descriptor contends with the other stubs' descriptors of the same file. The files
         # are never deleted while the server lives: an instance still finishing a batch during a
         # reload must lock the same inode as the new instances.
-        self.lock_fd = os.open(os.path.join(lock_dir, f"stream-{self.stream}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        self.lock_fds = [os.open(os.path.join(lock_dir, f"stream-{k}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+                         for k in range(streams)]
         _log(
-            f"simulator: instance {instance_name!r} -> stream {self.stream}/{streams}, "
+            f"simulator: instance {instance_name!r}, {streams} shared streams (first try: {self.home}), "
             f"fixed {self.fixed_s * 1000:g} ms + {self.per_row_s * 1000:g} ms/row, "
             f"server pid {server_pid}, locks in {lock_dir}"
         )
 
+    def _acquire(self) -> int:
+        """Take any free stream, trying this instance's own first; poll while all are busy.
+
+        Any free one, not a fixed one: Triton changes an instance count in place (it adds or
+        removes instances and keeps the others' names), so names alone could put two instances on
+        one stream and leave another idle, which a device's scheduler would not do.
+        """
+        order = [(self.home + k) % len(self.lock_fds) for k in range(len(self.lock_fds))]
+        while True:
+            for k in order:
+                try:
+                    fcntl.flock(self.lock_fds[k], fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return k
+                except BlockingIOError:
+                    continue
+            time.sleep(POLL_S)  # all streams busy: a batch takes >= fixed_ms, so 0.5 ms is fine-grained
+
     def execute(self, requests: list[Any]) -> list[Any]:
         inputs = [pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy() for r in requests]
         rows = sum(int(x.shape[0]) for x in inputs)
-        fcntl.flock(self.lock_fd, fcntl.LOCK_EX)  # wait for this instance's stream
+        stream = self._acquire()
         try:
             time.sleep(self.fixed_s + self.per_row_s * rows)  # the batch "runs"; no CPU used
         finally:
-            fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
+            fcntl.flock(self.lock_fds[stream], fcntl.LOCK_UN)
         return [pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", x)]) for x in inputs]
 
     def finalize(self) -> None:
-        os.close(self.lock_fd)
+        for fd in self.lock_fds:
+            os.close(fd)
