@@ -194,7 +194,17 @@ class Search:
         bounds (see analyzer.search.bound)."""
         measured = {self.position(c): (o.capacity_rps if o.feasible else 0.0) for c, o in self.outcomes.items()}
         unmeasured = {self.position(c): c for c in self.candidates if c not in self.outcomes}
-        return {unmeasured[p]: b for p, b in plausible(measured, list(unmeasured)).items()}
+        return {unmeasured[p]: b for p, b in plausible(measured, list(unmeasured), floors=self.gain_floors()).items()}
+
+    def gain_floors(self) -> tuple[float, ...]:
+        """Per knob, a gain per step the bound always allows: an instance step can scale capacity
+        by the ratio of the instance counts (1 to 2: x2), however little the measured steps added."""
+        floors = []
+        for key in AXES:
+            values = self.encoding.values[key]
+            ratios = [b / a for a, b in zip(values, values[1:]) if key == "instance_count" and a > 0]
+            floors.append(max(ratios, default=1.0))
+        return tuple(floors)
 
     def remaining(self) -> int:
         """How many more configs this search may still measure (an upper bound)."""

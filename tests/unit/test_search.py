@@ -122,8 +122,14 @@ def test_bound_from_the_largest_gain_per_step() -> None:
     flat = {(0, 0): 100.0, (1, 0): 101.0}
     assert step_gain(flat) == pytest.approx(MIN_STEP_GAIN)  # never assume a step gains less
     # Only what can beat the best by more than the tie margin is still plausible.
-    # (2, 0) is one step past a config at half the best, with a gain of 2 per step: at most a tie.
-    assert set(plausible({(0, 0): 100.0, (1, 0): 50.0}, [(2, 0), (0, 1)])) == {(0, 1)}
+    # (3, 0) is one step past a config at a fifth of the best, with at most x2.5 per step: it
+    # cannot come near the best; (0, 1) is along a knob never tried, so it can.
+    falling = {(0, 0): 100.0, (1, 0): 50.0, (2, 0): 20.0}
+    assert set(plausible(falling, [(3, 0), (0, 1)])) == {(0, 1)}
+    # A config whose bound only ties the best is still worth measuring (the best is the highest
+    # of noisy numbers), unless it falls more than 5 % short of it.
+    assert set(plausible({(0, 0): 100.0, (1, 0): 50.0}, [(2, 0)])) == {(2, 0)}
+    assert upper_bounds(falling, [(0, 1)], floors=(1.0, 3.0))[(0, 1)] == pytest.approx(300.0)
     assert upper_bounds({(0, 0): 0.0}, [(1, 0)]) == {(1, 0): math.inf}  # nothing met the budget yet
 
 
@@ -172,3 +178,9 @@ def test_each_knob_has_its_own_gain_per_step() -> None:
     # A knob never varied alone takes the overall largest gain per step.
     diagonal = {(0, 0): 100.0, (1, 1): 400.0}
     assert axis_gains(diagonal) == (pytest.approx(2.0), pytest.approx(2.0))
+
+
+def test_an_instance_step_may_always_scale_capacity_linearly(tmp_path: Path) -> None:
+    search = make_search("optuna", candidates=CANDIDATES, storage_url=storage(tmp_path), budget_ms=10, base=BASE)
+    # instance_count 1, 2, 3: a step can double capacity (1 to 2); other knobs have no such floor.
+    assert search.gain_floors() == (2.0, 1.0, 1.0, 1.0, 1.0)
