@@ -141,6 +141,24 @@ def failure_of(result: CapacityResult) -> tuple[str, bool] | None:
     return None
 
 
+def confirm_plan(configs: pd.DataFrame, measurements: pd.DataFrame,
+                 top: int) -> tuple[list[tuple[Candidate, float]], set[tuple[str, int]]]:
+    """The confirmation round's work: the `top` configs by search capacity (that met the budget)
+    with their capacity levels, and the (config, round) pairs already measured (a resumed run
+    measures only the rest)."""
+    if configs.empty or top <= 0:
+        return [], set()
+    cap = pd.to_numeric(configs["capacity_rps"], errors="coerce").fillna(0.0)
+    ok = configs[configs["status"].isin(["ok", "pruned"]) & (cap > 0)].assign(_cap=cap)
+    chosen = ok.sort_values("_cap", ascending=False, kind="stable").head(top)
+    plan = [(Candidate.from_row(r), float(r["capacity_level"])) for _, r in chosen.iterrows()]
+    done: set[tuple[str, int]] = set()
+    if not measurements.empty and "phase" in measurements:
+        conf = measurements[measurements["phase"].astype(str) == CONFIRM_PHASE]
+        done = {(str(c), int(r)) for c, r in zip(conf["config_id"], conf["confirm_round"]) if not pd.isna(r)}
+    return plan, done
+
+
 class ConfigFailed(Exception):
     """A config could not be measured; the sweep records it and goes on."""
 
@@ -304,28 +322,10 @@ class SweepRunner:
         self.store.append_measurement(row)
 
     # -- confirmation round -------------------------------------------------------------------
-    def _confirm_plan(self) -> tuple[list[tuple[Candidate, float]], set[tuple[str, int]]]:
-        """The top configs to re-measure with their capacity levels, and the (config, round)
-        pairs a previous run already measured."""
-        configs = self.store.configs()
-        if configs.empty or self.spec.confirm_top <= 0:
-            return [], set()
-        cap = pd.to_numeric(configs["capacity_rps"], errors="coerce").fillna(0.0)
-        ok = configs[configs["status"].isin(["ok", "pruned"]) & (cap > 0)].copy()
-        ok["_cap"] = pd.to_numeric(ok["capacity_rps"], errors="coerce")
-        top = ok.sort_values("_cap", ascending=False).head(self.spec.confirm_top)
-        plan = [(Candidate.from_row(r), float(r["capacity_level"])) for _, r in top.iterrows()]
-        done: set[tuple[str, int]] = set()
-        m = self.store.measurements()
-        if not m.empty and "phase" in m:
-            conf = m[m["phase"].astype(str) == CONFIRM_PHASE]
-            done = {(str(c), int(r)) for c, r in zip(conf["config_id"], conf["confirm_round"]) if not pd.isna(r)}
-        return plan, done
-
     async def _confirm(self) -> bool:
         """Re-measure the top configs at their capacity levels, interleaved (A B C A B C ...),
         so slow drift of a shared machine hits every config alike; False when stopped."""
-        plan, done = self._confirm_plan()
+        plan, done = confirm_plan(self.store.configs(), self.store.measurements(), self.spec.confirm_top)
         if len(plan) == 0:
             return True
         rounds = self.spec.confirm_rounds
