@@ -313,8 +313,9 @@ def pareto_data(measurements: pd.DataFrame, budget_ms: float, chosen: tuple[str,
             "max_queue_delay_us": None if pd.isna(r["max_queue_delay_us"]) else int(r["max_queue_delay_us"]),
             "load_mode": r["load_mode"],
             "load_level": float(r["load_level"]),
-            # Unstable windows: shown, but neither on the frontier nor ever chosen.
-            "trusted": _truthy(r.get("stable")),
+            # Unstable windows: shown, but neither on the frontier nor ever chosen. A level whose
+            # verdict was proven (over the budget after one window, say) is trusted all the same.
+            "trusted": _truthy(r.get("stable")) or _truthy(r.get("verdict_proven")),
             "hover": f"{_describe(r)}<br>{r['load_mode']} {float(r['load_level']):g}: "
                      f"{float(r['throughput_rps']):.1f} req/s, {label} {latency:.2f} ms",
         })
@@ -508,7 +509,7 @@ def pareto_figure(data: dict[str, Any], title: str | None = None) -> go.Figure:
                 marker=dict(color=PALETTE[counts.index(count) % len(PALETTE)],
                             symbol=[symbol if p["trusted"] else f"{symbol}-open" for p in sel],
                             size=10, line=dict(width=1.5)),
-                text=[p["hover"] + ("" if p["trusted"] else "<br>(windows did not agree: not counted)") for p in sel],
+                text=[p["hover"] + ("" if p["trusted"] else "<br>(windows did not agree, nothing proven: not counted)") for p in sel],
                 hovertemplate="%{text}<extra></extra>",
                 customdata=[[p["config_id"], p["load_level"]] for p in sel],
             ))
@@ -527,7 +528,7 @@ def pareto_figure(data: dict[str, Any], title: str | None = None) -> go.Figure:
                                  marker=dict(symbol="star", size=22, color="gold", line=dict(color="black", width=1.5)),
                                  text=[c["hover"]], hovertemplate="%{text}<extra>chosen</extra>"))
     if any(not p["trusted"] for p in points):
-        title += " (hollow: unstable windows, not counted)"
+        title += " (hollow: windows never agreed and nothing was proven, not counted)"
     fig.update_layout(title=title, xaxis_title="throughput (req/s)", yaxis_title=f"{label} latency (ms)",
                       yaxis_type="log", legend=dict(font=dict(size=10)), margin=dict(t=50, l=60, r=20, b=50),
                       clickmode="event")

@@ -174,3 +174,10 @@ def test_not_a_run_directory(tmp_path: Path) -> None:
         load_run(tmp_path)
     with pytest.raises(UsageError, match="is not a directory"):
         load_run(tmp_path / "missing")
+
+
+def test_a_level_proven_over_after_one_window_is_not_drawn_as_untrusted() -> None:
+    rows = pd.DataFrame([_m("a", 4, 300, 9.0), _m("a", 16, 320, 40.0, stable=False), _m("a", 8, 310, 12.0, stable=False)])
+    rows["verdict_proven"] = [True, True, False]  # 16 was proven over the budget at once; 8 proved nothing
+    points = {p["load_level"]: p["trusted"] for p in pareto_data(rows, 10.0)["points"]}
+    assert points == {4.0: True, 16.0: True, 8.0: False}
