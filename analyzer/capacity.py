@@ -12,9 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
-import numpy as np
-
-from analyzer.measure import Measurement, binom_cdf_table
+from analyzer.measure import Measurement, allowed_over, binom_cdf_table
+from analyzer.store import csv_true
 
 SATURATION_GAIN = 1.05  # a level that adds < 5 % throughput over the one below adds nothing
 CLEAR_BREAK = 1.5  # a level this far over the budget is a real break, not noise worth re-checking
@@ -69,8 +68,7 @@ def claim_futile(over: int, n: int, windows: int, max_windows: int, q: float = 9
         return False
     final_n = int(n * max(max_windows, windows) / windows)
     expected_low = poisson_lower(over) / n * final_n
-    allowed = int(np.searchsorted(binom_cdf_table(final_n, 1.0 - q / 100.0), 1.0 - confidence, side="right")) - 1
-    return expected_low > allowed
+    return expected_low > allowed_over(final_n, q, confidence)
 
 
 PERCENTILE_FIELDS = {50: "p50_ms", 90: "p90_ms", 95: "p95_ms", 99: "p99_ms"}
@@ -185,7 +183,7 @@ def row_verdict(row: Mapping[str, Any], budget_ms: float, percentile: float = 99
         else:
             upper = budget_ms if requests >= required_requests(0, percentile, confidence) else math.inf
     errors = num("errors", 1.0)
-    stable = str(row.get("stable")).strip().lower() in ("true", "1", "1.0")
+    stable = csv_true(row.get("stable"))
     return judge(budget_ms=budget_ms, percentile=percentile, value_ms=value, upper_ms=upper,
                  lower_ms=num("over_bound_ms"), errors=1 if math.isnan(errors) else int(errors), stable=stable,
                  requests=requests, confidence=confidence, error_kinds=str(row.get("error_kinds") or ""))
@@ -346,22 +344,21 @@ class LevelSearch:
         latency = self._lat(top)
         if not self.aiming or math.isnan(latency):
             return top * 2
-        target = top * self.budget_ms / latency
+        known = [lv for lv in unbroken if not math.isnan(self._lat(lv))]
         if self.mode == "concurrency":
+            target = top * self.budget_ms / latency
             # Little's bound is exact once throughput is flat; below that, latency grows slower
             # than the load, and the line through the last two levels reaches the budget later.
             # Follow that line, but at most to twice the level (batching makes it unreliable).
-            known = [lv for lv in unbroken if not math.isnan(self._lat(lv))]
             if len(known) >= 2:
                 a, b = known[-2], known[-1]
                 slope = (self._lat(b) - self._lat(a)) / (b - a)
                 secant = b + (self.budget_ms - self._lat(b)) / slope if slope > 0 else math.inf
                 target = max(target, min(secant, 2 * top))
-        if self.mode == "rate":
+        else:
             # One level says nothing about where an open-loop queue saturates (latency stays
             # flat until close to it): double. Two levels give the 1/latency line.
             target = top * 2
-            known = [lv for lv in unbroken if not math.isnan(self._lat(lv))]
             if len(known) >= 2:
                 a, b = known[-2], known[-1]
                 slope = (1.0 / self._lat(b) - 1.0 / self._lat(a)) / (b - a)

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analyzer.store import csv_true
+
 # Capacities this close count as a tie: throughput measurements on a shared machine move by a
 # few percent run to run, so "2 % more" is not a reason to pay for more instances.
 TIE_TOLERANCE = 0.02
@@ -73,8 +75,27 @@ def pooled_relative_sd(groups: list[list[float]]) -> tuple[float, int]:
     return (math.sqrt(squares / dof), dof) if dof else (math.nan, 0)
 
 
-def _is_true(value: Any) -> bool:
-    return str(value).strip().lower() in ("true", "1", "1.0")
+def _is_confirm(measurements: pd.DataFrame) -> pd.Series:
+    # Runs older than the column have only search rows.
+    if "phase" not in measurements:
+        return pd.Series(False, index=measurements.index)
+    return measurements["phase"].astype(str) == CONFIRM_PHASE
+
+
+def search_rows(measurements: pd.DataFrame) -> pd.DataFrame:
+    """The search's measurements: what capacities, Pareto points, load curves, breakdowns and
+    resources are drawn from (a confirmation round re-measures levels the search already judged;
+    counting its rows again would let the luckiest repeat set a capacity)."""
+    if measurements.empty:
+        return measurements
+    return measurements[~_is_confirm(measurements)]
+
+
+def confirm_rows(measurements: pd.DataFrame) -> pd.DataFrame:
+    """The confirmation round's re-measurements (none in older runs)."""
+    if measurements.empty:
+        return measurements
+    return measurements[_is_confirm(measurements)]
 
 
 def confirmation_stats(measurements: pd.DataFrame) -> pd.DataFrame:
@@ -83,9 +104,9 @@ def confirmation_stats(measurements: pd.DataFrame) -> pd.DataFrame:
     relative noise pooled over all confirmed configs), and in how many rounds the level did not
     break the budget again (`met_rounds`)."""
     cols = ["config_id", "rounds", "met_rounds", "capacity_rps", "ci_low_rps", "ci_high_rps", "samples"]
-    if measurements.empty or "phase" not in measurements:
+    conf = confirm_rows(measurements)
+    if conf.empty:
         return pd.DataFrame(columns=cols)
-    conf = measurements[measurements["phase"].astype(str) == CONFIRM_PHASE]
     groups = {str(k): pd.to_numeric(g["throughput_rps"], errors="coerce").dropna().tolist()
               for k, g in conf.groupby("config_id", sort=False)}
     rel_sd, dof = pooled_relative_sd(list(groups.values()))
@@ -108,11 +129,11 @@ def confirmation_stats(measurements: pd.DataFrame) -> pd.DataFrame:
             verdict = g["verdict"].astype(str)
             # Rows written before the column existed (empty) take every break as proven.
             flag = g["verdict_proven"] if "verdict_proven" in g else pd.Series(math.nan, index=g.index)
-            proven = flag.apply(lambda v: _is_true(v) or pd.isna(v))
+            proven = flag.apply(lambda v: csv_true(v) or pd.isna(v))
             broke = (verdict == "errors") | ((verdict == "over_budget") & proven)
             met = int((~broke).sum())
         else:
-            met = int(g["meets_budget"].apply(_is_true).sum()) if "meets_budget" in g else 0
+            met = int(g["meets_budget"].apply(csv_true).sum()) if "meets_budget" in g else 0
         rows.append((str(config_id), len(g), met, mean, low, high, samples))
     return pd.DataFrame(rows, columns=cols)
 
@@ -263,10 +284,7 @@ def build_summary(
 ) -> dict[str, Any]:
     """summary.json: the answer and how it was reached (see DESIGN.md)."""
     best, tie_set, why = choice(configs, measurements)
-    search_rows = measurements
-    if "phase" in measurements and not measurements.empty:
-        search_rows = measurements[measurements["phase"].astype(str) != CONFIRM_PHASE]
-    frontier = pareto_frontier(search_rows)
+    frontier = pareto_frontier(search_rows(measurements))
     summary: dict[str, Any] = {
         "model": model,
         "budget_ms": budget_ms,
@@ -306,7 +324,7 @@ def build_summary(
             "throughput_rps": best["capacity_rps"],
             "confirmed_rps": best.get("confirmed_rps"),
             "capacity_ci_rps": best.get("capacity_ci_rps"),
-            "capacity_lower_bound": _is_true(best.get("capacity_lower_bound")),
+            "capacity_lower_bound": csv_true(best.get("capacity_lower_bound")),
             "p99_ms": best["p99_ms"],
             "p50_ms": best["p50_ms"],
             "load_mode": best["load_mode"],

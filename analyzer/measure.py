@@ -72,6 +72,16 @@ def quantile_ci(sorted_values: np.ndarray, q: float, confidence: float = 0.95) -
     return lo, hi
 
 
+def allowed_over(n: int, q: float, confidence: float) -> int:
+    """The most requests of n that may exceed a budget while still proving, with `confidence`,
+    that the q-th percentile is under it: the largest k with P(Binomial(n, 1 - q/100) <= k) <=
+    1 - confidence (-1 when n is too small for the claim even with none over)."""
+    if n <= 0:
+        return -1
+    passing = np.nonzero(binom_cdf_table(n, 1.0 - q / 100.0) <= 1.0 - confidence)[0]
+    return int(passing[-1]) if len(passing) else -1
+
+
 def claim_bound(sorted_values: np.ndarray, q: float, confidence: float) -> float:
     """The lowest budget this sample proves the q-th percentile to be under, with `confidence`.
 
@@ -82,12 +92,8 @@ def claim_bound(sorted_values: np.ndarray, q: float, confidence: float) -> float
     afterwards by the same rule the sweep used (inf: too few requests for any claim).
     """
     n = len(sorted_values)
-    if n == 0:
-        return math.inf
-    passing = np.nonzero(binom_cdf_table(n, 1.0 - q / 100.0) <= 1.0 - confidence)[0]
-    if len(passing) == 0:
-        return math.inf
-    return float(sorted_values[n - 1 - int(passing[-1])])
+    k = allowed_over(n, q, confidence)
+    return math.inf if k < 0 else float(sorted_values[n - 1 - k])
 
 
 def over_bound(sorted_values: np.ndarray, q: float, confidence: float) -> float:

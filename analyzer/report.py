@@ -24,11 +24,11 @@ import yaml
 from plotly.subplots import make_subplots
 
 from analyzer.capacity import PERCENTILE_FIELDS, row_verdict
-from analyzer.choose import CONFIRM_PHASE, best_config, choice, confirmation_stats, pareto_mask
+from analyzer.choose import best_config, choice, confirm_rows, confirmation_stats, pareto_mask, search_rows
 from analyzer.errors import UsageError
 from analyzer.modelconfig import knobs_of, parse_pbtxt
 from analyzer.space import Candidate
-from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore
+from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore, csv_true
 
 SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "x", "triangle-down", "pentagon", "hexagon", "star-square"]
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -94,35 +94,6 @@ def latency_label(percentile: float) -> str:
     return latency_column(percentile).removesuffix("_ms")
 
 
-def _is_confirm(measurements: pd.DataFrame) -> pd.Series:
-    # The same test as choose.confirmation_stats, so the rows left out here are exactly the
-    # ones the choice summarises. Runs older than the column have only search rows.
-    if "phase" not in measurements:
-        return pd.Series(False, index=measurements.index)
-    return measurements["phase"].astype(str) == CONFIRM_PHASE
-
-
-def search_rows(measurements: pd.DataFrame) -> pd.DataFrame:
-    """The search's measurements: what capacities, Pareto points, load curves, breakdowns and
-    resources are drawn from (a confirmation round re-measures levels the search already judged;
-    counting its rows again would let the luckiest repeat set a capacity)."""
-    if measurements.empty:
-        return measurements
-    return measurements[~_is_confirm(measurements)]
-
-
-def confirm_rows(measurements: pd.DataFrame) -> pd.DataFrame:
-    """The confirmation round's re-measurements (none in older runs)."""
-    if measurements.empty:
-        return measurements
-    return measurements[_is_confirm(measurements)]
-
-
-def _truthy(value: Any) -> bool:
-    """A CSV boolean (True, "True", 1, "1.0") as a bool; NaN and blanks are False."""
-    return str(value).strip().lower() in ("true", "1", "1.0")
-
-
 def _num(value: Any) -> float:
     """A number, or NaN for blanks, text and None."""
     try:
@@ -186,7 +157,7 @@ def choose_at_budget(measurements: pd.DataFrame, configs: pd.DataFrame, budget_m
              .rename(columns={"capacity_level": "_sweep_level"}))
     merged = caps.merge(knobs, on="config_id", how="left")
     merged["status"] = merged["status"].fillna("ok").replace({"failed": "ok"})
-    at_cap = merged["capacity_lower_bound"].apply(_truthy) if "capacity_lower_bound" in merged else False
+    at_cap = merged["capacity_lower_bound"].apply(csv_true) if "capacity_lower_bound" in merged else False
     sweep_level = pd.to_numeric(merged["_sweep_level"], errors="coerce") if "_sweep_level" in merged else math.nan
     merged["capacity_lower_bound"] = at_cap & (merged["capacity_level"] == sweep_level)
     return best_config(merged.drop(columns="_sweep_level", errors="ignore"))
@@ -257,7 +228,7 @@ def fmt_rps(value: float) -> str:
 def capacity_text(row: pd.Series) -> str:
     """A config's capacity: "3,120 req/s (95 % CI 2,980..3,260, 3 rounds)" when confirmed, with
     "≥ " when it met the budget at the load cap (so it is only a lower bound)."""
-    sign = "≥ " if _truthy(row.get("capacity_lower_bound")) else ""
+    sign = "≥ " if csv_true(row.get("capacity_lower_bound")) else ""
     confirmed = _num(row.get("confirmed_rps"))
     if not math.isfinite(confirmed):
         return f"{sign}{fmt_rps(_num(row.get('capacity_rps')))} req/s"
@@ -315,7 +286,7 @@ def pareto_data(measurements: pd.DataFrame, budget_ms: float, chosen: tuple[str,
             "load_level": float(r["load_level"]),
             # Unstable windows: shown, but neither on the frontier nor ever chosen. A level whose
             # verdict was proven (over the budget after one window, say) is trusted all the same.
-            "trusted": _truthy(r.get("stable")) or _truthy(r.get("verdict_proven")),
+            "trusted": csv_true(r.get("stable")) or csv_true(r.get("verdict_proven")),
             "hover": f"{_describe(r)}<br>{r['load_mode']} {float(r['load_level']):g}: "
                      f"{float(r['throughput_rps']):.1f} req/s, {label} {latency:.2f} ms",
         })
@@ -386,7 +357,7 @@ def heatmap_data(configs: pd.DataFrame) -> dict[int, dict[str, Any]]:
     c = configs.copy()
     c["delay"] = c["max_queue_delay_us"].apply(lambda v: "off" if pd.isna(v) else str(int(v)))
     c["cap"] = pd.to_numeric(c["capacity_rps"], errors="coerce").where(c["status"] != "failed")
-    c["lower"] = c["capacity_lower_bound"].apply(_truthy) if "capacity_lower_bound" in c else False
+    c["lower"] = c["capacity_lower_bound"].apply(csv_true) if "capacity_lower_bound" in c else False
     batches = sorted(c["max_batch_size"].astype(int).unique())
     delays = sorted(c["delay"].unique(), key=lambda d: -1 if d == "off" else int(d))
     for count, g in c.groupby(c["instance_count"].astype(int)):
@@ -443,12 +414,12 @@ def confirmation_data(measurements: pd.DataFrame, configs: pd.DataFrame, tie_set
             "samples": pd.to_numeric(g["throughput_rps"], errors="coerce").astype(float).tolist(),
             "rounds": [int(r) for r in rounds],
             # The stored verdict, as confirmation_stats counts it: the figure shows what the choice saw.
-            "met": [_truthy(v) for v in g["meets_budget"]] if "meets_budget" in g else [False] * len(g),
+            "met": [csv_true(v) for v in g["meets_budget"]] if "meets_budget" in g else [False] * len(g),
             "mean_rps": float(s["capacity_rps"]),
             "ci_low_rps": float(s["ci_low_rps"]),
             "ci_high_rps": float(s["ci_high_rps"]),
             "search_rps": math.nan if known_row is None else _num(known_row.get("capacity_rps")),
-            "lower_bound": known_row is not None and _truthy(known_row.get("capacity_lower_bound")),
+            "lower_bound": known_row is not None and csv_true(known_row.get("capacity_lower_bound")),
             "in_tie_set": config_id in tie_set,
             "chosen": config_id == chosen,
         })
@@ -728,7 +699,7 @@ def _answer_html(run: RunData) -> str:
     measured = (f"<p>The search measured {fmt_rps(float(best['capacity_rps']))} req/s at that level; the confirmation "
                 f"round re-measured it.</p>" if answer.confirmed else "")
     lower = ("<p>&ge;: the config still met the budget at the spec's load cap (load.max_level), so its real "
-             "capacity is at least this.</p>" if _truthy(best.get("capacity_lower_bound")) else "")
+             "capacity is at least this.</p>" if csv_true(best.get("capacity_lower_bound")) else "")
     return (
         f"<div class='answer'><h2>Best config: {html.escape(str(best['config_id']))}</h2>"
         f"<p><b>{html.escape(capacity_text(best))}</b> with {label} <b>{_num(best.get('latency_ms')):.2f} ms</b> "
@@ -770,7 +741,7 @@ def configs_table(run: RunData) -> pd.DataFrame:
     col = latency_column(run.percentile)
     if col not in c or c[col].isna().all():  # configs.csv keeps p50 and p99 only: look the others up
         c[col] = [_with_latency(r, run.measurements, run.percentile)["latency_ms"] for _, r in c.iterrows()]
-    c["capacity_rps"] = [("≥ " if _truthy(r.get("capacity_lower_bound")) else "") + f"{r['_cap']:.2f}"
+    c["capacity_rps"] = [("≥ " if csv_true(r.get("capacity_lower_bound")) else "") + f"{r['_cap']:.2f}"
                          if math.isfinite(r["_cap"]) else "-" for _, r in c.iterrows()]
     stats = confirmation_stats(run.measurements).set_index("config_id")
     shown = ["config_id", "status", "capacity_rps"]

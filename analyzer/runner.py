@@ -25,7 +25,7 @@ from analyzer.capacity import (
     required_requests,
     search_capacity,
 )
-from analyzer.choose import CONFIRM_PHASE, build_summary, choice
+from analyzer.choose import CONFIRM_PHASE, build_summary, choice, confirm_rows
 from analyzer.errors import EXIT_NO_CONFIG, EXIT_OK, LoadTimeoutError, ModelLoadError, ServerDiedError, ServerError
 from analyzer.load.clients import make_client
 from analyzer.load.shapes import LoadSpec
@@ -153,8 +153,8 @@ def confirm_plan(configs: pd.DataFrame, measurements: pd.DataFrame,
     chosen = ok.sort_values("_cap", ascending=False, kind="stable").head(top)
     plan = [(Candidate.from_row(r), float(r["capacity_level"])) for _, r in chosen.iterrows()]
     done: set[tuple[str, int]] = set()
-    if not measurements.empty and "phase" in measurements:
-        conf = measurements[measurements["phase"].astype(str) == CONFIRM_PHASE]
+    conf = confirm_rows(measurements)
+    if not conf.empty:
         done = {(str(c), int(r)) for c, r in zip(conf["config_id"], conf["confirm_round"]) if not pd.isna(r)}
     return plan, done
 

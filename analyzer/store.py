@@ -121,6 +121,11 @@ def measurement_row(config_id: str, knobs: Knobs, m: Measurement, meets_budget: 
     }
 
 
+def csv_true(value: Any) -> bool:
+    """A boolean cell of a run table (True, "True", 1, "1.0") as a bool; NaN and blanks are False."""
+    return str(value).strip().lower() in ("true", "1", "1.0")
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return ""

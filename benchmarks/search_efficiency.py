@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from brute_force import DATA_STEM, MODEL, MODEL_REPOSITORY, candidates, load_truth, tie_set  # noqa: E402
 
+from analyzer.choose import search_rows  # noqa: E402
 from analyzer.spec import parse_spec  # noqa: E402
 from analyzer.sweep import SweepOptions, run_sweep  # noqa: E402
 
@@ -63,7 +64,7 @@ def one_sweep(truth: dict[str, Any], args: argparse.Namespace, out: Path, seed: 
     result, store = run_sweep(spec, SweepOptions(out=str(out)))
     wall = time.monotonic() - t0
     m = store.measurements()
-    search = m[m["phase"].astype(str) == "search"] if "phase" in m else m
+    search = search_rows(m)
     return {
         "wall_s": wall,
         "summary": result.summary,

@@ -232,11 +232,11 @@ class Search:
             return f"no improvement in the last {self.patience} configs"
         return ""
 
-    def neighbours(self, cand: Candidate) -> list[Candidate]:
-        """Valid candidates one step away along one knob."""
+    def neighbours(self, cand: Candidate, order: Sequence[str] = AXES) -> list[Candidate]:
+        """Valid candidates one step away along one knob (knobs in `order`, up before down)."""
         here = self.encoding.encode(cand)
         out = []
-        for key in AXES:
+        for key in order:
             for step in (1, -1):
                 params = dict(here)
                 params[key] += step

@@ -64,6 +64,10 @@ def spread_points(candidates: list[Candidate], base: Candidate | None) -> list[C
     return seeds
 
 
+# The order in which the best config's neighbours are polished.
+POLISH_ORDER = ("max_queue_delay_us", "max_batch_size", "instance_count", "preferred_batch_size", "instance_kind")
+
+
 def auto_patience(candidates: list[Candidate]) -> int:
     """Trials without improvement before giving up, when the spec sets none: three per knob that
     varies (a knob's neighbours on both sides of the best, and one more), at least 4. A backstop:
@@ -101,25 +105,13 @@ class OptunaSearch(Search):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=n_seeds, multivariate=True, **extra)
 
-    def _neighbour_of_best(self, allowed: dict[Candidate, float] | None = None) -> Candidate | None:
+    def _neighbour_of_best(self) -> Candidate | None:
         """An unmeasured candidate one step from the best config so far along one knob, queue
-        delay and batch size first: they move throughput the most without adding instances
-        (only candidates in `allowed`, when given)."""
-        feasible = [(o.capacity_rps, c) for c, o in self.outcomes.items() if o.feasible]
-        if not feasible:
+        delay and batch size first: they move throughput the most without adding instances."""
+        best = self.best_candidate()
+        if best is None:
             return None
-        best = max(feasible, key=lambda x: x[0])[1]
-        here = self.encoding.encode(best)
-        for key in ("max_queue_delay_us", "max_batch_size", "instance_count", "preferred_batch_size", "instance_kind"):
-            for step in (1, -1):
-                params = dict(here)
-                params[key] += step
-                if not 0 <= params[key] < len(self.encoding.values[key]):
-                    continue
-                cand = self.encoding.decode(params)
-                if cand in self.valid and cand not in self.outcomes and (allowed is None or cand in allowed):
-                    return cand
-        return None
+        return next((c for c in self.neighbours(best, POLISH_ORDER) if c not in self.outcomes), None)
 
     def _propose(self) -> tuple[Candidate, optuna.trial.Trial | None] | None:
         while self._seed_list:
