@@ -282,7 +282,7 @@ def build_summary(
     finished: bool,
     stopped_reason: str = "",
 ) -> dict[str, Any]:
-    """summary.json: the answer and how it was reached (see DESIGN.md)."""
+    """summary.json: the answer and how it was reached (README, "Sweeping a model")."""
     best, tie_set, why = choice(configs, measurements)
     frontier = pareto_frontier(search_rows(measurements))
     summary: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""The run directory and its tables (see DESIGN.md, "Run directory").
+"""The run directory and its tables (README, "Sweeping a model": the run directory).
 
 Everything is written as the sweep goes: a row is appended (and flushed to disk) the moment a
 measurement or a config finishes, and summary.json is replaced atomically after every config,
@@ -23,7 +23,7 @@ from analyzer.errors import UsageError
 from analyzer.measure import Measurement
 from analyzer.modelconfig import Knobs
 
-# Contract columns first (DESIGN.md), then the rest of what a measurement holds.
+# Contract columns first (what reports and downstream users rely on), then the rest of what a measurement holds.
 MEASUREMENT_COLUMNS = [
     "config_id",
     "instance_count",

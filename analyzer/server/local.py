@@ -158,8 +158,8 @@ class LocalServer:
     def environment(self) -> dict[str, str]:
         """The server's environment: our interpreter's bin/ first on PATH, the wheel's libs.
 
-        Python-backend models import from the environment whose bin/ leads PATH (checked in
-        TRITON.md), so models resolve numpy where tritune is installed.
+        Python-backend models import from the environment whose bin/ leads PATH (checked on
+        this project's machines), so models resolve numpy where tritune is installed.
         """
         env = dict(os.environ)
         bindir = str(Path(sys.executable).parent)
