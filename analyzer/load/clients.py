@@ -1,6 +1,6 @@
 """Inference clients for the load generator: one request's round trip, as cheaply as possible.
 
-gRPC goes through tritonclient's asyncio client. HTTP uses a lean keep-alive HTTP/1.1 client:
+gRPC sends a ModelInferRequest serialized once, over prebuilt HTTP/2 frames (grpc_lean). HTTP uses a lean keep-alive HTTP/1.1 client:
 the request body is built once by tritonclient (`generate_request_body`, binary tensor
 extension) and responses are parsed by httptools. The reason is measured, not taste: on this
 project's 2-core machines the client shares the CPUs with the server, and per request tritonclient's
@@ -35,29 +35,60 @@ class ServerRequestError(Exception):
         return str(self._status)
 
 
+def _grpc_method(name: str) -> str:
+    """The gRPC path of one GRPCInferenceService method, from the service definitions that
+    tritonclient ships (never a hand-copied .proto)."""
+    from tritonclient.grpc import service_pb2
+
+    method = service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods_by_name[name]
+    return f"/{method.containing_service.full_name}/{method.name}"
+
+
+def infer_request_bytes(model: str, tensors: Tensors) -> bytes:
+    """One serialized ModelInferRequest carrying `tensors` as raw contents (built once, sent
+    as bytes for every request)."""
+    from tritonclient.grpc import service_pb2
+    from tritonclient.utils import serialize_byte_tensor
+
+    request = service_pb2.ModelInferRequest(model_name=model)
+    for spec, data in tensors:
+        tensor = request.inputs.add()
+        tensor.name = spec.name
+        tensor.datatype = spec.datatype
+        tensor.shape.extend(spec.shape)
+        if spec.datatype == "BYTES":
+            raw = serialize_byte_tensor(np.asarray(data, dtype=np.object_))
+            request.raw_input_contents.append(raw.tobytes() if raw is not None else b"")
+        else:
+            request.raw_input_contents.append(np.ascontiguousarray(data).tobytes())
+    return request.SerializeToString()
+
+
 class GrpcInferClient:
-    """Requests over gRPC with tritonclient.grpc.aio; inputs are built once and reused."""
+    """Requests over gRPC through the lean HTTP/2 client (analyzer.load.grpc_lean): the request
+    is serialized once and sent as bytes; only the call's grpc-status is read back."""
 
     def __init__(self, url: str, model: str, tensors: Tensors, timeout_s: float) -> None:
-        import tritonclient.grpc as grpcmod
-        import tritonclient.grpc.aio as aioclient
+        from analyzer.load.grpc_lean import LeanGrpcChannel
 
+        host, _, port = url.rpartition(":")
         self.model = model
         self.timeout_s = timeout_s
-        self._client = aioclient.InferenceServerClient(url)
-        self._inputs = []
-        for spec, data in tensors:
-            tensor = grpcmod.InferInput(spec.name, list(spec.shape), spec.datatype)
-            tensor.set_data_from_numpy(data)
-            self._inputs.append(tensor)
+        self._channel = LeanGrpcChannel(host.strip("[]"), int(port), _grpc_method("ModelInfer"),
+                                        infer_request_bytes(model, tensors), timeout_s)
 
     async def infer(self) -> None:
         """One request; raises on any failure."""
-        await self._client.infer(self.model, self._inputs, client_timeout=self.timeout_s)
+        from analyzer.load.grpc_lean import GrpcStatusError
+
+        try:
+            await self._channel.call()
+        except GrpcStatusError as exc:
+            raise ServerRequestError(exc.code, exc.message) from None
 
     async def close(self) -> None:
-        """Close the channel."""
-        await self._client.close()
+        """Close the connections."""
+        await self._channel.close()
 
 
 class _Connection(asyncio.Protocol):

@@ -49,15 +49,6 @@ def test_timeouts_are_recorded_as_timeouts(triton_server: Any, protocol: str) ->
     assert asyncio.run(_one(protocol, url, "sleepy", tensors, timeout_s=0.001)) == "timeout"
 
 
-def test_http_connection_refused_is_unavailable() -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    assert asyncio.run(_one("http", f"127.0.0.1:{port}", "identity", GOOD)) == "unavailable"
-
-
 def test_http_open_loop_reuses_connections(triton_server: Any) -> None:
     url = triton_server.endpoint.url("http")
 
@@ -74,3 +65,48 @@ def test_http_open_loop_reuses_connections(triton_server: Any) -> None:
     records, opened = asyncio.run(go())
     assert len(records) > 50 and np.all(records.ok)
     assert opened < len(records) / 5  # idle connections were reused, not one per request
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_connection_refused_is_unavailable(protocol: str) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert asyncio.run(_one(protocol, f"127.0.0.1:{port}", "identity", GOOD)) == "unavailable"
+
+
+def test_grpc_large_request_crosses_flow_control_windows(triton_server: Any) -> None:
+    """2 MB is far past HTTP/2's 64 KiB initial window and 16 KiB frames: the request must go
+    out in many DATA frames as the server's WINDOW_UPDATEs arrive, and still succeed, on
+    several streams at once."""
+    url = triton_server.endpoint.url("grpc")
+    big = [(TensorSpec("INPUT0", "FP32", (1, 512 * 1024)), np.arange(512 * 1024, dtype=np.float32)[None, :])]
+
+    async def go() -> list[str]:
+        client = make_client("grpc", url, "identity", big, timeout_s=30)
+        try:
+            outcomes = await asyncio.gather(*[client.infer() for _ in range(6)], return_exceptions=True)
+        finally:
+            await client.close()
+        return ["ok" if o is None else classify_error(o) for o in outcomes]
+
+    assert asyncio.run(go()) == ["ok"] * 6
+
+
+def test_grpc_many_streams_in_flight_on_one_client(triton_server: Any) -> None:
+    """A closed loop of 200 in flight: every request answered, none lost between streams."""
+    url = triton_server.endpoint.url("grpc")
+
+    async def go() -> Any:
+        client = make_client("grpc", url, "identity", GOOD)
+        run = LoadRun(client.infer, LoadSpec("concurrency", 200), max_duration_s=1.0)
+        run.start()
+        await asyncio.sleep(0.8)
+        records = await run.stop(10.0)
+        await client.close()
+        return records
+
+    records = asyncio.run(go())
+    assert len(records) > 400 and np.all(records.ok), records.kinds
