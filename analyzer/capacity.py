@@ -74,6 +74,9 @@ def claim_futile(over: int, n: int, windows: int, max_windows: int, q: float = 9
 PERCENTILE_FIELDS = {50: "p50_ms", 90: "p90_ms", 95: "p95_ms", 99: "p99_ms"}
 
 
+CLIENT_BOUND = "client_bound"  # a verdict status, and the level search's outcome for it
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Does a measurement meet the budget? `meets` only when the claim is trustworthy.
@@ -105,11 +108,15 @@ def judge(
     over: int = -1,
     confidence: float = 0.99,
     error_kinds: str = "",
+    client_bound: str = "",
 ) -> Verdict:
     """The one budget rule: the sweep, the report, the dashboard's slider and `profile
     --budget-ms` all judge a level with this function.
 
     - errors: any failed request breaks the budget (decided).
+    - client bound: the load generator could not hold the load (`client_bound` says why, see
+      analyzer.load.selfcheck); the level's figures describe the client, so it never counts as
+      capacity, nor as a break of the budget (decided).
     - over budget, proven: the budget is below `lower_ms`, the percentile's one-sided lower
       confidence bound (so many requests exceeded it that the true percentile is over it).
     - over budget, estimate: the measured percentile is over the budget, not yet proven.
@@ -122,6 +129,8 @@ def judge(
     label = f"p{percentile:g}"
     if errors > 0:
         return Verdict(False, "errors", f"{errors} request errors ({error_kinds})", True)
+    if client_bound:
+        return Verdict(False, CLIENT_BOUND, f"client bound: {client_bound}", True)
     if _finite(lower_ms) and budget_ms < lower_ms:
         return Verdict(False, "over_budget",
                        f"{label} {value_ms:.2f} ms > budget {budget_ms:g} ms, proven ({requests} requests: the "
@@ -156,7 +165,7 @@ def budget_verdict(m: Measurement, budget_ms: float, percentile: float = 99.0, c
         upper = budget_ms if proven else math.inf
     return judge(budget_ms=budget_ms, percentile=percentile, value_ms=value, upper_ms=upper,
                  lower_ms=m.over_bound_ms, errors=m.errors, stable=m.stable, requests=m.requests, over=over,
-                 confidence=confidence, error_kinds=m.error_kinds)
+                 confidence=confidence, error_kinds=m.error_kinds, client_bound=m.client_bound_reason)
 
 
 def row_verdict(row: Mapping[str, Any], budget_ms: float, percentile: float = 99.0, confidence: float = 0.99) -> Verdict:
@@ -186,19 +195,31 @@ def row_verdict(row: Mapping[str, Any], budget_ms: float, percentile: float = 99
     stable = csv_true(row.get("stable"))
     return judge(budget_ms=budget_ms, percentile=percentile, value_ms=value, upper_ms=upper,
                  lower_ms=num("over_bound_ms"), errors=1 if math.isnan(errors) else int(errors), stable=stable,
-                 requests=requests, confidence=confidence, error_kinds=str(row.get("error_kinds") or ""))
+                 requests=requests, confidence=confidence, error_kinds=str(row.get("error_kinds") or ""),
+                 client_bound=_client_bound_text(row))
+
+
+def _client_bound_text(row: Mapping[str, Any]) -> str:
+    """A stored row's client-bound reason ('' when the generator kept up, or an older row)."""
+    if not csv_true(row.get("client_bound")):
+        return ""
+    reason = row.get("client_bound_reason")
+    return str(reason) if isinstance(reason, str) and reason else "the load generator could not hold the load"
 
 
 MEETS, FAILS, INCONCLUSIVE = "meets", "fails", "inconclusive"
 
 
 def outcome_of(verdict: Verdict) -> str:
-    """How the level search reads a verdict: it met the budget, broke it, or could not tell
-    (unstable windows, too few requests for the claim) though its estimate was within it."""
+    """How the level search reads a verdict: it met the budget, broke it, the load generator
+    could not offer it (CLIENT_BOUND), or could not tell (unstable windows, too few requests for
+    the claim) though its estimate was within it."""
     if verdict.meets:
         return MEETS
     if verdict.status in ("over_budget", "errors"):
         return FAILS
+    if verdict.status == CLIENT_BOUND:
+        return CLIENT_BOUND
     return INCONCLUSIVE
 
 
@@ -272,12 +293,13 @@ class LevelSearch:
     @property
     def unbroken(self) -> list[float]:
         """Levels that did not break the budget (met it, or could not be judged), ascending."""
-        return sorted(lv for lv, (_, out) in self.measured.items() if out != FAILS)
+        return sorted(lv for lv, (_, out) in self.measured.items() if out not in (FAILS, CLIENT_BOUND))
 
     @property
     def broken(self) -> list[float]:
-        """Levels that broke the budget, ascending."""
-        return sorted(lv for lv, (_, out) in self.measured.items() if out == FAILS)
+        """Levels that are a ceiling, ascending: they broke the budget, or the load generator
+        could not offer them (nothing above them can be measured either)."""
+        return sorted(lv for lv, (_, out) in self.measured.items() if out in (FAILS, CLIENT_BOUND))
 
     def _lat(self, level: float) -> float:
         value = self.latency.get(level, math.nan)
@@ -395,6 +417,8 @@ class LevelSearch:
         if self._confirms_done >= self.confirm_steps or len(above) != 1:
             return None
         first_bad = above[0]
+        if self.measured[first_bad][1] == CLIENT_BOUND:
+            return None  # the generator could not offer that load; more would fare no better
         if not self.batching and self.measured[first_bad][0] < SATURATION_GAIN * self.measured[top][0]:
             # Saturated: more load will not form better batches. (A batching server is checked
             # whatever its throughput did: one noisy level can hide the gain batching brings.)
@@ -426,6 +450,14 @@ class LevelSearch:
         _, level = self.capacity()
         return level is not None and level >= self.max_level and not any(b > level for b in self.broken)
 
+    @property
+    def client_limited(self) -> bool:
+        """True when the first level above the capacity level was client bound: the load
+        generator, not the config, set the limit, so the capacity is a lower bound."""
+        _, level = self.capacity()
+        above = [b for b in self.broken if level is not None and b > level]
+        return bool(above) and self.measured[above[0]][1] == CLIENT_BOUND
+
 
 @dataclass
 class CapacityResult:
@@ -437,6 +469,12 @@ class CapacityResult:
     pruned: bool
     interrupted: bool = False
     at_cap: bool = False  # met the budget at the safety cap: the capacity is a lower bound
+    client_limited: bool = False  # the next level up was client bound: a lower bound too
+
+    @property
+    def lower_bound(self) -> bool:
+        """The config's capacity is at least `capacity_rps` (the cap or the client set the limit)."""
+        return self.at_cap or self.client_limited
 
     def at_capacity(self) -> Measurement | None:
         """The measurement at the capacity level (None when no level met the budget)."""
@@ -478,4 +516,5 @@ async def search_capacity(
         if on_level is not None:
             on_level(m, verdict)
     capacity, level = search.capacity()
-    return CapacityResult(capacity, level, results, search.pruned, interrupted, search.at_cap)
+    return CapacityResult(capacity, level, results, search.pruned, interrupted, search.at_cap,
+                          search.client_limited)

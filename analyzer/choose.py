@@ -298,6 +298,9 @@ def build_summary(
         "configs_failed": int((configs["status"] == "failed").sum()) if not configs.empty else 0,
         "configs_pruned": int((configs["status"] == "pruned").sum()) if not configs.empty else 0,
         "measurements": int(len(measurements)),
+        # Levels the load generator could not offer (never capacity; see analyzer.load.selfcheck).
+        "client_bound_levels": int(measurements["client_bound"].map(csv_true).sum())
+        if "client_bound" in measurements and not measurements.empty else 0,
         "best": None,
         "tie_set": tie_set,
         "choice_reason": why,

@@ -7,6 +7,7 @@ their exit code: 0 ok, 1 runtime failure, 2 bad usage or input, 3 no config met 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -22,13 +23,14 @@ import pandas as pd
 
 from analyzer.errors import TrituneError, UsageError
 from analyzer.load.inputs import parse_shape_args
+from analyzer.load.selfcheck import FIX
 from analyzer.load.shapes import ARRIVALS, LoadSpec
 from analyzer.measure import Measurement, WindowStat
 from analyzer.modelconfig import knobs_of
 from analyzer.profiler import MeasureSettings, Probe, StopToken, measure_levels, window_requests_for
 from analyzer.server.endpoint import PROTOCOLS
 from analyzer.server.session import open_server, prepare_model
-from analyzer.capacity import Verdict, budget_verdict, required_requests
+from analyzer.capacity import CLIENT_BOUND, Verdict, budget_verdict, required_requests
 from analyzer.runner import Events, SweepResult
 from analyzer.space import Candidate
 from analyzer.spec import STRATEGIES, SweepSpec, load_spec
@@ -38,8 +40,30 @@ from analyzer.sweep import SweepOptions, run_sweep
 TABLE_COLUMNS = [
     "load_mode", "load_level", "throughput_rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
     "p99_ci_high_ms", "errors", "avg_batch_size", "server_queue_ms", "server_compute_ms",
-    "server_cpu_pct", "stable",
+    "server_cpu_pct", "client_cpu_pct", "stable", "client_bound",
 ]
+
+
+class WorkersType(click.ParamType):
+    """--workers: a whole number >= 1, or 'auto'."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:
+        if value is None or value == "auto":
+            return None
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = 0
+        if number < 1 or str(number) != str(value).strip():
+            self.fail(f"{value!r} is not a whole number >= 1 or 'auto'", param, ctx)
+        return number
+
+
+WORKERS = WorkersType()
+WORKERS_HELP = ("Load-generator processes, each with its own event loop and connections (default auto: "
+                "from the cores and the load asked for).")
 
 
 def _err(message: str) -> None:
@@ -142,6 +166,8 @@ class ProgressPrinter:
         if self.quiet:
             return
         flag = "" if m.stable else "  UNSTABLE (windows never agreed; numbers are from the last 3)"
+        if m.client_bound:
+            flag += f"  CLIENT BOUND ({m.client_bound_reason})"
         click.echo(
             f"  -> {m.throughput_rps:.1f} req/s, p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms "
             f"(95% CI {m.p99_ci_low_ms:.2f}..{m.p99_ci_high_ms:.2f}), errors {m.errors}{flag}",
@@ -174,6 +200,7 @@ def main() -> None:
 @click.option("--triton-server-path", help="tritonserver binary to launch (default: PATH, then the nvidia-pytriton wheel).")
 @click.option("--server-port", type=int, help="HTTP port of the launched server (gRPC = +1, metrics = +2); default: free ports.")
 @click.option("--metrics-port", type=int, help="Prometheus port of a remote server (for its CPU and memory).")
+@click.option("--workers", type=WORKERS, default=None, help=WORKERS_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def profile(
     model: str,
@@ -194,6 +221,7 @@ def profile(
     triton_server_path: str | None,
     server_port: int | None,
     metrics_port: int | None,
+    workers: int | None,
     quiet: bool,
 ) -> None:
     """Measure a model as it is configured now, at the given load levels."""
@@ -252,7 +280,8 @@ def profile(
                 asyncio.run(
                     measure_levels(
                         protocol, session.url, model, info.specs, probe, loads, settings,
-                        on_window=progress.window, on_level=on_level, stop=stop,
+                        on_window=progress.window, on_level=on_level, stop=stop, workers=workers,
+                        local_server=session.local is not None,
                     )
                 )
         # The sweep's own budget rule (p99 proven under the budget with 99 % confidence).
@@ -261,6 +290,10 @@ def profile(
             for m in results
         ]
         click.echo(format_rows(rows, fmt))
+        bound = [m for m in results if m.client_bound]
+        if bound:
+            _err(f"{len(bound)} level(s) were client bound, so their figures describe the load generator, "
+                 f"not the model: {bound[0].client_bound_reason}")
         if stop.requested:
             _err(f"interrupted: measured {len(results)} of {len(loads)} levels")
             return 130
@@ -321,8 +354,11 @@ class SweepProgress:
     def level(self, cand: Candidate, m: Measurement, verdict: Verdict) -> None:
         """A load level was measured."""
         value = {"p50": m.p50_ms, "p90": m.p90_ms, "p95": m.p95_ms}.get(self.label, m.p99_ms)
+        status = "meets" if verdict.meets else verdict.status
+        if verdict.status == CLIENT_BOUND:
+            status = verdict.reason  # names the fix: more --workers or a separate load machine
         self._echo(f"    {m.load_mode} {m.load_level:g}: {m.throughput_rps:8.1f} req/s  {self.label} {value:8.2f} ms"
-                   f"  {'meets' if verdict.meets else verdict.status}  ({self._eta()})")
+                   f"  {status}  ({self._eta()})")
 
     def config_done(self, cand: Candidate, row: dict[str, Any]) -> None:
         """A config finished (measured, pruned or failed)."""
@@ -361,7 +397,8 @@ def print_result(result: SweepResult, store: RunStore) -> None:
         click.echo(
             f"  {bound}{best['throughput_rps']:.1f} req/s with p{summary['percentile']:g} {best['p99_ms']:.2f} ms "
             f"(budget {summary['budget_ms']:g} ms) at {best['load_mode']} {best['load_level']:g}"
-            + (" (still meeting the budget at load.max_level: a lower bound)" if bound else "")
+            + (" (a lower bound: the budget still held at the highest level measured, load.max_level or the "
+               "load generator's limit)" if bound else "")
         )
         ci = best.get("capacity_ci_rps")
         if ci and best.get("confirmed_rps") is not None:
@@ -376,6 +413,9 @@ def print_result(result: SweepResult, store: RunStore) -> None:
         close = summary.get("closest")
         click.echo(f"no config met the budget of {summary['budget_ms']:g} ms" + (
             f"; closest: {close['config_id']} with p{summary['percentile']:g} {close['best_p99_ms']:.2f} ms" if close else ""))
+    if summary.get("client_bound_levels"):
+        click.echo(f"note: {summary['client_bound_levels']} level(s) were client bound (the load generator could "
+                   f"not offer them; they never count as capacity): {FIX}", err=True)
     for name in ("summary", "measurements", "configs", "study", "report", "server_log"):
         path = store.path(name)
         if path.exists():
@@ -408,10 +448,11 @@ def sweep_body(spec: SweepSpec | None, options: SweepOptions, quiet: bool) -> in
 @click.option("--out", type=click.Path(), help="Directory under which the run directory is created (default reports/).")
 @click.option("--resume", "resume", type=click.Path(), help="Continue the sweep in this run directory.")
 @click.option("--server-port", type=int, help="HTTP port of the launched server (gRPC = +1, metrics = +2).")
+@click.option("--workers", type=WORKERS, default=None, help=WORKERS_HELP + " Overrides load.workers.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def sweep(spec_file: str | None, url: str | None, budget_ms: float | None, strategy: str | None,
           max_trials: int | None, time_budget_s: float | None, protocol: str | None, out: str | None,
-          resume: str | None, server_port: int | None, quiet: bool) -> None:
+          resume: str | None, server_port: int | None, workers: int | None, quiet: bool) -> None:
     """Sweep the configs of SPEC_FILE and write the best config.pbtxt (exit 3: none met the budget)."""
 
     def body() -> int:
@@ -427,12 +468,15 @@ def sweep(spec_file: str | None, url: str | None, budget_ms: float | None, strat
         if spec is not None:
             spec = spec.with_overrides(**overrides)
         elif resume and any(v is not None for k, v in overrides.items() if k not in ("max_trials", "time_budget_s")):
-            raise UsageError("with --resume alone only --max-trials and --time-budget may change; pass the spec to compare")
+            raise UsageError("with --resume alone only --max-trials, --time-budget and --workers may change; "
+                             "pass the spec to compare")
         if spec is None and resume:
             # Resume from the run's own spec, with a larger trial or time budget if asked.
             from analyzer.sweep import _resume_spec  # local: only needed here
 
             spec = _resume_spec(RunStore.open(resume), None).with_overrides(max_trials=max_trials, time_budget_s=time_budget_s)
+        if workers is not None and spec is not None:
+            spec = spec.with_overrides(load=dataclasses.replace(spec.load, workers=workers))
         return sweep_body(spec, SweepOptions(out=out, resume=resume, server_port=server_port), quiet)
 
     run_guarded(body)

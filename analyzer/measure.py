@@ -212,6 +212,7 @@ class Measurement:
     duration_s: float
     offered_rps: float = math.nan
     send_lag_p99_ms: float = math.nan
+    send_lag_p50_ms: float = math.nan
     over_budget: int = -1  # requests slower than the budget (-1: no budget given)
     budget_bound_ms: float = math.nan  # lowest budget the claim holds for (see claim_bound)
     over_bound_ms: float = math.nan  # budgets below this are proven broken (see over_bound)
@@ -227,6 +228,11 @@ class Measurement:
     server_rss_mb: float = math.nan
     gpu_util_pct: float = math.nan
     gpu_mem_mb: float = math.nan
+    client_workers: int = 1  # load-generator processes
+    client_cpu_pct: float = math.nan  # the generator's CPU, % of one core (all workers)
+    client_loop_pct: float = math.nan  # the busiest worker's event loop, % of one core
+    client_bound: bool = False  # the generator could not hold the load (analyzer.load.selfcheck)
+    client_bound_reason: str = ""
     extra: dict[str, float] = field(default_factory=dict)
 
     def row(self) -> dict[str, object]:
@@ -302,6 +308,7 @@ def summarize(
         duration_s=duration,
         offered_rps=float(len(mine) / duration) if load_mode == "rate" else math.nan,
         send_lag_p99_ms=percentile(lag, 99),
+        send_lag_p50_ms=percentile(lag, 50),
         over_budget=over,
         budget_bound_ms=bound,
         over_bound_ms=low,

@@ -16,9 +16,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from analyzer.load.clients import GrpcInferClient, HttpInferClient, make_client
+from analyzer.load.clients import GrpcInferClient, HttpInferClient
 from analyzer.capacity import Verdict, claim_futile, required_requests
-from analyzer.load.generator import IN_FLIGHT, LoadRun, Records, now
+from analyzer.load.generator import IN_FLIGHT, CpuSample, Records, now
+from analyzer.load.selfcheck import ClientLoad, client_bound_reason
+from analyzer.load.workers import LoadGenerator
 from analyzer.load.inputs import TensorSpec, random_tensor
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure import (
@@ -219,7 +221,7 @@ def attach_server_view(m: Measurement, first: Snapshot, last: Snapshot) -> None:
         m.gpu_mem_mb = max(first.gpu.mem_used_mb, last.gpu.mem_used_mb)
 
 
-async def _wait_window(run: LoadRun, start: float, finished_at_start: int, settings: MeasureSettings,
+async def _wait_window(run: Any, start: float, finished_at_start: int, settings: MeasureSettings,
                        stop: StopToken | None) -> None:
     """Sleep until the window that began at `start` may close (or a stop is asked for)."""
     poll = min(0.05, settings.min_window_s / 2)
@@ -252,8 +254,29 @@ def interim_records(records: Records, pending: np.ndarray, before: float) -> Rec
 Decide = Callable[[Measurement], Verdict]
 
 
+def attach_client_view(m: Measurement, workers: int, first: CpuSample, last: CpuSample) -> None:
+    """Fill a measurement's load-generator fields (its CPU, its self-check) from two samples."""
+    loops = [b - a for a, b in zip(first.loops_s, last.loops_s)]
+    client = ClientLoad(workers, last.total_s - first.total_s, max(loops, default=math.nan), m.duration_s,
+                        m.send_lag_p50_ms)
+    m.client_workers = workers
+    m.client_cpu_pct = client.cpu_pct
+    m.client_loop_pct = client.busiest_loop_pct
+    m.client_bound_reason = client_bound_reason(m.load_mode, m.load_level, client)
+    m.client_bound = bool(m.client_bound_reason)
+
+
+def as_generator(source: "LoadGenerator | GrpcInferClient | HttpInferClient") -> LoadGenerator:
+    """A load generator: `source` itself, or one that sends through this one client in-process."""
+    if isinstance(source, LoadGenerator):
+        return source
+    gen = LoadGenerator("", "", "", [], workers=1)
+    gen._client = source  # the caller owns (and closes) the client
+    return gen
+
+
 async def measure_level(
-    client: GrpcInferClient | HttpInferClient,
+    client: LoadGenerator | GrpcInferClient | HttpInferClient,
     probe: Probe,
     load: LoadSpec,
     settings: MeasureSettings,
@@ -264,21 +287,25 @@ async def measure_level(
 ) -> Measurement | None:
     """Measure one load level. None when stopped before a single window completed.
 
+    `client` is a LoadGenerator (one process or several workers) or a single client.
+
     With `decide` (the budget verdict), every window ends with a verdict on all the level's
     requests so far, and the level stops as soon as that verdict is decided (proven over the
     budget, errors, or met with stable windows). Without it, the level runs until its windows
     are stable and hold `min_requests`.
     """
     horizon = settings.warmup_s + settings.longest_window_s * (settings.max_windows + 1)
-    run = LoadRun(client.infer, load, max_duration_s=horizon, max_inflight=settings.max_inflight)
+    run = as_generator(client).run(load, max_duration_s=horizon, max_inflight=settings.max_inflight)
     windows: list[WindowStat] = []
     snaps: list[Snapshot] = []
+    cpus: list[CpuSample] = []  # the generator's CPU at each snapshot
     stable = stalled = False
     judged_until: float | None = None  # end of the span the deciding verdict judged
     run.start()
     try:
         await _sleep_until(run.started_at + settings.warmup_s, stop)
         snaps.append(await probe.snapshot())
+        cpus.append(run.cpu())
         start = snaps[-1].t
         while len(windows) < settings.max_windows and not (stop is not None and stop.requested):
             await _wait_window(run, start, run.finished, settings, stop)
@@ -287,10 +314,10 @@ async def measure_level(
                 break  # stopped early: a short window would distort the numbers
             # In flight first, then finished: a request that ends in between is then counted
             # twice (never lost), and only ever as over the budget (see interim_records).
-            pending = run.pending_scheduled()
-            records = run.snapshot()
+            pending, records = run.observe()
             windows.append(window_stat(records, start, snap.t))
             snaps.append(snap)
+            cpus.append(run.cpu())
             start = snap.t
             stable = len(windows) >= settings.min_windows and is_stable(windows, settings.tolerance)
             if on_window is not None:
@@ -300,7 +327,8 @@ async def measure_level(
                 stalled = True  # requests out, nothing back, not even errors: the server hangs
                 break
             if decide is not None:
-                judged_until = _decided(decide, records, pending, windows, load, stable, settings)
+                judged_until = _decided(decide, records, pending, windows, load, stable, settings,
+                                        lambda m: attach_client_view(m, run.workers, cpus[0], cpus[-1]))
                 if judged_until is not None:
                     break
                 continue
@@ -317,6 +345,7 @@ async def measure_level(
     end = judged_until if judged_until is not None else windows[-1].end
     m = _summary(records, windows[-used].start, end, load, len(windows), stable, settings)
     attach_server_view(m, snaps[-used - 1], snaps[-1])
+    attach_client_view(m, run.workers, cpus[-used - 1], cpus[-1])
     m.stalled = stalled
     return m
 
@@ -337,7 +366,7 @@ def _summary(records: Records, start: float, end: float, load: LoadSpec, windows
 
 
 def _decided(decide: Decide, records: Records, pending: np.ndarray, windows: list[WindowStat], load: LoadSpec,
-             stable: bool, settings: MeasureSettings) -> float | None:
+             stable: bool, settings: MeasureSettings, attach: Callable[[Measurement], None]) -> float | None:
     """The sequential verdict after a window: judge every request of the level so far; the end
     of the judged span when the verdict is decided, else None.
 
@@ -346,13 +375,14 @@ def _decided(decide: Decide, records: Records, pending: np.ndarray, windows: lis
     budget is then exact; nothing in flight can flatter it, and nothing young in flight is counted
     against it (at 60 requests in flight, counting those as over would make the claim unprovable).
     A level whose claim to meet the budget has become futile (capacity.claim_futile) stops too,
-    unproven.
+    unproven. `attach` adds the load generator's self-check: a client-bound level stops at once.
     """
     start = windows[0].start
     cut = windows[-1].end - (settings.budget_ms or 0.0) / 1000.0
     if cut <= start:
         return None
     m = _summary(interim_records(records, pending, cut), start, cut, load, len(windows), stable, settings)
+    attach(m)
     if decide(m).decided:
         return cut
     if m.over_budget > 0 and claim_futile(m.over_budget, m.requests, len(windows), settings.max_windows,
@@ -379,9 +409,13 @@ async def measure_levels(
     on_window: WindowCallback | None = None,
     on_level: Callable[[Measurement], None] | None = None,
     stop: StopToken | None = None,
+    workers: int | None = None,
+    local_server: bool = False,
 ) -> list[Measurement]:
-    """Measure each load level in turn with one client; stops early on `stop`."""
-    client = make_client(protocol, url, model, make_tensors(specs), timeout_s=settings.request_timeout_s)
+    """Measure each load level in turn (`workers` processes; None: automatic); stops early on
+    `stop`."""
+    client = LoadGenerator(protocol, url, model, make_tensors(specs), timeout_s=settings.request_timeout_s,
+                           workers=workers, local_server=local_server)
     results: list[Measurement] = []
     try:
         for load in loads:

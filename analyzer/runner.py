@@ -27,7 +27,7 @@ from analyzer.capacity import (
 )
 from analyzer.choose import CONFIRM_PHASE, build_summary, choice, confirm_rows
 from analyzer.errors import EXIT_NO_CONFIG, EXIT_OK, LoadTimeoutError, ModelLoadError, ServerDiedError, ServerError
-from analyzer.load.clients import make_client
+from analyzer.load.workers import LoadGenerator
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure import Measurement, WindowStat
 from analyzer.modelconfig import ModelConfig, apply_candidate, knobs_of, to_dict, to_pbtxt
@@ -108,7 +108,7 @@ def config_row(cand: Candidate, result: CapacityResult | None, *, status: str, e
         "error": error,
         "capacity_rps": result.capacity_rps if result else 0.0,
         "capacity_level": result.level if result and result.level is not None else math.nan,
-        "capacity_lower_bound": bool(result and result.at_cap),
+        "capacity_lower_bound": bool(result and result.lower_bound),
         "p99_ms": at.p99_ms if at else math.nan,
         "p50_ms": at.p50_ms if at else math.nan,
         "meets_budget": bool(result and result.capacity_rps > 0),
@@ -355,9 +355,10 @@ class SweepRunner:
         return True
 
     def _open_clients(self) -> None:
-        self._client = make_client(
+        self._client = LoadGenerator(
             self.session.protocol, self.session.url, self.model.name,
             make_tensors(self.model.specs, self.spec.seed), timeout_s=self.settings.request_timeout_s,
+            workers=self.spec.load.workers, local_server=self.session.local is not None,
         )
         self._probe = Probe(self.session.endpoint, self.session.protocol, self.model.name, self.session.pid)
 

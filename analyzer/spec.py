@@ -24,6 +24,8 @@ PROTOCOLS = ("grpc", "http")
 PERCENTILES = (50, 90, 95, 99)  # the percentiles every measurement stores (p50_ms ... p99_ms)
 
 
+MAX_WORKERS = 256  # load-generator processes (one per core is the useful most)
+
 # Safety caps on the load level when the spec gives none: the level search aims at the budget's
 # break, so these only stop a model that never breaks it from being loaded without end.
 DEFAULT_MAX_LEVEL = {"concurrency": 1024.0, "rate": 100_000.0}
@@ -46,6 +48,7 @@ class LoadPlan:
     resolution_pct: float = 3.0  # stop refining when the two levels' throughputs are this close
     min_window_s: float = 0.25
     max_window_s: float = 2.0
+    workers: int | None = None  # load-generator processes; None: automatic (analyzer.load.split)
 
     @property
     def cap(self) -> float:
@@ -339,6 +342,8 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) 
         ("resolution_pct", lambda v: _number(errors, "load.resolution_pct", v, minimum=0, maximum=100)),
         ("min_window_s", lambda v: _number(errors, "load.min_window_s", v, minimum=0.05)),
         ("max_window_s", lambda v: _number(errors, "load.max_window_s", v, minimum=0.1)),
+        ("workers", lambda v: None if v == "auto" else _number(errors, "load.workers", v, minimum=1, integer=True,
+                                                                maximum=MAX_WORKERS)),
     ]
     load_kw.update(_checked(load_data, load_checks))
     kw["load"] = LoadPlan(**load_kw)

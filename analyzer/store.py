@@ -69,6 +69,12 @@ MEASUREMENT_COLUMNS = [
     "verdict_proven",  # the verdict was proven (met, or over the budget with the sweep's confidence)
     "phase",  # search | confirm (the confirmation round's re-measurements)
     "confirm_round",
+    "send_lag_p50_ms",
+    "client_workers",  # load-generator processes
+    "client_cpu_pct",  # the generator's CPU, % of one core
+    "client_loop_pct",  # the busiest worker's event loop, % of one core
+    "client_bound",  # the generator could not hold the load: never capacity (see client_bound_reason)
+    "client_bound_reason",
 ]
 
 CONFIG_COLUMNS = [
@@ -82,7 +88,7 @@ CONFIG_COLUMNS = [
     "error",
     "capacity_rps",
     "capacity_level",
-    "capacity_lower_bound",  # met the budget at load.max_level: the real capacity is at least this
+    "capacity_lower_bound",  # met the budget at load.max_level, or the next level was client bound: at least this
     "p99_ms",  # at the capacity level
     "p50_ms",
     "meets_budget",

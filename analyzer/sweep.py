@@ -38,8 +38,13 @@ class SweepOptions:
 
 
 def incompatible_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Spec keys whose values differ between a run directory's spec and the one given."""
-    return [k for k in RESUME_KEYS if old.get(k) != new.get(k)]
+    """Spec keys whose values differ between a run directory's spec and the one given. How
+    many processes send the load (load.workers) does not change what is measured."""
+    def key(data: dict[str, Any], k: str) -> Any:
+        value = data.get(k)
+        return {n: v for n, v in value.items() if n != "workers"} if k == "load" and isinstance(value, dict) else value
+
+    return [k for k in RESUME_KEYS if key(old, k) != key(new, k)]
 
 
 def _resume_spec(store: RunStore, given: SweepSpec | None) -> SweepSpec:

@@ -17,7 +17,8 @@ from typing import Any, Awaitable, Callable
 
 import numpy as np
 
-from analyzer.load.shapes import LoadSpec, arrival_offsets
+from analyzer.load.shapes import LoadSpec
+from analyzer.load.split import share_offsets, split_concurrency
 
 OK = "ok"
 UNFINISHED = "unfinished"
@@ -25,6 +26,15 @@ IN_FLIGHT = "in_flight"  # still running at a mid-level verdict: slower than the
 BACKLOG = "client_backlog"
 
 now = time.monotonic  # the clock of every record (also asyncio's loop clock)
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """Cumulative CPU seconds of the load generator: all its processes, and each worker's
+    event-loop thread (the one that saturates first)."""
+
+    total_s: float
+    loops_s: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,25 @@ class Records:
     def latency_s(self) -> np.ndarray:
         """Latency of each request from its scheduled time (NaN when it never finished)."""
         return self.done - self.scheduled
+
+    @staticmethod
+    def merge(parts: "list[Records]") -> "Records":
+        """One set of records from several (each worker's), error codes mapped onto one list of
+        kinds; whole arrays at a time, never per request."""
+        kinds: list[str] = [OK]
+        codes: list[np.ndarray] = []
+        for part in parts:
+            for kind in part.kinds:
+                if kind not in kinds:
+                    kinds.append(kind)
+            mapping = np.array([kinds.index(k) for k in part.kinds], dtype=np.int32)
+            codes.append(mapping[part.error] if len(part.error) else part.error.astype(np.int32))
+        if not parts:
+            return Records.empty()
+        return Records(
+            np.concatenate([p.scheduled for p in parts]), np.concatenate([p.sent for p in parts]),
+            np.concatenate([p.done for p in parts]), np.concatenate(codes), tuple(kinds),
+        )
 
     def select(self, mask: np.ndarray) -> "Records":
         """The records where `mask` is true."""
@@ -87,14 +116,14 @@ class Recorder:
         self.done.append(done)
         self.error.append(error)
 
-    def snapshot(self) -> Records:
-        """An immutable copy of everything recorded so far."""
+    def snapshot(self, since: int = 0) -> Records:
+        """An immutable copy of everything recorded so far (from record `since` on)."""
         n = len(self.error)  # appends happen on the loop thread; slice to a consistent length
         return Records(
-            np.array(self.scheduled[:n], dtype=float),
-            np.array(self.sent[:n], dtype=float),
-            np.array(self.done[:n], dtype=float),
-            np.array(self.error[:n], dtype=np.int32),
+            np.array(self.scheduled[since:n], dtype=float),
+            np.array(self.sent[since:n], dtype=float),
+            np.array(self.done[since:n], dtype=float),
+            np.array(self.error[since:n], dtype=np.int32),
             tuple(self.kinds),
         )
 
@@ -133,6 +162,8 @@ class LoadRun:
     `start()` begins sending, `snapshot()` reads what has finished so far, `stop()` ends sending,
     waits up to `drain_s` for requests in flight, and returns all records. Open loop runs stop by
     themselves after `max_duration_s` (the schedule's length); closed loops when stopped.
+    `share=(i, n)` makes this run worker i's part of a level split among n processes
+    (analyzer.load.split); `start(at=...)` lets all of them begin at one moment.
     """
 
     def __init__(
@@ -142,8 +173,10 @@ class LoadRun:
         *,
         max_duration_s: float,
         max_inflight: int = 4096,
+        share: tuple[int, int] = (0, 1),
     ) -> None:
         self.infer = infer
+        self.share = share
         self.load = load
         self.max_duration_s = max_duration_s
         self.max_inflight = max_inflight
@@ -161,19 +194,36 @@ class LoadRun:
         """Requests sent and not yet answered."""
         return self._inflight
 
-    def start(self) -> None:
-        """Begin offering load (call from inside the running event loop)."""
-        self.started_at = now()
+    def start(self, at: float | None = None) -> None:
+        """Begin offering load now, or at monotonic time `at` (call from inside the running
+        event loop)."""
+        self.started_at = now() if at is None else at
+        index, workers = self.share
         if self.load.closed_loop:
-            for _ in range(int(self.load.level)):
+            for _ in range(split_concurrency(int(self.load.level), workers)[index]):
                 self._spawn(self._closed_worker())
         else:
-            offsets = arrival_offsets(self.load.level, self.max_duration_s, self.load.arrival, self.load.seed)
+            offsets = share_offsets(self.load, self.max_duration_s, index, workers)
             self._driver = asyncio.ensure_future(self._dispatch(offsets))
 
     def snapshot(self) -> Records:
         """Records of the requests finished so far."""
         return self.recorder.snapshot()
+
+    def observe(self) -> tuple[np.ndarray, Records]:
+        """The scheduled times of the requests in flight, then the records so far (in that
+        order: a request ending in between is counted twice, never lost)."""
+        pending = self.pending_scheduled()
+        return pending, self.snapshot()
+
+    @property
+    def workers(self) -> int:
+        """Processes offering this load (one: this one)."""
+        return 1
+
+    def cpu(self) -> CpuSample:
+        """CPU used so far by this process and by this thread, the event loop's (call on it)."""
+        return CpuSample(time.process_time(), (time.thread_time(),))
 
     @property
     def finished(self) -> int:
@@ -210,6 +260,8 @@ class LoadRun:
 
     async def _closed_worker(self) -> None:
         infer, rec = self.infer, self.recorder
+        if self.started_at > now():
+            await asyncio.sleep(self.started_at - now())
         while not self._stopping:
             start = now()
             self._inflight += 1
