@@ -113,10 +113,10 @@ def judge(
     """The one budget rule: the sweep, the report, the dashboard's slider and `profile
     --budget-ms` all judge a level with this function.
 
-    - errors: any failed request breaks the budget (decided).
     - client bound: the load generator could not hold the load (`client_bound` says why, see
       analyzer.load.selfcheck); the level's figures describe the client, so it never counts as
       capacity, nor as a break of the budget (decided).
+    - errors: any failed request breaks the budget (decided).
     - over budget, proven: the budget is below `lower_ms`, the percentile's one-sided lower
       confidence bound (so many requests exceeded it that the true percentile is over it).
     - over budget, estimate: the measured percentile is over the budget, not yet proven.
@@ -127,10 +127,12 @@ def judge(
     Bounds come from measure.claim_bound / over_bound at the sweep's percentile and confidence.
     """
     label = f"p{percentile:g}"
+    if client_bound:
+        # First: a generator behind its schedule also fills its own backlog (client_backlog
+        # errors) and inflates every latency; none of that is the model's.
+        return Verdict(False, CLIENT_BOUND, f"client bound: {client_bound}", True)
     if errors > 0:
         return Verdict(False, "errors", f"{errors} request errors ({error_kinds})", True)
-    if client_bound:
-        return Verdict(False, CLIENT_BOUND, f"client bound: {client_bound}", True)
     if _finite(lower_ms) and budget_ms < lower_ms:
         return Verdict(False, "over_budget",
                        f"{label} {value_ms:.2f} ms > budget {budget_ms:g} ms, proven ({requests} requests: the "

@@ -280,7 +280,9 @@ def summarize(
     # failed: they count with the unfinished ones against the claim, never as errors.
     in_flight = kinds.pop(IN_FLIGHT, 0)
     lo, hi = quantile_ci(lat, 99, confidence)
-    lag = np.sort((mine.sent - mine.scheduled)[ok]) * 1e3
+    # Send lag of every request that went out, whatever its outcome: it is the client's delay.
+    lag = mine.sent - mine.scheduled
+    lag = np.sort(lag[np.isfinite(lag)]) * 1e3
     # Requests over the budget: slow successes plus every request that never finished.
     unfinished = kinds.get("unfinished", 0) + in_flight
     over = -1 if budget_ms is None else int((lat > budget_ms).sum() + unfinished)

@@ -236,17 +236,19 @@ async def _wait_window(run: Any, start: float, finished_at_start: int, settings:
 
 
 def interim_records(records: Records, pending: np.ndarray, before: float) -> Records:
-    """The finished records plus the requests still in flight that were scheduled before
-    `before`, as in flight: slower than any budget, but not errors (they have not failed). With
-    `before` = now - budget, those requests are known to be over the budget."""
-    late = pending[pending < before]
+    """The finished records plus the requests still in flight (`pending`: (scheduled, sent)
+    rows) that were scheduled before `before`, as in flight: slower than any budget, but not
+    errors (they have not failed). With `before` = now - budget, those requests are known to be
+    over the budget. Their send times count towards the generator's send lag."""
+    pending = np.asarray(pending, dtype=float).reshape(-1, 2)
+    late = pending[pending[:, 0] < before]
     if len(late) == 0:
         return records
     kinds = records.kinds if IN_FLIGHT in records.kinds else records.kinds + (IN_FLIGHT,)
     code = kinds.index(IN_FLIGHT)
     done, error = np.full(len(late), math.nan), np.full(len(late), code, dtype=np.int32)
     return Records(
-        np.concatenate([records.scheduled, late]), np.concatenate([records.sent, np.full(len(late), math.nan)]),
+        np.concatenate([records.scheduled, late[:, 0]]), np.concatenate([records.sent, late[:, 1]]),
         np.concatenate([records.done, done]), np.concatenate([records.error, error]), kinds,
     )
 

@@ -26,6 +26,7 @@ from plotly.subplots import make_subplots
 from analyzer.capacity import PERCENTILE_FIELDS, row_verdict
 from analyzer.choose import best_config, choice, confirm_rows, confirmation_stats, pareto_mask, search_rows
 from analyzer.errors import UsageError
+from analyzer.load.selfcheck import FIX
 from analyzer.modelconfig import knobs_of, parse_pbtxt
 from analyzer.space import Candidate
 from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore, csv_true
@@ -285,8 +286,10 @@ def pareto_data(measurements: pd.DataFrame, budget_ms: float, chosen: tuple[str,
             "load_mode": r["load_mode"],
             "load_level": float(r["load_level"]),
             # Unstable windows: shown, but neither on the frontier nor ever chosen. A level whose
-            # verdict was proven (over the budget after one window, say) is trusted all the same.
-            "trusted": csv_true(r.get("stable")) or csv_true(r.get("verdict_proven")),
+            # verdict was proven (over the budget after one window, say) is trusted all the same,
+            # unless the load generator could not offer it (its figures are the client's).
+            "trusted": (csv_true(r.get("stable")) or csv_true(r.get("verdict_proven")))
+            and not csv_true(r.get("client_bound")),
             "hover": f"{_describe(r)}<br>{r['load_mode']} {float(r['load_level']):g}: "
                      f"{float(r['throughput_rps']):.1f} req/s, {label} {latency:.2f} ms",
         })
@@ -688,6 +691,22 @@ def _tie_set_html(answer: Answer) -> str:
     return f"<p class='ties'>{lead}{html.escape(tie_set_sentence(answer.tie_set, chosen))}</p>"
 
 
+def client_bound_html(measurements: pd.DataFrame) -> str:
+    """A warning naming the levels the load generator could not offer, with the fix ('' when
+    it kept up everywhere)."""
+    if measurements.empty or "client_bound" not in measurements:
+        return ""
+    bound = measurements[measurements["client_bound"].map(csv_true)]
+    if bound.empty:
+        return ""
+    levels = ", ".join(f"{r['config_id']} at {r['load_mode']} {float(r['load_level']):g}" for _, r in bound.head(6).iterrows())
+    more = f" and {len(bound) - 6} more" if len(bound) > 6 else ""
+    reason = str(bound.iloc[0].get("client_bound_reason") or "")
+    return (f"<div class='miss' id='client-bound'><p><b>Client bound:</b> {len(bound)} level(s) could not be offered "
+            f"by the load generator, so their figures describe the client, not the model; they never count as "
+            f"capacity: {html.escape(levels)}{more}.</p><p>{html.escape(reason or FIX)}</p></div>")
+
+
 def _answer_html(run: RunData) -> str:
     answer = answer_at(run)
     best = answer.best
@@ -698,8 +717,9 @@ def _answer_html(run: RunData) -> str:
     level = f"{best['load_mode']} {float(best['capacity_level']):g}"
     measured = (f"<p>The search measured {fmt_rps(float(best['capacity_rps']))} req/s at that level; the confirmation "
                 f"round re-measured it.</p>" if answer.confirmed else "")
-    lower = ("<p>&ge;: the config still met the budget at the spec's load cap (load.max_level), so its real "
-             "capacity is at least this.</p>" if csv_true(best.get("capacity_lower_bound")) else "")
+    lower = ("<p>&ge;: the config still met the budget at the highest level that could be measured (the spec's "
+             "load cap, load.max_level, or the load generator's limit), so its real capacity is at least this.</p>"
+             if csv_true(best.get("capacity_lower_bound")) else "")
     return (
         f"<div class='answer'><h2>Best config: {html.escape(str(best['config_id']))}</h2>"
         f"<p><b>{html.escape(capacity_text(best))}</b> with {label} <b>{_num(best.get('latency_ms')):.2f} ms</b> "
@@ -800,10 +820,11 @@ section {{ margin: 18px 0; }}
 <h1>tritune report: {html.escape(run.model)}</h1>
 <p>Budget: {label} &le; {run.budget_ms:g} ms (claims at {run.confidence:.0%} confidence). {facts}. Run directory: <code>{html.escape(str(run.dir))}</code></p>
 {_answer_html(run)}
+{client_bound_html(run.measurements)}
 {''.join(parts)}
 <h2>Configs</h2>
 <div class='wide'>
-<p>capacity_rps: the search's capacity under the budget (&ge;: met it at the load cap, a lower bound){"; confirmed_rps: the confirmation round's mean with its 95 % interval and the rounds that met the budget again" if confirms else ""}.</p>
+<p>capacity_rps: the search's capacity under the budget (&ge;: met it at the highest level that could be measured, a lower bound){"; confirmed_rps: the confirmation round's mean with its 95 % interval and the rounds that met the budget again" if confirms else ""}.</p>
 {table}
 </div>
 </body></html>

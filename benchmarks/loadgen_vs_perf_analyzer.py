@@ -1,10 +1,14 @@
 """Compare tritune's load generator with NVIDIA's perf_analyzer on the same server and model.
 
-Launches one local tritonserver with the demo model and an identity model, then for each
-concurrency level runs perf_analyzer and tritune's generator alternately (same protocol, same
-window length, same stability rule) and prints both throughputs and p99s with their ratios.
-Then it drives the identity model at rising concurrency with each tool and prints the highest
-request rate each reached.
+Launches one local tritonserver with the demo model and an identity model. For each protocol
+and each concurrency level it runs perf_analyzer and tritune's generator (once per --workers
+value) in turn, interleaved (A B1 B2 A B1 B2 ...), with the same window length and stability
+rule, and prints the medians of both throughputs and p99s with their ratios. Then it drives the
+identity model at rising concurrency with each and prints the highest request rate each reached.
+Every line also gives the client CPU per request: tritune's from its own per-level self-check
+(the generator processes' CPU over the measured span), perf_analyzer's from the CPU its process
+used over the whole run divided by the requests it reported (an approximation: it includes its
+start-up and its own stabilising passes).
 
     python benchmarks/loadgen_vs_perf_analyzer.py --perf-analyzer "$(bash benchmarks/get_perf_analyzer.sh)"
 
@@ -18,10 +22,12 @@ import argparse
 import asyncio
 import csv
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,8 +47,14 @@ MODELS = {
 SHAPES = {"demo_mlp": {}, "identity": {"INPUT0": [256]}}
 
 
-def run_perf_analyzer(pa: str, url: str, protocol: str, model: str, concurrency: int, window_ms: int, stability: float, workdir: Path) -> tuple[float, float, str]:
-    """One perf_analyzer run at one concurrency: (infer/s, p99 ms, note)."""
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_perf_analyzer(pa: str, url: str, protocol: str, model: str, concurrency: int, window_ms: int, stability: float,
+                      workdir: Path) -> tuple[float, float, float, str]:
+    """One perf_analyzer run at one concurrency: (infer/s, p99 ms, client CPU us per request, note)."""
     out = workdir / f"pa-{model}-{concurrency}.csv"
     shape_args = [f"--shape={name}:{','.join(map(str, dims))}" for name, dims in SHAPES[model].items()]
     # perf_analyzer exits 2 when its windows never agree; loosen as it suggests before giving up.
@@ -54,21 +66,25 @@ def run_perf_analyzer(pa: str, url: str, protocol: str, model: str, concurrency:
             f"--measurement-interval={window}", f"--stability-percentage={stab:g}",
             "--percentile=99", "-f", str(out), *shape_args,
         ]
+        cpu0, t0 = _children_cpu_s(), time.monotonic()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
         except subprocess.TimeoutExpired:
             # Seen with -i http at concurrency 32: perf_analyzer never returned.
-            return float("nan"), float("nan"), f"perf_analyzer hung (-s {stab:g}, killed after 240 s)"
+            return NAN, NAN, NAN, f"perf_analyzer hung (-s {stab:g}, killed after 240 s)"
+        cpu, wall = _children_cpu_s() - cpu0, time.monotonic() - t0
         if proc.returncode == 0:
             with open(out) as fh:
                 row = next(csv.DictReader(fh))
+            rps = float(row["Inferences/Second"])
             note = "" if (stab, window) == attempts[0] else f"perf_analyzer needed -s {stab:g} -p {window}"
-            return float(row["Inferences/Second"]), float(row["p99 latency"]) / 1000.0, note
-    return float("nan"), float("nan"), "perf_analyzer never stable (even -s 50 with 2.5x windows)"
+            return rps, float(row["p99 latency"]) / 1000.0, cpu / (rps * wall) * 1e6, note
+    return NAN, NAN, NAN, "perf_analyzer never stable (even -s 50 with 2.5x windows)"
 
 
-def run_ours(server: LocalServer, protocol: str, model: str, concurrency: int, settings: MeasureSettings) -> tuple[float, float, bool]:
-    """One tritune measurement at one concurrency: (req/s, p99 ms, stable)."""
+def run_ours(server: LocalServer, protocol: str, model: str, concurrency: int, settings: MeasureSettings,
+             workers: int) -> tuple[float, float, float, str]:
+    """One tritune measurement at one concurrency: (req/s, p99 ms, client CPU us per request, note)."""
     assert server.endpoint is not None
     with ServerControl(server.endpoint, protocol) as control:
         meta = control.model_metadata(model)
@@ -77,21 +93,38 @@ def run_ours(server: LocalServer, protocol: str, model: str, concurrency: int, s
     with Probe(server.endpoint, protocol, model, server.pid) as probe:
         (m,) = asyncio.run(
             measure_levels(protocol, server.endpoint.url(protocol), model, specs, probe,
-                           [LoadSpec("concurrency", concurrency)], settings)
+                           [LoadSpec("concurrency", concurrency)], settings, workers=workers)
         )
-    return m.throughput_rps, m.p99_ms, m.stable
+    cpu_us = m.client_cpu_pct / 100.0 / m.throughput_rps * 1e6 if m.throughput_rps > 0 else NAN
+    notes = [] if m.stable else [f"tritune w{workers} unstable in a run"]
+    if m.client_bound:
+        notes.append(f"tritune w{workers} client bound in a run")
+    return m.throughput_rps, m.p99_ms, cpu_us, "; ".join(notes)
+
+
+NAN = float("nan")
+Runs = list[tuple[float, float, float]]
+
+
+def med(runs: Runs, i: int) -> float:
+    """Median of field i over the runs that gave a figure."""
+    values = [r[i] for r in runs if r[i] == r[i]]  # NaN: a run that gave no figure
+    return statistics.median(values) if values else NAN
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--perf-analyzer", required=True, help="perf_analyzer binary or wrapper")
-    parser.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
+    parser.add_argument("--protocol", default="grpc,http", help="protocols to compare, e.g. grpc or grpc,http")
+    parser.add_argument("--workers", default="1,2", help="tritune --workers values to compare, e.g. 1,2")
     parser.add_argument("--concurrency", default="1,4,16", help="levels for the demo model comparison")
-    parser.add_argument("--saturation", default="4,8,16,32", help="concurrency levels for the identity ceiling")
+    parser.add_argument("--saturation", default="4,8,16", help="concurrency levels for the identity ceiling")
     parser.add_argument("--window-ms", type=int, default=2000, help="measurement window of both tools")
     parser.add_argument("--stability", type=float, default=10.0, help="stability percentage of both tools")
     parser.add_argument("--repeats", type=int, default=3, help="runs per tool and level (median reported)")
     args = parser.parse_args()
+    protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
+    worker_counts = [int(w) for w in args.workers.split(",")]
 
     settings = MeasureSettings(window_s=args.window_ms / 1000.0, warmup_s=1.0, tolerance=args.stability / 100.0)
     with tempfile.TemporaryDirectory(prefix="tritune-bench-") as tmp:
@@ -105,43 +138,61 @@ def main() -> int:
             with ServerControl(server.endpoint, "grpc") as control:
                 for name in MODELS:
                     control.load_model(name)
-            url = server.endpoint.url(args.protocol)
-            print(f"server {url} ({args.protocol}); window {args.window_ms} ms; stability {args.stability:g} %; "
-                  f"median of {args.repeats} runs per tool", flush=True)
+            print(f"window {args.window_ms} ms; stability {args.stability:g} %; median of {args.repeats} "
+                  f"interleaved runs per tool; {os.cpu_count()} cores shared by client and server", flush=True)
+            summary: list[str] = []
+            for protocol in protocols:
+                url = server.endpoint.url(protocol)
 
-            def compare(model: str, level: int) -> tuple[float, float, float, float, str]:
-                pa_runs, our_runs, notes = [], [], set()
-                for _ in range(args.repeats):
-                    rps, p99, note = run_perf_analyzer(args.perf_analyzer, url, args.protocol, model, level, args.window_ms, args.stability, work)
-                    pa_runs.append((rps, p99))
-                    if note:
+                def compare(model: str, level: int) -> tuple[Runs, dict[int, Runs], str]:
+                    pa_runs: Runs = []
+                    ours: dict[int, Runs] = {w: [] for w in worker_counts}
+                    notes: set[str] = set()
+                    for _ in range(args.repeats):  # A B1 B2 A B1 B2 ...: drift hits every tool alike
+                        rps, p99, cpu, note = run_perf_analyzer(args.perf_analyzer, url, protocol, model, level,
+                                                                args.window_ms, args.stability, work)
+                        pa_runs.append((rps, p99, cpu))
                         notes.add(note)
-                    rps, p99, stable = run_ours(server, args.protocol, model, level, settings)
-                    our_runs.append((rps, p99))
-                    if not stable:
-                        notes.add("tritune unstable in a run")
-                def med(runs: list[tuple[float, float]], i: int) -> float:
-                    values = [r[i] for r in runs if r[i] == r[i]]  # NaN: a run that gave no figure
-                    return statistics.median(values) if values else float("nan")
+                        for w in worker_counts:
+                            rps, p99, cpu, note = run_ours(server, protocol, model, level, settings, w)
+                            ours[w].append((rps, p99, cpu))
+                            notes.add(note)
+                    return pa_runs, ours, "; ".join(sorted(n for n in notes if n))
 
-                return med(pa_runs, 0), med(our_runs, 0), med(pa_runs, 1), med(our_runs, 1), "; ".join(sorted(notes))
+                print(f"\n== {protocol}: demo_mlp, same concurrency, both tools ==", flush=True)
+                print(f"{'conc':>5} {'tool':>10} {'req/s':>9} {'ratio':>6} {'p99 ms':>8} {'ratio':>6} {'cpu us/req':>11}")
+                for level in [int(x) for x in args.concurrency.split(",")]:
+                    pa_runs, ours, notes = compare("demo_mlp", level)
+                    pa_rps, pa_p99 = med(pa_runs, 0), med(pa_runs, 1)
+                    print(f"{level:>5} {'perf_an.':>10} {pa_rps:>9.1f} {'':>6} {pa_p99:>8.2f} {'':>6} {med(pa_runs, 2):>11.0f}")
+                    for w, runs in ours.items():
+                        rps, p99 = med(runs, 0), med(runs, 1)
+                        print(f"{'':>5} {'tritune w' + str(w):>10} {rps:>9.1f} {rps / pa_rps:>6.2f} {p99:>8.2f} "
+                              f"{p99 / pa_p99:>6.2f} {med(runs, 2):>11.0f}")
+                        summary.append(f"{protocol} demo c={level} w={w}: throughput ratio {rps / pa_rps:.2f}, "
+                                       f"p99 ratio {p99 / pa_p99:.2f}")
+                    if notes:
+                        print(f"      notes: {notes}", flush=True)
 
-            print("\n== demo_mlp: same concurrency, both tools ==")
-            print(f"{'conc':>5} {'pa req/s':>10} {'ours req/s':>11} {'ratio':>6} {'pa p99 ms':>10} {'ours p99 ms':>12} {'ratio':>6}  notes")
-            for level in [int(x) for x in args.concurrency.split(",")]:
-                pa_rps, our_rps, pa_p99, our_p99, notes = compare("demo_mlp", level)
-                print(f"{level:>5} {pa_rps:>10.1f} {our_rps:>11.1f} {our_rps / pa_rps:>6.2f} {pa_p99:>10.2f} {our_p99:>12.2f} {our_p99 / pa_p99:>6.2f}  {notes}", flush=True)  # NaN ratio: perf_analyzer gave no figure
-
-            print("\n== identity: highest request rate each tool drives ==")
-            best_pa = best_ours = 0.0
-            for level in [int(x) for x in args.saturation.split(",")]:
-                pa_rps, our_rps, pa_p99, our_p99, notes = compare("identity", level)
-                best_pa = max(best_pa, pa_rps) if pa_rps == pa_rps else best_pa
-                best_ours = max(best_ours, our_rps)
-                print(f"  concurrency {level:>3}: perf_analyzer {pa_rps:8.1f} req/s (p99 {pa_p99:6.2f} ms)   "
-                      f"tritune {our_rps:8.1f} req/s (p99 {our_p99:6.2f} ms)  {notes}", flush=True)
-            print(f"saturated rate: perf_analyzer {best_pa:.1f} req/s, tritune {best_ours:.1f} req/s, "
-                  f"ratio {best_ours / best_pa:.2f}")
+                print(f"\n== {protocol}: identity, highest request rate each tool drives ==", flush=True)
+                best_pa = 0.0
+                best_ours = {w: 0.0 for w in worker_counts}
+                for level in [int(x) for x in args.saturation.split(",")]:
+                    pa_runs, ours, notes = compare("identity", level)
+                    pa_rps = med(pa_runs, 0)
+                    best_pa = max(best_pa, pa_rps) if pa_rps == pa_rps else best_pa
+                    line = f"  concurrency {level:>3}: perf_analyzer {pa_rps:8.1f} req/s ({med(pa_runs, 2):4.0f} us/req)"
+                    for w, runs in ours.items():
+                        best_ours[w] = max(best_ours[w], med(runs, 0))
+                        line += f"   tritune w{w} {med(runs, 0):8.1f} req/s ({med(runs, 2):4.0f} us/req)"
+                    print(line + (f"  [{notes}]" if notes else ""), flush=True)
+                for w in worker_counts:
+                    text = (f"{protocol} identity saturated: perf_analyzer {best_pa:.1f} req/s, tritune w{w} "
+                            f"{best_ours[w]:.1f} req/s, ratio {best_ours[w] / best_pa:.2f}")
+                    print(text, flush=True)
+                    summary.append(text)
+            print("\n== summary (medians) ==")
+            print("\n".join(summary))
     return 0
 
 

@@ -57,8 +57,9 @@ def infer_request_bytes(model: str, tensors: Tensors) -> bytes:
         tensor.datatype = spec.datatype
         tensor.shape.extend(spec.shape)
         if spec.datatype == "BYTES":
+            # As tritonclient's InferInput does: the serialized tensor is one bytes item.
             raw = serialize_byte_tensor(np.asarray(data, dtype=np.object_))
-            request.raw_input_contents.append(raw.tobytes() if raw is not None else b"")
+            request.raw_input_contents.append(raw.item() if raw is not None and raw.size > 0 else b"")
         else:
             request.raw_input_contents.append(np.ascontiguousarray(data).tobytes())
     return request.SerializeToString()

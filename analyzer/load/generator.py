@@ -186,7 +186,7 @@ class LoadRun:
         self._tasks: set[asyncio.Task[None]] = set()
         self._driver: asyncio.Task[None] | None = None
         self._inflight = 0
-        self._pending: dict[int, float] = {}  # token -> scheduled time of each request in flight
+        self._pending: dict[int, tuple[float, float]] = {}  # token -> (scheduled, sent) of each request in flight
         self._token = 0
 
     @property
@@ -211,9 +211,9 @@ class LoadRun:
         return self.recorder.snapshot()
 
     def observe(self) -> tuple[np.ndarray, Records]:
-        """The scheduled times of the requests in flight, then the records so far (in that
-        order: a request ending in between is counted twice, never lost)."""
-        pending = self.pending_scheduled()
+        """The requests in flight (pending(): scheduled and sent times), then the records so far
+        (in that order: a request ending in between is counted twice, never lost)."""
+        pending = self.pending()
         return pending, self.snapshot()
 
     @property
@@ -233,11 +233,17 @@ class LoadRun:
     def pending_scheduled(self) -> np.ndarray:
         """Scheduled times of the requests in flight now: a verdict taken mid-level needs them,
         since the slowest requests are the ones not back yet."""
-        return np.fromiter(list(self._pending.values()), dtype=float)
+        return self.pending()[:, 0]
 
-    def _begin(self, scheduled: float) -> int:
+    def pending(self) -> np.ndarray:
+        """(scheduled, sent) of each request in flight now, as an n x 2 array: the send times
+        show a generator falling behind before its late requests come back."""
+        values = list(self._pending.values())
+        return np.array(values, dtype=float).reshape(len(values), 2)
+
+    def _begin(self, scheduled: float, sent: float) -> int:
         self._token += 1
-        self._pending[self._token] = scheduled
+        self._pending[self._token] = (scheduled, sent)
         return self._token
 
     async def stop(self, drain_s: float) -> Records:
@@ -265,7 +271,7 @@ class LoadRun:
         while not self._stopping:
             start = now()
             self._inflight += 1
-            token = self._begin(start)
+            token = self._begin(start, start)
             try:
                 await infer()
                 rec.add(start, start, now(), 0)
@@ -301,7 +307,7 @@ class LoadRun:
     async def _open_request(self, scheduled: float) -> None:
         rec = self.recorder
         sent = now()
-        token = self._begin(scheduled)
+        token = self._begin(scheduled, sent)
         try:
             await self.infer()
             rec.add(scheduled, sent, now(), 0)

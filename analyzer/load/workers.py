@@ -118,14 +118,14 @@ class _Worker:
             return None  # no reply: the start must not wait on a round trip
         if kind == "observe":
             assert self.run is not None
-            pending, records = self.run.pending_scheduled(), self._new_records()
+            pending, records = self.run.pending(), self._new_records()
             return ("records", pending, records)
         if kind == "stop":
             assert self.run is not None
             await self.run.stop(order[1])
             records = self._new_records()
             self.run = None
-            return ("records", np.empty(0), records)
+            return ("records", np.empty((0, 2)), records)
         if kind == "close":
             return None
         raise ValueError(f"unknown order {kind!r}")
@@ -265,13 +265,13 @@ class PoolRun:
             pending.append(waiting)
             if len(records):
                 self._parts[i].append(records)
-        return np.concatenate(pending) if pending else np.empty(0)
+        return np.concatenate(pending) if pending else np.empty((0, 2))
 
     def _merged(self) -> Records:
         return Records.merge([part for parts in self._parts for part in parts])
 
     def observe(self) -> tuple[np.ndarray, Records]:
-        """The scheduled times of the requests in flight and the merged records so far."""
+        """The requests in flight ((scheduled, sent) rows) and the merged records so far."""
         pending = self._collect(("observe",))
         return pending, self._merged()
 

@@ -110,3 +110,12 @@ def test_grpc_many_streams_in_flight_on_one_client(triton_server: Any) -> None:
 
     records = asyncio.run(go())
     assert len(records) > 400 and np.all(records.ok), records.kinds
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_int_and_bytes_inputs_are_accepted(triton_server: Any, protocol: str) -> None:
+    """BYTES tensors travel in Triton's length-prefixed layout on both paths."""
+    url = triton_server.endpoint.url(protocol)
+    tensors = [(TensorSpec("COUNT", "INT32", (3,)), np.array([1, 2, 3], np.int32)),
+               (TensorSpec("TEXT", "BYTES", (2,)), np.array([b"ab", b"cde"], dtype=np.object_))]
+    assert asyncio.run(_one(protocol, url, "nobatch", tensors)) == "ok"

@@ -110,11 +110,15 @@ def test_optuna_on_a_running_server(tmp_path: Path, triton_server: Any) -> None:
         tmp_path, model="identity", url=url, strategy="optuna", max_trials=4, inputs={"INPUT0": [16]},
         space={"instance_count": [1, 2], "max_batch_size": [1, 4, 8], "max_queue_delay_us": [0, 500]},
     )
-    result = run_cli("sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet")
+    result = run_cli("sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet", "--workers", "2")
     assert result.exit_code == 0, result.output
     run = only_run_dir(tmp_path / "out")
     configs = pd.read_csv(run / "configs.csv")
     assert len(configs) == 4 and configs["config_id"].is_unique
+    # Two load workers on every level that has two requests to share, across config reloads.
+    levels = pd.read_csv(run / "measurements.csv")
+    assert (levels["client_workers"] == levels["load_level"].clip(upper=2)).all()
+    assert (levels["client_cpu_pct"] > 0).all()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["strategy"] == "optuna" and summary["best"] is not None
     import optuna

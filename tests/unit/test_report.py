@@ -181,3 +181,26 @@ def test_a_level_proven_over_after_one_window_is_not_drawn_as_untrusted() -> Non
     rows["verdict_proven"] = [True, True, False]  # 16 was proven over the budget at once; 8 proved nothing
     points = {p["load_level"]: p["trusted"] for p in pareto_data(rows, 10.0)["points"]}
     assert points == {4.0: True, 16.0: True, 8.0: False}
+
+
+def test_client_bound_levels_are_named_with_the_fix_and_kept_off_the_frontier() -> None:
+    import pandas as pd
+
+    from analyzer.report import client_bound_html, pareto_data
+
+    rows = pd.DataFrame([
+        {"config_id": "i1_b8", "instance_count": 1, "max_batch_size": 8, "max_queue_delay_us": 0, "load_mode": "rate",
+         "load_level": 1000.0, "throughput_rps": 1000.0, "p99_ms": 5.0, "errors": 0, "stable": True,
+         "verdict_proven": True, "client_bound": False, "client_bound_reason": ""},
+        {"config_id": "i1_b8", "instance_count": 1, "max_batch_size": 8, "max_queue_delay_us": 0, "load_mode": "rate",
+         "load_level": 20000.0, "throughput_rps": 5000.0, "p99_ms": 4.0, "errors": 0, "stable": True,
+         "verdict_proven": True, "client_bound": True,
+         "client_bound_reason": "requests went out 50 ms late: give more --workers"},
+    ])
+    text = client_bound_html(rows)
+    assert "1 level(s)" in text and "i1_b8 at rate 20000" in text and "--workers" in text
+    assert client_bound_html(rows.iloc[:1]) == ""
+    points = pareto_data(rows, 10.0)["points"]
+    assert [p["trusted"] for p in points] == [True, False]
+    # The client-bound point would dominate (more throughput, less latency) if it were trusted.
+    assert pareto_data(rows, 10.0)["frontier"] == [(1000.0, 5.0)]

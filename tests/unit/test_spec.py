@@ -56,6 +56,8 @@ def test_ranges_and_defaults(tmp_path: Path) -> None:
         ({"load": {"mode": "burst"}}, "key 'load.mode': must be one of concurrency, rate"),
         ({"load": {"window_s": 0}}, "key 'load.window_s': must be >= 0.1"),
         ({"load": {"min_level": 8, "max_level": 4}}, "exceeds 'load.max_level'"),
+        ({"load": {"workers": 0}}, "key 'load.workers': must be >= 1"),
+        ({"load": {"workers": "many"}}, "key 'load.workers': expected a whole number"),
         ({"inputs": {"INPUT0": [0]}}, "key 'inputs.INPUT0'"),
         ({"url": "h:1"}, "give exactly one of 'model_repository'"),
     ],
@@ -118,3 +120,15 @@ def test_new_keys_are_optional_and_checked() -> None:
     with pytest.raises(SpecError, match="key 'confirm_rounds': must be >= 3"):
         parse_spec({"model": "m", "url": "h:1", "confirm_rounds": 2})
     assert parse_spec({"model": "m", "url": "h:1", "confirm_top": 0}).confirm_top == 0
+
+
+def test_load_workers_is_a_number_or_auto_and_does_not_block_a_resume(tmp_path: Path) -> None:
+    from analyzer.sweep import incompatible_keys
+
+    assert _parse(tmp_path, load={"workers": 3}).load.workers == 3
+    assert _parse(tmp_path, load={"workers": "auto"}).load.workers is None
+    assert _parse(tmp_path).load.workers is None
+    two, four = _parse(tmp_path, load={"workers": 2}), _parse(tmp_path, load={"workers": 4, "max_level": 64})
+    # How many processes send the load does not change what was measured; the cap does.
+    assert incompatible_keys(two.to_dict(), _parse(tmp_path, load={"workers": 4}).to_dict()) == []
+    assert incompatible_keys(two.to_dict(), four.to_dict()) == ["load"]

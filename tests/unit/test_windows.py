@@ -35,12 +35,13 @@ def test_a_fixed_window_overrides_the_sizing() -> None:
 def test_interim_records_count_late_requests_in_flight_as_unfinished() -> None:
     rec = Records(np.array([0.0, 0.1]), np.array([0.0, 0.1]), np.array([0.005, 0.106]),
                   np.array([0, 0], dtype=np.int32), (OK,))
-    pending = np.array([0.05, 0.15, 0.30])  # in flight since 0.05 and 0.15; 0.30 is after the span
+    # (scheduled, sent): in flight since 0.05 (sent 0.09: late) and 0.15; 0.30 is after the span
+    pending = np.array([[0.05, 0.09], [0.15, 0.15], [0.30, 0.30]])
     out = interim_records(rec, pending, before=0.2)
     assert len(out) == 4 and out.kinds == (OK, IN_FLIGHT)
     assert out.error.tolist() == [0, 0, 1, 1] and np.isnan(out.done[2:]).all()
-    assert out.scheduled[2:].tolist() == [0.05, 0.15]
-    assert interim_records(rec, np.array([0.3]), before=0.2) is rec  # nothing in flight: unchanged
+    assert out.scheduled[2:].tolist() == [0.05, 0.15] and out.sent[2:].tolist() == [0.09, 0.15]
+    assert interim_records(rec, np.array([[0.3, 0.3]]), before=0.2) is rec  # nothing in flight: unchanged
 
 
 def test_requests_in_flight_count_against_the_claim_but_are_not_errors() -> None:
@@ -49,7 +50,7 @@ def test_requests_in_flight_count_against_the_claim_but_are_not_errors() -> None
     n = 600
     sched = np.linspace(0.0, 0.6, n, endpoint=False)
     rec = Records(sched, sched, sched + 0.002, np.zeros(n, dtype=np.int32), (OK,))
-    out = interim_records(rec, np.array([0.1, 0.2, 0.3]), before=0.6)
+    out = interim_records(rec, np.array([[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]]), before=0.6)
     m = summarize(out, 0.0, 0.6, load_mode="concurrency", load_level=4, windows=3, stable=True, budget_ms=10.0)
     assert m.errors == 0 and m.error_kinds == ""
     assert m.over_budget == 3 and m.requests == n + 3

@@ -1,0 +1,128 @@
+"""Load from several worker processes against a real server: shares held, rates met, records
+merged, and a level the generator cannot offer marked client bound."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from analyzer.capacity import CLIENT_BOUND, budget_verdict
+from analyzer.cli import main
+from analyzer.load.generator import Records
+from analyzer.load.inputs import TensorSpec
+from analyzer.load.shapes import LoadSpec
+from analyzer.load.workers import LoadGenerator, PoolRun
+from analyzer.measure import Measurement
+from analyzer.profiler import MeasureSettings, Probe, measure_level
+
+pytestmark = pytest.mark.integration
+
+SLEEPY = [(TensorSpec("INPUT0", "FP32", (4,)), np.ones(4, np.float32))]
+IDENTITY = [(TensorSpec("INPUT0", "FP32", (1, 16)), np.ones((1, 16), np.float32))]
+BAD = [(TensorSpec("INPUT0", "FP32", (1, 2, 2)), np.ones((1, 2, 2), np.float32))]
+
+
+def offer(server: Any, model: str, tensors: Any, load: LoadSpec, seconds: float, workers: int) -> tuple[Records, float, int]:
+    """Offer `load` for `seconds` from `workers` processes: (all records, start time, workers used)."""
+
+    async def go() -> tuple[Records, float, int]:
+        gen = LoadGenerator("grpc", server.endpoint.url("grpc"), model, tensors, timeout_s=10, workers=workers)
+        try:
+            run = gen.run(load, max_duration_s=seconds + 1.0)
+            run.start()
+            await asyncio.sleep(run.started_at + seconds - asyncio.get_running_loop().time())
+            _, live = run.observe()  # the merged view while the load is on
+            records = await run.stop(10.0)
+            assert len(records) >= len(live)
+            return records, run.started_at, run.workers
+        finally:
+            await gen.close()
+
+    return asyncio.run(go())
+
+
+def in_flight(records: Records, start: float, end: float) -> tuple[int, float]:
+    """(most requests in flight at once, mean in flight over [start, end)) from the records."""
+    sent, done = records.sent, records.done
+    events = np.concatenate([np.stack([sent, np.ones_like(sent)], 1), np.stack([done, -np.ones_like(done)], 1)])
+    events = events[np.lexsort((events[:, 1], events[:, 0]))]  # at one instant, an end before a start
+    most = int(np.max(np.cumsum(events[:, 1])))
+    overlap = np.clip(np.minimum(done, end) - np.maximum(sent, start), 0, None)
+    return most, float(overlap.sum() / (end - start))
+
+
+def test_closed_loop_every_worker_keeps_its_share_in_flight(triton_server: Any) -> None:
+    # sleepy serves one request at a time for 5 ms: 6 in flight queue at the server, so the
+    # client always has exactly its share outstanding. One worker's share alone would be 3.
+    records, t0, used = offer(triton_server, "sleepy", SLEEPY, LoadSpec("concurrency", 6), 2.0, workers=2)
+    assert used == 2 and np.all(records.ok), records.kinds
+    most, mean = in_flight(records, t0 + 0.5, t0 + 1.9)
+    assert most == 6
+    assert mean > 0.95 * 6, mean
+    # Throughput is the server's (one 5 ms request at a time), not doubled by two clients.
+    done = records.done[(records.done >= t0 + 0.5) & (records.done < t0 + 1.9)]
+    assert 100 < len(done) / 1.4 <= 205
+
+
+def test_open_loop_merged_arrivals_keep_the_rate(triton_server: Any) -> None:
+    records, t0, used = offer(triton_server, "identity", IDENTITY, LoadSpec("rate", 600, seed=3), 3.0, workers=2)
+    assert used == 2 and np.all(records.ok), records.kinds
+    scheduled = records.scheduled[records.scheduled < t0 + 3.0]
+    assert abs(len(scheduled) / 3.0 / 600 - 1) < 0.08, len(scheduled)
+    # Sent on time, every second: the achieved rate per second follows the schedule's.
+    per_second = np.histogram(records.sent - t0, bins=[0, 1, 2, 3])[0]
+    due = np.histogram(records.scheduled - t0, bins=[0, 1, 2, 3])[0]
+    assert np.all(np.abs(per_second - due) <= 0.03 * due + 3), (per_second, due)
+    assert np.all(np.abs(per_second / 600 - 1) < 0.15), per_second
+    # Constant arrivals: the merged schedule is the single-process one, request for request.
+    records, t0, _ = offer(triton_server, "identity", IDENTITY, LoadSpec("rate", 300, arrival="constant"), 1.5, workers=2)
+    offsets = np.sort(records.scheduled - t0)
+    assert np.allclose(offsets[:449], np.arange(449) / 300.0, atol=1e-9)
+
+
+def test_errors_from_every_worker_merge_under_one_kind(triton_server: Any) -> None:
+    records, _, used = offer(triton_server, "identity", BAD, LoadSpec("concurrency", 4), 1.0, workers=2)
+    assert used == 2 and len(records) > 20
+    assert records.kinds[1:] == ("server_invalid_argument",) and np.all(records.error == 1)
+
+
+def test_a_rate_one_worker_cannot_send_is_client_bound(triton_server: Any) -> None:
+    settings = MeasureSettings(warmup_s=0.3, budget_ms=100.0, max_windows=4)
+    decided: list[str] = []
+
+    def decide(m: Measurement) -> Any:
+        verdict = budget_verdict(m, 100.0)
+        decided.append(verdict.status)
+        return verdict
+
+    async def go() -> Measurement | None:
+        gen = LoadGenerator("grpc", triton_server.endpoint.url("grpc"), "identity", IDENTITY, workers=1)
+        try:
+            with Probe(triton_server.endpoint, "grpc", "identity", triton_server.pid) as probe:
+                return await measure_level(gen, probe, LoadSpec("rate", 40000), settings, decide=decide)
+        finally:
+            await gen.close()
+
+    m = asyncio.run(go())
+    assert m is not None and m.client_bound and m.client_workers == 1
+    assert "late" in m.client_bound_reason and "--workers" in m.client_bound_reason
+    assert m.send_lag_p50_ms > 2.0 and m.client_cpu_pct > 0
+    assert budget_verdict(m, 100.0).status == CLIENT_BOUND
+    assert decided[-1] == CLIENT_BOUND and m.windows == len(decided) < 4  # stopped once it was known
+
+
+def test_profile_with_workers_reports_the_generator(triton_server: Any) -> None:
+    result = CliRunner().invoke(main, [
+        "profile", "-m", "identity", "--url", triton_server.endpoint.url("grpc"), "--shape", "INPUT0:16",
+        "--concurrency", "4", "--workers", "2", "--format", "json", "-q", "--warmup-s", "0.2",
+    ])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["client_workers"] == 2 and row["client_cpu_pct"] > 0 and row["client_bound"] is False
+    bad = CliRunner().invoke(main, ["profile", "-m", "identity", "--url", "127.0.0.1:1", "--workers", "0"])
+    assert bad.exit_code == 2 and "--workers" in bad.output and "'0' is not a whole number >= 1" in bad.output
