@@ -5,7 +5,10 @@ and each concurrency level it runs perf_analyzer and tritune's generator (once p
 value) in turn, interleaved (A B1 B2 A B1 B2 ...), with the same window length and stability
 rule, and prints the medians of both throughputs and p99s with their ratios. Then it drives the
 identity model at rising concurrency with each and prints the highest request rate each reached.
-Every line also gives the client CPU per request: tritune's from its own per-level self-check
+"server req/s" is the server's own count of inferences (its statistics) over the tool's measured
+span (perf_analyzer: over its whole run, start-up included, so a little low): a check that each
+tool counts what the server served. "paired ratios" (throughput, p99) are the medians of the
+ratios within each interleaved pair of runs. Every line also gives the client CPU per request: tritune's from its own per-level self-check
 (the generator processes' CPU over the measured span), perf_analyzer's from the CPU its process
 used over the whole run divided by the requests it reported (an approximation: it includes its
 start-up and its own stabilising passes).
@@ -34,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from analyzer.load.inputs import request_specs  # noqa: E402
+from analyzer.monitor import stats_delta  # noqa: E402
 from analyzer.load.shapes import LoadSpec  # noqa: E402
 from analyzer.profiler import MeasureSettings, Probe, measure_levels  # noqa: E402
 from analyzer.server.control import ServerControl  # noqa: E402
@@ -52,9 +56,20 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_perf_analyzer(pa: str, url: str, protocol: str, model: str, concurrency: int, window_ms: int, stability: float,
-                      workdir: Path) -> tuple[float, float, float, str]:
-    """One perf_analyzer run at one concurrency: (infer/s, p99 ms, client CPU us per request, note)."""
+def server_count(server: LocalServer, model: str) -> int:
+    """The server's own count of successful inferences of `model` so far."""
+    assert server.endpoint is not None
+    with ServerControl(server.endpoint, "grpc") as control:
+        stats = control.statistics(model)
+    return stats_delta({}, stats).requests if stats else 0
+
+
+def run_perf_analyzer(pa: str, server: LocalServer, protocol: str, model: str, concurrency: int, window_ms: int,
+                      stability: float, workdir: Path) -> tuple[float, float, float, float, str]:
+    """One perf_analyzer run at one concurrency: (infer/s, p99 ms, client CPU us per request,
+    the server's own req/s over the whole run (start-up included, so a little low), note)."""
+    assert server.endpoint is not None
+    url = server.endpoint.url(protocol)
     out = workdir / f"pa-{model}-{concurrency}.csv"
     shape_args = [f"--shape={name}:{','.join(map(str, dims))}" for name, dims in SHAPES[model].items()]
     # perf_analyzer exits 2 when its windows never agree; loosen as it suggests before giving up.
@@ -66,25 +81,27 @@ def run_perf_analyzer(pa: str, url: str, protocol: str, model: str, concurrency:
             f"--measurement-interval={window}", f"--stability-percentage={stab:g}",
             "--percentile=99", "-f", str(out), *shape_args,
         ]
-        cpu0, t0 = _children_cpu_s(), time.monotonic()
+        count0, cpu0, t0 = server_count(server, model), _children_cpu_s(), time.monotonic()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
         except subprocess.TimeoutExpired:
             # Seen with -i http at concurrency 32: perf_analyzer never returned.
-            return NAN, NAN, NAN, f"perf_analyzer hung (-s {stab:g}, killed after 240 s)"
+            return NAN, NAN, NAN, NAN, f"perf_analyzer hung (-s {stab:g}, killed after 240 s)"
         cpu, wall = _children_cpu_s() - cpu0, time.monotonic() - t0
+        served = (server_count(server, model) - count0) / wall
         if proc.returncode == 0:
             with open(out) as fh:
                 row = next(csv.DictReader(fh))
             rps = float(row["Inferences/Second"])
             note = "" if (stab, window) == attempts[0] else f"perf_analyzer needed -s {stab:g} -p {window}"
-            return rps, float(row["p99 latency"]) / 1000.0, cpu / (rps * wall) * 1e6, note
-    return NAN, NAN, NAN, "perf_analyzer never stable (even -s 50 with 2.5x windows)"
+            return rps, float(row["p99 latency"]) / 1000.0, cpu / (rps * wall) * 1e6, served, note
+    return NAN, NAN, NAN, NAN, "perf_analyzer never stable (even -s 50 with 2.5x windows)"
 
 
 def run_ours(server: LocalServer, protocol: str, model: str, concurrency: int, settings: MeasureSettings,
-             workers: int) -> tuple[float, float, float, str]:
-    """One tritune measurement at one concurrency: (req/s, p99 ms, client CPU us per request, note)."""
+             workers: int) -> tuple[float, float, float, float, str]:
+    """One tritune measurement at one concurrency: (req/s, p99 ms, client CPU us per request,
+    the server's own req/s over the same span, note)."""
     assert server.endpoint is not None
     with ServerControl(server.endpoint, protocol) as control:
         meta = control.model_metadata(model)
@@ -99,17 +116,24 @@ def run_ours(server: LocalServer, protocol: str, model: str, concurrency: int, s
     notes = [] if m.stable else [f"tritune w{workers} unstable in a run"]
     if m.client_bound:
         notes.append(f"tritune w{workers} client bound in a run")
-    return m.throughput_rps, m.p99_ms, cpu_us, "; ".join(notes)
+    return m.throughput_rps, m.p99_ms, cpu_us, m.server_requests / m.duration_s, "; ".join(notes)
 
 
 NAN = float("nan")
-Runs = list[tuple[float, float, float]]
+Runs = list[tuple[float, float, float, float]]
 
 
 def med(runs: Runs, i: int) -> float:
     """Median of field i over the runs that gave a figure."""
     values = [r[i] for r in runs if r[i] == r[i]]  # NaN: a run that gave no figure
     return statistics.median(values) if values else NAN
+
+
+def paired_ratio(ours: Runs, theirs: Runs, i: int) -> float:
+    """Median over repeats of (ours / theirs) within each interleaved pair: each pair ran back to
+    back, so slow drift of a shared machine cancels within it (a ratio of medians does not)."""
+    ratios = [a[i] / b[i] for a, b in zip(ours, theirs) if a[i] == a[i] and b[i] == b[i] and b[i] > 0]
+    return statistics.median(ratios) if ratios else NAN
 
 
 def main() -> int:
@@ -149,28 +173,32 @@ def main() -> int:
                     ours: dict[int, Runs] = {w: [] for w in worker_counts}
                     notes: set[str] = set()
                     for _ in range(args.repeats):  # A B1 B2 A B1 B2 ...: drift hits every tool alike
-                        rps, p99, cpu, note = run_perf_analyzer(args.perf_analyzer, url, protocol, model, level,
-                                                                args.window_ms, args.stability, work)
-                        pa_runs.append((rps, p99, cpu))
+                        rps, p99, cpu, served, note = run_perf_analyzer(args.perf_analyzer, server, protocol, model,
+                                                                        level, args.window_ms, args.stability, work)
+                        pa_runs.append((rps, p99, cpu, served))
                         notes.add(note)
                         for w in worker_counts:
-                            rps, p99, cpu, note = run_ours(server, protocol, model, level, settings, w)
-                            ours[w].append((rps, p99, cpu))
+                            rps, p99, cpu, served, note = run_ours(server, protocol, model, level, settings, w)
+                            ours[w].append((rps, p99, cpu, served))
                             notes.add(note)
                     return pa_runs, ours, "; ".join(sorted(n for n in notes if n))
 
                 print(f"\n== {protocol}: demo_mlp, same concurrency, both tools ==", flush=True)
-                print(f"{'conc':>5} {'tool':>10} {'req/s':>9} {'ratio':>6} {'p99 ms':>8} {'ratio':>6} {'cpu us/req':>11}")
+                print(f"{'conc':>5} {'tool':>10} {'req/s':>9} {'ratio':>6} {'p99 ms':>8} {'ratio':>6} {'cpu us/req':>11} "
+                      f"{'server req/s':>13} {'paired ratios':>14}")
                 for level in [int(x) for x in args.concurrency.split(",")]:
                     pa_runs, ours, notes = compare("demo_mlp", level)
                     pa_rps, pa_p99 = med(pa_runs, 0), med(pa_runs, 1)
-                    print(f"{level:>5} {'perf_an.':>10} {pa_rps:>9.1f} {'':>6} {pa_p99:>8.2f} {'':>6} {med(pa_runs, 2):>11.0f}")
+                    print(f"{level:>5} {'perf_an.':>10} {pa_rps:>9.1f} {'':>6} {pa_p99:>8.2f} {'':>6} {med(pa_runs, 2):>11.0f} "
+                          f"{med(pa_runs, 3):>13.1f}")
                     for w, runs in ours.items():
                         rps, p99 = med(runs, 0), med(runs, 1)
                         print(f"{'':>5} {'tritune w' + str(w):>10} {rps:>9.1f} {rps / pa_rps:>6.2f} {p99:>8.2f} "
-                              f"{p99 / pa_p99:>6.2f} {med(runs, 2):>11.0f}")
+                              f"{p99 / pa_p99:>6.2f} {med(runs, 2):>11.0f} {med(runs, 3):>13.1f} "
+                              f"{paired_ratio(runs, pa_runs, 0):>6.2f} {paired_ratio(runs, pa_runs, 1):>6.2f}")
                         summary.append(f"{protocol} demo c={level} w={w}: throughput ratio {rps / pa_rps:.2f}, "
-                                       f"p99 ratio {p99 / pa_p99:.2f}")
+                                       f"p99 ratio {p99 / pa_p99:.2f} (paired: {paired_ratio(runs, pa_runs, 0):.2f}, "
+                                       f"{paired_ratio(runs, pa_runs, 1):.2f})")
                     if notes:
                         print(f"      notes: {notes}", flush=True)
 
