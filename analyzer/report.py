@@ -702,7 +702,7 @@ def client_bound_html(measurements: pd.DataFrame) -> str:
     levels = ", ".join(f"{r['config_id']} at {r['load_mode']} {float(r['load_level']):g}" for _, r in bound.head(6).iterrows())
     more = f" and {len(bound) - 6} more" if len(bound) > 6 else ""
     reason = str(bound.iloc[0].get("client_bound_reason") or "")
-    return (f"<div class='miss' id='client-bound'><p><b>Client bound:</b> {len(bound)} level(s) could not be offered "
+    return (f"<div class='warn' id='client-bound'><p><b>Client bound:</b> {len(bound)} level(s) could not be offered "
             f"by the load generator, so their figures describe the client, not the model; they never count as "
             f"capacity: {html.escape(levels)}{more}.</p><p>{html.escape(reason or FIX)}</p></div>")
 
@@ -811,6 +811,7 @@ def render_html(run: RunData) -> str:
 body {{ font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1200px; color: #222; }}
 .answer {{ background: #f3f8ee; border-left: 6px solid #4a8f29; padding: 8px 18px; }}
 .miss {{ background: #fbeeee; border-left: 6px solid #b33; padding: 12px 18px; }}
+.warn {{ background: #fff6e0; border-left: 6px solid #d9a400; padding: 8px 18px; margin-top: 10px; }}
 pre {{ background: #f6f6f6; padding: 10px; overflow-x: auto; }}
 table.configs {{ border-collapse: collapse; font-size: 13px; }}
 table.configs td, table.configs th {{ padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }}
