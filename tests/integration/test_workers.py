@@ -126,3 +126,26 @@ def test_profile_with_workers_reports_the_generator(triton_server: Any) -> None:
     assert row["client_workers"] == 2 and row["client_cpu_pct"] > 0 and row["client_bound"] is False
     bad = CliRunner().invoke(main, ["profile", "-m", "identity", "--url", "127.0.0.1:1", "--workers", "0"])
     assert bad.exit_code == 2 and "--workers" in bad.output and "'0' is not a whole number >= 1" in bad.output
+
+
+def test_a_sweep_names_client_bound_levels_everywhere(tmp_path: Any, triton_server: Any) -> None:
+    import pandas as pd
+    import yaml
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "model": "identity", "url": triton_server.endpoint.url("grpc"), "budget_ms": 50, "strategy": "grid",
+        "inputs": {"INPUT0": [16]}, "confirm_top": 0,
+        "space": {"instance_count": [1], "max_batch_size": [8], "max_queue_delay_us": [0]},
+        # A rate one worker cannot send, as the lowest level the search may try.
+        "load": {"mode": "rate", "min_level": 40000, "max_level": 80000},
+    }))
+    result = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "out"), "--workers", "1"])
+    assert result.exit_code == 3, result.output  # nothing met the budget: the level was the client's
+    assert "client bound: requests went out" in result.stderr and "--workers" in result.stderr
+    (run,) = list((tmp_path / "out").iterdir())
+    levels = pd.read_csv(run / "measurements.csv")
+    assert levels["client_bound"].tolist() == [True] and levels["verdict"].tolist() == [CLIENT_BOUND]
+    assert "separate load machine" in levels["client_bound_reason"][0]
+    assert json.loads((run / "summary.json").read_text())["client_bound_levels"] == 1
+    assert "id='client-bound'" in (run / "report.html").read_text()
