@@ -270,11 +270,7 @@ def attach_client_view(m: Measurement, workers: int, first: CpuSample, last: Cpu
 
 def as_generator(source: "LoadGenerator | GrpcInferClient | HttpInferClient") -> LoadGenerator:
     """A load generator: `source` itself, or one that sends through this one client in-process."""
-    if isinstance(source, LoadGenerator):
-        return source
-    gen = LoadGenerator("", "", "", [], workers=1)
-    gen._client = source  # the caller owns (and closes) the client
-    return gen
+    return source if isinstance(source, LoadGenerator) else LoadGenerator.in_process(source)
 
 
 async def measure_level(

@@ -230,14 +230,10 @@ class LoadRun:
         """How many requests have ended so far (cheap: no copy)."""
         return len(self.recorder.error)
 
-    def pending_scheduled(self) -> np.ndarray:
-        """Scheduled times of the requests in flight now: a verdict taken mid-level needs them,
-        since the slowest requests are the ones not back yet."""
-        return self.pending()[:, 0]
-
     def pending(self) -> np.ndarray:
-        """(scheduled, sent) of each request in flight now, as an n x 2 array: the send times
-        show a generator falling behind before its late requests come back."""
+        """(scheduled, sent) of each request in flight now, as an n x 2 array: a verdict taken
+        mid-level needs them, since the slowest requests are the ones not back yet, and the send
+        times show a generator falling behind before its late requests come back."""
         values = list(self._pending.values())
         return np.array(values, dtype=float).reshape(len(values), 2)
 

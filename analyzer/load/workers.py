@@ -309,6 +309,14 @@ class LoadGenerator:
         self._client: GrpcInferClient | HttpInferClient | None = None
         self._pool: WorkerPool | None = None
 
+    @classmethod
+    def in_process(cls, client: GrpcInferClient | HttpInferClient) -> "LoadGenerator":
+        """A generator that sends every level through this one client, in this process (the
+        caller owns the client and closes it)."""
+        gen = cls("", "", "", [], workers=1)
+        gen._client = client
+        return gen
+
     @property
     def client(self) -> GrpcInferClient | HttpInferClient:
         """The in-process client (made in the running event loop on first use)."""

@@ -49,20 +49,27 @@ def test_timeouts_are_recorded_as_timeouts(triton_server: Any, protocol: str) ->
     assert asyncio.run(_one(protocol, url, "sleepy", tensors, timeout_s=0.001)) == "timeout"
 
 
+def _offer(protocol: str, url: str, load: LoadSpec, seconds: float, before_close: Any = None) -> tuple[Any, Any]:
+    """Offer `load` for `seconds` through one client: (all records, `before_close(client)`)."""
+
+    async def go() -> tuple[Any, Any]:
+        client = make_client(protocol, url, "identity", GOOD)
+        try:
+            run = LoadRun(client.infer, load, max_duration_s=seconds)
+            run.start()
+            await asyncio.sleep(seconds)
+            records = await run.stop(10.0)
+            return records, before_close(client) if before_close else None
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
 def test_http_open_loop_reuses_connections(triton_server: Any) -> None:
     url = triton_server.endpoint.url("http")
-
-    async def go() -> Any:
-        client = make_client("http", url, "identity", GOOD)
-        run = LoadRun(client.infer, LoadSpec("rate", 200), max_duration_s=0.5)
-        run.start()
-        await asyncio.sleep(0.5)
-        records = await run.stop(5.0)
-        opened = len(client._all)  # connections alive at the end
-        await client.close()
-        return records, opened
-
-    records, opened = asyncio.run(go())
+    # Connections alive at the end, counted before the client closes them.
+    records, opened = _offer("http", url, LoadSpec("rate", 200), 0.5, lambda client: len(client._all))
     assert len(records) > 50 and np.all(records.ok)
     assert opened < len(records) / 5  # idle connections were reused, not one per request
 
@@ -97,18 +104,7 @@ def test_grpc_large_request_crosses_flow_control_windows(triton_server: Any) -> 
 
 def test_grpc_many_streams_in_flight_on_one_client(triton_server: Any) -> None:
     """A closed loop of 200 in flight: every request answered, none lost between streams."""
-    url = triton_server.endpoint.url("grpc")
-
-    async def go() -> Any:
-        client = make_client("grpc", url, "identity", GOOD)
-        run = LoadRun(client.infer, LoadSpec("concurrency", 200), max_duration_s=1.0)
-        run.start()
-        await asyncio.sleep(0.8)
-        records = await run.stop(10.0)
-        await client.close()
-        return records
-
-    records = asyncio.run(go())
+    records, _ = _offer("grpc", triton_server.endpoint.url("grpc"), LoadSpec("concurrency", 200), 0.8)
     assert len(records) > 400 and np.all(records.ok), records.kinds
 
 
