@@ -91,6 +91,31 @@ def test_errors_from_every_worker_merge_under_one_kind(triton_server: Any) -> No
     assert records.kinds[1:] == ("server_invalid_argument",) and np.all(records.error == 1)
 
 
+def test_a_rate_one_worker_cannot_send_is_client_bound(triton_server: Any) -> None:
+    settings = MeasureSettings(warmup_s=0.3, budget_ms=100.0, max_windows=4)
+    decided: list[str] = []
+
+    def decide(m: Measurement) -> Any:
+        verdict = budget_verdict(m, 100.0)
+        decided.append(verdict.status)
+        return verdict
+
+    async def go() -> Measurement | None:
+        gen = LoadGenerator("grpc", triton_server.endpoint.url("grpc"), "identity", IDENTITY, workers=1)
+        try:
+            with Probe(triton_server.endpoint, "grpc", "identity", triton_server.pid) as probe:
+                return await measure_level(gen, probe, LoadSpec("rate", 40000), settings, decide=decide)
+        finally:
+            await gen.close()
+
+    m = asyncio.run(go())
+    assert m is not None and m.client_bound and m.client_workers == 1
+    assert "late" in m.client_bound_reason and "--workers" in m.client_bound_reason
+    assert m.send_lag_p50_ms > 2.0 and m.client_cpu_pct > 0
+    assert budget_verdict(m, 100.0).status == CLIENT_BOUND
+    assert decided[-1] == CLIENT_BOUND and m.windows == len(decided) < 4  # stopped once it was known
+
+
 def test_profile_with_workers_reports_the_generator(triton_server: Any) -> None:
     result = CliRunner().invoke(main, [
         "profile", "-m", "identity", "--url", triton_server.endpoint.url("grpc"), "--shape", "INPUT0:16",
