@@ -259,7 +259,10 @@ Decide = Callable[[Measurement], Verdict]
 def attach_client_view(m: Measurement, workers: int, first: CpuSample, last: CpuSample) -> None:
     """Fill a measurement's load-generator fields (its CPU, its self-check) from two samples."""
     loops = [b - a for a, b in zip(first.loops_s, last.loops_s)]
-    client = ClientLoad(workers, last.total_s - first.total_s, max(loops, default=math.nan), m.duration_s,
+    # The span is the samples' own: a decided level's reported span may end before the last
+    # sample, and a slow probe snapshot lies between them too, so m.duration_s would overstate
+    # the CPU per second (over 100 % of a core was seen).
+    client = ClientLoad(workers, last.total_s - first.total_s, max(loops, default=math.nan), last.at - first.at,
                         m.send_lag_p50_ms)
     m.client_workers = workers
     m.client_cpu_pct = client.cpu_pct

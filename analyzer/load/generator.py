@@ -35,6 +35,7 @@ class CpuSample:
 
     total_s: float
     loops_s: tuple[float, ...]
+    at: float = 0.0  # when it was taken (monotonic): CPU per wall second needs both ends' times
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ class LoadRun:
 
     def cpu(self) -> CpuSample:
         """CPU used so far by this process and by this thread, the event loop's (call on it)."""
-        return CpuSample(time.process_time(), (time.thread_time(),))
+        return CpuSample(time.process_time(), (time.thread_time(),), now())
 
     @property
     def finished(self) -> int:
@@ -299,6 +300,10 @@ class LoadRun:
                     self._inflight += 1
                     self._spawn(self._open_request(due_times[i]))
                 i += 1
+            # Let the requests just spawned go out before dispatching more. Without this, a
+            # generator behind its schedule always finds more due and never yields: nothing is
+            # sent, the cap fills with requests that never started, and no send lag shows.
+            await asyncio.sleep(0)
 
     async def _open_request(self, scheduled: float) -> None:
         rec = self.recorder

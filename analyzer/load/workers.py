@@ -203,7 +203,7 @@ class WorkerPool:
                 loops.append(main[0].user_time + main[0].system_time if main else times.user + times.system)
             except psutil.Error:
                 loops.append(math.nan)
-        return CpuSample(total, tuple(loops))
+        return CpuSample(total, tuple(loops), now())
 
     def close(self) -> None:
         """Stop every worker."""

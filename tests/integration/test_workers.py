@@ -4,8 +4,11 @@ merged, and a level the generator cannot offer marked client bound."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from typing import Any
+import threading
+import time
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -91,6 +94,35 @@ def test_errors_from_every_worker_merge_under_one_kind(triton_server: Any) -> No
     assert records.kinds[1:] == ("server_invalid_argument",) and np.all(records.error == 1)
 
 
+@contextlib.contextmanager
+def busy_client(busy_s: float = 0.04, idle_s: float = 0.005) -> Iterator[None]:
+    """Take most of this process's CPU from its event loop, as other work on a load machine
+    would: a thread that holds the GIL for about `busy_s` (inside one C call, which Python
+    cannot preempt), then lets go for `idle_s`, over and over.
+
+    Why not a flood of tens of thousands of requests per second: it outruns one worker too,
+    but on 2 shared cores it overloads the server as well, the in-flight cap fills before the
+    client's lag shows, and the level's answer depends on which of the two gave out first."""
+    stop = threading.Event()
+    data = list(range(200_000, 0, -1))
+    began = time.perf_counter()
+    sorted(data)  # calibrate: one sort's length on this machine
+    data = data * max(1, int(busy_s / max(time.perf_counter() - began, 1e-6)))
+
+    def hog() -> None:
+        while not stop.is_set():
+            sorted(data)
+            time.sleep(idle_s)
+
+    thread = threading.Thread(target=hog, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def test_a_rate_one_worker_cannot_send_is_client_bound(triton_server: Any) -> None:
     settings = MeasureSettings(warmup_s=0.3, budget_ms=100.0, max_windows=4)
     decided: list[str] = []
@@ -104,11 +136,12 @@ def test_a_rate_one_worker_cannot_send_is_client_bound(triton_server: Any) -> No
         gen = LoadGenerator("grpc", triton_server.endpoint.url("grpc"), "identity", IDENTITY, workers=1)
         try:
             with Probe(triton_server.endpoint, "grpc", "identity", triton_server.pid) as probe:
-                return await measure_level(gen, probe, LoadSpec("rate", 40000), settings, decide=decide)
+                return await measure_level(gen, probe, LoadSpec("rate", 1000), settings, decide=decide)
         finally:
             await gen.close()
 
-    m = asyncio.run(go())
+    with busy_client():
+        m = asyncio.run(go())
     assert m is not None and m.client_bound and m.client_workers == 1
     assert "late" in m.client_bound_reason and "--workers" in m.client_bound_reason
     assert m.send_lag_p50_ms > 2.0 and m.client_cpu_pct > 0
@@ -137,10 +170,11 @@ def test_a_sweep_names_client_bound_levels_everywhere(tmp_path: Any, triton_serv
         "model": "identity", "url": triton_server.endpoint.url("grpc"), "budget_ms": 50, "strategy": "grid",
         "inputs": {"INPUT0": [16]}, "confirm_top": 0,
         "space": {"instance_count": [1], "max_batch_size": [8], "max_queue_delay_us": [0]},
-        # A rate one worker cannot send, as the lowest level the search may try.
-        "load": {"mode": "rate", "min_level": 40000, "max_level": 80000},
+        # A rate one busy worker cannot send, as the lowest level the search may try.
+        "load": {"mode": "rate", "min_level": 1000, "max_level": 2000},
     }))
-    result = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "out"), "--workers", "1"])
+    with busy_client():
+        result = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "out"), "--workers", "1"])
     assert result.exit_code == 3, result.output  # nothing met the budget: the level was the client's
     assert "client bound: requests went out" in result.stderr and "--workers" in result.stderr
     (run,) = list((tmp_path / "out").iterdir())
