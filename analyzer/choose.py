@@ -246,7 +246,7 @@ def jsonable(value: Any) -> Any:
 
 def _knob(row: pd.Series, key: str) -> Any:
     value = row.get(key)
-    if key == "max_queue_delay_us" and (value is None or (isinstance(value, float) and math.isnan(value))):
+    if key.endswith("max_queue_delay_us") and (value is None or (isinstance(value, float) and math.isnan(value))):
         return None
     return jsonable(value)
 
@@ -268,6 +268,17 @@ def choice(configs: pd.DataFrame, measurements: pd.DataFrame | None = None) -> t
                       "re-measurement, so no tie set)")
 
 
+def pipeline_models(row: Any) -> dict[str, dict[str, Any]]:
+    """A pipeline config's per-model knobs from its configs.csv row ({} for one model)."""
+    names = [str(k)[: -len(".instance_count")] for k in row.keys() if str(k).endswith(".instance_count")]
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        if pd.isna(row.get(f"{name}.instance_count")):
+            continue
+        out[name] = {knob: _knob(row, f"{name}.{knob}") for knob in ("instance_count", "max_batch_size", "max_queue_delay_us")}
+    return out
+
+
 def build_summary(
     *,
     model: str,
@@ -281,6 +292,7 @@ def build_summary(
     best_pbtxt: str | None,
     finished: bool,
     stopped_reason: str = "",
+    model_pbtxts: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """summary.json: the answer and how it was reached (README, "Sweeping a model")."""
     best, tie_set, why = choice(configs, measurements)
@@ -334,6 +346,13 @@ def build_summary(
             "load_level": best["capacity_level"],
             "config_pbtxt": best_pbtxt,
         }
+        models = pipeline_models(best)
+        if models:
+            # A pipeline: every tuned model's knobs, and where its config.pbtxt was written.
+            for name, knobs in models.items():
+                knobs["config_pbtxt"] = (model_pbtxts or {}).get(name)
+            summary["best"]["models"] = models
+            summary["best"]["bottleneck_step"] = best.get("bottleneck_step") or ""
     else:
         close = closest_config(configs)
         if close is not None:

@@ -32,6 +32,7 @@ from analyzer.server.endpoint import PROTOCOLS
 from analyzer.server.session import open_server, prepare_model
 from analyzer.capacity import CLIENT_BOUND, Verdict, budget_verdict, required_requests
 from analyzer.runner import Events, SweepResult
+from analyzer.pipeline import JointCandidate
 from analyzer.space import Candidate
 from analyzer.spec import STRATEGIES, SweepSpec, load_spec
 from analyzer.store import MEASUREMENT_COLUMNS, RUN_FILES, RunStore, measurement_row
@@ -346,9 +347,11 @@ class SweepProgress:
     def config_start(self, cand: Candidate, number: int, total: int) -> None:
         """A config is about to be loaded."""
         self.total = max(total, number)
-        self._echo(f"[config {number}/{self.total}] {cand.config_id}: instances {cand.instance_count}, "
-                   f"max_batch_size {cand.max_batch_size}, queue delay "
-                   f"{'-' if cand.max_queue_delay_us is None else str(cand.max_queue_delay_us) + ' us'}  ({self._eta()}"
+        parts = cand.parts if isinstance(cand, JointCandidate) else (("", cand),)
+        knobs = "; ".join(
+            (f"{name}: " if name else "") + f"instances {c.instance_count}, max_batch_size {c.max_batch_size}, queue delay "
+            + ("-" if c.max_queue_delay_us is None else f"{c.max_queue_delay_us} us") for name, c in parts)
+        self._echo(f"[config {number}/{self.total}] {cand.config_id}: {knobs}  ({self._eta()}"
                    + (f"; best so far {self.best[1]} at {self.best[0]:.1f} req/s)" if self.best else ")"))
 
     def level(self, cand: Candidate, m: Measurement, verdict: Verdict) -> None:
@@ -369,7 +372,8 @@ class SweepProgress:
             self._echo(f"    -> failed: {row['error']}")
         elif row["capacity_rps"] > 0:
             self._echo(f"    -> capacity {'>= ' if row.get('capacity_lower_bound') else ''}{row['capacity_rps']:.1f} req/s at {row['load_mode']} "
-                       f"{row['capacity_level']:g} ({self.label} {row['p99_ms']:.2f} ms){'  [pruned]' if row['status'] == 'pruned' else ''}")
+                       f"{row['capacity_level']:g} ({self.label} {row['p99_ms']:.2f} ms){'  [pruned]' if row['status'] == 'pruned' else ''}"
+                       + (f"; bottleneck step: {row['bottleneck_step']}" if row.get("bottleneck_step") else ""))
         else:
             self._echo(f"    -> no load level met the budget of {self.budget_ms:g} ms "
                        f"(best {self.label} {row['closest_p99_ms']:.2f} ms)")
@@ -387,7 +391,15 @@ def print_result(result: SweepResult, store: RunStore) -> None:
     click.echo(f"configs tried: {summary['configs_tried']} ({summary['configs_failed']} failed, "
                f"{summary.get('configs_pruned', 0)} pruned) in {summary['wall_s']:.0f} s"
                + (f"; stopped: {result.stop_reason}" if result.stop_reason else ""))
-    if best:
+    if best and best.get("models"):
+        click.echo(f"best config: {best['config_id']}")
+        for name, knobs in best["models"].items():
+            delay = knobs["max_queue_delay_us"]
+            click.echo(f"  {name}: instances {knobs['instance_count']}, max_batch_size {knobs['max_batch_size']}, "
+                       f"max_queue_delay_us {'-' if delay is None else delay}  ({knobs.get('config_pbtxt')})")
+        if best.get("bottleneck_step"):
+            click.echo(f"  bottleneck step at capacity: {best['bottleneck_step']}")
+    elif best:
         delay = best["max_queue_delay_us"]
         click.echo(
             f"best config: {best['config_id']} (instances {best['instance_count']}, max_batch_size "
@@ -408,7 +420,8 @@ def print_result(result: SweepResult, store: RunStore) -> None:
             click.echo(f"tie set (within noise of the best): {', '.join(ties)}")
         if summary.get("choice_reason"):
             click.echo(f"  why: {summary['choice_reason']}")
-        click.echo(f"  config.pbtxt: {best['config_pbtxt']}")
+        if not best.get("models"):
+            click.echo(f"  config.pbtxt: {best['config_pbtxt']}")
     else:
         close = summary.get("closest")
         click.echo(f"no config met the budget of {summary['budget_ms']:g} ms" + (

@@ -233,7 +233,9 @@ class Measurement:
     client_loop_pct: float = math.nan  # the busiest worker's event loop, % of one core
     client_bound: bool = False  # the generator could not hold the load (analyzer.load.selfcheck)
     client_bound_reason: str = ""
-    extra: dict[str, float] = field(default_factory=dict)
+    bottleneck_step: str = ""  # pipelines: the step whose instances were busiest (analyzer.pipeline)
+    extra: dict[str, float] = field(default_factory=dict)  # pipelines: per-step 'step.<model>.<field>'
+
 
     def row(self) -> dict[str, object]:
         """The measurement as a flat dict (CSV/JSON row)."""

@@ -43,6 +43,7 @@ from analyzer.monitor import (
     parse_prometheus,
     stats_delta,
 )
+from analyzer.pipeline import bottleneck, step_stat
 from analyzer.server.control import ServerControl
 from analyzer.server.endpoint import Endpoint
 
@@ -128,6 +129,7 @@ class Snapshot:
     process: ProcessSample | None
     gpu: GpuSample | None
     metrics: dict[str, Any] | None
+    steps: dict[str, dict[str, Any]] | None = None  # pipelines: each step model's statistics
 
 
 class Probe:
@@ -138,10 +140,13 @@ class Probe:
     not stall the event loop that drives the load.
     """
 
-    def __init__(self, endpoint: Endpoint, protocol: str, model: str, server_pid: int | None, gpu: GpuSampler | None = None) -> None:
+    def __init__(self, endpoint: Endpoint, protocol: str, model: str, server_pid: int | None, gpu: GpuSampler | None = None,
+                 steps: Sequence[str] = ()) -> None:
         self.endpoint = endpoint
         self.protocol = protocol
         self.model = model
+        self.steps = list(steps)  # a pipeline's other models: their statistics too
+        self.instances: dict[str, int] = {}  # each step's instance count now (set when configs load)
         self.process = ProcessSampler(server_pid) if server_pid else None
         self.gpu = gpu if gpu is not None else GpuSampler()
         # Without the process (remote server) the machine-level view comes from Prometheus.
@@ -157,6 +162,14 @@ class Probe:
             stats = self._control.statistics(self.model)
         except Exception:  # noqa: BLE001 - a missing statistic must not fail the measurement
             stats = None
+        steps: dict[str, dict[str, Any]] | None = None
+        if self.steps:
+            steps = {}
+            for name in self.steps:
+                try:
+                    steps[name] = self._control.statistics(name)
+                except Exception:  # noqa: BLE001 - as above
+                    steps[name] = {}
         metrics = None
         if self.use_metrics:
             text = self._control.metrics_text()
@@ -167,6 +180,7 @@ class Probe:
             self.process.sample() if self.process else None,
             self.gpu.sample() if self.gpu else None,
             metrics,
+            steps,
         )
 
     async def snapshot(self) -> Snapshot:
@@ -196,6 +210,17 @@ async def _sleep_until(deadline: float, stop: StopToken | None) -> None:
         if left <= 0 or (stop is not None and stop.requested):
             return
         await asyncio.sleep(min(left, 0.2))
+
+
+def attach_steps(m: Measurement, first: Snapshot, last: Snapshot, instances: dict[str, int]) -> None:
+    """Pipelines: each step's figures (step.<model>.*) and the bottleneck step, from two snapshots."""
+    if not first.steps or not last.steps:
+        return
+    stats = [step_stat(name, first.steps.get(name, {}), after, requests=m.server_requests, span_s=last.t - first.t,
+                       instances=instances.get(name, 1)) for name, after in last.steps.items()]
+    for stat in stats:
+        m.extra.update(stat.as_extra())
+    m.bottleneck_step = bottleneck(stats)
 
 
 def attach_server_view(m: Measurement, first: Snapshot, last: Snapshot) -> None:
@@ -346,6 +371,7 @@ async def measure_level(
     end = judged_until if judged_until is not None else windows[-1].end
     m = _summary(records, windows[-used].start, end, load, len(windows), stable, settings)
     attach_server_view(m, snaps[-used - 1], snaps[-1])
+    attach_steps(m, snaps[-used - 1], snaps[-1], probe.instances)
     attach_client_view(m, run.workers, cpus[-used - 1], cpus[-1])
     m.stalled = stalled
     return m

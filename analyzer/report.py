@@ -24,10 +24,11 @@ import yaml
 from plotly.subplots import make_subplots
 
 from analyzer.capacity import PERCENTILE_FIELDS, row_verdict
-from analyzer.choose import best_config, choice, confirm_rows, confirmation_stats, pareto_mask, search_rows
+from analyzer.choose import best_config, choice, confirm_rows, confirmation_stats, pareto_mask, pipeline_models, search_rows
 from analyzer.errors import UsageError
 from analyzer.load.selfcheck import FIX
 from analyzer.modelconfig import knobs_of, parse_pbtxt
+from analyzer.pipeline import steps_from_row
 from analyzer.space import Candidate
 from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore, csv_true
 
@@ -256,7 +257,13 @@ def tie_set_sentence(tie_set: list[str], chosen: str | None) -> str:
 
 # -- figure data (pure) ------------------------------------------------------------------------------
 
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) or value == "" else int(float(value))
+
+
 def _describe(row: pd.Series) -> str:
+    if _int_or_none(row.get("max_batch_size")) is None:  # a pipeline: its knobs are in its id
+        return f"{row['config_id']}<br>instances {int(row['instance_count'])} (all tuned models)"
     delay = row.get("max_queue_delay_us")
     delay_text = "-" if delay is None or (isinstance(delay, float) and math.isnan(delay)) else f"{int(delay)} us"
     return (f"{row['config_id']}<br>instances {int(row['instance_count'])}, max batch {int(row['max_batch_size'])}, "
@@ -281,8 +288,8 @@ def pareto_data(measurements: pd.DataFrame, budget_ms: float, chosen: tuple[str,
             "throughput_rps": float(r["throughput_rps"]),
             "latency_ms": latency,
             "instance_count": int(r["instance_count"]),
-            "max_batch_size": int(r["max_batch_size"]),
-            "max_queue_delay_us": None if pd.isna(r["max_queue_delay_us"]) else int(r["max_queue_delay_us"]),
+            "max_batch_size": _int_or_none(r["max_batch_size"]),  # None: a pipeline's (per model)
+            "max_queue_delay_us": _int_or_none(r["max_queue_delay_us"]),
             "load_mode": r["load_mode"],
             "load_level": float(r["load_level"]),
             # Unstable windows: shown, but neither on the frontier nor ever chosen. A level whose
@@ -355,8 +362,8 @@ def heatmap_data(configs: pd.DataFrame) -> dict[int, dict[str, Any]]:
     where a config was not measured or failed; `lower_bound` marks capacities that met the
     budget at the load cap."""
     out: dict[int, dict[str, Any]] = {}
-    if configs.empty:
-        return out
+    if configs.empty or pd.to_numeric(configs["max_batch_size"], errors="coerce").isna().all():
+        return out  # nothing measured, or a pipeline (its knobs are per model: see the steps table)
     c = configs.copy()
     c["delay"] = c["max_queue_delay_us"].apply(lambda v: "off" if pd.isna(v) else str(int(v)))
     c["cap"] = pd.to_numeric(c["capacity_rps"], errors="coerce").where(c["status"] != "failed")
@@ -724,17 +731,89 @@ def _answer_html(run: RunData) -> str:
         f"<div class='answer'><h2>Best config: {html.escape(str(best['config_id']))}</h2>"
         f"<p><b>{html.escape(capacity_text(best))}</b> with {label} <b>{_num(best.get('latency_ms')):.2f} ms</b> "
         f"(budget {label} &le; {run.budget_ms:g} ms) at {level}.</p>{measured}{lower}"
-        f"<p>instance_group.count = {int(best['instance_count'])}, max_batch_size = {int(best['max_batch_size'])}, "
-        f"dynamic_batching.max_queue_delay_microseconds = {'-' if pd.isna(delay) else int(delay)}</p>"
+        f"{_knobs_html(best)}"
         f"{_tie_set_html(answer)}"
         f"<p><b>Why:</b> {html.escape(answer.reason)}.</p>{_stopped_html(run)}"
+        f"{steps_html(run, best)}"
         f"{_pbtxt_html(run, best)}</div>"
     )
 
 
+def _knobs_html(best: pd.Series) -> str:
+    models = pipeline_models(best)
+    if not models:
+        delay = best["max_queue_delay_us"]
+        return (f"<p>instance_group.count = {int(best['instance_count'])}, max_batch_size = {int(best['max_batch_size'])}, "
+                f"dynamic_batching.max_queue_delay_microseconds = {'-' if pd.isna(delay) else int(delay)}</p>")
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{k['instance_count']}</td><td>{k['max_batch_size']}</td>"
+        f"<td>{'-' if k['max_queue_delay_us'] is None else k['max_queue_delay_us']}</td></tr>"
+        for name, k in models.items())
+    return ("<table class='configs' id='best-models'><tr><th>model</th><th>instance_group.count</th>"
+            f"<th>max_batch_size</th><th>max_queue_delay_us</th></tr>{rows}</table>")
+
+
+def step_rows(run: RunData, best: pd.Series) -> tuple[list[dict[str, Any]], str]:
+    """A pipeline's per-step breakdown at the best config's capacity level (its search
+    measurement there), and the bottleneck step ([] and '' for one model)."""
+    m = search_rows(run.measurements)
+    if m.empty or not any(str(c).startswith("step.") for c in m.columns):
+        return [], ""
+    here = m[(m["config_id"] == best["config_id"])
+             & (pd.to_numeric(m["load_level"], errors="coerce") == _num(best.get("capacity_level")))]
+    if here.empty:
+        return [], ""
+    row = here.iloc[-1]
+    return steps_from_row(row.to_dict()), str(row.get("bottleneck_step") or "")
+
+
+def steps_html(run: RunData, best: pd.Series) -> str:
+    """The per-step table of a pipeline's best config, naming the bottleneck step."""
+    steps, neck = step_rows(run, best)
+    if not steps:
+        return ""
+
+    def cell(value: Any, fmt: str) -> str:
+        number = _num(value)
+        return format(number, fmt) if math.isfinite(number) else "-"
+
+    rows = "".join(
+        f"<tr{' class=neck' if s['name'] == neck else ''}><td>{html.escape(s['name'])}</td>"
+        f"<td>{cell(s.get('instances'), '.0f')}</td><td>{cell(s.get('busy_pct'), '.0f')} %</td>"
+        f"<td>{cell(s.get('queue_ms'), '.2f')}</td><td>{cell(s.get('compute_ms'), '.2f')}</td>"
+        f"<td>{cell(s.get('batch'), '.1f')}</td><td>{cell(s.get('per_request'), '.2f')}</td></tr>" for s in steps)
+    name = (f"<p><b>Bottleneck step: {html.escape(neck)}</b>: its instances were the busiest at the capacity level, "
+            f"so more instances or more batching there would raise the pipeline's capacity first.</p>" if neck else "")
+    return (f"<div id='steps'><h3>Per step at the capacity level</h3>{name}"
+            "<table class='configs'><tr><th>step</th><th>instances</th><th>busy</th><th>queue ms</th>"
+            "<th>compute ms / execution</th><th>batch</th><th>executions / request</th></tr>"
+            f"{rows}</table></div>")
+
+
 def _pbtxt_html(run: RunData, best: pd.Series) -> str:
     """best/<model>/config.pbtxt, with a warning when its knobs are not the chosen config's (it
-    is written by the sweep when the choice changes: a report made between the two shows it)."""
+    is written by the sweep when the choice changes: a report made between the two shows it).
+    A pipeline: every tuned model's."""
+    models = pipeline_models(best)
+    if models:
+        out = []
+        for name, knobs in models.items():
+            path = run.dir / "best" / name / "config.pbtxt"
+            text = path.read_text() if path.is_file() else None
+            warning = ""
+            if text is not None:
+                try:
+                    have = knobs_of(parse_pbtxt(text))
+                    same = (have.instance_count, have.max_batch_size, have.max_queue_delay_us) == (
+                        knobs["instance_count"], knobs["max_batch_size"], knobs["max_queue_delay_us"])
+                except UsageError:
+                    same = False
+                if not same:
+                    warning = (f"<p class='miss'>best/{html.escape(name)}/config.pbtxt does not hold the knobs of "
+                               f"{html.escape(str(best['config_id']))} (written before this choice, or edited).</p>")
+            out.append(f"{warning}<details open><summary>best/{html.escape(name)}/config.pbtxt</summary>"
+                       f"<pre>{html.escape(text or '(not written yet)')}</pre></details>")
+        return "".join(out)
     text = run.best_pbtxt
     warning = ""
     if text is not None:
@@ -772,8 +851,10 @@ def configs_table(run: RunData) -> pd.DataFrame:
         c["confirmed_rps"] = [confirmed_text(stats, str(i)) for i in c["config_id"]]
         c["tie_set"] = [("chosen" if str(i) == chosen_id else "yes") if str(i) in tie_set else "" for i in c["config_id"]]
         shown += ["confirmed_rps", "tie_set"]
-    shown += ["capacity_level", col, "p99_ms", "p50_ms", "instance_count", "max_batch_size", "max_queue_delay_us",
-              "levels_measured", "wall_s", "error"]
+    per_model = [k for k in c.columns if str(k).endswith((".instance_count", ".max_batch_size", ".max_queue_delay_us"))]
+    knobs = ["instance_count"] + per_model + ["bottleneck_step"] if per_model else [
+        "instance_count", "max_batch_size", "max_queue_delay_us"]
+    shown += ["capacity_level", col, "p99_ms", "p50_ms", *knobs, "levels_measured", "wall_s", "error"]
     return c[[k for k in dict.fromkeys(shown) if k in c]]
 
 
@@ -814,6 +895,7 @@ body {{ font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1200px
 .warn {{ background: #fff6e0; border-left: 6px solid #d9a400; padding: 8px 18px; margin-top: 10px; }}
 pre {{ background: #f6f6f6; padding: 10px; overflow-x: auto; }}
 table.configs {{ border-collapse: collapse; font-size: 13px; }}
+tr.neck td {{ background: #fff6e0; font-weight: bold; }}
 table.configs td, table.configs th {{ padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }}
 .wide {{ overflow-x: auto; }}
 section {{ margin: 18px 0; }}

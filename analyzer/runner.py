@@ -30,7 +30,8 @@ from analyzer.errors import EXIT_NO_CONFIG, EXIT_OK, LoadTimeoutError, ModelLoad
 from analyzer.load.workers import LoadGenerator
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure import Measurement, WindowStat
-from analyzer.modelconfig import ModelConfig, apply_candidate, knobs_of, to_dict, to_pbtxt
+from analyzer.modelconfig import Knobs, ModelConfig, apply_candidate, knobs_of, to_dict, to_pbtxt
+from analyzer.pipeline import STEP_FIELDS, JointCandidate, PipelineTarget, candidate_from_row
 from analyzer.report import write_report
 from analyzer.profiler import MeasureSettings, Probe, StopToken, make_tensors, measure_level, window_requests_for
 from analyzer.search.base import Outcome, Search
@@ -92,18 +93,31 @@ def _tail(log: str) -> str:
     return (" | server log: " + " / ".join(lines[-4:])) if lines else ""
 
 
-def config_row(cand: Candidate, result: CapacityResult | None, *, status: str, error: str, mode: str,
-               trial: int, wall_s: float, percentile: float) -> dict[str, Any]:
-    """One configs.csv row."""
-    at = result.at_capacity() if result else None
-    closest = result.closest(percentile) if result else None
+def knob_columns(cand: Candidate | JointCandidate) -> dict[str, Any]:
+    """A config's knob columns. A pipeline's are per model ('<model>.<knob>'); its
+    instance_count is all tuned models' instances (what it costs), its other knobs blank."""
+    if isinstance(cand, JointCandidate):
+        return {"instance_count": cand.instance_count, "max_batch_size": math.nan, "max_queue_delay_us": math.nan,
+                "preferred_batch_size": "", "instance_kind": ""} | cand.row()
     return {
-        "config_id": cand.config_id,
         "instance_count": cand.instance_count,
         "max_batch_size": cand.max_batch_size,
         "max_queue_delay_us": cand.max_queue_delay_us if cand.max_queue_delay_us is not None else math.nan,
         "preferred_batch_size": " ".join(map(str, cand.preferred_batch_size)),
         "instance_kind": cand.instance_kind,
+    }
+
+
+def config_row(cand: Candidate | JointCandidate, result: CapacityResult | None, *, status: str, error: str, mode: str,
+               trial: int, wall_s: float, percentile: float) -> dict[str, Any]:
+    """One configs.csv row."""
+    at = result.at_capacity() if result else None
+    closest = result.closest(percentile) if result else None
+    knobs = knob_columns(cand)
+    per_model = {k: v for k, v in knobs.items() if "." in k}
+    return {
+        "config_id": cand.config_id,
+        **{k: v for k, v in knobs.items() if "." not in k},
         "status": status,
         "error": error,
         "capacity_rps": result.capacity_rps if result else 0.0,
@@ -118,6 +132,8 @@ def config_row(cand: Candidate, result: CapacityResult | None, *, status: str, e
         "trial": trial,
         "wall_s": round(wall_s, 2),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "bottleneck_step": at.bottleneck_step if at else "",
+        **per_model,
     }
 
 
@@ -151,7 +167,7 @@ def confirm_plan(configs: pd.DataFrame, measurements: pd.DataFrame,
     cap = pd.to_numeric(configs["capacity_rps"], errors="coerce").fillna(0.0)
     ok = configs[configs["status"].isin(["ok", "pruned"]) & (cap > 0)].assign(_cap=cap)
     chosen = ok.sort_values("_cap", ascending=False, kind="stable").head(top)
-    plan = [(Candidate.from_row(r), float(r["capacity_level"])) for _, r in chosen.iterrows()]
+    plan = [(candidate_from_row(r), float(r["capacity_level"])) for _, r in chosen.iterrows()]
     done: set[tuple[str, int]] = set()
     conf = confirm_rows(measurements)
     if not conf.empty:
@@ -183,6 +199,7 @@ class SweepRunner:
         events: Events | None = None,
         stop: StopToken | None = None,
         previous_wall_s: float = 0.0,
+        pipeline: PipelineTarget | None = None,
     ) -> None:
         self.spec = spec
         self.store = store
@@ -194,10 +211,12 @@ class SweepRunner:
         self.stop = stop or StopToken()
         self.settings = measure_settings(spec)
         self.previous_wall_s = previous_wall_s
+        self.pipeline = pipeline
         self.started = time.monotonic()
         self.best_level: float | None = None
         self.best_path: Path | None = None
         self._best_id: str | None = None
+        self._best_paths: dict[str, str] = {}  # pipelines: best/<model>/config.pbtxt of each tuned model
 
     # -- helpers --------------------------------------------------------------------------------
     def _say(self, text: str) -> None:
@@ -219,23 +238,47 @@ class SweepRunner:
         elif not self.session.control.is_live():
             raise ServerDiedError(f"the server at {self.session.url} stopped answering {during}")
 
-    def _apply(self, cand: Candidate) -> str:
-        """Load the candidate's config on the server; '' on success, else the server's reason."""
+    def _configs(self, cand: Candidate | JointCandidate) -> list[tuple[str, ModelConfig | None]]:
+        """What to load for a candidate, in load order: (model, config; None = reload as is)."""
+        if not isinstance(cand, JointCandidate):
+            return [(self.model.name, apply_candidate(self.base_config, cand))]
+        assert self.pipeline is not None
+        out: list[tuple[str, ModelConfig | None]] = []
+        for name, part in cand.parts:
+            config = apply_candidate(self.pipeline.bases[name], part)
+            config.name = name
+            out.append((name, config))
+        if self.pipeline.top not in cand.names:
+            # The ensemble (or BLS model) last: it then runs on the composing models just loaded.
+            out.append((self.pipeline.top, None))
+        return out
+
+    def _apply(self, cand: Candidate | JointCandidate) -> str:
+        """Load the candidate's config(s) on the server, dependencies first; '' on success,
+        else the server's reason (naming the model, for a pipeline)."""
         self._check_server("before loading the config")
-        config = apply_candidate(self.base_config, cand)
-        try:
-            self.session.control.load_model(self.model.name, to_dict(config))
-        except ModelLoadError as exc:
-            reason = exc.message
-            if exc.log_tail:
-                reason += " | server log: " + " / ".join(exc.log_tail.splitlines()[-3:])
-            return reason
-        # A refused reload can leave the previous config serving: check what is loaded now.
-        loaded = knobs_of(self.session.control.model_config(self.model.name))
-        want = (cand.instance_count, cand.max_batch_size, cand.max_queue_delay_us)
-        have = (loaded.instance_count, loaded.max_batch_size, loaded.max_queue_delay_us)
-        if have != want:
-            return f"the server kept another config after loading (instances, max batch, delay) = {have}, wanted {want}"
+        loads = self._configs(cand)
+        for name, config in loads:
+            prefix = f"{name}: " if len(loads) > 1 else ""
+            try:
+                self.session.control.load_model(name, to_dict(config) if config is not None else None)
+            except ModelLoadError as exc:
+                reason = prefix + exc.message
+                if exc.log_tail:
+                    reason += " | server log: " + " / ".join(exc.log_tail.splitlines()[-3:])
+                return reason
+            if config is None:
+                continue
+            # A refused reload can leave the previous config serving: check what is loaded now.
+            loaded, wanted = knobs_of(self.session.control.model_config(name)), knobs_of(config)
+            want = (wanted.instance_count, wanted.max_batch_size, wanted.max_queue_delay_us)
+            have = (loaded.instance_count, loaded.max_batch_size, loaded.max_queue_delay_us)
+            if have != want:
+                return (f"{prefix}the server kept another config after loading (instances, max batch, delay) = "
+                        f"{have}, wanted {want}")
+        if self.pipeline is not None:
+            self._probe.instances = {n: knobs_of(self.pipeline.bases[n]).instance_count for n in self.pipeline.steps} | {
+                name: knobs_of(config).instance_count for name, config in loads if config is not None}
         return ""
 
     def _start_level(self) -> float:
@@ -251,9 +294,12 @@ class SweepRunner:
         measurements = self.store.measurements()
         best, _, _ = choice(configs, measurements)
         if best is not None and best["config_id"] != self._best_id:
-            config = apply_candidate(self.base_config, Candidate.from_row(best))
-            config.name = self.model.name
-            self.best_path = self.store.write_best_config(self.model.name, to_pbtxt(config))
+            self._best_paths = {}
+            for name, config in self._configs(candidate_from_row(best)):
+                if config is not None:
+                    config.name = name
+                    self._best_paths[name] = str(self.store.write_best_config(name, to_pbtxt(config)))
+            self.best_path = Path(next(iter(self._best_paths.values())))
             self._best_id = str(best["config_id"])
             self.best_level = float(best["capacity_level"])
         summary = build_summary(
@@ -266,6 +312,7 @@ class SweepRunner:
             configs=configs,
             measurements=measurements,
             best_pbtxt=str(self.best_path) if self.best_path and best is not None else None,
+            model_pbtxts=self._best_paths if self.pipeline is not None and best is not None else None,
             finished=finished,
             stopped_reason=stop_reason,
         )
@@ -303,7 +350,8 @@ class SweepRunner:
             best_capacity=self.search.best_capacity(),
             budget_ms=self.spec.budget_ms,
             resolution=plan.resolution_pct / 100.0,
-            batching=cand.max_batch_size > 1 and cand.max_queue_delay_us is not None,
+            batching=cand.batching if isinstance(cand, JointCandidate)
+            else cand.max_batch_size > 1 and cand.max_queue_delay_us is not None,
         )
         return await search_capacity(measure, search, self.spec.budget_ms, self.spec.percentile,
                                      self.spec.confidence, on_level=on_level)
@@ -313,7 +361,15 @@ class SweepRunner:
         return budget_verdict(m, self.spec.budget_ms, self.spec.percentile, self.spec.confidence)
 
     def _store_level(self, cand: Candidate, m: Measurement, verdict: Verdict, phase: str, round_: int | None = None) -> None:
-        row = measurement_row(cand.config_id, knobs_of(apply_candidate(self.base_config, cand)), m, verdict.meets)
+        if isinstance(cand, JointCandidate):
+            knobs = Knobs(cand.instance_count, 0, None)  # per-model knobs live in configs.csv
+        else:
+            knobs = knobs_of(apply_candidate(self.base_config, cand))
+        if self.pipeline is not None:
+            for name in self.pipeline.steps:  # every step's columns, so the first row's header has them all
+                for column in STEP_FIELDS:
+                    m.extra.setdefault(f"step.{name}.{column}", math.nan)
+        row = measurement_row(cand.config_id, knobs, m, verdict.meets)
         row["verdict"] = verdict.status
         row["verdict_reason"] = verdict.reason
         row["verdict_proven"] = verdict.decided
@@ -360,7 +416,8 @@ class SweepRunner:
             make_tensors(self.model.specs, self.spec.seed), timeout_s=self.settings.request_timeout_s,
             workers=self.spec.load.workers, local_server=self.session.local is not None,
         )
-        self._probe = Probe(self.session.endpoint, self.session.protocol, self.model.name, self.session.pid)
+        self._probe = Probe(self.session.endpoint, self.session.protocol, self.model.name, self.session.pid,
+                            steps=self.pipeline.steps if self.pipeline is not None else ())
 
     async def _close_clients(self) -> None:
         await self._client.close()
@@ -385,7 +442,8 @@ class SweepRunner:
             at = result.at_capacity()
             closest = result.closest(self.spec.percentile)
             p99 = at.p99_ms if at else (closest.p99_ms if closest else math.nan)
-            self.search.tell(cand, Outcome(result.capacity_rps, p99))
+            self.search.tell(cand, Outcome(result.capacity_rps, p99, bottleneck=(at or closest).bottleneck_step
+                                           if (at or closest) is not None else ""))
         if self.events.config_done:
             self.events.config_done(cand, row)
         self._update_answer(False)
@@ -470,7 +528,10 @@ class SweepRunner:
         # A remote server goes back to the config it had; ours is about to stop anyway.
         if self.session.local is not None:
             return
-        try:
-            self.session.control.load_model(self.model.name, to_dict(self.base_config))
-        except ServerError as exc:
-            self._say(f"could not restore {self.model.name}'s original config: {exc.message}")
+        bases = ([(n, self.pipeline.bases[n]) for n in self.pipeline.tuned] if self.pipeline is not None
+                 else [(self.model.name, self.base_config)])
+        for name, config in bases:
+            try:
+                self.session.control.load_model(name, to_dict(config))
+            except ServerError as exc:
+                self._say(f"could not restore {name}'s original config: {exc.message}")

@@ -88,6 +88,9 @@ class SweepSpec:
     confirm_rounds: int = 3  # interleaved rounds of the confirmation (A B C A B C ...)
     seed: int = 0
     space: SpaceSpec = field(default_factory=SpaceSpec)
+    # Pipelines: per-model spaces of the models `model` depends on (composing models of an
+    # ensemble, a BLS model's callees; SpaceSpec() = load as it is, untuned). None: one model.
+    models: dict[str, SpaceSpec] | None = None
     load: LoadPlan = field(default_factory=LoadPlan)
     inputs: dict[str, list[int]] = field(default_factory=dict)
     triton_server_path: str | None = None
@@ -100,11 +103,13 @@ class SweepSpec:
         data = dataclasses.asdict(self)
         data.pop("source")
         data["model_repository"] = str(self.model_repository) if self.model_repository else None
-        data["space"] = {
-            key: [list(v) if isinstance(v, tuple) else v for v in values]
-            for key, values in data["space"].items()
-            if values is not None
-        }
+        def space(values: dict[str, Any]) -> dict[str, Any]:
+            return {key: [list(v) if isinstance(v, tuple) else v for v in vals]
+                    for key, vals in values.items() if vals is not None}
+
+        data["space"] = space(data["space"])
+        if self.models is not None:
+            data["models"] = {name: space(values) for name, values in data["models"].items()}
         return {k: v for k, v in data.items() if v is not None}
 
     def with_overrides(self, **changes: Any) -> "SweepSpec":
@@ -121,9 +126,32 @@ class SweepSpec:
 
 # -- parsing -------------------------------------------------------------------------------------
 
+
+def _space(errors: "_Errors", space_data: Mapping[str, Any], prefix: str) -> SpaceSpec:
+    """One model's knob values (`space:`, or one entry of `models:`)."""
+    _unknown(errors, space_data, SPACE_KEYS, prefix)
+    space_kw: dict[str, Any] = {}
+    for key, minimum in (("instance_count", 1), ("max_batch_size", 0), ("max_queue_delay_us", 0)):
+        if key in space_data:
+            values = _int_values(errors, f"{prefix}{key}", space_data[key], minimum)
+            if values is not None:
+                space_kw[key] = values
+    if "preferred_batch_size" in space_data:
+        pref = _preferred(errors, f"{prefix}preferred_batch_size", space_data["preferred_batch_size"])
+        if pref is not None:
+            space_kw["preferred_batch_size"] = pref
+    if "instance_kind" in space_data:
+        kinds = space_data["instance_kind"]
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if not isinstance(kinds, list) or not kinds or any(k not in KINDS for k in kinds):
+            errors.add(f"{prefix}instance_kind", f"expected a list of {', '.join(KINDS)}, got {space_data['instance_kind']!r}")
+        else:
+            space_kw["instance_kind"] = tuple(dict.fromkeys(kinds))
+    return SpaceSpec(**space_kw)
+
 TOP_KEYS = {
     "model", "model_repository", "url", "protocol", "budget_ms", "percentile", "confidence",
-    "strategy", "objective", "max_trials", "time_budget_s", "patience", "seed", "space", "load",
+    "strategy", "objective", "max_trials", "time_budget_s", "patience", "seed", "space", "models", "load",
     "inputs", "triton_server_path", "metrics_port", "load_timeout_s", "confirm_top", "confirm_rounds",
 }
 SPACE_KEYS = {"instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size", "instance_kind"}
@@ -304,26 +332,17 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) 
     if data.get("triton_server_path") is not None:
         kw["triton_server_path"] = str(data["triton_server_path"])
 
-    space_data = _section(errors, data.get("space"), "space")
-    _unknown(errors, space_data, SPACE_KEYS, "space.")
-    space_kw: dict[str, Any] = {}
-    for key, minimum in (("instance_count", 1), ("max_batch_size", 0), ("max_queue_delay_us", 0)):
-        if key in space_data:
-            values = _int_values(errors, f"space.{key}", space_data[key], minimum)
-            if values is not None:
-                space_kw[key] = values
-    if "preferred_batch_size" in space_data:
-        pref = _preferred(errors, "space.preferred_batch_size", space_data["preferred_batch_size"])
-        if pref is not None:
-            space_kw["preferred_batch_size"] = pref
-    if "instance_kind" in space_data:
-        kinds = space_data["instance_kind"]
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if not isinstance(kinds, list) or not kinds or any(k not in KINDS for k in kinds):
-            errors.add("space.instance_kind", f"expected a list of {', '.join(KINDS)}, got {space_data['instance_kind']!r}")
-        else:
-            space_kw["instance_kind"] = tuple(dict.fromkeys(kinds))
-    kw["space"] = SpaceSpec(**space_kw)
+    kw["space"] = _space(errors, _section(errors, data.get("space"), "space"), "space.")
+    if data.get("models") is not None:
+        models = _section(errors, data.get("models"), "models")
+        parsed: dict[str, SpaceSpec] = {}
+        for name, value in models.items():
+            if not isinstance(name, str) or not name:
+                errors.add("models", f"model names must be non-empty strings, got {name!r}")
+                continue
+            parsed[name] = _space(errors, _section(errors, value if value is not None else {}, f"models.{name}"),
+                                  f"models.{name}.")
+        kw["models"] = parsed
 
     load_data = _section(errors, data.get("load"), "load")
     _unknown(errors, load_data, LOAD_KEYS, "load.")

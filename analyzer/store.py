@@ -208,8 +208,12 @@ class RunStore:
     def _append(self, name: str, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:
         path = self.path(name)
         new = not path.exists() or path.stat().st_size == 0
+        rows = list(rows)
         if new:
-            self._columns[name] = columns
+            # The fixed columns, then any the first row adds: a pipeline's per-model knobs
+            # ('<model>.<knob>') and per-step figures ('step.<model>.<field>').
+            extra = [k for row in rows[:1] for k in row if k not in columns]
+            self._columns[name] = columns + extra
         elif name not in self._columns:
             # Keep an existing file's columns (a run started by another tritune version):
             # rows must line up with the header already written. Read it once per store.

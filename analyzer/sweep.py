@@ -14,18 +14,30 @@ from typing import Any
 import yaml
 
 from analyzer.errors import SpecError, UsageError
-from analyzer.modelconfig import from_dict, read_pbtxt, to_dict, to_pbtxt
+from analyzer.modelconfig import ModelConfig, from_dict, read_pbtxt, to_dict, to_pbtxt
+from analyzer.pipeline import (
+    JointCandidate,
+    PipelineTarget,
+    batch_floors,
+    candidate_from_row,
+    ensemble_steps,
+    is_ensemble,
+    joint_candidates,
+    load_order,
+    reachable,
+)
 from analyzer.profiler import StopToken
 from analyzer.runner import Events, SweepResult, SweepRunner
 from analyzer.search import make_search
 from analyzer.search.base import Outcome
-from analyzer.server.session import open_server, prepare_model
+from analyzer.server.session import ServerSession, open_server, prepare_model
 from analyzer.space import Candidate, ModelTraits, check_space
-from analyzer.spec import SweepSpec, spec_from_dict, write_spec
+from analyzer.spec import SpaceSpec, SweepSpec, spec_from_dict, write_spec
 from analyzer.store import RunStore
 
 # Keys that decide what a measurement means: a resumed run must not change them.
-RESUME_KEYS = ("model", "budget_ms", "percentile", "confidence", "objective", "space", "load", "inputs", "protocol")
+RESUME_KEYS = ("model", "budget_ms", "percentile", "confidence", "objective", "space", "models", "load", "inputs",
+               "protocol")
 
 
 @dataclass
@@ -66,18 +78,116 @@ def _resume_spec(store: RunStore, given: SweepSpec | None) -> SweepSpec:
     return given
 
 
-def _adopt_finished(store: RunStore, search: Any, valid: set[Candidate]) -> None:
+def _adopt_finished(store: RunStore, search: Any, valid: set[Any]) -> None:
     """Configs in configs.csv are finished: make sure the search knows them, and drop rows of
     any config that was in flight when the previous run died (it is measured again)."""
     configs = store.configs()
     finished: set[str] = set()
     for _, row in configs.iterrows():
-        cand = Candidate.from_row(row)
+        cand = candidate_from_row(row)
         finished.add(str(row["config_id"]))
         capacity = float(row.get("capacity_rps") or 0.0)
         p99 = float(row["p99_ms"]) if not math.isnan(float(row.get("p99_ms", math.nan))) else float(row.get("closest_p99_ms", math.nan))
         search.adopt(cand, Outcome(capacity, p99, failed=row["status"] == "failed", error=str(row.get("error") or "")))
     store.keep_only_configs(finished)
+
+
+MAX_JOINT_POINTS = 100_000  # the joint space is enumerated; past this, narrow the per-model spaces
+
+
+def _base_config(spec: SweepSpec, session: ServerSession, name: str, served: dict[str, Any] | None = None) -> ModelConfig:
+    """A model's config as it is today: its config.pbtxt in a local repository, else what the
+    server reports (a remote server, or a config the server completes itself)."""
+    config = None
+    if spec.model_repository is not None:
+        file = Path(spec.model_repository) / name / "config.pbtxt"
+        if file.is_file():
+            config = read_pbtxt(file)
+    if config is None:
+        if served is None:
+            session.control.require_model(name)
+            if session.local is not None:
+                session.control.load_model(name)
+            served = session.control.model_config(name)
+        config = from_dict(served)
+    config.name = name
+    return config
+
+
+def _pipeline(spec: SweepSpec, session: ServerSession, top: ModelConfig) -> tuple[PipelineTarget, list[Any], Any]:
+    """A pipeline's setup: discover the ensemble's steps, load every model it needs
+    (dependencies first), check each tuned model's space, and build the joint candidates.
+    Returns the target, the candidates and the search's starting point (today's configs)."""
+    configs: dict[str, ModelConfig] = {spec.model: top}
+    named = dict(spec.models or {})
+    frontier = [spec.model] + list(named)
+    while frontier:  # follow ensembles (nested too) and the named models' own ensembles
+        name = frontier.pop()
+        if name not in configs:
+            configs[name] = _base_config(spec, session, name)
+        if is_ensemble(configs[name]):
+            frontier.extend(step for step in ensemble_steps(configs[name]) if step not in configs)
+    steps = reachable(spec.model, configs)
+    space_given = spec.space != SpaceSpec()
+    if is_ensemble(top):
+        if space_given:
+            raise UsageError(
+                f"{spec.source}: model {spec.model!r} is an ensemble; it has no instances or batching of its own. "
+                f"Its composing models are: {', '.join(steps)}",
+                hint="move the knobs from space: to models:, e.g. models: {"
+                + ", ".join(f"{n}: {{instance_count: [1, 2]}}" for n in steps[:2]) + "}",
+            )
+        if not named:
+            raise UsageError(
+                f"{spec.source}: model {spec.model!r} is an ensemble of {', '.join(steps)}; say which of them to tune",
+                hint="add models: with a space for each model to tune ({} loads one as it is), e.g. models: {"
+                + ", ".join(f"{n}: {{instance_count: [1, 2]}}" for n in steps[:2]) + "}",
+            )
+    tuned: dict[str, list[Candidate]] = {}
+    floors = batch_floors(configs)
+    for name, space in named.items():
+        if name == spec.model:
+            raise UsageError(f"{spec.source}: models.{name}: the model under load is tuned by space:, not models:",
+                             hint=f"move models.{name} to space:")
+        if space == SpaceSpec():
+            continue  # {}: loaded as it is
+        if is_ensemble(configs[name]):
+            raise UsageError(f"{spec.source}: models.{name} is an ensemble; tune its composing models "
+                             f"({', '.join(reachable(name, configs))}) instead")
+        tuned[name] = check_space(space, ModelTraits.of(configs[name]), f"{spec.source}: models.{name}")
+        floor, ensemble = floors.get(name, (0, ""))
+        fits = [c for c in tuned[name] if c.max_batch_size >= floor]
+        if not fits:
+            raise UsageError(
+                f"{spec.source}: models.{name}: every max_batch_size in its space is below {floor}, the max_batch_size "
+                f"of ensemble {ensemble!r}; the server refuses an ensemble whose steps batch less than it does",
+                hint=f"give models.{name}.max_batch_size values >= {floor}, or lower {ensemble}'s max_batch_size",
+            )
+        tuned[name] = fits  # the rest would be refused by the server at every load
+    if space_given or not is_ensemble(top):
+        if space_given:
+            tuned[spec.model] = check_space(spec.space, ModelTraits.of(top), spec.source)
+    if not tuned:
+        raise UsageError(f"{spec.source}: nothing to tune: every model under models: is {{}} and space: is empty",
+                         hint="give a space for at least one model under models: (or space: for the top model)")
+    order = load_order(spec.model, configs, named)
+    points = math.prod(len(c) for c in tuned.values())
+    if points > MAX_JOINT_POINTS:
+        raise UsageError(f"{spec.source}: the joint space has {points} configs (the product of "
+                         + ", ".join(f"{n}: {len(c)}" for n, c in tuned.items()) + f"); the limit is {MAX_JOINT_POINTS}",
+                         hint="narrow some models' spaces, or load some as they are with {}")
+    for name in order:  # dependencies first: a BLS model's callees must be ready before it
+        if session.local is not None:
+            session.control.load_model(name)
+        else:
+            # Pre-flight on a running server, as for one model: reloading today's config
+            # answers whether configs can be applied at all.
+            session.control.load_model(name, to_dict(configs[name]) if name in tuned else None)
+    candidates = joint_candidates(tuned, order)
+    start = JointCandidate(tuple((n, ModelTraits.of(configs[n]).base) for n in order if n in tuned))
+    target = PipelineTarget(top=spec.model, order=order, bases={n: configs[n] for n in order},
+                            tuned=[n for n in order if n in tuned], steps=[n for n in order if n != spec.model])
+    return target, candidates, start
 
 
 def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events | None = None,
@@ -104,21 +214,19 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
         load_timeout_s=spec.load_timeout_s,
     ) as session:
         info = prepare_model(session, spec.model, spec.inputs, load=session.local is not None)
-        base = None
-        if spec.model_repository is not None:
-            file = Path(spec.model_repository) / spec.model / "config.pbtxt"
-            if file.is_file():
-                base = read_pbtxt(file)
-        if base is None:  # remote server, or a model whose config the server completes itself
-            base = from_dict(info.config)
-        base.name = spec.model
+        base = _base_config(spec, session, spec.model, info.config)
         store.path("base_config").write_text(to_pbtxt(base))
-        if session.local is None:
-            # Pre-flight on a running server: can configs be applied at all (explicit
-            # model-control mode)? Reloading the current config answers before anything is measured.
-            session.control.load_model(spec.model, to_dict(base))
-        traits = ModelTraits.of(base)
-        candidates = check_space(spec.space, traits, spec.source)
+        if spec.models is not None or is_ensemble(base):
+            pipeline, candidates, start = _pipeline(spec, session, base)
+        else:
+            pipeline = None
+            if session.local is None:
+                # Pre-flight on a running server: can configs be applied at all (explicit
+                # model-control mode)? Reloading the current config answers before anything is measured.
+                session.control.load_model(spec.model, to_dict(base))
+            traits = ModelTraits.of(base)
+            candidates = check_space(spec.space, traits, spec.source)
+            start = traits.base
         search = make_search(
             spec.strategy,
             candidates=candidates,
@@ -129,10 +237,10 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
             time_budget_s=spec.time_budget_s,
             patience=spec.patience if spec.strategy == "optuna" else None,
             seed=spec.seed,
-            base=traits.base,
+            base=start,
         )
         if options.resume:
             _adopt_finished(store, search, set(candidates))
         runner = SweepRunner(spec, store, session, info, base, search, events=events, stop=stop,
-                             previous_wall_s=previous_wall)
+                             previous_wall_s=previous_wall, pipeline=pipeline)
         return runner.run(), store

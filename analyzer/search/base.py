@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import optuna
 from optuna.distributions import IntDistribution
@@ -28,6 +28,7 @@ class Outcome:
     p99_ms: float  # at that level, or the lowest seen when none met the budget
     failed: bool = False  # the server refused the config, or it broke
     error: str = ""
+    bottleneck: str = ""  # pipelines: the busiest step at the capacity level ('' otherwise)
 
     @property
     def feasible(self) -> bool:
@@ -69,22 +70,27 @@ AXES = ("instance_count", "max_batch_size", "max_queue_delay_us", "preferred_bat
 class Encoding:
     """Candidates as Optuna parameters: each knob is the index of its value in the sorted list
     of values the space uses. Ordinal integers, not categories: TPE can then learn that "more
-    batching helped" and try the neighbour, which a categorical distribution cannot express."""
+    batching helped" and try the neighbour, which a categorical distribution cannot express.
 
-    def __init__(self, candidates: Sequence[Candidate]) -> None:
+    The knobs are the candidates' own params(): one model's five (AXES), or a pipeline's
+    '<model>.<knob>' for every tuned model (analyzer.pipeline.JointCandidate)."""
+
+    def __init__(self, candidates: Sequence[Any]) -> None:
+        self.axes = tuple(candidates[0].params())
+        self.factory = type(candidates[0]).from_params
         self.values = {
-            key: sorted({c.params()[key] for c in candidates}, key=lambda v: (str(type(v)), v)) for key in AXES
+            key: sorted({c.params()[key] for c in candidates}, key=lambda v: (str(type(v)), v)) for key in self.axes
         }
         self.distributions = {key: IntDistribution(0, len(vals) - 1) for key, vals in self.values.items()}
 
-    def encode(self, cand: Candidate) -> dict[str, int]:
+    def encode(self, cand: Any) -> dict[str, int]:
         """Optuna params of a candidate."""
         params = cand.params()
-        return {key: self.values[key].index(params[key]) for key in AXES}
+        return {key: self.values[key].index(params[key]) for key in self.axes}
 
-    def decode(self, params: dict[str, int]) -> Candidate:
+    def decode(self, params: dict[str, int]) -> Any:
         """The candidate of Optuna params (which may be an invalid combination)."""
-        return Candidate.from_params({key: self.values[key][int(params[key])] for key in AXES})
+        return self.factory({key: self.values[key][int(params[key])] for key in self.axes})
 
 
 class Search:
@@ -148,7 +154,7 @@ class Search:
         for t in self.study.get_trials(deepcopy=False):
             if "config_id" not in t.user_attrs:
                 continue
-            cand = Candidate.from_params(t.user_attrs["params"])
+            cand = self.encoding.factory(t.user_attrs["params"])
             if t.state == TrialState.RUNNING or (t.state == TrialState.FAIL and t.user_attrs.get("abandoned")):
                 # Being measured when the run died (or stopped): measure it again, first.
                 if t.state == TrialState.RUNNING:
@@ -161,6 +167,7 @@ class Search:
                     float(t.user_attrs.get("p99_ms") if t.user_attrs.get("p99_ms") is not None else math.nan),
                     bool(t.user_attrs.get("failed", False)),
                     str(t.user_attrs.get("error", "")),
+                    str(t.user_attrs.get("bottleneck", "")),
                 )
         self.in_flight = [c for c in self.in_flight if c not in self.outcomes]
 
@@ -187,7 +194,7 @@ class Search:
     def position(self, cand: Candidate) -> tuple[int, ...]:
         """Where a candidate sits on the knob grid (each knob's value index)."""
         encoded = self.encoding.encode(cand)
-        return tuple(encoded[key] for key in AXES)
+        return tuple(encoded[key] for key in self.encoding.axes)
 
     def plausible(self) -> dict[Candidate, float]:
         """Unmeasured candidates that could still beat the best capacity, with their optimistic
@@ -200,9 +207,9 @@ class Search:
         """Per knob, a gain per step the bound always allows: an instance step can scale capacity
         by the ratio of the instance counts (1 to 2: x2), however little the measured steps added."""
         floors = []
-        for key in AXES:
+        for key in self.encoding.axes:
             values = self.encoding.values[key]
-            ratios = [b / a for a, b in zip(values, values[1:]) if key == "instance_count" and a > 0]
+            ratios = [b / a for a, b in zip(values, values[1:]) if key.endswith("instance_count") and a > 0]
             floors.append(max(ratios, default=1.0))
         return tuple(floors)
 
@@ -232,11 +239,11 @@ class Search:
             return f"no improvement in the last {self.patience} configs"
         return ""
 
-    def neighbours(self, cand: Candidate, order: Sequence[str] = AXES) -> list[Candidate]:
+    def neighbours(self, cand: Candidate, order: Sequence[str] | None = None) -> list[Candidate]:
         """Valid candidates one step away along one knob (knobs in `order`, up before down)."""
         here = self.encoding.encode(cand)
         out = []
-        for key in order:
+        for key in order if order is not None else self.encoding.axes:
             for step in (1, -1):
                 params = dict(here)
                 params[key] += step
@@ -318,6 +325,7 @@ class Search:
         trial.set_user_attr("p99_ms", outcome.p99_ms if math.isfinite(outcome.p99_ms) else None)
         trial.set_user_attr("failed", outcome.failed)
         trial.set_user_attr("error", outcome.error[:500])
+        trial.set_user_attr("bottleneck", outcome.bottleneck)
         set_budget_constraint(
             trial, -1.0 if outcome.feasible else (outcome.p99_ms - self.budget_ms if math.isfinite(outcome.p99_ms) else 1e9)
         )

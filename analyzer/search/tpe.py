@@ -11,16 +11,52 @@ from __future__ import annotations
 
 import random
 import warnings
+from typing import Any
 
 import optuna
 
 from analyzer.search.base import TRIAL_CONSTRAINTS, Search, constraint_of, set_budget_constraint
+from analyzer.pipeline import JointCandidate
 from analyzer.space import Candidate
 
 MAX_REPEATS = 25  # proposals of measured or invalid points before falling back to a random one
 
 
-def spread_points(candidates: list[Candidate], base: Candidate | None) -> list[Candidate]:
+def spread_points(candidates: list[Any], base: Any) -> list[Any]:
+    """Seeds of a search: one model's spread points, or a pipeline's (see joint_seeds)."""
+    if candidates and isinstance(candidates[0], JointCandidate):
+        return joint_seeds(candidates, base)
+    return single_seeds(candidates, base)
+
+
+def joint_seeds(candidates: list[JointCandidate], base: JointCandidate | None) -> list[JointCandidate]:
+    """A pipeline's seeds: the models as they are configured today (or the nearest point), then
+    the space's middle. Far corners are not seeded: in a joint space of many knobs they are
+    many, and the bottleneck step says where to go from a measured point (see
+    OptunaSearch._bottleneck_move)."""
+    axes = tuple(candidates[0].params())
+    values = {key: sorted({c.params()[key] for c in candidates}, key=lambda v: (str(type(v)), v)) for key in axes}
+
+    def position(c: JointCandidate) -> list[float]:
+        p = c.params()
+        return [values[k].index(p[k]) / max(1, len(values[k]) - 1) for k in axes]
+
+    def closest(target: list[float]) -> JointCandidate:
+        return min(candidates, key=lambda c: (sum((a - b) ** 2 for a, b in zip(position(c), target)), c.config_id))
+
+    if base is not None and base in candidates:
+        start = base
+    elif base is not None:
+        want = base.params()
+        start = closest([values[k].index(want[k]) / max(1, len(values[k]) - 1) if want.get(k) in values[k] else 0.0
+                         for k in axes])
+    else:
+        start = closest([0.0] * len(axes))
+    middle = closest([0.5] * len(axes))
+    return [start] + ([middle] if middle != start else [])
+
+
+def single_seeds(candidates: list[Candidate], base: Candidate | None) -> list[Candidate]:
     """Seeds: the base config (or its nearest candidate), the middle of the space, and the
     candidate farthest from the base: three corners of what the search may find."""
     counts = sorted({x.instance_count for x in candidates})
@@ -68,13 +104,25 @@ def spread_points(candidates: list[Candidate], base: Candidate | None) -> list[C
 POLISH_ORDER = ("max_queue_delay_us", "max_batch_size", "instance_count", "preferred_batch_size", "instance_kind")
 
 
-def auto_patience(candidates: list[Candidate]) -> int:
+def auto_patience(candidates: list[Any]) -> int:
     """Trials without improvement before giving up, when the spec sets none: three per knob that
-    varies (a knob's neighbours on both sides of the best, and one more), at least 4. A backstop:
-    the plausibility bound normally ends the search first."""
-    varied = sum(1 for key in ("instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size",
-                               "instance_kind") if len({c.params()[key] for c in candidates}) > 1)
+    varies (a knob's neighbours on both sides of the best, and one more), at least 4; a
+    pipeline's knobs are every tuned model's. A backstop: the plausibility bound normally ends
+    the search first."""
+    varied = sum(1 for key in candidates[0].params() if len({c.params()[key] for c in candidates}) > 1)
     return max(4, 3 * varied)
+
+
+def polish_order(axes: tuple[str, ...], bottleneck: str = "") -> list[str]:
+    """The knobs in the order the best config's neighbours are tried: the bottleneck step's
+    instances, then its batching, first (it is the step that limits the pipeline); then every
+    model's knobs in POLISH_ORDER."""
+    def knob(key: str) -> str:
+        return key.rsplit(".", 1)[-1]
+
+    first = [f"{bottleneck}.{k}" for k in ("instance_count", "max_batch_size", "max_queue_delay_us")] if bottleneck else []
+    rest = sorted((k for k in axes if k not in first), key=lambda k: POLISH_ORDER.index(knob(k)))
+    return [k for k in first if k in axes] + rest
 
 
 class OptunaSearch(Search):
@@ -111,13 +159,34 @@ class OptunaSearch(Search):
         best = self.best_candidate()
         if best is None:
             return None
-        return next((c for c in self.neighbours(best, POLISH_ORDER) if c not in self.outcomes), None)
+        order = polish_order(self.encoding.axes, self.outcomes[best].bottleneck)
+        return next((c for c in self.neighbours(best, order) if c not in self.outcomes), None)
+
+    def _bottleneck_move(self) -> Candidate | None:
+        """Pipelines: the best config with one more step of instances (else of batching) for
+        its bottleneck step, while such a step is unmeasured: bottleneck-guided moves come
+        before TPE explores the joint space."""
+        best = self.best_candidate()
+        if best is None or not self.outcomes[best].bottleneck:
+            return None
+        name = self.outcomes[best].bottleneck
+        here = self.encoding.encode(best)
+        for knob in ("instance_count", "max_batch_size", "max_queue_delay_us"):
+            key = f"{name}.{knob}"
+            if key in here and here[key] + 1 < len(self.encoding.values[key]):
+                other = self.encoding.decode({**here, key: here[key] + 1})
+                if other in self.valid and other not in self.outcomes:
+                    return other
+        return None
 
     def _propose(self) -> tuple[Candidate, optuna.trial.Trial | None] | None:
         while self._seed_list:
             cand = self._seed_list.pop(0)
             if cand not in self.outcomes:
                 return cand, None
+        move = self._bottleneck_move()
+        if move is not None:
+            return move, None
         allowed = self.plausible() if self.stop_when_implausible else None
         # Polish: after a trial that did not improve, or in the last third of a trial budget, the
         # best config's unmeasured neighbours are the likeliest improvements (and the stopping
