@@ -75,6 +75,7 @@ MEASUREMENT_COLUMNS = [
     "client_loop_pct",  # the busiest worker's event loop, % of one core
     "client_bound",  # the generator could not hold the load: never capacity (see client_bound_reason)
     "client_bound_reason",
+    "bottleneck_step",  # pipelines: the step whose instances were busiest (analyzer.pipeline)
 ]
 
 CONFIG_COLUMNS = [
@@ -98,6 +99,7 @@ CONFIG_COLUMNS = [
     "trial",
     "wall_s",
     "finished_at",
+    "bottleneck_step",  # pipelines: the busiest step at the capacity level
 ]
 
 RUN_FILES = {
@@ -212,7 +214,7 @@ class RunStore:
         if new:
             # The fixed columns, then any the first row adds: a pipeline's per-model knobs
             # ('<model>.<knob>') and per-step figures ('step.<model>.<field>').
-            extra = [k for row in rows[:1] for k in row if k not in columns]
+            extra = [k for row in rows[:1] for k in row if k not in columns and "." in k]
             self._columns[name] = columns + extra
         elif name not in self._columns:
             # Keep an existing file's columns (a run started by another tritune version):
