@@ -147,13 +147,11 @@ def load_order(top: str, configs: Mapping[str, ModelConfig], named: Iterable[str
         visiting.discard(name)
         order.append(name)
 
-    for name in named:
+    visit(top)  # the ensemble's steps in step order (ids read in pipeline order), top last
+    order.remove(top)
+    for name in named:  # then the rest the spec names (a BLS model's callees), before top
         if name != top:
             visit(name)
-    visit(top)
-    # A named model that an ensemble also reaches sits before that ensemble already; move the
-    # top model last in any case.
-    order.remove(top)
     return order + [top]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from analyzer.errors import SpecError, UsageError
+from analyzer.errors import ModelNotReadyError, SpecError, UsageError
 from analyzer.modelconfig import ModelConfig, from_dict, read_pbtxt, to_dict, to_pbtxt
 from analyzer.pipeline import (
     JointCandidate,
@@ -106,9 +106,12 @@ def _base_config(spec: SweepSpec, session: ServerSession, name: str, served: dic
     if config is None:
         if served is None:
             session.control.require_model(name)
-            if session.local is not None:
+            try:
+                served = session.control.model_config(name)
+            except ModelNotReadyError:
+                # Not loaded (a BLS model's callee, say): the pipeline needs it loaded anyway.
                 session.control.load_model(name)
-            served = session.control.model_config(name)
+                served = session.control.model_config(name)
         config = from_dict(served)
     config.name = name
     return config

@@ -1,0 +1,185 @@
+"""Pipelines on a real server: the example ensemble and BLS sweeps, their best configs loading
+together into a fresh server, the per-step breakdown, resume, and the bad pipeline specs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from analyzer.cli import main
+from analyzer.modelconfig import knobs_of, read_pbtxt
+from analyzer.profiler import StopToken
+from analyzer.runner import Events
+from analyzer.server.control import ServerControl
+from analyzer.server.discovery import find_tritonserver
+from analyzer.server.local import LocalServer
+from analyzer.spec import load_spec
+from analyzer.sweep import SweepOptions, run_sweep
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "sweeps" / "examples" / "pipeline" / "models"
+# Short levels: what these tests check is the pipeline plumbing, not the capacities.
+LOAD = {"mode": "concurrency", "min_level": 1, "max_level": 8, "window_s": 0.3, "warmup_s": 0.3,
+        "max_windows": 6, "stability_pct": 40, "refine_steps": 1}
+
+
+@pytest.fixture(scope="module")
+def pipeline_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """A server on a copy of the example repository (sweeps reload its models)."""
+    repo = tmp_path_factory.mktemp("pipeline_repo")
+    shutil.copytree(EXAMPLE, repo, dirs_exist_ok=True)
+    server = LocalServer(find_tritonserver(), repo, repo.parent / "pipeline_server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def spec_file(tmp_path: Path, **data: Any) -> Path:
+    spec = {"budget_ms": 200, "strategy": "grid", "load": LOAD, "confirm_top": 0, "inputs": {"RAW": [16]}}
+    spec.update(data)
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def sweep(*args: str) -> Any:
+    return CliRunner().invoke(main, ["sweep", *args])
+
+
+def infer_once(server: LocalServer, model: str) -> np.ndarray:
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(server.endpoint.url("grpc"))
+    try:
+        x = grpcclient.InferInput("RAW", [1, 16], "FP32")
+        x.set_data_from_numpy(np.arange(16, dtype=np.float32).reshape(1, 16))
+        return client.infer(model, [x]).as_numpy("PROBS")
+    finally:
+        client.close()
+
+
+def test_an_ensemble_sweep_tunes_its_steps_and_its_best_configs_load_together(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE, repo)
+    spec = spec_file(tmp_path, model="pipeline", model_repository=str(repo), models={
+        "preprocess": {"instance_count": [1], "max_batch_size": [8], "max_queue_delay_us": [0]},
+        "classifier": {"instance_count": [1, 2], "max_batch_size": [8], "max_queue_delay_us": [0]},
+    })
+    result = sweep(str(spec), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert "bottleneck step" in result.output
+    (run,) = list((tmp_path / "out").iterdir())
+    configs = pd.read_csv(run / "configs.csv")
+    assert sorted(configs["config_id"]) == ["preprocess.i1_b8_d0+classifier.i1_b8_d0",
+                                            "preprocess.i1_b8_d0+classifier.i2_b8_d0"]
+    assert configs["classifier.instance_count"].tolist() in ([1, 2], [2, 1]) and (configs["status"] == "ok").all()
+    levels = pd.read_csv(run / "measurements.csv")
+    # Every level recorded both steps, and named the busiest.
+    for step in ("preprocess", "classifier"):
+        assert (levels[f"step.{step}.batch"] >= 1).all() and (levels[f"step.{step}.busy_pct"] > 0).all()
+    assert set(levels["bottleneck_step"]) <= {"preprocess", "classifier"} and levels["bottleneck_step"].notna().all()
+    summary = json.loads((run / "summary.json").read_text())
+    models = summary["best"]["models"]
+    assert set(models) == {"preprocess", "classifier"}
+    assert summary["best"]["bottleneck_step"] in models
+    html = (run / "report.html").read_text()
+    assert "id='steps'" in html and "Bottleneck step: " in html and "best/classifier/config.pbtxt" in html
+
+    # The best configs load together into a fresh server, which then serves the ensemble.
+    fresh = tmp_path / "fresh"
+    shutil.copytree(EXAMPLE, fresh)
+    for name, knobs in models.items():
+        written = Path(knobs["config_pbtxt"])
+        assert written == run / "best" / name / "config.pbtxt"
+        assert knobs_of(read_pbtxt(written)).instance_count == knobs["instance_count"]
+        shutil.copy(written, fresh / name / "config.pbtxt")
+    server = LocalServer(find_tritonserver(), fresh, tmp_path / "fresh.log")
+    server.start()
+    try:
+        with ServerControl(server.endpoint, "grpc") as control:
+            control.load_model("pipeline")
+            loaded = knobs_of(control.model_config("classifier"))
+            assert loaded.instance_count == models["classifier"]["instance_count"]
+        probs = infer_once(server, "pipeline")
+        assert probs.shape == (1, 4) and np.isclose(probs.sum(), 1.0, atol=1e-5)
+    finally:
+        server.stop()
+
+
+def test_a_bls_sweep_loads_its_named_callees(tmp_path: Path, pipeline_server: LocalServer) -> None:
+    spec = spec_file(tmp_path, model="pipeline_bls", url=pipeline_server.endpoint.url("grpc"), models={
+        "preprocess": {},  # loaded as it is
+        "classifier": {"instance_count": [1], "max_batch_size": [8, 32], "max_queue_delay_us": [0]},
+    })
+    with ServerControl(pipeline_server.endpoint, "grpc") as control:
+        control.unload_model("classifier")  # as a new user finds it: the callee not loaded
+        control.load_model("pipeline_bls")
+    result = sweep(str(spec), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    (run,) = list((tmp_path / "out").iterdir())
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary["best"]["models"]) == {"classifier"}  # preprocess was not tuned
+    levels = pd.read_csv(run / "measurements.csv")
+    assert levels["errors"].sum() == 0
+    # The BLS model calls each callee once per request.
+    assert np.allclose(levels["step.classifier.batch"] * levels["step.classifier.per_request"], 1.0, atol=0.05)
+    assert (run / "best" / "classifier" / "config.pbtxt").is_file()
+    assert not (run / "best" / "preprocess").exists()
+
+
+def test_a_stopped_pipeline_sweep_resumes(tmp_path: Path, pipeline_server: LocalServer) -> None:
+    path = spec_file(tmp_path, model="pipeline", url=pipeline_server.endpoint.url("grpc"), models={
+        "preprocess": {"instance_count": [1, 2], "max_batch_size": [8], "max_queue_delay_us": [0]},
+        "classifier": {"instance_count": [1], "max_batch_size": [8], "max_queue_delay_us": [0]},
+    })
+    with ServerControl(pipeline_server.endpoint, "grpc") as control:
+        control.load_model("pipeline")  # a running server serves the model under load already
+    stop = StopToken()
+    seen: list[str] = []
+
+    def on_level(cand: Any, m: Any, verdict: Any) -> None:
+        seen.append(cand.config_id)
+        if len(set(seen)) == 2:
+            stop.set()  # as Ctrl-C would, in the second config
+
+    result, store = run_sweep(load_spec(path), SweepOptions(out=str(tmp_path / "out")),
+                              events=Events(level=on_level), stop=stop)
+    assert result.interrupted and len(pd.read_csv(store.path("configs"))) == 1
+    resumed = sweep("--resume", str(store.dir), "--quiet")
+    assert resumed.exit_code == 0, resumed.output
+    configs = pd.read_csv(store.path("configs"))
+    assert sorted(configs["config_id"]) == ["preprocess.i1_b8_d0+classifier.i1_b8_d0",
+                                            "preprocess.i2_b8_d0+classifier.i1_b8_d0"]
+    levels = pd.read_csv(store.path("measurements"))
+    assert not levels.duplicated(["config_id", "load_level"]).any()
+
+
+@pytest.mark.parametrize("model, extra, message", [
+    ("pipeline", {"space": {"instance_count": [1, 2]}},
+     "model 'pipeline' is an ensemble; it has no instances or batching of its own. Its composing models are: "
+     "preprocess, classifier"),
+    ("pipeline", {}, "model 'pipeline' is an ensemble of preprocess, classifier; say which of them to tune"),
+    ("pipeline", {"models": {"classifier": {"max_batch_size": [4]}}},
+     "models.classifier: every max_batch_size in its space is below 8, the max_batch_size of ensemble 'pipeline'"),
+    ("pipeline_bls", {"models": {"clasifier": {"instance_count": [1, 2]}}}, "model 'clasifier' not found"),
+    ("pipeline", {"models": {"preprocess": {}, "classifier": {}}}, "nothing to tune"),
+])
+def test_bad_pipeline_specs_exit_2_before_any_load(tmp_path: Path, pipeline_server: LocalServer, model: str,
+                                                  extra: dict[str, Any], message: str) -> None:
+    spec = spec_file(tmp_path, model=model, url=pipeline_server.endpoint.url("grpc"), **extra)
+    result = sweep(str(spec), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    runs = list((tmp_path / "out").iterdir()) if (tmp_path / "out").exists() else []
+    assert all(not (r / "measurements.csv").exists() for r in runs)  # nothing was measured
