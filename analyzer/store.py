@@ -151,6 +151,11 @@ class RunStore:
         """Path of a run file by its key in RUN_FILES (e.g. 'measurements')."""
         return self.dir / RUN_FILES[name]
 
+    def model_base_path(self, model: str) -> Path:
+        """base/<model>/config.pbtxt: a pipeline model's config before the sweep (what its
+        candidates modify; the dashboard builds any config's config.pbtxt from it)."""
+        return self.dir / "base" / model / "config.pbtxt"
+
     @property
     def storage_url(self) -> str:
         """Optuna storage URL of the run's study."""

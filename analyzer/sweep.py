@@ -117,7 +117,7 @@ def _base_config(spec: SweepSpec, session: ServerSession, name: str, served: dic
     return config
 
 
-def _pipeline(spec: SweepSpec, session: ServerSession, top: ModelConfig) -> tuple[PipelineTarget, list[Any], Any]:
+def _pipeline(spec: SweepSpec, session: ServerSession, top: ModelConfig, store: RunStore) -> tuple[PipelineTarget, list[Any], Any]:
     """A pipeline's setup: discover the ensemble's steps, load every model it needs
     (dependencies first), check each tuned model's space, and build the joint candidates.
     Returns the target, the candidates and the search's starting point (today's configs)."""
@@ -188,6 +188,11 @@ def _pipeline(spec: SweepSpec, session: ServerSession, top: ModelConfig) -> tupl
             session.control.load_model(name, to_dict(configs[name]) if name in tuned else None)
     candidates = joint_candidates(tuned, order)
     start = JointCandidate(tuple((n, ModelTraits.of(configs[n]).base) for n in order if n in tuned))
+    for name in order:
+        if name in tuned:
+            path = store.model_base_path(name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(to_pbtxt(configs[name]))
     target = PipelineTarget(top=spec.model, order=order, bases={n: configs[n] for n in order},
                             tuned=[n for n in order if n in tuned], steps=[n for n in order if n != spec.model])
     return target, candidates, start
@@ -220,7 +225,7 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
         base = _base_config(spec, session, spec.model, info.config)
         store.path("base_config").write_text(to_pbtxt(base))
         if spec.models is not None or is_ensemble(base):
-            pipeline, candidates, start = _pipeline(spec, session, base)
+            pipeline, candidates, start = _pipeline(spec, session, base, store)
         else:
             pipeline = None
             if session.local is None:

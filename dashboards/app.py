@@ -14,6 +14,7 @@ directly; `create_app` only wires them to the layout.
 from __future__ import annotations
 
 import math
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
-from analyzer.choose import confirmation_stats, confirmed_choice
+from analyzer.choose import confirmation_stats, confirmed_choice, pipeline_models
 from analyzer.modelconfig import apply_candidate, read_pbtxt, to_pbtxt
 from analyzer.report import (
     Answer,
@@ -50,8 +51,10 @@ from analyzer.report import (
     resources_data,
     resources_figure,
     search_rows,
+    step_rows,
     tie_set_sentence,
 )
+from analyzer.pipeline import JointCandidate, candidate_from_row
 from analyzer.space import Candidate
 from analyzer.store import RUN_FILES
 
@@ -103,6 +106,8 @@ class Dashboard:
             return m, c
         keep = pd.Series(True, index=m.index)
         keep_c = pd.Series(True, index=c.index)
+        if self.pipeline:
+            batches = delays = None  # a pipeline's batching is per model: only instances filter
         if counts is not None:
             keep &= m["instance_count"].astype(int).isin(counts)
             keep_c &= c["instance_count"].astype(int).isin(counts)
@@ -119,6 +124,8 @@ class Dashboard:
         c = self.run.configs
         if c.empty:
             return {"counts": [], "batches": [], "delays": []}
+        if self.pipeline:
+            return {"counts": sorted(c["instance_count"].astype(int).unique().tolist()), "batches": [], "delays": []}
         return {
             "counts": sorted(c["instance_count"].astype(int).unique().tolist()),
             "batches": sorted(c["max_batch_size"].astype(int).unique().tolist()),
@@ -137,18 +144,38 @@ class Dashboard:
         """The budget percentile's label ("p95")."""
         return latency_label(self.run.percentile)
 
-    def candidate(self, config_id: str) -> Candidate | None:
+    @property
+    def pipeline(self) -> bool:
+        """Whether the run tuned a pipeline (per-model knob columns)."""
+        return any(str(k).endswith(".instance_count") for k in self.run.configs.columns)
+
+    def candidate(self, config_id: str) -> Candidate | JointCandidate | None:
         """The knobs of a config of this run."""
         rows = self.run.configs[self.run.configs["config_id"] == config_id]
-        return None if rows.empty else Candidate.from_row(rows.iloc[-1])
+        return None if rows.empty else candidate_from_row(rows.iloc[-1])
+
+    def config_pbtxts(self, config_id: str) -> dict[str, str]:
+        """Deployable config.pbtxt of each tuned model of any config of the run (from the saved
+        base configs); {} when the config or its base is unknown."""
+        cand = self.candidate(config_id)
+        if cand is None:
+            return {}
+        parts = cand.parts if isinstance(cand, JointCandidate) else ((self.run.model, cand),)
+        out = {}
+        for name, part in parts:
+            base_path = (self.run_dir / RUN_FILES["base_config"] if not isinstance(cand, JointCandidate)
+                         else self.run_dir / "base" / name / "config.pbtxt")
+            if not base_path.is_file():
+                return {}
+            config = apply_candidate(read_pbtxt(base_path), part)
+            config.name = name
+            out[name] = to_pbtxt(config)
+        return out
 
     def config_pbtxt(self, config_id: str) -> str | None:
-        """Deployable config.pbtxt of any config of the run (from the saved base config)."""
-        base_path = self.run_dir / RUN_FILES["base_config"]
-        cand = self.candidate(config_id)
-        if cand is None or not base_path.is_file():
-            return None
-        return to_pbtxt(apply_candidate(read_pbtxt(base_path), cand))
+        """Deployable config.pbtxt of a one-model config (a pipeline: its first tuned model's)."""
+        texts = self.config_pbtxts(config_id)
+        return next(iter(texts.values())) if texts else None
 
     # -- callbacks ------------------------------------------------------------------------------
     def on_tick(self, _n: int | None, version: Any) -> Any:
@@ -171,14 +198,18 @@ class Dashboard:
         if best is not None:
             chosen = (str(best["config_id"]), float(best["capacity_level"]))
             delay = best["max_queue_delay_us"]
+            models = pipeline_models(best)
+            knobs = ("; ".join(f"{name}: instances {k['instance_count']}, max batch {k['max_batch_size']}, queue delay "
+                               f"{'-' if k['max_queue_delay_us'] is None else k['max_queue_delay_us']} us"
+                               for name, k in models.items()) if models else
+                     f"instances {int(best['instance_count'])}, max batch {int(best['max_batch_size'])}, queue delay "
+                     f"{'-' if _delay_value(delay) == DELAY_OFF else int(delay)} us")
             panel = html.Div([
                 html.H3(["Best at ", html.Span(f"{budget:g}", id="budget-shown"), " ms: ",
                          html.Span(str(best["config_id"]), id="best-config-id")]),
                 html.P([html.B(capacity_text(best), id="capacity-shown"),
                         f" with {self.label} {float(best['latency_ms']):.2f} ms at {best['load_mode']} "
-                        f"{float(best['capacity_level']):g}; instances {int(best['instance_count'])}, max batch "
-                        f"{int(best['max_batch_size'])}, queue delay "
-                        f"{'-' if _delay_value(delay) == DELAY_OFF else int(delay)} us"]),
+                        f"{float(best['capacity_level']):g}; {knobs}"]),
                 self._tie_set_panel(answer, filtered=len(c) < len(self.run.configs)),
                 html.P(f"Why: {answer.reason}.", id="choice-reason"),
                 html.P(f"{meeting} of {len(caps)} configs shown meet this budget."),
@@ -237,8 +268,17 @@ class Dashboard:
                             f"(sweep budget {self.label} {self.run.budget_ms:g} ms); {int(r['levels_measured'])} load levels"
                             + (f"; confirmation round: {confirmed}" if confirmed else "")
                             + (f"; error: {r['error']}" if isinstance(r.get("error"), str) and r["error"] else ""))]
-        pbtxt = self.config_pbtxt(config_id) or "(no base config in this run directory)"
-        return html.Div(facts), curves, breakdown, pbtxt, config_id
+        texts = self.config_pbtxts(config_id)
+        if self.pipeline and not c.empty:
+            facts += [steps_table(self.run, c.iloc[-1])]
+            # One link per tuned model: each config.pbtxt downloads on its own.
+            facts += [html.P([html.A(f"download {name}/config.pbtxt", id=f"download-{name}", download=f"{name}.config.pbtxt",
+                                     href="data:text/plain;charset=utf-8," + urllib.parse.quote(text), style={"marginRight": "16px"})
+                              for name, text in texts.items()], id="detail-downloads")]
+            pbtxt = "\n".join(f"# {name}/config.pbtxt\n{text}" for name, text in texts.items())
+        else:
+            pbtxt = next(iter(texts.values()), None) or "(no base config in this run directory)"
+        return html.Div(facts), curves, breakdown, pbtxt or "(no base config in this run directory)", config_id
 
     def download(self, _clicks: int | None, config_id: str | None) -> Any:
         """The config.pbtxt of the detailed config as a file download."""
@@ -328,6 +368,30 @@ class Dashboard:
     def config_choices(self, _version: Any = None) -> list[dict[str, str]]:
         """Dropdown options: every config of the run."""
         return [{"label": str(i), "value": str(i)} for i in self.run.configs["config_id"].tolist()]
+
+
+def steps_table(run: RunData, row: pd.Series) -> Any:
+    """A pipeline config's per-step table at its capacity level, naming the bottleneck step."""
+    steps, neck = step_rows(run, row)
+    if not steps:
+        return html.P("No per-step figures at a capacity level (the config met the budget at no level).", id="detail-steps")
+
+    def cell(value: Any, fmt: str) -> str:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return "-"
+        return format(number, fmt) if math.isfinite(number) else "-"
+
+    head = html.Tr([html.Th(h) for h in ("step", "instances", "busy %", "queue ms", "compute ms / execution", "batch",
+                                         "executions / request")])
+    rows = [html.Tr([html.Td(s["name"]), html.Td(cell(s.get("instances"), ".0f")), html.Td(cell(s.get("busy_pct"), ".0f")),
+                     html.Td(cell(s.get("queue_ms"), ".2f")), html.Td(cell(s.get("compute_ms"), ".2f")),
+                     html.Td(cell(s.get("batch"), ".1f")), html.Td(cell(s.get("per_request"), ".2f"))],
+                    style={"fontWeight": "bold", "background": "#fff6e0"} if s["name"] == neck else None) for s in steps]
+    return html.Div([html.P(["Bottleneck step: ", html.B(neck or "-", id="bottleneck-step"),
+                             " (its instances were the busiest at the capacity level)"]),
+                     html.Table([head] + rows, className="compare")], id="detail-steps")
 
 
 def _layout(board: Dashboard) -> Any:

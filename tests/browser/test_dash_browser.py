@@ -31,15 +31,30 @@ if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
                 allow_module_level=True)
 
 
+PIPELINE = Path(__file__).resolve().parents[1] / "data" / "run_pipeline"
+
+
 @pytest.fixture()
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The app on a free loopback port, serving a copy of the recorded run with a confirmation
     round appended."""
-    from werkzeug.serving import make_server
-
     run = tmp_path / "run"
     shutil.copytree(RECORDED, run)
     add_confirm_round(run, CONFIRMED, MISSED)
+    yield from _serve(run)
+
+
+@pytest.fixture()
+def served_pipeline(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The app serving a copy of a recorded ensemble sweep."""
+    run = tmp_path / "pipeline"
+    shutil.copytree(PIPELINE, run)
+    yield from _serve(run)
+
+
+def _serve(run: Path) -> Iterator[tuple[str, Path]]:
+    from werkzeug.serving import make_server
+
     app = create_app(run)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -118,3 +133,28 @@ def test_moving_the_budget_changes_the_chosen_config(served: tuple[str, Path], b
     # Clicking the detail's download button is wired: the detail panel shows the chosen config.
     wait.until(EC.text_to_be_present_in_element((By.ID, "detail-config-id"), expected))
     assert "max_batch_size" in driver.find_element(By.ID, "detail-pbtxt").text  # type: ignore[attr-defined]
+
+
+def test_a_pipeline_shows_its_steps_bottleneck_and_every_models_config(served_pipeline: tuple[str, Path], browser: object,
+                                                                      tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, run = served_pipeline
+    summary = create_app(run).board.run.summary
+    driver = browser
+    driver.get(url)  # type: ignore[attr-defined]
+    wait = WebDriverWait(driver, 30)
+    wait.until(EC.text_to_be_present_in_element((By.ID, "best-config-id"), summary["best"]["config_id"]))
+    wait.until(EC.presence_of_element_located((By.ID, "bottleneck-step")))
+    assert driver.find_element(By.ID, "bottleneck-step").text == summary["best"]["bottleneck_step"]  # type: ignore[attr-defined]
+    for name in summary["best"]["models"]:
+        link = driver.find_element(By.ID, f"download-{name}")  # type: ignore[attr-defined]
+        assert link.get_attribute("download") == f"{name}.config.pbtxt"
+        assert f"# {name}/config.pbtxt" in driver.find_element(By.ID, "detail-pbtxt").text  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "detail-steps").location_once_scrolled_into_view  # type: ignore[attr-defined]
+    shot = tmp_path / "dashboard-pipeline.png"
+    driver.save_screenshot(str(shot))  # type: ignore[attr-defined]
+    shutil.copy(shot, Path(os.environ.get("TRITUNE_SHOTS", tmp_path)) / shot.name)
+    assert shot.stat().st_size > 10_000

@@ -220,3 +220,57 @@ def test_a_p95_run_is_judged_and_labelled_p95(tmp_path: Path) -> None:
     table, _ = board.compare("a", "b", 5.0)
     assert "p95 ms @ 5 ms" in _text(table)
     assert board.budget_range() == (0.0, 10.0)  # from the p95 column (p99 reaches 20 ms)
+
+
+PIPELINE = Path(__file__).resolve().parents[1] / "data" / "run_pipeline"  # a recorded ensemble sweep
+
+
+def _text(component: object) -> str:
+    """All text inside a Dash component tree."""
+    if isinstance(component, (str, int, float)):
+        return str(component)
+    children = getattr(component, "children", None)
+    if children is None:
+        return ""
+    if not isinstance(children, (list, tuple)):
+        children = [children]
+    return " ".join(_text(c) for c in children)
+
+
+def _find(component: object, id_: str) -> object | None:
+    if getattr(component, "id", None) == id_:
+        return component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else ([children] if children is not None else []):
+        found = _find(child, id_)
+        if found is not None:
+            return found
+    return None
+
+
+def test_a_pipeline_run_shows_every_model_its_steps_and_downloads(tmp_path: Path) -> None:
+    import urllib.parse
+
+    run = tmp_path / "run"
+    shutil.copytree(PIPELINE, run)
+    create_app(run)
+    board = Dashboard(run)
+    assert board.pipeline and board.options()["batches"] == []
+    panel, _, chosen = board.answer(None, board.options()["counts"], [], [])
+    best = pd.read_csv(run / "configs.csv").set_index("config_id").loc[chosen]
+    text = _text(panel)
+    for name in ("preprocess", "classifier"):
+        assert f"{name}: instances {int(best[f'{name}.instance_count'])}, max batch {int(best[f'{name}.max_batch_size'])}" in text
+    facts, _, _, pbtxt, detail_id = board.detail(None, chosen, None)
+    assert detail_id == chosen and "# preprocess/config.pbtxt" in pbtxt and "# classifier/config.pbtxt" in pbtxt
+    neck = _find(facts, "bottleneck-step")
+    assert neck is not None and neck.children == best["bottleneck_step"]
+    for name in ("preprocess", "classifier"):
+        link = _find(facts, f"download-{name}")
+        assert link is not None and link.download == f"{name}.config.pbtxt"
+        config = parse_pbtxt(urllib.parse.unquote(link.href.split(",", 1)[1]))
+        assert config.name == name and knobs_of(config).instance_count == int(best[f"{name}.instance_count"])
+    # Filtering by total instances still works; the batch and delay filters do not apply.
+    fewest = min(board.options()["counts"])
+    m, c = board.filtered([fewest], [], [])
+    assert not c.empty and set(c["instance_count"]) == {fewest}
