@@ -502,8 +502,10 @@ async def search_capacity(
     percentile: float = 99.0,
     confidence: float = 0.99,
     on_level: Callable[[Measurement, Verdict], None] | None = None,
+    judge: Callable[[Measurement], Verdict] | None = None,
 ) -> CapacityResult:
-    """Drive `search` with a measuring function until it is done (or a measurement is stopped)."""
+    """Drive `search` with a measuring function until it is done (or a measurement is stopped).
+    `judge` replaces the budget verdict (several models, each with its own budget)."""
     results: list[tuple[Measurement, Verdict]] = []
     interrupted = False
     while (level := search.next_level()) is not None:
@@ -511,7 +513,7 @@ async def search_capacity(
         if m is None:
             interrupted = True
             break
-        verdict = budget_verdict(m, budget_ms, percentile, confidence)
+        verdict = judge(m) if judge is not None else budget_verdict(m, budget_ms, percentile, confidence)
         latency = getattr(m, PERCENTILE_FIELDS.get(int(percentile), "p99_ms"))
         search.record(level, m.throughput_rps, outcome_of(verdict), latency)
         results.append((m, verdict))

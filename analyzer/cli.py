@@ -399,6 +399,10 @@ def print_result(result: SweepResult, store: RunStore) -> None:
                        f"max_queue_delay_us {'-' if delay is None else delay}  ({knobs.get('config_pbtxt')})")
         if best.get("bottleneck_step"):
             click.echo(f"  bottleneck step at capacity: {best['bottleneck_step']}")
+        for name, t in (best.get("targets") or {}).items():
+            # Several models: each one's own outcome at the chosen level, against its own budget.
+            click.echo(f"  {name}: {t['throughput_rps']:.1f} req/s at {summary['load_mode']} {t['load_level']:g}, "
+                       f"p99 {t['p99_ms']:.2f} ms (its budget {t['budget_ms']:g} ms){'' if t['meets'] else ' NOT met'}")
     elif best:
         delay = best["max_queue_delay_us"]
         click.echo(

@@ -29,6 +29,7 @@ from analyzer.errors import UsageError
 from analyzer.load.selfcheck import FIX
 from analyzer.modelconfig import knobs_of, parse_pbtxt
 from analyzer.pipeline import steps_from_row
+from analyzer.targets import target_figures
 from analyzer.space import Candidate
 from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore, csv_true
 
@@ -734,7 +735,7 @@ def _answer_html(run: RunData) -> str:
         f"{_knobs_html(best)}"
         f"{_tie_set_html(answer)}"
         f"<p><b>Why:</b> {html.escape(answer.reason)}.</p>{_stopped_html(run)}"
-        f"{steps_html(run, best)}"
+        f"{steps_html(run, best)}{targets_html(run, best)}"
         f"{_pbtxt_html(run, best)}</div>"
     )
 
@@ -765,6 +766,25 @@ def step_rows(run: RunData, best: pd.Series) -> tuple[list[dict[str, Any]], str]
         return [], ""
     row = here.iloc[-1]
     return steps_from_row(row.to_dict()), str(row.get("bottleneck_step") or "")
+
+
+def targets_html(run: RunData, best: pd.Series) -> str:
+    """Several models: each one's throughput and latency at the chosen level, against its own budget."""
+    m = search_rows(run.measurements)
+    if m.empty or not any(str(c).startswith("target.") for c in m.columns):
+        return ""
+    here = m[(m["config_id"] == best["config_id"])
+             & (pd.to_numeric(m["load_level"], errors="coerce") == _num(best.get("capacity_level")))]
+    if here.empty:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{f.get('load_level', math.nan):g}</td>"
+        f"<td>{f.get('throughput_rps', math.nan):.1f}</td><td>{f.get('p99_ms', math.nan):.2f}</td>"
+        f"<td>{f.get('budget_ms', math.nan):g}</td><td>{'yes' if f.get('meets') else 'no'}</td></tr>"
+        for name, f in target_figures(here.iloc[-1].to_dict()).items())
+    return ("<div id='targets'><h3>Each model at the chosen level</h3><table class='configs'><tr><th>model</th>"
+            "<th>its level</th><th>req/s</th><th>p99 ms</th><th>its budget ms</th><th>meets</th></tr>"
+            f"{rows}</table></div>")
 
 
 def steps_html(run: RunData, best: pd.Series) -> str:

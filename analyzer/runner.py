@@ -9,6 +9,7 @@ them); a StopToken ends the sweep after the current measurement window, leaving 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from analyzer.capacity import (
+    PERCENTILE_FIELDS,
     CapacityResult,
     LevelSearch,
     Verdict,
@@ -38,6 +40,7 @@ from analyzer.search.base import Outcome, Search
 from analyzer.server.session import ModelInfo, ServerSession
 from analyzer.space import Candidate
 from analyzer.spec import SweepSpec
+from analyzer.targets import Coordinator, Target, combine, split_level, target_figures
 from analyzer.store import RunStore, measurement_row
 
 
@@ -200,6 +203,7 @@ class SweepRunner:
         stop: StopToken | None = None,
         previous_wall_s: float = 0.0,
         pipeline: PipelineTarget | None = None,
+        targets: list[tuple[Target, ModelInfo]] | None = None,
     ) -> None:
         self.spec = spec
         self.store = store
@@ -212,6 +216,8 @@ class SweepRunner:
         self.settings = measure_settings(spec)
         self.previous_wall_s = previous_wall_s
         self.pipeline = pipeline
+        self.targets = targets  # several models measured together (each its share and budget)
+        self._verdicts: dict[int, Verdict] = {}  # targets: each combined measurement's verdict
         self.started = time.monotonic()
         self.best_level: float | None = None
         self.best_path: Path | None = None
@@ -248,7 +254,7 @@ class SweepRunner:
             config = apply_candidate(self.pipeline.bases[name], part)
             config.name = name
             out.append((name, config))
-        if self.pipeline.top not in cand.names:
+        if self.pipeline.top and self.pipeline.top not in cand.names:
             # The ensemble (or BLS model) last: it then runs on the composing models just loaded.
             out.append((self.pipeline.top, None))
         return out
@@ -276,7 +282,7 @@ class SweepRunner:
             if have != want:
                 return (f"{prefix}the server kept another config after loading (instances, max batch, delay) = "
                         f"{have}, wanted {want}")
-        if self.pipeline is not None:
+        if self.pipeline is not None and self._probe is not None:
             self._probe.instances = {n: knobs_of(self.pipeline.bases[n]).instance_count for n in self.pipeline.steps} | {
                 name: knobs_of(config).instance_count for name, config in loads if config is not None}
         return ""
@@ -316,14 +322,29 @@ class SweepRunner:
             finished=finished,
             stopped_reason=stop_reason,
         )
+        if self.targets is not None and summary.get("best"):
+            summary["best"]["targets"] = self._target_outcome(summary["best"], measurements)
         self.store.write_json("summary", summary)
         return summary
+
+    def _target_outcome(self, best: dict[str, Any], measurements: pd.DataFrame) -> dict[str, Any]:
+        """Each model's figures at the chosen config's capacity level, against its own budget."""
+        rows = measurements[(measurements["config_id"] == best["config_id"])
+                            & (pd.to_numeric(measurements["load_level"], errors="coerce") == float(best["load_level"]))]
+        if rows.empty:
+            return {}
+        figures = target_figures(rows.iloc[-1].to_dict())
+        return {name: {"load_level": f.get("load_level"), "throughput_rps": f.get("throughput_rps"),
+                       "p50_ms": f.get("p50_ms"), "p99_ms": f.get("p99_ms"), "budget_ms": f.get("budget_ms"),
+                       "meets": bool(f.get("meets"))} for name, f in figures.items()}
 
     # -- the loop -------------------------------------------------------------------------------
     async def _measure_config(self, cand: Candidate) -> CapacityResult:
         plan = self.spec.load
 
         async def measure(level: float) -> Measurement | None:
+            if self.targets is not None:
+                return await self._measure_targets(cand, level)
             load = LoadSpec(plan.mode, level, arrival=plan.arrival, seed=self.spec.seed)
 
             def on_window(load: LoadSpec, index: int, stat: WindowStat, stable: bool) -> None:
@@ -354,7 +375,48 @@ class SweepRunner:
             else cand.max_batch_size > 1 and cand.max_queue_delay_us is not None,
         )
         return await search_capacity(measure, search, self.spec.budget_ms, self.spec.percentile,
-                                     self.spec.confidence, on_level=on_level)
+                                     self.spec.confidence, on_level=on_level,
+                                     judge=self._judge)
+
+    def _judge(self, m: Measurement) -> Verdict:
+        """A level's verdict: several models' combined one, else the budget verdict."""
+        if id(m) in self._verdicts:
+            return self._verdicts.pop(id(m))
+        return self._decide(m)
+
+    async def _measure_targets(self, cand: Candidate | JointCandidate, level: float) -> Measurement | None:
+        """One total level over several models at once, each its share and its own budget; the
+        combined measurement (its verdict kept for _judge)."""
+        assert self.targets is not None
+        plan = self.spec.load
+        targets = [t for t, _ in self.targets]
+        parts = split_level(level, plan.mode, targets)
+        coordinator = Coordinator([t.name for t in targets])
+
+        async def one(i: int, target: Target) -> Measurement | None:
+            load = LoadSpec(plan.mode, parts[target.name], arrival=plan.arrival, seed=self.spec.seed + i)
+            settings = dataclasses.replace(self.settings, budget_ms=target.budget_ms)
+
+            def decide(m: Measurement) -> Verdict:
+                return coordinator.wrap(target.name, budget_verdict(m, target.budget_ms, self.spec.percentile,
+                                                                    self.spec.confidence))
+
+            def on_window(load: LoadSpec, index: int, stat: WindowStat, stable: bool) -> None:
+                if self.session.local is not None:
+                    self._check_server(f"while measuring {cand.config_id} at {load.describe()} of {target.name}")
+
+            return await measure_level(self._clients[target.name], self._probes[target.name], load, settings,
+                                       on_window=on_window, stop=self.stop, decide=decide)
+
+        results = await asyncio.gather(*(one(i, t) for i, t in enumerate(targets)))
+        if any(m is None for m in results):
+            return None
+        measured = {t.name: (m, budget_verdict(m, t.budget_ms, self.spec.percentile, self.spec.confidence))
+                    for t, m in zip(targets, results) if m is not None}
+        combined, verdict = combine(level, measured, targets, self.spec.budget_ms,
+                                    PERCENTILE_FIELDS.get(int(self.spec.percentile), "p99_ms"))
+        self._verdicts[id(combined)] = verdict
+        return combined
 
     def _decide(self, m: Measurement) -> Verdict:
         """The budget verdict the measurement stops on (the same rule as every other verdict)."""
@@ -384,6 +446,9 @@ class SweepRunner:
         plan, done = confirm_plan(self.store.configs(), self.store.measurements(), self.spec.confirm_top)
         if len(plan) == 0:
             return True
+        if self.targets is not None:
+            self._say("no confirmation round for several models yet: the pick is the search's")
+            return True
         rounds = self.spec.confirm_rounds
         if self.events.confirm_start:
             self.events.confirm_start([c for c, _ in plan], rounds)
@@ -411,6 +476,15 @@ class SweepRunner:
         return True
 
     def _open_clients(self) -> None:
+        if self.targets is not None:
+            self._clients = {t.name: LoadGenerator(
+                self.session.protocol, self.session.url, t.name, make_tensors(info.specs, self.spec.seed),
+                timeout_s=self.settings.request_timeout_s, workers=self.spec.load.workers,
+                local_server=self.session.local is not None) for t, info in self.targets}
+            self._probes = {t.name: Probe(self.session.endpoint, self.session.protocol, t.name, self.session.pid)
+                            for t, _ in self.targets}
+            self._client, self._probe = None, None  # type: ignore[assignment]
+            return
         self._client = LoadGenerator(
             self.session.protocol, self.session.url, self.model.name,
             make_tensors(self.model.specs, self.spec.seed), timeout_s=self.settings.request_timeout_s,
@@ -420,6 +494,12 @@ class SweepRunner:
                             steps=self.pipeline.steps if self.pipeline is not None else ())
 
     async def _close_clients(self) -> None:
+        if self.targets is not None:
+            for client in self._clients.values():
+                await client.close()
+            for probe in self._probes.values():
+                await asyncio.get_running_loop().run_in_executor(None, probe.close)
+            return
         await self._client.close()
         await asyncio.get_running_loop().run_in_executor(None, self._probe.close)
 

@@ -69,6 +69,16 @@ class SpaceSpec:
 
 
 @dataclass(frozen=True)
+class TargetSpec:
+    """One of several independent models tuned together on one server (`targets:`)."""
+
+    share: float = 1.0  # its part of each load level (shares are relative to their sum)
+    budget_ms: float | None = None  # None: the spec's budget_ms
+    space: SpaceSpec = field(default_factory=SpaceSpec)
+    inputs: dict[str, list[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """A validated sweep spec."""
 
@@ -91,6 +101,9 @@ class SweepSpec:
     # Pipelines: per-model spaces of the models `model` depends on (composing models of an
     # ensemble, a BLS model's callees; SpaceSpec() = load as it is, untuned). None: one model.
     models: dict[str, SpaceSpec] | None = None
+    # Several independent models on one server, each with its share of the load and its own
+    # budget (concurrent model execution). None: one model (or one pipeline).
+    targets: dict[str, TargetSpec] | None = None
     load: LoadPlan = field(default_factory=LoadPlan)
     inputs: dict[str, list[int]] = field(default_factory=dict)
     triton_server_path: str | None = None
@@ -110,6 +123,9 @@ class SweepSpec:
         data["space"] = space(data["space"])
         if self.models is not None:
             data["models"] = {name: space(values) for name, values in data["models"].items()}
+        if self.targets is not None:
+            data["targets"] = {name: {k: (space(v) if k == "space" else v) for k, v in values.items() if v is not None}
+                               for name, values in data["targets"].items()}
         return {k: v for k, v in data.items() if v is not None}
 
     def with_overrides(self, **changes: Any) -> "SweepSpec":
@@ -151,7 +167,7 @@ def _space(errors: "_Errors", space_data: Mapping[str, Any], prefix: str) -> Spa
 
 TOP_KEYS = {
     "model", "model_repository", "url", "protocol", "budget_ms", "percentile", "confidence",
-    "strategy", "objective", "max_trials", "time_budget_s", "patience", "seed", "space", "models", "load",
+    "strategy", "objective", "max_trials", "time_budget_s", "patience", "seed", "space", "models", "targets", "load",
     "inputs", "triton_server_path", "metrics_port", "load_timeout_s", "confirm_top", "confirm_rounds",
 }
 SPACE_KEYS = {"instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size", "instance_kind"}
@@ -285,6 +301,17 @@ def _checked(data: Mapping[str, Any], checks: list[tuple[str, Callable[[Any], An
     return out
 
 
+def _shapes(errors: "_Errors", inputs: Mapping[str, Any], prefix: str) -> dict[str, list[int]]:
+    """Request shapes per input name (no batch dimension)."""
+    shapes: dict[str, list[int]] = {}
+    for name, dims in inputs.items():
+        if not isinstance(dims, list) or not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+            errors.add(f"{prefix}{name}", f"expected a list of dimensions >= 1 (no batch dimension), got {dims!r}")
+        else:
+            shapes[str(name)] = list(dims)
+    return shapes
+
+
 def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) -> SweepSpec:
     """Validate spec data (as loaded from YAML); raise SpecError listing every problem."""
     errors = _Errors(source)
@@ -294,6 +321,8 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) 
     kw: dict[str, Any] = {"source": source}
 
     model = data.get("model")
+    if data.get("targets") is not None and model is None and isinstance(data.get("targets"), Mapping):
+        model = "+".join(map(str, data["targets"]))  # names the run; the targets are the models
     if not isinstance(model, str) or not model.strip():
         errors.add("model", "required: the name of the model to tune (a string)")
     else:
@@ -344,6 +373,27 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) 
                                   f"models.{name}.")
         kw["models"] = parsed
 
+    if data.get("targets") is not None:
+        targets = _section(errors, data.get("targets"), "targets")
+        parsed_targets: dict[str, TargetSpec] = {}
+        for name, value in targets.items():
+            prefix = f"targets.{name}."
+            entry = _section(errors, value if value is not None else {}, f"targets.{name}")
+            _unknown(errors, entry, {"share", "budget_ms", "space", "inputs"}, prefix)
+            t_kw: dict[str, Any] = {"space": _space(errors, _section(errors, entry.get("space"), prefix + "space"),
+                                                    prefix + "space.")}
+            if "share" in entry:
+                t_kw["share"] = _number(errors, prefix + "share", entry["share"], minimum=0, exclusive=True)
+            if "budget_ms" in entry:
+                t_kw["budget_ms"] = _number(errors, prefix + "budget_ms", entry["budget_ms"], minimum=0, exclusive=True)
+            t_kw["inputs"] = _shapes(errors, _section(errors, entry.get("inputs"), prefix + "inputs"), prefix + "inputs.")
+            parsed_targets[str(name)] = TargetSpec(**{k: v for k, v in t_kw.items() if v is not None})
+        if len(parsed_targets) < 2:
+            errors.add("targets", "give at least two models (one model: use model: and space:)")
+        if data.get("models") is not None:
+            errors.add("targets", "targets: and models: cannot be combined (several models, or one pipeline)")
+        kw["targets"] = parsed_targets
+
     load_data = _section(errors, data.get("load"), "load")
     _unknown(errors, load_data, LOAD_KEYS, "load.")
     load_kw: dict[str, Any] = {}
@@ -367,14 +417,7 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) 
     load_kw.update(_checked(load_data, load_checks))
     kw["load"] = LoadPlan(**load_kw)
 
-    inputs = _section(errors, data.get("inputs"), "inputs")
-    shapes: dict[str, list[int]] = {}
-    for name, dims in inputs.items():
-        if not isinstance(dims, list) or not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
-            errors.add(f"inputs.{name}", f"expected a list of dimensions >= 1 (no batch dimension), got {dims!r}")
-        else:
-            shapes[str(name)] = list(dims)
-    kw["inputs"] = shapes
+    kw["inputs"] = _shapes(errors, _section(errors, data.get("inputs"), "inputs"), "inputs.")
 
     errors.raise_if_any()
     spec = SweepSpec(**kw)

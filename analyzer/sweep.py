@@ -30,14 +30,15 @@ from analyzer.profiler import StopToken
 from analyzer.runner import Events, SweepResult, SweepRunner
 from analyzer.search import make_search
 from analyzer.search.base import Outcome
-from analyzer.server.session import ServerSession, open_server, prepare_model
+from analyzer.server.session import ModelInfo, ServerSession, open_server, prepare_model
+from analyzer.targets import Target
 from analyzer.space import Candidate, ModelTraits, check_space
 from analyzer.spec import SpaceSpec, SweepSpec, spec_from_dict, write_spec
 from analyzer.store import RunStore
 
 # Keys that decide what a measurement means: a resumed run must not change them.
-RESUME_KEYS = ("model", "budget_ms", "percentile", "confidence", "objective", "space", "models", "load", "inputs",
-               "protocol")
+RESUME_KEYS = ("model", "budget_ms", "percentile", "confidence", "objective", "space", "models", "targets", "load",
+               "inputs", "protocol")
 
 
 @dataclass
@@ -198,6 +199,39 @@ def _pipeline(spec: SweepSpec, session: ServerSession, top: ModelConfig, store: 
     return target, candidates, start
 
 
+def _targets(spec: SweepSpec, session: ServerSession,
+             store: RunStore) -> tuple[list[tuple[Target, ModelInfo]], PipelineTarget, list[Any], Any]:
+    """Several models on one server: load each, check its space, build the joint candidates.
+    Returns the targets (with what each needs to be sent requests), the apply plan, the
+    candidates and the search's starting point (today's configs)."""
+    assert spec.targets is not None
+    targets: list[tuple[Target, ModelInfo]] = []
+    tuned: dict[str, list[Candidate]] = {}
+    bases: dict[str, ModelConfig] = {}
+    for name, t in spec.targets.items():
+        info = prepare_model(session, name, t.inputs or spec.inputs, load=session.local is not None)
+        bases[name] = _base_config(spec, session, name, info.config)
+        if is_ensemble(bases[name]):
+            raise UsageError(f"{spec.source}: targets.{name} is an ensemble; tune one pipeline at a time with "
+                             "model: and models:", hint="remove it from targets:")
+        if session.local is None:
+            session.control.load_model(name, to_dict(bases[name]))  # pre-flight, as for one model
+        tuned[name] = check_space(t.space, ModelTraits.of(bases[name]), f"{spec.source}: targets.{name}")
+        targets.append((Target(name, t.share, t.budget_ms if t.budget_ms is not None else spec.budget_ms), info))
+        path = store.model_base_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(to_pbtxt(bases[name]))
+    names = list(spec.targets)
+    points = math.prod(len(c) for c in tuned.values())
+    if points > MAX_JOINT_POINTS:
+        raise UsageError(f"{spec.source}: the joint space has {points} configs; the limit is {MAX_JOINT_POINTS}",
+                         hint="narrow some targets' spaces")
+    candidates = joint_candidates(tuned, names)
+    start = JointCandidate(tuple((n, ModelTraits.of(bases[n]).base) for n in names))
+    plan = PipelineTarget(top="", order=names, bases=bases, tuned=names, steps=[])
+    return targets, plan, candidates, start
+
+
 def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events | None = None,
               stop: StopToken | None = None) -> tuple[SweepResult, RunStore]:
     """Run (or resume) a sweep; returns how it ended and where it was written."""
@@ -221,20 +255,26 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
         metrics_port=spec.metrics_port,
         load_timeout_s=spec.load_timeout_s,
     ) as session:
-        info = prepare_model(session, spec.model, spec.inputs, load=session.local is not None)
-        base = _base_config(spec, session, spec.model, info.config)
-        store.path("base_config").write_text(to_pbtxt(base))
-        if spec.models is not None or is_ensemble(base):
-            pipeline, candidates, start = _pipeline(spec, session, base, store)
+        targets = None
+        if spec.targets is not None:
+            targets, pipeline, candidates, start = _targets(spec, session, store)
+            info = ModelInfo(spec.model, {}, {}, [])
+            base = ModelConfig(name=spec.model)
         else:
-            pipeline = None
-            if session.local is None:
-                # Pre-flight on a running server: can configs be applied at all (explicit
-                # model-control mode)? Reloading the current config answers before anything is measured.
-                session.control.load_model(spec.model, to_dict(base))
-            traits = ModelTraits.of(base)
-            candidates = check_space(spec.space, traits, spec.source)
-            start = traits.base
+            info = prepare_model(session, spec.model, spec.inputs, load=session.local is not None)
+            base = _base_config(spec, session, spec.model, info.config)
+            store.path("base_config").write_text(to_pbtxt(base))
+            if spec.models is not None or is_ensemble(base):
+                pipeline, candidates, start = _pipeline(spec, session, base, store)
+            else:
+                pipeline = None
+                if session.local is None:
+                    # Pre-flight on a running server: can configs be applied at all (explicit
+                    # model-control mode)? Reloading the current config answers before anything is measured.
+                    session.control.load_model(spec.model, to_dict(base))
+                traits = ModelTraits.of(base)
+                candidates = check_space(spec.space, traits, spec.source)
+                start = traits.base
         search = make_search(
             spec.strategy,
             candidates=candidates,
@@ -250,5 +290,5 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
         if options.resume:
             _adopt_finished(store, search, set(candidates))
         runner = SweepRunner(spec, store, session, info, base, search, events=events, stop=stop,
-                             previous_wall_s=previous_wall, pipeline=pipeline)
+                             previous_wall_s=previous_wall, pipeline=pipeline, targets=targets)
         return runner.run(), store

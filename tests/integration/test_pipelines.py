@@ -183,3 +183,42 @@ def test_bad_pipeline_specs_exit_2_before_any_load(tmp_path: Path, pipeline_serv
     assert message in result.output
     runs = list((tmp_path / "out").iterdir()) if (tmp_path / "out").exists() else []
     assert all(not (r / "measurements.csv").exists() for r in runs)  # nothing was measured
+
+
+def test_two_models_on_one_server_each_meet_their_own_budget(tmp_path: Path, triton_server: Any) -> None:
+    spec = tmp_path / "targets.yaml"
+    spec.write_text(yaml.safe_dump({
+        "url": triton_server.endpoint.url("grpc"), "budget_ms": 100, "strategy": "grid", "confirm_top": 0,
+        "load": LOAD,
+        "targets": {
+            "identity": {"share": 3, "budget_ms": 60, "inputs": {"INPUT0": [16]},
+                         "space": {"instance_count": [1, 2], "max_batch_size": [8], "max_queue_delay_us": [0]}},
+            "demo_mlp": {"share": 1, "budget_ms": 90,
+                         "space": {"instance_count": [1], "max_batch_size": [8], "max_queue_delay_us": [0]}},
+        },
+    }, sort_keys=False))
+    result = sweep(str(spec), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert "identity: " in result.output and "(its budget 60 ms)" in result.output
+    (run,) = list((tmp_path / "out").iterdir())
+    assert run.name.startswith("identity+demo_mlp-")
+    summary = json.loads((run / "summary.json").read_text())
+    outcome = summary["best"]["targets"]
+    assert set(outcome) == {"identity", "demo_mlp"} and set(summary["best"]["models"]) == {"identity", "demo_mlp"}
+    for name, budget in (("identity", 60), ("demo_mlp", 90)):
+        assert outcome[name]["meets"] and outcome[name]["throughput_rps"] > 0
+        assert outcome[name]["p99_ms"] <= budget and outcome[name]["budget_ms"] == budget
+        assert (run / "best" / name / "config.pbtxt").is_file()
+    levels = pd.read_csv(run / "measurements.csv")
+    # Both models were measured at every level, each with its share of it (3 : 1 in flight).
+    both = levels[levels["load_level"] >= 4]
+    assert not both.empty
+    assert (both["target.identity.load_level"] == (both["load_level"] * 0.75).round()).all()
+    assert (both["target.demo_mlp.load_level"] == (both["load_level"] * 0.25).round().clip(lower=1)).all()
+    # The level's throughput is both models' together.
+    total = levels["target.identity.throughput_rps"] + levels["target.demo_mlp.throughput_rps"]
+    assert np.allclose(levels["throughput_rps"], total)
+    configs = pd.read_csv(run / "configs.csv")
+    assert sorted(configs["identity.instance_count"]) == [1, 2] and (configs["demo_mlp.instance_count"] == 1).all()
+    html = (run / "report.html").read_text()
+    assert "id='targets'" in html and "<td>identity</td>" in html and "<td>demo_mlp</td>" in html
