@@ -281,11 +281,15 @@ class Dashboard:
         return html.Div(facts), curves, breakdown, pbtxt or "(no base config in this run directory)", config_id
 
     def download(self, _clicks: int | None, config_id: str | None) -> Any:
-        """The config.pbtxt of the detailed config as a file download."""
-        text = self.config_pbtxt(config_id) if config_id else None
-        if not text:
+        """The config.pbtxt of the detailed config as a file download (a pipeline: all its
+        models' in one text file; each also has its own link in the detail view)."""
+        texts = self.config_pbtxts(config_id) if config_id else {}
+        if not texts:
             return dash.no_update
-        return dict(content=text, filename="config.pbtxt")
+        if self.pipeline:
+            return dict(content="\n".join(f"# {name}/config.pbtxt\n{text}" for name, text in texts.items()),
+                        filename="pipeline-configs.txt")
+        return dict(content=next(iter(texts.values())), filename="config.pbtxt")
 
     def compare(self, a: str | None, b: str | None, budget: float | None, _version: Any = None) -> tuple[Any, Any]:
         """Side-by-side table and overlaid load curves of two configs."""
