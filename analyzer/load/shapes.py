@@ -77,3 +77,150 @@ def geometric_levels(start: int, maximum: int) -> list[int]:
         level *= 2
     levels.append(maximum)
     return levels
+
+
+# -- load schedules: an open loop whose rate changes over time ----------------------------------
+#
+# A schedule is one small class with a length and a rate at each moment, like Locust's
+# LoadTestShape.tick(). Send times come from the rate by time rescaling: unit-rate arrivals
+# (Poisson or evenly spaced) on the cumulative rate's axis, mapped back to time, so the merged
+# arrivals are a Poisson process with exactly that rate at every moment. A trace replays given
+# send times instead.
+
+GRID_S = 0.001  # the rate is integrated on this grid: 1 ms is finer than any rate change
+
+
+class Schedule:
+    """A time-varying open-loop rate over [0, duration_s)."""
+
+    duration_s: float = 0.0
+
+    def rate(self, t: np.ndarray) -> np.ndarray:
+        """Requests per second at times `t` (seconds from the start)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """A short human label."""
+        return type(self).__name__.lower()
+
+
+@dataclass(frozen=True)
+class Step(Schedule):
+    """Rates held for `step_s` each, one after another."""
+
+    rates: tuple[float, ...]
+    step_s: float
+
+    @property
+    def duration_s(self) -> float:  # type: ignore[override]
+        return len(self.rates) * self.step_s
+
+    def rate(self, t: np.ndarray) -> np.ndarray:
+        index = np.clip((np.asarray(t) // self.step_s).astype(int), 0, len(self.rates) - 1)
+        return np.asarray(self.rates, dtype=float)[index]
+
+    def describe(self) -> str:
+        return f"step {'/'.join(f'{r:g}' for r in self.rates)} req/s, {self.step_s:g} s each"
+
+
+@dataclass(frozen=True)
+class Ramp(Schedule):
+    """A rate rising (or falling) linearly from `start` to `end` over `duration_s`."""
+
+    start: float
+    end: float
+    duration_s: float
+
+    def rate(self, t: np.ndarray) -> np.ndarray:
+        return self.start + (self.end - self.start) * np.clip(np.asarray(t) / self.duration_s, 0.0, 1.0)
+
+    def describe(self) -> str:
+        return f"ramp {self.start:g} -> {self.end:g} req/s over {self.duration_s:g} s"
+
+
+@dataclass(frozen=True)
+class Burst(Schedule):
+    """A base rate with a spike to `peak` from `at_s` for `length_s`."""
+
+    base: float
+    peak: float
+    at_s: float
+    length_s: float
+    duration_s: float
+
+    def rate(self, t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t)
+        return np.where((t >= self.at_s) & (t < self.at_s + self.length_s), self.peak, self.base).astype(float)
+
+    def describe(self) -> str:
+        return f"burst {self.base:g} -> {self.peak:g} req/s at {self.at_s:g} s for {self.length_s:g} s"
+
+
+@dataclass(frozen=True)
+class Daily(Schedule):
+    """A day's curve, compressed: from `low` (at the start, "night") up to `high` (half a
+    period later) and back, as a cosine with period `period_s`."""
+
+    low: float
+    high: float
+    period_s: float
+    duration_s: float
+
+    def rate(self, t: np.ndarray) -> np.ndarray:
+        phase = 2.0 * np.pi * np.asarray(t) / self.period_s
+        return self.low + (self.high - self.low) * (1.0 - np.cos(phase)) / 2.0
+
+    def describe(self) -> str:
+        return f"daily {self.low:g}..{self.high:g} req/s, period {self.period_s:g} s"
+
+
+@dataclass(frozen=True)
+class Trace(Schedule):
+    """Recorded send times (seconds from the start), replayed as they are."""
+
+    times: tuple[float, ...]
+
+    @property
+    def duration_s(self) -> float:  # type: ignore[override]
+        return (max(self.times) + 1e-9) if self.times else 0.0
+
+    def rate(self, t: np.ndarray) -> np.ndarray:
+        # The trace's own rate, per second (for plots and scaling; replay uses the times).
+        counts = np.bincount(np.asarray(self.times, dtype=float).astype(int))
+        index = np.asarray(t).astype(int)
+        return np.where(index < len(counts), counts[np.clip(index, 0, len(counts) - 1)], 0).astype(float)
+
+    @staticmethod
+    def from_gaps(gaps: "list[float] | np.ndarray") -> "Trace":
+        """A trace from inter-arrival times."""
+        return Trace(tuple(np.cumsum(np.asarray(gaps, dtype=float)).tolist()))
+
+    def describe(self) -> str:
+        return f"trace of {len(self.times)} requests over {self.duration_s:.1f} s"
+
+
+def schedule_offsets(schedule: Schedule, arrival: str = "poisson", seed: int = 0, scale: float = 1.0) -> np.ndarray:
+    """Send times in [0, duration) of `schedule` with every rate multiplied by `scale` (a trace
+    is sped up by `scale`: its times divided by it)."""
+    if scale <= 0:
+        raise ValueError(f"scale must be > 0, not {scale}")
+    if isinstance(schedule, Trace):
+        return np.sort(np.asarray(schedule.times, dtype=float)) / scale
+    duration = schedule.duration_s
+    if duration <= 0:
+        return np.empty(0)
+    grid = np.arange(0.0, duration + GRID_S, GRID_S)
+    rates = np.maximum(schedule.rate(grid) * scale, 0.0)
+    # Cumulative expected arrivals at each grid point (trapezoids).
+    cumulative = np.concatenate([[0.0], np.cumsum((rates[1:] + rates[:-1]) * 0.5 * GRID_S)])
+    total = cumulative[-1]
+    if total <= 0:
+        return np.empty(0)
+    if arrival == "constant":
+        events = np.arange(0.5, total, 1.0)  # one per unit of expected arrivals, mid-unit
+    elif arrival == "poisson":
+        events = arrival_offsets(1.0, total, "poisson", seed)
+    else:
+        raise ValueError(f"unknown arrival process {arrival!r}")
+    times = np.interp(events, cumulative, grid)
+    return times[times < duration]
