@@ -19,9 +19,10 @@ class LoadSpec:
     """One load level: `concurrency` in-flight requests, or `rate` requests/s (open loop)."""
 
     mode: str  # "concurrency" | "rate"
-    level: float
+    level: float  # with a schedule: the scale factor of its rates (1 = as defined)
     arrival: str = "poisson"  # open loop only: "poisson" | "constant"
     seed: int = 0
+    schedule: "Schedule | None" = None  # open loop only: a rate that changes over time
 
     def __post_init__(self) -> None:
         if self.mode not in LOAD_MODES:
@@ -32,6 +33,15 @@ class LoadSpec:
             raise ValueError(f"load level must be > 0, not {self.level}")
         if self.mode == "concurrency" and int(self.level) != self.level:
             raise ValueError(f"concurrency must be a whole number, not {self.level}")
+        if self.schedule is not None and self.mode != "rate":
+            raise ValueError("a schedule is an open loop: its mode is 'rate'")
+
+    @property
+    def duration_s(self) -> float | None:
+        """A schedule's length at this scale (None: a steady level runs until stopped)."""
+        if self.schedule is None:
+            return None
+        return self.schedule.duration_s / (self.level if isinstance(self.schedule, Trace) else 1.0)
 
     @property
     def closed_loop(self) -> bool:
@@ -42,6 +52,8 @@ class LoadSpec:
         """A short human label, e.g. 'concurrency 8' or 'rate 200/s (poisson)'."""
         if self.closed_loop:
             return f"concurrency {int(self.level)}"
+        if self.schedule is not None:
+            return self.schedule.describe() + (f" x {self.level:g}" if self.level != 1 else "") + f" ({self.arrival})"
         return f"rate {self.level:g}/s ({self.arrival})"
 
 
@@ -224,3 +236,42 @@ def schedule_offsets(schedule: Schedule, arrival: str = "poisson", seed: int = 0
         raise ValueError(f"unknown arrival process {arrival!r}")
     times = np.interp(events, cumulative, grid)
     return times[times < duration]
+
+
+SCHEDULE_FORMS = ("step:R1,R2,...:STEP_S", "ramp:START:END:SECONDS", "burst:BASE:PEAK:AT_S:LENGTH_S:SECONDS",
+                  "daily:LOW:HIGH:PERIOD_S:SECONDS", "trace:FILE (send times, s)", "gaps:FILE (inter-arrival times, s)")
+
+
+def parse_schedule(text: str) -> Schedule:
+    """A schedule from its command-line form (SCHEDULE_FORMS); ValueError says what is wrong."""
+    kind, _, rest = text.partition(":")
+    parts = rest.split(":") if rest else []
+    try:
+        if kind in ("trace", "gaps"):
+            if not rest:
+                raise ValueError("needs a file")
+            values = [float(line.split()[0]) for line in open(rest).read().splitlines()
+                      if line.strip() and not line.lstrip().startswith("#")]
+            if not values or any(v < 0 or not np.isfinite(v) for v in values):
+                raise ValueError(f"{rest} must hold one non-negative number per line")
+            return Trace.from_gaps(values) if kind == "gaps" else Trace(tuple(sorted(values)))
+        numbers = [float(p) for p in parts if kind != "step"] if kind != "step" else []
+        if kind == "step" and len(parts) == 2:
+            rates = tuple(float(r) for r in parts[0].split(","))
+            schedule: Schedule = Step(rates, float(parts[1]))
+            checks = [*rates, float(parts[1])]
+        elif kind == "ramp" and len(numbers) == 3:
+            schedule, checks = Ramp(*numbers), numbers
+        elif kind == "burst" and len(numbers) == 5:
+            schedule, checks = Burst(*numbers), numbers
+        elif kind == "daily" and len(numbers) == 4:
+            schedule, checks = Daily(*numbers), numbers
+        else:
+            raise ValueError("expected one of " + ", ".join(SCHEDULE_FORMS))
+    except OSError as exc:
+        raise ValueError(f"cannot read {rest}: {exc.strerror}") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bad schedule {text!r}: {exc}") from None
+    if any(not np.isfinite(v) or v < 0 for v in checks) or schedule.duration_s <= 0:
+        raise ValueError(f"bad schedule {text!r}: rates and times must be >= 0, and the length > 0")
+    return schedule

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from analyzer.load.shapes import LoadSpec, arrival_offsets
+from analyzer.load.shapes import LoadSpec, Trace, arrival_offsets, schedule_offsets
 
 # One worker's comfortable share: the lean clients cost ~60-120 us of CPU per request on this
 # project's machines, so 4,000 requests/s keeps a worker's event loop under about half a core.
@@ -36,6 +36,16 @@ def worker_seed(seed: int, index: int, workers: int) -> int:
 
 def share_offsets(load: LoadSpec, duration_s: float, index: int, workers: int) -> np.ndarray:
     """Send times (seconds from the common start) of worker `index`'s share of an open loop."""
+    if load.schedule is not None:
+        # A schedule: each worker an independent Poisson stream at 1/workers of its rate (the
+        # merged stream is Poisson at the full rate); constant spacing and traces deal out the
+        # single schedule's send times in turn.
+        if workers == 1 or load.arrival == "constant" or isinstance(load.schedule, Trace):
+            offsets = schedule_offsets(load.schedule, load.arrival, load.seed, load.level)[index::workers]
+        else:
+            offsets = schedule_offsets(load.schedule, "poisson", worker_seed(load.seed, index, workers),
+                                       load.level / workers)
+        return offsets[offsets < duration_s]
     if workers == 1:
         return arrival_offsets(load.level, duration_s, load.arrival, load.seed)
     if load.arrival == "constant":
@@ -59,6 +69,10 @@ def auto_workers(load: LoadSpec, cores: int, local_server: bool = False) -> int:
     usable = max(1, cores // 2) if local_server else max(1, cores)
     if load.closed_loop:
         wanted = math.ceil(load.level / CONCURRENCY_PER_WORKER)
+    elif load.schedule is not None:
+        # A schedule: enough for its peak rate.
+        peak = float(np.max(load.schedule.rate(np.arange(0.0, max(load.schedule.duration_s, 1e-3), 0.01))))
+        wanted = math.ceil(peak * load.level / RATE_PER_WORKER)
     else:
         wanted = math.ceil(load.level / RATE_PER_WORKER)
     return max(1, min(usable, wanted))

@@ -42,3 +42,54 @@ def test_a_scale_multiplies_every_rate_and_a_trace_replays_its_times() -> None:
     with pytest.raises(ValueError, match="scale"):
         schedule_offsets(ramp, scale=0)
     assert "burst 10 -> 50" in Burst(10, 50, 1, 1, 4).describe()
+
+
+def test_a_timeline_counts_each_second_and_its_latency_from_the_schedule() -> None:
+    from analyzer.load.generator import Records
+    from analyzer.timeline import timeline, worst_window_p99
+
+    # Second 0: two requests, one 10 ms, one sent 40 ms late and 20 ms at the server (60 ms from
+    # its schedule). Second 1: one failure, one success finishing in second 2.
+    records = Records(np.array([100.1, 100.5, 101.2, 101.9]), np.array([100.1, 100.54, 101.2, 101.9]),
+                      np.array([100.11, 100.56, 101.21, 102.3]), np.array([0, 0, 1, 0], dtype=np.int32),
+                      ("ok", "timeout"))
+    t = timeline(records, 100.0, 3.0)
+    assert t["due"].tolist() == [2, 2, 0] and t["sent"].tolist() == [2, 2, 0]
+    assert t["completed"].tolist() == [2, 0, 1] and t["errors"].tolist() == [0, 1, 0]
+    assert t["p50_ms"].iloc[0] == pytest.approx(35.0) and t["p99_ms"].iloc[1] == pytest.approx(400.0)
+    assert np.isnan(t["p99_ms"].iloc[2])
+    assert worst_window_p99(records, 100.0, 3.0, window_s=1.0) == pytest.approx(400.0)
+
+
+def test_workers_share_a_schedule_and_together_keep_its_rate() -> None:
+    from analyzer.load.shapes import LoadSpec
+    from analyzer.load.split import auto_workers, share_offsets
+
+    load = LoadSpec("rate", 2.0, seed=4, schedule=Step((1000.0, 3000.0), step_s=5.0))  # scaled x2
+    assert load.duration_s == 10.0 and "x 2" in load.describe()
+    merged = np.concatenate([share_offsets(load, 10.0, i, 2) for i in range(2)])
+    counts = per_second(merged, 10.0)
+    assert np.all(np.abs(counts[:5] / 2000 - 1) < 0.08) and np.all(np.abs(counts[5:] / 6000 - 1) < 0.08)
+    trace = LoadSpec("rate", 2.0, schedule=Trace((0.0, 1.0, 2.0, 3.0)))
+    assert trace.duration_s == pytest.approx(1.5)  # replayed twice as fast
+    assert sorted(np.concatenate([share_offsets(trace, 10.0, i, 2) for i in range(2)])) == [0.0, 0.5, 1.0, 1.5]
+    # The automatic worker count looks at the schedule's peak, not its scale factor.
+    assert auto_workers(load, cores=8) == 2 and auto_workers(LoadSpec("rate", 2.0), cores=8) == 1
+    with pytest.raises(ValueError, match="open loop"):
+        LoadSpec("concurrency", 1, schedule=load.schedule)
+
+
+def test_schedules_parse_from_the_command_line(tmp_path) -> None:
+    from analyzer.load.shapes import parse_schedule
+
+    assert parse_schedule("step:100,300:5") == Step((100.0, 300.0), 5.0)
+    assert parse_schedule("ramp:10:90:30") == Ramp(10.0, 90.0, 30.0)
+    assert parse_schedule("burst:100:900:10:5:60") == Burst(100.0, 900.0, 10.0, 5.0, 60.0)
+    assert parse_schedule("daily:10:90:60:120") == Daily(10.0, 90.0, 60.0, 120.0)
+    (tmp_path / "t.txt").write_text("# send times\n0.5\n0.1\n2\n")
+    assert parse_schedule(f"trace:{tmp_path / 't.txt'}").times == (0.1, 0.5, 2.0)
+    assert parse_schedule(f"gaps:{tmp_path / 't.txt'}").times == pytest.approx((0.5, 0.6, 2.6))
+    for bad, message in (("ramp:1:2", "expected one of"), ("spike:1", "expected one of"), ("ramp:a:2:3", "bad schedule"),
+                         ("ramp:-1:2:3", ">= 0"), ("trace:/nonexistent", "cannot read"), ("step:1,2:0", "length > 0")):
+        with pytest.raises(ValueError, match=message):
+            parse_schedule(bad)
