@@ -10,6 +10,7 @@ record: ok, an error of a named kind, `client_backlog` (not sent: too many in fl
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
 import time
 from dataclasses import dataclass
@@ -189,6 +190,10 @@ class LoadRun:
         self._inflight = 0
         self._pending: dict[int, tuple[float, float]] = {}  # token -> (scheduled, sent) of each request in flight
         self._token = 0
+        # The load's own cap (LoadSpec.max_inflight): requests over it wait, in order, for a slot.
+        index, workers = share
+        self._cap = split_concurrency(load.max_inflight, workers)[index] if load.max_inflight else None
+        self._held: collections.deque[float] = collections.deque()
 
     @property
     def inflight(self) -> int:
@@ -249,6 +254,8 @@ class LoadRun:
         if self._driver is not None:
             self._driver.cancel()
             await asyncio.gather(self._driver, return_exceptions=True)
+        while self._held:  # due, held back by the cap, never sent: unfinished, never lost
+            self.recorder.add(self._held.popleft(), math.nan, math.nan, self.recorder.code(UNFINISHED))
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=max(drain_s, 0.0))
             for task in pending:
@@ -294,7 +301,9 @@ class LoadRun:
                 await asyncio.sleep(due_times[i] - t)
                 continue
             while i < n and due_times[i] <= t:
-                if self._inflight >= self.max_inflight:
+                if self._cap is not None and (self._held or self._inflight >= self._cap):
+                    self._held.append(due_times[i])  # sent when a request ends; late from its schedule
+                elif self._inflight >= self.max_inflight:
                     rec.add(due_times[i], math.nan, math.nan, rec.code(BACKLOG))
                 else:
                     self._inflight += 1
@@ -320,3 +329,6 @@ class LoadRun:
         finally:
             self._inflight -= 1
             self._pending.pop(token, None)
+            if self._held and not self._stopping:
+                self._inflight += 1
+                self._spawn(self._open_request(self._held.popleft()))

@@ -23,6 +23,9 @@ class LoadSpec:
     arrival: str = "poisson"  # open loop only: "poisson" | "constant"
     seed: int = 0
     schedule: "Schedule | None" = None  # open loop only: a rate that changes over time
+    # Open loop only: at most this many requests in flight; a request due while the cap is full
+    # waits for a free slot and its latency counts from its scheduled time (None: no cap).
+    max_inflight: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in LOAD_MODES:
@@ -35,6 +38,8 @@ class LoadSpec:
             raise ValueError(f"concurrency must be a whole number, not {self.level}")
         if self.schedule is not None and self.mode != "rate":
             raise ValueError("a schedule is an open loop: its mode is 'rate'")
+        if self.max_inflight is not None and (self.mode != "rate" or self.max_inflight < 1):
+            raise ValueError("a cap on requests in flight needs an open loop (rate) and a cap >= 1")
 
     @property
     def duration_s(self) -> float | None:
@@ -53,8 +58,10 @@ class LoadSpec:
         if self.closed_loop:
             return f"concurrency {int(self.level)}"
         if self.schedule is not None:
-            return self.schedule.describe() + (f" x {self.level:g}" if self.level != 1 else "") + f" ({self.arrival})"
-        return f"rate {self.level:g}/s ({self.arrival})"
+            text = self.schedule.describe() + (f" x {self.level:g}" if self.level != 1 else "") + f" ({self.arrival})"
+        else:
+            text = f"rate {self.level:g}/s ({self.arrival})"
+        return text + (f", at most {self.max_inflight} in flight" if self.max_inflight else "")
 
 
 def arrival_offsets(rate: float, duration_s: float, arrival: str = "poisson", seed: int = 0) -> np.ndarray:

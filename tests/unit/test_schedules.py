@@ -93,3 +93,36 @@ def test_schedules_parse_from_the_command_line(tmp_path) -> None:
                          ("ramp:-1:2:3", ">= 0"), ("trace:/nonexistent", "cannot read"), ("step:1,2:0", "length > 0")):
         with pytest.raises(ValueError, match=message):
             parse_schedule(bad)
+
+
+def test_a_capped_open_loop_holds_requests_and_counts_them_from_their_schedule() -> None:
+    import asyncio
+
+    from analyzer.load.generator import LoadRun
+    from analyzer.load.shapes import LoadSpec
+
+    active, most = 0, 0
+
+    async def infer() -> None:  # a server that takes 50 ms per request (the generator's logic only)
+        nonlocal active, most
+        active += 1
+        most = max(most, active)
+        await asyncio.sleep(0.05)
+        active -= 1
+
+    async def go() -> object:
+        run = LoadRun(infer, LoadSpec("rate", 100, arrival="constant", max_inflight=2), max_duration_s=0.5)
+        run.start()
+        await asyncio.sleep(0.6)
+        return await run.stop(2.0)
+
+    records = asyncio.run(go())
+    assert most == 2  # never more than the cap in flight
+    ok = records.ok  # type: ignore[attr-defined]
+    # 50 due in 0.5 s, 2 served per 50 ms: the rest wait, so later requests went out later and
+    # later against their schedule; none was dropped as a backlog error.
+    assert len(records) == 50 and "client_backlog" not in records.kinds  # type: ignore[attr-defined,arg-type]
+    lag = (records.sent - records.scheduled)[ok]  # type: ignore[attr-defined]
+    assert lag[-1] > 0.15 and np.all(np.diff(records.sent[ok][np.argsort(records.scheduled[ok])]) >= -1e-9)  # type: ignore[attr-defined]
+    assert np.all(records.latency_s[ok] >= 0.05 - 1e-3)  # type: ignore[attr-defined]
+    assert int(np.sum(ok)) + int(np.sum(~ok)) == 50 and np.sum(~ok) > 0  # the held ones at the end: unfinished
