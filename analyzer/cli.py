@@ -24,10 +24,11 @@ import pandas as pd
 from analyzer.errors import TrituneError, UsageError
 from analyzer.load.inputs import parse_shape_args
 from analyzer.load.selfcheck import FIX
-from analyzer.load.shapes import ARRIVALS, LoadSpec
+from analyzer.load.shapes import ARRIVALS, SCHEDULE_FORMS, LoadSpec, parse_schedule
 from analyzer.measure import Measurement, WindowStat
 from analyzer.modelconfig import knobs_of
-from analyzer.profiler import MeasureSettings, Probe, StopToken, measure_levels, window_requests_for
+from analyzer.profiler import MeasureSettings, Probe, StopToken, measure_levels, run_schedule, window_requests_for
+from analyzer.timeline import timeline as build_timeline, worst_window_p99
 from analyzer.server.endpoint import PROTOCOLS
 from analyzer.server.session import open_server, prepare_model
 from analyzer.capacity import CLIENT_BOUND, Verdict, budget_verdict, required_requests
@@ -202,6 +203,12 @@ def main() -> None:
 @click.option("--server-port", type=int, help="HTTP port of the launched server (gRPC = +1, metrics = +2); default: free ports.")
 @click.option("--metrics-port", type=int, help="Prometheus port of a remote server (for its CPU and memory).")
 @click.option("--workers", type=WORKERS, default=None, help=WORKERS_HELP)
+@click.option("--schedule", help="Play a load schedule once instead of levels: " + ", ".join(SCHEDULE_FORMS) + ".")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Multiply the schedule's rates (a trace: replay it this much faster).")
+@click.option("--max-inflight", type=click.IntRange(min=1), help="Open loop: at most this many requests in flight; "
+              "requests due over it wait, and their latency counts from their schedule.")
+@click.option("--timeline", type=click.Path(dir_okay=False), help="With --schedule: write the per-second timeline CSV here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def profile(
     model: str,
@@ -223,19 +230,37 @@ def profile(
     server_port: int | None,
     metrics_port: int | None,
     workers: int | None,
+    schedule: str | None,
+    scale: float,
+    max_inflight: int | None,
+    timeline: str | None,
     quiet: bool,
 ) -> None:
-    """Measure a model as it is configured now, at the given load levels."""
+    """Measure a model as it is configured now, at the given load levels (or over a schedule)."""
 
     def body() -> int:
         if concurrency and rate:
             raise UsageError("give --concurrency or --rate, not both")
+        if schedule and (concurrency or rate):
+            raise UsageError("give --schedule or load levels (--concurrency, --rate), not both")
+        if timeline and not schedule:
+            raise UsageError("--timeline needs --schedule (a timeline is of one scheduled run)")
+        if max_inflight and concurrency:
+            raise UsageError("--max-inflight caps an open loop (--rate or --schedule); --concurrency is already a cap")
+        plan = None
+        if schedule:
+            try:
+                plan = LoadSpec("rate", scale, arrival=arrival, schedule=parse_schedule(schedule), max_inflight=max_inflight)
+            except ValueError as exc:
+                raise UsageError(f"--schedule: {exc}", hint="forms: " + ", ".join(SCHEDULE_FORMS)) from None
         if budget_ms is not None and budget_ms <= 0:
             raise UsageError(f"--budget-ms must be > 0, not {budget_ms:g}")
         if (window_s is not None and window_s <= 0) or warmup_s < 0 or max_windows < 3 or stability <= 0 or request_timeout_s <= 0:
             raise UsageError("need --window-s > 0, --warmup-s >= 0, --max-windows >= 3, --stability > 0, --request-timeout-s > 0")
-        if rate:
-            loads = [LoadSpec("rate", r, arrival=arrival) for r in parse_levels(rate, "--rate", False)]
+        if plan is not None:
+            loads = [plan]
+        elif rate:
+            loads = [LoadSpec("rate", r, arrival=arrival, max_inflight=max_inflight) for r in parse_levels(rate, "--rate", False)]
         else:
             loads = [LoadSpec("concurrency", c) for c in parse_levels(concurrency or "1,2,4,8", "--concurrency", True)]
         shape_map = parse_shape_args(shapes)
@@ -277,6 +302,10 @@ def profile(
                 results.append(m)
                 progress.level(m)
 
+            if plan is not None:
+                with ctrl_c_stops(stop), probe:
+                    return _play_schedule(session, model, info, probe, plan, settings, stop, workers, knobs, budget_ms,
+                                          fmt, timeline, quiet)
             with ctrl_c_stops(stop), probe:
                 asyncio.run(
                     measure_levels(
@@ -381,6 +410,35 @@ class SweepProgress:
     def message(self, text: str) -> None:
         """A note from the runner."""
         self._echo(f"    note: {text}")
+
+
+def _play_schedule(session: Any, model: str, info: Any, probe: Any, plan: LoadSpec, settings: MeasureSettings,
+                   stop: StopToken, workers: int | None, knobs: Any, budget_ms: float | None, fmt: str,
+                   timeline_path: str | None, quiet: bool) -> int:
+    """`profile --schedule`: play it once, print the whole run's row, write the timeline."""
+    if not quiet:
+        click.echo(f"playing {plan.describe()}: {plan.duration_s:.0f} s", err=True)
+
+    def on_second(elapsed: float, length: float, finished: int) -> None:
+        if not quiet and (int(elapsed) % 5 == 0 or elapsed >= length):
+            click.echo(f"    {elapsed:5.0f} / {length:.0f} s: {finished} requests finished", err=True)
+
+    played = asyncio.run(run_schedule(session.protocol, session.url, model, info.specs, probe, plan, settings,
+                                      on_second=on_second, stop=stop, workers=workers,
+                                      local_server=session.local is not None))
+    if played is None:
+        _err("interrupted before any request was sent")
+        return 130
+    table = build_timeline(played.records, played.start, played.duration_s)
+    m = played.measurement
+    m.extra["worst_minute_p99_ms"] = worst_window_p99(played.records, played.start, played.duration_s, 60.0)
+    row = measurement_row("current", knobs, m, None if budget_ms is None else budget_verdict(m, budget_ms).meets)
+    click.echo(format_rows([row], fmt))
+    if timeline_path:
+        table.to_csv(timeline_path, index=False)
+        if not quiet:
+            click.echo(f"timeline: {timeline_path}", err=True)
+    return 130 if stop.requested else 0
 
 
 def print_result(result: SweepResult, store: RunStore) -> None:
