@@ -1,0 +1,150 @@
+"""Real request data: perf_analyzer's `--input-data` JSON files and numpy files, checked against
+the model's inputs before any load is sent.
+
+Pure: a file and the model's request specs in, a list of requests (one {input: array} each)
+out, or an InputDataError that names the request index, the input and what was expected.
+
+perf_analyzer's format: {"data": [request, ...]}, where a request maps each input name to a
+flat list of values (the input's shape), to {"content": [...], "shape": [...]}, or to
+{"b64": "..."} (raw little-endian bytes of the tensor). BYTES inputs take strings. A .npz file
+holds one array per input, the first dimension indexing requests; a .npy file is one such array
+for a model with a single input.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from analyzer.errors import UsageError
+from analyzer.load.inputs import DTYPES, TensorSpec
+
+Request = dict[str, np.ndarray]
+
+
+class InputDataError(UsageError):
+    """Request data that does not fit the model (exit code 2, nothing sent)."""
+
+
+def _where(source: str, index: int, name: str) -> str:
+    return f"{source}: request {index}, input {name!r}"
+
+
+def _expected(spec: TensorSpec) -> str:
+    return f"{spec.datatype} of shape {list(spec.shape)}"
+
+
+def _as_tensor(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
+    """One input of one request as an array of the spec's dtype and shape."""
+    shape = spec.shape
+    if isinstance(value, Mapping):
+        if "b64" in value:
+            if spec.datatype == "BYTES":
+                raise InputDataError(f"{where}: b64 content for a BYTES input; give the strings instead")
+            try:
+                raw = base64.b64decode(str(value["b64"]), validate=True)
+            except (binascii.Error, ValueError):
+                raise InputDataError(f"{where}: 'b64' is not valid base64") from None
+            dtype = np.dtype(DTYPES[spec.datatype]).newbyteorder("<")
+            if len(raw) != dtype.itemsize * int(np.prod(shape)):
+                raise InputDataError(f"{where}: b64 holds {len(raw)} bytes, expected {dtype.itemsize * int(np.prod(shape))} "
+                                     f"for {_expected(spec)}")
+            return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(DTYPES[spec.datatype])
+        if "content" not in value:
+            raise InputDataError(f"{where}: expected a list of values, or 'content' (with 'shape') or 'b64'")
+        if "shape" in value:
+            given = [int(d) for d in value["shape"]]
+            # perf_analyzer's shapes leave out the batch dimension.
+            if tuple(given) != tuple(shape[-len(given):]) or len(given) not in (len(shape), len(shape) - 1):
+                raise InputDataError(f"{where}: shape {given} does not match the expected {_expected(spec)}")
+        value = value["content"]
+    if spec.datatype == "BYTES":
+        flat = np.array(value, dtype=object).reshape(-1)
+        if any(not isinstance(v, (str, bytes)) for v in flat):
+            raise InputDataError(f"{where}: a BYTES input takes strings, got {type(next(v for v in flat if not isinstance(v, (str, bytes)))).__name__}")
+        items = [v.encode() if isinstance(v, str) else v for v in flat]
+        if len(items) != int(np.prod(shape)):
+            raise InputDataError(f"{where}: {len(items)} values, expected {int(np.prod(shape))} for {_expected(spec)}")
+        return np.array(items, dtype=np.object_).reshape(shape)
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError):
+        raise InputDataError(f"{where}: values are not a rectangular list of numbers") from None
+    if array.dtype == object or array.dtype.kind in "USV":
+        raise InputDataError(f"{where}: values must be numbers for {_expected(spec)}, got {array.dtype.kind == 'U' and 'strings' or array.dtype}")
+    return _fit(array, spec, where)
+
+
+def _fit(array: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
+    """An array cast to the spec's dtype and reshaped to its shape, or a clear error."""
+    target = np.dtype(DTYPES[spec.datatype])
+    if array.dtype.kind == "f" and target.kind in "iub" and not np.all(np.isfinite(array) & (array == np.round(array))):
+        raise InputDataError(f"{where}: values are not whole numbers, expected {_expected(spec)}")
+    if target.kind in "iu" and array.size:
+        info = np.iinfo(target)
+        if array.min() < info.min or array.max() > info.max:
+            raise InputDataError(f"{where}: values {array.min()}..{array.max()} do not fit {spec.datatype}")
+    if array.size != int(np.prod(spec.shape)):
+        raise InputDataError(f"{where}: shape {list(array.shape)} ({array.size} values), expected {_expected(spec)}")
+    if array.ndim > 1 and tuple(array.shape) not in (tuple(spec.shape), tuple(spec.shape[1:])):
+        raise InputDataError(f"{where}: shape {list(array.shape)} does not match the expected {_expected(spec)}")
+    return array.astype(target).reshape(spec.shape)
+
+
+def read_input_data(path: str | Path, specs: Sequence[TensorSpec]) -> list[Request]:
+    """Every request in a data file, checked against the model's inputs (InputDataError names
+    the first problem: an unreadable file, a missing or unknown input, a wrong dtype or shape)."""
+    path = Path(path)
+    source = str(path)
+    by_name = {s.name: s for s in specs}
+    if path.suffix in (".npy", ".npz"):
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputDataError(f"cannot read {source}: {exc}") from None
+        if isinstance(loaded, np.ndarray):
+            if len(specs) != 1:
+                raise InputDataError(f"{source}: a .npy file holds one input, but the model has {len(specs)}: "
+                                     + ", ".join(by_name), hint="use a .npz file with one array per input")
+            arrays = {specs[0].name: loaded}
+        else:
+            arrays = {k: loaded[k] for k in loaded.files}
+        missing = [n for n in by_name if n not in arrays]
+        if missing:
+            raise InputDataError(f"{source}: no data for input {missing[0]!r}; the file has: {', '.join(arrays)}")
+        unknown = [n for n in arrays if n not in by_name]
+        if unknown:
+            raise InputDataError(f"{source}: the model has no input {unknown[0]!r}; its inputs are: {', '.join(by_name)}")
+        counts = {n: len(a) for n, a in arrays.items()}
+        if len(set(counts.values())) != 1:
+            raise InputDataError(f"{source}: the inputs hold different numbers of requests: {counts}")
+        return [{n: _fit(np.asarray(arrays[n][i]), by_name[n], _where(source, i, n)) for n in by_name}
+                for i in range(next(iter(counts.values())))]
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise InputDataError(f"cannot read {source}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise InputDataError(f"{source}: not valid JSON ({exc})") from None
+    if not isinstance(data, Mapping) or not isinstance(data.get("data"), list) or not data["data"]:
+        raise InputDataError(f"{source}: expected perf_analyzer's format, {{\"data\": [request, ...]}} with at least one request")
+    requests: list[Request] = []
+    for i, entry in enumerate(data["data"]):
+        if not isinstance(entry, Mapping):
+            raise InputDataError(f"{source}: request {i} is not a mapping of input names to values")
+        for name in entry:
+            if name not in by_name:
+                raise InputDataError(f"{source}: request {i} names input {name!r}, which the model does not have; "
+                                     f"its inputs are: {', '.join(by_name)}")
+        request = {}
+        for name, spec in by_name.items():
+            if name not in entry:
+                raise InputDataError(f"{_where(source, i, name)}: missing (expected {_expected(spec)})")
+            request[name] = _as_tensor(entry[name], spec, _where(source, i, name))
+        requests.append(request)
+    return requests
