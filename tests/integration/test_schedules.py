@@ -33,7 +33,8 @@ def test_a_step_schedule_is_played_per_second_and_written_as_a_timeline(tmp_path
     due = np.array([100, 100, 400, 400, 200, 200])
     assert np.all(np.abs(t["due"] - due) <= 1), t["due"].tolist()
     # Sent on time: the achieved rate per second follows the schedule within a few percent.
-    assert np.all(np.abs(t["sent"] / due - 1) < 0.05), t["sent"].tolist()
+    # (a few requests of slack: a send due just before a second's edge may go out just after it)
+    assert np.all(np.abs(t["sent"] - due) <= 0.05 * due + 3), t["sent"].tolist()
     assert (t["p99_ms"] > 0).all() and (t["errors"] == 0).all()
     assert abs(row["requests"] - due.sum()) <= 2
 
