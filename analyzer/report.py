@@ -818,7 +818,7 @@ def _pbtxt_html(run: RunData, best: pd.Series) -> str:
     if models:
         out = []
         for name, knobs in models.items():
-            path = run.dir / "best" / name / "config.pbtxt"
+            path = RunStore(run.dir).best_config_path(name)
             text = path.read_text() if path.is_file() else None
             warning = ""
             if text is not None:

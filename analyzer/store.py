@@ -156,6 +156,13 @@ class RunStore:
         candidates modify; the dashboard builds any config's config.pbtxt from it)."""
         return self.dir / "base" / model / "config.pbtxt"
 
+    def write_model_base(self, model: str, pbtxt: str) -> Path:
+        """Write base/<model>/config.pbtxt; returns its path."""
+        path = self.model_base_path(model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(pbtxt)
+        return path
+
     @property
     def storage_url(self) -> str:
         """Optuna storage URL of the run's study."""
@@ -300,9 +307,13 @@ class RunStore:
         except (OSError, ValueError):
             return None
 
+    def best_config_path(self, model: str) -> Path:
+        """best/<model>/config.pbtxt: the chosen config of a model."""
+        return self.dir / "best" / model / "config.pbtxt"
+
     def write_best_config(self, model: str, pbtxt: str) -> Path:
         """Write best/<model>/config.pbtxt; returns its path."""
-        path = self.dir / "best" / model / "config.pbtxt"
+        path = self.best_config_path(model)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(pbtxt)

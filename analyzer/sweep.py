@@ -118,6 +118,19 @@ def _base_config(spec: SweepSpec, session: ServerSession, name: str, served: dic
     return config
 
 
+def _joint_space(source: str, tuned: dict[str, list[Candidate]], order: list[str], bases: dict[str, ModelConfig],
+                 hint: str) -> tuple[list[JointCandidate], JointCandidate]:
+    """The joint candidates of several tuned models (refused past MAX_JOINT_POINTS), and the
+    search's starting point: every tuned model as it is configured today."""
+    points = math.prod(len(c) for c in tuned.values())
+    if points > MAX_JOINT_POINTS:
+        raise UsageError(f"{source}: the joint space has {points} configs (the product of "
+                         + ", ".join(f"{n}: {len(c)}" for n, c in tuned.items()) + f"); the limit is {MAX_JOINT_POINTS}",
+                         hint=hint)
+    start = JointCandidate(tuple((n, ModelTraits.of(bases[n]).base) for n in order if n in tuned))
+    return joint_candidates(tuned, order), start
+
+
 def _pipeline(spec: SweepSpec, session: ServerSession, top: ModelConfig, store: RunStore) -> tuple[PipelineTarget, list[Any], Any]:
     """A pipeline's setup: discover the ensemble's steps, load every model it needs
     (dependencies first), check each tuned model's space, and build the joint candidates.
@@ -168,18 +181,14 @@ def _pipeline(spec: SweepSpec, session: ServerSession, top: ModelConfig, store: 
                 hint=f"give models.{name}.max_batch_size values >= {floor}, or lower {ensemble}'s max_batch_size",
             )
         tuned[name] = fits  # the rest would be refused by the server at every load
-    if space_given or not is_ensemble(top):
-        if space_given:
-            tuned[spec.model] = check_space(spec.space, ModelTraits.of(top), spec.source)
+    if space_given:  # a BLS model (or plain model) under load, tuned too (an ensemble was refused above)
+        tuned[spec.model] = check_space(spec.space, ModelTraits.of(top), spec.source)
     if not tuned:
         raise UsageError(f"{spec.source}: nothing to tune: every model under models: is {{}} and space: is empty",
                          hint="give a space for at least one model under models: (or space: for the top model)")
     order = load_order(spec.model, configs, named)
-    points = math.prod(len(c) for c in tuned.values())
-    if points > MAX_JOINT_POINTS:
-        raise UsageError(f"{spec.source}: the joint space has {points} configs (the product of "
-                         + ", ".join(f"{n}: {len(c)}" for n, c in tuned.items()) + f"); the limit is {MAX_JOINT_POINTS}",
-                         hint="narrow some models' spaces, or load some as they are with {}")
+    candidates, start = _joint_space(spec.source, tuned, order, configs, "narrow some models' spaces, or load some "
+                                     "as they are with {}")
     for name in order:  # dependencies first: a BLS model's callees must be ready before it
         if session.local is not None:
             session.control.load_model(name)
@@ -187,13 +196,9 @@ def _pipeline(spec: SweepSpec, session: ServerSession, top: ModelConfig, store: 
             # Pre-flight on a running server, as for one model: reloading today's config
             # answers whether configs can be applied at all.
             session.control.load_model(name, to_dict(configs[name]) if name in tuned else None)
-    candidates = joint_candidates(tuned, order)
-    start = JointCandidate(tuple((n, ModelTraits.of(configs[n]).base) for n in order if n in tuned))
     for name in order:
         if name in tuned:
-            path = store.model_base_path(name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(to_pbtxt(configs[name]))
+            store.write_model_base(name, to_pbtxt(configs[name]))
     target = PipelineTarget(top=spec.model, order=order, bases={n: configs[n] for n in order},
                             tuned=[n for n in order if n in tuned], steps=[n for n in order if n != spec.model])
     return target, candidates, start
@@ -218,16 +223,9 @@ def _targets(spec: SweepSpec, session: ServerSession,
             session.control.load_model(name, to_dict(bases[name]))  # pre-flight, as for one model
         tuned[name] = check_space(t.space, ModelTraits.of(bases[name]), f"{spec.source}: targets.{name}")
         targets.append((Target(name, t.share, t.budget_ms if t.budget_ms is not None else spec.budget_ms), info))
-        path = store.model_base_path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(to_pbtxt(bases[name]))
+        store.write_model_base(name, to_pbtxt(bases[name]))
     names = list(spec.targets)
-    points = math.prod(len(c) for c in tuned.values())
-    if points > MAX_JOINT_POINTS:
-        raise UsageError(f"{spec.source}: the joint space has {points} configs; the limit is {MAX_JOINT_POINTS}",
-                         hint="narrow some targets' spaces")
-    candidates = joint_candidates(tuned, names)
-    start = JointCandidate(tuple((n, ModelTraits.of(bases[n]).base) for n in names))
+    candidates, start = _joint_space(spec.source, tuned, names, bases, "narrow some targets' spaces")
     plan = PipelineTarget(top="", order=names, bases=bases, tuned=names, steps=[])
     return targets, plan, candidates, start
 

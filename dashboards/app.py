@@ -56,7 +56,7 @@ from analyzer.report import (
 )
 from analyzer.pipeline import JointCandidate, candidate_from_row
 from analyzer.space import Candidate
-from analyzer.store import RUN_FILES
+from analyzer.store import RUN_FILES, RunStore
 
 DELAY_OFF = -1  # filter value for "no dynamic batching"
 
@@ -164,7 +164,7 @@ class Dashboard:
         out = {}
         for name, part in parts:
             base_path = (self.run_dir / RUN_FILES["base_config"] if not isinstance(cand, JointCandidate)
-                         else self.run_dir / "base" / name / "config.pbtxt")
+                         else RunStore(self.run_dir).model_base_path(name))
             if not base_path.is_file():
                 return {}
             config = apply_candidate(read_pbtxt(base_path), part)
