@@ -754,34 +754,51 @@ def _knobs_html(best: pd.Series) -> str:
             f"<th>max_batch_size</th><th>max_queue_delay_us</th></tr>{rows}</table>")
 
 
+def capacity_row(measurements: pd.DataFrame, config_id: str, level: Any) -> pd.Series | None:
+    """A config's search measurement at one load level (its capacity level): the last one
+    there, or None."""
+    m = search_rows(measurements)
+    if m.empty:
+        return None
+    here = m[(m["config_id"] == config_id) & (pd.to_numeric(m["load_level"], errors="coerce") == _num(level))]
+    return None if here.empty else here.iloc[-1]
+
+
 def step_rows(run: RunData, best: pd.Series) -> tuple[list[dict[str, Any]], str]:
     """A pipeline's per-step breakdown at the best config's capacity level (its search
     measurement there), and the bottleneck step ([] and '' for one model)."""
-    m = search_rows(run.measurements)
-    if m.empty or not any(str(c).startswith("step.") for c in m.columns):
+    row = capacity_row(run.measurements, best["config_id"], best.get("capacity_level"))
+    if row is None or not any(str(c).startswith("step.") for c in row.index):
         return [], ""
-    here = m[(m["config_id"] == best["config_id"])
-             & (pd.to_numeric(m["load_level"], errors="coerce") == _num(best.get("capacity_level")))]
-    if here.empty:
-        return [], ""
-    row = here.iloc[-1]
     return steps_from_row(row.to_dict()), str(row.get("bottleneck_step") or "")
+
+
+# The per-step table's columns (header, step field, format): the report's and the dashboard's.
+STEP_COLUMNS = (("instances", "instances", ".0f"), ("busy %", "busy_pct", ".0f"), ("queue ms", "queue_ms", ".2f"),
+                ("compute ms / execution", "compute_ms", ".2f"), ("batch", "batch", ".1f"),
+                ("executions / request", "per_request", ".2f"))
+
+
+def step_cells(step: dict[str, Any]) -> list[str]:
+    """One step's row of the per-step table, formatted ('-' where a figure is missing)."""
+    cells = []
+    for _, key, fmt in STEP_COLUMNS:
+        number = _num(step.get(key))
+        cells.append(format(number, fmt) if math.isfinite(number) else "-")
+    return cells
 
 
 def targets_html(run: RunData, best: pd.Series) -> str:
     """Several models: each one's throughput and latency at the chosen level, against its own budget."""
-    m = search_rows(run.measurements)
-    if m.empty or not any(str(c).startswith("target.") for c in m.columns):
-        return ""
-    here = m[(m["config_id"] == best["config_id"])
-             & (pd.to_numeric(m["load_level"], errors="coerce") == _num(best.get("capacity_level")))]
-    if here.empty:
+    row = capacity_row(run.measurements, best["config_id"], best.get("capacity_level"))
+    figures = target_figures(row.to_dict()) if row is not None else {}
+    if not figures:
         return ""
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{f.get('load_level', math.nan):g}</td>"
         f"<td>{f.get('throughput_rps', math.nan):.1f}</td><td>{f.get('p99_ms', math.nan):.2f}</td>"
         f"<td>{f.get('budget_ms', math.nan):g}</td><td>{'yes' if f.get('meets') else 'no'}</td></tr>"
-        for name, f in target_figures(here.iloc[-1].to_dict()).items())
+        for name, f in figures.items())
     return ("<div id='targets'><h3>Each model at the chosen level</h3><table class='configs'><tr><th>model</th>"
             "<th>its level</th><th>req/s</th><th>p99 ms</th><th>its budget ms</th><th>meets</th></tr>"
             f"{rows}</table></div>")
@@ -792,22 +809,14 @@ def steps_html(run: RunData, best: pd.Series) -> str:
     steps, neck = step_rows(run, best)
     if not steps:
         return ""
-
-    def cell(value: Any, fmt: str) -> str:
-        number = _num(value)
-        return format(number, fmt) if math.isfinite(number) else "-"
-
     rows = "".join(
         f"<tr{' class=neck' if s['name'] == neck else ''}><td>{html.escape(s['name'])}</td>"
-        f"<td>{cell(s.get('instances'), '.0f')}</td><td>{cell(s.get('busy_pct'), '.0f')} %</td>"
-        f"<td>{cell(s.get('queue_ms'), '.2f')}</td><td>{cell(s.get('compute_ms'), '.2f')}</td>"
-        f"<td>{cell(s.get('batch'), '.1f')}</td><td>{cell(s.get('per_request'), '.2f')}</td></tr>" for s in steps)
+        + "".join(f"<td>{c}</td>" for c in step_cells(s)) + "</tr>" for s in steps)
     name = (f"<p><b>Bottleneck step: {html.escape(neck)}</b>: its instances were the busiest at the capacity level, "
             f"so more instances or more batching there would raise the pipeline's capacity first.</p>" if neck else "")
+    head = "".join(f"<th>{h}</th>" for h, _, _ in STEP_COLUMNS)
     return (f"<div id='steps'><h3>Per step at the capacity level</h3>{name}"
-            "<table class='configs'><tr><th>step</th><th>instances</th><th>busy</th><th>queue ms</th>"
-            "<th>compute ms / execution</th><th>batch</th><th>executions / request</th></tr>"
-            f"{rows}</table></div>")
+            f"<table class='configs'><tr><th>step</th>{head}</tr>{rows}</table></div>")
 
 
 def _pbtxt_html(run: RunData, best: pd.Series) -> str:

@@ -34,7 +34,7 @@ from analyzer.load.shapes import LoadSpec
 from analyzer.measure import Measurement, WindowStat
 from analyzer.modelconfig import Knobs, ModelConfig, apply_candidate, knobs_of, to_dict, to_pbtxt
 from analyzer.pipeline import STEP_FIELDS, JointCandidate, PipelineTarget, candidate_from_row
-from analyzer.report import write_report
+from analyzer.report import capacity_row, write_report
 from analyzer.profiler import MeasureSettings, Probe, StopToken, make_tensors, measure_level, window_requests_for
 from analyzer.search.base import Outcome, Search
 from analyzer.server.session import ModelInfo, ServerSession
@@ -329,11 +329,10 @@ class SweepRunner:
 
     def _target_outcome(self, best: dict[str, Any], measurements: pd.DataFrame) -> dict[str, Any]:
         """Each model's figures at the chosen config's capacity level, against its own budget."""
-        rows = measurements[(measurements["config_id"] == best["config_id"])
-                            & (pd.to_numeric(measurements["load_level"], errors="coerce") == float(best["load_level"]))]
-        if rows.empty:
+        row = capacity_row(measurements, best["config_id"], best["load_level"])
+        if row is None:
             return {}
-        figures = target_figures(rows.iloc[-1].to_dict())
+        figures = target_figures(row.to_dict())
         return {name: {"load_level": f.get("load_level"), "throughput_rps": f.get("throughput_rps"),
                        "p50_ms": f.get("p50_ms"), "p99_ms": f.get("p99_ms"), "budget_ms": f.get("budget_ms"),
                        "meets": bool(f.get("meets"))} for name, f in figures.items()}
@@ -521,9 +520,9 @@ class SweepRunner:
             assert result is not None
             at = result.at_capacity()
             closest = result.closest(self.spec.percentile)
-            p99 = at.p99_ms if at else (closest.p99_ms if closest else math.nan)
-            self.search.tell(cand, Outcome(result.capacity_rps, p99, bottleneck=(at or closest).bottleneck_step
-                                           if (at or closest) is not None else ""))
+            ref = at or closest  # the capacity level's measurement, else the closest to the budget
+            self.search.tell(cand, Outcome(result.capacity_rps, ref.p99_ms if ref else math.nan,
+                                           bottleneck=ref.bottleneck_step if ref else ""))
         if self.events.config_done:
             self.events.config_done(cand, row)
         self._update_answer(False)

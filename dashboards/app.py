@@ -50,7 +50,9 @@ from analyzer.report import (
     replicas_needed,
     resources_data,
     resources_figure,
+    STEP_COLUMNS,
     search_rows,
+    step_cells,
     step_rows,
     tie_set_sentence,
 )
@@ -380,18 +382,8 @@ def steps_table(run: RunData, row: pd.Series) -> Any:
     if not steps:
         return html.P("No per-step figures at a capacity level (the config met the budget at no level).", id="detail-steps")
 
-    def cell(value: Any, fmt: str) -> str:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            return "-"
-        return format(number, fmt) if math.isfinite(number) else "-"
-
-    head = html.Tr([html.Th(h) for h in ("step", "instances", "busy %", "queue ms", "compute ms / execution", "batch",
-                                         "executions / request")])
-    rows = [html.Tr([html.Td(s["name"]), html.Td(cell(s.get("instances"), ".0f")), html.Td(cell(s.get("busy_pct"), ".0f")),
-                     html.Td(cell(s.get("queue_ms"), ".2f")), html.Td(cell(s.get("compute_ms"), ".2f")),
-                     html.Td(cell(s.get("batch"), ".1f")), html.Td(cell(s.get("per_request"), ".2f"))],
+    head = html.Tr([html.Th("step")] + [html.Th(h) for h, _, _ in STEP_COLUMNS])
+    rows = [html.Tr([html.Td(s["name"])] + [html.Td(c) for c in step_cells(s)],
                     style={"fontWeight": "bold", "background": "#fff6e0"} if s["name"] == neck else None) for s in steps]
     return html.Div([html.P(["Bottleneck step: ", html.B(neck or "-", id="bottleneck-step"),
                              " (its instances were the busiest at the capacity level)"]),

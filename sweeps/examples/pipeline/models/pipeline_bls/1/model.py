@@ -4,6 +4,15 @@ server's in-process API (business logic scripting)."""
 import triton_python_backend_utils as pb_utils
 
 
+def call(model, input_name, output_name, array):
+    """One request to another model of the server: (its output tensor, None) or (None, error)."""
+    response = pb_utils.InferenceRequest(model_name=model, requested_output_names=[output_name],
+                                         inputs=[pb_utils.Tensor(input_name, array)]).exec()
+    if response.has_error():
+        return None, response.error()
+    return pb_utils.get_output_tensor_by_name(response, output_name), None
+
+
 class TritonPythonModel:
     """Triton python-backend entry point."""
 
@@ -11,17 +20,11 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             raw = pb_utils.get_input_tensor_by_name(request, "RAW")
-            pre = pb_utils.InferenceRequest(model_name="preprocess", requested_output_names=["FEATURES"],
-                                            inputs=[pb_utils.Tensor("RAW", raw.as_numpy())]).exec()
-            if pre.has_error():
-                responses.append(pb_utils.InferenceResponse(error=pre.error()))
+            features, error = call("preprocess", "RAW", "FEATURES", raw.as_numpy())
+            if error is None:
+                probs, error = call("classifier", "FEATURES", "PROBS", features.as_numpy())
+            if error is not None:
+                responses.append(pb_utils.InferenceResponse(error=error))
                 continue
-            features = pb_utils.get_output_tensor_by_name(pre, "FEATURES")
-            cls = pb_utils.InferenceRequest(model_name="classifier", requested_output_names=["PROBS"],
-                                            inputs=[pb_utils.Tensor("FEATURES", features.as_numpy())]).exec()
-            if cls.has_error():
-                responses.append(pb_utils.InferenceResponse(error=cls.error()))
-                continue
-            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("PROBS",
-                                                         pb_utils.get_output_tensor_by_name(cls, "PROBS").as_numpy())]))
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("PROBS", probs.as_numpy())]))
         return responses
