@@ -69,24 +69,14 @@ class JointCandidate:
 
     def row(self) -> dict[str, Any]:
         """The per-model knob columns of a configs.csv row ('<model>.<knob>')."""
-        out: dict[str, Any] = {}
-        for name, cand in self.parts:
-            out[f"{name}.instance_count"] = cand.instance_count
-            out[f"{name}.max_batch_size"] = cand.max_batch_size
-            out[f"{name}.max_queue_delay_us"] = cand.max_queue_delay_us if cand.max_queue_delay_us is not None else math.nan
-            out[f"{name}.preferred_batch_size"] = " ".join(map(str, cand.preferred_batch_size))
-            out[f"{name}.instance_kind"] = cand.instance_kind
-        return out
+        return {f"{name}.{key}": value for name, cand in self.parts for key, value in cand.columns().items()}
 
     @staticmethod
     def from_row(row: Mapping[str, Any]) -> "JointCandidate":
         """The candidate of a configs.csv row (inverse of row())."""
         names = [str(k)[: -len(".instance_count")] for k in row.keys() if str(k).endswith(".instance_count")]
-        parts = []
-        for name in names:
-            sub = {knob: row.get(f"{name}.{knob}") for knob in KNOB_AXES}
-            parts.append((name, Candidate.from_row(sub)))
-        return JointCandidate(tuple(parts))
+        return JointCandidate(tuple((name, Candidate.from_row({knob: row.get(f"{name}.{knob}") for knob in KNOB_AXES}))
+                                    for name in names))
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """{model: {instance_count, max_batch_size, max_queue_delay_us}} (summary.json's best.models)."""

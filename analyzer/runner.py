@@ -102,13 +102,7 @@ def knob_columns(cand: Candidate | JointCandidate) -> dict[str, Any]:
     if isinstance(cand, JointCandidate):
         return {"instance_count": cand.instance_count, "max_batch_size": math.nan, "max_queue_delay_us": math.nan,
                 "preferred_batch_size": "", "instance_kind": ""} | cand.row()
-    return {
-        "instance_count": cand.instance_count,
-        "max_batch_size": cand.max_batch_size,
-        "max_queue_delay_us": cand.max_queue_delay_us if cand.max_queue_delay_us is not None else math.nan,
-        "preferred_batch_size": " ".join(map(str, cand.preferred_batch_size)),
-        "instance_kind": cand.instance_kind,
-    }
+    return cand.columns()
 
 
 def config_row(cand: Candidate | JointCandidate, result: CapacityResult | None, *, status: str, error: str, mode: str,

@@ -63,6 +63,16 @@ class Candidate:
             instance_kind=str(params.get("instance_kind", "KIND_CPU")),
         )
 
+    def columns(self) -> dict[str, Any]:
+        """The knob columns of a configs.csv row (from_row reads them back)."""
+        return {
+            "instance_count": self.instance_count,
+            "max_batch_size": self.max_batch_size,
+            "max_queue_delay_us": self.max_queue_delay_us if self.max_queue_delay_us is not None else math.nan,
+            "preferred_batch_size": " ".join(map(str, self.preferred_batch_size)),
+            "instance_kind": self.instance_kind,
+        }
+
     @staticmethod
     def from_row(row: Mapping[str, Any]) -> "Candidate":
         """The candidate of a configs.csv row (inverse of its knob columns: an empty or NaN
