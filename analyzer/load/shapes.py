@@ -7,6 +7,7 @@ A closed-loop shape is just a concurrency; an open-loop shape is a schedule of s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -257,12 +258,12 @@ def parse_schedule(text: str) -> Schedule:
         if kind in ("trace", "gaps"):
             if not rest:
                 raise ValueError("needs a file")
-            values = [float(line.split()[0]) for line in open(rest).read().splitlines()
+            values = [float(line.split()[0]) for line in Path(rest).read_text().splitlines()
                       if line.strip() and not line.lstrip().startswith("#")]
             if not values or any(v < 0 or not np.isfinite(v) for v in values):
                 raise ValueError(f"{rest} must hold one non-negative number per line")
             return Trace.from_gaps(values) if kind == "gaps" else Trace(tuple(sorted(values)))
-        numbers = [float(p) for p in parts if kind != "step"] if kind != "step" else []
+        numbers = [] if kind == "step" else [float(p) for p in parts]
         if kind == "step" and len(parts) == 2:
             rates = tuple(float(r) for r in parts[0].split(","))
             schedule: Schedule = Step(rates, float(parts[1]))
