@@ -23,6 +23,7 @@ import pandas as pd
 
 from analyzer.errors import TrituneError, UsageError
 from analyzer.load.inputs import parse_shape_args
+from analyzer.load.requests import ORDERS, plan_from_file
 from analyzer.load.selfcheck import FIX
 from analyzer.load.shapes import ARRIVALS, SCHEDULE_FORMS, LoadSpec, parse_schedule
 from analyzer.measure import Measurement, WindowStat
@@ -209,6 +210,11 @@ def main() -> None:
 @click.option("--max-inflight", type=click.IntRange(min=1), help="Open loop: at most this many requests in flight; "
               "requests due over it wait, and their latency counts from their schedule.")
 @click.option("--timeline", type=click.Path(dir_okay=False), help="With --schedule: write the per-second timeline CSV here.")
+@click.option("--input-data", type=click.Path(dir_okay=False),
+              help="Requests to send: perf_analyzer's JSON format, .npy/.npz files, or a YAML file of generators "
+                   "(inputs: and input_data:, as in a sweep spec). Default: one random request.")
+@click.option("--input-order", type=click.Choice(ORDERS), default="cycle", show_default=True,
+              help="With --input-data: send the requests in turn, or draw them at random.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def profile(
     model: str,
@@ -234,6 +240,8 @@ def profile(
     scale: float,
     max_inflight: int | None,
     timeline: str | None,
+    input_data: str | None,
+    input_order: str,
     quiet: bool,
 ) -> None:
     """Measure a model as it is configured now, at the given load levels (or over a schedule)."""
@@ -264,6 +272,8 @@ def profile(
         else:
             loads = [LoadSpec("concurrency", c) for c in parse_levels(concurrency or "1,2,4,8", "--concurrency", True)]
         shape_map = parse_shape_args(shapes)
+        # Generators are checked before a server starts; data files need the model's inputs.
+        input_plan = plan_from_file(input_data, input_order) if input_data else None
         settings = MeasureSettings(
             window_s=window_s,
             warmup_s=warmup_s,
@@ -286,7 +296,7 @@ def profile(
             server_port=server_port,
             metrics_port=metrics_port,
         ) as session:
-            info = prepare_model(session, model, shape_map, load=session.local is not None)
+            info = prepare_model(session, model, shape_map, load=session.local is not None, plan=input_plan)
             knobs = knobs_of(info.config)
             if not quiet:
                 where = f"local server {session.url} (log {session.log_path})" if session.local else session.url
@@ -309,7 +319,7 @@ def profile(
             with ctrl_c_stops(stop), probe:
                 asyncio.run(
                     measure_levels(
-                        protocol, session.url, model, info.specs, probe, loads, settings,
+                        protocol, session.url, model, info.requests, probe, loads, settings,
                         on_window=progress.window, on_level=on_level, stop=stop, workers=workers,
                         local_server=session.local is not None,
                     )
@@ -423,7 +433,7 @@ def _play_schedule(session: Any, model: str, info: Any, probe: Any, plan: LoadSp
         if not quiet and (int(elapsed) % 5 == 0 or elapsed >= length):
             click.echo(f"    {elapsed:5.0f} / {length:.0f} s: {finished} requests finished", err=True)
 
-    played = asyncio.run(run_schedule(session.protocol, session.url, model, info.specs, probe, plan, settings,
+    played = asyncio.run(run_schedule(session.protocol, session.url, model, info.requests, probe, plan, settings,
                                       on_second=on_second, stop=stop, workers=workers,
                                       local_server=session.local is not None))
     if played is None:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from analyzer.load.clients import GrpcInferClient, HttpInferClient
+from analyzer.load.clients import GrpcInferClient, HttpInferClient, RequestSet
 from analyzer.capacity import Verdict, claim_futile, required_requests
 from analyzer.load.generator import IN_FLIGHT, CpuSample, Records, now
 from analyzer.load.selfcheck import ClientLoad, client_bound_reason
@@ -428,7 +428,7 @@ async def measure_levels(
     protocol: str,
     url: str,
     model: str,
-    specs: Sequence[TensorSpec],
+    requests: RequestSet,
     probe: Probe,
     loads: Sequence[LoadSpec],
     settings: MeasureSettings,
@@ -441,7 +441,7 @@ async def measure_levels(
 ) -> list[Measurement]:
     """Measure each load level in turn (`workers` processes; None: automatic); stops early on
     `stop`."""
-    client = LoadGenerator(protocol, url, model, make_tensors(specs), timeout_s=settings.request_timeout_s,
+    client = LoadGenerator(protocol, url, model, requests, timeout_s=settings.request_timeout_s,
                            workers=workers, local_server=local_server)
     results: list[Measurement] = []
     try:
@@ -475,7 +475,7 @@ async def run_schedule(
     protocol: str,
     url: str,
     model: str,
-    specs: Sequence[TensorSpec],
+    requests: RequestSet,
     probe: Probe,
     load: LoadSpec,
     settings: MeasureSettings,
@@ -491,7 +491,7 @@ async def run_schedule(
     before anything was sent."""
     assert load.schedule is not None and load.duration_s is not None
     duration = load.duration_s
-    client = LoadGenerator(protocol, url, model, make_tensors(specs), timeout_s=settings.request_timeout_s,
+    client = LoadGenerator(protocol, url, model, requests, timeout_s=settings.request_timeout_s,
                            workers=workers, local_server=local_server)
     try:
         run = client.run(load, max_duration_s=duration, max_inflight=settings.max_inflight)

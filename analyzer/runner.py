@@ -35,7 +35,7 @@ from analyzer.measure import Measurement, WindowStat
 from analyzer.modelconfig import Knobs, ModelConfig, apply_candidate, knobs_of, to_dict, to_pbtxt
 from analyzer.pipeline import STEP_FIELDS, JointCandidate, PipelineTarget, candidate_from_row
 from analyzer.report import capacity_row, write_report
-from analyzer.profiler import MeasureSettings, Probe, StopToken, make_tensors, measure_level, window_requests_for
+from analyzer.profiler import MeasureSettings, Probe, StopToken, measure_level, window_requests_for
 from analyzer.search.base import Outcome, Search
 from analyzer.server.session import ModelInfo, ServerSession
 from analyzer.space import Candidate
@@ -471,7 +471,7 @@ class SweepRunner:
     def _open_clients(self) -> None:
         if self.targets is not None:
             self._clients = {t.name: LoadGenerator(
-                self.session.protocol, self.session.url, t.name, make_tensors(info.specs, self.spec.seed),
+                self.session.protocol, self.session.url, t.name, info.requests,
                 timeout_s=self.settings.request_timeout_s, workers=self.spec.load.workers,
                 local_server=self.session.local is not None) for t, info in self.targets}
             self._probes = {t.name: Probe(self.session.endpoint, self.session.protocol, t.name, self.session.pid)
@@ -480,7 +480,7 @@ class SweepRunner:
             return
         self._client = LoadGenerator(
             self.session.protocol, self.session.url, self.model.name,
-            make_tensors(self.model.specs, self.spec.seed), timeout_s=self.settings.request_timeout_s,
+            self.model.requests, timeout_s=self.settings.request_timeout_s,
             workers=self.spec.load.workers, local_server=self.session.local is not None,
         )
         self._probe = Probe(self.session.endpoint, self.session.protocol, self.model.name, self.session.pid,

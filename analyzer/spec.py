@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from analyzer.errors import SpecError
+from analyzer.load.requests import InputPlan, gen_to_dict, parse_input_plan
 from analyzer.load.shapes import ARRIVALS, LOAD_MODES
 
 STRATEGIES = ("grid", "optuna")
@@ -105,7 +106,10 @@ class SweepSpec:
     # budget (concurrent model execution). None: one model (or one pipeline).
     targets: dict[str, TargetSpec] | None = None
     load: LoadPlan = field(default_factory=LoadPlan)
-    inputs: dict[str, list[int]] = field(default_factory=dict)
+    inputs: dict[str, list[int]] = field(default_factory=dict)  # fixed shapes (the list form of `inputs:`)
+    # Request data: a file, or generators (the mapping form of `inputs:`) and a mix of lengths.
+    # None: one random request of the fixed shapes.
+    input_data: InputPlan | None = None
     triton_server_path: str | None = None
     metrics_port: int | None = None
     load_timeout_s: float = 120.0  # a config load slower than this means the server is stuck
@@ -121,6 +125,9 @@ class SweepSpec:
                     for key, vals in values.items() if vals is not None}
 
         data["space"] = space(data["space"])
+        if self.input_data is not None:
+            data["inputs"] = {**self.inputs, **{name: gen_to_dict(g) for name, g in self.input_data.inputs.items()}}
+            data["input_data"] = self.input_data.to_dict()
         if self.models is not None:
             data["models"] = {name: space(values) for name, values in data["models"].items()}
         if self.targets is not None:
@@ -168,7 +175,7 @@ def _space(errors: "_Errors", space_data: Mapping[str, Any], prefix: str) -> Spa
 TOP_KEYS = {
     "model", "model_repository", "url", "protocol", "budget_ms", "percentile", "confidence",
     "strategy", "objective", "max_trials", "time_budget_s", "patience", "seed", "space", "models", "targets", "load",
-    "inputs", "triton_server_path", "metrics_port", "load_timeout_s", "confirm_top", "confirm_rounds",
+    "inputs", "input_data", "triton_server_path", "metrics_port", "load_timeout_s", "confirm_top", "confirm_rounds",
 }
 SPACE_KEYS = {"instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size", "instance_kind"}
 LOAD_KEYS = {f.name for f in dataclasses.fields(LoadPlan)}
@@ -417,7 +424,11 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) 
     load_kw.update(_checked(load_data, load_checks))
     kw["load"] = LoadPlan(**load_kw)
 
-    kw["inputs"] = _shapes(errors, _section(errors, data.get("inputs"), "inputs"), "inputs.")
+    problems: list[tuple[str, str]] = []
+    kw["inputs"], kw["input_data"] = parse_input_plan(_section(errors, data.get("inputs"), "inputs"),
+                                                      data.get("input_data"), base_dir, problems)
+    for key, message in problems:
+        errors.add(key, message)
 
     errors.raise_if_any()
     spec = SweepSpec(**kw)

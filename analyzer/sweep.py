@@ -30,6 +30,7 @@ from analyzer.profiler import StopToken
 from analyzer.runner import Events, SweepResult, SweepRunner
 from analyzer.search import make_search
 from analyzer.search.base import Outcome
+from analyzer.load.clients import RequestSet
 from analyzer.server.session import ModelInfo, ServerSession, open_server, prepare_model
 from analyzer.targets import Target
 from analyzer.space import Candidate, ModelTraits, check_space
@@ -214,7 +215,7 @@ def _targets(spec: SweepSpec, session: ServerSession,
     tuned: dict[str, list[Candidate]] = {}
     bases: dict[str, ModelConfig] = {}
     for name, t in spec.targets.items():
-        info = prepare_model(session, name, t.inputs or spec.inputs, load=session.local is not None)
+        info = prepare_model(session, name, t.inputs or spec.inputs, load=session.local is not None, seed=spec.seed)
         bases[name] = _base_config(spec, session, name, info.config)
         if is_ensemble(bases[name]):
             raise UsageError(f"{spec.source}: targets.{name} is an ensemble; tune one pipeline at a time with "
@@ -256,10 +257,11 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
         targets = None
         if spec.targets is not None:
             targets, pipeline, candidates, start = _targets(spec, session, store)
-            info = ModelInfo(spec.model, {}, {}, [])
+            info = ModelInfo(spec.model, {}, {}, [], RequestSet(()))
             base = ModelConfig(name=spec.model)
         else:
-            info = prepare_model(session, spec.model, spec.inputs, load=session.local is not None)
+            info = prepare_model(session, spec.model, spec.inputs, load=session.local is not None,
+                                 plan=spec.input_data, seed=spec.seed)
             base = _base_config(spec, session, spec.model, info.config)
             store.path("base_config").write_text(to_pbtxt(base))
             if spec.models is not None or is_ensemble(base):

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from analyzer.load.inputs import request_specs  # noqa: E402
+from analyzer.load.requests import build_requests  # noqa: E402
 from analyzer.monitor import stats_delta  # noqa: E402
 from analyzer.load.shapes import LoadSpec  # noqa: E402
 from analyzer.profiler import MeasureSettings, Probe, measure_levels  # noqa: E402
@@ -107,9 +108,10 @@ def run_ours(server: LocalServer, protocol: str, model: str, concurrency: int, s
         meta = control.model_metadata(model)
         config = control.model_config(model)
     specs = request_specs(meta, int(config.get("max_batch_size", 0)), SHAPES[model])
+    batched = int(config.get("max_batch_size", 0)) > 0
     with Probe(server.endpoint, protocol, model, server.pid) as probe:
         (m,) = asyncio.run(
-            measure_levels(protocol, server.endpoint.url(protocol), model, specs, probe,
+            measure_levels(protocol, server.endpoint.url(protocol), model, build_requests(None, specs, batched), probe,
                            [LoadSpec("concurrency", concurrency)], settings, workers=workers)
         )
     cpu_us = m.client_cpu_pct / 100.0 / m.throughput_rps * 1e6 if m.throughput_rps > 0 else NAN

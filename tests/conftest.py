@@ -34,12 +34,13 @@ def triton_server(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from analyzer.server.local import LocalServer
 
     log = tmp_path_factory.mktemp("server") / "server.log"
-    server = LocalServer(find_tritonserver(), model_repo, log)
+    # The tokens model logs each request's sequence length here (see tests/models/tokens).
+    server = LocalServer(find_tritonserver(), model_repo, log, env={"TRITUNE_TOKENS_LOG": str(log.parent / "tokens.log")})
     server.start()
     try:
         assert server.endpoint is not None
         with ServerControl(server.endpoint, "grpc") as control:
-            for name in ("identity", "demo_mlp", "sleepy", "nobatch", "picky"):
+            for name in ("identity", "demo_mlp", "sleepy", "nobatch", "picky", "tokens"):
                 control.load_model(name)
         yield server
     finally:

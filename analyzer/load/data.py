@@ -39,10 +39,35 @@ def _expected(spec: TensorSpec) -> str:
     return f"{spec.datatype} of shape {list(spec.shape)}"
 
 
+def _variable(spec: TensorSpec) -> bool:
+    return any(d == -1 for d in spec.shape)
+
+
+def _full_shape(given: Sequence[int], spec: TensorSpec, where: str) -> tuple[int, ...] | None:
+    """A request's full shape from data's shape (with or without the batch dimension, as
+    perf_analyzer leaves it out), matched against the spec's (-1 = any length); None if it
+    does not fit."""
+    given = tuple(int(d) for d in given)
+    if len(given) == len(spec.shape) - 1 and spec.shape and spec.shape[0] == 1:
+        given = (1,) + given
+    if len(given) != len(spec.shape) or any(s != -1 and s != g for s, g in zip(spec.shape, given)):
+        return None
+    if any(g < 0 for g in given):
+        raise InputDataError(f"{where}: shape {list(given)} has a negative dimension")
+    return given
+
+
 def _as_tensor(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
-    """One input of one request as an array of the spec's dtype and shape."""
-    shape = spec.shape
+    """One input of one request as an array of the spec's dtype and a shape that fits it."""
+    shape: tuple[int, ...] | None = None if _variable(spec) else spec.shape
     if isinstance(value, Mapping):
+        if "shape" in value:
+            shape = _full_shape(value["shape"], spec, where)
+            if shape is None:
+                raise InputDataError(f"{where}: shape {list(value['shape'])} does not match the expected {_expected(spec)}")
+        if shape is None:
+            raise InputDataError(f"{where}: the input has variable dimensions {list(spec.shape)}; give its 'shape' "
+                                 "beside 'content' or 'b64'")
         if "b64" in value:
             if spec.datatype == "BYTES":
                 raise InputDataError(f"{where}: b64 content for a BYTES input; give the strings instead")
@@ -53,35 +78,38 @@ def _as_tensor(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
             dtype = np.dtype(DTYPES[spec.datatype]).newbyteorder("<")
             if len(raw) != dtype.itemsize * int(np.prod(shape)):
                 raise InputDataError(f"{where}: b64 holds {len(raw)} bytes, expected {dtype.itemsize * int(np.prod(shape))} "
-                                     f"for {_expected(spec)}")
+                                     f"for {spec.datatype} of shape {list(shape)}")
             return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(DTYPES[spec.datatype])
         if "content" not in value:
             raise InputDataError(f"{where}: expected a list of values, or 'content' (with 'shape') or 'b64'")
-        if "shape" in value:
-            given = [int(d) for d in value["shape"]]
-            # perf_analyzer's shapes leave out the batch dimension.
-            if tuple(given) != tuple(shape[-len(given):]) or len(given) not in (len(shape), len(shape) - 1):
-                raise InputDataError(f"{where}: shape {given} does not match the expected {_expected(spec)}")
         value = value["content"]
     if spec.datatype == "BYTES":
         flat = np.array(value, dtype=object).reshape(-1)
-        if any(not isinstance(v, (str, bytes)) for v in flat):
-            raise InputDataError(f"{where}: a BYTES input takes strings, got {type(next(v for v in flat if not isinstance(v, (str, bytes)))).__name__}")
+        bad = [v for v in flat if not isinstance(v, (str, bytes))]
+        if bad:
+            raise InputDataError(f"{where}: a BYTES input takes strings, got {type(bad[0]).__name__}")
         items = [v.encode() if isinstance(v, str) else v for v in flat]
+        if shape is None:
+            shape = _full_shape(np.shape(value), spec, where)
+            if shape is None:
+                raise InputDataError(f"{where}: shape {list(np.shape(value))} does not match the expected {_expected(spec)}")
         if len(items) != int(np.prod(shape)):
-            raise InputDataError(f"{where}: {len(items)} values, expected {int(np.prod(shape))} for {_expected(spec)}")
+            raise InputDataError(f"{where}: {len(items)} values, expected {int(np.prod(shape))} for "
+                                 f"{spec.datatype} of shape {list(shape)}")
         return np.array(items, dtype=np.object_).reshape(shape)
     try:
         array = np.asarray(value)
     except (ValueError, TypeError):
         raise InputDataError(f"{where}: values are not a rectangular list of numbers") from None
     if array.dtype == object or array.dtype.kind in "USV":
-        raise InputDataError(f"{where}: values must be numbers for {_expected(spec)}, got {array.dtype.kind == 'U' and 'strings' or array.dtype}")
-    return _fit(array, spec, where)
+        kind = "strings" if array.dtype.kind == "U" else str(array.dtype)
+        raise InputDataError(f"{where}: values must be numbers for {_expected(spec)}, got {kind}")
+    return _fit(array, spec, where, shape)
 
 
-def _fit(array: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
-    """An array cast to the spec's dtype and reshaped to its shape, or a clear error."""
+def _fit(array: np.ndarray, spec: TensorSpec, where: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """An array cast to the spec's dtype and reshaped to its shape (or to `shape`, or, for an
+    input with variable dimensions, kept in its own shape if that fits), or a clear error."""
     target = np.dtype(DTYPES[spec.datatype])
     if array.dtype.kind == "f" and target.kind in "iub" and not np.all(np.isfinite(array) & (array == np.round(array))):
         raise InputDataError(f"{where}: values are not whole numbers, expected {_expected(spec)}")
@@ -89,11 +117,19 @@ def _fit(array: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
         info = np.iinfo(target)
         if array.min() < info.min or array.max() > info.max:
             raise InputDataError(f"{where}: values {array.min()}..{array.max()} do not fit {spec.datatype}")
-    if array.size != int(np.prod(spec.shape)):
-        raise InputDataError(f"{where}: shape {list(array.shape)} ({array.size} values), expected {_expected(spec)}")
-    if array.ndim > 1 and tuple(array.shape) not in (tuple(spec.shape), tuple(spec.shape[1:])):
+    if shape is None and _variable(spec):
+        shape = _full_shape(array.shape, spec, where)
+        if shape is None:
+            raise InputDataError(f"{where}: shape {list(array.shape)} does not match the expected {_expected(spec)} "
+                                 "(-1 is any length)")
+        return array.astype(target).reshape(shape)
+    shape = shape or spec.shape
+    if array.size != int(np.prod(shape)):
+        raise InputDataError(f"{where}: shape {list(array.shape)} ({array.size} values), expected "
+                             f"{spec.datatype} of shape {list(shape)}")
+    if array.ndim > 1 and tuple(array.shape) not in (tuple(shape), tuple(shape[1:])):
         raise InputDataError(f"{where}: shape {list(array.shape)} does not match the expected {_expected(spec)}")
-    return array.astype(target).reshape(spec.shape)
+    return array.astype(target).reshape(shape)
 
 
 def read_input_data(path: str | Path, specs: Sequence[TensorSpec]) -> list[Request]:

@@ -88,11 +88,10 @@ class _Call:
 
 
 class H2Connection(asyncio.Protocol):
-    """One HTTP/2 connection carrying many concurrent unary calls of one request."""
+    """One HTTP/2 connection carrying many concurrent unary calls of one method."""
 
-    def __init__(self, headers: bytes, body: bytes) -> None:
+    def __init__(self, headers: bytes) -> None:
         self.headers = headers
-        self.body = body
         self.transport: asyncio.Transport | None = None
         self.decoder = hpack.Decoder()
         self.calls: dict[int, _Call] = {}
@@ -229,22 +228,23 @@ class H2Connection(asyncio.Protocol):
         """Whether the connection may open another stream now."""
         return not self.closed and len(self.calls) < self.max_streams and self.next_stream < 2**30
 
-    def call(self, timeout_s: float | None) -> asyncio.Future[None]:
-        """Start one call; the future ends with the call (an exception on any failure)."""
+    def call(self, body: bytes, timeout_s: float | None) -> asyncio.Future[None]:
+        """Start one call sending `body` (a framed gRPC message); the future ends with the call
+        (an exception on any failure)."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         stream, self.next_stream = self.next_stream, self.next_stream + 2
-        call = _Call(waiter, memoryview(self.body), self.initial_window)
+        call = _Call(waiter, memoryview(body), self.initial_window)
         self.calls[stream] = call
         if timeout_s is not None:
             call.timer = loop.call_later(timeout_s, self._expire, stream)
-        size = len(self.body)
+        size = len(body)
         if size <= self.max_frame and size <= call.window and size <= self.send_window:
             # The usual case: the whole request fits the windows; one write, two frames.
             call.window -= size
             self.send_window -= size
             call.pending = memoryview(b"")
-            self._write(frame(HEADERS, END_HEADERS, stream, self.headers) + frame(DATA, END_STREAM, stream, self.body))
+            self._write(frame(HEADERS, END_HEADERS, stream, self.headers) + frame(DATA, END_STREAM, stream, body))
         else:
             self._write(frame(HEADERS, END_HEADERS, stream, self.headers))
             self._blocked.append(stream)
@@ -318,13 +318,12 @@ def _strip_headers(flags: int, payload: bytes) -> bytes:
 
 
 class LeanGrpcChannel:
-    """Unary calls of one method with one prebuilt request, over a pool of HTTP/2 connections."""
+    """Unary calls of one method with prebuilt requests, over a pool of HTTP/2 connections."""
 
-    def __init__(self, host: str, port: int, path: str, request: bytes, timeout_s: float | None) -> None:
+    def __init__(self, host: str, port: int, path: str, timeout_s: float | None) -> None:
         self.host, self.port = host, port
         self.timeout_s = timeout_s
         self._headers = header_block(path, f"{host}:{port}", timeout_s)
-        self._body = grpc_message(request)
         self._conns: list[H2Connection] = []
         self._connecting: asyncio.Future[H2Connection] | None = None
 
@@ -344,15 +343,16 @@ class LeanGrpcChannel:
 
     async def _connect(self) -> H2Connection:
         loop = asyncio.get_running_loop()
-        _, conn = await loop.create_connection(lambda: H2Connection(self._headers, self._body), self.host, self.port)
+        _, conn = await loop.create_connection(lambda: H2Connection(self._headers), self.host, self.port)
         await conn.ready  # the server's SETTINGS: its stream limit and windows
         self._conns.append(conn)
         return conn
 
-    async def call(self) -> None:
-        """One call; raises GrpcStatusError, asyncio.TimeoutError or a connection error."""
+    async def call(self, body: bytes) -> None:
+        """One call sending `body` (from grpc_message); raises GrpcStatusError,
+        asyncio.TimeoutError or a connection error."""
         conn = await self._connection()
-        waiter = conn.call(self.timeout_s)
+        waiter = conn.call(body, self.timeout_s)
         try:
             await waiter
         except asyncio.CancelledError:

@@ -65,11 +65,13 @@ def request_specs(
     max_batch_size: int,
     shapes: Mapping[str, list[int]] | None = None,
     batch_size: int = 1,
+    variable_ok: bool = False,
 ) -> list[TensorSpec]:
     """The tensors one request carries, from model metadata, config and user shapes.
 
     metadata["inputs"] lists {name, datatype, shape}; when the model batches (max_batch_size > 0)
-    the first dimension is the batch, filled with `batch_size`.
+    the first dimension is the batch, filled with `batch_size`. Variable dimensions (-1) left
+    without a shape are an error, unless `variable_ok` (request data fills them in later).
     """
     shapes = dict(shapes or {})
     inputs = list(metadata.get("inputs", []))
@@ -105,7 +107,7 @@ def request_specs(
                         hint="only -1 (variable) dimensions can be chosen",
                     )
             dims = list(given)
-        elif any(d == -1 for d in dims):
+        elif any(d == -1 for d in dims) and not variable_ok:
             example = ",".join("16" if d == -1 else str(d) for d in dims)
             raise ShapeError(
                 f"input {name!r} has variable dimensions {_fmt(dims)}; tritune needs concrete ones",

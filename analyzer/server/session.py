@@ -19,7 +19,9 @@ from typing import Any, Iterator
 import psutil
 
 from analyzer.errors import ServerError, UsageError
+from analyzer.load.clients import RequestSet
 from analyzer.load.inputs import TensorSpec, request_specs
+from analyzer.load.requests import InputPlan, build_requests
 from analyzer.server.control import ServerControl
 from analyzer.server.discovery import cache_dir, find_tritonserver
 from analyzer.server.endpoint import Endpoint, parse_url
@@ -141,7 +143,8 @@ class ModelInfo:
     name: str
     metadata: dict[str, Any]
     config: dict[str, Any]
-    specs: list[TensorSpec]
+    specs: list[TensorSpec]  # variable dimensions (-1) left as they are when request data fills them
+    requests: RequestSet  # what the load generator sends, checked against the model
 
     @property
     def max_batch_size(self) -> int:
@@ -149,8 +152,10 @@ class ModelInfo:
         return int(self.config.get("max_batch_size", 0) or 0)
 
 
-def prepare_model(session: ServerSession, model: str, shapes: dict[str, list[int]] | None, *, load: bool) -> ModelInfo:
-    """Make sure `model` is servable and describe its request tensors.
+def prepare_model(session: ServerSession, model: str, shapes: dict[str, list[int]] | None, *, load: bool,
+                  plan: InputPlan | None = None, seed: int = 0) -> ModelInfo:
+    """Make sure `model` is servable, describe its request tensors and build the requests to
+    send (random data, or from `plan`): bad request data fails here, before any load.
 
     With `load` (local servers) the model is loaded first; otherwise it must already be ready.
     """
@@ -161,5 +166,6 @@ def prepare_model(session: ServerSession, model: str, shapes: dict[str, list[int
     control.require_ready(model)
     metadata = control.model_metadata(model)
     config = control.model_config(model)
-    specs = request_specs(metadata, int(config.get("max_batch_size", 0) or 0), shapes)
-    return ModelInfo(model, metadata, config, specs)
+    batched = int(config.get("max_batch_size", 0) or 0) > 0
+    specs = request_specs(metadata, int(config.get("max_batch_size", 0) or 0), shapes, variable_ok=plan is not None)
+    return ModelInfo(model, metadata, config, specs, build_requests(plan, specs, batched, seed))
