@@ -109,6 +109,7 @@ def judge(
     confidence: float = 0.99,
     error_kinds: str = "",
     client_bound: str = "",
+    worst_minute_ms: float = math.nan,
 ) -> Verdict:
     """The one budget rule: the sweep, the report, the dashboard's slider and `profile
     --budget-ms` all judge a level with this function.
@@ -120,6 +121,9 @@ def judge(
     - over budget, proven: the budget is below `lower_ms`, the percentile's one-sided lower
       confidence bound (so many requests exceeded it that the true percentile is over it).
     - over budget, estimate: the measured percentile is over the budget, not yet proven.
+    - worst minute over budget: a scheduled run (a whole load schedule played once) whose
+      percentile over its worst minute is over the budget breaks it even when the whole run's
+      does not: a burst that breaks the budget for a minute is a broken budget (decided).
     - unstable: windows that never agreed cannot support a claim.
     - too few requests: under the budget, but the budget is below `upper_ms`, the one-sided upper
       confidence bound, so the claim "the true percentile is under the budget" is not proven.
@@ -139,6 +143,9 @@ def judge(
                        f"{label} is over {lower_ms:.2f} ms with {confidence:.0%} confidence)", True)
     if not _finite(value_ms) or value_ms > budget_ms:
         return Verdict(False, "over_budget", f"{label} {value_ms:.2f} ms > budget {budget_ms:g} ms", False)
+    if _finite(worst_minute_ms) and worst_minute_ms > budget_ms:
+        return Verdict(False, "over_budget", f"{label} {worst_minute_ms:.2f} ms in the worst minute > budget "
+                       f"{budget_ms:g} ms (the whole run's {label}: {value_ms:.2f} ms)", True)
     if not stable:
         return Verdict(False, "unstable", f"windows did not agree within tolerance ({label} {value_ms:.2f} ms)", False)
     if not (budget_ms >= upper_ms):  # NaN or inf: no claim holds
@@ -167,7 +174,8 @@ def budget_verdict(m: Measurement, budget_ms: float, percentile: float = 99.0, c
         upper = budget_ms if proven else math.inf
     return judge(budget_ms=budget_ms, percentile=percentile, value_ms=value, upper_ms=upper,
                  lower_ms=m.over_bound_ms, errors=m.errors, stable=m.stable, requests=m.requests, over=over,
-                 confidence=confidence, error_kinds=m.error_kinds, client_bound=m.client_bound_reason)
+                 confidence=confidence, error_kinds=m.error_kinds, client_bound=m.client_bound_reason,
+                 worst_minute_ms=m.worst_minute_ms)
 
 
 def row_verdict(row: Mapping[str, Any], budget_ms: float, percentile: float = 99.0, confidence: float = 0.99) -> Verdict:
@@ -198,7 +206,7 @@ def row_verdict(row: Mapping[str, Any], budget_ms: float, percentile: float = 99
     return judge(budget_ms=budget_ms, percentile=percentile, value_ms=value, upper_ms=upper,
                  lower_ms=num("over_bound_ms"), errors=1 if math.isnan(errors) else int(errors), stable=stable,
                  requests=requests, confidence=confidence, error_kinds=str(row.get("error_kinds") or ""),
-                 client_bound=_client_bound_text(row))
+                 client_bound=_client_bound_text(row), worst_minute_ms=num("worst_minute_ms"))
 
 
 def _client_bound_text(row: Mapping[str, Any]) -> str:

@@ -26,10 +26,10 @@ from analyzer.load.inputs import parse_shape_args
 from analyzer.load.requests import ORDERS, plan_from_file
 from analyzer.load.selfcheck import FIX
 from analyzer.load.shapes import ARRIVALS, SCHEDULE_FORMS, LoadSpec, parse_schedule
-from analyzer.measure import Measurement, WindowStat
+from analyzer.measure import Measurement, WindowStat, level_text
 from analyzer.modelconfig import knobs_of
 from analyzer.profiler import MeasureSettings, Probe, StopToken, measure_levels, run_schedule, window_requests_for
-from analyzer.timeline import timeline as build_timeline, worst_window_p99
+from analyzer.timeline import timeline as build_timeline
 from analyzer.server.endpoint import PROTOCOLS
 from analyzer.server.session import open_server, prepare_model
 from analyzer.capacity import CLIENT_BOUND, Verdict, budget_verdict, required_requests
@@ -365,7 +365,7 @@ class SweepProgress:
         """The runner callbacks that print this progress."""
         return Events(
             config_start=self.config_start, level=self.level, config_done=self.config_done, message=self.message,
-            confirm_start=self.confirm_start, confirm=self.confirm,
+            confirm_start=self.confirm_start, confirm=self.confirm, playing=self.playing,
         )
 
     def confirm_start(self, cands: list[Candidate], rounds: int) -> None:
@@ -376,7 +376,7 @@ class SweepProgress:
     def confirm(self, cand: Candidate, round_: int, m: Measurement, verdict: Verdict) -> None:
         """One confirmation measurement finished."""
         value = {"p50": m.p50_ms, "p90": m.p90_ms, "p95": m.p95_ms}.get(self.label, m.p99_ms)
-        self._echo(f"    round {round_} {cand.config_id} at {m.load_mode} {m.load_level:g}: {m.throughput_rps:8.1f} req/s  "
+        self._echo(f"    round {round_} {cand.config_id} at {level_text(m.load_mode, m.load_level)}: {m.throughput_rps:8.1f} req/s  "
                    f"{self.label} {value:8.2f} ms  {'meets' if verdict.meets else verdict.status}")
 
     def _echo(self, text: str) -> None:
@@ -399,8 +399,16 @@ class SweepProgress:
         status = "meets" if verdict.meets else verdict.status
         if verdict.status == CLIENT_BOUND:
             status = verdict.reason  # names the fix: more --workers or a separate load machine
-        self._echo(f"    {m.load_mode} {m.load_level:g}: {m.throughput_rps:8.1f} req/s  {self.label} {value:8.2f} ms"
+        worst = f"  worst minute {m.worst_minute_ms:.2f} ms" if math.isfinite(m.worst_minute_ms) else ""
+        where = level_text(m.load_mode, m.load_level)
+        self._echo(f"    {where}: {m.throughput_rps:8.1f} req/s  {self.label} {value:8.2f} ms{worst}"
                    f"  {status}  ({self._eta()})")
+
+    def playing(self, cand: Candidate, load: LoadSpec, elapsed: float, length: float, finished: int) -> None:
+        """A schedule is being played: a line every 10 s of it."""
+        if int(elapsed) % 10 == 0 and elapsed < length:
+            self._echo(f"    {load.describe()}: {elapsed:4.0f} / {length:.0f} s played, {finished} requests finished "
+                       f"({self._eta()})")
 
     def config_done(self, cand: Candidate, row: dict[str, Any]) -> None:
         """A config finished (measured, pruned or failed)."""
@@ -410,8 +418,8 @@ class SweepProgress:
         if row["status"] == "failed":
             self._echo(f"    -> failed: {row['error']}")
         elif row["capacity_rps"] > 0:
-            self._echo(f"    -> capacity {'>= ' if row.get('capacity_lower_bound') else ''}{row['capacity_rps']:.1f} req/s at {row['load_mode']} "
-                       f"{row['capacity_level']:g} ({self.label} {row['p99_ms']:.2f} ms){'  [pruned]' if row['status'] == 'pruned' else ''}"
+            self._echo(f"    -> capacity {'>= ' if row.get('capacity_lower_bound') else ''}{row['capacity_rps']:.1f} req/s at "
+                       f"{level_text(row['load_mode'], row['capacity_level'])} ({self.label} {row['p99_ms']:.2f} ms){'  [pruned]' if row['status'] == 'pruned' else ''}"
                        + (f"; bottleneck step: {row['bottleneck_step']}" if row.get("bottleneck_step") else ""))
         else:
             self._echo(f"    -> no load level met the budget of {self.budget_ms:g} ms "
@@ -441,7 +449,6 @@ def _play_schedule(session: Any, model: str, info: Any, probe: Any, plan: LoadSp
         return 130
     table = build_timeline(played.records, played.start, played.duration_s)
     m = played.measurement
-    m.extra["worst_minute_p99_ms"] = worst_window_p99(played.records, played.start, played.duration_s, 60.0)
     row = measurement_row("current", knobs, m, None if budget_ms is None else budget_verdict(m, budget_ms).meets)
     click.echo(format_rows([row], fmt))
     if timeline_path:
@@ -469,7 +476,7 @@ def print_result(result: SweepResult, store: RunStore) -> None:
             click.echo(f"  bottleneck step at capacity: {best['bottleneck_step']}")
         for name, t in (best.get("targets") or {}).items():
             # Several models: each one's own outcome at the chosen level, against its own budget.
-            click.echo(f"  {name}: {t['throughput_rps']:.1f} req/s at {summary['load_mode']} {t['load_level']:g}, "
+            click.echo(f"  {name}: {t['throughput_rps']:.1f} req/s at {level_text(summary['load_mode'], t['load_level'])}, "
                        f"p99 {t['p99_ms']:.2f} ms (its budget {t['budget_ms']:g} ms){'' if t['meets'] else ' NOT met'}")
     elif best:
         delay = best["max_queue_delay_us"]
@@ -480,7 +487,7 @@ def print_result(result: SweepResult, store: RunStore) -> None:
         bound = ">= " if best.get("capacity_lower_bound") else ""
         click.echo(
             f"  {bound}{best['throughput_rps']:.1f} req/s with p{summary['percentile']:g} {best['p99_ms']:.2f} ms "
-            f"(budget {summary['budget_ms']:g} ms) at {best['load_mode']} {best['load_level']:g}"
+            f"(budget {summary['budget_ms']:g} ms) at {level_text(best['load_mode'], best['load_level'])}"
             + (" (a lower bound: the budget still held at the highest level measured, load.max_level or the "
                "load generator's limit)" if bound else "")
         )

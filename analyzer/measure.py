@@ -233,6 +233,7 @@ class Measurement:
     client_loop_pct: float = math.nan  # the busiest worker's event loop, % of one core
     client_bound: bool = False  # the generator could not hold the load (analyzer.load.selfcheck)
     client_bound_reason: str = ""
+    worst_minute_ms: float = math.nan  # scheduled runs: the budget percentile over the worst minute
     bottleneck_step: str = ""  # pipelines: the step whose instances were busiest (analyzer.pipeline)
     extra: dict[str, float] = field(default_factory=dict)  # pipelines: per-step 'step.<model>.<field>'
 
@@ -242,6 +243,12 @@ class Measurement:
         data = {k: v for k, v in self.__dict__.items() if k != "extra"}
         data.update(self.extra)
         return data
+
+
+def level_text(mode: Any, level: Any) -> str:
+    """A load level as people read it: 'concurrency 8', 'rate 200' or 'schedule x1.5' (a
+    schedule's levels are scale factors of its rates)."""
+    return f"schedule x{float(level):g}" if mode == "schedule" else f"{mode} {float(level):g}"
 
 
 def error_breakdown(records: Records) -> dict[str, int]:

@@ -27,6 +27,7 @@ from analyzer.capacity import PERCENTILE_FIELDS, row_verdict
 from analyzer.choose import best_config, choice, confirm_rows, confirmation_stats, pareto_mask, pipeline_models, search_rows
 from analyzer.errors import UsageError
 from analyzer.load.selfcheck import FIX
+from analyzer.measure import level_text
 from analyzer.modelconfig import knobs_of, parse_pbtxt
 from analyzer.pipeline import steps_from_row
 from analyzer.targets import target_figures
@@ -298,7 +299,7 @@ def pareto_data(measurements: pd.DataFrame, budget_ms: float, chosen: tuple[str,
             # unless the load generator could not offer it (its figures are the client's).
             "trusted": (csv_true(r.get("stable")) or csv_true(r.get("verdict_proven")))
             and not csv_true(r.get("client_bound")),
-            "hover": f"{_describe(r)}<br>{r['load_mode']} {float(r['load_level']):g}: "
+            "hover": f"{_describe(r)}<br>{level_text(r['load_mode'], r['load_level'])}: "
                      f"{float(r['throughput_rps']):.1f} req/s, {label} {latency:.2f} ms",
         })
     frontier: list[tuple[float, float]] = []
@@ -666,6 +667,48 @@ def confirmation_figure(data: dict[str, Any]) -> go.Figure:
     return fig
 
 
+def timeline_figure(table: pd.DataFrame, title: str, budget_ms: float | None = None) -> go.Figure:
+    """A scheduled run second by second (analyzer.timeline's table): requests due, served and
+    failed above; p50 and p99 of the requests due in each second below, with the budget."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("requests per second", "latency from the scheduled time"))
+    # Each row is one bin [second, next second): the schedule's due count as a step over the
+    # bin, what happened in it at the bin's middle.
+    width = float(table["second"].diff().median()) if len(table) > 1 else 1.0
+    x = table["second"] + width / 2
+    fig.add_trace(go.Scatter(x=list(table["second"]) + [float(table["second"].iloc[-1]) + width],
+                             y=list(table["due"]) + [table["due"].iloc[-1]], name="due (the schedule)", mode="lines",
+                             line=dict(color="#888", dash="dot", shape="hv")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=table["throughput_rps"], name="served", mode="lines+markers",
+                             line=dict(color="#1f77b4")), row=1, col=1)
+    if (table["errors"] > 0).any():
+        fig.add_trace(go.Bar(x=x, y=table["errors"], name="errors", marker_color="crimson", opacity=0.6), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=table["p50_ms"], name="p50", mode="lines+markers", line=dict(color="#2ca02c")),
+                  row=2, col=1)
+    fig.add_trace(go.Scatter(x=x, y=table["p99_ms"], name="p99", mode="lines+markers", line=dict(color="#ff7f0e")),
+                  row=2, col=1)
+    if budget_ms is not None:
+        fig.add_hline(y=budget_ms, line=dict(color="crimson", dash="dash"), row=2, col=1,
+                      annotation_text=f"budget {budget_ms:g} ms", annotation_position="top left")
+    fig.update_yaxes(title_text="req/s", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="ms", rangemode="tozero", row=2, col=1)
+    fig.update_xaxes(title_text="second of the schedule", row=2, col=1)
+    fig.update_layout(title=title, height=560, margin=dict(t=80, l=60, r=20, b=50))
+    return fig
+
+
+def chosen_timeline(run: RunData, answer: "Answer") -> tuple[pd.DataFrame, str] | None:
+    """The chosen config's per-second timeline at its capacity (runs against a schedule), and
+    a title; None when the run has none."""
+    if answer.best is None:
+        return None
+    config_id, level = str(answer.best["config_id"]), float(answer.best["capacity_level"])
+    path = RunStore(run.dir).timeline_path(config_id, level)
+    if not path.is_file():
+        return None
+    return pd.read_csv(path), f"Timeline of {config_id} at its capacity, the schedule x{level:g}"
+
+
 def all_figures(run: RunData) -> dict[str, go.Figure]:
     """Every report figure of a run, by name (the confirmation figure only where there was a
     confirmation round)."""
@@ -675,6 +718,9 @@ def all_figures(run: RunData) -> dict[str, go.Figure]:
     chosen = None if answer.best is None else str(answer.best["config_id"])
     point = None if chosen is None else (chosen, float(answer.best["capacity_level"]))
     figures = {"pareto": pareto_figure(pareto_data(run.measurements, run.budget_ms, point, run.percentile))}
+    timeline = chosen_timeline(run, answer)
+    if timeline is not None:
+        figures["timeline"] = timeline_figure(timeline[0], timeline[1], run.budget_ms)
     if not confirm_rows(run.measurements).empty:
         figures["confirm"] = confirmation_figure(confirmation_data(run.measurements, run.configs, answer.tie_set, chosen))
     figures.update({
@@ -707,7 +753,7 @@ def client_bound_html(measurements: pd.DataFrame) -> str:
     bound = measurements[measurements["client_bound"].map(csv_true)]
     if bound.empty:
         return ""
-    levels = ", ".join(f"{r['config_id']} at {r['load_mode']} {float(r['load_level']):g}" for _, r in bound.head(6).iterrows())
+    levels = ", ".join(f"{r['config_id']} at {level_text(r['load_mode'], r['load_level'])}" for _, r in bound.head(6).iterrows())
     more = f" and {len(bound) - 6} more" if len(bound) > 6 else ""
     reason = str(bound.iloc[0].get("client_bound_reason") or "")
     return (f"<div class='warn' id='client-bound'><p><b>Client bound:</b> {len(bound)} level(s) could not be offered "
@@ -722,7 +768,7 @@ def _answer_html(run: RunData) -> str:
         return f"<div class='miss'><p>No config met the budget of {run.budget_ms:g} ms (yet).</p>{_stopped_html(run)}</div>"
     label = latency_label(run.percentile)
     delay = best["max_queue_delay_us"]
-    level = f"{best['load_mode']} {float(best['capacity_level']):g}"
+    level = level_text(best['load_mode'], best['capacity_level'])
     measured = (f"<p>The search measured {fmt_rps(float(best['capacity_rps']))} req/s at that level; the confirmation "
                 f"round re-measured it.</p>" if answer.confirmed else "")
     lower = ("<p>&ge;: the config still met the budget at the highest level that could be measured (the spec's "

@@ -35,7 +35,8 @@ from analyzer.measure import Measurement, WindowStat
 from analyzer.modelconfig import Knobs, ModelConfig, apply_candidate, knobs_of, to_dict, to_pbtxt
 from analyzer.pipeline import STEP_FIELDS, JointCandidate, PipelineTarget, candidate_from_row
 from analyzer.report import capacity_row, write_report
-from analyzer.profiler import MeasureSettings, Probe, StopToken, measure_level, window_requests_for
+from analyzer.profiler import MeasureSettings, Probe, StopToken, measure_level, play_schedule, window_requests_for
+from analyzer.timeline import timeline as build_timeline
 from analyzer.search.base import Outcome, Search
 from analyzer.server.session import ModelInfo, ServerSession
 from analyzer.space import Candidate
@@ -55,6 +56,8 @@ class Events:
     message: Callable[[str], None] | None = None
     confirm_start: Callable[[list[Candidate], int], None] | None = None  # the configs, rounds
     confirm: Callable[[Candidate, int, Measurement, Verdict], None] | None = None  # cand, round, ...
+    # A schedule being played: cand, load, seconds played, its length, requests finished.
+    playing: Callable[[Candidate, LoadSpec, float, float, int], None] | None = None
 
 
 @dataclass
@@ -208,6 +211,7 @@ class SweepRunner:
         self.events = events or Events()
         self.stop = stop or StopToken()
         self.settings = measure_settings(spec)
+        self._schedule = spec.load.parsed_schedule()  # levels are its scale factors (None: steady levels)
         self.previous_wall_s = previous_wall_s
         self.pipeline = pipeline
         self.targets = targets  # several models measured together (each its share and budget)
@@ -307,7 +311,7 @@ class SweepRunner:
             budget_ms=self.spec.budget_ms,
             percentile=self.spec.percentile,
             strategy=self.spec.strategy,
-            load_mode=self.spec.load.mode,
+            load_mode=self.spec.load.level_kind,
             wall_s=self.wall_s(),
             configs=configs,
             measurements=measurements,
@@ -316,6 +320,8 @@ class SweepRunner:
             finished=finished,
             stopped_reason=stop_reason,
         )
+        if self.spec.load.schedule is not None:
+            summary["schedule"] = self.spec.load.schedule
         if self.targets is not None and summary.get("best"):
             summary["best"]["targets"] = self._target_outcome(summary["best"], measurements)
         self.store.write_json("summary", summary)
@@ -338,7 +344,9 @@ class SweepRunner:
         async def measure(level: float) -> Measurement | None:
             if self.targets is not None:
                 return await self._measure_targets(cand, level)
-            load = LoadSpec(plan.mode, level, arrival=plan.arrival, seed=self.spec.seed)
+            load = self._load(level, self.spec.seed)
+            if load.schedule is not None:
+                return await self._play(cand, load, "search")
 
             def on_window(load: LoadSpec, index: int, stat: WindowStat, stable: bool) -> None:
                 if self.session.local is not None or stat.requests == 0:
@@ -411,6 +419,29 @@ class SweepRunner:
         self._verdicts[id(combined)] = verdict
         return combined
 
+    def _load(self, level: float, seed: int) -> LoadSpec:
+        """One level of the spec's load: a steady level, or the schedule scaled by `level`."""
+        plan = self.spec.load
+        return LoadSpec(plan.mode, level, arrival=plan.arrival, seed=seed, schedule=self._schedule,
+                        max_inflight=plan.max_inflight)
+
+    async def _play(self, cand: Candidate, load: LoadSpec, phase: str) -> Measurement | None:
+        """Play the schedule once at `load.level` and write its per-second timeline; None when
+        stopped (a half-played schedule is no verdict: a resume plays it again)."""
+        def on_second(elapsed: float, length: float, finished: int) -> None:
+            if self.session.local is not None:
+                self._check_server(f"while playing {load.describe()} on {cand.config_id}")
+            if self.events.playing:
+                self.events.playing(cand, load, elapsed, length, finished)
+
+        played = await play_schedule(self._client, self._probe, load, self.settings, on_second=on_second,
+                                     stop=self.stop)
+        if played is None or self.stop.requested:
+            return None
+        self.store.write_timeline(cand.config_id, load.level,
+                                  build_timeline(played.records, played.start, played.duration_s), phase)
+        return played.measurement
+
     def _decide(self, m: Measurement) -> Verdict:
         """The budget verdict the measurement stops on (the same rule as every other verdict)."""
         return budget_verdict(m, self.spec.budget_ms, self.spec.percentile, self.spec.confidence)
@@ -457,9 +488,12 @@ class SweepRunner:
                     self._say(f"confirmation: {cand.config_id} could not be loaded again ({reason}); left out")
                     dropped.add(cand)
                     continue
-                load = LoadSpec(self.spec.load.mode, level, arrival=self.spec.load.arrival, seed=self.spec.seed + round_)
-                m = await measure_level(self._client, self._probe, load, self.settings, stop=self.stop,
-                                        decide=self._decide)
+                load = self._load(level, self.spec.seed + round_)
+                if load.schedule is not None:
+                    m = await self._play(cand, load, f"confirm{round_}")
+                else:
+                    m = await measure_level(self._client, self._probe, load, self.settings, stop=self.stop,
+                                            decide=self._decide)
                 if m is None:
                     return False
                 verdict = self._decide(m)
@@ -505,7 +539,7 @@ class SweepRunner:
 
     def _record(self, cand: Candidate, number: int, t0: float, result: CapacityResult | None,
                 status: str, error: str) -> None:
-        row = config_row(cand, result, status=status, error=error, mode=self.spec.load.mode,
+        row = config_row(cand, result, status=status, error=error, mode=self.spec.load.level_kind,
                          trial=number, wall_s=time.monotonic() - t0, percentile=self.spec.percentile)
         self.store.append_config(row)
         if status == "failed":

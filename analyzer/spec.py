@@ -16,7 +16,7 @@ import yaml
 
 from analyzer.errors import SpecError
 from analyzer.load.requests import InputPlan, gen_to_dict, parse_input_plan
-from analyzer.load.shapes import ARRIVALS, LOAD_MODES
+from analyzer.load.shapes import ARRIVALS, LOAD_MODES, SCHEDULE_FORMS, Schedule, parse_schedule
 
 STRATEGIES = ("grid", "optuna")
 OBJECTIVES = ("throughput", "pareto")
@@ -30,6 +30,8 @@ MAX_WORKERS = 256  # load-generator processes (one per core is the useful most)
 # Safety caps on the load level when the spec gives none: the level search aims at the budget's
 # break, so these only stop a model that never breaks it from being loaded without end.
 DEFAULT_MAX_LEVEL = {"concurrency": 1024.0, "rate": 100_000.0}
+DEFAULT_MAX_SCALE = 64.0  # a schedule's largest scale factor
+DEFAULT_MIN_SCALE = 0.1
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,27 @@ class LoadPlan:
     min_window_s: float = 0.25
     max_window_s: float = 2.0
     workers: int | None = None  # load-generator processes; None: automatic (analyzer.load.split)
+    # Rate mode: play this load schedule (its command-line form, analyzer.load.shapes) at each
+    # level instead of a steady rate; the levels are then scale factors of its rates.
+    schedule: str | None = None
+    max_inflight: int | None = None  # open loop: at most this many requests in flight
 
     @property
     def cap(self) -> float:
         """The highest level the search may measure."""
-        return self.max_level if self.max_level is not None else DEFAULT_MAX_LEVEL[self.mode]
+        if self.max_level is not None:
+            return self.max_level
+        return DEFAULT_MAX_SCALE if self.schedule is not None else DEFAULT_MAX_LEVEL[self.mode]
+
+    @property
+    def level_kind(self) -> str:
+        """What the levels are, as tables and reports name them: concurrency, rate, or
+        schedule (scale factors of the schedule's rates)."""
+        return "schedule" if self.schedule is not None else self.mode
+
+    def parsed_schedule(self) -> Schedule | None:
+        """The schedule, parsed (None without one)."""
+        return parse_schedule(self.schedule) if self.schedule is not None else None
 
 
 @dataclass(frozen=True)
@@ -319,6 +337,29 @@ def _shapes(errors: "_Errors", inputs: Mapping[str, Any], prefix: str) -> dict[s
     return shapes
 
 
+def _schedule(errors: "_Errors", load: Mapping[str, Any], base_dir: Path | None) -> dict[str, Any]:
+    """`load.schedule`: checked by parsing it (a trace file relative to the spec's directory);
+    its levels are scale factors, so the mode is rate and the level range defaults to scales."""
+    text = load["schedule"]
+    if not isinstance(text, str):
+        errors.add("load.schedule", f"expected a schedule such as 'ramp:100:400:30', got {text!r}")
+        return {}
+    kind, sep, path = text.partition(":")
+    if kind in ("trace", "gaps") and sep and base_dir is not None and not Path(path).expanduser().is_absolute():
+        text = f"{kind}:{base_dir / path}"
+    try:
+        parse_schedule(text)
+    except ValueError as exc:
+        errors.add("load.schedule", f"{exc}; forms: {', '.join(SCHEDULE_FORMS)}")
+        return {}
+    if load.get("mode", "rate") != "rate":
+        errors.add("load.schedule", "a schedule is an open loop: set load.mode: rate (or leave it out)")
+    out: dict[str, Any] = {"schedule": text, "mode": "rate"}
+    if "min_level" not in load:
+        out["min_level"] = DEFAULT_MIN_SCALE
+    return out
+
+
 def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) -> SweepSpec:
     """Validate spec data (as loaded from YAML); raise SpecError listing every problem."""
     errors = _Errors(source)
@@ -422,6 +463,12 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) 
                                                                 maximum=MAX_WORKERS)),
     ]
     load_kw.update(_checked(load_data, load_checks))
+    if load_data.get("schedule") is not None:
+        load_kw.update(_schedule(errors, load_data, base_dir))
+    if load_data.get("max_inflight") is not None:
+        load_kw["max_inflight"] = _number(errors, "load.max_inflight", load_data["max_inflight"], minimum=1, integer=True)
+        if load_kw.get("mode", "concurrency") != "rate":
+            errors.add("load.max_inflight", "caps an open loop: needs load.mode: rate (or a load.schedule)")
     kw["load"] = LoadPlan(**load_kw)
 
     problems: list[tuple[str, str]] = []
@@ -458,6 +505,9 @@ def _cross_checks(spec: SweepSpec) -> list[str]:
                         f"({spec.load.max_window_s:g})")
     if spec.strategy not in STRATEGIES:
         problems.append(f"strategy must be one of {', '.join(STRATEGIES)}")
+    if spec.load.schedule is not None and spec.targets is not None:
+        problems.append("key 'load.schedule': several models (targets:) are not played against a schedule yet; "
+                        "tune them with steady levels (leave load.schedule out)")
     if spec.max_trials is not None and spec.max_trials < 1:
         problems.append("max_trials must be >= 1")
     return problems

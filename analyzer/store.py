@@ -76,6 +76,7 @@ MEASUREMENT_COLUMNS = [
     "client_bound",  # the generator could not hold the load: never capacity (see client_bound_reason)
     "client_bound_reason",
     "bottleneck_step",  # pipelines: the step whose instances were busiest (analyzer.pipeline)
+    "worst_minute_ms",  # schedules: the budget percentile over the run's worst minute
 ]
 
 CONFIG_COLUMNS = [
@@ -161,6 +162,19 @@ class RunStore:
         path = self.model_base_path(model)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(pbtxt)
+        return path
+
+    def timeline_path(self, config_id: str, level: float, phase: str = "search") -> Path:
+        """timelines/<config>_x<scale>[_<phase>].csv: the per-second timeline of one scheduled
+        run of a config (analyzer.timeline)."""
+        suffix = "" if phase == "search" else f"_{phase}"
+        return self.dir / "timelines" / f"{config_id}_x{level:g}{suffix}.csv"
+
+    def write_timeline(self, config_id: str, level: float, table: Any, phase: str = "search") -> Path:
+        """Write one scheduled run's timeline table (a DataFrame); returns its path."""
+        path = self.timeline_path(config_id, level, phase)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(path, index=False)
         return path
 
     @property

@@ -46,9 +46,11 @@ def timeline(records: Records, start: float, duration_s: float, bin_s: float = 1
     return pd.DataFrame(rows, columns=TIMELINE_COLUMNS)
 
 
-def worst_window_p99(records: Records, start: float, duration_s: float, window_s: float = 60.0) -> float:
-    """The highest p99 over any `window_s` of requests due in the run (windows start every
-    tenth of a window; the whole run when it is shorter). NaN when nothing succeeded."""
+def worst_window_percentile(records: Records, start: float, duration_s: float, q: float = 99.0,
+                            window_s: float = 60.0) -> float:
+    """The highest `q`th percentile latency over any `window_s` of requests due in the run
+    (windows start every tenth of a window; the whole run when it is shorter). NaN when nothing
+    succeeded."""
     ok = records.ok
     scheduled, latency = records.scheduled[ok], records.latency_s[ok] * 1e3
     if len(latency) == 0:
@@ -58,5 +60,5 @@ def worst_window_p99(records: Records, start: float, duration_s: float, window_s
     for lo in np.arange(start, start + duration_s - window_s + 1e-9, max(window_s / 10, 1e-3)):
         mine = latency[(scheduled >= lo) & (scheduled < lo + window_s)]
         if len(mine):
-            worst = max(worst, float(np.percentile(mine, 99)))
+            worst = max(worst, float(np.percentile(mine, q)))
     return worst if math.isfinite(worst) else math.nan

@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
 from analyzer.choose import confirmation_stats, confirmed_choice, pipeline_models
+from analyzer.measure import level_text
 from analyzer.modelconfig import apply_candidate, read_pbtxt, to_pbtxt
 from analyzer.report import (
     Answer,
@@ -210,8 +211,8 @@ class Dashboard:
                 html.H3(["Best at ", html.Span(f"{budget:g}", id="budget-shown"), " ms: ",
                          html.Span(str(best["config_id"]), id="best-config-id")]),
                 html.P([html.B(capacity_text(best), id="capacity-shown"),
-                        f" with {self.label} {float(best['latency_ms']):.2f} ms at {best['load_mode']} "
-                        f"{float(best['capacity_level']):g}; {knobs}"]),
+                        f" with {self.label} {float(best['latency_ms']):.2f} ms at "
+                        f"{level_text(best['load_mode'], best['capacity_level'])}; {knobs}"]),
                 self._tie_set_panel(answer, filtered=len(c) < len(self.run.configs)),
                 html.P(f"Why: {answer.reason}.", id="choice-reason"),
                 html.P(f"{meeting} of {len(caps)} configs shown meet this budget."),

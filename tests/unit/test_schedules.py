@@ -46,7 +46,7 @@ def test_a_scale_multiplies_every_rate_and_a_trace_replays_its_times() -> None:
 
 def test_a_timeline_counts_each_second_and_its_latency_from_the_schedule() -> None:
     from analyzer.load.generator import Records
-    from analyzer.timeline import timeline, worst_window_p99
+    from analyzer.timeline import timeline, worst_window_percentile
 
     # Second 0: two requests, one 10 ms, one sent 40 ms late and 20 ms at the server (60 ms from
     # its schedule). Second 1: one failure, one success finishing in second 2.
@@ -58,7 +58,7 @@ def test_a_timeline_counts_each_second_and_its_latency_from_the_schedule() -> No
     assert t["completed"].tolist() == [2, 0, 1] and t["errors"].tolist() == [0, 1, 0]
     assert t["p50_ms"].iloc[0] == pytest.approx(35.0) and t["p99_ms"].iloc[1] == pytest.approx(400.0)
     assert np.isnan(t["p99_ms"].iloc[2])
-    assert worst_window_p99(records, 100.0, 3.0, window_s=1.0) == pytest.approx(400.0)
+    assert worst_window_percentile(records, 100.0, 3.0, window_s=1.0) == pytest.approx(400.0)
 
 
 def test_workers_share_a_schedule_and_together_keep_its_rate() -> None:
@@ -126,3 +126,60 @@ def test_a_capped_open_loop_holds_requests_and_counts_them_from_their_schedule()
     assert lag[-1] > 0.15 and np.all(np.diff(records.sent[ok][np.argsort(records.scheduled[ok])]) >= -1e-9)  # type: ignore[attr-defined]
     assert np.all(records.latency_s[ok] >= 0.05 - 1e-3)  # type: ignore[attr-defined]
     assert int(np.sum(ok)) + int(np.sum(~ok)) == 50 and np.sum(~ok) > 0  # the held ones at the end: unfinished
+
+
+def test_a_worst_minute_over_the_budget_breaks_it_even_when_the_whole_run_meets_it() -> None:
+    from analyzer.capacity import judge, row_verdict
+
+    common = dict(budget_ms=50.0, percentile=99.0, value_ms=30.0, upper_ms=40.0, lower_ms=10.0, errors=0,
+                  stable=True, requests=5000)
+    assert judge(**common).meets
+    assert judge(**common, worst_minute_ms=45.0).meets
+    broken = judge(**common, worst_minute_ms=80.0)
+    assert not broken.meets and broken.decided and broken.status == "over_budget"
+    assert "80.00 ms in the worst minute > budget 50 ms" in broken.reason
+    row = {"p99_ms": 30.0, "requests": 5000, "budget_bound_ms": 40.0, "over_bound_ms": 10.0, "errors": 0,
+           "stable": True, "worst_minute_ms": 80.0}
+    assert row_verdict(row, 50.0).status == "over_budget"
+    assert row_verdict({**row, "worst_minute_ms": ""}, 50.0).meets  # steady levels have none
+
+
+def test_a_spec_schedule_makes_scale_levels(tmp_path) -> None:
+    from analyzer.errors import SpecError
+    from analyzer.measure import level_text
+    from analyzer.spec import parse_spec, spec_from_dict
+
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "t.txt").write_text("0\n0.5\n1\n")
+    base = {"model": "m", "model_repository": str(tmp_path / "repo")}
+    spec = parse_spec({**base, "load": {"schedule": "ramp:10:100:30", "max_inflight": 8}}, "s", tmp_path)
+    assert spec.load.mode == "rate" and spec.load.level_kind == "schedule"
+    assert spec.load.min_level == 0.1 and spec.load.cap == 64.0 and spec.load.max_inflight == 8
+    assert spec_from_dict(spec.to_dict(), "s").load == spec.load
+    trace = parse_spec({**base, "load": {"schedule": "trace:t.txt"}}, "s", tmp_path)
+    assert trace.load.schedule == f"trace:{tmp_path / 't.txt'}" and trace.load.parsed_schedule() is not None
+    for load, message in [({"schedule": "ramp:1:2"}, "key 'load.schedule': bad schedule 'ramp:1:2'"),
+                          ({"schedule": "ramp:1:2:3", "mode": "concurrency"}, "a schedule is an open loop"),
+                          ({"max_inflight": 4}, "key 'load.max_inflight': caps an open loop"),
+                          ({"schedule": "trace:missing.txt"}, "cannot read")]:
+        with pytest.raises(SpecError, match=message):
+            parse_spec({**base, "load": load}, "s", tmp_path)
+    assert level_text("schedule", 1.5) == "schedule x1.5" and level_text("rate", 200.0) == "rate 200"
+
+
+def test_the_timeline_figure_shows_the_schedule_what_was_served_and_the_budget() -> None:
+    import pandas as pd
+
+    from analyzer.report import timeline_figure
+
+    table = pd.DataFrame({"second": [0.0, 1.0, 2.0], "due": [10, 40, 10], "sent": [10, 40, 10],
+                          "completed": [10, 38, 12], "errors": [0, 2, 0], "throughput_rps": [10.0, 38.0, 12.0],
+                          "p50_ms": [5.0, 9.0, 6.0], "p99_ms": [8.0, 70.0, 9.0]})
+    fig = timeline_figure(table, "t", budget_ms=50.0)
+    names = [t.name for t in fig.data]
+    assert names == ["due (the schedule)", "served", "errors", "p50", "p99"]
+    due = fig.data[0]
+    assert list(due.x) == [0.0, 1.0, 2.0, 3.0] and list(due.y) == [10, 40, 10, 10] and due.line.shape == "hv"
+    assert list(fig.data[1].x) == [0.5, 1.5, 2.5]  # each second's figures at its middle
+    assert [s.y0 for s in fig.layout.shapes] == [50.0]
+    assert "errors" not in [t.name for t in timeline_figure(table.assign(errors=0), "t").data]
