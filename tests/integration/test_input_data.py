@@ -185,3 +185,24 @@ def test_a_sweep_with_bad_data_exits_2_before_measuring(tmp_path: Path, triton_s
     assert result.exit_code == 2, result.output
     assert "reqs.json: request 0, input 'attention_mask': missing (expected INT64 of shape [1, -1])" in result.output
     assert inferences(triton_server, "tokens") == before
+
+
+def test_bytes_inputs_from_strings_in_a_file_and_from_a_generator(tmp_path: Path, triton_server: Any) -> None:
+    path = tmp_path / "text.json"
+    path.write_text(json.dumps({"data": [{"COUNT": [1, 2, 3], "TEXT": ["héllo", "wörld"]},
+                                         {"COUNT": {"content": [4, 5, 6], "shape": [3]}, "TEXT": [["a"], ["bc"]]}]}))
+    result = profile(triton_server, "nobatch", "--input-data", str(path))
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["errors"] == 0 and row["requests"] > 20, row
+    gens = tmp_path / "gens.yaml"
+    gens.write_text("inputs:\n  COUNT: {range: [0, 9]}\n  TEXT: {strings: [red, green, blue]}\n")
+    result = profile(triton_server, "nobatch", "--input-data", str(gens), "--protocol", "http",
+                     "--url", triton_server.endpoint.url("http"))
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["errors"] == 0 and row["requests"] > 20, row
+    # A number where a string belongs names the request and the input.
+    path.write_text(json.dumps({"data": [{"COUNT": [1, 2, 3], "TEXT": ["a", 7]}]}))
+    result = profile(triton_server, "nobatch", "--input-data", str(path))
+    assert result.exit_code == 2 and "request 0, input 'TEXT': a BYTES input takes strings, got int" in result.output

@@ -102,3 +102,28 @@ def test_a_sweep_against_a_schedule_finds_the_largest_scale_that_meets_the_budge
     for level in levels["load_level"]:
         t = pd.read_csv(run / "timelines" / f"i1_b0_x{level:g}.csv")
         assert np.all(np.abs(t["due"].to_numpy() - np.array([30, 100]) * level) <= 1), (level, t["due"].tolist())
+
+
+@pytest.mark.parametrize("form", ["ramp:100:300:3", "burst:100:400:1:1:3", "daily:100:300:2:4", "gaps:FILE"])
+def test_each_schedule_kinds_achieved_rate_per_second_follows_its_definition(tmp_path: Path, triton_server: Any,
+                                                                            form: str) -> None:
+    from analyzer.load.shapes import parse_schedule
+
+    if form == "gaps:FILE":
+        # A trace: 50 req/s for a second, 250 req/s for a second, 100 req/s for a second.
+        gaps = [0.02] * 50 + [0.004] * 250 + [0.01] * 100
+        (tmp_path / "gaps.txt").write_text("\n".join(f"{g:g}" for g in gaps))
+        form = f"gaps:{tmp_path / 'gaps.txt'}"
+    schedule = parse_schedule(form)
+    seconds = int(round(schedule.duration_s))
+    # What each second should get by the definition: its rate integrated over the second.
+    fine = np.arange(0, seconds, 0.0005)
+    due = np.add.reduceat(schedule.rate(fine) * 0.0005, np.arange(seconds) * 2000)
+    path = tmp_path / "timeline.csv"
+    result = profile("--url", triton_server.endpoint.url("grpc"), "--schedule", form, "--arrival", "constant",
+                     "--timeline", str(path))
+    assert result.exit_code == 0, result.output
+    t = pd.read_csv(path)
+    assert len(t) == seconds and (t["errors"] == 0).all()
+    sent = t["sent"].to_numpy()
+    assert np.all(np.abs(sent - due) <= 0.05 * due + 3), (sent.tolist(), due.round(1).tolist())
