@@ -2,7 +2,7 @@
 
 Launches one local tritonserver with the tokens test model (int64 ids and mask of a variable
 length) and drives it at a fixed concurrency with tritune's generator in this process, three
-ways, interleaved (A B C A B C ...):
+ways, interleaved, the order rotating each repeat (A B C, B C A, C A B, ...):
 
   A  one request (ids of length 64), as without request data;
   B  100 distinct requests (ranged random ids of length 64), sent in turn (cycle);
@@ -78,8 +78,12 @@ def main() -> None:
                 control.load_model(MODEL)
             for protocol in args.protocols.split(","):
                 results: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
+                names = list(VARIANTS)
                 for repeat in range(args.repeats):
-                    for name, plan in VARIANTS.items():
+                    # Rotate the order each repeat (A B C, B C A, C A B): on a shared machine
+                    # whichever runs first in a round can differ for reasons of its own.
+                    for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+                        plan = VARIANTS[name]
                         rps, cpu = run_once(server, protocol, plan, args.concurrency, settings)
                         results[name].append((rps, cpu))
                         print(f"{protocol} repeat {repeat + 1} {name:<14} {rps:8.1f} req/s  client {cpu:6.1f} us/request",
