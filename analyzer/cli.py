@@ -541,15 +541,25 @@ def sweep_body(spec: SweepSpec | None, options: SweepOptions, quiet: bool) -> in
 @click.option("--resume", "resume", type=click.Path(), help="Continue the sweep in this run directory.")
 @click.option("--server-port", type=int, help="HTTP port of the launched server (gRPC = +1, metrics = +2).")
 @click.option("--workers", type=WORKERS, default=None, help=WORKERS_HELP + " Overrides load.workers.")
+@click.option("--storage", help="Share the sweep through this database (an SQLAlchemy URL, e.g. "
+              "postgresql+psycopg://user:pass@host/db): start the same command on many machines, each with its "
+              "own server, and they split the configs between them.")
+@click.option("--study", help="The shared study's name (with --storage; default 'tritune').")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def sweep(spec_file: str | None, url: str | None, budget_ms: float | None, strategy: str | None,
           max_trials: int | None, time_budget_s: float | None, protocol: str | None, out: str | None,
-          resume: str | None, server_port: int | None, workers: int | None, quiet: bool) -> None:
+          resume: str | None, server_port: int | None, workers: int | None, storage: str | None,
+          study: str | None, quiet: bool) -> None:
     """Sweep the configs of SPEC_FILE and write the best config.pbtxt (exit 3: none met the budget)."""
 
     def body() -> int:
         if spec_file is None and resume is None:
             raise UsageError("give a sweep spec (SPEC.yaml), or --resume RUN_DIR")
+        if study is not None and storage is None:
+            raise UsageError("--study names a shared study: give its --storage URL too")
+        if storage is not None and resume is not None:
+            raise UsageError("a shared study resumes by running the same command again (--storage, --study); "
+                             "leave out --resume")
         if budget_ms is not None and budget_ms <= 0:
             raise UsageError(f"--budget-ms must be > 0, not {budget_ms:g}")
         if max_trials is not None and max_trials < 1:
@@ -569,7 +579,8 @@ def sweep(spec_file: str | None, url: str | None, budget_ms: float | None, strat
             spec = _resume_spec(RunStore.open(resume), None).with_overrides(max_trials=max_trials, time_budget_s=time_budget_s)
         if workers is not None and spec is not None:
             spec = spec.with_overrides(load=dataclasses.replace(spec.load, workers=workers))
-        return sweep_body(spec, SweepOptions(out=out, resume=resume, server_port=server_port), quiet)
+        return sweep_body(spec, SweepOptions(out=out, resume=resume, server_port=server_port, storage=storage,
+                                             study=study), quiet)
 
     run_guarded(body)
 

@@ -467,6 +467,15 @@ class SweepRunner:
     async def _confirm(self) -> bool:
         """Re-measure the top configs at their capacity levels, interleaved (A B C A B C ...),
         so slow drift of a shared machine hits every config alike; False when stopped."""
+        if self.store.shared is not None and self.spec.confirm_top > 0:
+            # One worker confirms, against one server, so that it compares like with like;
+            # after every worker's search has finished.
+            if not self.store.shared.claim("__confirm__", -1):
+                self._say("confirmation round: another worker of this study runs it")
+                return True
+            if not self.search.wait_idle(lambda: not self.stop.requested):
+                return False
+        self.store.trial = None
         plan, done = confirm_plan(self.store.configs(), self.store.measurements(), self.spec.confirm_top)
         if len(plan) == 0:
             return True
@@ -560,9 +569,10 @@ class SweepRunner:
         interrupted = False
         try:
             while not self.stop.requested:
-                cand = self.search.ask()
+                cand = self.search.ask(keep_waiting=lambda: not self.stop.requested)
                 if cand is None:
                     break
+                self.store.trial = self.search.trial_number
                 number = self.search.measured + 1
                 if self.events.config_start:
                     self.events.config_start(cand, number, self.search.measured + self.search.remaining())
@@ -624,6 +634,8 @@ class SweepRunner:
         if interrupted:
             reason = "stopped by the user"
         summary = self._update_answer(finished=not interrupted, stop_reason=reason)
+        if self.store.shared is not None:
+            self.store.export_shared()  # the run directory holds every worker's rows
         try:
             write_report(self.store.dir)
         except Exception as exc:  # noqa: BLE001 - a report problem must not cost the sweep's answer

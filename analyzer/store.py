@@ -147,6 +147,10 @@ class RunStore:
     def __init__(self, run_dir: str | Path) -> None:
         self.dir = Path(run_dir)
         self._columns: dict[str, list[str]] = {}  # each table's header, once known
+        # A shared study (analyzer.shared.SharedTables): rows also go to its database, and the
+        # tables are read from there (every worker's rows). `trial` tags the rows written.
+        self.shared: Any = None
+        self.trial: int | None = None
 
     def path(self, name: str) -> Path:
         """Path of a run file by its key in RUN_FILES (e.g. 'measurements')."""
@@ -261,10 +265,14 @@ class RunStore:
     def append_measurement(self, row: dict[str, Any]) -> None:
         """Append one measurements.csv row (durable when this returns)."""
         self._append("measurements", MEASUREMENT_COLUMNS, [row])
+        if self.shared is not None:
+            self.shared.append("measurement", row, self.trial)
 
     def append_config(self, row: dict[str, Any]) -> None:
         """Append one configs.csv row (durable when this returns)."""
         self._append("configs", CONFIG_COLUMNS, [row])
+        if self.shared is not None:
+            self.shared.append("config", row, self.trial)
 
     def _read(self, name: str, columns: list[str]) -> pd.DataFrame:
         path = self.path(name)
@@ -280,12 +288,24 @@ class RunStore:
         return frame
 
     def measurements(self) -> pd.DataFrame:
-        """measurements.csv as a DataFrame (empty with the right columns when absent)."""
+        """measurements.csv as a DataFrame (empty with the right columns when absent); a shared
+        study's: every worker's rows."""
+        if self.shared is not None:
+            return self.shared.rows("measurement", MEASUREMENT_COLUMNS)
         return self._read("measurements", MEASUREMENT_COLUMNS)
 
     def configs(self) -> pd.DataFrame:
-        """configs.csv as a DataFrame (empty with the right columns when absent)."""
+        """configs.csv as a DataFrame (empty with the right columns when absent); a shared
+        study's: every worker's rows."""
+        if self.shared is not None:
+            return self.shared.rows("config", CONFIG_COLUMNS)
         return self._read("configs", CONFIG_COLUMNS)
+
+    def export_shared(self) -> None:
+        """Write a shared study's tables (every worker's rows) as this run directory's CSVs."""
+        for name, frame in (("measurements", self.measurements()), ("configs", self.configs())):
+            frame.to_csv(self.path(name), index=False)
+        self._columns.clear()
 
     def keep_only_configs(self, finished: set[str]) -> int:
         """Drop measurement and config rows of configs not in `finished` (a config that was in

@@ -7,10 +7,14 @@ Also the resume rules: a run directory continues only with a spec that matches w
 from __future__ import annotations
 
 import math
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
+import sqlalchemy
 import yaml
 
 from analyzer.errors import ModelNotReadyError, SpecError, UsageError
@@ -30,7 +34,10 @@ from analyzer.profiler import StopToken
 from analyzer.runner import Events, SweepResult, SweepRunner
 from analyzer.search import make_search
 from analyzer.search.base import Outcome
+from analyzer.identity import check_identity, server_identity
 from analyzer.load.clients import RequestSet
+from analyzer.search.base import GRACE_S, HEARTBEAT_S, STUDY_NAME
+from analyzer.shared import SharedTables, engine_for
 from analyzer.server.session import ModelInfo, ServerSession, open_server, prepare_model
 from analyzer.targets import Target
 from analyzer.space import Candidate, ModelTraits, check_space
@@ -49,6 +56,8 @@ class SweepOptions:
     out: str | None = None
     resume: str | None = None
     server_port: int | None = None
+    storage: str | None = None  # a shared study's database URL (None: the run directory's SQLite)
+    study: str | None = None  # its study name
 
 
 def incompatible_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -231,6 +240,68 @@ def _targets(spec: SweepSpec, session: ServerSession,
     return targets, plan, candidates, start
 
 
+def open_shared_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage for a shared study, with heartbeats: a worker that dies mid-config
+    has its trial failed after GRACE_S, and retried (put back in the queue) for another worker.
+    Bad URLs and unreachable databases are UsageErrors (exit 2)."""
+    engine_for(url)  # the URL's form and driver, with a clear message
+    try:
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(
+                    url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                    failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3),
+                    engine_kwargs={"pool_pre_ping": True})
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+                # Workers started together on an empty database race to create Optuna's
+                # schema; the loser finds it made on the next try.
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 + attempt)
+        raise AssertionError("unreachable")
+    except sqlalchemy.exc.OperationalError as exc:
+        raise UsageError(f"cannot reach the database at --storage {_redact(url)}: {str(exc.orig).strip().splitlines()[0]}",
+                         hint="check the host, port, user and password, and that the database exists") from None
+    except sqlalchemy.exc.ArgumentError as exc:
+        raise UsageError(f"--storage {_redact(url)} is not a database URL Optuna can use: {exc}") from None
+
+
+def _redact(url: str) -> str:
+    """A URL without its password, for messages."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return "<the given URL>"
+
+
+def _join_shared(spec: SweepSpec, options: SweepOptions, store: RunStore, session: ServerSession,
+                 base: ModelConfig) -> tuple[Any, str]:
+    """Join (or start) a shared study: its storage, its tables, and the checks that make its
+    workers comparable (same spec, same kind of server)."""
+    assert options.storage is not None
+    study_name = options.study or STUDY_NAME
+    storage = open_shared_storage(options.storage)
+    study = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True,
+                                directions=["maximize"] if spec.objective == "throughput" else ["maximize", "minimize"])
+    mine = server_identity(session.control.server_metadata(), session.local is not None)
+    attrs = study.user_attrs
+    if "server_identity" in attrs:
+        check_identity(study_name, attrs["server_identity"], mine)
+        theirs = {k: v for k, v in (attrs.get("spec") or {}).items() if k not in ("load", "model_repository", "url")}
+        ours = {k: v for k, v in spec.to_dict().items() if k not in ("load", "model_repository", "url")}
+        differ = incompatible_keys(theirs, ours)
+        if differ:
+            raise UsageError(f"study {study_name!r} runs a different sweep: {', '.join(differ)} differ from its spec",
+                             hint="give every worker the same spec, or use another --study name")
+    else:
+        study.set_user_attr("server_identity", mine)
+        study.set_user_attr("spec", spec.to_dict())
+        study.set_user_attr("base_config", to_pbtxt(base))
+        study.set_user_attr("model", spec.model)
+    store.shared = SharedTables(options.storage, study_name, f"{mine['host']}:{os.getpid()}")
+    return storage, study_name
+
+
 def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events | None = None,
               stop: StopToken | None = None) -> tuple[SweepResult, RunStore]:
     """Run (or resume) a sweep; returns how it ended and where it was written."""
@@ -275,10 +346,15 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
                 traits = ModelTraits.of(base)
                 candidates = check_space(spec.space, traits, spec.source)
                 start = traits.base
+        storage, study_name = store.storage_url, STUDY_NAME
+        if options.storage is not None:
+            storage, study_name = _join_shared(spec, options, store, session, base)
         search = make_search(
             spec.strategy,
             candidates=candidates,
-            storage_url=store.storage_url,
+            storage_url=storage,
+            study_name=study_name,
+            shared=store.shared,
             budget_ms=spec.budget_ms,
             objective=spec.objective,
             max_trials=spec.max_trials,

@@ -5,19 +5,26 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import optuna
 from optuna.distributions import IntDistribution
+from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
 from analyzer.search.bound import plausible
 from analyzer.space import Candidate
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+# Heartbeats (fail_stale_trials) are marked experimental; shared studies rely on them.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 STUDY_NAME = "tritune"
+SHARED_POLL_S = 2.0  # a shared study's idle worker looks for work this often
+HEARTBEAT_S = 5  # shared studies: a running trial's heartbeat, and how stale one may grow
+GRACE_S = 20
 
 
 @dataclass(frozen=True)
@@ -53,10 +60,11 @@ def set_budget_constraint(trial: optuna.trial.Trial, value: float) -> None:
         trial.set_constraint("budget", value)
 
 
-def open_study(storage_url: str, directions: Sequence[str], sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
-    """Create or load the run's study (SQLite storage)."""
+def open_study(storage_url: str | optuna.storages.BaseStorage, directions: Sequence[str],
+               sampler: optuna.samplers.BaseSampler | None = None, study_name: str = STUDY_NAME) -> optuna.Study:
+    """Create or load the run's study (the run directory's SQLite, or a shared storage)."""
     return optuna.create_study(
-        study_name=STUDY_NAME,
+        study_name=study_name,
         storage=storage_url,
         directions=list(directions),
         sampler=sampler,
@@ -116,6 +124,8 @@ class Search:
         patience: int | None = None,
         seed: int = 0,
         base: Candidate | None = None,
+        study_name: str = STUDY_NAME,
+        shared: Any = None,
     ) -> None:
         if not candidates:
             raise ValueError("no candidates to search")
@@ -132,7 +142,11 @@ class Search:
         self.encoding = Encoding(self.candidates)
         self.dists = self.encoding.distributions
         self.directions = ["maximize"] if objective == "throughput" else ["maximize", "minimize"]
-        self.study = open_study(storage_url, self.directions, self._sampler())
+        # Shared (analyzer.shared.SharedTables): other workers measure the same study at once;
+        # each config is claimed by one trial, and `busy` holds the configs others measure now.
+        self.shared = shared
+        self.busy: set[Candidate] = set()
+        self.study = open_study(storage_url, self.directions, self._sampler(), study_name)
         self.outcomes: dict[Candidate, Outcome] = {}
         self.in_flight: list[Candidate] = []  # running when a previous run died: measure first
         self._trial: optuna.trial.Trial | None = None
@@ -151,10 +165,19 @@ class Search:
 
     # -- history --------------------------------------------------------------------------------
     def _load_history(self) -> None:
+        self.busy = set()
         for t in self.study.get_trials(deepcopy=False):
             if "config_id" not in t.user_attrs:
                 continue
             cand = self.encoding.factory(t.user_attrs["params"])
+            if self.shared is not None:
+                # Another worker's running trial is alive (a dead one's heartbeat fails it); a
+                # failed unmeasured one comes back as a WAITING retry that ask() pops.
+                if t.state == TrialState.RUNNING and (self._trial is None or t.number != self._trial.number):
+                    self.busy.add(cand)
+                elif t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.user_attrs.get("measured"):
+                    self.outcomes[cand] = self._outcome_of(t)
+                continue
             if t.state == TrialState.RUNNING or (t.state == TrialState.FAIL and t.user_attrs.get("abandoned")):
                 # Being measured when the run died (or stopped): measure it again, first.
                 if t.state == TrialState.RUNNING:
@@ -162,14 +185,23 @@ class Search:
                 if cand in self.valid and cand not in self.in_flight:
                     self.in_flight.append(cand)
             elif t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.user_attrs.get("measured"):
-                self.outcomes[cand] = Outcome(
-                    float(t.user_attrs.get("capacity_rps", 0.0)),
-                    float(t.user_attrs.get("p99_ms") if t.user_attrs.get("p99_ms") is not None else math.nan),
-                    bool(t.user_attrs.get("failed", False)),
-                    str(t.user_attrs.get("error", "")),
-                    str(t.user_attrs.get("bottleneck", "")),
-                )
+                self.outcomes[cand] = self._outcome_of(t)
         self.in_flight = [c for c in self.in_flight if c not in self.outcomes]
+        self.busy -= set(self.outcomes)
+
+    @staticmethod
+    def _outcome_of(t: optuna.trial.FrozenTrial) -> Outcome:
+        return Outcome(
+            float(t.user_attrs.get("capacity_rps", 0.0)),
+            float(t.user_attrs.get("p99_ms") if t.user_attrs.get("p99_ms") is not None else math.nan),
+            bool(t.user_attrs.get("failed", False)),
+            str(t.user_attrs.get("error", "")),
+            str(t.user_attrs.get("bottleneck", "")),
+        )
+
+    def unseen(self, cand: Candidate) -> bool:
+        """Neither measured nor being measured by another worker: a proposal may pick it."""
+        return cand not in self.outcomes and cand not in self.busy
 
     def adopt(self, candidate: Candidate, outcome: Outcome) -> None:
         """Record a config finished by an earlier run whose study lacks it (died between writing
@@ -279,9 +311,14 @@ class Search:
                 since += 1
         return since
 
-    def ask(self) -> Candidate | None:
-        """The next config to measure, or None when the search is over (see stop_reason)."""
+    def ask(self, keep_waiting: Any = None) -> Candidate | None:
+        """The next config to measure, or None when the search is over (see stop_reason).
+        Shared: a config is claimed before it is returned; while others still measure the last
+        configs, this waits (`keep_waiting()` False: give up) so that a dead worker's config,
+        failed by its heartbeat and retried, is picked up here."""
         assert self._current is None, "tell() the previous candidate first"
+        if self.shared is not None:
+            return self._ask_shared(keep_waiting or (lambda: True))
         reason = self._should_stop()
         if reason:
             self.stop_reason = reason
@@ -299,6 +336,83 @@ class Search:
         self._trial, self._current = trial, cand
         return cand
 
+    def _ask_shared(self, keep_waiting: Any) -> Candidate | None:
+        from optuna.storages import fail_stale_trials
+
+        while True:
+            fail_stale_trials(self.study)
+            self._load_history()
+            reason = self._should_stop()
+            if reason:
+                self.stop_reason = reason
+                return None
+            waiting = any(t.state == TrialState.WAITING for t in self.study.get_trials(deepcopy=False))
+            proposal = None if waiting else self._propose()
+            if proposal is None and not waiting:
+                if not self.busy:
+                    self.stop_reason = self.stop_reason or "the strategy has nothing left to propose"
+                    return None
+                if not keep_waiting():
+                    self.stop_reason = "stopped while other workers measure the last configs"
+                    return None
+                time.sleep(SHARED_POLL_S)
+                continue
+            if proposal is not None and proposal[1] is not None:
+                trial = proposal[1]
+            else:
+                if proposal is not None:
+                    self.study.enqueue_trial(self.encoding.encode(proposal[0]), skip_if_exists=False)
+                trial = self.study.ask(self.dists)  # pops the oldest waiting trial (atomically)
+            cand = self.encoding.decode(trial.params)
+            if cand not in self.valid or cand in self.outcomes or not self._claim(cand, trial):
+                trial.set_user_attr("claimed_elsewhere", True)
+                self.study.tell(trial, state=TrialState.FAIL)
+                continue
+            self._tag(trial, cand)
+            self._trial, self._current = trial, cand
+            self._heartbeat = get_heartbeat_thread(trial._trial_id, self.study._storage)
+            self._heartbeat.start()
+            return cand
+
+    def wait_idle(self, keep_waiting: Any) -> bool:
+        """Shared: wait until no other worker measures a config (False: gave up)."""
+        from optuna.storages import fail_stale_trials
+
+        while True:
+            fail_stale_trials(self.study)
+            self._load_history()
+            if not self.busy:
+                return True
+            if not keep_waiting():
+                return False
+            time.sleep(SHARED_POLL_S)
+
+    def _claim(self, cand: Candidate, trial: optuna.trial.Trial) -> bool:
+        """Claim a config for a trial: a new claim, or one whose trial died (failed by its
+        heartbeat), taken over along with dropping the rows the dead worker left."""
+        if self.shared.claim(cand.config_id, trial.number):
+            return True
+        held = self.shared.holder(cand.config_id)
+        if held is None:
+            return self.shared.claim(cand.config_id, trial.number)
+        old, _ = held
+        state = self.study._storage.get_trial(self.study._storage.get_trial_id_from_study_id_trial_number(
+            self.study._study_id, old)).state
+        if state == TrialState.RUNNING or not self.shared.take_over(cand.config_id, old, trial.number):
+            return False
+        self.shared.drop_trial_rows(cand.config_id, old)
+        return True
+
+    @property
+    def trial_number(self) -> int | None:
+        """The number of the trial being measured (None between trials)."""
+        return None if self._trial is None else self._trial.number
+
+    def _stop_heartbeat(self) -> None:
+        beat, self._heartbeat = getattr(self, "_heartbeat", None), None
+        if beat is not None:
+            beat.join()
+
     def _tag(self, trial: optuna.trial.Trial, cand: Candidate) -> None:
         trial.set_user_attr("config_id", cand.config_id)
         trial.set_user_attr("params", cand.params())
@@ -307,16 +421,22 @@ class Search:
         """Report the outcome of the candidate last asked for."""
         assert candidate == self._current and self._trial is not None
         self._finish(self._trial, candidate, outcome)
+        self._stop_heartbeat()
         self._trial, self._current = None, None
         self.measured_this_run += 1
 
     def abandon(self) -> None:
         """The current candidate was not finished (the run is stopping): leave it to a resume."""
+        self._stop_heartbeat()
         if self._trial is not None:
             self._trial.set_user_attr("abandoned", True)  # a resumed run measures it first
             self.study.tell(self._trial, state=TrialState.FAIL)
             assert self._current is not None
-            self.in_flight.insert(0, self._current)
+            if self.shared is not None:
+                # Back to the queue for another worker (or a resume).
+                self.study.enqueue_trial(self.encoding.encode(self._current), user_attrs=dict(self._trial.user_attrs))
+            else:
+                self.in_flight.insert(0, self._current)
         self._trial, self._current = None, None
 
     def _finish(self, trial: optuna.trial.Trial, cand: Candidate, outcome: Outcome) -> None:

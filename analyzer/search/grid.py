@@ -13,6 +13,6 @@ class GridSearch(Search):
 
     def _propose(self) -> tuple[Candidate, None] | None:
         for cand in self.candidates:
-            if cand not in self.outcomes:
+            if self.unseen(cand):
                 return cand, None
         return None

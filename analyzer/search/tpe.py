@@ -160,7 +160,7 @@ class OptunaSearch(Search):
         if best is None:
             return None
         order = polish_order(self.encoding.axes, self.outcomes[best].bottleneck)
-        return next((c for c in self.neighbours(best, order) if c not in self.outcomes), None)
+        return next((c for c in self.neighbours(best, order) if self.unseen(c)), None)
 
     def _bottleneck_move(self) -> Candidate | None:
         """Pipelines: the best config with one more step of instances (else of batching) for
@@ -175,19 +175,21 @@ class OptunaSearch(Search):
             key = f"{name}.{knob}"
             if key in here and here[key] + 1 < len(self.encoding.values[key]):
                 other = self.encoding.decode({**here, key: here[key] + 1})
-                if other in self.valid and other not in self.outcomes:
+                if other in self.valid and self.unseen(other):
                     return other
         return None
 
     def _propose(self) -> tuple[Candidate, optuna.trial.Trial | None] | None:
         while self._seed_list:
             cand = self._seed_list.pop(0)
-            if cand not in self.outcomes:
+            if self.unseen(cand):
                 return cand, None
         move = self._bottleneck_move()
         if move is not None:
             return move, None
         allowed = self.plausible() if self.stop_when_implausible else None
+        if allowed is not None and self.busy:
+            allowed = {c: b for c, b in allowed.items() if c not in self.busy}
         # Polish: after a trial that did not improve, or in the last third of a trial budget, the
         # best config's unmeasured neighbours are the likeliest improvements (and the stopping
         # rule wants them measured); right after an improvement TPE explores.
@@ -201,12 +203,13 @@ class OptunaSearch(Search):
         for _ in range(MAX_REPEATS):
             trial = self.study.ask(self.dists)
             cand = self.encoding.decode(trial.params)
-            if cand in self.valid and cand not in self.outcomes and (allowed is None or cand in allowed):
+            if cand in self.valid and self.unseen(cand) and (allowed is None or cand in allowed):
                 return cand, trial
             if cand in self.outcomes:
                 self._answer_from_history(trial, cand)
             else:
-                # An invalid combination, or one that cannot plausibly beat the best.
+                # An invalid combination, one that cannot plausibly beat the best, or (shared)
+                # one another worker is measuring.
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         if allowed:
             # TPE keeps proposing what is measured or hopeless: the most promising by the bound.
@@ -215,7 +218,7 @@ class OptunaSearch(Search):
             # Nothing far can win; the stopping rule still wants the best's neighbours measured.
             neighbour = self._neighbour_of_best()
             return (neighbour, None) if neighbour is not None else None
-        unmeasured = [c for c in self.candidates if c not in self.outcomes]
+        unmeasured = [c for c in self.candidates if self.unseen(c)]
         return (self._rng.choice(unmeasured), None) if unmeasured else None
 
     def _answer_from_history(self, trial: optuna.trial.Trial, cand: Candidate) -> None:

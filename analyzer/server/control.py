@@ -129,6 +129,10 @@ class ServerControl:
         except Exception:  # noqa: BLE001
             return False
 
+    def server_metadata(self) -> dict[str, Any]:
+        """The server's name, version and extensions."""
+        return dict(self._call("get_server_metadata"))
+
     # -- repository --------------------------------------------------------------------------
     def repository_index(self) -> list[dict[str, Any]]:
         """Models the server's repository holds: [{name, version, state, reason}]."""
