@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -248,10 +249,13 @@ def open_shared_storage(url: str) -> optuna.storages.RDBStorage:
     try:
         for attempt in range(5):
             try:
-                return optuna.storages.RDBStorage(
-                    url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                    failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3),
-                    engine_kwargs={"pool_pre_ping": True})
+                with warnings.catch_warnings():
+                    # Heartbeats are marked experimental in Optuna; shared studies rely on them.
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(
+                        url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+                        engine_kwargs={"pool_pre_ping": True})
             except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
                 # Workers started together on an empty database race to create Optuna's
                 # schema; the loser finds it made on the next try.
@@ -275,12 +279,11 @@ def _redact(url: str) -> str:
 
 
 def _join_shared(spec: SweepSpec, options: SweepOptions, store: RunStore, session: ServerSession,
-                 base: ModelConfig) -> tuple[Any, str]:
-    """Join (or start) a shared study: its storage, its tables, and the checks that make its
-    workers comparable (same spec, same kind of server)."""
+                 base: ModelConfig, storage: optuna.storages.RDBStorage) -> tuple[Any, str]:
+    """Join (or start) a shared study: its tables, and the checks that make its workers
+    comparable (same spec, same kind of server)."""
     assert options.storage is not None
     study_name = options.study or STUDY_NAME
-    storage = open_shared_storage(options.storage)
     study = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True,
                                 directions=["maximize"] if spec.objective == "throughput" else ["maximize", "minimize"])
     mine = server_identity(session.control.server_metadata(), session.local is not None)
@@ -306,6 +309,8 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
               stop: StopToken | None = None) -> tuple[SweepResult, RunStore]:
     """Run (or resume) a sweep; returns how it ended and where it was written."""
     previous_wall = 0.0
+    # A shared study's database is checked first: a bad URL costs no server start.
+    shared_storage = open_shared_storage(options.storage) if options.storage is not None else None
     if options.resume:
         store = RunStore.open(options.resume)
         spec = _resume_spec(store, spec)
@@ -348,7 +353,7 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
                 start = traits.base
         storage, study_name = store.storage_url, STUDY_NAME
         if options.storage is not None:
-            storage, study_name = _join_shared(spec, options, store, session, base)
+            storage, study_name = _join_shared(spec, options, store, session, base, shared_storage)
         search = make_search(
             spec.strategy,
             candidates=candidates,

@@ -1,0 +1,85 @@
+"""A shared study's run directory, written from its database: what `tritune report --storage`
+and `tritune dash --storage` read, so the report and the dashboard work on a study that many
+workers filled exactly as on one worker's run directory.
+
+The spec, the model's base config and the server identity are study attributes (the first
+worker sets them); the tables are every worker's rows (analyzer.shared); the summary and the
+best config.pbtxt are rebuilt by the same functions a sweep uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import yaml
+
+from analyzer.choose import build_summary, choice
+from analyzer.errors import UsageError
+from analyzer.modelconfig import apply_candidate, parse_pbtxt, to_pbtxt
+from analyzer.pipeline import JointCandidate, candidate_from_row
+from analyzer.report import write_report
+from analyzer.shared import SharedTables
+from analyzer.store import RunStore
+
+
+def load_shared_study(url: str, study_name: str) -> optuna.Study:
+    """The study, or UsageError (exit 2) for a bad URL, an unreachable database or an unknown
+    study (naming the studies the database has)."""
+    from analyzer.sweep import _redact, open_shared_storage
+
+    storage = open_shared_storage(url)
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
+        raise UsageError(f"no study {study_name!r} in the database at {_redact(url)}; it has: "
+                         f"{', '.join(names) or 'none'}", hint="check --study") from None
+
+
+def export_study(url: str, study_name: str, out_dir: str | Path | None) -> RunStore:
+    """Write (or refresh) the study's run directory under `out_dir` (default reports/), named
+    <model>-<study>; returns its store."""
+    study = load_shared_study(url, study_name)
+    attrs = study.user_attrs
+    if "spec" not in attrs:
+        raise UsageError(f"study {study_name!r} was not made by tritune sweep --storage (it has no spec)")
+    spec = attrs["spec"]
+    model = str(spec["model"])
+    root = Path(out_dir) if out_dir is not None else Path("reports")
+    run_dir = root / f"{model}-{study_name}"
+    store = RunStore.create(None, model, run_dir=run_dir) if not run_dir.is_dir() else RunStore(run_dir)
+    store.path("spec").write_text(yaml.safe_dump(spec, sort_keys=False))
+    base_text = str(attrs.get("base_config") or "")
+    store.path("base_config").write_text(base_text)
+    store.shared = SharedTables(url, study_name, "report")
+    configs, measurements = store.configs(), store.measurements()
+    store.export_shared()
+    best, _, _ = choice(configs, measurements)
+    best_path = None
+    if best is not None and base_text:
+        cand = candidate_from_row(best)
+        if not isinstance(cand, JointCandidate):
+            config = apply_candidate(parse_pbtxt(base_text), cand)
+            best_path = store.write_best_config(model, to_pbtxt(config))
+    load = spec.get("load") or {}
+    trials = study.get_trials(deepcopy=False)
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    wall_s = (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0  # first start to last end
+    summary = build_summary(
+        model=model, budget_ms=float(spec.get("budget_ms", 100.0)), percentile=float(spec.get("percentile", 99.0)),
+        strategy=str(spec.get("strategy", "")),
+        load_mode="schedule" if load.get("schedule") else str(load.get("mode", "concurrency")),
+        wall_s=wall_s, configs=configs, measurements=measurements,
+        best_pbtxt=str(best_path) if best_path else None, model_pbtxts=None,
+        finished=not any(t.state == optuna.trial.TrialState.RUNNING for t in trials),
+        stopped_reason="",
+    )
+    summary["study"] = study_name
+    summary["workers"] = sorted({str(w) for w in measurements.get("worker", []) if isinstance(w, str)})
+    summary["server_identity"] = attrs.get("server_identity")
+    store.shared = None
+    store.write_json("summary", summary)
+    write_report(store.dir)
+    return store
