@@ -471,7 +471,10 @@ class SweepRunner:
             # One worker confirms, against one server, so that it compares like with like;
             # after every worker's search has finished.
             if not self.store.shared.claim("__confirm__", -1):
-                self._say("confirmation round: another worker of this study runs it")
+                held = self.store.shared.holder("__confirm__")
+                self._say(f"confirmation round: worker {held[1] if held else '?'} of this study runs it, so the pick "
+                          f"below is the search's and the confirmation may change it; the final answer: tritune report "
+                          f"--storage URL --study {self.store.shared.study}")
                 return True
             if not self.search.wait_idle(lambda: not self.stop.requested):
                 return False

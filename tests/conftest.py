@@ -48,45 +48,9 @@ def triton_server(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real PostgreSQL (Debian's package) on a free loopback port, in a temp directory, run by
-    an unprivileged user (the `postgres` account when the tests run as root); its SQLAlchemy URL."""
-    import glob
-    import shutil
-    import socket
-    import subprocess
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL (Debian's package) on a free loopback port (see tests/pg.py)."""
+    from tests.pg import temporary_postgres
 
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    assert found, "PostgreSQL is not installed: apt-get install postgresql (.ci/run does)"
-    bindir = Path(found[-1]).parent
-    # Not under pytest's temp root: that is private to the test user (mode 0700), and the
-    # server's account must reach its directory.
-    import tempfile
-
-    home = Path(tempfile.mkdtemp(prefix="tritune-pg-"))
-    data = home / "data"
-    data.mkdir()
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        # initdb refuses root; the package's own account runs the server.
-        shutil.chown(data, "postgres")
-        shutil.chown(home, "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-
-    def run(*cmd: str) -> None:
-        done = subprocess.run([*prefix, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        assert done.returncode == 0, f"{' '.join(cmd)} failed: {done.stderr}"
-
-    run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "tritune", "--no-sync")
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(home / "log"), "-w", "start",
-        "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off")
-    try:
-        run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "tritune", "tritune")
-        yield f"postgresql+psycopg://tritune@127.0.0.1:{port}/tritune"
-    finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        shutil.rmtree(home, ignore_errors=True)
+    with temporary_postgres() as url:
+        yield url

@@ -131,3 +131,19 @@ def test_a_sweep_with_an_unreachable_database_exits_2_before_starting_a_server(t
     assert result.exit_code == 2, result.output
     assert "cannot reach the database" in result.output
     assert not (tmp_path / "out").exists()  # nothing was started or written
+
+
+def test_a_worker_on_a_different_server_is_refused(tmp_path: Path, model_repo: Path, postgres_url: str) -> None:
+    import optuna
+
+    spec = write_spec(tmp_path, model_repo)
+    # A study started on another kind of server: its recorded identity differs in Triton's version.
+    study = optuna.create_study(study_name="elsewhere", storage=postgres_url, direction="maximize")
+    study.set_user_attr("server_identity", {"triton_version": "0.0.1", "host": "gpu-box-7"})
+    study.set_user_attr("spec", {})
+    result = CliRunner().invoke(main, ["sweep", str(spec), "--storage", postgres_url, "--study", "elsewhere",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "study 'elsewhere' was started on a different server (gpu-box-7): triton_version: this worker" in result.output
+    (run,) = (tmp_path / "out").iterdir()
+    assert not (run / "measurements.csv").exists()  # refused before anything was measured

@@ -1,0 +1,79 @@
+"""One worker against two on one shared study: the simulator's default sweep, wall time and pick.
+
+Starts a temporary PostgreSQL (Debian's package), then per repeat runs the default sweep of the
+simulator model (the spec of benchmarks/search_efficiency.py: the space and budget only) as a
+shared study twice, interleaved (one worker, then two workers, each on its own local
+tritonserver), and prints each run's wall time (first start to last exit), configs measured and
+pick, then the medians and their ratio.
+
+What it can show on a 2-core machine: the simulator sleeps instead of computing (its server and
+stubs use 10-35 % of a core), so two servers and two load generators fit on two cores, and the
+split of configs between workers is what cuts the wall time. What it cannot show: workers on
+separate GPU machines, where each server has its own hardware and the database is remote.
+
+    python benchmarks/shared_workers.py --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from brute_force import load_truth  # noqa: E402
+from search_efficiency import default_spec  # noqa: E402
+
+from tests.pg import temporary_postgres  # noqa: E402
+
+
+def run(spec: Path, url: str, study: str, workers: int, out: Path) -> dict[str, object]:
+    """One shared sweep with `workers` processes; wall time, configs measured, pick."""
+    t0 = time.monotonic()
+    procs = [subprocess.Popen([sys.executable, "-m", "analyzer.cli", "sweep", str(spec), "--storage", url,
+                               "--study", study, "--out", str(out / f"w{i}"), "-q"], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(workers)]
+    outputs = [p.communicate()[0] for p in procs]
+    wall = time.monotonic() - t0
+    picks = {m.group(1) for o in outputs for m in [re.search(r"^best config: (\S+)", o, re.M)] if m}
+    report = subprocess.run([sys.executable, "-m", "analyzer.cli", "report", "--storage", url, "--study", study,
+                             "--out", str(out / "report")], cwd=ROOT, text=True, capture_output=True)
+    summary = json.loads(next((out / "report").glob("*/summary.json")).read_text())
+    return {"wall_s": wall, "codes": [p.returncode for p in procs], "picks": sorted(picks),
+            "report_pick": (summary.get("best") or {}).get("config_id"), "configs": summary.get("configs_tried"),
+            "report_rc": report.returncode}
+
+
+def main() -> None:
+    """Run the comparison and print it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    _, truth = load_truth()
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    with tempfile.TemporaryDirectory() as tmp, temporary_postgres() as url:
+        for repeat in range(1, args.repeats + 1):
+            spec = Path(tmp) / f"spec{repeat}.yaml"
+            spec.write_text(yaml.safe_dump(default_spec(truth, "grpc", seed=repeat)))
+            for workers in (1, 2):
+                r = run(spec, url, f"r{repeat}-w{workers}", workers, Path(tmp) / f"r{repeat}-w{workers}")
+                walls[workers].append(float(r["wall_s"]))  # type: ignore[arg-type]
+                print(f"repeat {repeat}, {workers} worker(s): {r['wall_s']:.1f} s, {r['configs']} configs, "
+                      f"exit {r['codes']}, printed pick {r['picks']}, report's pick {r['report_pick']}", flush=True)
+    one, two = statistics.median(walls[1]), statistics.median(walls[2])
+    print(f"\nmedians of {args.repeats}: one worker {one:.1f} s, two workers {two:.1f} s, ratio {two / one:.2f}")
+
+
+if __name__ == "__main__":
+    main()
