@@ -59,13 +59,18 @@ def main() -> None:
     """Run the comparison and print it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--confirm-top", type=int, default=None,
+                        help="Override the spec's confirm_top (0: the search alone, no confirmation round).")
     args = parser.parse_args()
     _, truth = load_truth()
     walls: dict[int, list[float]] = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as tmp, temporary_postgres() as url:
         for repeat in range(1, args.repeats + 1):
             spec = Path(tmp) / f"spec{repeat}.yaml"
-            spec.write_text(yaml.safe_dump(default_spec(truth, "grpc", seed=repeat)))
+            data = default_spec(truth, "grpc", seed=repeat)
+            if args.confirm_top is not None:
+                data["confirm_top"] = args.confirm_top
+            spec.write_text(yaml.safe_dump(data))
             for workers in (1, 2):
                 r = run(spec, url, f"r{repeat}-w{workers}", workers, Path(tmp) / f"r{repeat}-w{workers}")
                 walls[workers].append(float(r["wall_s"]))  # type: ignore[arg-type]
