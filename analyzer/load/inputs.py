@@ -7,7 +7,7 @@ numpy arrays. Variable dimensions (-1) must be given by the user; errors say whi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -108,14 +108,18 @@ def request_specs(
                     )
             dims = list(given)
         elif any(d == -1 for d in dims) and not variable_ok:
-            example = ",".join("16" if d == -1 else str(d) for d in dims)
-            raise ShapeError(
-                f"input {name!r} has variable dimensions {_fmt(dims)}; tritune needs concrete ones",
-                hint=f"pass --shape {name}:{example} (or `inputs:` in the sweep spec)",
-            )
+            raise variable_dims_error(name, dims)
         full = ([batch_size] if max_batch_size > 0 else []) + dims
         specs.append(TensorSpec(name, datatype, tuple(full)))
     return specs
+
+
+def variable_dims_error(name: str, dims: Sequence[int]) -> ShapeError:
+    """The error for an input whose variable dimensions (-1, batch excluded) nothing filled in."""
+    example = ",".join("16" if d == -1 else str(d) for d in dims)
+    return ShapeError(f"input {name!r} has variable dimensions {_fmt(list(dims))}; tritune needs concrete ones",
+                      hint=f"pass --shape {name}:{example}, or give its shape in the sweep spec's `inputs:` "
+                           "(a name from input_data.dims for a mix of lengths)")
 
 
 def random_tensor(spec: TensorSpec, rng: np.random.Generator) -> np.ndarray:

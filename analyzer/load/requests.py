@@ -34,10 +34,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from analyzer.errors import ShapeError
 from analyzer.load.clients import RequestSet, Tensors
 from analyzer.load.data import InputDataError, read_input_data
-from analyzer.load.inputs import DTYPES, TensorSpec, random_tensor
+from analyzer.load.inputs import DTYPES, TensorSpec, random_tensor, variable_dims_error
 
 ORDERS = ("cycle", "sample")
 DISTRIBUTIONS = ("uniform", "normal", "zipf")
@@ -322,10 +321,7 @@ def _shape_for(gen: InputGen | None, spec: TensorSpec, batched: bool, lengths: M
             raise InputDataError(f"inputs.{spec.name}.shape: {list(gen.shape)} does not fit the shape of input "
                                  f"{spec.name!r}, {list(model)} (batch dimension excluded; -1 is free)")
     if any(d == -1 for d in dims):
-        example = ",".join("16" if d == -1 else str(d) for d in model)
-        raise ShapeError(f"input {spec.name!r} has variable dimensions {list(model)}; tritune needs concrete ones",
-                         hint=f"pass --shape {spec.name}:{example}, or give its shape in `inputs:` "
-                              f"(a name from input_data.dims for a mix of lengths)")
+        raise variable_dims_error(spec.name, model)
     return tuple(batch) + tuple(dims)
 
 
