@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
@@ -52,6 +52,23 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+T = TypeVar("T")
+
+
+def retry_schema_race(make: Callable[[], T], attempts: int = 5) -> T:
+    """Run `make`, which creates tables if they are missing, again when it loses a race:
+    workers started together on an empty database all try to create the same schema (Optuna's
+    or ours), and the losers find it made on the next try."""
+    for attempt in range(attempts):
+        try:
+            return make()
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
+
+
 def engine_for(url: str) -> sa.Engine:
     """A SQLAlchemy engine for a storage URL, or UsageError naming what is wrong (exit 2)."""
     try:
@@ -69,15 +86,7 @@ class SharedTables:
     def __init__(self, url: str, study: str, worker: str) -> None:
         self.url, self.study, self.worker = url, study, worker
         self.engine = engine_for(url)
-        for attempt in range(5):
-            try:
-                _META.create_all(self.engine)
-                break
-            except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
-                # Another worker created the tables at the same moment; they exist now.
-                if attempt == 4:
-                    raise
-                time.sleep(0.5)
+        retry_schema_race(lambda: _META.create_all(self.engine))
 
     def append(self, kind: str, row: dict[str, Any], trial: int | None) -> None:
         """Add one table row (durable when this returns)."""

@@ -301,11 +301,14 @@ class RunStore:
             return self.shared.rows("config", CONFIG_COLUMNS)
         return self._read("configs", CONFIG_COLUMNS)
 
-    def export_shared(self) -> None:
-        """Write a shared study's tables (every worker's rows) as this run directory's CSVs."""
-        for name, frame in (("measurements", self.measurements()), ("configs", self.configs())):
+    def export_shared(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Write a shared study's tables (every worker's rows) as this run directory's CSVs;
+        returns them (configs, measurements)."""
+        configs, measurements = self.configs(), self.measurements()
+        for name, frame in (("measurements", measurements), ("configs", configs)):
             frame.to_csv(self.path(name), index=False)
         self._columns.clear()
+        return configs, measurements
 
     def keep_only_configs(self, finished: set[str]) -> int:
         """Drop measurement and config rows of configs not in `finished` (a config that was in

@@ -53,8 +53,7 @@ def export_study(url: str, study_name: str, out_dir: str | Path | None) -> RunSt
     base_text = str(attrs.get("base_config") or "")
     store.path("base_config").write_text(base_text)
     store.shared = SharedTables(url, study_name, "report")
-    configs, measurements = store.configs(), store.measurements()
-    store.export_shared()
+    configs, measurements = store.export_shared()
     best, _, _ = choice(configs, measurements)
     best_path = None
     if best is not None and base_text:

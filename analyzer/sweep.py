@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from analyzer.search.base import Outcome
 from analyzer.identity import check_identity, server_identity
 from analyzer.load.clients import RequestSet
 from analyzer.search.base import GRACE_S, HEARTBEAT_S, STUDY_NAME
-from analyzer.shared import SharedTables, engine_for
+from analyzer.shared import SharedTables, engine_for, retry_schema_race
 from analyzer.server.session import ModelInfo, ServerSession, open_server, prepare_model
 from analyzer.targets import Target
 from analyzer.space import Candidate, ModelTraits, check_space
@@ -246,23 +245,18 @@ def open_shared_storage(url: str) -> optuna.storages.RDBStorage:
     has its trial failed after GRACE_S, and retried (put back in the queue) for another worker.
     Bad URLs and unreachable databases are UsageErrors (exit 2)."""
     engine_for(url)  # the URL's form and driver, with a clear message
+
+    def make() -> optuna.storages.RDBStorage:
+        with warnings.catch_warnings():
+            # Heartbeats are marked experimental in Optuna; shared studies rely on them.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+                engine_kwargs={"pool_pre_ping": True})
+
     try:
-        for attempt in range(5):
-            try:
-                with warnings.catch_warnings():
-                    # Heartbeats are marked experimental in Optuna; shared studies rely on them.
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    return optuna.storages.RDBStorage(
-                        url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
-                        engine_kwargs={"pool_pre_ping": True})
-            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-                # Workers started together on an empty database race to create Optuna's
-                # schema; the loser finds it made on the next try.
-                if attempt == 4:
-                    raise
-                time.sleep(0.5 + attempt)
-        raise AssertionError("unreachable")
+        return retry_schema_race(make)
     except sqlalchemy.exc.OperationalError as exc:
         raise UsageError(f"cannot reach the database at --storage {_redact(url)}: {str(exc.orig).strip().splitlines()[0]}",
                          hint="check the host, port, user and password, and that the database exists") from None

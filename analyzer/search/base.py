@@ -336,12 +336,17 @@ class Search:
         self._trial, self._current = trial, cand
         return cand
 
-    def _ask_shared(self, keep_waiting: Any) -> Candidate | None:
+    def _refresh_shared(self) -> None:
+        """Shared: fail the trials of dead workers (their configs go back to the queue), then
+        read every worker's results and which configs are being measured."""
         from optuna.storages import fail_stale_trials
 
+        fail_stale_trials(self.study)
+        self._load_history()
+
+    def _ask_shared(self, keep_waiting: Any) -> Candidate | None:
         while True:
-            fail_stale_trials(self.study)
-            self._load_history()
+            self._refresh_shared()
             reason = self._should_stop()
             if reason:
                 self.stop_reason = reason
@@ -376,11 +381,8 @@ class Search:
 
     def wait_idle(self, keep_waiting: Any) -> bool:
         """Shared: wait until no other worker measures a config (False: gave up)."""
-        from optuna.storages import fail_stale_trials
-
         while True:
-            fail_stale_trials(self.study)
-            self._load_history()
+            self._refresh_shared()
             if not self.busy:
                 return True
             if not keep_waiting():
