@@ -632,7 +632,8 @@ def report(run_dir: str | None, storage: str | None, study: str | None, out: str
         from analyzer.report import write_report
 
         directory = _study_dir(run_dir, storage, study, out)
-        path = write_report(directory)
+        # A shared study's export already wrote its report.
+        path = write_report(directory) if storage is None else RunStore(directory).path("report")
         if storage is not None:
             summary = RunStore.open_readonly(directory).read_summary() or {}
             best = summary.get("best")
