@@ -37,10 +37,10 @@ from analyzer.pipeline import STEP_FIELDS, JointCandidate, PipelineTarget, candi
 from analyzer.report import capacity_row, write_report
 from analyzer.profiler import MeasureSettings, Probe, StopToken, measure_level, play_schedule, window_requests_for
 from analyzer.timeline import timeline as build_timeline
-from analyzer.search.base import Outcome, Search
+from analyzer.search.base import SHARED_POLL_S, Outcome, Search
 from analyzer.server.session import ModelInfo, ServerSession
 from analyzer.space import Candidate
-from analyzer.spec import SweepSpec
+from analyzer.spec import DEFAULT_MIN_SCALE, SweepSpec
 from analyzer.targets import Coordinator, Target, combine, split_level, target_figures
 from analyzer.store import RunStore, measurement_row
 
@@ -138,6 +138,8 @@ def config_row(cand: Candidate | JointCandidate, result: CapacityResult | None, 
 
 
 RESTART_KINDS = ("timeout", "unfinished", "unavailable", "client_backlog")
+# Shared studies: the claims that say which worker runs the confirmation round, and that it ended.
+CONFIRM_CLAIM, CONFIRMED_CLAIM = "__confirm__", "__confirmed__"
 
 
 def failure_of(result: CapacityResult) -> tuple[str, bool] | None:
@@ -160,19 +162,34 @@ def failure_of(result: CapacityResult) -> tuple[str, bool] | None:
 def confirm_plan(configs: pd.DataFrame, measurements: pd.DataFrame,
                  top: int) -> tuple[list[tuple[Candidate, float]], set[tuple[str, int]]]:
     """The confirmation round's work: the `top` configs by search capacity (that met the budget)
-    with their capacity levels, and the (config, round) pairs already measured (a resumed run
+    with their capacity levels, then any config the round already measured that is no longer in
+    the top (another worker's late result pushed it out; it keeps its rounds, so that the round
+    compares complete samples), and the (config, round) pairs already measured (a resumed run
     measures only the rest)."""
     if configs.empty or top <= 0:
         return [], set()
     cap = pd.to_numeric(configs["capacity_rps"], errors="coerce").fillna(0.0)
     ok = configs[configs["status"].isin(["ok", "pruned"]) & (cap > 0)].assign(_cap=cap)
-    chosen = ok.sort_values("_cap", ascending=False, kind="stable").head(top)
+    ranked = ok.sort_values("_cap", ascending=False, kind="stable")
+    conf = confirm_rows(measurements)
+    started = set(conf["config_id"].astype(str)) if not conf.empty else set()
+    chosen = pd.concat([ranked.head(top), ranked.iloc[top:][ranked.iloc[top:]["config_id"].astype(str).isin(started)]])
     plan = [(candidate_from_row(r), float(r["capacity_level"])) for _, r in chosen.iterrows()]
     done: set[tuple[str, int]] = set()
-    conf = confirm_rows(measurements)
     if not conf.empty:
         done = {(str(c), int(r)) for c, r in zip(conf["config_id"], conf["confirm_round"]) if not pd.isna(r)}
     return plan, done
+
+
+def next_confirmation(plan: list[tuple[Candidate, float]], done: set[tuple[str, int]], dropped: set[Candidate],
+                      rounds: int) -> tuple[Candidate, float, int] | None:
+    """The next (config, level, round) to measure: the lowest round first, in plan order, so the
+    rounds interleave (A B C A B C) and a config that joins late runs its first round next."""
+    for round_ in range(1, rounds + 1):
+        for cand, level in plan:
+            if cand not in dropped and (cand.config_id, round_) not in done:
+                return cand, level, round_
+    return None
 
 
 class ConfigFailed(Exception):
@@ -465,54 +482,110 @@ class SweepRunner:
 
     # -- confirmation round -------------------------------------------------------------------
     async def _confirm(self) -> bool:
-        """Re-measure the top configs at their capacity levels, interleaved (A B C A B C ...),
-        so slow drift of a shared machine hits every config alike; False when stopped."""
-        if self.store.shared is not None and self.spec.confirm_top > 0:
-            # One worker confirms, against one server, so that it compares like with like;
-            # after every worker's search has finished.
-            if not self.store.shared.claim("__confirm__", -1):
-                held = self.store.shared.holder("__confirm__")
-                self._say(f"confirmation round: worker {held[1] if held else '?'} of this study runs it, so the pick "
-                          f"below is the search's and the confirmation may change it; the final answer: tritune report "
-                          f"--storage URL --study {self.store.shared.study}")
-                return True
-            if not self.search.wait_idle(lambda: not self.stop.requested):
+        """The confirmation round (see `_confirm_rounds`); False when stopped.
+
+        A shared study confirms on one worker, against one server, so that it compares like with
+        like. The others wait for it and then print its answer, so every worker prints the pick
+        `tritune report --storage` gives."""
+        shared = self.store.shared
+        if shared is None or self.spec.confirm_top <= 0:
+            return await self._confirm_rounds()
+        if not shared.claim(CONFIRM_CLAIM, -1):
+            return self._await_confirmation()
+        try:
+            return await self._confirm_rounds()
+        finally:
+            shared.claim(CONFIRMED_CLAIM, -1)  # also when stopped: the waiting workers print what there is
+
+    def _await_confirmation(self) -> bool:
+        """Wait for another worker's confirmation round: until it marks the round done, or until
+        it writes no row for longer than three of its levels could take (it died)."""
+        shared = self.store.shared
+        assert shared is not None
+        held = shared.holder(CONFIRM_CLAIM)
+        who = held[1] if held else "another worker"
+        self._say(f"confirmation round: {who} runs it against its own server; waiting for its answer")
+        stall_s = 3 * self._longest_level_s() + 30.0
+        rows, last_change = -1, time.monotonic()
+        while shared.holder(CONFIRMED_CLAIM) is None:
+            if self.stop.requested:
                 return False
+            count = shared.count("measurement")
+            if count != rows:
+                rows, last_change = count, time.monotonic()
+            elif time.monotonic() - last_change > stall_s:
+                self._say(f"confirmation round: {who} wrote nothing for {stall_s:.0f} s and may have died; the "
+                          f"pick below is what the study holds now (tritune report --storage URL --study "
+                          f"{shared.study} shows the final answer)")
+                return True
+            time.sleep(SHARED_POLL_S)
+        return True
+
+    def _longest_level_s(self) -> float:
+        """An upper bound on one level's measurement: warm-up, every window, the drain, and a
+        whole schedule at the slowest scale."""
+        s = self.settings
+        level_s = s.warmup_s + s.max_windows * (s.window_s or s.max_window_s) + s.drain_s
+        schedule = self.spec.load.parsed_schedule()
+        if schedule is not None:
+            level_s += schedule.duration_s / DEFAULT_MIN_SCALE
+        return level_s
+
+    async def _confirm_rounds(self) -> bool:
+        """Re-measure the top configs at their capacity levels, interleaved (A B C A B C ...),
+        so slow drift of a shared machine hits every config alike; False when stopped.
+
+        In a shared study the round starts as soon as this worker's search ends: other workers
+        may still finish their last configs, and one that enters the top joins the round (its
+        rounds come after, still interleaved with the rest). The round ends when nothing is left
+        to measure and no other worker measures."""
         self.store.trial = None
-        plan, done = confirm_plan(self.store.configs(), self.store.measurements(), self.spec.confirm_top)
-        if len(plan) == 0:
-            return True
         if self.targets is not None:
-            self._say("no confirmation round for several models yet: the pick is the search's")
+            if confirm_plan(self.store.configs(), self.store.measurements(), self.spec.confirm_top)[0]:
+                self._say("no confirmation round for several models yet: the pick is the search's")
             return True
         rounds = self.spec.confirm_rounds
-        if self.events.confirm_start:
-            self.events.confirm_start([c for c, _ in plan], rounds)
         dropped: set[Candidate] = set()
-        for round_ in range(1, rounds + 1):
-            for cand, level in plan:
-                if self.stop.requested:
-                    return False
-                if cand in dropped or (cand.config_id, round_) in done:
-                    continue
-                reason = self._apply(cand)
-                if reason:
-                    self._say(f"confirmation: {cand.config_id} could not be loaded again ({reason}); left out")
-                    dropped.add(cand)
-                    continue
-                load = self._load(level, self.spec.seed + round_)
-                if load.schedule is not None:
-                    m = await self._play(cand, load, f"confirm{round_}")
-                else:
-                    m = await measure_level(self._client, self._probe, load, self.settings, stop=self.stop,
-                                            decide=self._decide)
-                if m is None:
-                    return False
-                verdict = self._decide(m)
-                self._store_level(cand, m, verdict, CONFIRM_PHASE, round_)
-                if self.events.confirm:
-                    self.events.confirm(cand, round_, m, verdict)
-        return True
+        announced: list[Candidate] = []
+        while True:
+            if self.stop.requested:
+                return False
+            # Others' busy state first: a config's row is written before its trial ends, so when
+            # no one was busy here, the plan read next holds every config.
+            others_busy = self.store.shared is not None and self.search.others_busy()
+            plan, done = confirm_plan(self.store.configs(), self.store.measurements(), self.spec.confirm_top)
+            step = next_confirmation(plan, done, dropped, rounds)
+            if step is None:
+                if not others_busy:
+                    return True
+                await asyncio.sleep(SHARED_POLL_S)
+                continue
+            cands = [c for c, _ in plan if c not in dropped]
+            if not announced:
+                if self.events.confirm_start:
+                    self.events.confirm_start(cands, rounds)
+            elif [c for c in cands if c not in announced]:
+                joined = ", ".join(c.config_id for c in cands if c not in announced)
+                self._say(f"confirmation: {joined} joins the round (measured by another worker meanwhile)")
+            announced = [*announced, *(c for c in cands if c not in announced)]
+            cand, level, round_ = step
+            reason = self._apply(cand)
+            if reason:
+                self._say(f"confirmation: {cand.config_id} could not be loaded again ({reason}); left out")
+                dropped.add(cand)
+                continue
+            load = self._load(level, self.spec.seed + round_)
+            if load.schedule is not None:
+                m = await self._play(cand, load, f"confirm{round_}")
+            else:
+                m = await measure_level(self._client, self._probe, load, self.settings, stop=self.stop,
+                                        decide=self._decide)
+            if m is None:
+                return False
+            verdict = self._decide(m)
+            self._store_level(cand, m, verdict, CONFIRM_PHASE, round_)
+            if self.events.confirm:
+                self.events.confirm(cand, round_, m, verdict)
 
     def _open_clients(self) -> None:
         if self.targets is not None:

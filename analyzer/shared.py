@@ -107,6 +107,12 @@ class SharedTables:
                 frame[col] = math.nan
         return frame[columns + [c for c in frame.columns if c not in columns]]
 
+    def count(self, kind: str) -> int:
+        """How many rows of one kind the study holds (a cheap sign of a worker's progress)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(ROWS).where(
+                ROWS.c.study == self.study, ROWS.c.kind == kind)).scalar_one())
+
     def drop_trial_rows(self, config_id: str, trial: int) -> None:
         """Forget the rows a dead worker wrote for a config it never finished."""
         with self.engine.begin() as conn:

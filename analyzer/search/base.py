@@ -379,15 +379,10 @@ class Search:
             self._heartbeat.start()
             return cand
 
-    def wait_idle(self, keep_waiting: Any) -> bool:
-        """Shared: wait until no other worker measures a config (False: gave up)."""
-        while True:
-            self._refresh_shared()
-            if not self.busy:
-                return True
-            if not keep_waiting():
-                return False
-            time.sleep(SHARED_POLL_S)
+    def others_busy(self) -> bool:
+        """Shared: whether another worker measures a config now (dead workers' trials failed first)."""
+        self._refresh_shared()
+        return bool(self.busy)
 
     def _claim(self, cand: Candidate, trial: optuna.trial.Trial) -> bool:
         """Claim a config for a trial: a new claim, or one whose trial died (failed by its

@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = {f"i{i}_b{b}_d{d}" for i in (1, 2) for b in (1, 8) for d in (0, 500)}
 
 
-def write_spec(tmp_path: Path, model_repo: Path) -> Path:
+def write_spec(tmp_path: Path, model_repo: Path, confirm_top: int = 0) -> Path:
     spec = {"model": "identity", "model_repository": str(model_repo), "strategy": "grid", "budget_ms": 50,
-            "confirm_top": 0, "inputs": {"INPUT0": [16]},
+            "confirm_top": confirm_top, "inputs": {"INPUT0": [16]},
             "space": {"instance_count": [1, 2], "max_batch_size": [1, 8], "max_queue_delay_us": [0, 500]},
             "load": {"mode": "concurrency", "min_level": 1, "max_level": 4, "window_s": 0.3, "warmup_s": 0.2,
                      "max_windows": 8, "stability_pct": 30, "refine_steps": 1}}
@@ -56,12 +56,15 @@ def picked(output: str) -> str:
     return match.group(1)
 
 
-def test_two_workers_share_one_sweep_and_the_report_agrees(tmp_path: Path, model_repo: Path, postgres_url: str) -> None:
-    spec = write_spec(tmp_path, model_repo)
-    workers = [start_worker(spec, postgres_url, "pair", tmp_path / f"out{i}") for i in range(2)]
+@pytest.mark.parametrize("confirm_top", [0, 2])
+def test_two_workers_share_one_sweep_and_the_report_agrees(tmp_path: Path, model_repo: Path, postgres_url: str,
+                                                           confirm_top: int) -> None:
+    spec = write_spec(tmp_path, model_repo, confirm_top)
+    study = f"pair{confirm_top}"
+    workers = [start_worker(spec, postgres_url, study, tmp_path / f"out{i}") for i in range(2)]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
-    configs = rows(postgres_url, "pair", "config")
+    configs = rows(postgres_url, study, "config")
     # Every config measured exactly once, and both workers did some of them.
     assert sorted(configs["config_id"]) == sorted(CONFIGS)
     assert configs["worker"].nunique() == 2
@@ -69,13 +72,20 @@ def test_two_workers_share_one_sweep_and_the_report_agrees(tmp_path: Path, model
     for i in range(2):
         (run,) = (tmp_path / f"out{i}").iterdir()
         assert set(pd.read_csv(run / "configs.csv")["config_id"]) == CONFIGS
+    if confirm_top:
+        # One worker confirmed the top 2, three rounds each (confirmation rows carry no trial); the
+        # other waited for it, so both print the confirmed pick.
+        confirms = rows(postgres_url, study, "measurement").query("trial.isna()")
+        assert confirms["worker"].nunique() == 1
+        assert confirms.groupby("config_id").size().tolist() == [3, 3]
+        assert sum("waiting for its answer" in o for o in outputs) == 1, outputs
     choices = {picked(o) for o in outputs}
-    assert len(choices) == 1
-    result = CliRunner().invoke(main, ["report", "--storage", postgres_url, "--study", "pair",
+    assert len(choices) == 1, outputs
+    result = CliRunner().invoke(main, ["report", "--storage", postgres_url, "--study", study,
                                        "--out", str(tmp_path / "reports")])
     assert result.exit_code == 0, result.output
     assert picked(result.output) == choices.pop()
-    run = tmp_path / "reports" / "identity-pair"
+    run = tmp_path / "reports" / f"identity-{study}"
     assert (run / "report.html").is_file() and (run / "best" / "identity" / "config.pbtxt").is_file()
 
 
