@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,10 +50,15 @@ def run(spec: Path, url: str, study: str, workers: int, out: Path) -> dict[str, 
     picks = {m.group(1) for o in outputs for m in [re.search(r"^best config: (\S+)", o, re.M)] if m}
     report = subprocess.run([sys.executable, "-m", "analyzer.cli", "report", "--storage", url, "--study", study,
                              "--out", str(out / "report")], cwd=ROOT, text=True, capture_output=True)
-    summary = json.loads(next((out / "report").glob("*/summary.json")).read_text())
+    run_dir = next((out / "report").glob("*/summary.json")).parent
+    summary = json.loads((run_dir / "summary.json").read_text())
+    # The search's top 3 (what the confirmation round re-measured) and the round's tie set: to see
+    # whether a different pick was a different search or a different confirmation.
+    configs = pd.read_csv(run_dir / "configs.csv").sort_values("capacity_rps", ascending=False)
+    top = ", ".join(f"{c} {r:.0f}" for c, r in zip(configs["config_id"][:3], configs["capacity_rps"][:3]))
     return {"wall_s": wall, "codes": [p.returncode for p in procs], "picks": sorted(picks),
             "report_pick": (summary.get("best") or {}).get("config_id"), "configs": summary.get("configs_tried"),
-            "report_rc": report.returncode}
+            "report_rc": report.returncode, "top": top, "tie_set": summary.get("tie_set") or []}
 
 
 def main() -> None:
@@ -75,7 +81,8 @@ def main() -> None:
                 r = run(spec, url, f"r{repeat}-w{workers}", workers, Path(tmp) / f"r{repeat}-w{workers}")
                 walls[workers].append(float(r["wall_s"]))  # type: ignore[arg-type]
                 print(f"repeat {repeat}, {workers} worker(s): {r['wall_s']:.1f} s, {r['configs']} configs, "
-                      f"exit {r['codes']}, printed pick {r['picks']}, report's pick {r['report_pick']}", flush=True)
+                      f"exit {r['codes']}, printed pick {r['picks']}, report's pick {r['report_pick']}; "
+                      f"search's top 3 (req/s): {r['top']}; tie set {r['tie_set']}", flush=True)
     one, two = statistics.median(walls[1]), statistics.median(walls[2])
     print(f"\nmedians of {args.repeats}: one worker {one:.1f} s, two workers {two:.1f} s, ratio {two / one:.2f}")
 

@@ -12,9 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from analyzer.cli import main
+from analyzer.monitor import GpuSampler
 
 pytestmark = pytest.mark.integration
 
+GPU = GpuSampler()  # what this host has: the rows must say the same
 FAST = ["--window-s", "0.5", "--warmup-s", "0.3", "--max-windows", "5", "--quiet"]
 
 
@@ -42,7 +44,10 @@ def test_closed_loop_numbers_are_sane(triton_server: Any, protocol: str) -> None
         assert row["server_requests"] > 0
         assert row["instance_count"] == 1 and row["max_batch_size"] == 32
         assert row["server_cpu_pct"] > 0  # psutil over the server's process tree
-        assert row["gpu_util_pct"] is None  # no GPU here: absent, not zero
+        if GPU.available:  # a GPU host: a utilisation, in percent
+            assert 0 <= row["gpu_util_pct"] <= 100
+        else:  # no GPU: absent, not zero
+            assert row["gpu_util_pct"] is None
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])

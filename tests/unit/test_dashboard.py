@@ -68,8 +68,17 @@ def _text(component) -> str:
 
 def test_app_builds_with_callbacks(run: Path) -> None:
     app = create_app(run)
-    assert app.layout is not None
-    assert len(app.callback_map) >= 8
+    # Every interactive output of the page has its callback (and nothing else does).
+    assert sorted(app.callback_map) == sorted([
+        "..answer.children...pareto.figure...chosen.data..",
+        "..compare-table-div.children...compare-curves.figure..",
+        "..detail.children...detail-curves.figure...detail-breakdown.figure...detail-pbtxt.children...detail-id.data..",
+        "..heatmap.figure...resources.figure..",
+        "compare-a.options", "compare-b.options", "confirm-figure.figure", "download.data", "plan.children",
+        "version.data",
+    ])
+    for output in ("answer", "pareto", "compare-curves", "detail", "heatmap", "plan", "download"):
+        assert _find(app.layout, output) is not None, output
 
 
 def test_budget_slider_changes_the_answer(run: Path) -> None:
