@@ -564,7 +564,7 @@ def sweep(spec_file: str | None, url: str | None, budget_ms: float | None, strat
             raise UsageError(f"--budget-ms must be > 0, not {budget_ms:g}")
         if max_trials is not None and max_trials < 1:
             raise UsageError(f"--max-trials must be >= 1, not {max_trials}")
-        spec = load_spec(spec_file) if spec_file else None
+        spec = load_spec(spec_file, url=url) if spec_file else None
         overrides = dict(url=url, budget_ms=budget_ms, strategy=strategy, max_trials=max_trials,
                          time_budget_s=time_budget_s, protocol=protocol)
         if spec is not None:

@@ -513,8 +513,10 @@ def _cross_checks(spec: SweepSpec) -> list[str]:
     return problems
 
 
-def load_spec(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep spec file."""
+def load_spec(path: str | Path, url: str | None = None) -> SweepSpec:
+    """Read and validate a sweep spec file. `url` (the command line's --url) replaces the
+    spec's server before validation: the spec's `model_repository`, if any, is then neither
+    used nor checked, and a spec with neither key is complete."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -529,6 +531,8 @@ def load_spec(path: str | Path) -> SweepSpec:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(f"{path}: not valid YAML{where}: {problem}") from None
+    if url is not None and isinstance(data, Mapping):
+        data = {**{k: v for k, v in data.items() if k != "model_repository"}, "url": url}
     return parse_spec(data, str(path), path.resolve().parent)
 
 

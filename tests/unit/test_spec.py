@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from analyzer.errors import SpecError
 from analyzer.spec import load_spec, parse_spec, spec_from_dict, write_spec
@@ -132,3 +133,29 @@ def test_load_workers_is_a_number_or_auto_and_does_not_block_a_resume(tmp_path: 
     # How many processes send the load does not change what was measured; the cap does.
     assert incompatible_keys(two.to_dict(), _parse(tmp_path, load={"workers": 4}).to_dict()) == []
     assert incompatible_keys(two.to_dict(), four.to_dict()) == ["load"]
+
+
+def test_url_on_the_command_line_replaces_the_spec_s_server(tmp_path: Path) -> None:
+    # A spec written for a repository this machine does not have, and one with no server at all:
+    # --url makes both complete, and the repository is neither used nor checked.
+    for name, server in (("repo.yaml", {"model_repository": "not/here"}), ("none.yaml", {})):
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump({"model": "m", "budget_ms": 10, **server}))
+        with pytest.raises(SpecError):
+            load_spec(path)
+        spec = load_spec(path, url="gpu-box:8001")
+        assert spec.url == "gpu-box:8001" and spec.model_repository is None
+
+
+def test_sweep_url_overrides_a_spec_s_repository(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({"model": "m", "budget_ms": 10, "model_repository": "not/here"}))
+    # Port 9 (discard) has no server: the spec is accepted and the error is about the server.
+    result = CliRunner().invoke(main, ["sweep", str(path), "--url", "127.0.0.1:9", "--out", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == 2
+    assert "cannot reach a Triton server at 127.0.0.1:9" in result.output
+    assert "model_repository" not in result.output
