@@ -12,11 +12,10 @@ import json
 import logging
 import math
 import signal
-import sys
 import time
 from pathlib import Path
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import click
 import pandas as pd
@@ -73,17 +72,21 @@ def _err(message: str) -> None:
     click.echo(f"error: {message}", err=True)
 
 
-def run_guarded(fn: Callable[[], int | None]) -> None:
-    """Run a command body, mapping TrituneError to its message and exit code."""
-    try:
-        code = fn() or 0
-    except TrituneError as exc:
-        _err(str(exc))
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        _err("interrupted")
-        sys.exit(130)
-    sys.exit(code)
+class TrituneGroup(click.Group):
+    """The `tritune` group. A command returns its exit code; a TrituneError it raises becomes
+    its message on stderr and its own exit code, and Ctrl-C exit 130, for every command alike."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command and exit with its code."""
+        try:
+            code = super().invoke(ctx)
+        except TrituneError as exc:
+            _err(str(exc))
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            _err("interrupted")
+            ctx.exit(130)
+        ctx.exit(code or 0)
 
 
 @contextmanager
@@ -178,7 +181,7 @@ class ProgressPrinter:
         )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=TrituneGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tritune")
 def main() -> None:
     """tritune: find the Triton model config with the most throughput inside a latency budget."""
@@ -243,103 +246,100 @@ def profile(
     input_data: str | None,
     input_order: str,
     quiet: bool,
-) -> None:
+) -> int:
     """Measure a model as it is configured now, at the given load levels (or over a schedule)."""
 
-    def body() -> int:
-        if concurrency and rate:
-            raise UsageError("give --concurrency or --rate, not both")
-        if schedule and (concurrency or rate):
-            raise UsageError("give --schedule or load levels (--concurrency, --rate), not both")
-        if timeline and not schedule:
-            raise UsageError("--timeline needs --schedule (a timeline is of one scheduled run)")
-        if max_inflight and concurrency:
-            raise UsageError("--max-inflight caps an open loop (--rate or --schedule); --concurrency is already a cap")
-        plan = None
-        if schedule:
-            try:
-                plan = LoadSpec("rate", scale, arrival=arrival, schedule=parse_schedule(schedule), max_inflight=max_inflight)
-            except ValueError as exc:
-                raise UsageError(f"--schedule: {exc}", hint="forms: " + ", ".join(SCHEDULE_FORMS)) from None
-        if budget_ms is not None and budget_ms <= 0:
-            raise UsageError(f"--budget-ms must be > 0, not {budget_ms:g}")
-        if (window_s is not None and window_s <= 0) or warmup_s < 0 or max_windows < 3 or stability <= 0 or request_timeout_s <= 0:
-            raise UsageError("need --window-s > 0, --warmup-s >= 0, --max-windows >= 3, --stability > 0, --request-timeout-s > 0")
+    if concurrency and rate:
+        raise UsageError("give --concurrency or --rate, not both")
+    if schedule and (concurrency or rate):
+        raise UsageError("give --schedule or load levels (--concurrency, --rate), not both")
+    if timeline and not schedule:
+        raise UsageError("--timeline needs --schedule (a timeline is of one scheduled run)")
+    if max_inflight and concurrency:
+        raise UsageError("--max-inflight caps an open loop (--rate or --schedule); --concurrency is already a cap")
+    plan = None
+    if schedule:
+        try:
+            plan = LoadSpec("rate", scale, arrival=arrival, schedule=parse_schedule(schedule), max_inflight=max_inflight)
+        except ValueError as exc:
+            raise UsageError(f"--schedule: {exc}", hint="forms: " + ", ".join(SCHEDULE_FORMS)) from None
+    if budget_ms is not None and budget_ms <= 0:
+        raise UsageError(f"--budget-ms must be > 0, not {budget_ms:g}")
+    if (window_s is not None and window_s <= 0) or warmup_s < 0 or max_windows < 3 or stability <= 0 or request_timeout_s <= 0:
+        raise UsageError("need --window-s > 0, --warmup-s >= 0, --max-windows >= 3, --stability > 0, --request-timeout-s > 0")
+    if plan is not None:
+        loads = [plan]
+    elif rate:
+        loads = [LoadSpec("rate", r, arrival=arrival, max_inflight=max_inflight) for r in parse_levels(rate, "--rate", False)]
+    else:
+        loads = [LoadSpec("concurrency", c) for c in parse_levels(concurrency or "1,2,4,8", "--concurrency", True)]
+    shape_map = parse_shape_args(shapes)
+    # Generators are checked before a server starts; data files need the model's inputs.
+    input_plan = plan_from_file(input_data, input_order) if input_data else None
+    settings = MeasureSettings(
+        window_s=window_s,
+        warmup_s=warmup_s,
+        max_windows=max_windows,
+        tolerance=stability / 100.0,
+        request_timeout_s=request_timeout_s,
+        drain_s=request_timeout_s,
+        min_requests=required_requests(0, 99.0, 0.99),
+        window_requests=window_requests_for(99.0, 0.99),
+        budget_ms=budget_ms,
+    )
+    stop = StopToken()
+    progress = ProgressPrinter(len(loads), settings, quiet)
+    results: list[Measurement] = []
+    with open_server(
+        protocol=protocol,
+        url=url,
+        model_repository=model_repository,
+        triton_server_path=triton_server_path,
+        server_port=server_port,
+        metrics_port=metrics_port,
+    ) as session:
+        info = prepare_model(session, model, shape_map, load=session.local is not None, plan=input_plan)
+        knobs = knobs_of(info.config)
+        if not quiet:
+            where = f"local server {session.url} (log {session.log_path})" if session.local else session.url
+            click.echo(
+                f"profiling {model} on {where} over {protocol}: instances {knobs.instance_count}, "
+                f"max_batch_size {knobs.max_batch_size}, queue delay "
+                f"{'-' if knobs.max_queue_delay_us is None else str(knobs.max_queue_delay_us) + ' us'}",
+                err=True,
+            )
+        probe = Probe(session.endpoint, protocol, model, session.pid)
+
+        def on_level(m: Measurement) -> None:
+            results.append(m)
+            progress.level(m)
+
         if plan is not None:
-            loads = [plan]
-        elif rate:
-            loads = [LoadSpec("rate", r, arrival=arrival, max_inflight=max_inflight) for r in parse_levels(rate, "--rate", False)]
-        else:
-            loads = [LoadSpec("concurrency", c) for c in parse_levels(concurrency or "1,2,4,8", "--concurrency", True)]
-        shape_map = parse_shape_args(shapes)
-        # Generators are checked before a server starts; data files need the model's inputs.
-        input_plan = plan_from_file(input_data, input_order) if input_data else None
-        settings = MeasureSettings(
-            window_s=window_s,
-            warmup_s=warmup_s,
-            max_windows=max_windows,
-            tolerance=stability / 100.0,
-            request_timeout_s=request_timeout_s,
-            drain_s=request_timeout_s,
-            min_requests=required_requests(0, 99.0, 0.99),
-            window_requests=window_requests_for(99.0, 0.99),
-            budget_ms=budget_ms,
-        )
-        stop = StopToken()
-        progress = ProgressPrinter(len(loads), settings, quiet)
-        results: list[Measurement] = []
-        with open_server(
-            protocol=protocol,
-            url=url,
-            model_repository=model_repository,
-            triton_server_path=triton_server_path,
-            server_port=server_port,
-            metrics_port=metrics_port,
-        ) as session:
-            info = prepare_model(session, model, shape_map, load=session.local is not None, plan=input_plan)
-            knobs = knobs_of(info.config)
-            if not quiet:
-                where = f"local server {session.url} (log {session.log_path})" if session.local else session.url
-                click.echo(
-                    f"profiling {model} on {where} over {protocol}: instances {knobs.instance_count}, "
-                    f"max_batch_size {knobs.max_batch_size}, queue delay "
-                    f"{'-' if knobs.max_queue_delay_us is None else str(knobs.max_queue_delay_us) + ' us'}",
-                    err=True,
-                )
-            probe = Probe(session.endpoint, protocol, model, session.pid)
-
-            def on_level(m: Measurement) -> None:
-                results.append(m)
-                progress.level(m)
-
-            if plan is not None:
-                with ctrl_c_stops(stop), probe:
-                    return _play_schedule(session, model, info, probe, plan, settings, stop, workers, knobs, budget_ms,
-                                          fmt, timeline, quiet)
             with ctrl_c_stops(stop), probe:
-                asyncio.run(
-                    measure_levels(
-                        protocol, session.url, model, info.requests, probe, loads, settings,
-                        on_window=progress.window, on_level=on_level, stop=stop, workers=workers,
-                        local_server=session.local is not None,
-                    )
+                return _play_schedule(session, model, info, probe, plan, settings, stop, workers, knobs, budget_ms,
+                                      fmt, timeline, quiet)
+        with ctrl_c_stops(stop), probe:
+            asyncio.run(
+                measure_levels(
+                    protocol, session.url, model, info.requests, probe, loads, settings,
+                    on_window=progress.window, on_level=on_level, stop=stop, workers=workers,
+                    local_server=session.local is not None,
                 )
-        # The sweep's own budget rule (p99 proven under the budget with 99 % confidence).
-        rows = [
-            measurement_row("current", knobs, m, None if budget_ms is None else budget_verdict(m, budget_ms).meets)
-            for m in results
-        ]
-        click.echo(format_rows(rows, fmt))
-        bound = [m for m in results if m.client_bound]
-        if bound:
-            _err(f"{len(bound)} level(s) were client bound, so their figures describe the load generator, "
-                 f"not the model: {bound[0].client_bound_reason}")
-        if stop.requested:
-            _err(f"interrupted: measured {len(results)} of {len(loads)} levels")
-            return 130
-        return 0
-
-    run_guarded(body)
+            )
+    # The sweep's own budget rule (p99 proven under the budget with 99 % confidence).
+    rows = [
+        measurement_row("current", knobs, m, None if budget_ms is None else budget_verdict(m, budget_ms).meets)
+        for m in results
+    ]
+    click.echo(format_rows(rows, fmt))
+    bound = [m for m in results if m.client_bound]
+    if bound:
+        _err(f"{len(bound)} level(s) were client bound, so their figures describe the load generator, "
+             f"not the model: {bound[0].client_bound_reason}")
+    if stop.requested:
+        _err(f"interrupted: measured {len(results)} of {len(loads)} levels")
+        return 130
+    return 0
 
 
 class SweepProgress:
@@ -549,58 +549,52 @@ def sweep_body(spec: SweepSpec | None, options: SweepOptions, quiet: bool) -> in
 def sweep(spec_file: str | None, url: str | None, budget_ms: float | None, strategy: str | None,
           max_trials: int | None, time_budget_s: float | None, protocol: str | None, out: str | None,
           resume: str | None, server_port: int | None, workers: int | None, storage: str | None,
-          study: str | None, quiet: bool) -> None:
+          study: str | None, quiet: bool) -> int:
     """Sweep the configs of SPEC_FILE and write the best config.pbtxt (exit 3: none met the budget)."""
 
-    def body() -> int:
-        if spec_file is None and resume is None:
-            raise UsageError("give a sweep spec (SPEC.yaml), or --resume RUN_DIR")
-        if study is not None and storage is None:
-            raise UsageError("--study names a shared study: give its --storage URL too")
-        if storage is not None and resume is not None:
-            raise UsageError("a shared study resumes by running the same command again (--storage, --study); "
-                             "leave out --resume")
-        if budget_ms is not None and budget_ms <= 0:
-            raise UsageError(f"--budget-ms must be > 0, not {budget_ms:g}")
-        if max_trials is not None and max_trials < 1:
-            raise UsageError(f"--max-trials must be >= 1, not {max_trials}")
-        spec = load_spec(spec_file, url=url) if spec_file else None
-        overrides = dict(url=url, budget_ms=budget_ms, strategy=strategy, max_trials=max_trials,
-                         time_budget_s=time_budget_s, protocol=protocol)
-        if spec is not None:
-            spec = spec.with_overrides(**overrides)
-        elif resume and any(v is not None for k, v in overrides.items() if k not in ("max_trials", "time_budget_s")):
-            raise UsageError("with --resume alone only --max-trials, --time-budget and --workers may change; "
-                             "pass the spec to compare")
-        if spec is None and resume:
-            # Resume from the run's own spec, with a larger trial or time budget if asked.
-            from analyzer.sweep import _resume_spec  # local: only needed here
+    if spec_file is None and resume is None:
+        raise UsageError("give a sweep spec (SPEC.yaml), or --resume RUN_DIR")
+    if study is not None and storage is None:
+        raise UsageError("--study names a shared study: give its --storage URL too")
+    if storage is not None and resume is not None:
+        raise UsageError("a shared study resumes by running the same command again (--storage, --study); "
+                         "leave out --resume")
+    if budget_ms is not None and budget_ms <= 0:
+        raise UsageError(f"--budget-ms must be > 0, not {budget_ms:g}")
+    if max_trials is not None and max_trials < 1:
+        raise UsageError(f"--max-trials must be >= 1, not {max_trials}")
+    spec = load_spec(spec_file, url=url) if spec_file else None
+    overrides = dict(url=url, budget_ms=budget_ms, strategy=strategy, max_trials=max_trials,
+                     time_budget_s=time_budget_s, protocol=protocol)
+    if spec is not None:
+        spec = spec.with_overrides(**overrides)
+    elif resume and any(v is not None for k, v in overrides.items() if k not in ("max_trials", "time_budget_s")):
+        raise UsageError("with --resume alone only --max-trials, --time-budget and --workers may change; "
+                         "pass the spec to compare")
+    if spec is None and resume:
+        # Resume from the run's own spec, with a larger trial or time budget if asked.
+        from analyzer.sweep import _resume_spec  # local: only needed here
 
-            spec = _resume_spec(RunStore.open(resume), None).with_overrides(max_trials=max_trials, time_budget_s=time_budget_s)
-        if workers is not None and spec is not None:
-            spec = spec.with_overrides(load=dataclasses.replace(spec.load, workers=workers))
-        return sweep_body(spec, SweepOptions(out=out, resume=resume, server_port=server_port, storage=storage,
-                                             study=study), quiet)
-
-    run_guarded(body)
+        spec = _resume_spec(RunStore.open(resume), None).with_overrides(max_trials=max_trials, time_budget_s=time_budget_s)
+    if workers is not None and spec is not None:
+        spec = spec.with_overrides(load=dataclasses.replace(spec.load, workers=workers))
+    return sweep_body(spec, SweepOptions(out=out, resume=resume, server_port=server_port, storage=storage,
+                                         study=study), quiet)
 
 
 @main.command()
 @click.option("--out", type=click.Path(), help="Directory under which the run directory is created (default reports/).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
-def demo(out: str | None, quiet: bool) -> None:
+def demo(out: str | None, quiet: bool) -> int:
     """The main job on the embedded default: sweep the bundled demo model on a local server."""
 
-    def body() -> int:
-        spec_path = Path(__file__).resolve().parent.parent / "sweeps" / "demo.yaml"
-        if not spec_path.is_file():
-            raise UsageError(
-                f"the demo spec is missing ({spec_path})",
-                hint="run tritune from a clone of the repository installed with `pip install -e '.[server]'`",
-            )
-        return sweep_body(load_spec(spec_path), SweepOptions(out=out), quiet)
-
-    run_guarded(body)
+    spec_path = Path(__file__).resolve().parent.parent / "sweeps" / "demo.yaml"
+    if not spec_path.is_file():
+        raise UsageError(
+            f"the demo spec is missing ({spec_path})",
+            hint="run tritune from a clone of the repository installed with `pip install -e '.[server]'`",
+        )
+    return sweep_body(load_spec(spec_path), SweepOptions(out=out), quiet)
 
 
 def _study_dir(run_dir: str | None, storage: str | None, study: str | None, out: str | None) -> str:
@@ -624,25 +618,22 @@ def _study_dir(run_dir: str | None, storage: str | None, study: str | None, out:
 @click.option("--storage", help="A shared study's database URL (as given to sweep --storage).")
 @click.option("--study", help="The shared study's name (default 'tritune').")
 @click.option("--out", type=click.Path(), help="With --storage: where to write the study's run directory (default reports/).")
-def report(run_dir: str | None, storage: str | None, study: str | None, out: str | None) -> None:
+def report(run_dir: str | None, storage: str | None, study: str | None, out: str | None) -> int:
     """(Re)build RUN_DIR/report.html from a run directory (also one still being written), or
     write a shared study's run directory (tables, summary, best config, report) from its database."""
 
-    def body() -> int:
-        from analyzer.report import write_report
+    from analyzer.report import write_report
 
-        directory = _study_dir(run_dir, storage, study, out)
-        # A shared study's export already wrote its report.
-        path = write_report(directory) if storage is None else RunStore(directory).path("report")
-        if storage is not None:
-            summary = RunStore.open_readonly(directory).read_summary() or {}
-            best = summary.get("best")
-            click.echo(f"run directory: {directory}")
-            click.echo(f"best config: {best['config_id']}" if best else "no config met the budget")
-        click.echo(f"report: {path}")
-        return 0
-
-    run_guarded(body)
+    directory = _study_dir(run_dir, storage, study, out)
+    # A shared study's export already wrote its report.
+    path = write_report(directory) if storage is None else RunStore(directory).path("report")
+    if storage is not None:
+        summary = RunStore.open_readonly(directory).read_summary() or {}
+        best = summary.get("best")
+        click.echo(f"run directory: {directory}")
+        click.echo(f"best config: {best['config_id']}" if best else "no config met the budget")
+    click.echo(f"report: {path}")
+    return 0
 
 
 @main.command()
@@ -652,26 +643,23 @@ def report(run_dir: str | None, storage: str | None, study: str | None, out: str
 @click.option("--storage", help="Serve a shared study from its database URL (as given to sweep --storage).")
 @click.option("--study", help="The shared study's name (default 'tritune').")
 @click.option("--out", type=click.Path(), help="With --storage: where its run directory is written (default reports/).")
-def dash(run_dir: str | None, host: str, port: int, storage: str | None, study: str | None, out: str | None) -> None:
+def dash(run_dir: str | None, host: str, port: int, storage: str | None, study: str | None, out: str | None) -> int:
     """Serve the interactive report of RUN_DIR (follows a sweep that is still running), or of a
     shared study, refreshed from its database every few seconds while its workers run."""
 
-    def body() -> int:
-        from analyzer.server.local import port_is_free
-        from dashboards import create_app
+    from analyzer.server.local import port_is_free
+    from dashboards import create_app
 
-        directory = _study_dir(run_dir, storage, study, out)
-        if storage is not None:
-            _follow_study(storage, study, out)
-        app = create_app(directory)
-        if not port_is_free(port, host):
-            raise UsageError(f"port {port} on {host} is already in use", hint="choose another --port")
-        click.echo(f"tritune dashboard for {directory}: http://{host}:{port}/  (Ctrl-C to stop)", err=True)
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-        app.run(host=host, port=port, debug=False)
-        return 0
-
-    run_guarded(body)
+    directory = _study_dir(run_dir, storage, study, out)
+    if storage is not None:
+        _follow_study(storage, study, out)
+    app = create_app(directory)
+    if not port_is_free(port, host):
+        raise UsageError(f"port {port} on {host} is already in use", hint="choose another --port")
+    click.echo(f"tritune dashboard for {directory}: http://{host}:{port}/  (Ctrl-C to stop)", err=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    app.run(host=host, port=port, debug=False)
+    return 0
 
 
 def _follow_study(storage: str, study: str | None, out: str | None, every_s: float = 5.0) -> None:
