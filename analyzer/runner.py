@@ -173,7 +173,8 @@ def confirm_plan(configs: pd.DataFrame, measurements: pd.DataFrame,
     ranked = ok.sort_values("_cap", ascending=False, kind="stable")
     conf = confirm_rows(measurements)
     started = set(conf["config_id"].astype(str)) if not conf.empty else set()
-    chosen = pd.concat([ranked.head(top), ranked.iloc[top:][ranked.iloc[top:]["config_id"].astype(str).isin(started)]])
+    rest = ranked.iloc[top:]
+    chosen = pd.concat([ranked.head(top), rest[rest["config_id"].astype(str).isin(started)]])
     plan = [(candidate_from_row(r), float(r["capacity_level"])) for _, r in chosen.iterrows()]
     done: set[tuple[str, int]] = set()
     if not conf.empty:
@@ -560,14 +561,14 @@ class SweepRunner:
                     return True
                 await asyncio.sleep(SHARED_POLL_S)
                 continue
-            cands = [c for c, _ in plan if c not in dropped]
-            if not announced:
+            new = [c for c, _ in plan if c not in dropped and c not in announced]
+            if new and not announced:
                 if self.events.confirm_start:
-                    self.events.confirm_start(cands, rounds)
-            elif [c for c in cands if c not in announced]:
-                joined = ", ".join(c.config_id for c in cands if c not in announced)
+                    self.events.confirm_start(new, rounds)
+            elif new:
+                joined = ", ".join(c.config_id for c in new)
                 self._say(f"confirmation: {joined} joins the round (measured by another worker meanwhile)")
-            announced = [*announced, *(c for c in cands if c not in announced)]
+            announced += new
             cand, level, round_ = step
             reason = self._apply(cand)
             if reason:
