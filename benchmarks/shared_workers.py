@@ -12,6 +12,11 @@ split of configs between workers is what cuts the wall time. What it cannot show
 separate GPU machines, where each server has its own hardware and the database is remote.
 
     python benchmarks/shared_workers.py --repeats 3
+    python benchmarks/shared_workers.py --repeats 3 --pin    # one core per worker (taskset)
+
+Without --pin, two workers share both cores: a config measured while the other worker sends load
+gets less CPU than the lone worker's did, so the two runs do not measure on the same hardware.
+With --pin, every worker (the lone one too) has one core to itself.
 """
 
 from __future__ import annotations
@@ -39,12 +44,23 @@ from search_efficiency import default_spec  # noqa: E402
 from tests.pg import temporary_postgres  # noqa: E402
 
 
-def run(spec: Path, url: str, study: str, workers: int, out: Path) -> dict[str, object]:
+def worker_command(spec: Path, url: str, study: str, out: Path, core: int | None) -> list[str]:
+    """One worker's command line; pinned to one core (taskset) when `core` is given.
+
+    Pinning gives each worker, its tritonserver and its load processes (they inherit the
+    affinity) a core of their own, the nearest this machine comes to one machine per worker.
+    """
+    cmd = [sys.executable, "-m", "analyzer.cli", "sweep", str(spec), "--storage", url, "--study", study,
+           "--out", str(out), "-q"]
+    return cmd if core is None else ["taskset", "-c", str(core), *cmd]
+
+
+def run(spec: Path, url: str, study: str, workers: int, out: Path, pin: bool = False) -> dict[str, object]:
     """One shared sweep with `workers` processes; wall time, configs measured, pick."""
     t0 = time.monotonic()
-    procs = [subprocess.Popen([sys.executable, "-m", "analyzer.cli", "sweep", str(spec), "--storage", url,
-                               "--study", study, "--out", str(out / f"w{i}"), "-q"], cwd=ROOT, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(workers)]
+    procs = [subprocess.Popen(worker_command(spec, url, study, out / f"w{i}", i if pin else None), cwd=ROOT,
+                              text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for i in range(workers)]
     outputs = [p.communicate()[0] for p in procs]
     wall = time.monotonic() - t0
     picks = {m.group(1) for o in outputs for m in [re.search(r"^best config: (\S+)", o, re.M)] if m}
@@ -67,6 +83,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--confirm-top", type=int, default=None,
                         help="Override the spec's confirm_top (0: the search alone, no confirmation round).")
+    parser.add_argument("--pin", action="store_true",
+                        help="Give each worker one core of its own (worker i on core i, also the lone worker "
+                             "on core 0): both runs then measure on the same per-worker hardware.")
     args = parser.parse_args()
     _, truth = load_truth()
     walls: dict[int, list[float]] = {1: [], 2: []}
@@ -78,7 +97,7 @@ def main() -> None:
                 data["confirm_top"] = args.confirm_top
             spec.write_text(yaml.safe_dump(data))
             for workers in (1, 2):
-                r = run(spec, url, f"r{repeat}-w{workers}", workers, Path(tmp) / f"r{repeat}-w{workers}")
+                r = run(spec, url, f"r{repeat}-w{workers}", workers, Path(tmp) / f"r{repeat}-w{workers}", args.pin)
                 walls[workers].append(float(r["wall_s"]))  # type: ignore[arg-type]
                 print(f"repeat {repeat}, {workers} worker(s): {r['wall_s']:.1f} s, {r['configs']} configs, "
                       f"exit {r['codes']}, printed pick {r['picks']}, report's pick {r['report_pick']}; "
