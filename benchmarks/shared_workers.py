@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -38,8 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from brute_force import load_truth  # noqa: E402
-from search_efficiency import default_spec  # noqa: E402
+from brute_force import candidates, load_truth  # noqa: E402
+from search_efficiency import default_spec, verify  # noqa: E402
 
 from tests.pg import temporary_postgres  # noqa: E402
 
@@ -74,7 +75,9 @@ def run(spec: Path, url: str, study: str, workers: int, out: Path, pin: bool = F
     top = ", ".join(f"{c} {r:.0f}" for c, r in zip(configs["config_id"][:3], configs["capacity_rps"][:3]))
     return {"wall_s": wall, "codes": [p.returncode for p in procs], "picks": sorted(picks),
             "report_pick": (summary.get("best") or {}).get("config_id"), "configs": summary.get("configs_tried"),
-            "report_rc": report.returncode, "top": top, "tie_set": summary.get("tie_set") or []}
+            "report_rc": report.returncode, "top": top, "tie_set": summary.get("tie_set") or [],
+            "run_dir": run_dir, "measured": " ".join(f"{c}:{r:.0f}" for c, r in
+                                                     zip(configs["config_id"], configs["capacity_rps"]))}
 
 
 def main() -> None:
@@ -83,13 +86,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--confirm-top", type=int, default=None,
                         help="Override the spec's confirm_top (0: the search alone, no confirmation round).")
+    parser.add_argument("--verify", type=int, default=0,
+                        help="Re-measure every arm's picks side by side on one fresh server, this many "
+                             "interleaved rounds (on core 0 with --pin): whether different picks are "
+                             "equally good.")
     parser.add_argument("--pin", action="store_true",
                         help="Give each worker one core of its own (worker i on core i, also the lone worker "
                              "on core 0): both runs then measure on the same per-worker hardware.")
+    parser.add_argument("--out", type=Path, help="keep the runs' directories here (default: a temp dir)")
     args = parser.parse_args()
     _, truth = load_truth()
     walls: dict[int, list[float]] = {1: [], 2: []}
-    with tempfile.TemporaryDirectory() as tmp, temporary_postgres() as url:
+    picks: dict[int, list[str]] = {1: [], 2: []}
+    last_run: Path | None = None
+    with tempfile.TemporaryDirectory() as scratch, temporary_postgres() as url:
+        tmp = str(args.out or scratch)
         for repeat in range(1, args.repeats + 1):
             spec = Path(tmp) / f"spec{repeat}.yaml"
             data = default_spec(truth, "grpc", seed=repeat)
@@ -99,11 +110,42 @@ def main() -> None:
             for workers in (1, 2):
                 r = run(spec, url, f"r{repeat}-w{workers}", workers, Path(tmp) / f"r{repeat}-w{workers}", args.pin)
                 walls[workers].append(float(r["wall_s"]))  # type: ignore[arg-type]
+                picks[workers].append(str(r["report_pick"]))
+                last_run = r["run_dir"]  # type: ignore[assignment]
                 print(f"repeat {repeat}, {workers} worker(s): {r['wall_s']:.1f} s, {r['configs']} configs, "
                       f"exit {r['codes']}, printed pick {r['picks']}, report's pick {r['report_pick']}; "
                       f"search's top 3 (req/s): {r['top']}; tie set {r['tie_set']}", flush=True)
-    one, two = statistics.median(walls[1]), statistics.median(walls[2])
-    print(f"\nmedians of {args.repeats}: one worker {one:.1f} s, two workers {two:.1f} s, ratio {two / one:.2f}")
+                print(f"    measured (req/s): {r['measured']}", flush=True)
+        one, two = statistics.median(walls[1]), statistics.median(walls[2])
+        print(f"\nmedians of {args.repeats}: one worker {one:.1f} s, two workers {two:.1f} s, ratio {two / one:.2f}",
+              flush=True)
+        if args.verify and last_run is not None:
+            verify_picks(picks, last_run, args.verify, args.pin, truth["space"])
+
+
+def verify_picks(picks: dict[int, list[str]], run_dir: Path, rounds: int, pin: bool, space: dict) -> None:
+    """Re-measure the distinct picks of both arms side by side, interleaved, and print each one's
+    median capacity, then each arm's: the median over its runs of its pick's capacity.
+
+    Why not only "the same pick": the top configs of this space are within a few per cent of
+    each other, so one worker does not repeat its own pick from run to run either; what two
+    workers must not do is pick worse."""
+    ids = sorted(set(picks[1]) | set(picks[2]))
+    reference = statistics.mode(picks[1])
+    if pin:
+        os.sched_setaffinity(0, {0})  # the server this starts inherits core 0, as a pinned worker's
+    print(f"re-measuring {', '.join(ids)} side by side, {rounds} interleaved rounds", flush=True)
+    by_id = {c.config_id: c for c in candidates(space)}
+    caps = verify(run_dir, [by_id[i] for i in ids], rounds)
+    ref = statistics.median(caps[reference])
+    for config_id in ids:
+        med = statistics.median(caps[config_id])
+        arms = [f"{n} worker(s) x{picks[n].count(config_id)}" for n in (1, 2) if config_id in picks[n]]
+        print(f"  {config_id} (picked by {', '.join(arms)}): median {med:.1f} req/s "
+              f"({', '.join(f'{c:.0f}' for c in caps[config_id])}), {med / ref:.3f} of {reference}")
+    arm = {n: statistics.median(statistics.median(caps[c]) for c in picks[n]) for n in (1, 2)}
+    print(f"the picks' re-measured capacity, median over each arm's runs: one worker {arm[1]:.1f} req/s, "
+          f"two workers {arm[2]:.1f} req/s, ratio {arm[2] / arm[1]:.3f}")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,11 @@ from typing import Iterator
 
 
 @contextlib.contextmanager
-def temporary_postgres() -> Iterator[str]:
-    """Start one; yields its SQLAlchemy URL (user and database `tritune`, trust auth)."""
+def temporary_postgres(fsync: bool = False) -> Iterator[str]:
+    """Start one; yields its SQLAlchemy URL (user and database `tritune`, trust auth).
+
+    fsync is off by default: tests need no durability, and it makes commits cheap. A benchmark
+    of database writes turns it on, as a real deployment runs."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     assert found, "PostgreSQL is not installed: apt-get install postgresql (.ci/run does)"
     bindir = Path(found[-1]).parent
@@ -42,7 +45,7 @@ def temporary_postgres() -> Iterator[str]:
 
     run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "tritune", "--no-sync")
     run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(home / "log"), "-w", "start",
-        "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off")
+        "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync={'on' if fsync else 'off'}")
     try:
         run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "tritune", "tritune")
         yield f"postgresql+psycopg://tritune@127.0.0.1:{port}/tritune"
