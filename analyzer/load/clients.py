@@ -106,8 +106,11 @@ class GrpcInferClient:
         self.timeout_s = timeout_s
         requests = as_request_set(tensors)
         self._channel = LeanGrpcChannel(host.strip("[]"), int(port), _grpc_method("ModelInfer"), timeout_s)
-        self._next = picker([grpc_message(infer_request_bytes(model, t)) for t in requests.requests],
-                            requests.order, requests.seed)
+        self._next = picker(
+            [grpc_message(infer_request_bytes(model, t)) for t in requests.requests],
+            requests.order,
+            requests.seed,
+        )
 
     async def infer(self) -> None:
         """One request; raises on any failure."""
@@ -178,7 +181,9 @@ class HttpInferClient:
         self.host, self.port = host.strip("[]"), int(port)
         self.timeout_s = timeout_s
         requests = as_request_set(tensors)
-        self._next = picker([_http_request(url, model, t) for t in requests.requests], requests.order, requests.seed)
+        self._next = picker(
+            [_http_request(url, model, t) for t in requests.requests], requests.order, requests.seed
+        )
         self._idle: list[_Connection] = []
         self._all: set[_Connection] = set()
 
@@ -259,7 +264,9 @@ def _error_text(body: bytes) -> str:
         return body[:200].decode("utf-8", "replace")
 
 
-def make_client(protocol: str, url: str, model: str, tensors: Tensors | RequestSet, timeout_s: float = 30.0) -> GrpcInferClient | HttpInferClient:
+def make_client(
+    protocol: str, url: str, model: str, tensors: Tensors | RequestSet, timeout_s: float = 30.0
+) -> GrpcInferClient | HttpInferClient:
     """The inference client for `protocol` ("grpc" or "http")."""
     if protocol == "grpc":
         return GrpcInferClient(url, model, tensors, timeout_s)

@@ -64,10 +64,14 @@ def _as_tensor(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
         if "shape" in value:
             shape = _full_shape(value["shape"], spec, where)
             if shape is None:
-                raise InputDataError(f"{where}: shape {list(value['shape'])} does not match the expected {_expected(spec)}")
+                raise InputDataError(
+                    f"{where}: shape {list(value['shape'])} does not match the expected {_expected(spec)}"
+                )
         if shape is None:
-            raise InputDataError(f"{where}: the input has variable dimensions {list(spec.shape)}; give its 'shape' "
-                                 "beside 'content' or 'b64'")
+            raise InputDataError(
+                f"{where}: the input has variable dimensions {list(spec.shape)}; give its 'shape' "
+                "beside 'content' or 'b64'"
+            )
         if "b64" in value:
             if spec.datatype == "BYTES":
                 raise InputDataError(f"{where}: b64 content for a BYTES input; give the strings instead")
@@ -77,8 +81,10 @@ def _as_tensor(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
                 raise InputDataError(f"{where}: 'b64' is not valid base64") from None
             dtype = np.dtype(DTYPES[spec.datatype]).newbyteorder("<")
             if len(raw) != dtype.itemsize * int(np.prod(shape)):
-                raise InputDataError(f"{where}: b64 holds {len(raw)} bytes, expected {dtype.itemsize * int(np.prod(shape))} "
-                                     f"for {spec.datatype} of shape {list(shape)}")
+                raise InputDataError(
+                    f"{where}: b64 holds {len(raw)} bytes, expected {dtype.itemsize * int(np.prod(shape))} "
+                    f"for {spec.datatype} of shape {list(shape)}"
+                )
             return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(DTYPES[spec.datatype])
         if "content" not in value:
             raise InputDataError(f"{where}: expected a list of values, or 'content' (with 'shape') or 'b64'")
@@ -92,10 +98,14 @@ def _as_tensor(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
         if shape is None:
             shape = _full_shape(np.shape(value), spec, where)
             if shape is None:
-                raise InputDataError(f"{where}: shape {list(np.shape(value))} does not match the expected {_expected(spec)}")
+                raise InputDataError(
+                    f"{where}: shape {list(np.shape(value))} does not match the expected {_expected(spec)}"
+                )
         if len(items) != int(np.prod(shape)):
-            raise InputDataError(f"{where}: {len(items)} values, expected {int(np.prod(shape))} for "
-                                 f"{spec.datatype} of shape {list(shape)}")
+            raise InputDataError(
+                f"{where}: {len(items)} values, expected {int(np.prod(shape))} for "
+                f"{spec.datatype} of shape {list(shape)}"
+            )
         return np.array(items, dtype=np.object_).reshape(shape)
     try:
         array = np.asarray(value)
@@ -111,7 +121,11 @@ def _fit(array: np.ndarray, spec: TensorSpec, where: str, shape: tuple[int, ...]
     """An array cast to the spec's dtype and reshaped to its shape (or to `shape`, or, for an
     input with variable dimensions, kept in its own shape if that fits), or a clear error."""
     target = np.dtype(DTYPES[spec.datatype])
-    if array.dtype.kind == "f" and target.kind in "iub" and not np.all(np.isfinite(array) & (array == np.round(array))):
+    if (
+        array.dtype.kind == "f"
+        and target.kind in "iub"
+        and not np.all(np.isfinite(array) & (array == np.round(array)))
+    ):
         raise InputDataError(f"{where}: values are not whole numbers, expected {_expected(spec)}")
     if target.kind in "iu" and array.size:
         info = np.iinfo(target)
@@ -120,15 +134,21 @@ def _fit(array: np.ndarray, spec: TensorSpec, where: str, shape: tuple[int, ...]
     if shape is None and _variable(spec):
         shape = _full_shape(array.shape, spec, where)
         if shape is None:
-            raise InputDataError(f"{where}: shape {list(array.shape)} does not match the expected {_expected(spec)} "
-                                 "(-1 is any length)")
+            raise InputDataError(
+                f"{where}: shape {list(array.shape)} does not match the expected {_expected(spec)} "
+                "(-1 is any length)"
+            )
         return array.astype(target).reshape(shape)
     shape = shape or spec.shape
     if array.size != int(np.prod(shape)):
-        raise InputDataError(f"{where}: shape {list(array.shape)} ({array.size} values), expected "
-                             f"{spec.datatype} of shape {list(shape)}")
+        raise InputDataError(
+            f"{where}: shape {list(array.shape)} ({array.size} values), expected "
+            f"{spec.datatype} of shape {list(shape)}"
+        )
     if array.ndim > 1 and tuple(array.shape) not in (tuple(shape), tuple(shape[1:])):
-        raise InputDataError(f"{where}: shape {list(array.shape)} does not match the expected {_expected(spec)}")
+        raise InputDataError(
+            f"{where}: shape {list(array.shape)} does not match the expected {_expected(spec)}"
+        )
     return array.astype(target).reshape(shape)
 
 
@@ -145,22 +165,31 @@ def read_input_data(path: str | Path, specs: Sequence[TensorSpec]) -> list[Reque
             raise InputDataError(f"cannot read {source}: {exc}") from None
         if isinstance(loaded, np.ndarray):
             if len(specs) != 1:
-                raise InputDataError(f"{source}: a .npy file holds one input, but the model has {len(specs)}: "
-                                     + ", ".join(by_name), hint="use a .npz file with one array per input")
+                raise InputDataError(
+                    f"{source}: a .npy file holds one input, but the model has {len(specs)}: "
+                    + ", ".join(by_name),
+                    hint="use a .npz file with one array per input",
+                )
             arrays = {specs[0].name: loaded}
         else:
             arrays = {k: loaded[k] for k in loaded.files}
         missing = [n for n in by_name if n not in arrays]
         if missing:
-            raise InputDataError(f"{source}: no data for input {missing[0]!r}; the file has: {', '.join(arrays)}")
+            raise InputDataError(
+                f"{source}: no data for input {missing[0]!r}; the file has: {', '.join(arrays)}"
+            )
         unknown = [n for n in arrays if n not in by_name]
         if unknown:
-            raise InputDataError(f"{source}: the model has no input {unknown[0]!r}; its inputs are: {', '.join(by_name)}")
+            raise InputDataError(
+                f"{source}: the model has no input {unknown[0]!r}; its inputs are: {', '.join(by_name)}"
+            )
         counts = {n: len(a) for n, a in arrays.items()}
         if len(set(counts.values())) != 1:
             raise InputDataError(f"{source}: the inputs hold different numbers of requests: {counts}")
-        return [{n: _fit(np.asarray(arrays[n][i]), by_name[n], _where(source, i, n)) for n in by_name}
-                for i in range(next(iter(counts.values())))]
+        return [
+            {n: _fit(np.asarray(arrays[n][i]), by_name[n], _where(source, i, n)) for n in by_name}
+            for i in range(next(iter(counts.values())))
+        ]
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
@@ -168,15 +197,19 @@ def read_input_data(path: str | Path, specs: Sequence[TensorSpec]) -> list[Reque
     except json.JSONDecodeError as exc:
         raise InputDataError(f"{source}: not valid JSON ({exc})") from None
     if not isinstance(data, Mapping) or not isinstance(data.get("data"), list) or not data["data"]:
-        raise InputDataError(f"{source}: expected perf_analyzer's format, {{\"data\": [request, ...]}} with at least one request")
+        raise InputDataError(
+            f'{source}: expected perf_analyzer\'s format, {{"data": [request, ...]}} with at least one request'
+        )
     requests: list[Request] = []
     for i, entry in enumerate(data["data"]):
         if not isinstance(entry, Mapping):
             raise InputDataError(f"{source}: request {i} is not a mapping of input names to values")
         for name in entry:
             if name not in by_name:
-                raise InputDataError(f"{source}: request {i} names input {name!r}, which the model does not have; "
-                                     f"its inputs are: {', '.join(by_name)}")
+                raise InputDataError(
+                    f"{source}: request {i} names input {name!r}, which the model does not have; "
+                    f"its inputs are: {', '.join(by_name)}"
+                )
         request = {}
         for name, spec in by_name.items():
             if name not in entry:

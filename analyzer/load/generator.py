@@ -77,8 +77,11 @@ class Records:
         if not parts:
             return Records.empty()
         return Records(
-            np.concatenate([p.scheduled for p in parts]), np.concatenate([p.sent for p in parts]),
-            np.concatenate([p.done for p in parts]), np.concatenate(codes), tuple(kinds),
+            np.concatenate([p.scheduled for p in parts]),
+            np.concatenate([p.sent for p in parts]),
+            np.concatenate([p.done for p in parts]),
+            np.concatenate(codes),
+            tuple(kinds),
         )
 
     def select(self, mask: np.ndarray) -> "Records":
@@ -188,7 +191,9 @@ class LoadRun:
         self._tasks: set[asyncio.Task[None]] = set()
         self._driver: asyncio.Task[None] | None = None
         self._inflight = 0
-        self._pending: dict[int, tuple[float, float]] = {}  # token -> (scheduled, sent) of each request in flight
+        self._pending: dict[
+            int, tuple[float, float]
+        ] = {}  # token -> (scheduled, sent) of each request in flight
         self._token = 0
         # The load's own cap (LoadSpec.max_inflight): requests over it wait, in order, for a slot.
         index, workers = share

@@ -25,7 +25,17 @@ from typing import Any
 import hpack
 
 # Frame types and flags (RFC 9113 section 6).
-DATA, HEADERS, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 3, 4, 5, 6, 7, 8, 9
+DATA, HEADERS, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = (
+    0,
+    1,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+)
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
 SETTINGS_MAX_CONCURRENT_STREAMS, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE = 0x3, 0x4, 0x5
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -35,10 +45,23 @@ _HEAD = struct.Struct(">I B B I")  # 24-bit length (in the first int, shifted), 
 
 # grpc-status codes -> names (the gRPC spec's canonical codes, as grpc.StatusCode names them).
 STATUS_NAMES = {
-    0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
-    6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
-    10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
-    15: "DATA_LOSS", 16: "UNAUTHENTICATED",
+    0: "OK",
+    1: "CANCELLED",
+    2: "UNKNOWN",
+    3: "INVALID_ARGUMENT",
+    4: "DEADLINE_EXCEEDED",
+    5: "NOT_FOUND",
+    6: "ALREADY_EXISTS",
+    7: "PERMISSION_DENIED",
+    8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION",
+    10: "ABORTED",
+    11: "OUT_OF_RANGE",
+    12: "UNIMPLEMENTED",
+    13: "INTERNAL",
+    14: "UNAVAILABLE",
+    15: "DATA_LOSS",
+    16: "UNAUTHENTICATED",
 }
 
 
@@ -59,8 +82,14 @@ def frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
 def header_block(path: str, authority: str, timeout_s: float | None) -> bytes:
     """The request's HPACK header block, stateless (no dynamic-table entries), so one encoding
     serves every stream of every connection."""
-    fields = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", authority),
-              ("content-type", "application/grpc"), ("te", "trailers")]
+    fields = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", authority),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ]
     if timeout_s is not None:
         # The server gives up at the same deadline as the client (gRPC's TimeoutValue: <= 8 digits).
         fields.append(("grpc-timeout", f"{max(1, min(int(timeout_s * 1000), 99_999_999))}m"))
@@ -116,20 +145,23 @@ class H2Connection(asyncio.Protocol):
         # Let the server send without ever waiting on us: the largest stream window, and the
         # connection window raised to match (replenished in _on_data).
         settings = struct.pack(">HI", SETTINGS_INITIAL_WINDOW_SIZE, MAX_WINDOW)
-        transport.write(PREFACE + frame(SETTINGS, 0, 0, settings)  # type: ignore[attr-defined]
-                        + frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", MAX_WINDOW - 65535)))
+        transport.write(
+            PREFACE
+            + frame(SETTINGS, 0, 0, settings)  # type: ignore[attr-defined]
+            + frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", MAX_WINDOW - 65535))
+        )
 
     def data_received(self, data: bytes) -> None:
         buf = self._buffer + data if self._buffer else data
         pos, end = 0, len(buf)
         try:
             while end - pos >= 9:
-                length = int.from_bytes(buf[pos:pos + 3], "big")
+                length = int.from_bytes(buf[pos : pos + 3], "big")
                 if end - pos < 9 + length:
                     break
                 kind, flags = buf[pos + 3], buf[pos + 4]
-                stream = int.from_bytes(buf[pos + 5:pos + 9], "big") & 0x7FFFFFFF
-                payload = buf[pos + 9:pos + 9 + length]
+                stream = int.from_bytes(buf[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
+                payload = buf[pos + 9 : pos + 9 + length]
                 pos += 9 + length
                 self._on_frame(kind, flags, stream, payload)
         except Exception as exc:  # noqa: BLE001 - a protocol error ends the connection, never the loop
@@ -172,8 +204,13 @@ class H2Connection(asyncio.Protocol):
                 self._write(frame(PING, ACK, 0, payload))
         elif kind == RST_STREAM:
             code = int.from_bytes(payload[:4], "big")
-            self._finish(stream, GrpcStatusError("UNAVAILABLE" if code == 7 else "CANCELLED",
-                                                 f"stream reset by the server (HTTP/2 error {code})"))
+            self._finish(
+                stream,
+                GrpcStatusError(
+                    "UNAVAILABLE" if code == 7 else "CANCELLED",
+                    f"stream reset by the server (HTTP/2 error {code})",
+                ),
+            )
         elif kind == GOAWAY:
             last = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
             self.closed = True  # no new streams; those above `last` were never processed
@@ -219,7 +256,9 @@ class H2Connection(asyncio.Protocol):
             if call.status == 0:
                 self._finish(stream, None)
             else:
-                code = STATUS_NAMES.get(call.status, str(call.status)) if call.status is not None else "UNKNOWN"
+                code = (
+                    STATUS_NAMES.get(call.status, str(call.status)) if call.status is not None else "UNKNOWN"
+                )
                 self._finish(stream, GrpcStatusError(code, call.message or "no grpc-status in the response"))
 
     # -- calls ----------------------------------------------------------------------------------
@@ -244,7 +283,9 @@ class H2Connection(asyncio.Protocol):
             call.window -= size
             self.send_window -= size
             call.pending = memoryview(b"")
-            self._write(frame(HEADERS, END_HEADERS, stream, self.headers) + frame(DATA, END_STREAM, stream, body))
+            self._write(
+                frame(HEADERS, END_HEADERS, stream, self.headers) + frame(DATA, END_STREAM, stream, body)
+            )
         else:
             self._write(frame(HEADERS, END_HEADERS, stream, self.headers))
             self._blocked.append(stream)

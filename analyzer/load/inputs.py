@@ -117,9 +117,11 @@ def request_specs(
 def variable_dims_error(name: str, dims: Sequence[int]) -> ShapeError:
     """The error for an input whose variable dimensions (-1, batch excluded) nothing filled in."""
     example = ",".join("16" if d == -1 else str(d) for d in dims)
-    return ShapeError(f"input {name!r} has variable dimensions {_fmt(list(dims))}; tritune needs concrete ones",
-                      hint=f"pass --shape {name}:{example}, or give its shape in the sweep spec's `inputs:` "
-                           "(a name from input_data.dims for a mix of lengths)")
+    return ShapeError(
+        f"input {name!r} has variable dimensions {_fmt(list(dims))}; tritune needs concrete ones",
+        hint=f"pass --shape {name}:{example}, or give its shape in the sweep spec's `inputs:` "
+        "(a name from input_data.dims for a mix of lengths)",
+    )
 
 
 def random_tensor(spec: TensorSpec, rng: np.random.Generator) -> np.ndarray:

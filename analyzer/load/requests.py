@@ -83,7 +83,9 @@ class InputPlan:
         if self.requests is not None:
             out["requests"] = self.requests
         if self.dims:
-            out["dims"] = {name: {length: weight for length, weight in mix} for name, mix in self.dims.items()}
+            out["dims"] = {
+                name: {length: weight for length, weight in mix} for name, mix in self.dims.items()
+            }
         return out
 
 
@@ -125,16 +127,29 @@ def parse_gen(data: Mapping[str, Any], key: str, problems: Problems) -> InputGen
     kw: dict[str, Any] = {}
     shape = data.get("shape")
     if shape is not None:
-        if not isinstance(shape, list) or not shape or not all(
-                (isinstance(d, int) and not isinstance(d, bool) and d >= 1) or (isinstance(d, str) and d) for d in shape):
-            problems.append((f"{key}.shape", f"expected a list of dimensions (numbers >= 1, or names of "
-                                             f"input_data.dims), no batch dimension; got {shape!r}"))
+        if (
+            not isinstance(shape, list)
+            or not shape
+            or not all(
+                (isinstance(d, int) and not isinstance(d, bool) and d >= 1) or (isinstance(d, str) and d)
+                for d in shape
+            )
+        ):
+            problems.append(
+                (
+                    f"{key}.shape",
+                    f"expected a list of dimensions (numbers >= 1, or names of "
+                    f"input_data.dims), no batch dimension; got {shape!r}",
+                )
+            )
         else:
             kw["shape"] = tuple(shape)
     if "range" in data:
         rng = data["range"]
         if not isinstance(rng, list) or len(rng) != 2 or not all(_num(v) for v in rng) or rng[0] > rng[1]:
-            problems.append((f"{key}.range", f"expected [low, high] with low <= high (both inclusive), got {rng!r}"))
+            problems.append(
+                (f"{key}.range", f"expected [low, high] with low <= high (both inclusive), got {rng!r}")
+            )
         else:
             kw["low"], kw["high"] = rng
     if "value" in data:
@@ -151,8 +166,12 @@ def parse_gen(data: Mapping[str, Any], key: str, problems: Problems) -> InputGen
         if name in data:
             v = data[name]
             if not _num(v) or (minimum is not None and v <= minimum):
-                problems.append((f"{key}.{name}", f"expected a number{'' if minimum is None else f' > {minimum:g}'}, "
-                                                  f"got {v!r}"))
+                problems.append(
+                    (
+                        f"{key}.{name}",
+                        f"expected a number{'' if minimum is None else f' > {minimum:g}'}, got {v!r}",
+                    )
+                )
             else:
                 kw[name] = v
     if dist == "zipf" and "range" not in data:
@@ -168,8 +187,13 @@ def parse_gen(data: Mapping[str, Any], key: str, problems: Problems) -> InputGen
     return InputGen(**kw)
 
 
-def parse_input_plan(inputs: Mapping[str, Any] | None, input_data: Any, base_dir: Path | None,
-                     problems: Problems, key: str = "input_data") -> tuple[dict[str, list[int]], InputPlan | None]:
+def parse_input_plan(
+    inputs: Mapping[str, Any] | None,
+    input_data: Any,
+    base_dir: Path | None,
+    problems: Problems,
+    key: str = "input_data",
+) -> tuple[dict[str, list[int]], InputPlan | None]:
     """A spec's `inputs:` and `input_data:` values: the fixed shapes (list form, as before) and
     the plan (None when neither asks for more than random data of fixed shapes)."""
     shapes: dict[str, list[int]] = {}
@@ -178,7 +202,9 @@ def parse_input_plan(inputs: Mapping[str, Any] | None, input_data: Any, base_dir
         where = f"inputs.{name}"
         if isinstance(value, list):
             if not value or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in value):
-                problems.append((where, f"expected a list of dimensions >= 1 (no batch dimension), got {value!r}"))
+                problems.append(
+                    (where, f"expected a list of dimensions >= 1 (no batch dimension), got {value!r}")
+                )
             else:
                 shapes[str(name)] = list(value)
         elif isinstance(value, Mapping):
@@ -186,15 +212,22 @@ def parse_input_plan(inputs: Mapping[str, Any] | None, input_data: Any, base_dir
             if gen is not None:
                 gens[str(name)] = gen
         else:
-            problems.append((where, "expected a list of dimensions, or a mapping (shape, range, value, "
-                                    f"distribution, strings); got {value!r}"))
+            problems.append(
+                (
+                    where,
+                    "expected a list of dimensions, or a mapping (shape, range, value, "
+                    f"distribution, strings); got {value!r}",
+                )
+            )
     if input_data is None and not gens:
         return shapes, None
     kw: dict[str, Any] = {"inputs": gens}
     if isinstance(input_data, str):
         input_data = {"file": input_data}
     if input_data is not None and not isinstance(input_data, Mapping):
-        problems.append((key, f"expected a file name or a mapping (file, order, requests, dims), got {input_data!r}"))
+        problems.append(
+            (key, f"expected a file name or a mapping (file, order, requests, dims), got {input_data!r}")
+        )
         input_data = None
     data = input_data or {}
     allowed = {"file", "order", "requests", "dims"}
@@ -210,12 +243,21 @@ def parse_input_plan(inputs: Mapping[str, Any] | None, input_data: Any, base_dir
             if not path.is_absolute() and base_dir is not None:
                 path = base_dir / path
             if path.suffix not in DATA_FILE_SUFFIXES:
-                problems.append((f"{key}.file", f"{f}: expected perf_analyzer's JSON format (.json) or numpy "
-                                                f"files (.npy, .npz)"))
+                problems.append(
+                    (
+                        f"{key}.file",
+                        f"{f}: expected perf_analyzer's JSON format (.json) or numpy files (.npy, .npz)",
+                    )
+                )
             kw["file"] = path
             if gens or "dims" in data or "requests" in data:
-                problems.append((key, "requests come from the file; leave out generators (inputs: mappings), "
-                                      "dims and requests"))
+                problems.append(
+                    (
+                        key,
+                        "requests come from the file; leave out generators (inputs: mappings), "
+                        "dims and requests",
+                    )
+                )
     order = data.get("order", "cycle")
     if order not in ORDERS:
         problems.append((f"{key}.order", f"expected one of {', '.join(ORDERS)}, got {order!r}"))
@@ -230,28 +272,47 @@ def parse_input_plan(inputs: Mapping[str, Any] | None, input_data: Any, base_dir
     dims: dict[str, tuple[tuple[int, float], ...]] = {}
     raw_dims = data.get("dims", {})
     if not isinstance(raw_dims, Mapping):
-        problems.append((f"{key}.dims", f"expected a mapping of dimension names to lengths, got {raw_dims!r}"))
+        problems.append(
+            (f"{key}.dims", f"expected a mapping of dimension names to lengths, got {raw_dims!r}")
+        )
         raw_dims = {}
     for name, mix in raw_dims.items():
         where = f"{key}.dims.{name}"
         if isinstance(mix, int) and not isinstance(mix, bool):
             mix = {mix: 1}
-        if not isinstance(mix, Mapping) or not mix or not all(
-                isinstance(k, int) and not isinstance(k, bool) and k >= 1 and _num(w) and w > 0 for k, w in mix.items()):
-            problems.append((where, f"expected a length, or lengths with weights such as {{16: 6, 64: 3, 128: 1}} "
-                                    f"(lengths >= 1, weights > 0); got {mix!r}"))
+        if (
+            not isinstance(mix, Mapping)
+            or not mix
+            or not all(
+                isinstance(k, int) and not isinstance(k, bool) and k >= 1 and _num(w) and w > 0
+                for k, w in mix.items()
+            )
+        ):
+            problems.append(
+                (
+                    where,
+                    f"expected a length, or lengths with weights such as {{16: 6, 64: 3, 128: 1}} "
+                    f"(lengths >= 1, weights > 0); got {mix!r}",
+                )
+            )
             continue
         dims[str(name)] = tuple((int(k), float(w)) for k, w in mix.items())
     kw["dims"] = dims
     for name, gen in gens.items():
         for d in gen.shape or ():
             if isinstance(d, str) and d not in dims:
-                problems.append((f"inputs.{name}.shape", f"names dimension {d!r}, which input_data.dims does not "
-                                                         f"define (it defines: {', '.join(dims) or 'none'})"))
+                problems.append(
+                    (
+                        f"inputs.{name}.shape",
+                        f"names dimension {d!r}, which input_data.dims does not "
+                        f"define (it defines: {', '.join(dims) or 'none'})",
+                    )
+                )
     return shapes, InputPlan(**kw)
 
 
 # -- building ----------------------------------------------------------------------------------------
+
 
 def mix_counts(mix: Sequence[tuple[int, float]], n: int) -> list[int]:
     """How many of `n` requests take each length: proportional to the weights, rounded by
@@ -287,10 +348,12 @@ def _values(gen: InputGen, spec: TensorSpec, shape: tuple[int, ...], rng: np.ran
     if gen.distribution == "zipf":
         lo, hi = int(math.ceil(gen.low)), int(math.floor(gen.high))
         ranks = np.arange(1, hi - lo + 2, dtype=np.float64)
-        p = ranks ** -gen.a
+        p = ranks**-gen.a
         return (lo + rng.choice(len(ranks), size=shape, p=p / p.sum())).astype(dtype)
     if integer:
-        return rng.integers(int(math.ceil(gen.low)), int(math.floor(gen.high)), size=shape, endpoint=True).astype(dtype)
+        return rng.integers(
+            int(math.ceil(gen.low)), int(math.floor(gen.high)), size=shape, endpoint=True
+        ).astype(dtype)
     return rng.uniform(gen.low, gen.high, size=shape).astype(dtype)
 
 
@@ -299,17 +362,22 @@ def _check_gen(gen: InputGen, spec: TensorSpec) -> None:
     where = f"inputs.{spec.name}"
     if gen.strings is not None and spec.datatype != "BYTES":
         raise InputDataError(f"{where}: strings are for BYTES inputs; {spec.name!r} is {spec.datatype}")
-    if spec.datatype == "BYTES" and (gen.low is not None or gen.value is not None or gen.distribution != "uniform"):
+    if spec.datatype == "BYTES" and (
+        gen.low is not None or gen.value is not None or gen.distribution != "uniform"
+    ):
         raise InputDataError(f"{where}: {spec.name!r} is BYTES; give strings: [...] instead of numbers")
     if spec.datatype.startswith(("INT", "UINT")):
         info = np.iinfo(DTYPES[spec.datatype])
         for label, v in (("range", gen.low), ("range", gen.high), ("value", gen.value)):
             if v is not None and not info.min <= v <= info.max:
-                raise InputDataError(f"{where}.{label}: {v:g} does not fit {spec.datatype} "
-                                     f"({info.min}..{info.max})")
+                raise InputDataError(
+                    f"{where}.{label}: {v:g} does not fit {spec.datatype} ({info.min}..{info.max})"
+                )
 
 
-def _shape_for(gen: InputGen | None, spec: TensorSpec, batched: bool, lengths: Mapping[str, int]) -> tuple[int, ...]:
+def _shape_for(
+    gen: InputGen | None, spec: TensorSpec, batched: bool, lengths: Mapping[str, int]
+) -> tuple[int, ...]:
     """The concrete full shape of one input in one request (batch dimension first if batched)."""
     model = spec.shape[1:] if batched else spec.shape
     batch = spec.shape[:1] if batched else ()
@@ -318,28 +386,36 @@ def _shape_for(gen: InputGen | None, spec: TensorSpec, batched: bool, lengths: M
     else:
         dims = tuple(lengths[d] if isinstance(d, str) else d for d in gen.shape)
         if len(dims) != len(model) or any(m != -1 and m != d for m, d in zip(model, dims)):
-            raise InputDataError(f"inputs.{spec.name}.shape: {list(gen.shape)} does not fit the shape of input "
-                                 f"{spec.name!r}, {list(model)} (batch dimension excluded; -1 is free)")
+            raise InputDataError(
+                f"inputs.{spec.name}.shape: {list(gen.shape)} does not fit the shape of input "
+                f"{spec.name!r}, {list(model)} (batch dimension excluded; -1 is free)"
+            )
     if any(d == -1 for d in dims):
         raise variable_dims_error(spec.name, model)
     return tuple(batch) + tuple(dims)
 
 
-def build_requests(plan: InputPlan | None, specs: Sequence[TensorSpec], batched: bool, seed: int = 0) -> RequestSet:
+def build_requests(
+    plan: InputPlan | None, specs: Sequence[TensorSpec], batched: bool, seed: int = 0
+) -> RequestSet:
     """The requests to send: read from the plan's file, or generated (one random request when
     there is no plan). Raises InputDataError/ShapeError before anything is sent."""
     rng = np.random.default_rng(seed)
     order = plan.order if plan is not None else "cycle"
     if plan is not None and plan.file is not None:
         rows = read_input_data(plan.file, specs)
-        requests: list[Tensors] = [[(TensorSpec(s.name, s.datatype, tuple(row[s.name].shape)), row[s.name])
-                                    for s in specs] for row in rows]
+        requests: list[Tensors] = [
+            [(TensorSpec(s.name, s.datatype, tuple(row[s.name].shape)), row[s.name]) for s in specs]
+            for row in rows
+        ]
         return RequestSet(tuple(requests), order, seed)
     gens = dict(plan.inputs) if plan is not None else {}
     unknown = [name for name in gens if name not in {s.name for s in specs}]
     if unknown:
-        raise InputDataError(f"inputs.{unknown[0]}: the model has no input {unknown[0]!r}; its inputs are: "
-                             + ", ".join(s.name for s in specs))
+        raise InputDataError(
+            f"inputs.{unknown[0]}: the model has no input {unknown[0]!r}; its inputs are: "
+            + ", ".join(s.name for s in specs)
+        )
     for spec in specs:
         if spec.name in gens:
             _check_gen(gens[spec.name], spec)
@@ -374,8 +450,10 @@ def plan_from_file(path: str | Path, order: str = "cycle") -> InputPlan:
     if path.suffix in DATA_FILE_SUFFIXES:
         return InputPlan(file=path, order=order)
     if path.suffix not in (".yaml", ".yml"):
-        raise InputDataError(f"--input-data {path}: expected a data file (.json in perf_analyzer's format, .npy, "
-                             ".npz) or a YAML file of generators (.yaml, with inputs: and input_data:)")
+        raise InputDataError(
+            f"--input-data {path}: expected a data file (.json in perf_analyzer's format, .npy, "
+            ".npz) or a YAML file of generators (.yaml, with inputs: and input_data:)"
+        )
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -383,7 +461,9 @@ def plan_from_file(path: str | Path, order: str = "cycle") -> InputPlan:
     except yaml.YAMLError as exc:
         raise InputDataError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, Mapping) or not set(data) <= {"inputs", "input_data"} or "inputs" not in data:
-        raise InputDataError(f"{path}: expected a mapping with inputs: (and optionally input_data:), as in a sweep spec")
+        raise InputDataError(
+            f"{path}: expected a mapping with inputs: (and optionally input_data:), as in a sweep spec"
+        )
     problems: Problems = []
     inputs = data["inputs"] if isinstance(data["inputs"], Mapping) else None
     if inputs is None:
@@ -391,10 +471,13 @@ def plan_from_file(path: str | Path, order: str = "cycle") -> InputPlan:
     input_data = data.get("input_data")
     if isinstance(input_data, Mapping) and "order" not in input_data:
         input_data = {**input_data, "order": order}
-    shapes, plan = parse_input_plan(inputs, input_data if input_data is not None else {"order": order},
-                                    path.resolve().parent, problems)
+    shapes, plan = parse_input_plan(
+        inputs, input_data if input_data is not None else {"order": order}, path.resolve().parent, problems
+    )
     if problems:
-        raise InputDataError(f"{path}: invalid input data:\n  " + "\n  ".join(f"key '{k}': {m}" for k, m in problems))
+        raise InputDataError(
+            f"{path}: invalid input data:\n  " + "\n  ".join(f"key '{k}': {m}" for k, m in problems)
+        )
     assert plan is not None
     # A plain list of dimensions is a generator of random data of that shape.
     fixed = {name: InputGen(shape=tuple(dims)) for name, dims in shapes.items()}

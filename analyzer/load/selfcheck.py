@@ -51,11 +51,15 @@ def client_bound_reason(load_mode: str, level: float, client: ClientLoad) -> str
         gap_ms = 1000.0 * client.workers / level if level > 0 else math.inf
         lag = client.send_lag_p50_ms
         if math.isfinite(lag) and lag > max(MIN_LAG_MS, LAG_GAPS * gap_ms):
-            return (f"requests went out {lag:.1f} ms late (median) against one every {gap_ms:.2f} ms per worker "
-                    f"({client.workers} worker{'s' if client.workers != 1 else ''}): {FIX}")
+            return (
+                f"requests went out {lag:.1f} ms late (median) against one every {gap_ms:.2f} ms per worker "
+                f"({client.workers} worker{'s' if client.workers != 1 else ''}): {FIX}"
+            )
         return ""
     busy = client.busiest_loop_pct
     if math.isfinite(busy) and busy >= 100.0 * LOOP_SATURATED:
-        return (f"the load generator's event loop was saturated ({busy:.0f} % of a core, "
-                f"{client.workers} worker{'s' if client.workers != 1 else ''}): {FIX}")
+        return (
+            f"the load generator's event loop was saturated ({busy:.0f} % of a core, "
+            f"{client.workers} worker{'s' if client.workers != 1 else ''}): {FIX}"
+        )
     return ""

@@ -59,7 +59,11 @@ class LoadSpec:
         if self.closed_loop:
             return f"concurrency {int(self.level)}"
         if self.schedule is not None:
-            text = self.schedule.describe() + (f" x {self.level:g}" if self.level != 1 else "") + f" ({self.arrival})"
+            text = (
+                self.schedule.describe()
+                + (f" x {self.level:g}" if self.level != 1 else "")
+                + f" ({self.arrival})"
+            )
         else:
             text = f"rate {self.level:g}/s ({self.arrival})"
         return text + (f", at most {self.max_inflight} in flight" if self.max_inflight else "")
@@ -170,7 +174,9 @@ class Burst(Schedule):
 
     def rate(self, t: np.ndarray) -> np.ndarray:
         t = np.asarray(t)
-        return np.where((t >= self.at_s) & (t < self.at_s + self.length_s), self.peak, self.base).astype(float)
+        return np.where((t >= self.at_s) & (t < self.at_s + self.length_s), self.peak, self.base).astype(
+            float
+        )
 
     def describe(self) -> str:
         return f"burst {self.base:g} -> {self.peak:g} req/s at {self.at_s:g} s for {self.length_s:g} s"
@@ -219,7 +225,9 @@ class Trace(Schedule):
         return f"trace of {len(self.times)} requests over {self.duration_s:.1f} s"
 
 
-def schedule_offsets(schedule: Schedule, arrival: str = "poisson", seed: int = 0, scale: float = 1.0) -> np.ndarray:
+def schedule_offsets(
+    schedule: Schedule, arrival: str = "poisson", seed: int = 0, scale: float = 1.0
+) -> np.ndarray:
     """Send times in [0, duration) of `schedule` with every rate multiplied by `scale` (a trace
     is sped up by `scale`: its times divided by it)."""
     if scale <= 0:
@@ -246,8 +254,14 @@ def schedule_offsets(schedule: Schedule, arrival: str = "poisson", seed: int = 0
     return times[times < duration]
 
 
-SCHEDULE_FORMS = ("step:R1,R2,...:STEP_S", "ramp:START:END:SECONDS", "burst:BASE:PEAK:AT_S:LENGTH_S:SECONDS",
-                  "daily:LOW:HIGH:PERIOD_S:SECONDS", "trace:FILE (send times, s)", "gaps:FILE (inter-arrival times, s)")
+SCHEDULE_FORMS = (
+    "step:R1,R2,...:STEP_S",
+    "ramp:START:END:SECONDS",
+    "burst:BASE:PEAK:AT_S:LENGTH_S:SECONDS",
+    "daily:LOW:HIGH:PERIOD_S:SECONDS",
+    "trace:FILE (send times, s)",
+    "gaps:FILE (inter-arrival times, s)",
+)
 
 
 def parse_schedule(text: str) -> Schedule:
@@ -258,8 +272,11 @@ def parse_schedule(text: str) -> Schedule:
         if kind in ("trace", "gaps"):
             if not rest:
                 raise ValueError("needs a file")
-            values = [float(line.split()[0]) for line in Path(rest).read_text().splitlines()
-                      if line.strip() and not line.lstrip().startswith("#")]
+            values = [
+                float(line.split()[0])
+                for line in Path(rest).read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#")
+            ]
             if not values or any(v < 0 or not np.isfinite(v) for v in values):
                 raise ValueError(f"{rest} must hold one non-negative number per line")
             return Trace.from_gaps(values) if kind == "gaps" else Trace(tuple(sorted(values)))

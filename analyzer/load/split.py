@@ -43,14 +43,17 @@ def share_offsets(load: LoadSpec, duration_s: float, index: int, workers: int) -
         if workers == 1 or load.arrival == "constant" or isinstance(load.schedule, Trace):
             offsets = schedule_offsets(load.schedule, load.arrival, load.seed, load.level)[index::workers]
         else:
-            offsets = schedule_offsets(load.schedule, "poisson", worker_seed(load.seed, index, workers),
-                                       load.level / workers)
+            offsets = schedule_offsets(
+                load.schedule, "poisson", worker_seed(load.seed, index, workers), load.level / workers
+            )
         return offsets[offsets < duration_s]
     if workers == 1:
         return arrival_offsets(load.level, duration_s, load.arrival, load.seed)
     if load.arrival == "constant":
         return arrival_offsets(load.level, duration_s, "constant")[index::workers]
-    return arrival_offsets(load.level / workers, duration_s, "poisson", worker_seed(load.seed, index, workers))
+    return arrival_offsets(
+        load.level / workers, duration_s, "poisson", worker_seed(load.seed, index, workers)
+    )
 
 
 def active_workers(load: LoadSpec, workers: int) -> int:

@@ -111,8 +111,13 @@ class _Worker:
         if kind == "start":
             _, load, workers, at, horizon, max_inflight = order
             assert self.client is not None
-            self.run = LoadRun(self.client.infer, load, max_duration_s=horizon, max_inflight=max_inflight,
-                               share=(self.index, workers))
+            self.run = LoadRun(
+                self.client.infer,
+                load,
+                max_duration_s=horizon,
+                max_inflight=max_inflight,
+                share=(self.index, workers),
+            )
             self.sent_upto = 0
             self.run.start(at)
             return None  # no reply: the start must not wait on a round trip
@@ -150,8 +155,9 @@ class WorkerPool:
         self._ps: list[psutil.Process] = []
         for i in range(size):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, args=(child, i, self.counts), daemon=True,
-                               name=f"tritune-load-{i}")
+            proc = ctx.Process(
+                target=_worker_main, args=(child, i, self.counts), daemon=True, name=f"tritune-load-{i}"
+            )
             proc.start()
             child.close()
             self._conns.append(parent)
@@ -224,7 +230,9 @@ class WorkerPool:
 class PoolRun:
     """One load level offered by several workers; the same interface as LoadRun."""
 
-    def __init__(self, pool: WorkerPool, load: LoadSpec, workers: int, max_duration_s: float, max_inflight: int) -> None:
+    def __init__(
+        self, pool: WorkerPool, load: LoadSpec, workers: int, max_duration_s: float, max_inflight: int
+    ) -> None:
         self.pool = pool
         self.load = load
         self.indices = list(range(workers))
@@ -243,8 +251,17 @@ class PoolRun:
         self.started_at = (now() + START_LEAD_S) if at is None else at
         for i in self.indices:
             self.pool.counts[2 * i] = self.pool.counts[2 * i + 1] = 0
-            self.pool.send(i, ("start", self.load, len(self.indices), self.started_at, self.max_duration_s,
-                               self.max_inflight))
+            self.pool.send(
+                i,
+                (
+                    "start",
+                    self.load,
+                    len(self.indices),
+                    self.started_at,
+                    self.max_duration_s,
+                    self.max_inflight,
+                ),
+            )
 
     @property
     def finished(self) -> int:
@@ -298,8 +315,17 @@ class LoadGenerator:
     runs on this machine (`local_server`). One worker runs in this process.
     """
 
-    def __init__(self, protocol: str, url: str, model: str, tensors: Tensors, *, timeout_s: float = 30.0,
-                 workers: int | None = None, local_server: bool = False) -> None:
+    def __init__(
+        self,
+        protocol: str,
+        url: str,
+        model: str,
+        tensors: Tensors,
+        *,
+        timeout_s: float = 30.0,
+        workers: int | None = None,
+        local_server: bool = False,
+    ) -> None:
         self.protocol, self.url, self.model = protocol, url, model
         self.tensors = tensors
         self.timeout_s = timeout_s
@@ -326,7 +352,9 @@ class LoadGenerator:
 
     def workers_for(self, load: LoadSpec) -> int:
         """How many workers offer `load`."""
-        wanted = self.workers if self.workers is not None else auto_workers(load, self.cores, self.local_server)
+        wanted = (
+            self.workers if self.workers is not None else auto_workers(load, self.cores, self.local_server)
+        )
         return active_workers(load, wanted)
 
     def run(self, load: LoadSpec, *, max_duration_s: float, max_inflight: int = 4096) -> LoadRun | PoolRun:
