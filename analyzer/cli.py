@@ -22,7 +22,7 @@ import pandas as pd
 
 from analyzer.errors import TrituneError, UsageError
 from analyzer.load.inputs import parse_shape_args
-from analyzer.load.requests import ORDERS, plan_from_file
+from analyzer.load.input_plan import ORDERS, plan_from_file
 from analyzer.load.selfcheck import FIX
 from analyzer.load.shapes import ARRIVALS, SCHEDULE_FORMS, LoadSpec, parse_schedule
 from analyzer.measure import Measurement, WindowStat, level_text

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from analyzer.errors import SpecError
-from analyzer.load.requests import InputPlan, gen_to_dict, parse_input_plan
+from analyzer.load.input_plan import InputPlan, gen_to_dict, parse_input_plan
 from analyzer.load.shapes import ARRIVALS, LOAD_MODES, SCHEDULE_FORMS, Schedule, parse_schedule
 
 STRATEGIES = ("grid", "optuna")

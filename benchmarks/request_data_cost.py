@@ -27,8 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from analyzer.load.input_plan import InputGen, InputPlan  # noqa: E402
 from analyzer.load.inputs import request_specs  # noqa: E402
-from analyzer.load.requests import InputGen, InputPlan, build_requests  # noqa: E402
+from analyzer.load.requests import build_requests  # noqa: E402
 from analyzer.load.shapes import LoadSpec  # noqa: E402
 from analyzer.profiler import MeasureSettings, Probe, measure_levels  # noqa: E402
 from analyzer.server.control import ServerControl  # noqa: E402

@@ -20,8 +20,9 @@ import psutil
 
 from analyzer.errors import ServerError, UsageError
 from analyzer.load.clients import RequestSet
+from analyzer.load.input_plan import InputPlan
 from analyzer.load.inputs import TensorSpec, request_specs
-from analyzer.load.requests import InputPlan, build_requests
+from analyzer.load.requests import build_requests
 from analyzer.server.control import ServerControl
 from analyzer.server.discovery import cache_dir, find_tritonserver
 from analyzer.server.endpoint import Endpoint, parse_url
