@@ -1,11 +1,12 @@
 """Inference clients for the load generator: one request's round trip, as cheaply as possible.
 
-gRPC sends a ModelInferRequest serialized once, over prebuilt HTTP/2 frames (grpc_lean). HTTP uses a lean keep-alive HTTP/1.1 client:
-the request body is built once by tritonclient (`generate_request_body`, binary tensor
-extension) and responses are parsed by httptools. The reason is measured, not taste: on this
-project's 2-core machines the client shares the CPUs with the server, and per request tritonclient's
-aiohttp-based client spent ~360-410 us of CPU and gRPC ~300-430 us, against ~50-120 us here
-(numbers in the README); a heavy client steals the CPU the server is being measured with.
+gRPC sends a ModelInferRequest serialized once, over prebuilt HTTP/2 frames (grpc_lean, with the
+wire format in grpc_frames). HTTP uses a lean keep-alive HTTP/1.1 client: the request body is
+built once by tritonclient (`generate_request_body`, binary tensor extension) and responses are
+parsed by httptools. The reason is measured, not taste: on this project's 2-core machines the
+client shares the CPUs with the server, and per request tritonclient's aiohttp-based client
+spent ~360-410 us of CPU and gRPC ~300-430 us, against ~50-120 us here (numbers in the README);
+a heavy client steals the CPU the server is being measured with.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ class GrpcInferClient:
     is serialized once and sent as bytes; only the call's grpc-status is read back."""
 
     def __init__(self, url: str, model: str, tensors: Tensors | RequestSet, timeout_s: float) -> None:
-        from analyzer.load.grpc_lean import LeanGrpcChannel, grpc_message
+        from analyzer.load.grpc_frames import grpc_message
+        from analyzer.load.grpc_lean import LeanGrpcChannel
 
         host, _, port = url.rpartition(":")
         self.model = model
@@ -114,7 +116,7 @@ class GrpcInferClient:
 
     async def infer(self) -> None:
         """One request; raises on any failure."""
-        from analyzer.load.grpc_lean import GrpcStatusError
+        from analyzer.load.grpc_frames import GrpcStatusError
 
         try:
             await self._channel.call(self._next())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hpack
 
-from analyzer.load.grpc_lean import DATA, END_STREAM, frame, grpc_message, header_block
+from analyzer.load.grpc_frames import DATA, END_STREAM, frame, grpc_message, header_block
 
 
 def test_header_block_is_stateless_and_complete() -> None:
