@@ -198,7 +198,8 @@ def read_input_data(path: str | Path, specs: Sequence[TensorSpec]) -> list[Reque
         raise InputDataError(f"{source}: not valid JSON ({exc})") from None
     if not isinstance(data, Mapping) or not isinstance(data.get("data"), list) or not data["data"]:
         raise InputDataError(
-            f'{source}: expected perf_analyzer\'s format, {{"data": [request, ...]}} with at least one request'
+            f"{source}: expected perf_analyzer's format, "
+            '{"data": [request, ...]} with at least one request'
         )
     requests: list[Request] = []
     for i, entry in enumerate(data["data"]):
