@@ -46,9 +46,7 @@ def export_study(url: str, study_name: str, out_dir: str | Path | None) -> RunSt
         raise UsageError(f"study {study_name!r} was not made by tritune sweep --storage (it has no spec)")
     spec = attrs["spec"]
     model = str(spec["model"])
-    root = Path(out_dir) if out_dir is not None else Path("reports")
-    run_dir = root / f"{model}-{study_name}"
-    store = RunStore.create(None, model, run_dir=run_dir) if not run_dir.is_dir() else RunStore(run_dir)
+    store = RunStore.for_study(out_dir, model, study_name)
     store.path("spec").write_text(yaml.safe_dump(spec, sort_keys=False))
     base_text = str(attrs.get("base_config") or "")
     store.path("base_config").write_text(base_text)
