@@ -1,0 +1,97 @@
+"""A run directory as the report and the dashboard read it: `load_run` -> `RunData`, and the
+columns and labels of the run's budget percentile.
+
+Works on a run directory that is still being written: whatever rows exist are read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from analyzer.capacity import PERCENTILE_FIELDS
+from analyzer.errors import UsageError
+from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore
+
+
+@dataclass
+class RunData:
+    """What a report needs from a run directory."""
+
+    dir: Path
+    model: str
+    budget_ms: float
+    percentile: float
+    confidence: float
+    strategy: str
+    measurements: pd.DataFrame
+    configs: pd.DataFrame
+    summary: dict[str, Any] | None
+    best_pbtxt: str | None
+
+    @property
+    def store(self) -> RunStore:
+        """The run directory's store (every path in it)."""
+        return RunStore(self.dir)
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read a run directory (complete or still being written); UsageError when it is not one."""
+    store = RunStore.open_readonly(run_dir)
+    try:
+        spec = yaml.safe_load(store.path("spec").read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"{store.path('spec')} is unreadable: {exc}") from None
+    if not isinstance(spec, dict) or "model" not in spec:
+        raise UsageError(f"{store.path('spec')} is not a tritune spec (no 'model')")
+    measurements = store.measurements()
+    configs = store.configs()
+    for frame, columns in ((measurements, MEASUREMENT_COLUMNS), (configs, CONFIG_COLUMNS)):
+        for col in columns:
+            if col not in frame.columns:
+                frame[col] = np.nan
+    return RunData(
+        dir=store.dir,
+        model=str(spec["model"]),
+        budget_ms=float(spec.get("budget_ms", 100.0)),
+        percentile=float(spec.get("percentile", 99.0)),
+        confidence=float(spec.get("confidence", 0.99)),
+        strategy=str(spec.get("strategy", "")),
+        measurements=measurements,
+        configs=configs,
+        summary=store.read_summary(),
+        best_pbtxt=store.read_best_config(str(spec["model"])),
+    )
+
+
+# -- rows and columns ---------------------------------------------------------------------------------
+
+def latency_column(percentile: float) -> str:
+    """The measurements.csv column of the budget percentile: the one `capacity.row_verdict`
+    judges (p99_ms for a percentile without a column of its own)."""
+    return PERCENTILE_FIELDS.get(int(percentile), "p99_ms")
+
+
+def latency_label(percentile: float) -> str:
+    """How the budget percentile's latency is labelled ("p95"). Named after the column shown, so
+    a label never claims a percentile whose values are not the ones drawn."""
+    return latency_column(percentile).removesuffix("_ms")
+
+
+def num(value: Any) -> float:
+    """A number, or NaN for blanks, text and None."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def finite(value: Any) -> bool:
+    """True when `value` is a finite number (not a blank, text, None, NaN or infinity)."""
+    return math.isfinite(num(value))
