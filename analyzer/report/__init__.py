@@ -72,7 +72,7 @@ from analyzer.report.page import (
     targets_html,
     write_report,
 )
-from analyzer.report.run import RunData, latency_column, latency_label, load_run
+from analyzer.report.run import RunData, latency_column, latency_label, load_run, read_run_spec
 
 __all__ = [
     "STEP_COLUMNS", "Answer", "ConfirmationInfo", "ConfirmedConfig", "CurveInfo", "HeatmapPanel",
@@ -82,7 +82,7 @@ __all__ = [
     "confirmation_data", "confirmation_figure", "confirmed_text", "cost_per_million", "fmt_rps",
     "heatmap_data", "heatmap_figure", "is_sweep_budget", "latency_column", "latency_label", "level_meets",
     "load_curves_data", "load_curves_figure", "load_run", "log_ticks", "pareto_data", "pareto_figure",
-    "render_html", "replicas_needed", "resources_data", "resources_figure",
+    "read_run_spec", "render_html", "replicas_needed", "resources_data", "resources_figure",
     "search_rows", "step_cells", "step_rows", "steps_html", "targets_html", "tie_set_sentence",
     "timeline_figure", "write_report",
 ]

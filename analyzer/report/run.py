@@ -13,11 +13,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from analyzer.capacity import PERCENTILE_FIELDS
-from analyzer.errors import UsageError
+from analyzer.spec import SweepSpec, load_spec
 from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore
+
+# A recorded run needs no server: this stands in for the one its spec names, so that load_spec
+# neither checks a model_repository (gone, or on another machine) nor asks for one.
+_NO_SERVER = "recorded-run:0"
 
 
 @dataclass
@@ -41,15 +44,17 @@ class RunData:
         return RunStore(self.dir)
 
 
+def read_run_spec(store: RunStore) -> SweepSpec:
+    """The run's spec.yaml, read by `analyzer.spec` (its defaults for keys a partial or older
+    spec leaves out); SpecError (a UsageError) naming the file when it is unreadable or not a
+    tritune spec."""
+    return load_spec(store.path("spec"), url=_NO_SERVER)
+
+
 def load_run(run_dir: str | Path) -> RunData:
     """Read a run directory (complete or still being written); UsageError when it is not one."""
     store = RunStore.open_readonly(run_dir)
-    try:
-        spec = yaml.safe_load(store.path("spec").read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise UsageError(f"{store.path('spec')} is unreadable: {exc}") from None
-    if not isinstance(spec, dict) or "model" not in spec:
-        raise UsageError(f"{store.path('spec')} is not a tritune spec (no 'model')")
+    spec = read_run_spec(store)
     measurements = store.measurements()
     configs = store.configs()
     for frame, columns in ((measurements, MEASUREMENT_COLUMNS), (configs, CONFIG_COLUMNS)):
@@ -58,15 +63,15 @@ def load_run(run_dir: str | Path) -> RunData:
                 frame[col] = np.nan
     return RunData(
         dir=store.dir,
-        model=str(spec["model"]),
-        budget_ms=float(spec.get("budget_ms", 100.0)),
-        percentile=float(spec.get("percentile", 99.0)),
-        confidence=float(spec.get("confidence", 0.99)),
-        strategy=str(spec.get("strategy", "")),
+        model=spec.model,
+        budget_ms=float(spec.budget_ms),
+        percentile=float(spec.percentile),
+        confidence=float(spec.confidence),
+        strategy=spec.strategy,
         measurements=measurements,
         configs=configs,
         summary=store.read_summary(),
-        best_pbtxt=store.read_best_config(str(spec["model"])),
+        best_pbtxt=store.read_best_config(spec.model),
     )
 
 

@@ -26,6 +26,7 @@ from analyzer.report import (
     resources_data,
     write_report,
 )
+from analyzer.spec import SweepSpec
 
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "run_demo"
 
@@ -174,6 +175,24 @@ def test_not_a_run_directory(tmp_path: Path) -> None:
         load_run(tmp_path)
     with pytest.raises(UsageError, match="is not a directory"):
         load_run(tmp_path / "missing")
+
+
+def test_a_runs_spec_is_read_by_spec_py_and_needs_no_server(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    # A partial spec whose model repository is gone (a run directory copied to another machine).
+    (run / "spec.yaml").write_text("model: m\nmodel_repository: /nowhere/models\npercentile: 95\n")
+    data = load_run(run)
+    defaults = SweepSpec(model="m")
+    assert (data.model, data.percentile) == ("m", 95.0)
+    assert (data.budget_ms, data.confidence, data.strategy) == (defaults.budget_ms, defaults.confidence,
+                                                                defaults.strategy)
+    (run / "spec.yaml").write_text("model: m\nbudget_ms: -1\n")
+    with pytest.raises(UsageError, match="budget_ms"):
+        load_run(run)
+    (run / "spec.yaml").write_text("")
+    with pytest.raises(UsageError, match="spec.yaml"):
+        load_run(run)
 
 
 def test_a_level_proven_over_after_one_window_is_not_drawn_as_untrusted() -> None:
