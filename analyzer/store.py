@@ -103,6 +103,8 @@ CONFIG_COLUMNS = [
     "bottleneck_step",  # pipelines: the busiest step at the capacity level
 ]
 
+DEFAULT_ROOT = Path("reports")  # where run directories go when no --out is given
+
 RUN_FILES = {
     "spec": "spec.yaml",
     "study": "study.db",
@@ -168,6 +170,22 @@ class RunStore:
         path.write_text(pbtxt)
         return path
 
+    def version(self) -> tuple[int, ...]:
+        """Identity, size and modification time of the files a sweep keeps writing (the tables and
+        summary.json): changes whenever it writes, so a reader (the dashboard) knows when to read
+        again. Size and inode catch what a coarse-grained mtime would miss (the tables only grow;
+        summary.json is replaced by rename, so it gets a new inode)."""
+        stamps: list[int] = []
+        for name in ("measurements", "configs", "summary"):
+            try:
+                st = self.path(name).stat()
+            except FileNotFoundError:
+                stamps.extend((0, 0, 0))
+                continue
+            # Microseconds: nanoseconds since 1970 overflow a browser's exact integers.
+            stamps.extend((st.st_ino, st.st_size, st.st_mtime_ns // 1000))
+        return tuple(stamps)
+
     def timeline_path(self, config_id: str, level: float, phase: str = "search") -> Path:
         """timelines/<config>_x<scale>[_<phase>].csv: the per-second timeline of one scheduled
         run of a config (analyzer.timeline)."""
@@ -181,6 +199,11 @@ class RunStore:
         table.to_csv(path, index=False)
         return path
 
+    def read_timeline(self, config_id: str, level: float, phase: str = "search") -> pd.DataFrame | None:
+        """One scheduled run's timeline table, or None when the run has none."""
+        path = self.timeline_path(config_id, level, phase)
+        return pd.read_csv(path) if path.is_file() else None
+
     @property
     def storage_url(self) -> str:
         """Optuna storage URL of the run's study."""
@@ -193,7 +216,7 @@ class RunStore:
         Raises UsageError when the place is not writable, before anything is measured.
         """
         explicit = run_dir is not None
-        root = Path(out_root) if out_root is not None else Path("reports")
+        root = Path(out_root) if out_root is not None else DEFAULT_ROOT
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for n in range(1, 1000):
             path = Path(run_dir) if explicit else root / (f"{model}-{stamp}" + (f"-{n}" if n > 1 else ""))
@@ -214,6 +237,14 @@ class RunStore:
                 ) from None
             break
         return RunStore(path)
+
+    @staticmethod
+    def for_study(out_root: str | Path | None, model: str, study_name: str) -> "RunStore":
+        """A shared study's run directory, <out_root>/<model>-<study> (default under reports/):
+        made on its first export, reused (and refreshed by the caller) after that."""
+        root = Path(out_root) if out_root is not None else DEFAULT_ROOT
+        run_dir = root / f"{model}-{study_name}"
+        return RunStore(run_dir) if run_dir.is_dir() else RunStore.create(None, model, run_dir=run_dir)
 
     @staticmethod
     def open(run_dir: str | Path) -> "RunStore":
@@ -347,6 +378,11 @@ class RunStore:
     def best_config_path(self, model: str) -> Path:
         """best/<model>/config.pbtxt: the chosen config of a model."""
         return self.dir / "best" / model / "config.pbtxt"
+
+    def read_best_config(self, model: str) -> str | None:
+        """best/<model>/config.pbtxt's text, or None when it is not written (yet)."""
+        path = self.best_config_path(model)
+        return path.read_text() if path.is_file() else None
 
     def write_best_config(self, model: str, pbtxt: str) -> Path:
         """Write best/<model>/config.pbtxt; returns its path."""

@@ -18,7 +18,7 @@ from analyzer.choose import build_summary, choice
 from analyzer.errors import UsageError
 from analyzer.modelconfig import apply_candidate, parse_pbtxt, to_pbtxt
 from analyzer.pipeline import JointCandidate, candidate_from_row
-from analyzer.report import write_report
+from analyzer.report import read_run_spec, write_report
 from analyzer.shared import SharedTables
 from analyzer.store import RunStore
 
@@ -44,12 +44,10 @@ def export_study(url: str, study_name: str, out_dir: str | Path | None) -> RunSt
     attrs = study.user_attrs
     if "spec" not in attrs:
         raise UsageError(f"study {study_name!r} was not made by tritune sweep --storage (it has no spec)")
-    spec = attrs["spec"]
-    model = str(spec["model"])
-    root = Path(out_dir) if out_dir is not None else Path("reports")
-    run_dir = root / f"{model}-{study_name}"
-    store = RunStore.create(None, model, run_dir=run_dir) if not run_dir.is_dir() else RunStore(run_dir)
-    store.path("spec").write_text(yaml.safe_dump(spec, sort_keys=False))
+    store = RunStore.for_study(out_dir, str(attrs["spec"]["model"]), study_name)
+    store.path("spec").write_text(yaml.safe_dump(attrs["spec"], sort_keys=False))
+    spec = read_run_spec(store)  # spec.py's reading and defaults, as the report's
+    model = spec.model
     base_text = str(attrs.get("base_config") or "")
     store.path("base_config").write_text(base_text)
     store.shared = SharedTables(url, study_name, "report")
@@ -61,15 +59,13 @@ def export_study(url: str, study_name: str, out_dir: str | Path | None) -> RunSt
         if not isinstance(cand, JointCandidate):
             config = apply_candidate(parse_pbtxt(base_text), cand)
             best_path = store.write_best_config(model, to_pbtxt(config))
-    load = spec.get("load") or {}
     trials = study.get_trials(deepcopy=False)
     starts = [t.datetime_start for t in trials if t.datetime_start is not None]
     ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
     wall_s = (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0  # first start to last end
     summary = build_summary(
-        model=model, budget_ms=float(spec.get("budget_ms", 100.0)), percentile=float(spec.get("percentile", 99.0)),
-        strategy=str(spec.get("strategy", "")),
-        load_mode="schedule" if load.get("schedule") else str(load.get("mode", "concurrency")),
+        model=model, budget_ms=float(spec.budget_ms), percentile=float(spec.percentile),
+        strategy=spec.strategy, load_mode=spec.load.level_kind,
         wall_s=wall_s, configs=configs, measurements=measurements,
         best_pbtxt=str(best_path) if best_path else None, model_pbtxts=None,
         finished=not any(t.state == optuna.trial.TrialState.RUNNING for t in trials),

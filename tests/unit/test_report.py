@@ -26,6 +26,7 @@ from analyzer.report import (
     resources_data,
     write_report,
 )
+from analyzer.spec import SweepSpec
 
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "run_demo"
 
@@ -93,12 +94,12 @@ def test_level_meets_uses_the_sweeps_claim_bound_where_stored() -> None:
 
 def test_pareto_data_points_frontier_and_chosen() -> None:
     data = pareto_data(M, 10.0, ("a", 4.0))
-    assert len(data["points"]) == 7  # the measurement with errors is left out
-    assert data["budget_ms"] == 10.0
-    assert data["chosen"]["config_id"] == "a" and data["chosen"]["throughput_rps"] == 300
+    assert len(data.points) == 7  # the measurement with errors is left out
+    assert data.budget_ms == 10.0
+    assert data.chosen.config_id == "a" and data.chosen.throughput_rps == 300
     # b@1 (90, 1.0), b@2 (170, 2.0), b@4 (250, 4.0), a@4 (300, 9.0), a@8 (320, 20.0)
-    assert data["frontier"] == [(90.0, 1.0), (170.0, 2.0), (250.0, 4.0), (300.0, 9.0), (320.0, 20.0)]
-    assert "instances 2, max batch 8" in data["points"][4]["hover"]
+    assert data.frontier == [(90.0, 1.0), (170.0, 2.0), (250.0, 4.0), (300.0, 9.0), (320.0, 20.0)]
+    assert "instances 2, max batch 8" in data.points[4].hover
 
 
 def test_pareto_log_axis_ticks_are_whole_numbers() -> None:
@@ -112,22 +113,22 @@ def test_pareto_log_axis_ticks_are_whole_numbers() -> None:
 def test_unstable_points_are_shown_but_not_on_the_frontier() -> None:
     rows = pd.DataFrame([_m("a", 1, 100, 2.0), _m("a", 2, 400, 1.0, stable=False), _m("a", 4, 300, 3.0)])
     data = pareto_data(rows, 10.0)
-    assert [p["trusted"] for p in data["points"]] == [True, False, True]
-    assert data["frontier"] == [(100.0, 2.0), (300.0, 3.0)]
+    assert [p.trusted for p in data.points] == [True, False, True]
+    assert data.frontier == [(100.0, 2.0), (300.0, 3.0)]
 
 
 def test_curves_breakdown_heatmap_resources() -> None:
     curves = load_curves_data(M)
-    assert curves["a"]["level"] == [1, 2, 4, 8] and curves["a"]["throughput_rps"] == [100, 180, 300, 320]
+    assert curves["a"].level == [1, 2, 4, 8] and curves["a"].throughput_rps == [100, 180, 300, 320]
     bd = breakdown_data(M, C).set_index("config_id")
     assert bd.loc["a", "load_level"] == 4 and bd.loc["c", "load_level"] == 2  # c failed: its highest level
     heat = heatmap_data(C)
     assert set(heat) == {1, 2}
     one = heat[1]
-    assert one["max_batch_size"] == [8, 32] and one["max_queue_delay_us"] == ["off", "0"]
-    assert one["capacity_rps"][0][1] == 300 and math.isnan(one["capacity_rps"][1][0])  # failed -> NaN
+    assert one.max_batch_size == [8, 32] and one.max_queue_delay_us == ["off", "0"]
+    assert one.capacity_rps[0][1] == 300 and math.isnan(one.capacity_rps[1][0])  # failed -> NaN
     res = resources_data(M)
-    assert res["throughput_rps"] == sorted(res["throughput_rps"]) and res["gpu_util_pct"] == []
+    assert res.throughput_rps == sorted(res.throughput_rps) and res.gpu_util_pct == []
 
 
 def test_planner_arithmetic() -> None:
@@ -176,10 +177,28 @@ def test_not_a_run_directory(tmp_path: Path) -> None:
         load_run(tmp_path / "missing")
 
 
+def test_a_runs_spec_is_read_by_spec_py_and_needs_no_server(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    # A partial spec whose model repository is gone (a run directory copied to another machine).
+    (run / "spec.yaml").write_text("model: m\nmodel_repository: /nowhere/models\npercentile: 95\n")
+    data = load_run(run)
+    defaults = SweepSpec(model="m")
+    assert (data.model, data.percentile) == ("m", 95.0)
+    assert (data.budget_ms, data.confidence, data.strategy) == (defaults.budget_ms, defaults.confidence,
+                                                                defaults.strategy)
+    (run / "spec.yaml").write_text("model: m\nbudget_ms: -1\n")
+    with pytest.raises(UsageError, match="budget_ms"):
+        load_run(run)
+    (run / "spec.yaml").write_text("")
+    with pytest.raises(UsageError, match="spec.yaml"):
+        load_run(run)
+
+
 def test_a_level_proven_over_after_one_window_is_not_drawn_as_untrusted() -> None:
     rows = pd.DataFrame([_m("a", 4, 300, 9.0), _m("a", 16, 320, 40.0, stable=False), _m("a", 8, 310, 12.0, stable=False)])
     rows["verdict_proven"] = [True, True, False]  # 16 was proven over the budget at once; 8 proved nothing
-    points = {p["load_level"]: p["trusted"] for p in pareto_data(rows, 10.0)["points"]}
+    points = {p.load_level: p.trusted for p in pareto_data(rows, 10.0).points}
     assert points == {4.0: True, 16.0: True, 8.0: False}
 
 
@@ -200,7 +219,7 @@ def test_client_bound_levels_are_named_with_the_fix_and_kept_off_the_frontier() 
     text = client_bound_html(rows)
     assert "1 level(s)" in text and "i1_b8 at rate 20000" in text and "--workers" in text
     assert client_bound_html(rows.iloc[:1]) == ""
-    points = pareto_data(rows, 10.0)["points"]
-    assert [p["trusted"] for p in points] == [True, False]
+    points = pareto_data(rows, 10.0).points
+    assert [p.trusted for p in points] == [True, False]
     # The client-bound point would dominate (more throughput, less latency) if it were trusted.
-    assert pareto_data(rows, 10.0)["frontier"] == [(1000.0, 5.0)]
+    assert pareto_data(rows, 10.0).frontier == [(1000.0, 5.0)]

@@ -18,6 +18,7 @@ import yaml
 from analyzer.choose import choice, confirmation_stats
 from analyzer.modelconfig import apply_candidate, read_pbtxt, to_pbtxt
 from analyzer.report import (
+    ConfirmationInfo,
     RunData,
     all_figures,
     answer_at,
@@ -159,8 +160,8 @@ def test_confirm_rows_feed_no_capacity_point_curve_or_breakdown() -> None:
     # i2_b8's confirmation rounds reached 1040 req/s at level 8; its search capacity stays 1030.
     caps = capacity_under_budget(MEASUREMENTS, BUDGET).set_index("config_id")
     assert caps.loc["i2_b8", "capacity_rps"] == 1030 and caps.loc["i1_b8", "capacity_rps"] == 1000
-    assert len(pareto_data(MEASUREMENTS, BUDGET)["points"]) == 7
-    assert load_curves_data(MEASUREMENTS)["i2_b8"]["throughput_rps"] == [800, 1030, 1300]
+    assert len(pareto_data(MEASUREMENTS, BUDGET).points) == 7
+    assert load_curves_data(MEASUREMENTS)["i2_b8"].throughput_rps == [800, 1030, 1300]
     assert breakdown_data(MEASUREMENTS, CONFIGS).set_index("config_id").loc["i2_b8", "avg_batch_size"] == 4.0
 
 
@@ -221,19 +222,19 @@ def test_tie_set_sentence() -> None:
 
 def test_confirmation_data() -> None:
     data = confirmation_data(MEASUREMENTS, CONFIGS, ["i1_b8", "i2_b8"], "i1_b8")
-    items = {it["config_id"]: it for it in data["configs"]}
-    assert [it["config_id"] for it in data["configs"]] == ["i2_b8", "i1_b8", "i1_b32"]  # highest mean first
-    assert data["reference"] == "i2_b8" and data["tie_set"] == ["i1_b8", "i2_b8"]
-    assert items["i1_b8"]["samples"] == [980, 1000, 990] and items["i1_b8"]["rounds"] == [1, 2, 3]
-    assert items["i1_b8"]["met"] == [True, True, True]
+    items = {it.config_id: it for it in data.configs}
+    assert [it.config_id for it in data.configs] == ["i2_b8", "i1_b8", "i1_b32"]  # highest mean first
+    assert data.reference == "i2_b8" and data.tie_set == ["i1_b8", "i2_b8"]
+    assert items["i1_b8"].samples == [980, 1000, 990] and items["i1_b8"].rounds == [1, 2, 3]
+    assert items["i1_b8"].met == [True, True, True]
     stats = confirmation_stats(MEASUREMENTS).set_index("config_id")
-    assert items["i2_b8"]["mean_rps"] == stats.loc["i2_b8", "capacity_rps"]
-    assert items["i2_b8"]["ci_low_rps"] < items["i2_b8"]["mean_rps"] < items["i2_b8"]["ci_high_rps"]
-    assert items["i2_b8"]["search_rps"] == 1030
-    assert [it["in_tie_set"] for it in data["configs"]] == [True, True, False]
-    assert [it["chosen"] for it in data["configs"]] == [False, True, False]
-    assert [it["lower_bound"] for it in data["configs"]] == [False, False, True]
-    assert confirmation_data(MEASUREMENTS.drop(columns=["phase"]), CONFIGS, [], None)["configs"] == []
+    assert items["i2_b8"].mean_rps == stats.loc["i2_b8", "capacity_rps"]
+    assert items["i2_b8"].ci_low_rps < items["i2_b8"].mean_rps < items["i2_b8"].ci_high_rps
+    assert items["i2_b8"].search_rps == 1030
+    assert [it.in_tie_set for it in data.configs] == [True, True, False]
+    assert [it.chosen for it in data.configs] == [False, True, False]
+    assert [it.lower_bound for it in data.configs] == [False, False, True]
+    assert confirmation_data(MEASUREMENTS.drop(columns=["phase"]), CONFIGS, [], None).configs == []
 
 
 def test_confirmation_data_marks_rounds_that_missed_the_budget() -> None:
@@ -241,7 +242,7 @@ def test_confirmation_data_marks_rounds_that_missed_the_budget() -> None:
     missed = (m["config_id"] == "i1_b32") & (m["confirm_round"] == 2)
     m.loc[missed, "meets_budget"] = False
     data = confirmation_data(m, CONFIGS, ["i1_b8", "i2_b8"], "i1_b8")
-    assert data["configs"][2]["met"] == [True, False, True]
+    assert data.configs[2].met == [True, False, True]
 
 
 def test_confirmation_figure() -> None:
@@ -252,17 +253,17 @@ def test_confirmation_figure() -> None:
                             "search capacity (one measurement)", "chosen: i1_b8"]
     assert len(traces["round sample"].y) == 9
     tied = traces["mean, 95 % CI: tie set"]
-    means = {it["config_id"]: it for it in data["configs"]}
+    means = {it.config_id: it for it in data.configs}
     ref = means["i2_b8"]
-    assert tied.y[0] == ref["mean_rps"]
-    assert tied.error_y.array[0] == ref["ci_high_rps"] - ref["mean_rps"]
-    assert tied.error_y.arrayminus[0] == ref["mean_rps"] - ref["ci_low_rps"]
+    assert tied.y[0] == ref.mean_rps
+    assert tied.error_y.array[0] == ref.ci_high_rps - ref.mean_rps
+    assert tied.error_y.arrayminus[0] == ref.mean_rps - ref.ci_low_rps
     # The reference's interval is drawn as a band: overlapping it is what puts a config in the tie set.
     band = fig.layout.shapes[0]
-    assert (band.y0, band.y1) == (ref["ci_low_rps"], ref["ci_high_rps"])
+    assert (band.y0, band.y1) == (ref.ci_low_rps, ref.ci_high_rps)
     assert list(fig.layout.xaxis.ticktext) == ["<b>i2_b8</b>", "<b>i1_b8</b>", "≥ i1_b32"]
     assert "tie set: i1_b8, i2_b8" in fig.layout.title.text
-    empty = confirmation_figure({"configs": [], "reference": None, "tie_set": []})
+    empty = confirmation_figure(ConfirmationInfo(configs=[], reference=None, tie_set=[]))
     assert not empty.data and "No confirmation round" in empty.layout.annotations[0].text
 
 
@@ -274,7 +275,7 @@ def test_configs_table_marks_lower_bounds_and_confirmed_capacities() -> None:
     assert table.loc["i1_b8", "confirmed_rps"].startswith("990 (") and table.loc["i1_b8", "confirmed_rps"].endswith("3/3 met")
     assert table["tie_set"].tolist() == ["yes", "chosen", ""]  # sorted by search capacity: i2_b8, i1_b8, i1_b32
     heat = heatmap_data(CONFIGS)[1]
-    assert heat["lower_bound"][heat["max_batch_size"].index(32)][0] is True
+    assert heat.lower_bound[heat.max_batch_size.index(32)][0] is True
 
 
 def test_report_answer_block_with_a_confirmation_round(tmp_path: Path) -> None:

@@ -91,14 +91,14 @@ def test_labels_name_the_column_shown() -> None:
 
 def test_pareto_and_curves_show_the_percentile() -> None:
     data = pareto_data(M95, 5.0, ("a", 4.0), percentile=95)
-    assert data["label"] == "p95"
-    assert [p["latency_ms"] for p in data["points"]] == [2.0, 4.0, 9.0, 1.5, 3.0]
-    assert data["chosen"]["latency_ms"] == 4.0 and "p95 4.00 ms" in data["chosen"]["hover"]
+    assert data.label == "p95"
+    assert [p.latency_ms for p in data.points] == [2.0, 4.0, 9.0, 1.5, 3.0]
+    assert data.chosen.latency_ms == 4.0 and "p95 4.00 ms" in data.chosen.hover
     fig = pareto_figure(data)
     assert fig.layout.yaxis.title.text == "p95 latency (ms)" and fig.layout.title.text == "Throughput vs p95 latency"
     assert fig.data[0].y == (2.0, 4.0, 9.0)
     curves = load_curves_data(M95, percentile=95)
-    assert curves["a"]["latency_ms"] == [2.0, 4.0, 9.0]
+    assert curves["a"].latency_ms == [2.0, 4.0, 9.0]
     drawn = load_curves_figure(curves, "concurrency", 5.0, "p95")
     assert drawn.layout.annotations[1].text == "p95 latency" and drawn.data[1].y == (2.0, 4.0, 9.0)
 

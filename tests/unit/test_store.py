@@ -1,11 +1,13 @@
 """The run directory's tables: rows appended durably and lined up with the header on disk, also
 for a run directory written by an older tritune with other columns, and after resume drops the
-rows of a config that was in flight."""
+rows of a config that was in flight; the store names every file of a run directory."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+
+import pandas as pd
 
 from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore
 
@@ -53,3 +55,35 @@ def test_rows_of_an_unfinished_config_are_dropped_and_appends_still_line_up(tmp_
     assert [r["config_id"] for r in _rows(store.path("configs"))] == ["a"]
     with open(store.path("configs"), newline="") as fh:
         assert next(csv.reader(fh)) == CONFIG_COLUMNS
+
+
+def test_run_files_are_named_by_the_store(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run")
+    assert store.read_best_config("m") is None and store.read_timeline("i1_b8", 2.0) is None
+    path = store.write_best_config("m", "max_batch_size: 8\n")
+    assert path == tmp_path / "run" / "best" / "m" / "config.pbtxt"
+    assert store.read_best_config("m") == "max_batch_size: 8\n"
+    table = pd.DataFrame({"second": [0.0, 1.0], "due": [10, 12]})
+    written = store.write_timeline("i1_b8", 2.0, table, phase="confirm1")
+    assert written == tmp_path / "run" / "timelines" / "i1_b8_x2_confirm1.csv"
+    assert store.read_timeline("i1_b8", 2.0) is None  # the search's timeline is another file
+    assert store.read_timeline("i1_b8", 2.0, phase="confirm1").equals(table)
+
+
+def test_a_shared_studys_run_directory_is_made_once(tmp_path: Path) -> None:
+    first = RunStore.for_study(tmp_path, "m", "s1")
+    assert first.dir == tmp_path / "m-s1" and first.dir.is_dir()
+    first.write_json("summary", {"finished": False})
+    again = RunStore.for_study(tmp_path, "m", "s1")  # a refresh: the same directory, kept
+    assert again.dir == first.dir and again.read_summary() == {"finished": False}
+
+
+def test_version_changes_when_a_sweep_writes(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    empty = store.version()
+    assert empty == (0,) * 9  # no tables, no summary yet
+    store.append_measurement({"config_id": "a", "load_level": 1, "p99_ms": 1.0})
+    grown = store.version()
+    assert grown != empty and grown[3:] == empty[3:]  # only measurements.csv changed
+    store.write_json("summary", {"finished": True})
+    assert store.version()[:6] == grown[:6] and store.version()[6:] != grown[6:]
