@@ -17,7 +17,7 @@ import pytest
 
 from analyzer.report import answer_at, choose_at_budget
 from dashboards import create_app
-from tests.unit.test_dashboard import CONFIRMED, MISSED, TIE_SET
+from tests.unit.test_dashboard import CONFIRMED, MISSED, TIE_SET, append_config
 from tests.unit.test_report_confirm import add_confirm_round
 
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "run_demo"
@@ -215,3 +215,32 @@ def test_the_layout_applies_and_compare_draws_once_two_are_picked(served: tuple[
     chart = driver.find_element(By.ID, "compare-curves")
     assert chart.size["width"] > 0.9 * driver.find_element(By.ID, "compare-table").size["width"]
     _shot(driver, tmp_path, "dashboard-compare.png")
+
+
+def test_filters_follow_a_run_that_is_still_written(served: tuple[str, Path], browser: object,
+                                                    tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, run = served
+    driver = browser
+    driver.get(url)  # type: ignore[attr-defined]
+    wait = WebDriverWait(driver, 30)
+    wait.until(EC.presence_of_element_located((By.ID, "best-config-id")))
+
+    def box(value: str) -> object:
+        return driver.find_element(  # type: ignore[attr-defined]
+            By.XPATH, f"//*[@id='f-batch']//input[following-sibling::label[normalize-space()='{value}']]")
+
+    box("8").click()  # the user clears max batch 8
+    wait.until(lambda d: not box("8").is_selected())
+    label_64 = (By.XPATH, "//*[@id='f-batch']//label[normalize-space()='64']")
+    assert not driver.find_elements(*label_64)  # type: ignore[attr-defined]
+    # The sweep writes a config with a max batch size the page has not seen: the next refresh
+    # adds it to the filter, selected, and leaves the user's choice alone.
+    append_config(run, "i1_b32_d0", "i1_b64_d0", {"max_batch_size": 64})
+    wait.until(EC.presence_of_element_located(label_64))
+    wait.until(lambda d: box("64").is_selected())
+    assert not box("8").is_selected() and box("1").is_selected() and box("32").is_selected()
+    _shot(driver, tmp_path, "dashboard-filters-grown.png")

@@ -161,7 +161,7 @@ def test_compare_shows_nothing_until_two_configs_are_picked(run: Path) -> None:
     assert _find(table, "compare-table") is not None and len(fig.data) == 4 and style == {}
 
 
-def _append_config(run: Path, like: str, config_id: str, knobs: dict[str, int]) -> None:
+def append_config(run: Path, like: str, config_id: str, knobs: dict[str, int]) -> None:
     """Append a config (its configs.csv row and measurements) as a running sweep would: the rows
     of config `like`, renamed and with other knob values."""
     for name in ("configs.csv", "measurements.csv"):
@@ -186,7 +186,7 @@ def test_filter_options_grow_when_a_new_knob_value_appears(run: Path) -> None:
     out = board.filter_options(version, *state)
     assert out[:6] == (dash.no_update,) * 6 and out[6:] == (False, False, False)
 
-    _append_config(run, "i1_b32_d0", "i4_b64_d500",
+    append_config(run, "i1_b32_d0", "i4_b64_d500",
                    {"instance_count": 4, "max_batch_size": 64, "max_queue_delay_us": 500})
     version = board.on_tick(2, version)
     assert version is not dash.no_update
@@ -218,6 +218,16 @@ def test_a_page_with_an_older_version_gets_the_current_one(run: Path) -> None:
     board = Dashboard(run)
     current = board.on_tick(1, None)
     assert board.on_tick(2, [0] * len(current)) == current  # another tab's tick read the change first
+
+
+def test_a_table_caught_half_written_keeps_the_last_data(run: Path) -> None:
+    board = Dashboard(run)
+    before = len(board.run.measurements)
+    good = (run / "measurements.csv").read_bytes()
+    (run / "measurements.csv").write_text("config_id,load_level\n\"unterminated")  # mid-rewrite
+    assert board.refresh() is False and len(board.run.measurements) == before
+    (run / "measurements.csv").write_bytes(good + good.split(b"\n", 1)[1])  # written again, longer
+    assert board.refresh() is True and len(board.run.measurements) == 2 * before
 
 
 def test_a_pipeline_hides_the_batch_and_delay_filters(tmp_path: Path) -> None:
