@@ -1,6 +1,7 @@
 """The Dash report in a real headless Chromium: load a recorded run (with a confirmation round
-appended), see the tie set, move the budget, see the chosen config change, and save a
-screenshot."""
+appended), see the tie set, move the budget, see the chosen config change, see Bootstrap's
+layout apply (served by the app itself), compare two configs, and save screenshots (kept in
+$TRITUNE_SHOTS when it is set)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import os
 import shutil
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from analyzer.report import answer_at, choose_at_budget
 from dashboards import create_app
-from tests.unit.test_dashboard import CONFIRMED, MISSED, TIE_SET
+from tests.unit.test_dashboard import CONFIRMED, MISSED, TIE_SET, append_config
 from tests.unit.test_report_confirm import add_confirm_round
 
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "run_demo"
@@ -69,6 +70,15 @@ def _serve(run: Path) -> Iterator[tuple[str, Path]]:
         thread.join(timeout=10)
 
 
+def _shot(driver: object, tmp_path: Path, name: str) -> Path:
+    """Save a screenshot (and keep a copy in $TRITUNE_SHOTS when it is set, to look at)."""
+    shot = tmp_path / name
+    driver.save_screenshot(str(shot))  # type: ignore[attr-defined]
+    if os.environ.get("TRITUNE_SHOTS"):
+        shutil.copy(shot, Path(os.environ["TRITUNE_SHOTS"]) / shot.name)
+    return shot
+
+
 @pytest.fixture()
 def browser(tmp_path: Path) -> Iterator[object]:
     from selenium import webdriver
@@ -116,7 +126,7 @@ def test_moving_the_budget_changes_the_chosen_config(served: tuple[str, Path], b
     assert driver.find_element(By.ID, "tie-set").text == ", ".join(TIE_SET)  # type: ignore[attr-defined]
     # The confirmation figure draws its points (its own callback: wait for it).
     wait.until(lambda d: d.find_element(By.ID, "confirm-figure").find_elements(By.CSS_SELECTOR, ".point"))
-    driver.save_screenshot(str(tmp_path / "dashboard-before.png"))  # type: ignore[attr-defined]
+    _shot(driver, tmp_path, "dashboard-before.png")
 
     box = driver.find_element(By.CSS_SELECTOR, "#budget input.dash-range-slider-input")  # type: ignore[attr-defined]
     box.send_keys(Keys.CONTROL, "a")
@@ -126,8 +136,7 @@ def test_moving_the_budget_changes_the_chosen_config(served: tuple[str, Path], b
     # Away from the sweep's budget the tie set is named as the sweep's, not shown as this one's.
     assert "sweep's budget" in driver.find_element(By.ID, "tie-set-note").text  # type: ignore[attr-defined]
     assert not driver.find_elements(By.ID, "tie-set")  # type: ignore[attr-defined]
-    shot = tmp_path / "dashboard-after.png"
-    driver.save_screenshot(str(shot))  # type: ignore[attr-defined]
+    shot = _shot(driver, tmp_path, "dashboard-after.png")
     assert shot.stat().st_size > 10_000
 
     # Clicking the detail's download button is wired: the detail panel shows the chosen config.
@@ -153,9 +162,85 @@ def test_a_pipeline_shows_its_steps_bottleneck_and_every_models_config(served_pi
         link = driver.find_element(By.ID, f"download-{name}")  # type: ignore[attr-defined]
         assert link.get_attribute("download") == f"{name}.config.pbtxt"
         assert f"# {name}/config.pbtxt" in driver.find_element(By.ID, "detail-pbtxt").text  # type: ignore[attr-defined]
-    driver.find_element(By.ID, "detail-steps").location_once_scrolled_into_view  # type: ignore[attr-defined]
-    shot = tmp_path / "dashboard-pipeline.png"
-    driver.save_screenshot(str(shot))  # type: ignore[attr-defined]
-    if os.environ.get("TRITUNE_SHOTS"):  # keep the screenshot to look at
-        shutil.copy(shot, Path(os.environ["TRITUNE_SHOTS"]) / shot.name)
+    driver.execute_script("arguments[0].scrollIntoView()",  # type: ignore[attr-defined]
+                          driver.find_element(By.ID, "detail-steps"))  # type: ignore[attr-defined]
+    shot = _shot(driver, tmp_path, "dashboard-pipeline.png")
     assert shot.stat().st_size > 10_000
+
+
+def test_the_layout_applies_and_compare_draws_once_two_are_picked(served: tuple[str, Path], browser: object,
+                                                                  tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, run = served
+    board = create_app(run).board
+    first, second = (str(i) for i in board.run.configs["config_id"].iloc[:2])
+    driver = browser
+    driver.get(url)  # type: ignore[attr-defined]
+    wait = WebDriverWait(driver, 30)
+    best = board.run.summary["best"]["config_id"]
+    wait.until(EC.text_to_be_present_in_element((By.ID, "best-config-id"), best))
+    # Bootstrap's stylesheet came from the app (the machine reaches no CDN): its variables are
+    # defined, and its grid puts the side panel to the left of the answer card, level with it.
+    blue = driver.execute_script(  # type: ignore[attr-defined]
+        "return getComputedStyle(document.documentElement).getPropertyValue('--bs-blue')")
+    assert blue.strip() == "#0d6efd"
+    panel = driver.find_element(By.ID, "side-panel")  # type: ignore[attr-defined]
+    card = driver.find_element(By.ID, "answer-card")  # type: ignore[attr-defined]
+    assert panel.location["x"] + panel.size["width"] <= card.location["x"]
+    assert abs(panel.location["y"] - card.location["y"]) < 2
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#pareto .point"))
+    _shot(driver, tmp_path, "dashboard-layout.png")
+
+    driver.find_element(By.XPATH, "//*[contains(@class, 'nav-link') and normalize-space()='Compare']").click()
+    hint = wait.until(EC.visibility_of_element_located((By.ID, "compare-hint")))
+    assert hint.text == "Pick two configs to compare."
+    assert not driver.find_element(By.ID, "compare-curves").is_displayed()  # no chart, no empty axes
+    _shot(driver, tmp_path, "dashboard-compare-empty.png")
+
+    for element, config in (("compare-a", first), ("compare-b", second)):
+        driver.find_element(By.ID, element).click()
+        search = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".dash-dropdown-search")))
+        search.send_keys(config)  # Dash's dropdown filters its options as one types
+        option = (By.XPATH, f"//*[@role='option' and normalize-space()='{config}']")
+        wait.until(EC.element_to_be_clickable(option)).click()
+        wait.until(EC.text_to_be_present_in_element((By.ID, element), config))
+    table = wait.until(EC.visibility_of_element_located((By.ID, "compare-table")))
+    assert first in table.text and second in table.text
+    wait.until(lambda d: d.find_element(By.ID, "compare-curves").is_displayed())
+    # Both configs' curves (latency and throughput each) are drawn across the tab's width.
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#compare-curves .scatterlayer .trace")) == 4)
+    chart = driver.find_element(By.ID, "compare-curves")
+    assert chart.size["width"] > 0.9 * driver.find_element(By.ID, "compare-table").size["width"]
+    _shot(driver, tmp_path, "dashboard-compare.png")
+
+
+def test_filters_follow_a_run_that_is_still_written(served: tuple[str, Path], browser: object,
+                                                    tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, run = served
+    driver = browser
+    driver.get(url)  # type: ignore[attr-defined]
+    wait = WebDriverWait(driver, 30)
+    wait.until(EC.presence_of_element_located((By.ID, "best-config-id")))
+
+    def box(value: str) -> object:
+        return driver.find_element(  # type: ignore[attr-defined]
+            By.XPATH, f"//*[@id='f-batch']//input[following-sibling::label[normalize-space()='{value}']]")
+
+    box("8").click()  # the user clears max batch 8
+    wait.until(lambda d: not box("8").is_selected())
+    label_64 = (By.XPATH, "//*[@id='f-batch']//label[normalize-space()='64']")
+    assert not driver.find_elements(*label_64)  # type: ignore[attr-defined]
+    # The sweep writes a config with a max batch size the page has not seen: the next refresh
+    # adds it to the filter, selected, and leaves the user's choice alone.
+    append_config(run, "i1_b32_d0", "i1_b64_d0", {"max_batch_size": 64})
+    wait.until(EC.presence_of_element_located(label_64))
+    wait.until(lambda d: box("64").is_selected())
+    assert not box("8").is_selected() and box("1").is_selected() and box("32").is_selected()
+    _shot(driver, tmp_path, "dashboard-filters-grown.png")

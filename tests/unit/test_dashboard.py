@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import dash
 import pandas as pd
 import pytest
 
@@ -14,6 +15,8 @@ from analyzer.errors import UsageError
 from analyzer.modelconfig import knobs_of, parse_pbtxt
 from analyzer.report import choose_at_budget
 from dashboards import Dashboard, create_app
+from dashboards.callbacks import FILTERS, filter_choices, follow_selection
+from dashboards.data import DELAY_OFF
 from tests.unit.test_report_confirm import add_confirm_round, write_run
 from tests.unit.test_report_percentile import C95, M95
 
@@ -71,14 +74,29 @@ def test_app_builds_with_callbacks(run: Path) -> None:
     # Every interactive output of the page has its callback (and nothing else does).
     assert sorted(app.callback_map) == sorted([
         "..answer.children...pareto.figure...chosen.data..",
-        "..compare-table-div.children...compare-curves.figure..",
+        "..compare-table-div.children...compare-curves.figure...compare-curves.style..",
         "..detail.children...detail-curves.figure...detail-breakdown.figure...detail-pbtxt.children...detail-id.data..",
+        # The filters follow the data: options and values of each, and whether its group shows.
+        ("..f-count.options...f-count.value...f-batch.options...f-batch.value...f-delay.options"
+         "...f-delay.value...f-count-group.hidden...f-batch-group.hidden...f-delay-group.hidden.."),
         "..heatmap.figure...resources.figure..",
         "compare-a.options", "compare-b.options", "confirm-figure.figure", "download.data", "plan.children",
         "version.data",
     ])
-    for output in ("answer", "pareto", "compare-curves", "detail", "heatmap", "plan", "download"):
+    for output in ("answer", "pareto", "compare-curves", "detail", "heatmap", "plan", "download",
+                   "side-panel"):
         assert _find(app.layout, output) is not None, output
+
+
+def test_the_bootstrap_stylesheet_is_served_from_the_package(run: Path) -> None:
+    """No CDN: the page links Bootstrap's CSS from the app's own assets, and the app serves it."""
+    app = create_app(run)
+    assert not app.config.external_stylesheets
+    client = app.server.test_client()
+    page = client.get("/").get_data(as_text=True)
+    assert '/assets/bootstrap.min.css' in page and "cdn." not in page
+    css = client.get("/assets/bootstrap.min.css")
+    assert css.status_code == 200 and b"Bootstrap  v5.3" in css.data[:200]
 
 
 def test_budget_slider_changes_the_answer(run: Path) -> None:
@@ -128,6 +146,99 @@ def test_compare_two_configs(run: Path) -> None:
     text = _text(table)
     assert a in text and b in text and "capacity req/s" in text
     assert len(fig.data) == 4
+
+
+def test_compare_shows_nothing_until_two_configs_are_picked(run: Path) -> None:
+    board = Dashboard(run)
+    a, b = board.run.configs["config_id"].iloc[:2]
+    for picked, hint in (((None, None), "Pick two configs"), ((a, None), f"compare with {a}"),
+                         ((None, b), f"compare with {b}"), ((a, a), "two different configs")):
+        content, fig = board.compare(*picked, board.run.budget_ms)
+        assert fig is None and hint in _text(content) and _find(content, "compare-table") is None, picked
+        _, _, style = board.compare_view(*picked, board.run.budget_ms)
+        assert style == {"display": "none"}  # the chart is not drawn: no empty axes
+    table, fig, style = board.compare_view(a, b, board.run.budget_ms)
+    assert _find(table, "compare-table") is not None and len(fig.data) == 4 and style == {}
+
+
+def append_config(run: Path, like: str, config_id: str, knobs: dict[str, int]) -> None:
+    """Append a config (its configs.csv row and measurements) as a running sweep would: the rows
+    of config `like`, renamed and with other knob values."""
+    for name in ("configs.csv", "measurements.csv"):
+        table = pd.read_csv(run / name)
+        rows = table[table["config_id"] == like].copy()
+        rows["config_id"] = config_id
+        for knob, value in knobs.items():
+            rows[knob] = value
+        rows.to_csv(run / name, mode="a", header=False, index=False)
+
+
+def test_filter_options_grow_when_a_new_knob_value_appears(run: Path) -> None:
+    app = create_app(run)
+    board = app.board
+    version = board.on_tick(1, None)
+    shown = {key: _find(app.layout, element).options for key, element in FILTERS}
+    before = board.options()
+    assert 64 not in before["batches"] and 4 not in before["counts"] and 500 not in before["delays"]
+    # The user cleared max batch 8; nothing changed on disk: the filters are left alone.
+    batches = [v for v in before["batches"] if v != 8]
+    state = (before["counts"], batches, before["delays"], shown["counts"], shown["batches"], shown["delays"])
+    out = board.filter_options(version, *state)
+    assert out[:6] == (dash.no_update,) * 6 and out[6:] == (False, False, False)
+
+    append_config(run, "i1_b32_d0", "i4_b64_d500",
+                   {"instance_count": 4, "max_batch_size": 64, "max_queue_delay_us": 500})
+    version = board.on_tick(2, version)
+    assert version is not dash.no_update
+    out = board.filter_options(version, *state)
+    count_opts, counts, batch_opts, batches, delay_opts, delays, *hidden = out
+    assert [o["value"] for o in count_opts] == sorted(before["counts"] + [4]) == counts
+    assert [o["value"] for o in batch_opts] == sorted(before["batches"] + [64])
+    assert batches == sorted([v for v in before["batches"] if v != 8] + [64])  # 8 stays cleared
+    assert [o["value"] for o in delay_opts] == sorted(before["delays"] + [500]) == delays
+    assert hidden == [False, False, False]
+    # The new config is among those shown, and its point is on the Pareto chart.
+    _, shown_configs = board.filtered(counts, batches, delays)
+    assert "i4_b64_d500" in set(shown_configs["config_id"])
+    _, fig, _ = board.answer(board.run.budget_ms, counts, batches, delays)
+    assert any("i4_b64_d500" in [str(p[0]) for p in (t.customdata if t.customdata is not None else [])]
+               for t in fig.data)
+
+
+def test_follow_selection() -> None:
+    shown = filter_choices("delays", [DELAY_OFF, 0])
+    assert shown[0] == {"label": "off", "value": DELAY_OFF}
+    # Kept where still valid, a cleared value stays cleared, a new one is selected, a gone one drops.
+    assert follow_selection([0, 2000], shown, [DELAY_OFF]) == [2000]
+    assert follow_selection([DELAY_OFF, 0, 2000], shown, [0]) == [0, 2000]
+    assert follow_selection([1, 2], None, None) == [1, 2]  # no options before: all shown
+
+
+def test_a_page_with_an_older_version_gets_the_current_one(run: Path) -> None:
+    board = Dashboard(run)
+    current = board.on_tick(1, None)
+    assert board.on_tick(2, [0] * len(current)) == current  # another tab's tick read the change first
+
+
+def test_a_table_caught_half_written_keeps_the_last_data(run: Path) -> None:
+    board = Dashboard(run)
+    before = len(board.run.measurements)
+    good = (run / "measurements.csv").read_bytes()
+    (run / "measurements.csv").write_text("config_id,load_level\n\"unterminated")  # mid-rewrite
+    assert board.refresh() is False and len(board.run.measurements) == before
+    (run / "measurements.csv").write_bytes(good + good.split(b"\n", 1)[1])  # written again, longer
+    assert board.refresh() is True and len(board.run.measurements) == 2 * before
+
+
+def test_a_pipeline_hides_the_batch_and_delay_filters(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(PIPELINE, run)
+    app = create_app(run)
+    assert _find(app.layout, "f-count-group").hidden is False
+    assert _find(app.layout, "f-batch-group").hidden is True
+    assert _find(app.layout, "f-delay-group").hidden is True
+    out = app.board.filter_options(None, None, None, None, None, None, None)
+    assert out[6:] == (False, True, True)
 
 
 def test_planner(run: Path) -> None:
