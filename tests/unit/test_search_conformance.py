@@ -106,7 +106,8 @@ class TestEveryStrategy:
         asked = drive(search, never_meets)
         assert done not in asked and sorted([done, *asked]) == sorted(SPACE[:4])
 
-    def test_a_config_abandoned_by_a_stopped_run_comes_first_on_resume(self, strategy: str, tmp_path: Path) -> None:
+    def test_a_config_abandoned_by_a_stopped_run_comes_first_on_resume(self, strategy: str,
+                                                                       tmp_path: Path) -> None:
         first = self.new(strategy, tmp_path, base=BASE)
         a = first.ask()
         first.tell(a, hill(a))
@@ -115,7 +116,8 @@ class TestEveryStrategy:
         again = self.new(strategy, tmp_path, base=BASE)
         assert again.measured == 1 and again.ask() == b
 
-    def test_the_best_is_the_best_of_what_the_measuring_function_gave(self, strategy: str, tmp_path: Path) -> None:
+    def test_the_best_is_the_best_of_what_the_measuring_function_gave(self, strategy: str,
+                                                                      tmp_path: Path) -> None:
         search = self.new(strategy, tmp_path, base=BASE)
         asked = drive(search, hill)
         feasible = [c for c in asked if hill(c).feasible]
