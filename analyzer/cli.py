@@ -14,7 +14,7 @@ import logging
 import signal
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import click
 
@@ -57,14 +57,15 @@ class TrituneGroup(click.Group):
 
 
 @contextlib.contextmanager
-def ctrl_c_stops(stop: StopToken) -> Iterator[None]:
-    """First Ctrl-C asks the measurement to stop after the current window; a second one aborts."""
+def ctrl_c_stops(stop: StopToken, say: Callable[[str], None]) -> Iterator[None]:
+    """First Ctrl-C asks the measurement to stop after the current window (and `say`s so); a
+    second one aborts."""
 
     def handler(signum: int, frame: Any) -> None:
         if stop.requested:
             raise KeyboardInterrupt
         stop.set()
-        click.echo("\nstopping after the current window (Ctrl-C again to abort)...", err=True)
+        say("\nstopping after the current window (Ctrl-C again to abort)...")
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
@@ -179,7 +180,7 @@ def profile(model: str, url: str | None, model_repository: str | None, concurren
                 progress.playing(loads[0])
             # From here Ctrl-C stops after the current window (before, it aborts at once), and
             # the progress display runs until the measuring ends.
-            measuring.enter_context(ctrl_c_stops(stop))
+            measuring.enter_context(ctrl_c_stops(stop, progress.say))
             measuring.enter_context(progress)
 
         run = profile_model(session, model, loads, settings, shapes=shape_map, input_plan=input_plan,
@@ -218,7 +219,7 @@ def sweep_body(spec: SweepSpec | None, options: SweepOptions, quiet: bool) -> in
     stop = StopToken()
     progress = sweep_progress(spec.budget_ms if spec else 0.0, spec.percentile if spec else 99.0, quiet,
                               spec.max_trials if spec else None, spec.time_budget_s if spec else None)
-    with ctrl_c_stops(stop), progress:
+    with ctrl_c_stops(stop, progress.say), progress:
         result, store = run_sweep(spec, options, events=progress.events(), stop=stop)
     print_result(result, store)
     if result.interrupted:

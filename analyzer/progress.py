@@ -56,6 +56,10 @@ def knobs_text(cand: Candidate) -> str:
 class Plain:
     """The context-manager side of the plain forms: nothing to start or stop."""
 
+    def say(self, text: str) -> None:
+        """A message shown even when quiet (Ctrl-C's answer, say)."""
+        click.echo(text, err=True)
+
     def __enter__(self) -> Any:
         return self
 

@@ -44,6 +44,11 @@ class _Panel:
     def _print(self, text: str) -> None:
         self.console.print(Text(text), soft_wrap=True)
 
+    def say(self, text: str) -> None:
+        """A message above the panel. Through the panel's console: click.echo would write past
+        the Live's redirect of stderr (to the stream's buffer) and the panel would overwrite it."""
+        self._print(text)
+
     def _rows(self) -> list[tuple[RenderableType, RenderableType]]:
         raise NotImplementedError
 
@@ -227,7 +232,8 @@ class LiveSweepProgress(_Panel, SweepProgress):
             bar = _bar("configs", self.finished, self.total,
                        f"{self.finished}/{self.total} ({budget})  elapsed {clock(elapsed)}")
         rows: list[tuple[RenderableType, RenderableType]] = [
-            ("config", self.config), ("level", self.now or "-"), bar, ("time left", f"~{clock(left)}")]
+            ("config", self.config), ("level", self.now or "-"), bar,
+            ("time left", "known after the first config" if left is None else f"~{clock(left)}")]
         if self.best is not None:
             rows.append(("best so far", f"{self.best[1]} at {self.best[0]:.1f} req/s"))
         return rows
