@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Callable
 
+import optuna
 import pytest
 
 from analyzer.search.base import Search
@@ -56,38 +57,43 @@ class TestEveryStrategy:
     """The contract of Search (see its docstring), for each name in the registry."""
 
     @staticmethod
-    def new(strategy: str, tmp_path: Path, candidates: list[Candidate] = SPACE, **kwargs: object) -> Search:
-        return make_search(strategy, candidates=candidates, storage_url=f"sqlite:///{tmp_path / 'study.db'}",
-                           budget_ms=10.0, seed=3, **kwargs)
+    def new(strategy: str, tmp_path: Path | None, candidates: list[Candidate] = SPACE,
+            **kwargs: object) -> Search:
+        """A search on the run directory's SQLite study (as a sweep's), or on a study in memory
+        (tmp_path None: faster, for the tests that do not resume)."""
+        storage: str | optuna.storages.BaseStorage = (
+            optuna.storages.InMemoryStorage() if tmp_path is None else f"sqlite:///{tmp_path / 'study.db'}")
+        return make_search(strategy, candidates=candidates, storage_url=storage, budget_ms=10.0, seed=3,
+                           **kwargs)
 
     def test_is_registered_under_its_own_name(self, strategy: str) -> None:
         cls = strategy_class(strategy)
         assert issubclass(cls, Search) and cls.strategy == strategy
 
-    def test_asks_only_configs_of_the_space_and_none_twice(self, strategy: str, tmp_path: Path) -> None:
-        asked = drive(self.new(strategy, tmp_path, base=BASE), hill)
+    def test_asks_only_configs_of_the_space_and_none_twice(self, strategy: str) -> None:
+        asked = drive(self.new(strategy, None, base=BASE), hill)
         assert asked and set(asked) <= set(SPACE)
         assert len(asked) == len(set(asked))  # failed configs are not asked again either
 
-    def test_stops_when_every_config_is_measured(self, strategy: str, tmp_path: Path) -> None:
+    def test_stops_when_every_config_is_measured(self, strategy: str) -> None:
         small = SPACE[:4]  # two knobs vary: below any strategy's patience
-        search = self.new(strategy, tmp_path, candidates=small)
+        search = self.new(strategy, None, candidates=small)
         asked = drive(search, never_meets)
         assert sorted(asked) == sorted(small)
         assert search.stop_reason == "measured every valid config"
         assert search.ask() is None
 
-    def test_stops_at_max_trials(self, strategy: str, tmp_path: Path) -> None:
-        search = self.new(strategy, tmp_path, max_trials=4, base=BASE)
+    def test_stops_at_max_trials(self, strategy: str) -> None:
+        search = self.new(strategy, None, max_trials=4, base=BASE)
         asked = drive(search, never_meets)
         assert len(asked) == 4 and len(set(asked)) == 4
         assert search.stop_reason == "reached max_trials (4)"
         assert search.remaining() == 0
 
-    def test_starts_at_the_base_config_when_it_promises_to(self, strategy: str, tmp_path: Path) -> None:
+    def test_starts_at_the_base_config_when_it_promises_to(self, strategy: str) -> None:
         if not strategy_class(strategy).starts_at_base:
             pytest.skip(f"{strategy} does not promise to start at the base config")
-        assert self.new(strategy, tmp_path, base=BASE).ask() == BASE
+        assert self.new(strategy, None, base=BASE).ask() == BASE
 
     def test_resumes_from_the_configs_its_study_finished(self, strategy: str, tmp_path: Path) -> None:
         first = drive(self.new(strategy, tmp_path, max_trials=3, base=BASE), hill)
@@ -97,10 +103,10 @@ class TestEveryStrategy:
         more = drive(again, hill)
         assert len(more) == 3 and not set(more) & set(first)
 
-    def test_adopted_configs_are_not_measured_again(self, strategy: str, tmp_path: Path) -> None:
+    def test_adopted_configs_are_not_measured_again(self, strategy: str) -> None:
         # A run that died between writing configs.csv and telling the study: the sweep adopts
         # the finished rows into the new search.
-        search = self.new(strategy, tmp_path, candidates=SPACE[:4])
+        search = self.new(strategy, None, candidates=SPACE[:4])
         done = SPACE[1]
         search.adopt(done, never_meets(done))
         asked = drive(search, never_meets)
@@ -116,9 +122,8 @@ class TestEveryStrategy:
         again = self.new(strategy, tmp_path, base=BASE)
         assert again.measured == 1 and again.ask() == b
 
-    def test_the_best_is_the_best_of_what_the_measuring_function_gave(self, strategy: str,
-                                                                      tmp_path: Path) -> None:
-        search = self.new(strategy, tmp_path, base=BASE)
+    def test_the_best_is_the_best_of_what_the_measuring_function_gave(self, strategy: str) -> None:
+        search = self.new(strategy, None, base=BASE)
         asked = drive(search, hill)
         feasible = [c for c in asked if hill(c).feasible]
         best = max(feasible, key=lambda c: hill(c).capacity_rps)
