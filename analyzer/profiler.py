@@ -23,16 +23,8 @@ from analyzer.load.selfcheck import ClientLoad, client_bound_reason
 from analyzer.load.workers import LoadGenerator
 from analyzer.load.inputs import TensorSpec, random_tensor
 from analyzer.load.shapes import LoadSpec
-from analyzer.measure import (
-    STABLE_WINDOWS,
-    DEFAULT_TOLERANCE,
-    Measurement,
-    WindowStat,
-    is_stable,
-    span_windows,
-    summarize,
-    window_stat,
-)
+from analyzer.measure import (DEFAULT_TOLERANCE, STABLE_WINDOWS, Measurement, WindowStat, is_stable,
+                              span_windows, summarize, window_stat)
 from analyzer.probe import Probe, Snapshot, attach_server_view, attach_steps
 from analyzer.timeline import worst_window_percentile
 
