@@ -17,8 +17,8 @@ import yaml
 from analyzer.errors import SpecError
 from analyzer.load.input_plan import InputPlan, gen_to_dict, parse_input_plan
 from analyzer.load.shapes import ARRIVALS, LOAD_MODES, SCHEDULE_FORMS, Schedule, parse_schedule
+from analyzer.search.registry import STRATEGY_NAMES as STRATEGIES
 
-STRATEGIES = ("grid", "optuna")
 OBJECTIVES = ("throughput", "pareto")
 KINDS = ("KIND_CPU", "KIND_GPU")
 PROTOCOLS = ("grpc", "http")

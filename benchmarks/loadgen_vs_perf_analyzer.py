@@ -22,7 +22,6 @@ that needs more CPU per request leaves less for the server.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import os
 import resource
@@ -36,14 +35,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analyzer.load.inputs import request_specs  # noqa: E402
-from analyzer.load.requests import build_requests  # noqa: E402
-from analyzer.monitor import stats_delta  # noqa: E402
 from analyzer.load.shapes import LoadSpec  # noqa: E402
-from analyzer.profiler import MeasureSettings, Probe, measure_levels  # noqa: E402
+from analyzer.monitor import stats_delta  # noqa: E402
+from analyzer.profile_run import profile_model  # noqa: E402
+from analyzer.profiler import MeasureSettings  # noqa: E402
 from analyzer.server.control import ServerControl  # noqa: E402
 from analyzer.server.discovery import find_tritonserver  # noqa: E402
 from analyzer.server.local import LocalServer  # noqa: E402
+from analyzer.server.session import open_server  # noqa: E402
 
 MODELS = {
     "demo_mlp": ROOT / "sweeps" / "demo" / "models" / "demo_mlp",
@@ -101,19 +100,13 @@ def run_perf_analyzer(pa: str, server: LocalServer, protocol: str, model: str, c
 
 def run_ours(server: LocalServer, protocol: str, model: str, concurrency: int, settings: MeasureSettings,
              workers: int) -> tuple[float, float, float, float, str]:
-    """One tritune measurement at one concurrency: (req/s, p99 ms, client CPU us per request,
-    the server's own req/s over the same span, note)."""
+    """One tritune measurement at one concurrency, as `tritune profile --url` takes it: (req/s,
+    p99 ms, client CPU us per request, the server's own req/s over the same span, note)."""
     assert server.endpoint is not None
-    with ServerControl(server.endpoint, protocol) as control:
-        meta = control.model_metadata(model)
-        config = control.model_config(model)
-    specs = request_specs(meta, int(config.get("max_batch_size", 0)), SHAPES[model])
-    batched = int(config.get("max_batch_size", 0)) > 0
-    with Probe(server.endpoint, protocol, model, server.pid) as probe:
-        (m,) = asyncio.run(
-            measure_levels(protocol, server.endpoint.url(protocol), model, build_requests(None, specs, batched), probe,
-                           [LoadSpec("concurrency", concurrency)], settings, workers=workers)
-        )
+    with open_server(protocol=protocol, url=server.endpoint.url(protocol)) as session:
+        run = profile_model(session, model, [LoadSpec("concurrency", concurrency)], settings,
+                            shapes=SHAPES[model], workers=workers)
+    (m,) = run.measurements
     cpu_us = m.client_cpu_pct / 100.0 / m.throughput_rps * 1e6 if m.throughput_rps > 0 else NAN
     notes = [] if m.stable else [f"tritune w{workers} unstable in a run"]
     if m.client_bound:

@@ -18,7 +18,6 @@ sends the same bytes per request, so the difference is the cost of choosing the 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
 import tempfile
@@ -28,13 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from analyzer.load.input_plan import InputGen, InputPlan  # noqa: E402
-from analyzer.load.inputs import request_specs  # noqa: E402
-from analyzer.load.requests import build_requests  # noqa: E402
 from analyzer.load.shapes import LoadSpec  # noqa: E402
-from analyzer.profiler import MeasureSettings, Probe, measure_levels  # noqa: E402
+from analyzer.profile_run import profile_model  # noqa: E402
+from analyzer.profiler import MeasureSettings  # noqa: E402
 from analyzer.server.control import ServerControl  # noqa: E402
 from analyzer.server.discovery import find_tritonserver  # noqa: E402
 from analyzer.server.local import LocalServer  # noqa: E402
+from analyzer.server.session import open_server  # noqa: E402
 
 MODEL = "tokens"
 GENS = {"input_ids": InputGen(shape=(64,), low=0, high=63), "attention_mask": InputGen(shape=(64,), value=1)}
@@ -47,15 +46,12 @@ VARIANTS = {
 
 def run_once(server: LocalServer, protocol: str, plan: InputPlan, concurrency: int,
              settings: MeasureSettings) -> tuple[float, float]:
-    """One measurement: (req/s, client CPU us per request)."""
+    """One measurement, as `tritune profile --url` takes it: (req/s, client CPU us per request)."""
     assert server.endpoint is not None
-    with ServerControl(server.endpoint, protocol) as control:
-        meta, config = control.model_metadata(MODEL), control.model_config(MODEL)
-    specs = request_specs(meta, int(config["max_batch_size"]), {"input_ids": [64], "attention_mask": [64]})
-    requests = build_requests(plan, specs, batched=True)
-    with Probe(server.endpoint, protocol, MODEL, server.pid) as probe:
-        (m,) = asyncio.run(measure_levels(protocol, server.endpoint.url(protocol), MODEL, requests, probe,
-                                          [LoadSpec("concurrency", concurrency)], settings, workers=1))
+    with open_server(protocol=protocol, url=server.endpoint.url(protocol)) as session:
+        run = profile_model(session, MODEL, [LoadSpec("concurrency", concurrency)], settings,
+                            shapes={"input_ids": [64], "attention_mask": [64]}, input_plan=plan, workers=1)
+    (m,) = run.measurements
     assert m.errors == 0, m.error_kinds
     return m.throughput_rps, m.client_cpu_pct / 100.0 / m.throughput_rps * 1e6
 

@@ -1,18 +1,8 @@
-"""Search strategies behind one ask/tell interface: `grid` (every valid point) and `optuna`
-(TPE with the budget as a constraint). Both keep their trials in the run's Optuna study, so a
-stopped sweep resumes where it was."""
+"""Search strategies behind one ask/tell interface, registered by name in
+`analyzer.search.registry` (`grid`: every valid point; `optuna`: TPE with the budget as a
+constraint). Every strategy keeps its trials in the run's Optuna study, so a stopped sweep
+resumes where it was. This package imports nothing heavy: the strategies load on first use."""
 
-from analyzer.search.base import Outcome, Search, open_study
-from analyzer.search.grid import GridSearch
-from analyzer.search.tpe import OptunaSearch
+from analyzer.search.registry import STRATEGIES, STRATEGY_NAMES, make_search, strategy_class
 
-__all__ = ["Outcome", "Search", "open_study", "GridSearch", "OptunaSearch", "make_search"]
-
-
-def make_search(strategy: str, **kwargs: object) -> Search:
-    """The search for a strategy name ("grid" or "optuna")."""
-    if strategy == "grid":
-        return GridSearch(**kwargs)  # type: ignore[arg-type]
-    if strategy == "optuna":
-        return OptunaSearch(**kwargs)  # type: ignore[arg-type]
-    raise ValueError(f"unknown strategy {strategy!r}")
+__all__ = ["STRATEGIES", "STRATEGY_NAMES", "make_search", "strategy_class"]

@@ -1,104 +1,27 @@
-"""What every search shares: the outcome of a trial, the Optuna study that remembers trials
-(the run's study.db), and the bookkeeping of measured, failed and in-flight configs."""
+"""What every search shares: the bookkeeping of measured, failed and in-flight configs over the
+run's Optuna study (analyzer.search.study), the stopping rules, and shared-study claims."""
 
 from __future__ import annotations
 
 import math
 import time
-import warnings
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import optuna
-from optuna.distributions import IntDistribution
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
 from analyzer.search.bound import plausible
+from analyzer.search.study import STUDY_NAME, Encoding, Outcome, open_study, set_budget_constraint
 from analyzer.space import Candidate
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-# Heartbeats (fail_stale_trials) are marked experimental; shared studies rely on them.
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+# Outcome, Encoding and STUDY_NAME live in analyzer.search.study; runner.py, sweep.py and the
+# tests import them from here as well.
+__all__ = ["STUDY_NAME", "SHARED_POLL_S", "HEARTBEAT_S", "GRACE_S", "Encoding", "Outcome", "Search"]
 
-STUDY_NAME = "tritune"
 SHARED_POLL_S = 2.0  # a shared study's idle worker looks for work this often
 HEARTBEAT_S = 5  # shared studies: a running trial's heartbeat, and how stale one may grow
 GRACE_S = 20
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What measuring one config gave the search."""
-
-    capacity_rps: float  # throughput at the best level meeting the budget (0 if none did)
-    p99_ms: float  # at that level, or the lowest seen when none met the budget
-    failed: bool = False  # the server refused the config, or it broke
-    error: str = ""
-    bottleneck: str = ""  # pipelines: the busiest step at the capacity level ('' otherwise)
-
-    @property
-    def feasible(self) -> bool:
-        """True when some load level met the budget."""
-        return not self.failed and self.capacity_rps > 0
-
-
-# Optuna 5 takes constraints on the trial (set_constraint); older versions through the sampler's
-# constraints_func, which reads the value we keep in a user attribute.
-TRIAL_CONSTRAINTS = hasattr(optuna.trial.Trial, "set_constraint")
-
-
-def constraint_of(trial: optuna.trial.FrozenTrial) -> Sequence[float]:
-    """Optuna constraints_func: <= 0 means the config met the budget at some load."""
-    return (float(trial.user_attrs.get("constraint", 1.0)),)
-
-
-def set_budget_constraint(trial: optuna.trial.Trial, value: float) -> None:
-    """Record the budget constraint of a trial (<= 0: some load level met the budget)."""
-    trial.set_user_attr("constraint", value)
-    if TRIAL_CONSTRAINTS:
-        trial.set_constraint("budget", value)
-
-
-def open_study(storage_url: str | optuna.storages.BaseStorage, directions: Sequence[str],
-               sampler: optuna.samplers.BaseSampler | None = None, study_name: str = STUDY_NAME) -> optuna.Study:
-    """Create or load the run's study (the run directory's SQLite, or a shared storage)."""
-    return optuna.create_study(
-        study_name=study_name,
-        storage=storage_url,
-        directions=list(directions),
-        sampler=sampler,
-        load_if_exists=True,
-    )
-
-
-AXES = ("instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size", "instance_kind")
-
-
-class Encoding:
-    """Candidates as Optuna parameters: each knob is the index of its value in the sorted list
-    of values the space uses. Ordinal integers, not categories: TPE can then learn that "more
-    batching helped" and try the neighbour, which a categorical distribution cannot express.
-
-    The knobs are the candidates' own params(): one model's five (AXES), or a pipeline's
-    '<model>.<knob>' for every tuned model (analyzer.pipeline.JointCandidate)."""
-
-    def __init__(self, candidates: Sequence[Any]) -> None:
-        self.axes = tuple(candidates[0].params())
-        self.factory = type(candidates[0]).from_params
-        self.values = {
-            key: sorted({c.params()[key] for c in candidates}, key=lambda v: (str(type(v)), v)) for key in self.axes
-        }
-        self.distributions = {key: IntDistribution(0, len(vals) - 1) for key, vals in self.values.items()}
-
-    def encode(self, cand: Any) -> dict[str, int]:
-        """Optuna params of a candidate."""
-        params = cand.params()
-        return {key: self.values[key].index(params[key]) for key in self.axes}
-
-    def decode(self, params: dict[str, int]) -> Any:
-        """The candidate of Optuna params (which may be an invalid combination)."""
-        return self.factory({key: self.values[key][int(params[key])] for key in self.axes})
 
 
 class Search:
@@ -107,10 +30,17 @@ class Search:
     Subclasses choose the next candidate (`_propose`); this class keeps the study in step: each
     measured config is one trial with its config_id, capacity and p99 as user attributes.
     Configs already measured (a resumed run, or a repeated proposal) are never measured twice.
+
+    The contract every registered strategy keeps (tests/unit/test_search_conformance.py): ask()
+    returns only candidates of the space, never one twice, and None once the space is measured
+    or max_trials reached; a search on a study with finished configs goes on from them; a config
+    abandoned by a stopped run is asked first when the run resumes; with `starts_at_base`, the
+    first config asked is `base` (the model's current config).
     """
 
-    strategy = "base"
+    strategy = "base"  # the name it is registered under (analyzer.search.registry)
     stop_when_implausible = False  # stop once no unmeasured config can plausibly beat the best
+    starts_at_base = False  # the first config asked is `base` when it is in the space
 
     def __init__(
         self,
