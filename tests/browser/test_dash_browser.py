@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import socket
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +15,7 @@ import pytest
 
 from analyzer.report import answer_at, choose_at_budget
 from dashboards import create_app
+from tests.helpers import free_port
 from tests.unit.test_dashboard import CONFIRMED, MISSED, TIE_SET
 from tests.unit.test_report_confirm import add_confirm_round
 
@@ -56,9 +56,7 @@ def _serve(run: Path) -> Iterator[tuple[str, Path]]:
     from werkzeug.serving import make_server
 
     app = create_app(run)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = make_server("127.0.0.1", port, app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
