@@ -15,11 +15,11 @@ import pytest
 
 from analyzer.report import answer_at, choose_at_budget
 from dashboards import create_app
-from tests.helpers import free_port
+from tests.helpers import ROOT, free_port
 from tests.unit.test_dashboard import CONFIRMED, MISSED, TIE_SET
 from tests.unit.test_report_confirm import add_confirm_round
 
-RECORDED = Path(__file__).resolve().parents[1] / "data" / "run_demo"
+RECORDED = ROOT / "tests" / "data" / "run_demo"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
@@ -31,7 +31,7 @@ if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
                 allow_module_level=True)
 
 
-PIPELINE = Path(__file__).resolve().parents[1] / "data" / "run_pipeline"
+PIPELINE = ROOT / "tests" / "data" / "run_pipeline"
 
 
 @pytest.fixture()
