@@ -2,12 +2,16 @@
 
 Every problem is reported with the file, the key and what is allowed, all at once, so a user
 fixes a spec in one pass. Paths in a spec are relative to the spec file.
+
+This module owns the spec as a whole (SweepSpec, the top-level keys, the rules across keys,
+reading and writing files); its sections are parsed in analyzer.spec_space (`space:`,
+`models:`, `targets:`) and analyzer.spec_load (`load:`, `inputs:`, `input_data:`), with the
+value checks of analyzer.spec_checks. Every public name of those modules is importable here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -15,86 +19,28 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from analyzer.errors import SpecError
-from analyzer.load.input_plan import InputPlan, gen_to_dict, parse_input_plan
-from analyzer.load.shapes import ARRIVALS, LOAD_MODES, SCHEDULE_FORMS, Schedule, parse_schedule
+from analyzer.load.input_plan import InputPlan, gen_to_dict
 from analyzer.search.registry import STRATEGY_NAMES as STRATEGIES
+# Underscored as before the split, so that the checks below read (and diff) as they did.
+from analyzer.spec_checks import Errors as _Errors, checked as _checked, choice as _choice, number as _number
+from analyzer.spec_checks import section as _section, unknown_keys as _unknown
+from analyzer.spec_load import (
+    DEFAULT_MAX_LEVEL, DEFAULT_MAX_SCALE, DEFAULT_MIN_SCALE, LOAD_KEYS, MAX_WORKERS,
+    LoadPlan, parse_inputs, parse_load,
+)
+from analyzer.spec_space import (
+    KINDS, SPACE_KEYS, SpaceSpec, TargetSpec, parse_models, parse_space, parse_targets,
+)
 
 OBJECTIVES = ("throughput", "pareto")
-KINDS = ("KIND_CPU", "KIND_GPU")
 PROTOCOLS = ("grpc", "http")
 PERCENTILES = (50, 90, 95, 99)  # the percentiles every measurement stores (p50_ms ... p99_ms)
 
-
-MAX_WORKERS = 256  # load-generator processes (one per core is the useful most)
-
-# Safety caps on the load level when the spec gives none: the level search aims at the budget's
-# break, so these only stop a model that never breaks it from being loaded without end.
-DEFAULT_MAX_LEVEL = {"concurrency": 1024.0, "rate": 100_000.0}
-DEFAULT_MAX_SCALE = 64.0  # a schedule's largest scale factor
-DEFAULT_MIN_SCALE = 0.1
-
-
-@dataclass(frozen=True)
-class LoadPlan:
-    """How each config is loaded while its capacity is searched."""
-
-    mode: str = "concurrency"  # concurrency | rate
-    max_level: float | None = None  # safety cap on concurrency or rate (None: DEFAULT_MAX_LEVEL)
-    min_level: float = 1  # the lowest level the search may go down to
-    arrival: str = "poisson"  # open loop only
-    window_s: float | None = None  # fixed window length; None: windows sized by requests
-    warmup_s: float = 0.3
-    max_windows: int = 10
-    stability_pct: float = 10.0
-    request_timeout_s: float = 30.0
-    refine_steps: int = 3  # most refinements between the last good and the first bad level
-    resolution_pct: float = 3.0  # stop refining when the two levels' throughputs are this close
-    min_window_s: float = 0.25
-    max_window_s: float = 2.0
-    workers: int | None = None  # load-generator processes; None: automatic (analyzer.load.split)
-    # Rate mode: play this load schedule (its command-line form, analyzer.load.shapes) at each
-    # level instead of a steady rate; the levels are then scale factors of its rates.
-    schedule: str | None = None
-    max_inflight: int | None = None  # open loop: at most this many requests in flight
-
-    @property
-    def cap(self) -> float:
-        """The highest level the search may measure."""
-        if self.max_level is not None:
-            return self.max_level
-        return DEFAULT_MAX_SCALE if self.schedule is not None else DEFAULT_MAX_LEVEL[self.mode]
-
-    @property
-    def level_kind(self) -> str:
-        """What the levels are, as tables and reports name them: concurrency, rate, or
-        schedule (scale factors of the schedule's rates)."""
-        return "schedule" if self.schedule is not None else self.mode
-
-    def parsed_schedule(self) -> Schedule | None:
-        """The schedule, parsed (None without one)."""
-        return parse_schedule(self.schedule) if self.schedule is not None else None
-
-
-@dataclass(frozen=True)
-class SpaceSpec:
-    """The values each knob may take; None = not given (defaults depend on the model, see
-    analyzer.space.resolve_space)."""
-
-    instance_count: tuple[int, ...] | None = None
-    max_batch_size: tuple[int, ...] | None = None
-    max_queue_delay_us: tuple[int, ...] | None = None
-    preferred_batch_size: tuple[tuple[int, ...], ...] | None = None  # () = none set
-    instance_kind: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """One of several independent models tuned together on one server (`targets:`)."""
-
-    share: float = 1.0  # its part of each load level (shares are relative to their sum)
-    budget_ms: float | None = None  # None: the spec's budget_ms
-    space: SpaceSpec = field(default_factory=SpaceSpec)
-    inputs: dict[str, list[int]] = field(default_factory=dict)
+__all__ = [
+    "DEFAULT_MAX_LEVEL", "DEFAULT_MAX_SCALE", "DEFAULT_MIN_SCALE", "KINDS", "LOAD_KEYS", "MAX_WORKERS",
+    "OBJECTIVES", "PERCENTILES", "PROTOCOLS", "SPACE_KEYS", "STRATEGIES", "TOP_KEYS", "LoadPlan", "SpaceSpec",
+    "SweepSpec", "TargetSpec", "load_spec", "parse_spec", "spec_from_dict", "write_spec",
+]
 
 
 @dataclass(frozen=True)
@@ -165,199 +111,11 @@ class SweepSpec:
         return updated
 
 
-# -- parsing -------------------------------------------------------------------------------------
-
-
-def _space(errors: "_Errors", space_data: Mapping[str, Any], prefix: str) -> SpaceSpec:
-    """One model's knob values (`space:`, or one entry of `models:`)."""
-    _unknown(errors, space_data, SPACE_KEYS, prefix)
-    space_kw: dict[str, Any] = {}
-    for key, minimum in (("instance_count", 1), ("max_batch_size", 0), ("max_queue_delay_us", 0)):
-        if key in space_data:
-            values = _int_values(errors, f"{prefix}{key}", space_data[key], minimum)
-            if values is not None:
-                space_kw[key] = values
-    if "preferred_batch_size" in space_data:
-        pref = _preferred(errors, f"{prefix}preferred_batch_size", space_data["preferred_batch_size"])
-        if pref is not None:
-            space_kw["preferred_batch_size"] = pref
-    if "instance_kind" in space_data:
-        kinds = space_data["instance_kind"]
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if not isinstance(kinds, list) or not kinds or any(k not in KINDS for k in kinds):
-            errors.add(f"{prefix}instance_kind", f"expected a list of {', '.join(KINDS)}, got {space_data['instance_kind']!r}")
-        else:
-            space_kw["instance_kind"] = tuple(dict.fromkeys(kinds))
-    return SpaceSpec(**space_kw)
-
 TOP_KEYS = {
     "model", "model_repository", "url", "protocol", "budget_ms", "percentile", "confidence",
     "strategy", "objective", "max_trials", "time_budget_s", "patience", "seed", "space", "models", "targets", "load",
     "inputs", "input_data", "triton_server_path", "metrics_port", "load_timeout_s", "confirm_top", "confirm_rounds",
 }
-SPACE_KEYS = {"instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size", "instance_kind"}
-LOAD_KEYS = {f.name for f in dataclasses.fields(LoadPlan)}
-
-
-class _Errors:
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.items: list[str] = []
-
-    def add(self, key: str, message: str) -> None:
-        self.items.append(f"key '{key}': {message}")
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            lines = "\n  ".join(self.items)
-            raise SpecError(f"{self.source}: invalid sweep spec:\n  {lines}")
-
-
-def _unknown(errors: _Errors, data: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
-    for key in data:
-        if key not in allowed:
-            errors.add(prefix + str(key), f"unknown key; allowed here: {', '.join(sorted(allowed))}")
-
-
-def _number(errors: _Errors, key: str, value: Any, *, minimum: float | None = None, integer: bool = False,
-            exclusive: bool = False, maximum: float | None = None) -> Any:
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or (isinstance(value, float) and not math.isfinite(value)):
-        errors.add(key, f"expected {'a whole number' if integer else 'a number'}, got {value!r}")
-        return None
-    if minimum is not None and (value <= minimum if exclusive else value < minimum):
-        errors.add(key, f"must be {'>' if exclusive else '>='} {minimum:g}, got {value!r}")
-        return None
-    if maximum is not None and value > maximum:
-        errors.add(key, f"must be <= {maximum:g}, got {value!r}")
-        return None
-    return value
-
-
-def _choice(errors: _Errors, key: str, value: Any, allowed: tuple[str, ...]) -> Any:
-    if value not in allowed:
-        errors.add(key, f"must be one of {', '.join(map(str, allowed))}, got {value!r}")
-        return None
-    return value
-
-
-def _int_values(errors: _Errors, key: str, value: Any, minimum: int) -> tuple[int, ...] | None:
-    """A list of whole numbers, or a range {min, max[, step | scale: pow2]}."""
-    what = f"a list of whole numbers >= {minimum}, or a range {{min: A, max: B}} with optional step or scale: pow2"
-    if isinstance(value, bool):
-        errors.add(key, f"expected {what}, got {value!r}")
-        return None
-    if isinstance(value, int):
-        value = [value]
-    if isinstance(value, Mapping):
-        extra = set(value) - {"min", "max", "step", "scale"}
-        if extra or "min" not in value or "max" not in value:
-            errors.add(key, f"expected {what}, got {dict(value)!r}")
-            return None
-        lo, hi = value["min"], value["max"]
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi)) or lo < minimum or hi < lo:
-            errors.add(key, f"range needs whole numbers {minimum} <= min <= max, got min={lo!r}, max={hi!r}")
-            return None
-        scale = value.get("scale", "linear")
-        if scale == "pow2":
-            if "step" in value:
-                errors.add(key, "give step or scale: pow2, not both")
-                return None
-            values, v = [], 1
-            while v <= hi:
-                if v >= lo:
-                    values.append(v)
-                v *= 2
-            if lo == 0:
-                values.insert(0, 0)
-            if not values:
-                errors.add(key, f"no power of two between {lo} and {hi}")
-                return None
-            return tuple(values)
-        if scale != "linear":
-            errors.add(key, f"scale must be linear or pow2, got {scale!r}")
-            return None
-        step = value.get("step", 1)
-        if not isinstance(step, int) or isinstance(step, bool) or step < 1:
-            errors.add(key, f"step must be a whole number >= 1, got {step!r}")
-            return None
-        return tuple(range(lo, hi + 1, step))
-    if not isinstance(value, list) or not value:
-        errors.add(key, f"expected {what}, got {value!r}")
-        return None
-    bad = [v for v in value if isinstance(v, bool) or not isinstance(v, int) or v < minimum]
-    if bad:
-        errors.add(key, f"expected {what}; {bad[0]!r} is not allowed")
-        return None
-    return tuple(sorted(set(value)))
-
-
-def _preferred(errors: _Errors, key: str, value: Any) -> tuple[tuple[int, ...], ...] | None:
-    """Alternatives for preferred_batch_size: a list of lists ([] = none set)."""
-    if not isinstance(value, list) or not value:
-        errors.add(key, "expected a list of alternatives, each a list of batch sizes, e.g. [[], [4, 8]]")
-        return None
-    out = []
-    for alt in value:
-        if not isinstance(alt, list) or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in alt):
-            errors.add(key, f"each alternative must be a list of whole numbers >= 1, got {alt!r}")
-            return None
-        out.append(tuple(sorted(set(alt))))
-    return tuple(dict.fromkeys(out))
-
-
-def _section(errors: _Errors, data: Any, key: str) -> Mapping[str, Any]:
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        errors.add(key, f"expected a mapping of keys, got {type(data).__name__}")
-        return {}
-    return data
-
-
-def _checked(data: Mapping[str, Any], checks: list[tuple[str, Callable[[Any], Any]]]) -> dict[str, Any]:
-    """The values of `data` that pass their check (a failing check has recorded its error)."""
-    out = {}
-    for key, check in checks:
-        if key in data and data[key] is not None:
-            value = check(data[key])
-            if value is not None:
-                out[key] = value
-    return out
-
-
-def _shapes(errors: "_Errors", inputs: Mapping[str, Any], prefix: str) -> dict[str, list[int]]:
-    """Request shapes per input name (no batch dimension)."""
-    shapes: dict[str, list[int]] = {}
-    for name, dims in inputs.items():
-        if not isinstance(dims, list) or not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
-            errors.add(f"{prefix}{name}", f"expected a list of dimensions >= 1 (no batch dimension), got {dims!r}")
-        else:
-            shapes[str(name)] = list(dims)
-    return shapes
-
-
-def _schedule(errors: "_Errors", load: Mapping[str, Any], base_dir: Path | None) -> dict[str, Any]:
-    """`load.schedule`: checked by parsing it (a trace file relative to the spec's directory);
-    its levels are scale factors, so the mode is rate and the level range defaults to scales."""
-    text = load["schedule"]
-    if not isinstance(text, str):
-        errors.add("load.schedule", f"expected a schedule such as 'ramp:100:400:30', got {text!r}")
-        return {}
-    kind, sep, path = text.partition(":")
-    if kind in ("trace", "gaps") and sep and base_dir is not None and not Path(path).expanduser().is_absolute():
-        text = f"{kind}:{base_dir / path}"
-    try:
-        parse_schedule(text)
-    except ValueError as exc:
-        errors.add("load.schedule", f"{exc}; forms: {', '.join(SCHEDULE_FORMS)}")
-        return {}
-    if load.get("mode", "rate") != "rate":
-        errors.add("load.schedule", "a schedule is an open loop: set load.mode: rate (or leave it out)")
-    out: dict[str, Any] = {"schedule": text, "mode": "rate"}
-    if "min_level" not in load:
-        out["min_level"] = DEFAULT_MIN_SCALE
-    return out
 
 
 def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) -> SweepSpec:
@@ -409,73 +167,13 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) 
     if data.get("triton_server_path") is not None:
         kw["triton_server_path"] = str(data["triton_server_path"])
 
-    kw["space"] = _space(errors, _section(errors, data.get("space"), "space"), "space.")
+    kw["space"] = parse_space(errors, _section(errors, data.get("space"), "space"), "space.")
     if data.get("models") is not None:
-        models = _section(errors, data.get("models"), "models")
-        parsed: dict[str, SpaceSpec] = {}
-        for name, value in models.items():
-            if not isinstance(name, str) or not name:
-                errors.add("models", f"model names must be non-empty strings, got {name!r}")
-                continue
-            parsed[name] = _space(errors, _section(errors, value if value is not None else {}, f"models.{name}"),
-                                  f"models.{name}.")
-        kw["models"] = parsed
-
+        kw["models"] = parse_models(errors, data.get("models"))
     if data.get("targets") is not None:
-        targets = _section(errors, data.get("targets"), "targets")
-        parsed_targets: dict[str, TargetSpec] = {}
-        for name, value in targets.items():
-            prefix = f"targets.{name}."
-            entry = _section(errors, value if value is not None else {}, f"targets.{name}")
-            _unknown(errors, entry, {"share", "budget_ms", "space", "inputs"}, prefix)
-            t_kw: dict[str, Any] = {"space": _space(errors, _section(errors, entry.get("space"), prefix + "space"),
-                                                    prefix + "space.")}
-            if "share" in entry:
-                t_kw["share"] = _number(errors, prefix + "share", entry["share"], minimum=0, exclusive=True)
-            if "budget_ms" in entry:
-                t_kw["budget_ms"] = _number(errors, prefix + "budget_ms", entry["budget_ms"], minimum=0, exclusive=True)
-            t_kw["inputs"] = _shapes(errors, _section(errors, entry.get("inputs"), prefix + "inputs"), prefix + "inputs.")
-            parsed_targets[str(name)] = TargetSpec(**{k: v for k, v in t_kw.items() if v is not None})
-        if len(parsed_targets) < 2:
-            errors.add("targets", "give at least two models (one model: use model: and space:)")
-        if data.get("models") is not None:
-            errors.add("targets", "targets: and models: cannot be combined (several models, or one pipeline)")
-        kw["targets"] = parsed_targets
-
-    load_data = _section(errors, data.get("load"), "load")
-    _unknown(errors, load_data, LOAD_KEYS, "load.")
-    load_kw: dict[str, Any] = {}
-    load_checks: list[tuple[str, Callable[[Any], Any]]] = [
-        ("mode", lambda v: _choice(errors, "load.mode", v, LOAD_MODES)),
-        ("arrival", lambda v: _choice(errors, "load.arrival", v, ARRIVALS)),
-        ("max_level", lambda v: _number(errors, "load.max_level", v, minimum=0, exclusive=True)),
-        ("min_level", lambda v: _number(errors, "load.min_level", v, minimum=0, exclusive=True)),
-        ("window_s", lambda v: _number(errors, "load.window_s", v, minimum=0.1)),
-        ("warmup_s", lambda v: _number(errors, "load.warmup_s", v, minimum=0)),
-        ("max_windows", lambda v: _number(errors, "load.max_windows", v, minimum=3, integer=True)),
-        ("stability_pct", lambda v: _number(errors, "load.stability_pct", v, minimum=0, exclusive=True, maximum=100)),
-        ("request_timeout_s", lambda v: _number(errors, "load.request_timeout_s", v, minimum=0, exclusive=True)),
-        ("refine_steps", lambda v: _number(errors, "load.refine_steps", v, minimum=0, integer=True)),
-        ("resolution_pct", lambda v: _number(errors, "load.resolution_pct", v, minimum=0, maximum=100)),
-        ("min_window_s", lambda v: _number(errors, "load.min_window_s", v, minimum=0.05)),
-        ("max_window_s", lambda v: _number(errors, "load.max_window_s", v, minimum=0.1)),
-        ("workers", lambda v: None if v == "auto" else _number(errors, "load.workers", v, minimum=1, integer=True,
-                                                                maximum=MAX_WORKERS)),
-    ]
-    load_kw.update(_checked(load_data, load_checks))
-    if load_data.get("schedule") is not None:
-        load_kw.update(_schedule(errors, load_data, base_dir))
-    if load_data.get("max_inflight") is not None:
-        load_kw["max_inflight"] = _number(errors, "load.max_inflight", load_data["max_inflight"], minimum=1, integer=True)
-        if load_kw.get("mode", "concurrency") != "rate":
-            errors.add("load.max_inflight", "caps an open loop: needs load.mode: rate (or a load.schedule)")
-    kw["load"] = LoadPlan(**load_kw)
-
-    problems: list[tuple[str, str]] = []
-    kw["inputs"], kw["input_data"] = parse_input_plan(_section(errors, data.get("inputs"), "inputs"),
-                                                      data.get("input_data"), base_dir, problems)
-    for key, message in problems:
-        errors.add(key, message)
+        kw["targets"] = parse_targets(errors, data.get("targets"), with_models=data.get("models") is not None)
+    kw["load"] = parse_load(errors, data.get("load"), base_dir)
+    kw["inputs"], kw["input_data"] = parse_inputs(errors, data.get("inputs"), data.get("input_data"), base_dir)
 
     errors.raise_if_any()
     spec = SweepSpec(**kw)

@@ -1,4 +1,5 @@
-"""Shared fixtures: the repository root, test models, and one real tritonserver per session."""
+"""Shared fixtures: the model repository and one real tritonserver per session, and a real
+PostgreSQL. Shared plain helpers (paths, spec writers, run_cli, ...) are in tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ from typing import Iterator
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-TEST_MODELS = ROOT / "tests" / "models"
-DEMO_MODELS = ROOT / "sweeps" / "demo" / "models"
+from tests.helpers import DEMO_MODELS, TEST_MODELS
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,12 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from tests.helpers import free_port
 
 
 @contextlib.contextmanager
@@ -35,9 +36,7 @@ def temporary_postgres(fsync: bool = False) -> Iterator[str]:
         shutil.chown(data, "postgres")
         shutil.chown(home, "postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
 
     def run(*cmd: str) -> None:
         done = subprocess.run([*prefix, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +16,11 @@ import pytest
 
 from analyzer.report import answer_at, choose_at_budget
 from dashboards import create_app
+from tests.helpers import ROOT, free_port
 from tests.unit.test_dashboard import CONFIRMED, MISSED, TIE_SET, append_config
 from tests.unit.test_report_confirm import add_confirm_round
 
-RECORDED = Path(__file__).resolve().parents[1] / "data" / "run_demo"
+RECORDED = ROOT / "tests" / "data" / "run_demo"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
@@ -32,7 +32,7 @@ if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
                 allow_module_level=True)
 
 
-PIPELINE = Path(__file__).resolve().parents[1] / "data" / "run_pipeline"
+PIPELINE = ROOT / "tests" / "data" / "run_pipeline"
 
 
 @pytest.fixture()
@@ -57,9 +57,7 @@ def _serve(run: Path) -> Iterator[tuple[str, Path]]:
     from werkzeug.serving import make_server
 
     app = create_app(run)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = make_server("127.0.0.1", port, app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

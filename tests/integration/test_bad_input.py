@@ -1,62 +1,40 @@
-"""The bad-input matrix of a sweep: each with a clear message, its exit code and no traceback."""
+"""The bad-input matrix of a sweep, for the cases a server (or a first sweep) tells apart: each
+with a clear message, its exit code and no traceback. The cases refused before any server
+starts are in tests/unit/test_bad_input.py."""
 
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from click.testing import CliRunner
 
-from analyzer.cli import main
 from analyzer.server.discovery import find_tritonserver
 from analyzer.server.local import LocalServer
+from tests.helpers import quiet_sweep, write_spec
 
 pytestmark = pytest.mark.integration
 
-# Stability is not what these tests are about: on two busy CI cores the throughput of short
-# windows swings by more than 10 %, which (rightly) flags levels unstable and made a config
-# that should meet the budget miss it. A looser tolerance and more windows keep them on topic.
-FAST_LOAD = {"mode": "concurrency", "min_level": 1, "max_level": 2, "window_s": 0.3, "warmup_s": 0.2,
-             "max_windows": 8, "stability_pct": 30, "refine_steps": 0}
-
-
-def spec_file(tmp_path: Path, **data: Any) -> str:
-    spec = {"budget_ms": 100, "strategy": "grid", "load": FAST_LOAD, "confirm_top": 0}  # the confirmation round has its own test (test_decisive.py)
-    spec.update(data)
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return str(path)
-
-
-def sweep(*args: str) -> Any:
-    result = CliRunner().invoke(main, ["sweep", *args, "--quiet"], catch_exceptions=False)
-    assert "Traceback" not in result.output
-    return result
-
 
 def test_unknown_model_lists_the_repository(tmp_path: Path, model_repo: Path) -> None:
-    r = sweep(spec_file(tmp_path, model="nosuch", model_repository=str(model_repo)), "--out", str(tmp_path / "o"))
+    r = quiet_sweep(write_spec(tmp_path, model="nosuch", model_repository=str(model_repo)), "--out", str(tmp_path / "o"))
     assert r.exit_code == 2
     assert "model 'nosuch' not found" in r.stderr and "demo_mlp" in r.stderr and "identity" in r.stderr
 
 
 def test_non_batching_model_asked_to_batch(tmp_path: Path, model_repo: Path) -> None:
-    r = sweep(spec_file(tmp_path, model="sleepy", model_repository=str(model_repo),
-                        space={"max_batch_size": [1, 8]}), "--out", str(tmp_path / "o"))
+    r = quiet_sweep(write_spec(tmp_path, model="sleepy", model_repository=str(model_repo),
+                               space={"max_batch_size": [1, 8]}), "--out", str(tmp_path / "o"))
     assert r.exit_code == 2
     assert "has max_batch_size 0 (it cannot batch)" in r.stderr and "space.max_batch_size" in r.stderr
-    r = sweep(spec_file(tmp_path, model="sleepy", model_repository=str(model_repo),
-                        space={"max_queue_delay_us": [0, 500]}), "--out", str(tmp_path / "o2"))
+    r = quiet_sweep(write_spec(tmp_path, model="sleepy", model_repository=str(model_repo),
+                               space={"max_queue_delay_us": [0, 500]}), "--out", str(tmp_path / "o2"))
     assert r.exit_code == 2 and "cannot use dynamic batching" in r.stderr
 
 
 def test_max_batch_size_0_model_tunes_instances_only(tmp_path: Path, model_repo: Path) -> None:
-    r = sweep(spec_file(tmp_path, model="nobatch", model_repository=str(model_repo),
-                        space={"instance_count": [1, 2]}), "--out", str(tmp_path / "o"))
+    r = quiet_sweep(write_spec(tmp_path, model="nobatch", model_repository=str(model_repo),
+                               space={"instance_count": [1, 2]}), "--out", str(tmp_path / "o"))
     assert r.exit_code == 0, r.output
     run = next((tmp_path / "o").iterdir())
     import pandas as pd
@@ -65,35 +43,22 @@ def test_max_batch_size_0_model_tunes_instances_only(tmp_path: Path, model_repo:
 
 
 def test_variable_dims_without_shape(tmp_path: Path, model_repo: Path) -> None:
-    r = sweep(spec_file(tmp_path, model="identity", model_repository=str(model_repo)), "--out", str(tmp_path / "o"))
+    r = quiet_sweep(write_spec(tmp_path, model="identity", model_repository=str(model_repo)), "--out", str(tmp_path / "o"))
     assert r.exit_code == 2
     assert "variable dimensions" in r.stderr and "inputs:" in r.stderr
 
 
-def test_budget_must_be_positive(tmp_path: Path, model_repo: Path) -> None:
-    r = sweep(spec_file(tmp_path, model="identity", model_repository=str(model_repo), budget_ms=0))
-    assert r.exit_code == 2 and "key 'budget_ms': must be > 0" in r.stderr
-
-
 def test_empty_search_space(tmp_path: Path, model_repo: Path) -> None:
-    r = sweep(spec_file(tmp_path, model="identity", model_repository=str(model_repo), space={"instance_count": []}))
-    assert r.exit_code == 2 and "key 'space.instance_count'" in r.stderr
-    r = sweep(spec_file(tmp_path, model="demo_mlp", model_repository=str(model_repo),
-                        space={"max_batch_size": [2], "max_queue_delay_us": [0], "preferred_batch_size": [[4]]}),
-              "--out", str(tmp_path / "o"))
+    # (An empty list of values is a spec error: tests/unit/test_bad_input.py.)
+    r = quiet_sweep(write_spec(tmp_path, model="demo_mlp", model_repository=str(model_repo),
+                               space={"max_batch_size": [2], "max_queue_delay_us": [0], "preferred_batch_size": [[4]]}),
+                    "--out", str(tmp_path / "o"))
     assert r.exit_code == 2 and "the search space has no valid config" in r.stderr
 
 
-def test_unwritable_output_directory(tmp_path: Path, model_repo: Path) -> None:
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a directory")
-    r = sweep(spec_file(tmp_path, model="identity", model_repository=str(model_repo)), "--out", str(blocker / "runs"))
-    assert r.exit_code == 2 and "cannot write the run directory" in r.stderr and "--out" in r.stderr
-
-
 def test_resume_with_an_incompatible_spec(tmp_path: Path, model_repo: Path) -> None:
-    first = spec_file(tmp_path, model="sleepy", model_repository=str(model_repo), space={"instance_count": [1]})
-    r = sweep(first, "--out", str(tmp_path / "o"))
+    first = write_spec(tmp_path, model="sleepy", model_repository=str(model_repo), space={"instance_count": [1]})
+    r = quiet_sweep(first, "--out", str(tmp_path / "o"))
     run = next((tmp_path / "o").iterdir())
     # The first sweep finished: exit 0 with a pick, or 3 when no level could prove the budget
     # (sleepy's few requests per level make that close); the exit code says which.
@@ -101,11 +66,11 @@ def test_resume_with_an_incompatible_spec(tmp_path: Path, model_repo: Path) -> N
     assert summary["finished"] and r.exit_code == (0 if summary["best"] else 3), r.output
     other = tmp_path / "other"
     other.mkdir()
-    changed = spec_file(other, model="sleepy", model_repository=str(model_repo), budget_ms=5, space={"instance_count": [1, 2]})
-    r = sweep(changed, "--resume", str(run))
+    changed = write_spec(other, model="sleepy", model_repository=str(model_repo), budget_ms=5, space={"instance_count": [1, 2]})
+    r = quiet_sweep(changed, "--resume", str(run))
     assert r.exit_code == 2
     assert "measured with a different budget_ms, space" in r.stderr
-    r = sweep("--resume", str(tmp_path / "nowhere"))
+    r = quiet_sweep("--resume", str(tmp_path / "nowhere"))
     assert r.exit_code == 2 and "is not a directory" in r.stderr
 
 
@@ -116,7 +81,7 @@ def test_remote_server_not_in_explicit_mode(tmp_path: Path, model_repo: Path) ->
     (repo / "sleepy").symlink_to(model_repo / "sleepy")
     with LocalServer(find_tritonserver(), repo, tmp_path / "none.log", control_mode="none") as server:
         assert server.endpoint is not None
-        r = sweep(spec_file(tmp_path, model="sleepy", url=server.endpoint.url("grpc"), space={"instance_count": [1]}),
-                  "--out", str(tmp_path / "o"))
+        r = quiet_sweep(write_spec(tmp_path, model="sleepy", url=server.endpoint.url("grpc"),
+                                   space={"instance_count": [1]}), "--out", str(tmp_path / "o"))
     assert r.exit_code == 2
     assert "not in explicit model-control mode" in r.stderr and "--model-control-mode=explicit" in r.stderr

@@ -1,4 +1,5 @@
-"""The inference clients against a real server: success, server errors and timeouts."""
+"""The inference clients against a real server: success, server errors and timeouts. (A refused
+connection needs no server: tests/unit/test_clients.py.)"""
 
 from __future__ import annotations
 
@@ -12,23 +13,12 @@ from analyzer.load.clients import make_client
 from analyzer.load.generator import LoadRun, classify_error
 from analyzer.load.inputs import TensorSpec
 from analyzer.load.shapes import LoadSpec
+from tests.unit.test_clients import GOOD, _one
 
 pytestmark = pytest.mark.integration
 
-GOOD = [(TensorSpec("INPUT0", "FP32", (1, 4)), np.ones((1, 4), np.float32))]
 # Rank 3 for a model whose input is [batch, -1]: the server must refuse it.
 BAD = [(TensorSpec("INPUT0", "FP32", (1, 2, 2)), np.ones((1, 2, 2), np.float32))]
-
-
-async def _one(protocol: str, url: str, model: str, tensors: Any, timeout_s: float = 10.0) -> str:
-    client = make_client(protocol, url, model, tensors, timeout_s=timeout_s)
-    try:
-        await client.infer()
-        return "ok"
-    except Exception as exc:  # noqa: BLE001 - the test looks at the classification
-        return classify_error(exc)
-    finally:
-        await client.close()
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
@@ -72,16 +62,6 @@ def test_http_open_loop_reuses_connections(triton_server: Any) -> None:
     records, opened = _offer("http", url, LoadSpec("rate", 200), 0.5, lambda client: len(client._all))
     assert len(records) > 50 and np.all(records.ok)
     assert opened < len(records) / 5  # idle connections were reused, not one per request
-
-
-@pytest.mark.parametrize("protocol", ["grpc", "http"])
-def test_connection_refused_is_unavailable(protocol: str) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    assert asyncio.run(_one(protocol, f"127.0.0.1:{port}", "identity", GOOD)) == "unavailable"
 
 
 def test_grpc_large_request_crosses_flow_control_windows(triton_server: Any) -> None:

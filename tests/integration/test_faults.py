@@ -16,7 +16,6 @@ from typing import Any
 import pandas as pd
 import psutil
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from analyzer.cli import main
@@ -26,23 +25,12 @@ from analyzer.server.discovery import find_tritonserver
 from analyzer.server.local import LocalServer, free_port_block
 from analyzer.spec import load_spec
 from analyzer.sweep import SweepOptions, run_sweep
+from tests.helpers import FAST_LOAD, ROOT, spec_writer
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-# Stability is not what these tests are about: on two busy CI cores the throughput of short
-# windows swings by more than 10 %, which (rightly) flags levels unstable and made a config
-# that should meet the budget miss it. A looser tolerance and more windows keep them on topic.
-FAST_LOAD = {"mode": "concurrency", "min_level": 1, "max_level": 2, "window_s": 0.3, "warmup_s": 0.2,
-             "max_windows": 8, "stability_pct": 30, "refine_steps": 0, "request_timeout_s": 2.0}
-
-
-def write_spec(tmp_path: Path, **data: Any) -> Path:
-    spec = {"budget_ms": 100, "strategy": "grid", "load": FAST_LOAD, "load_timeout_s": 20, "confirm_top": 0}  # the confirmation round has its own test (test_decisive.py)
-    spec.update(data)
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+# Short request and load timeouts: a hung model or a stuck server is told within seconds.
+write_spec = spec_writer(load={**FAST_LOAD, "request_timeout_s": 2.0}, load_timeout_s=20)
 
 
 def servers_serving(repo: Path) -> list[psutil.Process]:

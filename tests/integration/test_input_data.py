@@ -16,6 +16,7 @@ import tritonclient.grpc as grpcclient
 from click.testing import CliRunner
 
 from analyzer.cli import main
+from tests.helpers import FAST_LOAD, write_spec
 
 pytestmark = pytest.mark.integration
 
@@ -149,16 +150,9 @@ def test_bad_data_exits_2_and_sends_nothing(tmp_path: Path, triton_server: Any, 
 
 
 def _sweep_spec(tmp_path: Path, server: Any, **extra: Any) -> Path:
-    import yaml
-
-    spec = {"model": "tokens", "url": server.endpoint.url("grpc"), "strategy": "grid", "budget_ms": 200,
-            "confirm_top": 0, "space": {"instance_count": [1], "max_batch_size": [4, 8], "max_queue_delay_us": [0]},
-            "load": {"mode": "concurrency", "min_level": 1, "max_level": 2, "window_s": 0.3, "warmup_s": 0.1,
-                     "max_windows": 6, "stability_pct": 40, "refine_steps": 0},
-            **extra}
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    return write_spec(tmp_path, model="tokens", url=server.endpoint.url("grpc"), budget_ms=200,
+                      space={"instance_count": [1], "max_batch_size": [4, 8], "max_queue_delay_us": [0]},
+                      load={**FAST_LOAD, "warmup_s": 0.1, "max_windows": 6, "stability_pct": 40}, **extra)
 
 
 def test_a_sweep_sends_the_specs_generated_requests(tmp_path: Path, triton_server: Any) -> None:

@@ -23,10 +23,11 @@ from analyzer.server.discovery import find_tritonserver
 from analyzer.server.local import LocalServer
 from analyzer.spec import load_spec
 from analyzer.sweep import SweepOptions, run_sweep
+from tests.helpers import ROOT, spec_writer
 
 pytestmark = pytest.mark.integration
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "sweeps" / "examples" / "pipeline" / "models"
+EXAMPLE = ROOT / "sweeps" / "examples" / "pipeline" / "models"
 # Short levels: what these tests check is the pipeline plumbing, not the capacities. A p90
 # budget needs 44 requests to prove (a p99 needs 459): Python backends on 2 busy CI cores serve
 # about 120 req/s at low concurrency, too few for a p99 proof within these short levels.
@@ -48,13 +49,7 @@ def pipeline_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS
         server.stop()
 
 
-def spec_file(tmp_path: Path, **data: Any) -> Path:
-    spec = {"budget_ms": 200, "percentile": PERCENTILE, "strategy": "grid", "load": LOAD, "confirm_top": 0,
-            "inputs": {"RAW": [16]}}
-    spec.update(data)
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+spec_file = spec_writer(budget_ms=200, percentile=PERCENTILE, load=LOAD, inputs={"RAW": [16]})
 
 
 def sweep(*args: str) -> Any:

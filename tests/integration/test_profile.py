@@ -1,27 +1,22 @@
 """`tritune profile` against a real tritonserver: both loop modes, both protocols, batching,
-overload, and every bad-input case with its message and exit code."""
+overload, and the bad-input cases a server tells apart, each with its message and exit code
+(those refused before any server is reached are in tests/unit/test_bad_input.py)."""
 
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from analyzer.cli import main
 from analyzer.monitor import GpuSampler
+from tests.helpers import expect_error, run_cli
 
 pytestmark = pytest.mark.integration
 
 GPU = GpuSampler()  # what this host has: the rows must say the same
 FAST = ["--window-s", "0.5", "--warmup-s", "0.3", "--max-windows", "5", "--quiet"]
-
-
-def run_cli(*args: str) -> Any:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def profile_rows(server: Any, *args: str, protocol: str = "grpc") -> list[dict[str, Any]]:
@@ -111,24 +106,6 @@ def test_local_launch_from_model_repository(model_repo: Path) -> None:
 # -- bad input ---------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def expect_error(code: int, *args: str) -> str:
-    result = run_cli(*args)
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    return result.stderr
-
-
-def test_unreachable_url() -> None:
-    err = expect_error(2, "profile", "--url", f"127.0.0.1:{_free_port()}", "-m", "x", "--quiet")
-    assert "cannot reach a Triton server" in err
-
-
 def test_unknown_model_lists_what_exists(triton_server: Any) -> None:
     err = expect_error(2, "profile", "--url", triton_server.endpoint.url("grpc"), "-m", "nosuch", "--quiet")
     assert "model 'nosuch' not found" in err
@@ -160,34 +137,3 @@ def test_fixed_shape_conflict(triton_server: Any) -> None:
     err = expect_error(2, "profile", "--url", triton_server.endpoint.url("grpc"), "-m", "demo_mlp",
                        "--shape", "INPUT0:128", "--quiet")
     assert "fixed shape [256]" in err
-
-
-def test_tritonserver_not_found(model_repo: Path, tmp_path: Path) -> None:
-    err = expect_error(2, "profile", "--model-repository", str(model_repo), "-m", "sleepy",
-                       "--triton-server-path", str(tmp_path / "missing"), "--quiet")
-    assert "no executable tritonserver" in err and "tritune[server]" in err
-
-
-def test_port_in_use(model_repo: Path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        err = expect_error(2, "profile", "--model-repository", str(model_repo), "-m", "sleepy",
-                           "--server-port", str(port), "--quiet")
-    assert f"port {port}" in err and "in use" in err
-
-
-def test_missing_repository(tmp_path: Path) -> None:
-    err = expect_error(2, "profile", "--model-repository", str(tmp_path / "nope"), "-m", "x", "--quiet")
-    assert "does not exist" in err
-
-
-def test_both_or_neither_server_source() -> None:
-    assert "exactly one of --url" in expect_error(2, "profile", "-m", "x", "--quiet")
-
-
-def test_bad_levels(triton_server: Any) -> None:
-    url = triton_server.endpoint.url("grpc")
-    assert "whole numbers > 0" in expect_error(2, "profile", "--url", url, "-m", "sleepy", "--concurrency", "1.5")
-    assert "not both" in expect_error(2, "profile", "--url", url, "-m", "sleepy", "--concurrency", "1", "--rate", "5")

@@ -11,31 +11,28 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-import yaml
 from click.testing import CliRunner
 
 from analyzer.cli import main
+from tests import helpers
+from tests.helpers import FAST_LOAD, ROOT
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = {f"i{i}_b{b}_d{d}" for i in (1, 2) for b in (1, 8) for d in (0, 500)}
 
 
 def write_spec(tmp_path: Path, model_repo: Path, confirm_top: int = 0) -> Path:
-    spec = {"model": "identity", "model_repository": str(model_repo), "strategy": "grid", "budget_ms": 50,
-            "confirm_top": confirm_top, "inputs": {"INPUT0": [16]},
-            "space": {"instance_count": [1, 2], "max_batch_size": [1, 8], "max_queue_delay_us": [0, 500]},
-            "load": {"mode": "concurrency", "min_level": 1, "max_level": 4, "window_s": 0.3, "warmup_s": 0.2,
-                     "max_windows": 8, "stability_pct": 30, "refine_steps": 1}}
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    return helpers.write_spec(
+        tmp_path, model="identity", model_repository=str(model_repo), budget_ms=50, confirm_top=confirm_top,
+        inputs={"INPUT0": [16]},
+        space={"instance_count": [1, 2], "max_batch_size": [1, 8], "max_queue_delay_us": [0, 500]},
+        load={**FAST_LOAD, "max_level": 4, "refine_steps": 1},
+    )
 
 
 def start_worker(spec: Path, url: str, study: str, out: Path) -> subprocess.Popen[str]:
@@ -132,15 +129,6 @@ def test_bad_storage_exits_2(tmp_path: Path, postgres_url: str, url: str | None,
                                        "--out", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert message in result.output
-
-
-def test_a_sweep_with_an_unreachable_database_exits_2_before_starting_a_server(tmp_path: Path, model_repo: Path) -> None:
-    spec = write_spec(tmp_path, model_repo)
-    result = CliRunner().invoke(main, ["sweep", str(spec), "--storage", "postgresql+psycopg://x@127.0.0.1:1/db",
-                                       "--out", str(tmp_path / "out")])
-    assert result.exit_code == 2, result.output
-    assert "cannot reach the database" in result.output
-    assert not (tmp_path / "out").exists()  # nothing was started or written
 
 
 def test_a_worker_on_a_different_server_is_refused(tmp_path: Path, model_repo: Path, postgres_url: str) -> None:

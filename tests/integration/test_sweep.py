@@ -1,5 +1,6 @@
 """`tritune sweep` end to end on real servers: files and columns, both strategies, a refused
-config, an impossible budget, Ctrl-C and resume, and spec errors."""
+config, an impossible budget, Ctrl-C and resume. (Spec errors need no server:
+tests/unit/test_bad_input.py.)"""
 
 from __future__ import annotations
 
@@ -14,10 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
-from click.testing import CliRunner
 
-from analyzer.cli import main
 from analyzer.profiler import StopToken
 from analyzer.report import level_meets
 from analyzer.runner import Events
@@ -27,27 +25,13 @@ from analyzer.server.local import LocalServer
 from analyzer.spec import load_spec
 from analyzer.store import MEASUREMENT_COLUMNS
 from analyzer.sweep import SweepOptions, run_sweep
+from tests.helpers import FAST_LOAD, ROOT, run_cli, spec_writer
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-# Stability is not what these tests are about: on two busy CI cores the throughput of short
-# windows swings by more than 10 %, which (rightly) flags levels unstable and made a config
-# that should meet the budget miss it. A looser tolerance and more windows keep them on topic.
-FAST_LOAD = {"mode": "concurrency", "min_level": 1, "max_level": 4, "window_s": 0.3, "warmup_s": 0.2,
-             "max_windows": 8, "stability_pct": 30, "refine_steps": 1}
-
-
-def write_spec(tmp_path: Path, name: str = "spec.yaml", **data: Any) -> Path:
-    spec = {"budget_ms": 50, "strategy": "grid", "load": FAST_LOAD, "confirm_top": 0}  # the confirmation round has its own test (test_decisive.py)
-    spec.update(data)
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def run_cli(*args: str) -> Any:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+# Further than FAST_LOAD, with a refinement: a sweep's whole level search runs end to end.
+LOAD = {**FAST_LOAD, "max_level": 4, "refine_steps": 1}
+write_spec = spec_writer(budget_ms=50, load=LOAD)
 
 
 def only_run_dir(out: Path) -> Path:
@@ -231,26 +215,3 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, triton_serv
     run = only_run_dir(out)
     assert (run / "measurements.csv").stat().st_size > 0
     assert json.loads((run / "summary.json").read_text())["finished"] is False
-
-
-@pytest.mark.parametrize(
-    "content, message",
-    [
-        ("model: x\nspace: [1, 2\n", "not valid YAML at line"),
-        ("model: x\nmodel_repository: .\nbogus: 3\n", "key 'bogus': unknown key"),
-        ("model: x\nmodel_repository: .\nbudget_ms: -1\n", "key 'budget_ms': must be > 0"),
-    ],
-)
-def test_spec_errors_exit_2(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "bad.yaml"
-    path.write_text(content)
-    result = run_cli("sweep", str(path))
-    assert result.exit_code == 2
-    assert message in result.stderr and "Traceback" not in result.output
-
-
-def test_budget_override_must_be_positive(tmp_path: Path, model_repo: Path) -> None:
-    spec = write_spec(tmp_path, model="identity", model_repository=str(model_repo))
-    result = run_cli("sweep", str(spec), "--budget-ms", "0")
-    # Click checks the range: its message names the option and the bad value.
-    assert result.exit_code == 2 and "'--budget-ms': 0.0 is not in the range x>0" in result.stderr

@@ -19,6 +19,8 @@ from analyzer.capacity import (
 )
 from analyzer.measure import Measurement
 
+from tests.helpers import measurement
+
 
 def test_binomial_bound_459_for_a_clean_p99() -> None:
     assert required_requests(0, 99, 0.99) == 459
@@ -33,12 +35,8 @@ def test_binomial_bound_459_for_a_clean_p99() -> None:
 
 
 def _m(p99: float, requests: int = 2000, over: int = 0, errors: int = 0, stable: bool = True) -> Measurement:
-    return Measurement(
-        load_mode="concurrency", load_level=4, throughput_rps=100.0, p50_ms=p99 / 3, p90_ms=p99 / 2,
-        p95_ms=p99 / 1.5, p99_ms=p99, max_ms=p99 * 2, mean_ms=p99 / 3, p99_ci_low_ms=p99 * 0.9,
-        p99_ci_high_ms=p99 * 1.1, requests=requests, errors=errors, error_kinds="timeout=1" if errors else "",
-        windows=3, stable=stable, duration_s=3.0, over_budget=over,
-    )
+    return measurement(p99, requests=requests, errors=errors, error_kinds="timeout=1" if errors else "",
+                       stable=stable, duration_s=3.0, over_budget=over)
 
 
 def test_verdicts() -> None:

@@ -12,8 +12,9 @@ from sqlalchemy.engine import make_url
 
 from analyzer.cli import main
 from analyzer.spec import parse_spec
+from tests.helpers import ROOT
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DEPLOY = ROOT / "deploy"
 
 
 def documents() -> dict[tuple[str, str], dict[str, Any]]:

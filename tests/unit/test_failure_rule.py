@@ -6,15 +6,14 @@ from analyzer.capacity import CapacityResult, Verdict
 from analyzer.measure import Measurement
 from analyzer.runner import failure_of
 
+from tests.helpers import measurement
+
 OK = Verdict(True, "meets", "")
 
 
 def _m(level: float, requests: int, errors: int, kinds: str = "", stalled: bool = False) -> Measurement:
-    return Measurement(
-        load_mode="concurrency", load_level=level, throughput_rps=10.0, p50_ms=1, p90_ms=1, p95_ms=1, p99_ms=1,
-        max_ms=1, mean_ms=1, p99_ci_low_ms=1, p99_ci_high_ms=1, requests=requests, errors=errors,
-        error_kinds=kinds, windows=3, stable=True, duration_s=1.0, stalled=stalled,
-    )
+    return measurement(1, load_level=level, throughput_rps=10.0, requests=requests, errors=errors,
+                       error_kinds=kinds, stalled=stalled)
 
 
 def _result(*ms: Measurement) -> CapacityResult:

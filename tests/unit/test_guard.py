@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psutil
 
 from analyzer.server.guard import main, spawn_guard, stop_guard
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 
 OWNER = """
 import subprocess, sys, time

@@ -10,8 +10,8 @@ from analyzer.errors import UsageError
 from analyzer.modelconfig import apply_candidate, from_dict, knobs_of, parse_pbtxt, read_pbtxt, to_dict, to_pbtxt
 from analyzer.space import Candidate, ModelTraits, check_space, invalid_reason
 from analyzer.spec import SpaceSpec
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "sweeps" / "demo" / "models" / "demo_mlp" / "config.pbtxt"
 NOBATCH = ROOT / "tests" / "models" / "nobatch" / "config.pbtxt"
 

@@ -9,8 +9,7 @@ import yaml
 
 from analyzer.errors import SpecError
 from analyzer.spec import load_spec, parse_spec, spec_from_dict, write_spec
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
 
 
 def test_demo_spec_is_valid() -> None:

@@ -3,8 +3,6 @@ coordination of one level, and the spec."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from analyzer.capacity import Verdict
@@ -12,14 +10,13 @@ from analyzer.errors import SpecError
 from analyzer.measure import Measurement
 from analyzer.spec import parse_spec
 from analyzer.targets import Coordinator, Target, combine, split_level, target_figures
+from tests import helpers
 
 A, B = Target("a", 3.0, 10.0), Target("b", 1.0, 40.0)
 
 
 def measurement(level: float, rps: float, p99: float, errors: int = 0) -> Measurement:
-    nan = math.nan
-    return Measurement("concurrency", level, rps, p99 / 2, nan, nan, p99, p99, p99 / 2, p99 * 0.9, p99 * 1.1,
-                       int(rps), errors, "", 3, True, 1.0)
+    return helpers.measurement(p99, load_level=level, throughput_rps=rps, requests=int(rps), errors=errors)
 
 
 def test_a_level_is_split_by_share() -> None:

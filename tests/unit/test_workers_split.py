@@ -15,6 +15,8 @@ from analyzer.load.shapes import LoadSpec, arrival_offsets
 from analyzer.load.split import active_workers, auto_workers, share_offsets, split_concurrency
 from analyzer.measure import Measurement
 
+from tests.helpers import measurement
+
 
 @pytest.mark.parametrize("level,workers", [(16, 2), (7, 3), (1, 1), (5, 8), (1024, 7)])
 def test_concurrency_shares_add_up_and_differ_by_at_most_one(level: int, workers: int) -> None:
@@ -90,12 +92,8 @@ def test_closed_loop_is_client_bound_when_a_loop_is_saturated() -> None:
 
 
 def _m(p99: float, client_bound: str = "") -> Measurement:
-    return Measurement(
-        load_mode="rate", load_level=20000, throughput_rps=5000.0, p50_ms=p99 / 3, p90_ms=p99 / 2,
-        p95_ms=p99 / 1.5, p99_ms=p99, max_ms=p99 * 2, mean_ms=p99 / 3, p99_ci_low_ms=p99 * 0.9,
-        p99_ci_high_ms=p99 * 1.1, requests=5000, errors=0, error_kinds="", windows=3, stable=True,
-        duration_s=1.0, over_budget=0, client_bound=bool(client_bound), client_bound_reason=client_bound,
-    )
+    return measurement(p99, load_mode="rate", load_level=20000, throughput_rps=5000.0, requests=5000,
+                       over_budget=0, client_bound=bool(client_bound), client_bound_reason=client_bound)
 
 
 def test_a_client_bound_level_is_never_capacity_nor_a_break() -> None:

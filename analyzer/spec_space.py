@@ -1,0 +1,101 @@
+"""The spec's search space: `space:` (the knob values of the model), `models:` (per-model
+spaces of a pipeline's steps) and `targets:` (several independent models on one server).
+
+Parsing only; which candidates are valid for a model is analyzer.space's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from analyzer.spec_checks import Errors, int_values, number, preferred_sizes, section, shapes, unknown_keys
+
+KINDS = ("KIND_CPU", "KIND_GPU")
+SPACE_KEYS = {
+    "instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size", "instance_kind",
+}
+TARGET_KEYS = {"share", "budget_ms", "space", "inputs"}
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    """The values each knob may take; None = not given (defaults depend on the model, see
+    analyzer.space.resolve_space)."""
+
+    instance_count: tuple[int, ...] | None = None
+    max_batch_size: tuple[int, ...] | None = None
+    max_queue_delay_us: tuple[int, ...] | None = None
+    preferred_batch_size: tuple[tuple[int, ...], ...] | None = None  # () = none set
+    instance_kind: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One of several independent models tuned together on one server (`targets:`)."""
+
+    share: float = 1.0  # its part of each load level (shares are relative to their sum)
+    budget_ms: float | None = None  # None: the spec's budget_ms
+    space: SpaceSpec = field(default_factory=SpaceSpec)
+    inputs: dict[str, list[int]] = field(default_factory=dict)
+
+
+def parse_space(errors: Errors, space_data: Mapping[str, Any], prefix: str) -> SpaceSpec:
+    """One model's knob values (`space:`, or one entry of `models:`)."""
+    unknown_keys(errors, space_data, SPACE_KEYS, prefix)
+    space_kw: dict[str, Any] = {}
+    for key, minimum in (("instance_count", 1), ("max_batch_size", 0), ("max_queue_delay_us", 0)):
+        if key in space_data:
+            values = int_values(errors, f"{prefix}{key}", space_data[key], minimum)
+            if values is not None:
+                space_kw[key] = values
+    if "preferred_batch_size" in space_data:
+        pref = preferred_sizes(errors, f"{prefix}preferred_batch_size", space_data["preferred_batch_size"])
+        if pref is not None:
+            space_kw["preferred_batch_size"] = pref
+    if "instance_kind" in space_data:
+        kinds = space_data["instance_kind"]
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if not isinstance(kinds, list) or not kinds or any(k not in KINDS for k in kinds):
+            errors.add(f"{prefix}instance_kind",
+                       f"expected a list of {', '.join(KINDS)}, got {space_data['instance_kind']!r}")
+        else:
+            space_kw["instance_kind"] = tuple(dict.fromkeys(kinds))
+    return SpaceSpec(**space_kw)
+
+
+def parse_models(errors: Errors, data: Any) -> dict[str, SpaceSpec]:
+    """`models:`: the spaces of a pipeline's other models, by name."""
+    parsed: dict[str, SpaceSpec] = {}
+    for name, value in section(errors, data, "models").items():
+        if not isinstance(name, str) or not name:
+            errors.add("models", f"model names must be non-empty strings, got {name!r}")
+            continue
+        entry = section(errors, value if value is not None else {}, f"models.{name}")
+        parsed[name] = parse_space(errors, entry, f"models.{name}.")
+    return parsed
+
+
+def parse_targets(errors: Errors, data: Any, with_models: bool) -> dict[str, TargetSpec]:
+    """`targets:`: at least two models, each with its share, budget, space and shapes;
+    `with_models` says the spec also has `models:`, which cannot be combined with it."""
+    parsed: dict[str, TargetSpec] = {}
+    for name, value in section(errors, data, "targets").items():
+        prefix = f"targets.{name}."
+        entry = section(errors, value if value is not None else {}, f"targets.{name}")
+        unknown_keys(errors, entry, TARGET_KEYS, prefix)
+        space = section(errors, entry.get("space"), prefix + "space")
+        kw: dict[str, Any] = {"space": parse_space(errors, space, prefix + "space.")}
+        if "share" in entry:
+            kw["share"] = number(errors, prefix + "share", entry["share"], minimum=0, exclusive=True)
+        if "budget_ms" in entry:
+            kw["budget_ms"] = number(errors, prefix + "budget_ms", entry["budget_ms"], minimum=0,
+                                     exclusive=True)
+        inputs = section(errors, entry.get("inputs"), prefix + "inputs")
+        kw["inputs"] = shapes(errors, inputs, prefix + "inputs.")
+        parsed[str(name)] = TargetSpec(**{k: v for k, v in kw.items() if v is not None})
+    if len(parsed) < 2:
+        errors.add("targets", "give at least two models (one model: use model: and space:)")
+    if with_models:
+        errors.add("targets", "targets: and models: cannot be combined (several models, or one pipeline)")
+    return parsed
