@@ -32,7 +32,7 @@ from analyzer.errors import EXIT_NO_CONFIG, EXIT_OK, LoadTimeoutError, ModelLoad
 from analyzer.load.workers import LoadGenerator
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure import Measurement, WindowStat
-from analyzer.modelconfig import Knobs, ModelConfig, apply_candidate, knobs_of, to_dict, to_pbtxt
+from analyzer.modelconfig import ModelConfig, apply_candidate, knobs_of, to_dict, to_pbtxt
 from analyzer.pipeline import STEP_FIELDS, JointCandidate, PipelineTarget, candidate_from_row
 from analyzer.report import capacity_row, write_report
 from analyzer.profiler import MeasureSettings, Probe, StopToken, measure_level, play_schedule, window_requests_for
@@ -466,7 +466,7 @@ class SweepRunner:
 
     def _store_level(self, cand: Candidate, m: Measurement, verdict: Verdict, phase: str, round_: int | None = None) -> None:
         if isinstance(cand, JointCandidate):
-            knobs = Knobs(cand.instance_count, 0, None)  # per-model knobs live in configs.csv
+            knobs = Candidate(cand.instance_count, 0, None)  # per-model knobs live in configs.csv
         else:
             knobs = knobs_of(apply_candidate(self.base_config, cand))
         if self.pipeline is not None:

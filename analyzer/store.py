@@ -21,7 +21,7 @@ import pandas as pd
 
 from analyzer.errors import UsageError
 from analyzer.measure import Measurement
-from analyzer.modelconfig import Knobs
+from analyzer.modelconfig import Candidate
 
 # Contract columns first (what reports and downstream users rely on), then the rest of what a measurement holds.
 MEASUREMENT_COLUMNS = [
@@ -115,7 +115,7 @@ RUN_FILES = {
 }
 
 
-def measurement_row(config_id: str, knobs: Knobs, m: Measurement, meets_budget: bool | None) -> dict[str, Any]:
+def measurement_row(config_id: str, knobs: Candidate, m: Measurement, meets_budget: bool | None) -> dict[str, Any]:
     """One measurements.csv row: the config's knobs, the measurement and the budget verdict."""
     row: dict[str, Any] = {
         "config_id": config_id,
