@@ -18,15 +18,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from analyzer.capacity import (
-    PERCENTILE_FIELDS,
-    CapacityResult,
-    LevelSearch,
-    Verdict,
-    budget_verdict,
-    required_requests,
-    search_capacity,
-)
+from analyzer.capacity import PERCENTILE_FIELDS, Verdict, budget_verdict, required_requests
+from analyzer.levelsearch import CapacityResult, LevelSearch, search_capacity
 from analyzer.choose import CONFIRM_PHASE, build_summary, choice, confirm_rows
 from analyzer.errors import EXIT_NO_CONFIG, EXIT_OK, LoadTimeoutError, ModelLoadError, ServerDiedError, ServerError
 from analyzer.load.workers import LoadGenerator
