@@ -36,7 +36,8 @@ from analyzer.runner import Events, SweepResult
 from analyzer.pipeline import JointCandidate
 from analyzer.space import Candidate
 from analyzer.spec import STRATEGIES, SweepSpec, load_spec
-from analyzer.store import MEASUREMENT_COLUMNS, RUN_FILES, RunStore, measurement_row
+from analyzer.rows import measurement_row
+from analyzer.store import MEASUREMENT_COLUMNS, RUN_FILES, RunStore
 from analyzer.sweep import SweepOptions, run_sweep
 
 TABLE_COLUMNS = [

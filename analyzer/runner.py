@@ -26,7 +26,7 @@ from analyzer.load.workers import LoadGenerator
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure import Measurement, WindowStat
 from analyzer.modelconfig import ModelConfig, apply_candidate, knobs_of, to_dict, to_pbtxt
-from analyzer.pipeline import STEP_FIELDS, JointCandidate, PipelineTarget, candidate_from_row
+from analyzer.pipeline import JointCandidate, PipelineTarget, candidate_from_row
 from analyzer.report import capacity_row, write_report
 from analyzer.profiler import MeasureSettings, Probe, StopToken, measure_level, play_schedule, window_requests_for
 from analyzer.timeline import timeline as build_timeline
@@ -35,7 +35,8 @@ from analyzer.server.session import ModelInfo, ServerSession
 from analyzer.space import Candidate
 from analyzer.spec import DEFAULT_MIN_SCALE, SweepSpec
 from analyzer.targets import Coordinator, Target, combine, split_level, target_figures
-from analyzer.store import RunStore, measurement_row
+from analyzer.rows import config_row, level_row
+from analyzer.store import RunStore
 
 
 @dataclass
@@ -90,44 +91,6 @@ def _tail(log: str) -> str:
     """' | server log: ...' with the last few log lines on one line ('' without a log)."""
     lines = [line.strip() for line in log.splitlines() if line.strip()]
     return (" | server log: " + " / ".join(lines[-4:])) if lines else ""
-
-
-def knob_columns(cand: Candidate | JointCandidate) -> dict[str, Any]:
-    """A config's knob columns. A pipeline's are per model ('<model>.<knob>'); its
-    instance_count is all tuned models' instances (what it costs), its other knobs blank."""
-    if isinstance(cand, JointCandidate):
-        return {"instance_count": cand.instance_count, "max_batch_size": math.nan, "max_queue_delay_us": math.nan,
-                "preferred_batch_size": "", "instance_kind": ""} | cand.row()
-    return cand.columns()
-
-
-def config_row(cand: Candidate | JointCandidate, result: CapacityResult | None, *, status: str, error: str, mode: str,
-               trial: int, wall_s: float, percentile: float) -> dict[str, Any]:
-    """One configs.csv row."""
-    at = result.at_capacity() if result else None
-    closest = result.closest(percentile) if result else None
-    knobs = knob_columns(cand)
-    per_model = {k: v for k, v in knobs.items() if "." in k}
-    return {
-        "config_id": cand.config_id,
-        **{k: v for k, v in knobs.items() if "." not in k},
-        "status": status,
-        "error": error,
-        "capacity_rps": result.capacity_rps if result else 0.0,
-        "capacity_level": result.level if result and result.level is not None else math.nan,
-        "capacity_lower_bound": bool(result and result.lower_bound),
-        "p99_ms": at.p99_ms if at else math.nan,
-        "p50_ms": at.p50_ms if at else math.nan,
-        "meets_budget": bool(result and result.capacity_rps > 0),
-        "closest_p99_ms": closest.p99_ms if closest else math.nan,
-        "levels_measured": len(result.measurements) if result else 0,
-        "load_mode": mode,
-        "trial": trial,
-        "wall_s": round(wall_s, 2),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "bottleneck_step": at.bottleneck_step if at else "",
-        **per_model,
-    }
 
 
 RESTART_KINDS = ("timeout", "unfinished", "unavailable", "client_backlog")
@@ -462,17 +425,8 @@ class SweepRunner:
             knobs = Candidate(cand.instance_count, 0, None)  # per-model knobs live in configs.csv
         else:
             knobs = knobs_of(apply_candidate(self.base_config, cand))
-        if self.pipeline is not None:
-            for name in self.pipeline.steps:  # every step's columns, so the first row's header has them all
-                for column in STEP_FIELDS:
-                    m.extra.setdefault(f"step.{name}.{column}", math.nan)
-        row = measurement_row(cand.config_id, knobs, m, verdict.meets)
-        row["verdict"] = verdict.status
-        row["verdict_reason"] = verdict.reason
-        row["verdict_proven"] = verdict.decided
-        row["phase"] = phase
-        row["confirm_round"] = round_ if round_ is not None else math.nan
-        self.store.append_measurement(row)
+        steps = self.pipeline.steps if self.pipeline is not None else ()
+        self.store.append_measurement(level_row(cand.config_id, knobs, m, verdict, phase, round_, steps))
 
     # -- confirmation round -------------------------------------------------------------------
     async def _confirm(self) -> bool:

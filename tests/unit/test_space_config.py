@@ -99,7 +99,7 @@ def test_candidate_params_round_trip() -> None:
 def test_candidate_round_trips_through_a_configs_csv_row(tmp_path: Path) -> None:
     import pandas as pd
 
-    from analyzer.runner import config_row
+    from analyzer.rows import config_row
 
     cands = [Candidate(2, 16, 500, (4, 8)), Candidate(1, 0, None), Candidate(3, 8, 0, (), "KIND_GPU")]
     rows = [config_row(c, None, status="ok", error="", mode="concurrency", trial=i, wall_s=1.0, percentile=99)
