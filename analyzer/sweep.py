@@ -23,7 +23,6 @@ from analyzer.pipeline import (
     JointCandidate,
     PipelineTarget,
     batch_floors,
-    candidate_from_row,
     ensemble_steps,
     is_ensemble,
     joint_candidates,
@@ -33,7 +32,6 @@ from analyzer.pipeline import (
 from analyzer.profiler import StopToken
 from analyzer.runner import Events, SweepResult, SweepRunner
 from analyzer.search import make_search
-from analyzer.search.base import Outcome
 from analyzer.identity import check_identity, server_identity
 from analyzer.load.clients import RequestSet
 from analyzer.search.base import GRACE_S, HEARTBEAT_S, STUDY_NAME
@@ -42,6 +40,7 @@ from analyzer.server.session import ModelInfo, ServerSession, open_server, prepa
 from analyzer.targets import Target
 from analyzer.space import Candidate, ModelTraits, check_space
 from analyzer.spec import SpaceSpec, SweepSpec, spec_from_dict, write_spec
+from analyzer.policy import adopt_finished
 from analyzer.store import RunStore
 
 # Keys that decide what a measurement means: a resumed run must not change them.
@@ -87,20 +86,6 @@ def _resume_spec(store: RunStore, given: SweepSpec | None) -> SweepSpec:
             hint="resume without a spec (the run's own spec.yaml is used), or start a new run",
         )
     return given
-
-
-def _adopt_finished(store: RunStore, search: Any, valid: set[Any]) -> None:
-    """Configs in configs.csv are finished: make sure the search knows them, and drop rows of
-    any config that was in flight when the previous run died (it is measured again)."""
-    configs = store.configs()
-    finished: set[str] = set()
-    for _, row in configs.iterrows():
-        cand = candidate_from_row(row)
-        finished.add(str(row["config_id"]))
-        capacity = float(row.get("capacity_rps") or 0.0)
-        p99 = float(row["p99_ms"]) if not math.isnan(float(row.get("p99_ms", math.nan))) else float(row.get("closest_p99_ms", math.nan))
-        search.adopt(cand, Outcome(capacity, p99, failed=row["status"] == "failed", error=str(row.get("error") or "")))
-    store.keep_only_configs(finished)
 
 
 MAX_JOINT_POINTS = 100_000  # the joint space is enumerated; past this, narrow the per-model spaces
@@ -363,7 +348,7 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
             base=start,
         )
         if options.resume:
-            _adopt_finished(store, search, set(candidates))
+            store.keep_only_configs(adopt_finished(store.configs(), search))
         runner = SweepRunner(spec, store, session, info, base, search, events=events, stop=stop,
                              previous_wall_s=previous_wall, pipeline=pipeline, targets=targets)
         return runner.run(), store

@@ -5,7 +5,7 @@ from __future__ import annotations
 from analyzer.capacity import Verdict
 from analyzer.levelsearch import CapacityResult
 from analyzer.measure import Measurement
-from analyzer.runner import failure_of
+from analyzer.policy import failure_of
 
 OK = Verdict(True, "meets", "")
 
