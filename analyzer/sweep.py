@@ -15,7 +15,6 @@ from typing import Any
 
 import optuna
 import sqlalchemy
-import yaml
 
 from analyzer.errors import ModelNotReadyError, SpecError, UsageError
 from analyzer.modelconfig import ModelConfig, from_dict, read_pbtxt, to_dict, to_pbtxt
@@ -39,7 +38,7 @@ from analyzer.shared import SharedTables, engine_for, retry_schema_race
 from analyzer.server.session import ModelInfo, ServerSession, open_server, prepare_model
 from analyzer.targets import Target
 from analyzer.space import Candidate, ModelTraits, check_space
-from analyzer.spec import SpaceSpec, SweepSpec, spec_from_dict, write_spec
+from analyzer.spec import SpaceSpec, SweepSpec, load_spec, write_spec
 from analyzer.policy import adopt_finished
 from analyzer.store import RunStore
 
@@ -70,11 +69,11 @@ def incompatible_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def _resume_spec(store: RunStore, given: SweepSpec | None) -> SweepSpec:
-    path = store.path("spec")
+    """The spec a resumed run continues with: its own spec.yaml (read by analyzer.spec, as every
+    spec is), or the one given when it measures the same thing (UsageError naming what differs)."""
     try:
-        saved = yaml.safe_load(path.read_text())
-        stored = spec_from_dict(saved, str(path))
-    except (OSError, yaml.YAMLError, SpecError) as exc:
+        stored = load_spec(store.path("spec"))
+    except SpecError as exc:
         raise UsageError(f"cannot resume {store.dir}: its spec.yaml is unreadable ({exc})") from None
     if given is None:
         return stored
