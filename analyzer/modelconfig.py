@@ -8,6 +8,7 @@ and applied here; validity rules live in `analyzer.space`.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -119,16 +120,26 @@ class Candidate:
     @staticmethod
     def from_row(row: Mapping[str, Any]) -> "Candidate":
         """The candidate of a configs.csv row (inverse of its knob columns: an empty or NaN
-        delay means no dynamic batching, preferred sizes are space-separated)."""
+        delay means no dynamic batching, preferred sizes are space-separated; see _sizes)."""
         delay = row.get("max_queue_delay_us")
         pref = row.get("preferred_batch_size")
         return Candidate(
             int(row["instance_count"]),
             int(row["max_batch_size"]),
             None if delay is None or (isinstance(delay, float) and math.isnan(delay)) else int(delay),
-            tuple(int(x) for x in str(pref).split()) if isinstance(pref, str) else (),
+            _sizes(pref),
             str(row.get("instance_kind") or "KIND_CPU"),
         )
+
+
+def _sizes(cell: Any) -> tuple[int, ...]:
+    """A preferred_batch_size cell: sizes separated by spaces. A single size comes back from a CSV
+    file as a number (4, or 4.0 in a column with blanks), which is that one size, not none."""
+    if isinstance(cell, str):
+        return tuple(int(x) for x in cell.split())
+    if isinstance(cell, numbers.Real) and not isinstance(cell, bool) and math.isfinite(cell):
+        return (int(cell),)
+    return ()
 
 
 def knobs_of(config: mc.ModelConfig | Mapping[str, Any]) -> Candidate:
