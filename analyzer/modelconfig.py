@@ -7,6 +7,8 @@ and applied here; validity rules live in `analyzer.space`.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -56,9 +58,13 @@ def to_dict(config: mc.ModelConfig) -> dict[str, Any]:
     return json_format.MessageToDict(config, preserving_proto_field_name=True)
 
 
-@dataclass(frozen=True)
-class Knobs:
-    """The tuned settings of a model config (None = not set in the config)."""
+# One type for a model's knob values, whether read from a config (knobs_of) or proposed by the
+# search (analyzer.space): the two were separate classes with the same five fields. A pipeline's
+# point (analyzer.pipeline.JointCandidate) stays its own type: it is a tuple of these, one per
+# tuned model, with a different id, its own params and per-model columns.
+@dataclass(frozen=True, order=True)
+class Candidate:
+    """A model's tuned knob values: a point of the search space, or what a config has (knobs_of)."""
 
     instance_count: int
     max_batch_size: int
@@ -66,15 +72,86 @@ class Knobs:
     preferred_batch_size: tuple[int, ...] = ()
     instance_kind: str = "KIND_CPU"
 
+    @property
+    def config_id(self) -> str:
+        """A stable, readable id, e.g. 'i2_b16_d500' (used in tables and the study)."""
+        parts = [f"i{self.instance_count}", f"b{self.max_batch_size}"]
+        if self.max_queue_delay_us is not None:
+            parts.append(f"d{self.max_queue_delay_us}")
+        if self.preferred_batch_size:
+            parts.append("p" + "-".join(map(str, self.preferred_batch_size)))
+        if self.instance_kind != "KIND_CPU":
+            parts.append(self.instance_kind.replace("KIND_", "").lower())
+        return "_".join(parts)
 
-def knobs_of(config: mc.ModelConfig | Mapping[str, Any]) -> Knobs:
-    """Read the tuned settings from a config (protobuf or its JSON dict)."""
+    def params(self) -> dict[str, Any]:
+        """Flat parameters (Optuna's trial params; JSON-friendly)."""
+        return {
+            "instance_count": self.instance_count,
+            "max_batch_size": self.max_batch_size,
+            "max_queue_delay_us": -1 if self.max_queue_delay_us is None else self.max_queue_delay_us,
+            "preferred_batch_size": ",".join(map(str, self.preferred_batch_size)),
+            "instance_kind": self.instance_kind,
+        }
+
+    @staticmethod
+    def from_params(params: dict[str, Any]) -> "Candidate":
+        """Inverse of params()."""
+        delay = int(params["max_queue_delay_us"])
+        pref = str(params.get("preferred_batch_size", "") or "")
+        return Candidate(
+            instance_count=int(params["instance_count"]),
+            max_batch_size=int(params["max_batch_size"]),
+            max_queue_delay_us=None if delay < 0 else delay,
+            preferred_batch_size=tuple(int(x) for x in pref.split(",") if x),
+            instance_kind=str(params.get("instance_kind", "KIND_CPU")),
+        )
+
+    def columns(self) -> dict[str, Any]:
+        """The knob columns of a configs.csv row (from_row reads them back)."""
+        return {
+            "instance_count": self.instance_count,
+            "max_batch_size": self.max_batch_size,
+            "max_queue_delay_us": math.nan if self.max_queue_delay_us is None else self.max_queue_delay_us,
+            "preferred_batch_size": " ".join(map(str, self.preferred_batch_size)),
+            "instance_kind": self.instance_kind,
+        }
+
+    @staticmethod
+    def from_row(row: Mapping[str, Any]) -> "Candidate":
+        """The candidate of a configs.csv row (inverse of its knob columns: an empty or NaN
+        delay means no dynamic batching, preferred sizes are space-separated; see _sizes)."""
+        delay = row.get("max_queue_delay_us")
+        pref = row.get("preferred_batch_size")
+        return Candidate(
+            int(row["instance_count"]),
+            int(row["max_batch_size"]),
+            None if delay is None or (isinstance(delay, float) and math.isnan(delay)) else int(delay),
+            _sizes(pref),
+            str(row.get("instance_kind") or "KIND_CPU"),
+        )
+
+
+def _sizes(cell: Any) -> tuple[int, ...]:
+    """A preferred_batch_size cell: sizes separated by spaces. A single size comes back from a CSV
+    file as a number (4, or 4.0 in a column with blanks), which is that one size, not none."""
+    if isinstance(cell, str):
+        return tuple(int(x) for x in cell.split())
+    if isinstance(cell, numbers.Real) and not isinstance(cell, bool) and math.isfinite(cell):
+        return (int(cell),)
+    return ()
+
+
+def knobs_of(config: mc.ModelConfig | Mapping[str, Any]) -> Candidate:
+    """Read the tuned settings from a config (protobuf or its JSON dict); instance_kind is
+    KIND_AUTO when the config has no instance group."""
     if not isinstance(config, mc.ModelConfig):
         config = from_dict(config)
     count = sum(max(1, g.count) for g in config.instance_group) if config.instance_group else 1
-    kind = mc.ModelInstanceGroup.Kind.Name(config.instance_group[0].kind) if config.instance_group else "KIND_AUTO"
+    groups = config.instance_group
+    kind = mc.ModelInstanceGroup.Kind.Name(groups[0].kind) if groups else "KIND_AUTO"
     has_db = config.HasField("dynamic_batching")
-    return Knobs(
+    return Candidate(
         instance_count=count,
         max_batch_size=int(config.max_batch_size),
         max_queue_delay_us=int(config.dynamic_batching.max_queue_delay_microseconds) if has_db else None,
@@ -83,7 +160,7 @@ def knobs_of(config: mc.ModelConfig | Mapping[str, Any]) -> Knobs:
     )
 
 
-def apply_candidate(base: mc.ModelConfig, candidate: Any) -> mc.ModelConfig:
+def apply_candidate(base: mc.ModelConfig, candidate: Candidate) -> mc.ModelConfig:
     """A copy of `base` with a candidate's knobs applied (base is not modified).
 
     Instance groups collapse to one group of the candidate's kind and count. Dynamic batching is

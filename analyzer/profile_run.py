@@ -30,11 +30,11 @@ from analyzer.profiler import (
     window_requests_for,
 )
 from analyzer.server.session import ModelInfo, ServerSession, prepare_model
-from analyzer.store import measurement_row
+from analyzer.rows import measurement_row
 from analyzer.timeline import timeline
 
 if TYPE_CHECKING:  # annotations only: what knobs_of returns
-    from analyzer.modelconfig import Knobs
+    from analyzer.modelconfig import Candidate
 
 
 def profile_settings(*, window_s: float | None = None, warmup_s: float = 0.5, max_windows: int = 10,
@@ -60,7 +60,7 @@ class ProfileRun:
     """What a profile measured: one Measurement per level (or the schedule's one), in order."""
 
     model: ModelInfo
-    knobs: Knobs
+    knobs: Candidate
     loads: list[LoadSpec]
     measurements: list[Measurement] = field(default_factory=list)
     played: ScheduledRun | None = None  # a schedule's whole run (None for levels, or none sent)

@@ -2,90 +2,18 @@
 
 Pure: a SpaceSpec and what the model allows (ModelTraits, read from its base config) in, valid
 candidates (and the reasons others were dropped) out. Rules are checked here so the server is
-never asked to load a config we can tell is wrong.
+never asked to load a config we can tell is wrong. A point is a `Candidate`, the knob values of
+one model (defined with the configs it is applied to, in analyzer.modelconfig).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from analyzer.errors import UsageError
-from analyzer.modelconfig import ModelConfig, knobs_of
+from analyzer.modelconfig import Candidate, ModelConfig, knobs_of
 from analyzer.spec import SpaceSpec
-
-
-@dataclass(frozen=True, order=True)
-class Candidate:
-    """One point of the space: the knob values a config gets."""
-
-    instance_count: int
-    max_batch_size: int
-    max_queue_delay_us: int | None  # None: no dynamic batching
-    preferred_batch_size: tuple[int, ...] = ()
-    instance_kind: str = "KIND_CPU"
-
-    @property
-    def config_id(self) -> str:
-        """A stable, readable id, e.g. 'i2_b16_d500' (used in tables and the study)."""
-        parts = [f"i{self.instance_count}", f"b{self.max_batch_size}"]
-        if self.max_queue_delay_us is not None:
-            parts.append(f"d{self.max_queue_delay_us}")
-        if self.preferred_batch_size:
-            parts.append("p" + "-".join(map(str, self.preferred_batch_size)))
-        if self.instance_kind != "KIND_CPU":
-            parts.append(self.instance_kind.replace("KIND_", "").lower())
-        return "_".join(parts)
-
-    def params(self) -> dict[str, Any]:
-        """Flat parameters (Optuna's trial params; JSON-friendly)."""
-        return {
-            "instance_count": self.instance_count,
-            "max_batch_size": self.max_batch_size,
-            "max_queue_delay_us": -1 if self.max_queue_delay_us is None else self.max_queue_delay_us,
-            "preferred_batch_size": ",".join(map(str, self.preferred_batch_size)),
-            "instance_kind": self.instance_kind,
-        }
-
-    @staticmethod
-    def from_params(params: dict[str, Any]) -> "Candidate":
-        """Inverse of params()."""
-        delay = int(params["max_queue_delay_us"])
-        pref = str(params.get("preferred_batch_size", "") or "")
-        return Candidate(
-            instance_count=int(params["instance_count"]),
-            max_batch_size=int(params["max_batch_size"]),
-            max_queue_delay_us=None if delay < 0 else delay,
-            preferred_batch_size=tuple(int(x) for x in pref.split(",") if x),
-            instance_kind=str(params.get("instance_kind", "KIND_CPU")),
-        )
-
-    def columns(self) -> dict[str, Any]:
-        """The knob columns of a configs.csv row (from_row reads them back)."""
-        return {
-            "instance_count": self.instance_count,
-            "max_batch_size": self.max_batch_size,
-            "max_queue_delay_us": self.max_queue_delay_us if self.max_queue_delay_us is not None else math.nan,
-            "preferred_batch_size": " ".join(map(str, self.preferred_batch_size)),
-            "instance_kind": self.instance_kind,
-        }
-
-    @staticmethod
-    def from_row(row: Mapping[str, Any]) -> "Candidate":
-        """The candidate of a configs.csv row (inverse of its knob columns: an empty or NaN
-        delay means no dynamic batching, preferred sizes are space-separated)."""
-        delay = row.get("max_queue_delay_us")
-        pref = row.get("preferred_batch_size")
-        return Candidate(
-            int(row["instance_count"]),
-            int(row["max_batch_size"]),
-            None if delay is None or (isinstance(delay, float) and math.isnan(delay)) else int(delay),
-            tuple(int(x) for x in str(pref).split()) if isinstance(pref, str) else (),
-            str(row.get("instance_kind") or "KIND_CPU"),
-        )
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,6 @@ from typing import Any, Iterable
 import pandas as pd
 
 from analyzer.errors import UsageError
-from analyzer.measure import Measurement
-from analyzer.modelconfig import Knobs
 
 # Contract columns first (what reports and downstream users rely on), then the rest of what a measurement holds.
 MEASUREMENT_COLUMNS = [
@@ -115,21 +113,6 @@ RUN_FILES = {
     "server_log": "server.log",
     "base_config": "base_config.pbtxt",  # the model's config before the sweep (what candidates modify)
 }
-
-
-def measurement_row(config_id: str, knobs: Knobs, m: Measurement, meets_budget: bool | None) -> dict[str, Any]:
-    """One measurements.csv row: the config's knobs, the measurement and the budget verdict."""
-    row: dict[str, Any] = {
-        "config_id": config_id,
-        "instance_count": knobs.instance_count,
-        "max_batch_size": knobs.max_batch_size,
-        "max_queue_delay_us": knobs.max_queue_delay_us if knobs.max_queue_delay_us is not None else math.nan,
-        "meets_budget": meets_budget,
-    }
-    row.update(m.row())
-    return {col: row.get(col) for col in MEASUREMENT_COLUMNS} | {
-        k: v for k, v in row.items() if k not in MEASUREMENT_COLUMNS
-    }
 
 
 def csv_true(value: Any) -> bool:

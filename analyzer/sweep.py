@@ -1,12 +1,13 @@
-"""Set up and run a sweep from a spec: resolve it, open the run directory, get a server, read
-the model's base config, build the search space and strategy, then hand over to the runner.
+"""Set up and run a sweep from a spec: check what needs no server (analyzer.preflight), open the
+run directory, get a server, read the model's base config, build the search space
+(analyzer.plan) and strategy, then hand over to the runner.
 
-Also the resume rules: a run directory continues only with a spec that matches what it measured.
+Also the resume rules: a run directory continues only with a spec that matches what it measured
+(what a resumed run takes over is analyzer.policy's `adopt_finished`).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -15,34 +16,24 @@ from typing import Any
 
 import optuna
 import sqlalchemy
-import yaml
 
 from analyzer.errors import ModelNotReadyError, SpecError, UsageError
-from analyzer.modelconfig import ModelConfig, from_dict, read_pbtxt, to_dict, to_pbtxt
-from analyzer.pipeline import (
-    JointCandidate,
-    PipelineTarget,
-    batch_floors,
-    candidate_from_row,
-    ensemble_steps,
-    is_ensemble,
-    joint_candidates,
-    load_order,
-    reachable,
-)
+from analyzer.identity import check_identity, server_identity
+from analyzer.load.clients import RequestSet
+from analyzer.modelconfig import Candidate, ModelConfig, from_dict, to_dict, to_pbtxt
+from analyzer.pipeline import PipelineTarget, is_ensemble
+from analyzer.plan import model_space, pipeline_plan, target_space, targets_plan
+from analyzer.policy import adopt_finished
+from analyzer.preflight import check_before_server, local_config
 from analyzer.profiler import StopToken
 from analyzer.runner import Events, SweepResult, SweepRunner
 from analyzer.search import make_search
-from analyzer.search.base import Outcome
-from analyzer.identity import check_identity, server_identity
-from analyzer.load.clients import RequestSet
 from analyzer.search.base import GRACE_S, HEARTBEAT_S, STUDY_NAME
-from analyzer.shared import SharedTables, engine_for, retry_schema_race
 from analyzer.server.session import ModelInfo, ServerSession, open_server, prepare_model
-from analyzer.targets import Target
-from analyzer.space import Candidate, ModelTraits, check_space
-from analyzer.spec import SpaceSpec, SweepSpec, spec_from_dict, write_spec
+from analyzer.shared import SharedTables, engine_for, retry_schema_race
+from analyzer.spec import SweepSpec, load_spec, write_spec
 from analyzer.store import RunStore
+from analyzer.targets import Target
 
 # Keys that decide what a measurement means: a resumed run must not change them.
 RESUME_KEYS = ("model", "budget_ms", "percentile", "confidence", "objective", "space", "models", "targets", "load",
@@ -71,11 +62,11 @@ def incompatible_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def _resume_spec(store: RunStore, given: SweepSpec | None) -> SweepSpec:
-    path = store.path("spec")
+    """The spec a resumed run continues with: its own spec.yaml (read by analyzer.spec, as every
+    spec is), or the one given when it measures the same thing (UsageError naming what differs)."""
     try:
-        saved = yaml.safe_load(path.read_text())
-        stored = spec_from_dict(saved, str(path))
-    except (OSError, yaml.YAMLError, SpecError) as exc:
+        stored = load_spec(store.path("spec"))
+    except SpecError as exc:
         raise UsageError(f"cannot resume {store.dir}: its spec.yaml is unreadable ({exc})") from None
     if given is None:
         return stored
@@ -89,31 +80,10 @@ def _resume_spec(store: RunStore, given: SweepSpec | None) -> SweepSpec:
     return given
 
 
-def _adopt_finished(store: RunStore, search: Any, valid: set[Any]) -> None:
-    """Configs in configs.csv are finished: make sure the search knows them, and drop rows of
-    any config that was in flight when the previous run died (it is measured again)."""
-    configs = store.configs()
-    finished: set[str] = set()
-    for _, row in configs.iterrows():
-        cand = candidate_from_row(row)
-        finished.add(str(row["config_id"]))
-        capacity = float(row.get("capacity_rps") or 0.0)
-        p99 = float(row["p99_ms"]) if not math.isnan(float(row.get("p99_ms", math.nan))) else float(row.get("closest_p99_ms", math.nan))
-        search.adopt(cand, Outcome(capacity, p99, failed=row["status"] == "failed", error=str(row.get("error") or "")))
-    store.keep_only_configs(finished)
-
-
-MAX_JOINT_POINTS = 100_000  # the joint space is enumerated; past this, narrow the per-model spaces
-
-
 def _base_config(spec: SweepSpec, session: ServerSession, name: str, served: dict[str, Any] | None = None) -> ModelConfig:
     """A model's config as it is today: its config.pbtxt in a local repository, else what the
     server reports (a remote server, or a config the server completes itself)."""
-    config = None
-    if spec.model_repository is not None:
-        file = Path(spec.model_repository) / name / "config.pbtxt"
-        if file.is_file():
-            config = read_pbtxt(file)
+    config = local_config(Path(spec.model_repository), name) if spec.model_repository is not None else None
     if config is None:
         if served is None:
             session.control.require_model(name)
@@ -128,89 +98,21 @@ def _base_config(spec: SweepSpec, session: ServerSession, name: str, served: dic
     return config
 
 
-def _joint_space(source: str, tuned: dict[str, list[Candidate]], order: list[str], bases: dict[str, ModelConfig],
-                 hint: str) -> tuple[list[JointCandidate], JointCandidate]:
-    """The joint candidates of several tuned models (refused past MAX_JOINT_POINTS), and the
-    search's starting point: every tuned model as it is configured today."""
-    points = math.prod(len(c) for c in tuned.values())
-    if points > MAX_JOINT_POINTS:
-        raise UsageError(f"{source}: the joint space has {points} configs (the product of "
-                         + ", ".join(f"{n}: {len(c)}" for n, c in tuned.items()) + f"); the limit is {MAX_JOINT_POINTS}",
-                         hint=hint)
-    start = JointCandidate(tuple((n, ModelTraits.of(bases[n]).base) for n in order if n in tuned))
-    return joint_candidates(tuned, order), start
-
-
-def _pipeline(spec: SweepSpec, session: ServerSession, top: ModelConfig, store: RunStore) -> tuple[PipelineTarget, list[Any], Any]:
-    """A pipeline's setup: discover the ensemble's steps, load every model it needs
-    (dependencies first), check each tuned model's space, and build the joint candidates.
+def _pipeline(spec: SweepSpec, session: ServerSession, top: ModelConfig,
+              store: RunStore) -> tuple[PipelineTarget, list[Any], Any]:
+    """A pipeline's setup: its plan (analyzer.plan: the steps discovered, each tuned model's
+    space checked, the joint candidates), then every model it needs loaded, dependencies first.
     Returns the target, the candidates and the search's starting point (today's configs)."""
-    configs: dict[str, ModelConfig] = {spec.model: top}
-    named = dict(spec.models or {})
-    frontier = [spec.model] + list(named)
-    while frontier:  # follow ensembles (nested too) and the named models' own ensembles
-        name = frontier.pop()
-        if name not in configs:
-            configs[name] = _base_config(spec, session, name)
-        if is_ensemble(configs[name]):
-            frontier.extend(step for step in ensemble_steps(configs[name]) if step not in configs)
-    steps = reachable(spec.model, configs)
-    space_given = spec.space != SpaceSpec()
-    if is_ensemble(top):
-        if space_given:
-            raise UsageError(
-                f"{spec.source}: model {spec.model!r} is an ensemble; it has no instances or batching of its own. "
-                f"Its composing models are: {', '.join(steps)}",
-                hint="move the knobs from space: to models:, e.g. models: {"
-                + ", ".join(f"{n}: {{instance_count: [1, 2]}}" for n in steps[:2]) + "}",
-            )
-        if not named:
-            raise UsageError(
-                f"{spec.source}: model {spec.model!r} is an ensemble of {', '.join(steps)}; say which of them to tune",
-                hint="add models: with a space for each model to tune ({} loads one as it is), e.g. models: {"
-                + ", ".join(f"{n}: {{instance_count: [1, 2]}}" for n in steps[:2]) + "}",
-            )
-    tuned: dict[str, list[Candidate]] = {}
-    floors = batch_floors(configs)
-    for name, space in named.items():
-        if name == spec.model:
-            raise UsageError(f"{spec.source}: models.{name}: the model under load is tuned by space:, not models:",
-                             hint=f"move models.{name} to space:")
-        if space == SpaceSpec():
-            continue  # {}: loaded as it is
-        if is_ensemble(configs[name]):
-            raise UsageError(f"{spec.source}: models.{name} is an ensemble; tune its composing models "
-                             f"({', '.join(reachable(name, configs))}) instead")
-        tuned[name] = check_space(space, ModelTraits.of(configs[name]), f"{spec.source}: models.{name}")
-        floor, ensemble = floors.get(name, (0, ""))
-        fits = [c for c in tuned[name] if c.max_batch_size >= floor]
-        if not fits:
-            raise UsageError(
-                f"{spec.source}: models.{name}: every max_batch_size in its space is below {floor}, the max_batch_size "
-                f"of ensemble {ensemble!r}; the server refuses an ensemble whose steps batch less than it does",
-                hint=f"give models.{name}.max_batch_size values >= {floor}, or lower {ensemble}'s max_batch_size",
-            )
-        tuned[name] = fits  # the rest would be refused by the server at every load
-    if space_given:  # a BLS model (or plain model) under load, tuned too (an ensemble was refused above)
-        tuned[spec.model] = check_space(spec.space, ModelTraits.of(top), spec.source)
-    if not tuned:
-        raise UsageError(f"{spec.source}: nothing to tune: every model under models: is {{}} and space: is empty",
-                         hint="give a space for at least one model under models: (or space: for the top model)")
-    order = load_order(spec.model, configs, named)
-    candidates, start = _joint_space(spec.source, tuned, order, configs, "narrow some models' spaces, or load some "
-                                     "as they are with {}")
-    for name in order:  # dependencies first: a BLS model's callees must be ready before it
+    target, candidates, start = pipeline_plan(spec, top, lambda name: _base_config(spec, session, name))
+    for name in target.order:  # dependencies first: a BLS model's callees must be ready before it
         if session.local is not None:
             session.control.load_model(name)
         else:
             # Pre-flight on a running server, as for one model: reloading today's config
             # answers whether configs can be applied at all.
-            session.control.load_model(name, to_dict(configs[name]) if name in tuned else None)
-    for name in order:
-        if name in tuned:
-            store.write_model_base(name, to_pbtxt(configs[name]))
-    target = PipelineTarget(top=spec.model, order=order, bases={n: configs[n] for n in order},
-                            tuned=[n for n in order if n in tuned], steps=[n for n in order if n != spec.model])
+            session.control.load_model(name, to_dict(target.bases[name]) if name in target.tuned else None)
+    for name in target.tuned:
+        store.write_model_base(name, to_pbtxt(target.bases[name]))
     return target, candidates, start
 
 
@@ -226,17 +128,12 @@ def _targets(spec: SweepSpec, session: ServerSession,
     for name, t in spec.targets.items():
         info = prepare_model(session, name, t.inputs or spec.inputs, load=session.local is not None, seed=spec.seed)
         bases[name] = _base_config(spec, session, name, info.config)
-        if is_ensemble(bases[name]):
-            raise UsageError(f"{spec.source}: targets.{name} is an ensemble; tune one pipeline at a time with "
-                             "model: and models:", hint="remove it from targets:")
+        target, tuned[name] = target_space(spec, name, bases[name])
         if session.local is None:
             session.control.load_model(name, to_dict(bases[name]))  # pre-flight, as for one model
-        tuned[name] = check_space(t.space, ModelTraits.of(bases[name]), f"{spec.source}: targets.{name}")
-        targets.append((Target(name, t.share, t.budget_ms if t.budget_ms is not None else spec.budget_ms), info))
+        targets.append((target, info))
         store.write_model_base(name, to_pbtxt(bases[name]))
-    names = list(spec.targets)
-    candidates, start = _joint_space(spec.source, tuned, names, bases, "narrow some targets' spaces")
-    plan = PipelineTarget(top="", order=names, bases=bases, tuned=names, steps=[])
+    plan, candidates, start = targets_plan(spec, bases, tuned)
     return targets, plan, candidates, start
 
 
@@ -303,15 +200,19 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
               stop: StopToken | None = None) -> tuple[SweepResult, RunStore]:
     """Run (or resume) a sweep; returns how it ended and where it was written."""
     previous_wall = 0.0
-    # A shared study's database is checked first: a bad URL costs no server start.
+    # Everything that can be checked without a server is checked before one starts: the spec
+    # (parsed by the caller), a shared study's database, the request data file and, in a local
+    # model repository, the models and their search space (analyzer.preflight).
     shared_storage = open_shared_storage(options.storage) if options.storage is not None else None
     if options.resume:
         store = RunStore.open(options.resume)
         spec = _resume_spec(store, spec)
+        check_before_server(spec)
         summary = store.read_summary() or {}
         previous_wall = float(summary.get("wall_s") or 0.0)
     else:
         assert spec is not None
+        check_before_server(spec)  # before the run directory: a refused spec leaves none behind
         store = RunStore.create(options.out, spec.model)
     write_spec(spec, store.path("spec"))
     with open_server(
@@ -342,9 +243,7 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
                     # Pre-flight on a running server: can configs be applied at all (explicit
                     # model-control mode)? Reloading the current config answers before anything is measured.
                     session.control.load_model(spec.model, to_dict(base))
-                traits = ModelTraits.of(base)
-                candidates = check_space(spec.space, traits, spec.source)
-                start = traits.base
+                candidates, start = model_space(spec, base)
         storage, study_name = store.storage_url, STUDY_NAME
         if options.storage is not None:
             storage, study_name = _join_shared(spec, options, store, session, base, shared_storage)
@@ -363,7 +262,7 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
             base=start,
         )
         if options.resume:
-            _adopt_finished(store, search, set(candidates))
+            store.keep_only_configs(adopt_finished(store.configs(), search))
         runner = SweepRunner(spec, store, session, info, base, search, events=events, stop=stop,
                              previous_wall_s=previous_wall, pipeline=pipeline, targets=targets)
         return runner.run(), store

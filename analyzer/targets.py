@@ -127,3 +127,14 @@ def target_figures(row: Mapping[str, object]) -> dict[str, dict[str, float]]:
             except (TypeError, ValueError):
                 out.setdefault(name, {})[field] = math.nan
     return out
+
+
+def target_outcome(row: Mapping[str, object] | None) -> dict[str, dict[str, object]]:
+    """summary.json's best.targets: each model's figures at the chosen config's capacity level
+    (its measurement row there; None: no row, {}), against its own budget."""
+    if row is None:
+        return {}
+    figures = target_figures(row)
+    return {name: {"load_level": f.get("load_level"), "throughput_rps": f.get("throughput_rps"),
+                   "p50_ms": f.get("p50_ms"), "p99_ms": f.get("p99_ms"), "budget_ms": f.get("budget_ms"),
+                   "meets": bool(f.get("meets"))} for name, f in figures.items()}

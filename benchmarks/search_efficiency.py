@@ -80,7 +80,8 @@ def one_sweep(truth: dict[str, Any], args: argparse.Namespace, out: Path, seed: 
 def verify(run_dir: Path, cands: list[Any], rounds: int) -> dict[str, list[float]]:
     """Capacity of each config searched from scratch on one fresh server, interleaved by round,
     with the sweep's own level search and measurement rules."""
-    from analyzer.capacity import LevelSearch, budget_verdict, search_capacity
+    from analyzer.capacity import budget_verdict
+    from analyzer.levelsearch import LevelSearch, search_capacity
     from analyzer.load.clients import make_client
     from analyzer.load.shapes import LoadSpec
     from analyzer.modelconfig import apply_candidate, read_pbtxt, to_dict

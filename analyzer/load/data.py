@@ -152,17 +152,37 @@ def _fit(array: np.ndarray, spec: TensorSpec, where: str, shape: tuple[int, ...]
     return array.astype(target).reshape(shape)
 
 
+def read_data_file(path: str | Path) -> Any:
+    """A data file read and parsed, before any model is known (a sweep checks it before its
+    server starts): a .npy file's array, a .npz file's arrays by name, or a JSON file's requests
+    (perf_analyzer's "data" list). InputDataError when it cannot be read or is not that format."""
+    path = Path(path)
+    source = str(path)
+    if path.suffix in (".npy", ".npz"):
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputDataError(f"cannot read {source}: {exc}") from None
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise InputDataError(f"cannot read {source}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise InputDataError(f"{source}: not valid JSON ({exc})") from None
+    if not isinstance(data, Mapping) or not isinstance(data.get("data"), list) or not data["data"]:
+        raise InputDataError(
+            f"{source}: expected perf_analyzer's format, {{\"data\": [request, ...]}} with at least one request")
+    return data["data"]
+
+
 def read_input_data(path: str | Path, specs: Sequence[TensorSpec]) -> list[Request]:
     """Every request in a data file, checked against the model's inputs (InputDataError names
     the first problem: an unreadable file, a missing or unknown input, a wrong dtype or shape)."""
     path = Path(path)
     source = str(path)
     by_name = {s.name: s for s in specs}
+    loaded = read_data_file(path)
     if path.suffix in (".npy", ".npz"):
-        try:
-            loaded = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputDataError(f"cannot read {source}: {exc}") from None
         if isinstance(loaded, np.ndarray):
             if len(specs) != 1:
                 raise InputDataError(
@@ -190,19 +210,8 @@ def read_input_data(path: str | Path, specs: Sequence[TensorSpec]) -> list[Reque
             {n: _fit(np.asarray(arrays[n][i]), by_name[n], _where(source, i, n)) for n in by_name}
             for i in range(next(iter(counts.values())))
         ]
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise InputDataError(f"cannot read {source}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise InputDataError(f"{source}: not valid JSON ({exc})") from None
-    if not isinstance(data, Mapping) or not isinstance(data.get("data"), list) or not data["data"]:
-        raise InputDataError(
-            f"{source}: expected perf_analyzer's format, "
-            '{"data": [request, ...]} with at least one request'
-        )
     requests: list[Request] = []
-    for i, entry in enumerate(data["data"]):
+    for i, entry in enumerate(loaded):
         if not isinstance(entry, Mapping):
             raise InputDataError(f"{source}: request {i} is not a mapping of input names to values")
         for name in entry:

@@ -9,14 +9,11 @@ import pytest
 from analyzer.capacity import (
     judge,
     row_verdict,
-    FAILS,
-    INCONCLUSIVE,
-    MEETS,
-    LevelSearch,
     budget_verdict,
     exceed_probability_bound,
     required_requests,
 )
+from analyzer.levelsearch import FAILS, INCONCLUSIVE, MEETS, LevelSearch
 from analyzer.measure import Measurement
 
 from tests.helpers import measurement

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from analyzer.capacity import CapacityResult, Verdict
+from analyzer.capacity import Verdict
+from analyzer.levelsearch import CapacityResult
 from analyzer.measure import Measurement
-from analyzer.runner import failure_of
+from analyzer.policy import failure_of
 
 from tests.helpers import measurement
 

@@ -21,7 +21,7 @@ from analyzer.pipeline import (
     step_stat,
     steps_from_row,
 )
-from analyzer.runner import config_row
+from analyzer.rows import config_row
 from analyzer.search.base import Encoding
 from analyzer.search.tpe import auto_patience, joint_seeds, polish_order
 from analyzer.space import Candidate

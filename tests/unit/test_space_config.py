@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from analyzer.errors import UsageError
-from analyzer.modelconfig import apply_candidate, from_dict, knobs_of, parse_pbtxt, read_pbtxt, to_dict, to_pbtxt
+from analyzer.modelconfig import (
+    apply_candidate,
+    from_dict,
+    knobs_of,
+    parse_pbtxt,
+    read_pbtxt,
+    to_dict,
+    to_pbtxt,
+)
 from analyzer.space import Candidate, ModelTraits, check_space, invalid_reason
 from analyzer.spec import SpaceSpec
 from tests.helpers import ROOT
@@ -99,7 +107,7 @@ def test_candidate_params_round_trip() -> None:
 def test_candidate_round_trips_through_a_configs_csv_row(tmp_path: Path) -> None:
     import pandas as pd
 
-    from analyzer.runner import config_row
+    from analyzer.rows import config_row
 
     cands = [Candidate(2, 16, 500, (4, 8)), Candidate(1, 0, None), Candidate(3, 8, 0, (), "KIND_GPU")]
     rows = [config_row(c, None, status="ok", error="", mode="concurrency", trial=i, wall_s=1.0, percentile=99)
@@ -107,3 +115,20 @@ def test_candidate_round_trips_through_a_configs_csv_row(tmp_path: Path) -> None
     pd.DataFrame(rows).to_csv(tmp_path / "configs.csv", index=False)
     back = pd.read_csv(tmp_path / "configs.csv")  # NaN delay, NaN or "4 8" preferred sizes
     assert [Candidate.from_row(r) for _, r in back.iterrows()] == cands
+
+
+def test_a_single_preferred_size_survives_the_csv_round_trip(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from analyzer.pipeline import candidate_from_row
+    from analyzer.rows import config_row
+
+    # One size per config: the column reads back as numbers (4.0 next to a blank), not as text.
+    cands = [Candidate(1, 8, 0, (4,)), Candidate(1, 8, 0), Candidate(2, 16, 500, (8,))]
+    rows = [config_row(c, None, status="ok", error="", mode="concurrency", trial=i, wall_s=1.0, percentile=99)
+            for i, c in enumerate(cands)]
+    pd.DataFrame(rows).to_csv(tmp_path / "configs.csv", index=False)
+    back = pd.read_csv(tmp_path / "configs.csv")
+    assert back["preferred_batch_size"].dtype == "float64"
+    ids = [candidate_from_row(r).config_id for _, r in back.iterrows()]
+    assert ids == ["i1_b8_d0_p4", "i1_b8_d0", "i2_b16_d500_p8"]

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from analyzer.capacity import CLIENT_BOUND, FAILS, MEETS, LevelSearch, budget_verdict, judge, outcome_of, row_verdict
+from analyzer.capacity import CLIENT_BOUND, budget_verdict, judge, row_verdict
+from analyzer.levelsearch import FAILS, MEETS, LevelSearch, outcome_of
 from analyzer.load.generator import OK, Records
 from analyzer.load.selfcheck import ClientLoad, client_bound_reason
 from analyzer.load.shapes import LoadSpec, arrival_offsets

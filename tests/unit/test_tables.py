@@ -1,0 +1,189 @@
+"""The run's tables kept in memory (analyzer.tables): typed as pandas reads the files back, and
+read without the files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analyzer.capacity import Verdict
+from analyzer.levelsearch import CapacityResult
+from analyzer.measure import Measurement
+from analyzer.modelconfig import Candidate
+from analyzer.pipeline import JointCandidate
+from analyzer.rows import config_row, level_row
+from analyzer.store import RunStore
+from analyzer.tables import RunTables, cell, typed_column
+
+MEETS, OVER = Verdict(True, "meets", "p99 1 ms <= 10 ms"), Verdict(False, "over_budget", "p99 50 ms", False)
+
+
+def _m(level: float, p99_ms: float, **kw: object) -> Measurement:
+    fields: dict[str, object] = dict(
+        load_mode="concurrency",
+        load_level=level,
+        throughput_rps=97.3 * level,
+        p50_ms=p99_ms / 3,
+        p90_ms=p99_ms,
+        p95_ms=p99_ms,
+        p99_ms=p99_ms,
+        max_ms=p99_ms * 1.7,
+        mean_ms=p99_ms / 2.9,
+        p99_ci_low_ms=p99_ms * 0.9,
+        p99_ci_high_ms=math.inf,
+        requests=1234,
+        errors=0,
+        error_kinds="",
+        windows=4,
+        stable=True,
+        duration_s=1.25,
+    )
+    return Measurement(**(fields | kw))  # type: ignore[arg-type]
+
+
+def _fill(tables: RunTables) -> None:
+    """Rows like a sweep's: knobs with and without batching and preferred sizes, a failed config,
+    confirmation rounds, a client-bound level, errors."""
+    cands = [Candidate(1, 8, 0, (4,)), Candidate(2, 8, None), Candidate(1, 32, 500, (8, 16), "KIND_GPU")]
+    for i, cand in enumerate(cands):
+        measured = [(_m(2.0, 1.5), MEETS), (_m(4.0, 50.0, errors=3, error_kinds="timeout=3"), OVER)]
+        for m, verdict in measured:
+            tables.append_measurement(level_row(cand.config_id, cand, m, verdict, "search"))
+        result = CapacityResult(194.6, 2.0, measured, pruned=i == 1)
+        status = "failed" if i == 2 else ("pruned" if result.pruned else "ok")
+        tables.append_config(
+            config_row(
+                cand,
+                None if i == 2 else result,
+                status=status,
+                error="boom, with a comma" if i == 2 else "",
+                mode="concurrency",
+                trial=i,
+                wall_s=3.14159,
+                percentile=99.0,
+            )
+        )
+    m = _m(2.0, 1.2, client_bound=True, client_bound_reason="the generator fell behind")
+    tables.append_measurement(level_row(cands[0].config_id, cands[0], m, MEETS, "confirm", 1))
+
+
+def _read(store: RunStore, name: str) -> pd.DataFrame:
+    return pd.read_csv(store.path(name))
+
+
+def test_the_tables_in_memory_are_the_files_as_pandas_reads_them(tmp_path: Path) -> None:
+    store = RunStore.create(None, "m", run_dir=tmp_path / "run")
+    tables = RunTables(store)
+    assert tables.configs().empty and list(tables.configs().columns) == list(store.configs().columns)
+    _fill(tables)
+    pd.testing.assert_frame_equal(tables.configs(), _read(store, "configs"))
+    pd.testing.assert_frame_equal(tables.measurements(), _read(store, "measurements"))
+
+
+def test_a_resumed_run_starts_from_the_rows_on_disk(tmp_path: Path) -> None:
+    store = RunStore.create(None, "m", run_dir=tmp_path / "run")
+    _fill(RunTables(store))
+    store.keep_only_configs({"i1_b8_d0_p4", "i2_b8"})  # as a resume does: the rewritten files
+    resumed = RunTables(RunStore(store.dir))  # a new store: nothing of the first one cached
+    _fill(resumed)
+    pd.testing.assert_frame_equal(resumed.configs(), _read(store, "configs"))
+    pd.testing.assert_frame_equal(resumed.measurements(), _read(store, "measurements"))
+
+
+def test_a_pipelines_per_model_columns_follow_the_first_rows_header(tmp_path: Path) -> None:
+    store = RunStore.create(None, "m", run_dir=tmp_path / "run")
+    tables = RunTables(store)
+    cand = JointCandidate((("pre", Candidate(1, 8, 0)), ("cls", Candidate(2, 32, 1000, (16,)))))
+    m = _m(2.0, 1.5)
+    m.extra["step.pre.busy_pct"] = 40.0
+    tables.append_measurement(
+        level_row(cand.config_id, Candidate(3, 0, None), m, MEETS, "search", steps=["pre", "cls"])
+    )
+    tables.append_config(
+        config_row(
+            cand,
+            CapacityResult(194.6, 2.0, [(m, MEETS)], pruned=False),
+            status="ok",
+            error="",
+            mode="concurrency",
+            trial=0,
+            wall_s=1.0,
+            percentile=99.0,
+        )
+    )
+    assert "cls.preferred_batch_size" in tables.configs() and "step.cls.queue_ms" in tables.measurements()
+    pd.testing.assert_frame_equal(tables.configs(), _read(store, "configs"))
+    pd.testing.assert_frame_equal(tables.measurements(), _read(store, "measurements"))
+
+
+def test_reading_the_tables_does_not_read_the_files(tmp_path: Path) -> None:
+    store = RunStore.create(None, "m", run_dir=tmp_path / "run")
+    tables = RunTables(store)
+    _fill(tables)
+    before = tables.configs()
+    store.path("configs").write_text("config_id\n")  # what is on disk no longer matters
+    pd.testing.assert_frame_equal(tables.configs(), before)
+    assert len(before) == 3
+
+
+CELLS = [
+    "",
+    "1",
+    "2",
+    "007",
+    "-3",
+    "1.5",
+    "1e-05",
+    "inf",
+    "-inf",
+    "True",
+    "False",
+    "true",
+    "x",
+    "4 8",
+    "nan",
+    "None",
+    "0",
+    "1.0",
+    "3.141592653589793",
+    "i1_b8_d0",
+    "1_0",
+    " 2",
+    "2 ",
+    " 1.5",
+    " inf",
+    "+3",
+    "Infinity",
+    "-Inf",
+    " True",
+]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_column_is_typed_as_read_csv_types_it(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(300):
+        cells = [rng.choice(CELLS) for _ in range(rng.randint(1, 4))]
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerows([["a", "b"]] + [[c, "k"] for c in cells])
+        expected = pd.read_csv(io.StringIO(buf.getvalue()))["a"]
+        pd.testing.assert_series_equal(typed_column(cells).rename("a"), expected, obj=str(cells))
+
+
+def test_a_cell_is_written_as_the_store_writes_it() -> None:
+    assert [cell(v) for v in (None, math.nan, 3, 2.5, True, "x", math.inf)] == [
+        "",
+        "",
+        "3",
+        "2.5",
+        "True",
+        "x",
+        "inf",
+    ]
