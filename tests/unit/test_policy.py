@@ -17,7 +17,7 @@ from analyzer.measure import Measurement
 from analyzer.modelconfig import Candidate
 from analyzer.policy import ConfigOutcome, adopt_finished, start_level, try_config
 from analyzer.rows import config_row, level_row
-from analyzer.search import GridSearch
+from analyzer.search.grid import GridSearch
 from analyzer.store import RunStore
 
 BUDGET_MS = 10.0

@@ -12,7 +12,7 @@ from analyzer.errors import ModelNotFoundError, UsageError
 from analyzer.preflight import check_before_server
 from analyzer.spec import SweepSpec, parse_spec
 from analyzer.sweep import SweepOptions, run_sweep
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 PIPELINE_MODELS = ROOT / "sweeps" / "examples" / "pipeline" / "models"
 
