@@ -97,8 +97,8 @@ class Search:
     def _load_history(self) -> None:
         self.busy = set()
         for t in self.study.get_trials(deepcopy=False):
-            if "config_id" not in t.user_attrs:
-                continue
+            if "config_id" not in t.user_attrs or "params" not in t.user_attrs:
+                continue  # not tagged yet (its config is claimed, so nobody else measures it)
             cand = self.encoding.factory(t.user_attrs["params"])
             if self.shared is not None:
                 # Another worker's running trial is alive (a dead one's heartbeat fails it); a
@@ -341,8 +341,10 @@ class Search:
             beat.join()
 
     def _tag(self, trial: optuna.trial.Trial, cand: Candidate) -> None:
-        trial.set_user_attr("config_id", cand.config_id)
+        # Two writes, and another worker may read the trial between them: params first, so that
+        # a trial with a config_id always has its params (_load_history reads both).
         trial.set_user_attr("params", cand.params())
+        trial.set_user_attr("config_id", cand.config_id)
 
     def tell(self, candidate: Candidate, outcome: Outcome) -> None:
         """Report the outcome of the candidate last asked for."""
