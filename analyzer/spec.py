@@ -118,8 +118,9 @@ TOP_KEYS = {
 }
 
 
-def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) -> SweepSpec:
-    """Validate spec data (as loaded from YAML); raise SpecError listing every problem."""
+def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None, recorded: bool = False) -> SweepSpec:
+    """Validate spec data (as loaded from YAML); raise SpecError listing every problem.
+    `recorded`: a run directory's own spec, read to report the run (files it plays need not exist)."""
     errors = _Errors(source)
     if not isinstance(data, Mapping):
         raise SpecError(f"{source}: a sweep spec must be a YAML mapping (key: value lines), got {type(data).__name__}")
@@ -172,7 +173,7 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None) 
         kw["models"] = parse_models(errors, data.get("models"))
     if data.get("targets") is not None:
         kw["targets"] = parse_targets(errors, data.get("targets"), with_models=data.get("models") is not None)
-    kw["load"] = parse_load(errors, data.get("load"), base_dir)
+    kw["load"] = parse_load(errors, data.get("load"), base_dir, recorded)
     kw["inputs"], kw["input_data"] = parse_inputs(errors, data.get("inputs"), data.get("input_data"), base_dir)
 
     errors.raise_if_any()
@@ -211,7 +212,7 @@ def _cross_checks(spec: SweepSpec) -> list[str]:
     return problems
 
 
-def load_spec(path: str | Path, url: str | None = None) -> SweepSpec:
+def load_spec(path: str | Path, url: str | None = None, recorded: bool = False) -> SweepSpec:
     """Read and validate a sweep spec file. `url` (the command line's --url) replaces the
     spec's server before validation: the spec's `model_repository`, if any, is then neither
     used nor checked, and a spec with neither key is complete."""
@@ -231,7 +232,7 @@ def load_spec(path: str | Path, url: str | None = None) -> SweepSpec:
         raise SpecError(f"{path}: not valid YAML{where}: {problem}") from None
     if url is not None and isinstance(data, Mapping):
         data = {**{k: v for k, v in data.items() if k != "model_repository"}, "url": url}
-    return parse_spec(data, str(path), path.resolve().parent)
+    return parse_spec(data, str(path), path.resolve().parent, recorded)
 
 
 def write_spec(spec: SweepSpec, path: str | Path) -> None:

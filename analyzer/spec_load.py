@@ -67,7 +67,7 @@ class LoadPlan:
 LOAD_KEYS = {f.name for f in dataclasses.fields(LoadPlan)}
 
 
-def parse_load(errors: Errors, data: Any, base_dir: Path | None) -> LoadPlan:
+def parse_load(errors: Errors, data: Any, base_dir: Path | None, recorded: bool = False) -> LoadPlan:
     """`load:` (absent: every default)."""
     load_data = section(errors, data, "load")
     unknown_keys(errors, load_data, LOAD_KEYS, "load.")
@@ -93,7 +93,7 @@ def parse_load(errors: Errors, data: Any, base_dir: Path | None) -> LoadPlan:
     ]
     load_kw.update(checked(load_data, checks))
     if load_data.get("schedule") is not None:
-        load_kw.update(parse_schedule_key(errors, load_data, base_dir))
+        load_kw.update(parse_schedule_key(errors, load_data, base_dir, recorded))
     if load_data.get("max_inflight") is not None:
         load_kw["max_inflight"] = number(errors, "load.max_inflight", load_data["max_inflight"], minimum=1,
                                          integer=True)
@@ -102,9 +102,12 @@ def parse_load(errors: Errors, data: Any, base_dir: Path | None) -> LoadPlan:
     return LoadPlan(**load_kw)
 
 
-def parse_schedule_key(errors: Errors, load: Mapping[str, Any], base_dir: Path | None) -> dict[str, Any]:
+def parse_schedule_key(errors: Errors, load: Mapping[str, Any], base_dir: Path | None,
+                       recorded: bool = False) -> dict[str, Any]:
     """`load.schedule`: checked by parsing it (a trace file relative to the spec's directory);
-    its levels are scale factors, so the mode is rate and the level range defaults to scales."""
+    its levels are scale factors, so the mode is rate and the level range defaults to scales.
+    `recorded` (a run directory's own spec, read to report it): a trace file that is gone is
+    not an error, since reporting a finished run plays nothing."""
     text = load["schedule"]
     if not isinstance(text, str):
         errors.add("load.schedule", f"expected a schedule such as 'ramp:100:400:30', got {text!r}")
@@ -114,7 +117,8 @@ def parse_schedule_key(errors: Errors, load: Mapping[str, Any], base_dir: Path |
     if kind in ("trace", "gaps") and sep and base_dir is not None and relative:
         text = f"{kind}:{base_dir / path}"
     try:
-        parse_schedule(text)
+        if not (recorded and kind in ("trace", "gaps") and not Path(text.partition(":")[2]).expanduser().exists()):
+            parse_schedule(text)
     except ValueError as exc:
         errors.add("load.schedule", f"{exc}; forms: {', '.join(SCHEDULE_FORMS)}")
         return {}

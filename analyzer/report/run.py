@@ -48,7 +48,7 @@ def read_run_spec(store: RunStore) -> SweepSpec:
     """The run's spec.yaml, read by `analyzer.spec` (its defaults for keys a partial or older
     spec leaves out); SpecError (a UsageError) naming the file when it is unreadable or not a
     tritune spec."""
-    return load_spec(store.path("spec"), url=_NO_SERVER)
+    return load_spec(store.path("spec"), url=_NO_SERVER, recorded=True)
 
 
 def load_run(run_dir: str | Path) -> RunData:

@@ -195,6 +195,22 @@ def test_a_runs_spec_is_read_by_spec_py_and_needs_no_server(tmp_path: Path) -> N
         load_run(run)
 
 
+def test_a_run_played_against_a_trace_file_that_is_gone_still_reports(tmp_path: Path) -> None:
+    from analyzer.spec import SpecError, load_spec
+
+    run = tmp_path / "run"
+    run.mkdir()
+    trace = tmp_path / "trace.txt"
+    trace.write_text("0.5\n0.5\n")
+    (run / "spec.yaml").write_text(f"model: m\nmodel_repository: /nowhere\nload:\n  schedule: trace:{trace}\n")
+    assert load_run(run).model == "m"
+    trace.unlink()  # the run directory was copied to another machine, or the trace deleted
+    assert load_run(run).model == "m"
+    # A sweep still needs the file: only a recorded run's spec skips it.
+    with pytest.raises(SpecError, match="load.schedule"):
+        load_spec(run / "spec.yaml", url="127.0.0.1:1")
+
+
 def test_a_level_proven_over_after_one_window_is_not_drawn_as_untrusted() -> None:
     rows = pd.DataFrame([_m("a", 4, 300, 9.0), _m("a", 16, 320, 40.0, stable=False), _m("a", 8, 310, 12.0, stable=False)])
     rows["verdict_proven"] = [True, True, False]  # 16 was proven over the budget at once; 8 proved nothing
