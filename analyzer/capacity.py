@@ -52,7 +52,9 @@ def poisson_lower(k: int, z: float = 1.645) -> float:
     return k * max(0.0, 1.0 - 1.0 / (9.0 * k) - z / (3.0 * math.sqrt(k))) ** 3
 
 
-def claim_futile(over: int, n: int, windows: int, max_windows: int, q: float = 99.0, confidence: float = 0.99) -> bool:
+def claim_futile(
+    over: int, n: int, windows: int, max_windows: int, q: float = 99.0, confidence: float = 0.99
+) -> bool:
     """Whether the claim "the q-th percentile is under the budget" can no longer plausibly be
     proven by the level's last window (a futility stop, as in group-sequential trials).
 
@@ -135,28 +137,48 @@ def judge(
     if errors > 0:
         return Verdict(False, "errors", f"{errors} request errors ({error_kinds})", True)
     if _finite(lower_ms) and budget_ms < lower_ms:
-        return Verdict(False, "over_budget",
-                       f"{label} {value_ms:.2f} ms > budget {budget_ms:g} ms, proven ({requests} requests: the "
-                       f"{label} is over {lower_ms:.2f} ms with {confidence:.0%} confidence)", True)
+        return Verdict(
+            False,
+            "over_budget",
+            f"{label} {value_ms:.2f} ms > budget {budget_ms:g} ms, proven ({requests} requests: the "
+            f"{label} is over {lower_ms:.2f} ms with {confidence:.0%} confidence)",
+            True,
+        )
     if not _finite(value_ms) or value_ms > budget_ms:
         return Verdict(False, "over_budget", f"{label} {value_ms:.2f} ms > budget {budget_ms:g} ms", False)
     if _finite(worst_minute_ms) and worst_minute_ms > budget_ms:
-        return Verdict(False, "over_budget", f"{label} {worst_minute_ms:.2f} ms in the worst minute > budget "
-                       f"{budget_ms:g} ms (the whole run's {label}: {value_ms:.2f} ms)", True)
+        return Verdict(
+            False,
+            "over_budget",
+            f"{label} {worst_minute_ms:.2f} ms in the worst minute > budget "
+            f"{budget_ms:g} ms (the whole run's {label}: {value_ms:.2f} ms)",
+            True,
+        )
     if not stable:
-        return Verdict(False, "unstable", f"windows did not agree within tolerance ({label} {value_ms:.2f} ms)", False)
+        return Verdict(
+            False, "unstable", f"windows did not agree within tolerance ({label} {value_ms:.2f} ms)", False
+        )
     if not (budget_ms >= upper_ms):  # NaN or inf: no claim holds
         need = f"; needs {required_requests(over, percentile, confidence)}" if over >= 0 else ""
         return Verdict(
-            False, "too_few_requests",
+            False,
+            "too_few_requests",
             f"{requests} requests{f' ({over} over budget)' if over >= 0 else ''} cannot show {label} < "
-            f"{budget_ms:g} ms with {confidence:.0%} confidence{need}", False,
+            f"{budget_ms:g} ms with {confidence:.0%} confidence{need}",
+            False,
         )
-    return Verdict(True, "meets", f"{label} {value_ms:.2f} ms <= {budget_ms:g} ms ({requests} requests"
-                   + (f", {over} over)" if over >= 0 else ")"), True)
+    return Verdict(
+        True,
+        "meets",
+        f"{label} {value_ms:.2f} ms <= {budget_ms:g} ms ({requests} requests"
+        + (f", {over} over)" if over >= 0 else ")"),
+        True,
+    )
 
 
-def budget_verdict(m: Measurement, budget_ms: float, percentile: float = 99.0, confidence: float = 0.99) -> Verdict:
+def budget_verdict(
+    m: Measurement, budget_ms: float, percentile: float = 99.0, confidence: float = 0.99
+) -> Verdict:
     """Judge one measurement against the budget (see `judge`).
 
     The claim bounds are the measurement's own (computed at the sweep's percentile and
@@ -169,19 +191,33 @@ def budget_verdict(m: Measurement, budget_ms: float, percentile: float = 99.0, c
     if not isinstance(upper, float) or math.isnan(upper):
         proven = exceed_probability_bound(over, m.requests, percentile) <= 1.0 - confidence
         upper = budget_ms if proven else math.inf
-    return judge(budget_ms=budget_ms, percentile=percentile, value_ms=value, upper_ms=upper,
-                 lower_ms=m.over_bound_ms, errors=m.errors, stable=m.stable, requests=m.requests, over=over,
-                 confidence=confidence, error_kinds=m.error_kinds, client_bound=m.client_bound_reason,
-                 worst_minute_ms=m.worst_minute_ms)
+    return judge(
+        budget_ms=budget_ms,
+        percentile=percentile,
+        value_ms=value,
+        upper_ms=upper,
+        lower_ms=m.over_bound_ms,
+        errors=m.errors,
+        stable=m.stable,
+        requests=m.requests,
+        over=over,
+        confidence=confidence,
+        error_kinds=m.error_kinds,
+        client_bound=m.client_bound_reason,
+        worst_minute_ms=m.worst_minute_ms,
+    )
 
 
-def row_verdict(row: Mapping[str, Any], budget_ms: float, percentile: float = 99.0, confidence: float = 0.99) -> Verdict:
+def row_verdict(
+    row: Mapping[str, Any], budget_ms: float, percentile: float = 99.0, confidence: float = 0.99
+) -> Verdict:
     """Judge a stored measurements.csv row against any budget, by `judge`.
 
     Rows carry the claim bounds of the sweep's percentile (`budget_bound_ms`, `over_bound_ms`).
     Rows written before those columns existed fall back to the 95 % upper bound of p99 (or, where
     that is unknown, enough requests for the binomial claim with none over).
     """
+
     def num(key: str, default: float = math.nan) -> float:
         try:
             value = float(row.get(key, default))
@@ -200,10 +236,20 @@ def row_verdict(row: Mapping[str, Any], budget_ms: float, percentile: float = 99
             upper = budget_ms if requests >= required_requests(0, percentile, confidence) else math.inf
     errors = num("errors", 1.0)
     stable = csv_true(row.get("stable"))
-    return judge(budget_ms=budget_ms, percentile=percentile, value_ms=value, upper_ms=upper,
-                 lower_ms=num("over_bound_ms"), errors=1 if math.isnan(errors) else int(errors), stable=stable,
-                 requests=requests, confidence=confidence, error_kinds=str(row.get("error_kinds") or ""),
-                 client_bound=_client_bound_text(row), worst_minute_ms=num("worst_minute_ms"))
+    return judge(
+        budget_ms=budget_ms,
+        percentile=percentile,
+        value_ms=value,
+        upper_ms=upper,
+        lower_ms=num("over_bound_ms"),
+        errors=1 if math.isnan(errors) else int(errors),
+        stable=stable,
+        requests=requests,
+        confidence=confidence,
+        error_kinds=str(row.get("error_kinds") or ""),
+        client_bound=_client_bound_text(row),
+        worst_minute_ms=num("worst_minute_ms"),
+    )
 
 
 def _client_bound_text(row: Mapping[str, Any]) -> str:

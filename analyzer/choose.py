@@ -21,7 +21,10 @@ def best_config(configs: pd.DataFrame, tie_tolerance: float = TIE_TOLERANCE) -> 
     go to fewer instances, then lower p99. None when no config has any capacity."""
     if configs.empty:
         return None
-    ok = configs[configs["status"].isin(["ok", "pruned"]) & (pd.to_numeric(configs["capacity_rps"], errors="coerce") > 0)]
+    ok = configs[
+        configs["status"].isin(["ok", "pruned"])
+        & (pd.to_numeric(configs["capacity_rps"], errors="coerce") > 0)
+    ]
     if ok.empty:
         return None
     top = float(ok["capacity_rps"].max())
@@ -31,8 +34,22 @@ def best_config(configs: pd.DataFrame, tie_tolerance: float = TIE_TOLERANCE) -> 
 
 
 # Two-sided 95 % Student t quantiles by degrees of freedom (no SciPy dependency for one table).
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
+_T95 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    12: 2.179,
+    15: 2.131,
+    20: 2.086,
+    30: 2.042,
+}
 CONFIRM_PHASE = "confirm"
 MIN_CONFIRM_ROUNDS = 3  # fewer repeats (a stopped confirmation round) give no usable interval
 
@@ -107,8 +124,10 @@ def confirmation_stats(measurements: pd.DataFrame) -> pd.DataFrame:
     conf = confirm_rows(measurements)
     if conf.empty:
         return pd.DataFrame(columns=cols)
-    groups = {str(k): pd.to_numeric(g["throughput_rps"], errors="coerce").dropna().tolist()
-              for k, g in conf.groupby("config_id", sort=False)}
+    groups = {
+        str(k): pd.to_numeric(g["throughput_rps"], errors="coerce").dropna().tolist()
+        for k, g in conf.groupby("config_id", sort=False)
+    }
     rel_sd, dof = pooled_relative_sd(list(groups.values()))
     rows = []
     for config_id, g in conf.groupby("config_id", sort=False):
@@ -149,7 +168,9 @@ def cheapest_order(frame: pd.DataFrame) -> pd.DataFrame:
     return key.sort_values(["_i", "_b", "_d", "config_id"]).drop(columns=["_i", "_b", "_d"])
 
 
-def confirmed_choice(configs: pd.DataFrame, measurements: pd.DataFrame) -> tuple[pd.Series, list[str], str] | None:
+def confirmed_choice(
+    configs: pd.DataFrame, measurements: pd.DataFrame
+) -> tuple[pd.Series, list[str], str] | None:
     """The pick of the confirmation round: (config row, tie set, why), or None without one.
 
     Only configs re-measured in at least MIN_CONFIRM_ROUNDS rounds whose level did not break the
@@ -161,12 +182,17 @@ def confirmed_choice(configs: pd.DataFrame, measurements: pd.DataFrame) -> tuple
     stats = confirmation_stats(measurements)
     if stats.empty or configs.empty:
         return None
-    counted = stats[(stats["rounds"] >= MIN_CONFIRM_ROUNDS) & (stats["met_rounds"] * 2 >= stats["rounds"])
-                    & (stats["capacity_rps"] > 0)]
+    counted = stats[
+        (stats["rounds"] >= MIN_CONFIRM_ROUNDS)
+        & (stats["met_rounds"] * 2 >= stats["rounds"])
+        & (stats["capacity_rps"] > 0)
+    ]
     if counted.empty:
         return None
     ref = counted.loc[counted["capacity_rps"].idxmax()]
-    overlap = counted[(counted["ci_high_rps"] >= ref["ci_low_rps"]) & (counted["ci_low_rps"] <= ref["ci_high_rps"])]
+    overlap = counted[
+        (counted["ci_high_rps"] >= ref["ci_low_rps"]) & (counted["ci_low_rps"] <= ref["ci_high_rps"])
+    ]
     known = configs.drop_duplicates("config_id", keep="last").set_index("config_id")
     tied = [c for c in overlap["config_id"] if c in known.index]
     if not tied:
@@ -179,16 +205,22 @@ def confirmed_choice(configs: pd.DataFrame, measurements: pd.DataFrame) -> tuple
     pick["confirm_rounds"] = int(mine["rounds"])
     tie_ids = ordered["config_id"].astype(str).tolist()
     if len(tie_ids) == 1:
-        why = (f"{pick['config_id']} has the highest confirmed capacity ({mine['capacity_rps']:.1f} req/s, 95 % CI "
-               f"{mine['ci_low_rps']:.1f}..{mine['ci_high_rps']:.1f}); no other config is within its noise")
+        why = (
+            f"{pick['config_id']} has the highest confirmed capacity ({mine['capacity_rps']:.1f} req/s, 95 % CI "
+            f"{mine['ci_low_rps']:.1f}..{mine['ci_high_rps']:.1f}); no other config is within its noise"
+        )
     elif pick["config_id"] == ref["config_id"]:
-        why = (f"{pick['config_id']} has the highest confirmed capacity and is also the cheapest of the "
-               f"{len(tie_ids)} configs within noise of each other ({', '.join(tie_ids)})")
+        why = (
+            f"{pick['config_id']} has the highest confirmed capacity and is also the cheapest of the "
+            f"{len(tie_ids)} configs within noise of each other ({', '.join(tie_ids)})"
+        )
     else:
-        why = (f"{len(tie_ids)} configs are within noise of the highest confirmed capacity ({ref['config_id']}, "
-               f"{ref['capacity_rps']:.1f} req/s, 95 % CI {ref['ci_low_rps']:.1f}..{ref['ci_high_rps']:.1f}): "
-               f"{', '.join(tie_ids)}; {pick['config_id']} is the cheapest of them (fewest instances, then "
-               f"smallest max batch, then smallest queue delay)")
+        why = (
+            f"{len(tie_ids)} configs are within noise of the highest confirmed capacity ({ref['config_id']}, "
+            f"{ref['capacity_rps']:.1f} req/s, 95 % CI {ref['ci_low_rps']:.1f}..{ref['ci_high_rps']:.1f}): "
+            f"{', '.join(tie_ids)}; {pick['config_id']} is the cheapest of them (fewest instances, then "
+            f"smallest max batch, then smallest queue delay)"
+        )
     return pick, tie_ids, why
 
 
@@ -246,12 +278,16 @@ def jsonable(value: Any) -> Any:
 
 def _knob(row: pd.Series, key: str) -> Any:
     value = row.get(key)
-    if key.endswith("max_queue_delay_us") and (value is None or (isinstance(value, float) and math.isnan(value))):
+    if key.endswith("max_queue_delay_us") and (
+        value is None or (isinstance(value, float) and math.isnan(value))
+    ):
         return None
     return jsonable(value)
 
 
-def choice(configs: pd.DataFrame, measurements: pd.DataFrame | None = None) -> tuple[pd.Series | None, list[str], str]:
+def choice(
+    configs: pd.DataFrame, measurements: pd.DataFrame | None = None
+) -> tuple[pd.Series | None, list[str], str]:
     """The answer of a run: (best config row or None, tie set, why it was chosen).
 
     After a confirmation round, its pick (see `confirmed_choice`); before one (a sweep still
@@ -264,8 +300,14 @@ def choice(configs: pd.DataFrame, measurements: pd.DataFrame | None = None) -> t
     best = best_config(configs)
     if best is None:
         return None, [], ""
-    return best, [], (f"{best['config_id']} has the highest capacity found by the search (not confirmed by "
-                      "re-measurement, so no tie set)")
+    return (
+        best,
+        [],
+        (
+            f"{best['config_id']} has the highest capacity found by the search (not confirmed by "
+            "re-measurement, so no tie set)"
+        ),
+    )
 
 
 def pipeline_models(row: Any) -> dict[str, dict[str, Any]]:
@@ -275,7 +317,10 @@ def pipeline_models(row: Any) -> dict[str, dict[str, Any]]:
     for name in names:
         if pd.isna(row.get(f"{name}.instance_count")):
             continue
-        out[name] = {knob: _knob(row, f"{name}.{knob}") for knob in ("instance_count", "max_batch_size", "max_queue_delay_us")}
+        out[name] = {
+            knob: _knob(row, f"{name}.{knob}")
+            for knob in ("instance_count", "max_batch_size", "max_queue_delay_us")
+        }
     return out
 
 
@@ -312,7 +357,8 @@ def build_summary(
         "measurements": int(len(measurements)),
         # Levels the load generator could not offer (never capacity; see analyzer.load.selfcheck).
         "client_bound_levels": int(measurements["client_bound"].map(csv_true).sum())
-        if "client_bound" in measurements and not measurements.empty else 0,
+        if "client_bound" in measurements and not measurements.empty
+        else 0,
         "best": None,
         "tie_set": tie_set,
         "choice_reason": why,

@@ -48,8 +48,11 @@ class LevelsType(click.ParamType):
             except ValueError:
                 self.fail(f"{text!r}: {part!r} is not a number (for example 1,2,4)", param, ctx)
             if number <= 0 or (self.integer and number != int(number)):
-                self.fail(f"{text!r}: levels must be {'whole numbers' if self.integer else 'numbers'} > 0",
-                          param, ctx)
+                self.fail(
+                    f"{text!r}: levels must be {'whole numbers' if self.integer else 'numbers'} > 0",
+                    param,
+                    ctx,
+                )
             levels.append(int(number) if self.integer else number)
         if not levels:
             self.fail("needs at least one level", param, ctx)
@@ -57,5 +60,7 @@ class LevelsType(click.ParamType):
 
 
 WORKERS = WorkersType()
-WORKERS_HELP = ("Load-generator processes, each with its own event loop and connections (default auto: "
-                "from the cores and the load asked for).")
+WORKERS_HELP = (
+    "Load-generator processes, each with its own event loop and connections (default auto: "
+    "from the cores and the load asked for)."
+)

@@ -60,4 +60,5 @@ def check_identity(study: str, first: Mapping[str, Any], mine: Mapping[str, Any]
         raise UsageError(
             f"study {study!r} was started on a different server ({first.get('host', '?')}): {detail}. "
             "Capacities measured on different hardware or Triton versions cannot be compared",
-            hint="use one study per kind of server (another --study name)")
+            hint="use one study per kind of server (another --study name)",
+        )

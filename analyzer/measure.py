@@ -139,7 +139,9 @@ def window_stat(records: Records, start: float, end: float, q: float = 99) -> Wi
     lat = np.sort(records.latency_s[mask]) * 1e3
     span = max(end - start, 1e-9)
     lo, hi = quantile_ci(lat, q)
-    return WindowStat(start, end, int(mask.sum()), float(mask.sum() / span), percentile(lat, q), lo, hi, int(ended.sum()))
+    return WindowStat(
+        start, end, int(mask.sum()), float(mask.sum() / span), percentile(lat, q), lo, hi, int(ended.sum())
+    )
 
 
 def _within(values: Sequence[float], tolerance: float) -> bool:
@@ -156,7 +158,9 @@ def _intervals_overlap(windows: Sequence[WindowStat]) -> bool:
     return max(lows) <= min(highs)
 
 
-def is_stable(windows: Sequence[WindowStat], tolerance: float = DEFAULT_TOLERANCE, count: int = STABLE_WINDOWS) -> bool:
+def is_stable(
+    windows: Sequence[WindowStat], tolerance: float = DEFAULT_TOLERANCE, count: int = STABLE_WINDOWS
+) -> bool:
     """True when the last `count` windows agree.
 
     Throughput must be within `tolerance` of the mean (perf_analyzer's rule), or within the
@@ -236,7 +240,6 @@ class Measurement:
     worst_minute_ms: float = math.nan  # scheduled runs: the budget percentile over the worst minute
     bottleneck_step: str = ""  # pipelines: the step whose instances were busiest (analyzer.pipeline)
     extra: dict[str, float] = field(default_factory=dict)  # pipelines: per-step 'step.<model>.<field>'
-
 
     def row(self) -> dict[str, object]:
         """The measurement as a flat dict (CSV/JSON row)."""

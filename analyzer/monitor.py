@@ -88,7 +88,9 @@ def parse_prometheus(text: str) -> dict[str, list[tuple[dict[str, str], float]]]
     return out
 
 
-def metric_value(metrics: Mapping[str, list[tuple[dict[str, str], float]]], name: str, **labels: str) -> float:
+def metric_value(
+    metrics: Mapping[str, list[tuple[dict[str, str], float]]], name: str, **labels: str
+) -> float:
     """Sum of a metric's samples whose labels match `labels` (NaN when absent)."""
     values = [v for lab, v in metrics.get(name, []) if all(lab.get(k) == w for k, w in labels.items())]
     return float(sum(values)) if values else math.nan

@@ -16,15 +16,29 @@ from analyzer.runner import SweepResult
 from analyzer.store import MEASUREMENT_COLUMNS, RUN_FILES, RunStore
 
 TABLE_COLUMNS = [
-    "load_mode", "load_level", "throughput_rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
-    "p99_ci_high_ms", "errors", "avg_batch_size", "server_queue_ms", "server_compute_ms",
-    "server_cpu_pct", "client_cpu_pct", "stable", "client_bound",
+    "load_mode",
+    "load_level",
+    "throughput_rps",
+    "p50_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "p99_ci_high_ms",
+    "errors",
+    "avg_batch_size",
+    "server_queue_ms",
+    "server_compute_ms",
+    "server_cpu_pct",
+    "client_cpu_pct",
+    "stable",
+    "client_bound",
 ]
 
 
 def format_rows(rows: list[dict[str, Any]], fmt: str) -> str:
     """Render measurement rows as a table, JSON or CSV (same column names as measurements.csv)."""
     if fmt == "json":
+
         def clean(v: Any) -> Any:
             return None if isinstance(v, float) and math.isnan(v) else v
 
@@ -43,23 +57,29 @@ def print_result(result: SweepResult, store: RunStore) -> None:
     summary = result.summary
     best = summary.get("best")
     click.echo(f"run directory: {store.dir}")
-    click.echo(f"configs tried: {summary['configs_tried']} ({summary['configs_failed']} failed, "
-               f"{summary.get('configs_pruned', 0)} pruned) in {summary['wall_s']:.0f} s"
-               + (f"; stopped: {result.stop_reason}" if result.stop_reason else ""))
+    click.echo(
+        f"configs tried: {summary['configs_tried']} ({summary['configs_failed']} failed, "
+        f"{summary.get('configs_pruned', 0)} pruned) in {summary['wall_s']:.0f} s"
+        + (f"; stopped: {result.stop_reason}" if result.stop_reason else "")
+    )
     if best and best.get("models"):
         click.echo(f"best config: {best['config_id']}")
         for name, knobs in best["models"].items():
             delay = knobs["max_queue_delay_us"]
-            click.echo(f"  {name}: instances {knobs['instance_count']}, "
-                       f"max_batch_size {knobs['max_batch_size']}, "
-                       f"max_queue_delay_us {'-' if delay is None else delay}  ({knobs.get('config_pbtxt')})")
+            click.echo(
+                f"  {name}: instances {knobs['instance_count']}, "
+                f"max_batch_size {knobs['max_batch_size']}, "
+                f"max_queue_delay_us {'-' if delay is None else delay}  ({knobs.get('config_pbtxt')})"
+            )
         if best.get("bottleneck_step"):
             click.echo(f"  bottleneck step at capacity: {best['bottleneck_step']}")
         for name, t in (best.get("targets") or {}).items():
             # Several models: each one's own outcome at the chosen level, against its own budget.
-            click.echo(f"  {name}: {t['throughput_rps']:.1f} req/s at "
-                       f"{level_text(summary['load_mode'], t['load_level'])}, p99 {t['p99_ms']:.2f} ms "
-                       f"(its budget {t['budget_ms']:g} ms){'' if t['meets'] else ' NOT met'}")
+            click.echo(
+                f"  {name}: {t['throughput_rps']:.1f} req/s at "
+                f"{level_text(summary['load_mode'], t['load_level'])}, p99 {t['p99_ms']:.2f} ms "
+                f"(its budget {t['budget_ms']:g} ms){'' if t['meets'] else ' NOT met'}"
+            )
     elif best:
         delay = best["max_queue_delay_us"]
         click.echo(
@@ -71,8 +91,12 @@ def print_result(result: SweepResult, store: RunStore) -> None:
             f"  {bound}{best['throughput_rps']:.1f} req/s with p{summary['percentile']:g} "
             f"{best['p99_ms']:.2f} ms "
             f"(budget {summary['budget_ms']:g} ms) at {level_text(best['load_mode'], best['load_level'])}"
-            + (" (a lower bound: the budget still held at the highest level measured, load.max_level or the "
-               "load generator's limit)" if bound else "")
+            + (
+                " (a lower bound: the budget still held at the highest level measured, load.max_level or the "
+                "load generator's limit)"
+                if bound
+                else ""
+            )
         )
         ci = best.get("capacity_ci_rps")
         if ci and best.get("confirmed_rps") is not None:
@@ -86,12 +110,20 @@ def print_result(result: SweepResult, store: RunStore) -> None:
             click.echo(f"  config.pbtxt: {best['config_pbtxt']}")
     else:
         close = summary.get("closest")
-        click.echo(f"no config met the budget of {summary['budget_ms']:g} ms" + (
-            f"; closest: {close['config_id']} with p{summary['percentile']:g} {close['best_p99_ms']:.2f} ms"
-            if close else ""))
+        click.echo(
+            f"no config met the budget of {summary['budget_ms']:g} ms"
+            + (
+                f"; closest: {close['config_id']} with p{summary['percentile']:g} {close['best_p99_ms']:.2f} ms"
+                if close
+                else ""
+            )
+        )
     if summary.get("client_bound_levels"):
-        click.echo(f"note: {summary['client_bound_levels']} level(s) were client bound (the load generator "
-                   f"could not offer them; they never count as capacity): {FIX}", err=True)
+        click.echo(
+            f"note: {summary['client_bound_levels']} level(s) were client bound (the load generator "
+            f"could not offer them; they never count as capacity): {FIX}",
+            err=True,
+        )
     for name in ("summary", "measurements", "configs", "study", "report", "server_log"):
         path = store.path(name)
         if path.exists():

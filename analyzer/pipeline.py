@@ -21,7 +21,13 @@ from analyzer.errors import UsageError
 from analyzer.modelconfig import ModelConfig
 from analyzer.space import Candidate
 
-KNOB_AXES = ("instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size", "instance_kind")
+KNOB_AXES = (
+    "instance_count",
+    "max_batch_size",
+    "max_queue_delay_us",
+    "preferred_batch_size",
+    "instance_kind",
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -75,13 +81,23 @@ class JointCandidate:
     def from_row(row: Mapping[str, Any]) -> "JointCandidate":
         """The candidate of a configs.csv row (inverse of row())."""
         names = [str(k)[: -len(".instance_count")] for k in row.keys() if str(k).endswith(".instance_count")]
-        return JointCandidate(tuple((name, Candidate.from_row({knob: row.get(f"{name}.{knob}") for knob in KNOB_AXES}))
-                                    for name in names))
+        return JointCandidate(
+            tuple(
+                (name, Candidate.from_row({knob: row.get(f"{name}.{knob}") for knob in KNOB_AXES}))
+                for name in names
+            )
+        )
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """{model: {instance_count, max_batch_size, max_queue_delay_us}} (summary.json's best.models)."""
-        return {name: {"instance_count": c.instance_count, "max_batch_size": c.max_batch_size,
-                       "max_queue_delay_us": c.max_queue_delay_us} for name, c in self.parts}
+        return {
+            name: {
+                "instance_count": c.instance_count,
+                "max_batch_size": c.max_batch_size,
+                "max_queue_delay_us": c.max_queue_delay_us,
+            }
+            for name, c in self.parts
+        }
 
 
 def candidate_from_row(row: Mapping[str, Any]) -> "Candidate | JointCandidate":
@@ -165,7 +181,10 @@ def batch_floors(configs: Mapping[str, ModelConfig]) -> dict[str, tuple[int, str
 def joint_candidates(per_model: Mapping[str, list[Candidate]], order: list[str]) -> list[JointCandidate]:
     """The product of the tuned models' candidate lists, each point's parts in load order."""
     names = [n for n in order if n in per_model]
-    return [JointCandidate(tuple(zip(names, combo))) for combo in itertools.product(*(per_model[n] for n in names))]
+    return [
+        JointCandidate(tuple(zip(names, combo)))
+        for combo in itertools.product(*(per_model[n] for n in names))
+    ]
 
 
 STEP_FIELDS = ("queue_ms", "compute_ms", "batch", "per_request", "busy_pct", "instances")
@@ -188,9 +207,14 @@ class StepStat:
     def as_extra(self) -> dict[str, float]:
         """Flat measurement columns: 'step.<name>.<field>'."""
         prefix = f"step.{self.name}."
-        return {prefix + "queue_ms": self.queue_ms, prefix + "compute_ms": self.compute_ms,
-                prefix + "batch": self.batch, prefix + "per_request": self.per_request,
-                prefix + "busy_pct": self.busy_pct, prefix + "instances": float(self.instances)}
+        return {
+            prefix + "queue_ms": self.queue_ms,
+            prefix + "compute_ms": self.compute_ms,
+            prefix + "batch": self.batch,
+            prefix + "per_request": self.per_request,
+            prefix + "busy_pct": self.busy_pct,
+            prefix + "instances": float(self.instances),
+        }
 
 
 def _count_ns(entry: Mapping[str, Any] | None) -> tuple[int, int]:
@@ -207,8 +231,15 @@ def _busy_ns(stats: Mapping[str, Any]) -> int:
     return total
 
 
-def step_stat(name: str, before: Mapping[str, Any], after: Mapping[str, Any], *, requests: int, span_s: float,
-              instances: int) -> StepStat:
+def step_stat(
+    name: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    *,
+    requests: int,
+    span_s: float,
+    instances: int,
+) -> StepStat:
     """One model's figures between two statistics snapshots. `requests`: requests the pipeline
     served in the span (its top model's), `instances`: the model's instance count."""
     inf = int(after.get("inference_count", 0) or 0) - int(before.get("inference_count", 0) or 0)

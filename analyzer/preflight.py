@@ -40,6 +40,7 @@ def check_before_server(spec: SweepSpec) -> None:
         return  # a running server: its models and configs are known only from it
     repo = Path(spec.model_repository)
     _require_models(spec, repo)
+
     def config_of(name: str) -> ModelConfig:
         config = local_config(repo, name)
         if config is None:

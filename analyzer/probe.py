@@ -50,8 +50,15 @@ class Probe:
     not stall the event loop that drives the load.
     """
 
-    def __init__(self, endpoint: Endpoint, protocol: str, model: str, server_pid: int | None,
-                 gpu: GpuSampler | None = None, steps: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        protocol: str,
+        model: str,
+        server_pid: int | None,
+        gpu: GpuSampler | None = None,
+        steps: Sequence[str] = (),
+    ) -> None:
         self.endpoint = endpoint
         self.protocol = protocol
         self.model = model
@@ -115,9 +122,17 @@ def attach_steps(m: Measurement, first: Snapshot, last: Snapshot, instances: dic
     """Pipelines: each step's figures (step.<model>.*) and the bottleneck step, from two snapshots."""
     if not first.steps or not last.steps:
         return
-    stats = [step_stat(name, first.steps.get(name, {}), after, requests=m.server_requests,
-                       span_s=last.t - first.t, instances=instances.get(name, 1))
-             for name, after in last.steps.items()]
+    stats = [
+        step_stat(
+            name,
+            first.steps.get(name, {}),
+            after,
+            requests=m.server_requests,
+            span_s=last.t - first.t,
+            instances=instances.get(name, 1),
+        )
+        for name, after in last.steps.items()
+    ]
     for stat in stats:
         m.extra.update(stat.as_extra())
     m.bottleneck_step = bottleneck(stats)

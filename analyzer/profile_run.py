@@ -29,17 +29,23 @@ from analyzer.profiler import (
     run_schedule,
     window_requests_for,
 )
-from analyzer.server.session import ModelInfo, ServerSession, prepare_model
 from analyzer.rows import measurement_row
+from analyzer.server.session import ModelInfo, ServerSession, prepare_model
 from analyzer.timeline import timeline
 
 if TYPE_CHECKING:  # annotations only: what knobs_of returns
     from analyzer.modelconfig import Candidate
 
 
-def profile_settings(*, window_s: float | None = None, warmup_s: float = 0.5, max_windows: int = 10,
-                     stability_pct: float = 10.0, request_timeout_s: float = 30.0,
-                     budget_ms: float | None = None) -> MeasureSettings:
+def profile_settings(
+    *,
+    window_s: float | None = None,
+    warmup_s: float = 0.5,
+    max_windows: int = 10,
+    stability_pct: float = 10.0,
+    request_timeout_s: float = 30.0,
+    budget_ms: float | None = None,
+) -> MeasureSettings:
     """`tritune profile`'s measurement settings: windows sized for a p99 claim at 99 %
     confidence (the sweep's own budget rule), over-budget requests counted when a budget is given."""
     return MeasureSettings(
@@ -69,9 +75,12 @@ class ProfileRun:
     def rows(self, budget_ms: float | None = None) -> list[dict[str, Any]]:
         """measurements.csv rows; with a budget, `meets_budget` by the sweep's own rule (p99
         proven under the budget with 99 % confidence)."""
-        return [measurement_row("current", self.knobs, m,
-                                None if budget_ms is None else budget_verdict(m, budget_ms).meets)
-                for m in self.measurements]
+        return [
+            measurement_row(
+                "current", self.knobs, m, None if budget_ms is None else budget_verdict(m, budget_ms).meets
+            )
+            for m in self.measurements
+        ]
 
     @property
     def client_bound(self) -> list[Measurement]:
@@ -113,8 +122,9 @@ def profile_model(
     if schedule is not None and len(loads) > 1:
         raise ValueError("a schedule is played on its own")
     local = session.local is not None
-    info = prepare_model(session, model, shapes, load=local if load_model is None else load_model,
-                         plan=input_plan)
+    info = prepare_model(
+        session, model, shapes, load=local if load_model is None else load_model, plan=input_plan
+    )
     run = ProfileRun(info, knobs_of(info.config), loads)
     if on_ready is not None:
         on_ready(run)
@@ -126,14 +136,39 @@ def profile_model(
 
     with Probe(session.endpoint, session.protocol, model, session.pid) as probe:
         if schedule is not None:
-            run.played = asyncio.run(run_schedule(session.protocol, session.url, model, info.requests, probe,
-                                                  schedule, settings, on_second=on_second, stop=stop,
-                                                  workers=workers, local_server=local))
+            run.played = asyncio.run(
+                run_schedule(
+                    session.protocol,
+                    session.url,
+                    model,
+                    info.requests,
+                    probe,
+                    schedule,
+                    settings,
+                    on_second=on_second,
+                    stop=stop,
+                    workers=workers,
+                    local_server=local,
+                )
+            )
             if run.played is not None:
                 run.measurements.append(run.played.measurement)
         else:
-            asyncio.run(measure_levels(session.protocol, session.url, model, info.requests, probe, loads,
-                                       settings, on_window=on_window, on_level=level_done, stop=stop,
-                                       workers=workers, local_server=local))
+            asyncio.run(
+                measure_levels(
+                    session.protocol,
+                    session.url,
+                    model,
+                    info.requests,
+                    probe,
+                    loads,
+                    settings,
+                    on_window=on_window,
+                    on_level=level_done,
+                    stop=stop,
+                    workers=workers,
+                    local_server=local,
+                )
+            )
     run.stopped = stop is not None and stop.requested
     return run

@@ -16,15 +16,23 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from analyzer.load.clients import GrpcInferClient, HttpInferClient, RequestSet
 from analyzer.capacity import Verdict, claim_futile, required_requests
+from analyzer.load.clients import GrpcInferClient, HttpInferClient, RequestSet
 from analyzer.load.generator import IN_FLIGHT, CpuSample, Records, now
-from analyzer.load.selfcheck import ClientLoad, client_bound_reason
-from analyzer.load.workers import LoadGenerator
 from analyzer.load.inputs import TensorSpec, random_tensor
+from analyzer.load.selfcheck import ClientLoad, client_bound_reason
 from analyzer.load.shapes import LoadSpec
-from analyzer.measure import (DEFAULT_TOLERANCE, STABLE_WINDOWS, Measurement, WindowStat, is_stable,
-                              span_windows, summarize, window_stat)
+from analyzer.load.workers import LoadGenerator
+from analyzer.measure import (
+    DEFAULT_TOLERANCE,
+    STABLE_WINDOWS,
+    Measurement,
+    WindowStat,
+    is_stable,
+    span_windows,
+    summarize,
+    window_stat,
+)
 from analyzer.probe import Probe, Snapshot, attach_server_view, attach_steps
 from analyzer.timeline import worst_window_percentile
 
@@ -112,8 +120,9 @@ async def _sleep_until(deadline: float, stop: StopToken | None) -> None:
         await asyncio.sleep(min(left, 0.2))
 
 
-async def _wait_window(run: Any, start: float, finished_at_start: int, settings: MeasureSettings,
-                       stop: StopToken | None) -> None:
+async def _wait_window(
+    run: Any, start: float, finished_at_start: int, settings: MeasureSettings, stop: StopToken | None
+) -> None:
     """Sleep until the window that began at `start` may close (or a stop is asked for)."""
     poll = min(0.05, settings.min_window_s / 2)
     while not (stop is not None and stop.requested):
@@ -139,8 +148,11 @@ def interim_records(records: Records, pending: np.ndarray, before: float) -> Rec
     code = kinds.index(IN_FLIGHT)
     done, error = np.full(len(late), math.nan), np.full(len(late), code, dtype=np.int32)
     return Records(
-        np.concatenate([records.scheduled, late[:, 0]]), np.concatenate([records.sent, late[:, 1]]),
-        np.concatenate([records.done, done]), np.concatenate([records.error, error]), kinds,
+        np.concatenate([records.scheduled, late[:, 0]]),
+        np.concatenate([records.sent, late[:, 1]]),
+        np.concatenate([records.done, done]),
+        np.concatenate([records.error, error]),
+        kinds,
     )
 
 
@@ -153,8 +165,13 @@ def attach_client_view(m: Measurement, workers: int, first: CpuSample, last: Cpu
     # The span is the samples' own: a decided level's reported span may end before the last
     # sample, and a slow probe snapshot lies between them too, so m.duration_s would overstate
     # the CPU per second (over 100 % of a core was seen).
-    client = ClientLoad(workers, last.total_s - first.total_s, max(loops, default=math.nan), last.at - first.at,
-                        m.send_lag_p50_ms)
+    client = ClientLoad(
+        workers,
+        last.total_s - first.total_s,
+        max(loops, default=math.nan),
+        last.at - first.at,
+        m.send_lag_p50_ms,
+    )
     m.client_workers = workers
     m.client_cpu_pct = client.cpu_pct
     m.client_loop_pct = client.busiest_loop_pct
@@ -214,13 +231,25 @@ async def measure_level(
             stable = len(windows) >= settings.min_windows and is_stable(windows, settings.tolerance)
             if on_window is not None:
                 on_window(load, len(windows), windows[-1], stable)
-            recent = windows[-settings.stall_windows:]
-            if len(recent) == settings.stall_windows and all(w.finished == 0 for w in recent) and run.inflight:
+            recent = windows[-settings.stall_windows :]
+            if (
+                len(recent) == settings.stall_windows
+                and all(w.finished == 0 for w in recent)
+                and run.inflight
+            ):
                 stalled = True  # requests out, nothing back, not even errors: the server hangs
                 break
             if decide is not None:
-                judged_until = _decided(decide, records, pending, windows, load, stable, settings,
-                                        lambda m: attach_client_view(m, run.workers, cpus[0], cpus[-1]))
+                judged_until = _decided(
+                    decide,
+                    records,
+                    pending,
+                    windows,
+                    load,
+                    stable,
+                    settings,
+                    lambda m: attach_client_view(m, run.workers, cpus[0], cpus[-1]),
+                )
                 if judged_until is not None:
                     break
                 continue
@@ -243,10 +272,19 @@ async def measure_level(
     return m
 
 
-def _summary(records: Records, start: float, end: float, load: LoadSpec, windows: int, stable: bool,
-             settings: MeasureSettings) -> Measurement:
+def _summary(
+    records: Records,
+    start: float,
+    end: float,
+    load: LoadSpec,
+    windows: int,
+    stable: bool,
+    settings: MeasureSettings,
+) -> Measurement:
     return summarize(
-        records, start, end,
+        records,
+        start,
+        end,
         load_mode=load.mode,
         load_level=load.level,
         windows=windows,
@@ -258,8 +296,16 @@ def _summary(records: Records, start: float, end: float, load: LoadSpec, windows
     )
 
 
-def _decided(decide: Decide, records: Records, pending: np.ndarray, windows: list[WindowStat], load: LoadSpec,
-             stable: bool, settings: MeasureSettings, attach: Callable[[Measurement], None]) -> float | None:
+def _decided(
+    decide: Decide,
+    records: Records,
+    pending: np.ndarray,
+    windows: list[WindowStat],
+    load: LoadSpec,
+    stable: bool,
+    settings: MeasureSettings,
+    attach: Callable[[Measurement], None],
+) -> float | None:
     """The sequential verdict after a window: judge every request of the level so far; the end
     of the judged span when the verdict is decided, else None.
 
@@ -278,8 +324,14 @@ def _decided(decide: Decide, records: Records, pending: np.ndarray, windows: lis
     attach(m)
     if decide(m).decided:
         return cut
-    if m.over_budget > 0 and claim_futile(m.over_budget, m.requests, len(windows), settings.max_windows,
-                                          settings.claim_percentile, settings.claim_confidence):
+    if m.over_budget > 0 and claim_futile(
+        m.over_budget,
+        m.requests,
+        len(windows),
+        settings.max_windows,
+        settings.claim_percentile,
+        settings.claim_confidence,
+    ):
         return cut
     return None
 
@@ -307,8 +359,15 @@ async def measure_levels(
 ) -> list[Measurement]:
     """Measure each load level in turn (`workers` processes; None: automatic); stops early on
     `stop`."""
-    client = LoadGenerator(protocol, url, model, requests, timeout_s=settings.request_timeout_s,
-                           workers=workers, local_server=local_server)
+    client = LoadGenerator(
+        protocol,
+        url,
+        model,
+        requests,
+        timeout_s=settings.request_timeout_s,
+        workers=workers,
+        local_server=local_server,
+    )
     results: list[Measurement] = []
     try:
         for load in loads:
@@ -352,8 +411,15 @@ async def run_schedule(
     local_server: bool = False,
 ) -> ScheduledRun | None:
     """Play a schedule once with a load generator of its own (see play_schedule)."""
-    client = LoadGenerator(protocol, url, model, requests, timeout_s=settings.request_timeout_s,
-                           workers=workers, local_server=local_server)
+    client = LoadGenerator(
+        protocol,
+        url,
+        model,
+        requests,
+        timeout_s=settings.request_timeout_s,
+        workers=workers,
+        local_server=local_server,
+    )
     try:
         return await play_schedule(client, probe, load, settings, on_second=on_second, stop=stop)
     finally:
@@ -387,9 +453,19 @@ async def play_schedule(
     last = await probe.snapshot()
     if len(records) == 0:
         return None
-    m = summarize(records, run.started_at, run.started_at + duration, load_mode="schedule", load_level=load.level,
-                  windows=1, stable=True, confidence=settings.confidence, budget_ms=settings.budget_ms,
-                  claim_percentile=settings.claim_percentile, claim_confidence=settings.claim_confidence)
+    m = summarize(
+        records,
+        run.started_at,
+        run.started_at + duration,
+        load_mode="schedule",
+        load_level=load.level,
+        windows=1,
+        stable=True,
+        confidence=settings.confidence,
+        budget_ms=settings.budget_ms,
+        claim_percentile=settings.claim_percentile,
+        claim_confidence=settings.claim_confidence,
+    )
     m.worst_minute_ms = worst_window_percentile(records, run.started_at, duration, settings.claim_percentile)
     attach_server_view(m, first, last)
     return ScheduledRun(records, run.started_at, duration, m, first, last)

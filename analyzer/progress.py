@@ -50,7 +50,8 @@ def knobs_text(cand: Candidate) -> str:
         (f"{name}: " if name else "")
         + f"instances {c.instance_count}, max_batch_size {c.max_batch_size}, queue delay "
         + ("-" if c.max_queue_delay_us is None else f"{c.max_queue_delay_us} us")
-        for name, c in parts)
+        for name, c in parts
+    )
 
 
 class Plain:
@@ -63,8 +64,9 @@ class Plain:
     def __enter__(self) -> Any:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         return None
 
 
@@ -147,8 +149,12 @@ class SweepProgress(Plain):
     def events(self) -> Events:
         """The runner callbacks that print this progress."""
         return Events(
-            config_start=self.config_start, level=self.level, config_done=self.config_done,
-            message=self.message, confirm_start=self.confirm_start, confirm=self.confirm,
+            config_start=self.config_start,
+            level=self.level,
+            config_done=self.config_done,
+            message=self.message,
+            confirm_start=self.confirm_start,
+            confirm=self.confirm,
             playing=self.playing,
         )
 
@@ -157,14 +163,18 @@ class SweepProgress(Plain):
 
     def confirm_start(self, cands: list[Candidate], rounds: int) -> None:
         """The confirmation round begins."""
-        self._echo(f"[confirm] re-measuring the top {len(cands)} at their capacity levels, {rounds} "
-                   f"interleaved rounds: {', '.join(c.config_id for c in cands)}  ({self._eta()})")
+        self._echo(
+            f"[confirm] re-measuring the top {len(cands)} at their capacity levels, {rounds} "
+            f"interleaved rounds: {', '.join(c.config_id for c in cands)}  ({self._eta()})"
+        )
 
     def confirm(self, cand: Candidate, round_: int, m: Measurement, verdict: Verdict) -> None:
         """One confirmation measurement finished."""
-        self._echo(f"    round {round_} {cand.config_id} at {level_text(m.load_mode, m.load_level)}: "
-                   f"{m.throughput_rps:8.1f} req/s  {self.label} {self._value(m):8.2f} ms  "
-                   f"{'meets' if verdict.meets else verdict.status}")
+        self._echo(
+            f"    round {round_} {cand.config_id} at {level_text(m.load_mode, m.load_level)}: "
+            f"{m.throughput_rps:8.1f} req/s  {self.label} {self._value(m):8.2f} ms  "
+            f"{'meets' if verdict.meets else verdict.status}"
+        )
 
     def _echo(self, text: str) -> None:
         if not self.quiet:
@@ -173,8 +183,10 @@ class SweepProgress(Plain):
     def config_start(self, cand: Candidate, number: int, total: int) -> None:
         """A config is about to be loaded."""
         self.total = max(total, number)
-        self._echo(f"[config {number}/{self.total}] {cand.config_id}: {knobs_text(cand)}  ({self._eta()}"
-                   + (f"; best so far {self.best[1]} at {self.best[0]:.1f} req/s)" if self.best else ")"))
+        self._echo(
+            f"[config {number}/{self.total}] {cand.config_id}: {knobs_text(cand)}  ({self._eta()}"
+            + (f"; best so far {self.best[1]} at {self.best[0]:.1f} req/s)" if self.best else ")")
+        )
 
     def level(self, cand: Candidate, m: Measurement, verdict: Verdict) -> None:
         """A load level was measured."""
@@ -183,20 +195,27 @@ class SweepProgress(Plain):
             status = verdict.reason  # names the fix: more --workers or a separate load machine
         worst = f"  worst minute {m.worst_minute_ms:.2f} ms" if math.isfinite(m.worst_minute_ms) else ""
         where = level_text(m.load_mode, m.load_level)
-        self._echo(f"    {where}: {m.throughput_rps:8.1f} req/s  {self.label} {self._value(m):8.2f} ms{worst}"
-                   f"  {status}  ({self._eta()})")
+        self._echo(
+            f"    {where}: {m.throughput_rps:8.1f} req/s  {self.label} {self._value(m):8.2f} ms{worst}"
+            f"  {status}  ({self._eta()})"
+        )
 
     def playing(self, cand: Candidate, load: LoadSpec, elapsed: float, length: float, finished: int) -> None:
         """A schedule is being played: a line every 10 s of it."""
         if int(elapsed) % 10 == 0 and elapsed < length:
-            self._echo(f"    {load.describe()}: {elapsed:4.0f} / {length:.0f} s played, {finished} requests "
-                       f"finished ({self._eta()})")
+            self._echo(
+                f"    {load.describe()}: {elapsed:4.0f} / {length:.0f} s played, {finished} requests "
+                f"finished ({self._eta()})"
+            )
 
     def config_done(self, cand: Candidate, row: dict[str, Any]) -> None:
         """A config finished (measured, pruned or failed)."""
         self.done += 1
-        if row["status"] != "failed" and row["capacity_rps"] > 0 and (
-                self.best is None or row["capacity_rps"] > self.best[0]):
+        if (
+            row["status"] != "failed"
+            and row["capacity_rps"] > 0
+            and (self.best is None or row["capacity_rps"] > self.best[0])
+        ):
             self.best = (float(row["capacity_rps"]), str(row["config_id"]))
         if row["status"] == "failed":
             self._echo(f"    -> failed: {row['error']}")
@@ -204,12 +223,16 @@ class SweepProgress(Plain):
             bound = ">= " if row.get("capacity_lower_bound") else ""
             pruned = "  [pruned]" if row["status"] == "pruned" else ""
             step = f"; bottleneck step: {row['bottleneck_step']}" if row.get("bottleneck_step") else ""
-            self._echo(f"    -> capacity {bound}{row['capacity_rps']:.1f} req/s at "
-                       f"{level_text(row['load_mode'], row['capacity_level'])} "
-                       f"({self.label} {row['p99_ms']:.2f} ms){pruned}{step}")
+            self._echo(
+                f"    -> capacity {bound}{row['capacity_rps']:.1f} req/s at "
+                f"{level_text(row['load_mode'], row['capacity_level'])} "
+                f"({self.label} {row['p99_ms']:.2f} ms){pruned}{step}"
+            )
         else:
-            self._echo(f"    -> no load level met the budget of {self.budget_ms:g} ms "
-                       f"(best {self.label} {row['closest_p99_ms']:.2f} ms)")
+            self._echo(
+                f"    -> no load level met the budget of {self.budget_ms:g} ms "
+                f"(best {self.label} {row['closest_p99_ms']:.2f} ms)"
+            )
 
     def message(self, text: str) -> None:
         """A note from the runner."""

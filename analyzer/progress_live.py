@@ -38,8 +38,13 @@ class _Panel:
 
     def _start_live(self) -> None:
         self.console = Console(stderr=True)
-        self.live = Live(console=self.console, get_renderable=self._panel, refresh_per_second=4,
-                         redirect_stdout=False, redirect_stderr=True)
+        self.live = Live(
+            console=self.console,
+            get_renderable=self._panel,
+            refresh_per_second=4,
+            redirect_stdout=False,
+            redirect_stderr=True,
+        )
 
     def _print(self, text: str) -> None:
         self.console.print(Text(text), soft_wrap=True)
@@ -64,8 +69,9 @@ class _Panel:
         self.live.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.live.refresh()
         self.live.stop()
 
@@ -100,9 +106,11 @@ class LiveProfileProgress(_Panel, ProfileProgress):
     def window(self, load: LoadSpec, index: int, stat: WindowStat, stable: bool) -> None:
         """The window's line, and the panel's current level."""
         super().window(load, index, stat, stable)
-        self.now = (f"{load.describe()}, window {index}: {stat.throughput_rps:.1f} req/s, "
-                    f"p99 {stat.p99_ms:.2f} ms, "
-                    f"{'stable' if stable else 'settling'}")
+        self.now = (
+            f"{load.describe()}, window {index}: {stat.throughput_rps:.1f} req/s, "
+            f"p99 {stat.p99_ms:.2f} ms, "
+            f"{'stable' if stable else 'settling'}"
+        )
         self.left = self.left_s(index, stable)
 
     def level(self, m: Measurement) -> None:
@@ -110,7 +118,8 @@ class LiveProfileProgress(_Panel, ProfileProgress):
         super().level(m)
         budget = self.settings.budget_ms
         if (budget is None or budget_verdict(m, budget).meets) and (
-                self.best is None or m.throughput_rps > self.best.throughput_rps):
+            self.best is None or m.throughput_rps > self.best.throughput_rps
+        ):
             self.best = m
         self.now = "next level: warming up" if self.done < self.total else "done"
 
@@ -124,20 +133,35 @@ class LiveProfileProgress(_Panel, ProfileProgress):
         elapsed = time.monotonic() - self.started
         if self.schedule is not None:
             played, length, finished = self.schedule
-            return [("playing", f"{finished} requests finished"),
-                    _bar("played", played, length, f"{played:.0f} / {length:.0f} s  elapsed "
-                                                   f"{clock(elapsed)}  ~{clock(self.left)} left")]
+            return [
+                ("playing", f"{finished} requests finished"),
+                _bar(
+                    "played",
+                    played,
+                    length,
+                    f"{played:.0f} / {length:.0f} s  elapsed {clock(elapsed)}  ~{clock(self.left)} left",
+                ),
+            ]
         level = f"{min(self.done + 1, self.total)}/{self.total}: {self.now}"
         # The bar counts load levels finished out of those asked for.
         rows: list[tuple[RenderableType, RenderableType]] = [
             ("level", level),
-            _bar("levels", self.done, self.total,
-                 f"{self.done}/{self.total}  elapsed {clock(elapsed)}  at most ~{clock(self.left)} left"),
+            _bar(
+                "levels",
+                self.done,
+                self.total,
+                f"{self.done}/{self.total}  elapsed {clock(elapsed)}  at most ~{clock(self.left)} left",
+            ),
         ]
         if self.best is not None:
             b = self.best
-            rows.append(("best", f"{b.throughput_rps:.1f} req/s at {level_text(b.load_mode, b.load_level)} "
-                                 f"(p99 {b.p99_ms:.2f} ms)"))
+            rows.append(
+                (
+                    "best",
+                    f"{b.throughput_rps:.1f} req/s at {level_text(b.load_mode, b.load_level)} "
+                    f"(p99 {b.p99_ms:.2f} ms)",
+                )
+            )
         return rows
 
 
@@ -154,8 +178,9 @@ class LiveSweepProgress(_Panel, SweepProgress):
 
     title = "tritune sweep"
 
-    def __init__(self, budget_ms: float, percentile: float, max_trials: int | None,
-                 time_budget_s: float | None) -> None:
+    def __init__(
+        self, budget_ms: float, percentile: float, max_trials: int | None, time_budget_s: float | None
+    ) -> None:
         SweepProgress.__init__(self, budget_ms, percentile, quiet=False)
         self.max_trials = max_trials
         self.time_budget_s = time_budget_s
@@ -184,14 +209,18 @@ class LiveSweepProgress(_Panel, SweepProgress):
 
     def window(self, cand: Candidate, load: LoadSpec, index: int, stat: WindowStat, stable: bool) -> None:
         """The panel's current load level."""
-        self.now = (f"{load.describe()}, window {index}: {stat.throughput_rps:.1f} req/s, "
-                    f"p99 {stat.p99_ms:.2f} ms, {'stable' if stable else 'settling'}")
+        self.now = (
+            f"{load.describe()}, window {index}: {stat.throughput_rps:.1f} req/s, "
+            f"p99 {stat.p99_ms:.2f} ms, {'stable' if stable else 'settling'}"
+        )
 
     def level(self, cand: Candidate, m: Measurement, verdict: Verdict) -> None:
         """The level's line; the panel's last level."""
         super().level(cand, m, verdict)
-        self.now = (f"{level_text(m.load_mode, m.load_level)}: {m.throughput_rps:.1f} req/s, "
-                    f"{self.label} {self._value(m):.2f} ms, {'meets' if verdict.meets else verdict.status}")
+        self.now = (
+            f"{level_text(m.load_mode, m.load_level)}: {m.throughput_rps:.1f} req/s, "
+            f"{self.label} {self._value(m):.2f} ms, {'meets' if verdict.meets else verdict.status}"
+        )
 
     def playing(self, cand: Candidate, load: LoadSpec, elapsed: float, length: float, finished: int) -> None:
         """The schedule's line every 10 s; the panel every second."""
@@ -227,13 +256,21 @@ class LiveSweepProgress(_Panel, SweepProgress):
         else:
             budget = "max_trials" if self.max_trials is not None else "the search's bound; it stops by itself"
             # The pace is this run's: configs of a resumed run took their time in an earlier one.
-            left = time_left_s(elapsed, self.done, self.done + max(0, self.total - self.finished),
-                               self.time_budget_s)
-            bar = _bar("configs", self.finished, self.total,
-                       f"{self.finished}/{self.total} ({budget})  elapsed {clock(elapsed)}")
+            left = time_left_s(
+                elapsed, self.done, self.done + max(0, self.total - self.finished), self.time_budget_s
+            )
+            bar = _bar(
+                "configs",
+                self.finished,
+                self.total,
+                f"{self.finished}/{self.total} ({budget})  elapsed {clock(elapsed)}",
+            )
         rows: list[tuple[RenderableType, RenderableType]] = [
-            ("config", self.config), ("level", self.now or "-"), bar,
-            ("time left", "known after the first config" if left is None else f"~{clock(left)}")]
+            ("config", self.config),
+            ("level", self.now or "-"),
+            bar,
+            ("time left", "known after the first config" if left is None else f"~{clock(left)}"),
+        ]
         if self.best is not None:
             rows.append(("best so far", f"{self.best[1]} at {self.best[0]:.1f} req/s"))
         return rows
@@ -246,8 +283,13 @@ def profile_progress(total_levels: int, settings: MeasureSettings, quiet: bool) 
     return ProfileProgress(total_levels, settings, quiet)
 
 
-def sweep_progress(budget_ms: float, percentile: float, quiet: bool, max_trials: int | None = None,
-                   time_budget_s: float | None = None) -> SweepProgress:
+def sweep_progress(
+    budget_ms: float,
+    percentile: float,
+    quiet: bool,
+    max_trials: int | None = None,
+    time_budget_s: float | None = None,
+) -> SweepProgress:
     """Live progress when stderr is a terminal, else plain lines (none when quiet)."""
     if not quiet and sys.stderr.isatty():
         return LiveSweepProgress(budget_ms, percentile, max_trials, time_budget_s)

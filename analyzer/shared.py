@@ -26,7 +26,8 @@ from analyzer.errors import UsageError
 
 _META = sa.MetaData()
 ROWS = sa.Table(
-    "tritune_rows", _META,
+    "tritune_rows",
+    _META,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("study", sa.String(255), nullable=False, index=True),
     sa.Column("kind", sa.String(16), nullable=False),  # measurement | config
@@ -36,7 +37,8 @@ ROWS = sa.Table(
     sa.Column("row", sa.Text, nullable=False),
 )
 CLAIMS = sa.Table(
-    "tritune_claims", _META,
+    "tritune_claims",
+    _META,
     sa.Column("study", sa.String(255), primary_key=True),
     sa.Column("config_id", sa.String(255), primary_key=True),
     sa.Column("trial", sa.Integer, nullable=False),
@@ -74,8 +76,10 @@ def engine_for(url: str) -> sa.Engine:
     try:
         return sa.create_engine(url, pool_pre_ping=True)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
-        raise UsageError(f"--storage {url!r} is not a database URL Optuna can use: {exc}",
-                         hint="for example sqlite:///sweep.db or postgresql+psycopg://user:pass@host:5432/db") from None
+        raise UsageError(
+            f"--storage {url!r} is not a database URL Optuna can use: {exc}",
+            hint="for example sqlite:///sweep.db or postgresql+psycopg://user:pass@host:5432/db",
+        ) from None
     except ImportError as exc:
         raise UsageError(f"--storage {url!r}: its database driver is not installed ({exc})") from None
 
@@ -91,15 +95,25 @@ class SharedTables:
     def append(self, kind: str, row: dict[str, Any], trial: int | None) -> None:
         """Add one table row (durable when this returns)."""
         with self.engine.begin() as conn:
-            conn.execute(ROWS.insert().values(
-                study=self.study, kind=kind, config_id=str(row.get("config_id")), trial=trial, worker=self.worker,
-                row=json.dumps({k: _json_value(v) for k, v in row.items()})))
+            conn.execute(
+                ROWS.insert().values(
+                    study=self.study,
+                    kind=kind,
+                    config_id=str(row.get("config_id")),
+                    trial=trial,
+                    worker=self.worker,
+                    row=json.dumps({k: _json_value(v) for k, v in row.items()}),
+                )
+            )
 
     def rows(self, kind: str, columns: list[str]) -> pd.DataFrame:
         """Every worker's rows of one kind, in the order written, with at least `columns`."""
         with self.engine.connect() as conn:
-            result = conn.execute(sa.select(ROWS.c.row, ROWS.c.worker).where(
-                ROWS.c.study == self.study, ROWS.c.kind == kind).order_by(ROWS.c.id))
+            result = conn.execute(
+                sa.select(ROWS.c.row, ROWS.c.worker)
+                .where(ROWS.c.study == self.study, ROWS.c.kind == kind)
+                .order_by(ROWS.c.id)
+            )
             records = [{**json.loads(r.row), "worker": r.worker} for r in result]
         frame = pd.DataFrame.from_records(records)
         for col in columns:
@@ -110,21 +124,32 @@ class SharedTables:
     def count(self, kind: str) -> int:
         """How many rows of one kind the study holds (a cheap sign of a worker's progress)."""
         with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(ROWS).where(
-                ROWS.c.study == self.study, ROWS.c.kind == kind)).scalar_one())
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(ROWS)
+                    .where(ROWS.c.study == self.study, ROWS.c.kind == kind)
+                ).scalar_one()
+            )
 
     def drop_trial_rows(self, config_id: str, trial: int) -> None:
         """Forget the rows a dead worker wrote for a config it never finished."""
         with self.engine.begin() as conn:
-            conn.execute(ROWS.delete().where(ROWS.c.study == self.study, ROWS.c.config_id == config_id,
-                                             ROWS.c.trial == trial))
+            conn.execute(
+                ROWS.delete().where(
+                    ROWS.c.study == self.study, ROWS.c.config_id == config_id, ROWS.c.trial == trial
+                )
+            )
 
     def claim(self, config_id: str, trial: int) -> bool:
         """Claim a config for a trial; False when another trial holds it."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(CLAIMS.insert().values(study=self.study, config_id=config_id, trial=trial,
-                                                    worker=self.worker))
+                conn.execute(
+                    CLAIMS.insert().values(
+                        study=self.study, config_id=config_id, trial=trial, worker=self.worker
+                    )
+                )
             return True
         except sa.exc.IntegrityError:
             return False
@@ -132,14 +157,21 @@ class SharedTables:
     def holder(self, config_id: str) -> tuple[int, str] | None:
         """The trial and worker holding a config's claim (None: unclaimed)."""
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(CLAIMS.c.trial, CLAIMS.c.worker).where(
-                CLAIMS.c.study == self.study, CLAIMS.c.config_id == config_id)).first()
+            row = conn.execute(
+                sa.select(CLAIMS.c.trial, CLAIMS.c.worker).where(
+                    CLAIMS.c.study == self.study, CLAIMS.c.config_id == config_id
+                )
+            ).first()
         return None if row is None else (int(row.trial), str(row.worker))
 
     def take_over(self, config_id: str, old_trial: int, trial: int) -> bool:
         """Move a claim from a dead trial to ours; True for exactly one caller."""
         with self.engine.begin() as conn:
-            result = conn.execute(CLAIMS.update().where(
-                CLAIMS.c.study == self.study, CLAIMS.c.config_id == config_id, CLAIMS.c.trial == old_trial,
-            ).values(trial=trial, worker=self.worker))
+            result = conn.execute(
+                CLAIMS.update()
+                .where(
+                    CLAIMS.c.study == self.study, CLAIMS.c.config_id == config_id, CLAIMS.c.trial == old_trial
+                )
+                .values(trial=trial, worker=self.worker)
+            )
         return result.rowcount == 1

@@ -103,7 +103,9 @@ def resolve_space(space: SpaceSpec, traits: ModelTraits, source: str = "the swee
                 )
             delays = ()
         else:
-            delays = space.max_queue_delay_us if space.max_queue_delay_us is not None else DEFAULT_QUEUE_DELAYS
+            delays = (
+                space.max_queue_delay_us if space.max_queue_delay_us is not None else DEFAULT_QUEUE_DELAYS
+            )
     return SpaceSpec(
         instance_count=space.instance_count or DEFAULT_INSTANCE_COUNTS,
         max_batch_size=sizes,
@@ -118,8 +120,11 @@ def candidates(space: SpaceSpec, traits: ModelTraits) -> tuple[list[Candidate], 
     delays: tuple[int | None, ...] = tuple(space.max_queue_delay_us or ()) or (None,)
     valid, dropped = [], []
     for count, size, delay, pref, kind in itertools.product(
-        space.instance_count or (), space.max_batch_size or (), delays,
-        space.preferred_batch_size or ((),), space.instance_kind or ("KIND_CPU",),
+        space.instance_count or (),
+        space.max_batch_size or (),
+        delays,
+        space.preferred_batch_size or ((),),
+        space.instance_kind or ("KIND_CPU",),
     ):
         cand = Candidate(count, size, delay, pref, kind)
         reason = invalid_reason(cand, traits)
@@ -136,7 +141,8 @@ def check_space(space: SpaceSpec, traits: ModelTraits, source: str = "the sweep 
     if not valid:
         reasons = sorted({reason for _, reason in dropped}) or ["the space has no points"]
         raise UsageError(
-            f"{source}: the search space has no valid config for model {traits.name!r}: " + "; ".join(reasons),
+            f"{source}: the search space has no valid config for model {traits.name!r}: "
+            + "; ".join(reasons),
             hint="widen the space (e.g. larger max_batch_size values, or preferred sizes <= max_batch_size)",
         )
     return valid

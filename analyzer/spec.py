@@ -21,15 +21,32 @@ import yaml
 from analyzer.errors import SpecError
 from analyzer.load.input_plan import InputPlan, gen_to_dict
 from analyzer.search.registry import STRATEGY_NAMES as STRATEGIES
+
 # Underscored as before the split, so that the checks below read (and diff) as they did.
-from analyzer.spec_checks import Errors as _Errors, checked as _checked, choice as _choice, number as _number
-from analyzer.spec_checks import section as _section, unknown_keys as _unknown
+from analyzer.spec_checks import Errors as _Errors
+from analyzer.spec_checks import checked as _checked
+from analyzer.spec_checks import choice as _choice
+from analyzer.spec_checks import number as _number
+from analyzer.spec_checks import section as _section
+from analyzer.spec_checks import unknown_keys as _unknown
 from analyzer.spec_load import (
-    DEFAULT_MAX_LEVEL, DEFAULT_MAX_SCALE, DEFAULT_MIN_SCALE, LOAD_KEYS, MAX_WORKERS,
-    LoadPlan, parse_inputs, parse_load,
+    DEFAULT_MAX_LEVEL,
+    DEFAULT_MAX_SCALE,
+    DEFAULT_MIN_SCALE,
+    LOAD_KEYS,
+    MAX_WORKERS,
+    LoadPlan,
+    parse_inputs,
+    parse_load,
 )
 from analyzer.spec_space import (
-    KINDS, SPACE_KEYS, SpaceSpec, TargetSpec, parse_models, parse_space, parse_targets,
+    KINDS,
+    SPACE_KEYS,
+    SpaceSpec,
+    TargetSpec,
+    parse_models,
+    parse_space,
+    parse_targets,
 )
 
 OBJECTIVES = ("throughput", "pareto")
@@ -37,9 +54,26 @@ PROTOCOLS = ("grpc", "http")
 PERCENTILES = (50, 90, 95, 99)  # the percentiles every measurement stores (p50_ms ... p99_ms)
 
 __all__ = [
-    "DEFAULT_MAX_LEVEL", "DEFAULT_MAX_SCALE", "DEFAULT_MIN_SCALE", "KINDS", "LOAD_KEYS", "MAX_WORKERS",
-    "OBJECTIVES", "PERCENTILES", "PROTOCOLS", "SPACE_KEYS", "STRATEGIES", "TOP_KEYS", "LoadPlan", "SpaceSpec",
-    "SweepSpec", "TargetSpec", "load_spec", "parse_spec", "spec_from_dict", "write_spec",
+    "DEFAULT_MAX_LEVEL",
+    "DEFAULT_MAX_SCALE",
+    "DEFAULT_MIN_SCALE",
+    "KINDS",
+    "LOAD_KEYS",
+    "MAX_WORKERS",
+    "OBJECTIVES",
+    "PERCENTILES",
+    "PROTOCOLS",
+    "SPACE_KEYS",
+    "STRATEGIES",
+    "TOP_KEYS",
+    "LoadPlan",
+    "SpaceSpec",
+    "SweepSpec",
+    "TargetSpec",
+    "load_spec",
+    "parse_spec",
+    "spec_from_dict",
+    "write_spec",
 ]
 
 
@@ -84,19 +118,28 @@ class SweepSpec:
         data = dataclasses.asdict(self)
         data.pop("source")
         data["model_repository"] = str(self.model_repository) if self.model_repository else None
+
         def space(values: dict[str, Any]) -> dict[str, Any]:
-            return {key: [list(v) if isinstance(v, tuple) else v for v in vals]
-                    for key, vals in values.items() if vals is not None}
+            return {
+                key: [list(v) if isinstance(v, tuple) else v for v in vals]
+                for key, vals in values.items()
+                if vals is not None
+            }
 
         data["space"] = space(data["space"])
         if self.input_data is not None:
-            data["inputs"] = {**self.inputs, **{name: gen_to_dict(g) for name, g in self.input_data.inputs.items()}}
+            data["inputs"] = {
+                **self.inputs,
+                **{name: gen_to_dict(g) for name, g in self.input_data.inputs.items()},
+            }
             data["input_data"] = self.input_data.to_dict()
         if self.models is not None:
             data["models"] = {name: space(values) for name, values in data["models"].items()}
         if self.targets is not None:
-            data["targets"] = {name: {k: (space(v) if k == "space" else v) for k, v in values.items() if v is not None}
-                               for name, values in data["targets"].items()}
+            data["targets"] = {
+                name: {k: (space(v) if k == "space" else v) for k, v in values.items() if v is not None}
+                for name, values in data["targets"].items()
+            }
         return {k: v for k, v in data.items() if v is not None}
 
     def with_overrides(self, **changes: Any) -> "SweepSpec":
@@ -112,18 +155,43 @@ class SweepSpec:
 
 
 TOP_KEYS = {
-    "model", "model_repository", "url", "protocol", "budget_ms", "percentile", "confidence",
-    "strategy", "objective", "max_trials", "time_budget_s", "patience", "seed", "space", "models", "targets", "load",
-    "inputs", "input_data", "triton_server_path", "metrics_port", "load_timeout_s", "confirm_top", "confirm_rounds",
+    "model",
+    "model_repository",
+    "url",
+    "protocol",
+    "budget_ms",
+    "percentile",
+    "confidence",
+    "strategy",
+    "objective",
+    "max_trials",
+    "time_budget_s",
+    "patience",
+    "seed",
+    "space",
+    "models",
+    "targets",
+    "load",
+    "inputs",
+    "input_data",
+    "triton_server_path",
+    "metrics_port",
+    "load_timeout_s",
+    "confirm_top",
+    "confirm_rounds",
 }
 
 
-def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None, recorded: bool = False) -> SweepSpec:
+def parse_spec(
+    data: Any, source: str = "<spec>", base_dir: Path | None = None, recorded: bool = False
+) -> SweepSpec:
     """Validate spec data (as loaded from YAML); raise SpecError listing every problem.
     `recorded`: a run directory's own spec, read to report the run (files it plays need not exist)."""
     errors = _Errors(source)
     if not isinstance(data, Mapping):
-        raise SpecError(f"{source}: a sweep spec must be a YAML mapping (key: value lines), got {type(data).__name__}")
+        raise SpecError(
+            f"{source}: a sweep spec must be a YAML mapping (key: value lines), got {type(data).__name__}"
+        )
     _unknown(errors, data, TOP_KEYS, "")
     kw: dict[str, Any] = {"source": source}
 
@@ -141,7 +209,9 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None, 
             errors.add("model_repository", f"expected a path, got {repo!r}")
         else:
             path = Path(repo).expanduser()
-            kw["model_repository"] = (base_dir / path if base_dir and not path.is_absolute() else path).resolve()
+            kw["model_repository"] = (
+                base_dir / path if base_dir and not path.is_absolute() else path
+            ).resolve()
     if url is not None:
         if not isinstance(url, str):
             errors.add("url", f"expected HOST:PORT, got {url!r}")
@@ -159,7 +229,10 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None, 
         ("time_budget_s", lambda v: _number(errors, "time_budget_s", v, minimum=0, exclusive=True)),
         ("patience", lambda v: _number(errors, "patience", v, minimum=1, integer=True)),
         ("seed", lambda v: _number(errors, "seed", v, minimum=0, integer=True)),
-        ("metrics_port", lambda v: _number(errors, "metrics_port", v, minimum=1, integer=True, maximum=65535)),
+        (
+            "metrics_port",
+            lambda v: _number(errors, "metrics_port", v, minimum=1, integer=True, maximum=65535),
+        ),
         ("confirm_top", lambda v: _number(errors, "confirm_top", v, minimum=0, integer=True)),
         ("confirm_rounds", lambda v: _number(errors, "confirm_rounds", v, minimum=3, integer=True)),
         ("load_timeout_s", lambda v: _number(errors, "load_timeout_s", v, minimum=0, exclusive=True)),
@@ -174,7 +247,9 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: Path | None = None, 
     if data.get("targets") is not None:
         kw["targets"] = parse_targets(errors, data.get("targets"), with_models=data.get("models") is not None)
     kw["load"] = parse_load(errors, data.get("load"), base_dir, recorded)
-    kw["inputs"], kw["input_data"] = parse_inputs(errors, data.get("inputs"), data.get("input_data"), base_dir)
+    kw["inputs"], kw["input_data"] = parse_inputs(
+        errors, data.get("inputs"), data.get("input_data"), base_dir
+    )
 
     errors.raise_if_any()
     spec = SweepSpec(**kw)
@@ -190,23 +265,33 @@ def _cross_checks(spec: SweepSpec) -> list[str]:
     """Rules that involve several keys (also re-run after command-line overrides)."""
     problems = []
     if (spec.model_repository is None) == (spec.url is None):
-        problems.append("give exactly one of 'model_repository' (launch a local server) or 'url' (a running server)")
+        problems.append(
+            "give exactly one of 'model_repository' (launch a local server) or 'url' (a running server)"
+        )
     if spec.model_repository is not None and not spec.model_repository.is_dir():
         problems.append(f"key 'model_repository': {spec.model_repository} is not a directory")
     if spec.budget_ms <= 0:
         problems.append(f"budget must be > 0 ms, got {spec.budget_ms:g}")
     if spec.load.min_level > spec.load.cap:
-        problems.append(f"key 'load.min_level' ({spec.load.min_level:g}) exceeds 'load.max_level' ({spec.load.cap:g})")
-    if spec.load.mode == "concurrency" and (spec.load.cap != int(spec.load.cap) or spec.load.min_level != int(spec.load.min_level)):
+        problems.append(
+            f"key 'load.min_level' ({spec.load.min_level:g}) exceeds 'load.max_level' ({spec.load.cap:g})"
+        )
+    if spec.load.mode == "concurrency" and (
+        spec.load.cap != int(spec.load.cap) or spec.load.min_level != int(spec.load.min_level)
+    ):
         problems.append("key 'load.max_level'/'load.min_level': concurrency levels must be whole numbers")
     if spec.load.min_window_s > spec.load.max_window_s:
-        problems.append(f"key 'load.min_window_s' ({spec.load.min_window_s:g}) exceeds 'load.max_window_s' "
-                        f"({spec.load.max_window_s:g})")
+        problems.append(
+            f"key 'load.min_window_s' ({spec.load.min_window_s:g}) exceeds 'load.max_window_s' "
+            f"({spec.load.max_window_s:g})"
+        )
     if spec.strategy not in STRATEGIES:
         problems.append(f"strategy must be one of {', '.join(STRATEGIES)}")
     if spec.load.schedule is not None and spec.targets is not None:
-        problems.append("key 'load.schedule': several models (targets:) are not played against a schedule yet; "
-                        "tune them with steady levels (leave load.schedule out)")
+        problems.append(
+            "key 'load.schedule': several models (targets:) are not played against a schedule yet; "
+            "tune them with steady levels (leave load.schedule out)"
+        )
     if spec.max_trials is not None and spec.max_trials < 1:
         problems.append("max_trials must be >= 1")
     return problems

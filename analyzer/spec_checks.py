@@ -35,8 +35,16 @@ def unknown_keys(errors: Errors, data: Mapping[str, Any], allowed: set[str], pre
             errors.add(prefix + str(key), f"unknown key; allowed here: {', '.join(sorted(allowed))}")
 
 
-def number(errors: Errors, key: str, value: Any, *, minimum: float | None = None, integer: bool = False,
-           exclusive: bool = False, maximum: float | None = None) -> Any:
+def number(
+    errors: Errors,
+    key: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    integer: bool = False,
+    exclusive: bool = False,
+    maximum: float | None = None,
+) -> Any:
     """A finite number (a whole one with `integer`) within the bounds, or None."""
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type or (isinstance(value, float) and not math.isfinite(value)):
@@ -61,8 +69,10 @@ def choice(errors: Errors, key: str, value: Any, allowed: tuple[Any, ...]) -> An
 
 def int_values(errors: Errors, key: str, value: Any, minimum: int) -> tuple[int, ...] | None:
     """A list of whole numbers, or a range {min, max[, step | scale: pow2]}."""
-    what = (f"a list of whole numbers >= {minimum}, or a range {{min: A, max: B}} "
-            "with optional step or scale: pow2")
+    what = (
+        f"a list of whole numbers >= {minimum}, or a range {{min: A, max: B}} "
+        "with optional step or scale: pow2"
+    )
     if isinstance(value, bool):
         errors.add(key, f"expected {what}, got {value!r}")
         return None
@@ -115,8 +125,7 @@ def int_values(errors: Errors, key: str, value: Any, minimum: int) -> tuple[int,
 def preferred_sizes(errors: Errors, key: str, value: Any) -> tuple[tuple[int, ...], ...] | None:
     """Alternatives for preferred_batch_size: a list of lists ([] = none set)."""
     if not isinstance(value, list) or not value:
-        errors.add(key, "expected a list of alternatives, each a list of batch sizes, "
-                        "e.g. [[], [4, 8]]")
+        errors.add(key, "expected a list of alternatives, each a list of batch sizes, e.g. [[], [4, 8]]")
         return None
     out = []
     for alt in value:
@@ -153,8 +162,9 @@ def shapes(errors: Errors, inputs: Mapping[str, Any], prefix: str) -> dict[str, 
     out: dict[str, list[int]] = {}
     for name, dims in inputs.items():
         if not isinstance(dims, list) or not dims or not all(_positive_int(d) for d in dims):
-            errors.add(f"{prefix}{name}",
-                       f"expected a list of dimensions >= 1 (no batch dimension), got {dims!r}")
+            errors.add(
+                f"{prefix}{name}", f"expected a list of dimensions >= 1 (no batch dimension), got {dims!r}"
+            )
         else:
             out[str(name)] = list(dims)
     return out

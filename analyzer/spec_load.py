@@ -80,30 +80,42 @@ def parse_load(errors: Errors, data: Any, base_dir: Path | None, recorded: bool 
         ("window_s", lambda v: number(errors, "load.window_s", v, minimum=0.1)),
         ("warmup_s", lambda v: number(errors, "load.warmup_s", v, minimum=0)),
         ("max_windows", lambda v: number(errors, "load.max_windows", v, minimum=3, integer=True)),
-        ("stability_pct", lambda v: number(errors, "load.stability_pct", v, minimum=0, exclusive=True,
-                                           maximum=100)),
-        ("request_timeout_s", lambda v: number(errors, "load.request_timeout_s", v, minimum=0,
-                                               exclusive=True)),
+        (
+            "stability_pct",
+            lambda v: number(errors, "load.stability_pct", v, minimum=0, exclusive=True, maximum=100),
+        ),
+        (
+            "request_timeout_s",
+            lambda v: number(errors, "load.request_timeout_s", v, minimum=0, exclusive=True),
+        ),
         ("refine_steps", lambda v: number(errors, "load.refine_steps", v, minimum=0, integer=True)),
         ("resolution_pct", lambda v: number(errors, "load.resolution_pct", v, minimum=0, maximum=100)),
         ("min_window_s", lambda v: number(errors, "load.min_window_s", v, minimum=0.05)),
         ("max_window_s", lambda v: number(errors, "load.max_window_s", v, minimum=0.1)),
-        ("workers", lambda v: None if v == "auto" else number(errors, "load.workers", v, minimum=1,
-                                                              integer=True, maximum=MAX_WORKERS)),
+        (
+            "workers",
+            lambda v: (
+                None
+                if v == "auto"
+                else number(errors, "load.workers", v, minimum=1, integer=True, maximum=MAX_WORKERS)
+            ),
+        ),
     ]
     load_kw.update(checked(load_data, checks))
     if load_data.get("schedule") is not None:
         load_kw.update(parse_schedule_key(errors, load_data, base_dir, recorded))
     if load_data.get("max_inflight") is not None:
-        load_kw["max_inflight"] = number(errors, "load.max_inflight", load_data["max_inflight"], minimum=1,
-                                         integer=True)
+        load_kw["max_inflight"] = number(
+            errors, "load.max_inflight", load_data["max_inflight"], minimum=1, integer=True
+        )
         if load_kw.get("mode", "concurrency") != "rate":
             errors.add("load.max_inflight", "caps an open loop: needs load.mode: rate (or a load.schedule)")
     return LoadPlan(**load_kw)
 
 
-def parse_schedule_key(errors: Errors, load: Mapping[str, Any], base_dir: Path | None,
-                       recorded: bool = False) -> dict[str, Any]:
+def parse_schedule_key(
+    errors: Errors, load: Mapping[str, Any], base_dir: Path | None, recorded: bool = False
+) -> dict[str, Any]:
     """`load.schedule`: checked by parsing it (a trace file relative to the spec's directory);
     its levels are scale factors, so the mode is rate and the level range defaults to scales.
     `recorded` (a run directory's own spec, read to report it): a trace file that is gone is
@@ -117,7 +129,9 @@ def parse_schedule_key(errors: Errors, load: Mapping[str, Any], base_dir: Path |
     if kind in ("trace", "gaps") and sep and base_dir is not None and relative:
         text = f"{kind}:{base_dir / path}"
     try:
-        if not (recorded and kind in ("trace", "gaps") and not Path(text.partition(":")[2]).expanduser().exists()):
+        if not (
+            recorded and kind in ("trace", "gaps") and not Path(text.partition(":")[2]).expanduser().exists()
+        ):
             parse_schedule(text)
     except ValueError as exc:
         errors.add("load.schedule", f"{exc}; forms: {', '.join(SCHEDULE_FORMS)}")
@@ -130,8 +144,9 @@ def parse_schedule_key(errors: Errors, load: Mapping[str, Any], base_dir: Path |
     return out
 
 
-def parse_inputs(errors: Errors, inputs: Any, input_data: Any,
-                 base_dir: Path | None) -> tuple[dict[str, list[int]], InputPlan | None]:
+def parse_inputs(
+    errors: Errors, inputs: Any, input_data: Any, base_dir: Path | None
+) -> tuple[dict[str, list[int]], InputPlan | None]:
     """`inputs:` and `input_data:`: the fixed request shapes and the request data plan (None:
     one random request of the fixed shapes)."""
     problems: list[tuple[str, str]] = []

@@ -13,7 +13,11 @@ from analyzer.spec_checks import Errors, int_values, number, preferred_sizes, se
 
 KINDS = ("KIND_CPU", "KIND_GPU")
 SPACE_KEYS = {
-    "instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size", "instance_kind",
+    "instance_count",
+    "max_batch_size",
+    "max_queue_delay_us",
+    "preferred_batch_size",
+    "instance_kind",
 }
 TARGET_KEYS = {"share", "budget_ms", "space", "inputs"}
 
@@ -57,8 +61,10 @@ def parse_space(errors: Errors, space_data: Mapping[str, Any], prefix: str) -> S
         kinds = space_data["instance_kind"]
         kinds = [kinds] if isinstance(kinds, str) else kinds
         if not isinstance(kinds, list) or not kinds or any(k not in KINDS for k in kinds):
-            errors.add(f"{prefix}instance_kind",
-                       f"expected a list of {', '.join(KINDS)}, got {space_data['instance_kind']!r}")
+            errors.add(
+                f"{prefix}instance_kind",
+                f"expected a list of {', '.join(KINDS)}, got {space_data['instance_kind']!r}",
+            )
         else:
             space_kw["instance_kind"] = tuple(dict.fromkeys(kinds))
     return SpaceSpec(**space_kw)
@@ -89,8 +95,9 @@ def parse_targets(errors: Errors, data: Any, with_models: bool) -> dict[str, Tar
         if "share" in entry:
             kw["share"] = number(errors, prefix + "share", entry["share"], minimum=0, exclusive=True)
         if "budget_ms" in entry:
-            kw["budget_ms"] = number(errors, prefix + "budget_ms", entry["budget_ms"], minimum=0,
-                                     exclusive=True)
+            kw["budget_ms"] = number(
+                errors, prefix + "budget_ms", entry["budget_ms"], minimum=0, exclusive=True
+            )
         inputs = section(errors, entry.get("inputs"), prefix + "inputs")
         kw["inputs"] = shapes(errors, inputs, prefix + "inputs.")
         parsed[str(name)] = TargetSpec(**{k: v for k, v in kw.items() if v is not None})

@@ -210,8 +210,10 @@ class RunStore:
                 probe.unlink()
             except FileExistsError:
                 if explicit:
-                    raise UsageError(f"run directory {path} already exists",
-                                     hint="use --resume to continue it, or another --out") from None
+                    raise UsageError(
+                        f"run directory {path} already exists",
+                        hint="use --resume to continue it, or another --out",
+                    ) from None
                 continue  # another sweep started this second: take the next name
             except OSError as exc:
                 raise UsageError(
@@ -242,7 +244,9 @@ class RunStore:
         """An existing run directory to read (report, dashboard); UsageError when it is not one."""
         store = RunStore(run_dir)
         if not store.dir.is_dir():
-            raise UsageError(f"{store.dir} is not a directory", hint="pass a run directory written by `tritune sweep`")
+            raise UsageError(
+                f"{store.dir} is not a directory", hint="pass a run directory written by `tritune sweep`"
+            )
         if not store.path("spec").is_file():
             raise UsageError(
                 f"{store.dir} is not a tritune run directory (no {RUN_FILES['spec']})",

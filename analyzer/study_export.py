@@ -33,8 +33,11 @@ def load_shared_study(url: str, study_name: str) -> optuna.Study:
         return optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
-        raise UsageError(f"no study {study_name!r} in the database at {_redact(url)}; it has: "
-                         f"{', '.join(names) or 'none'}", hint="check --study") from None
+        raise UsageError(
+            f"no study {study_name!r} in the database at {_redact(url)}; it has: "
+            f"{', '.join(names) or 'none'}",
+            hint="check --study",
+        ) from None
 
 
 def export_study(url: str, study_name: str, out_dir: str | Path | None) -> RunStore:
@@ -64,10 +67,16 @@ def export_study(url: str, study_name: str, out_dir: str | Path | None) -> RunSt
     ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
     wall_s = (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0  # first start to last end
     summary = build_summary(
-        model=model, budget_ms=float(spec.budget_ms), percentile=float(spec.percentile),
-        strategy=spec.strategy, load_mode=spec.load.level_kind,
-        wall_s=wall_s, configs=configs, measurements=measurements,
-        best_pbtxt=str(best_path) if best_path else None, model_pbtxts=None,
+        model=model,
+        budget_ms=float(spec.budget_ms),
+        percentile=float(spec.percentile),
+        strategy=spec.strategy,
+        load_mode=spec.load.level_kind,
+        wall_s=wall_s,
+        configs=configs,
+        measurements=measurements,
+        best_pbtxt=str(best_path) if best_path else None,
+        model_pbtxts=None,
         finished=not any(t.state == optuna.trial.TrialState.RUNNING for t in trials),
         stopped_reason="",
     )

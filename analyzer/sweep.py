@@ -36,8 +36,19 @@ from analyzer.store import RunStore
 from analyzer.targets import Target
 
 # Keys that decide what a measurement means: a resumed run must not change them.
-RESUME_KEYS = ("model", "budget_ms", "percentile", "confidence", "objective", "space", "models", "targets", "load",
-               "inputs", "protocol")
+RESUME_KEYS = (
+    "model",
+    "budget_ms",
+    "percentile",
+    "confidence",
+    "objective",
+    "space",
+    "models",
+    "targets",
+    "load",
+    "inputs",
+    "protocol",
+)
 
 
 @dataclass
@@ -54,9 +65,14 @@ class SweepOptions:
 def incompatible_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Spec keys whose values differ between a run directory's spec and the one given. How
     many processes send the load (load.workers) does not change what is measured."""
+
     def key(data: dict[str, Any], k: str) -> Any:
         value = data.get(k)
-        return {n: v for n, v in value.items() if n != "workers"} if k == "load" and isinstance(value, dict) else value
+        return (
+            {n: v for n, v in value.items() if n != "workers"}
+            if k == "load" and isinstance(value, dict)
+            else value
+        )
 
     return [k for k in RESUME_KEYS if key(old, k) != key(new, k)]
 
@@ -80,7 +96,9 @@ def _resume_spec(store: RunStore, given: SweepSpec | None) -> SweepSpec:
     return given
 
 
-def _base_config(spec: SweepSpec, session: ServerSession, name: str, served: dict[str, Any] | None = None) -> ModelConfig:
+def _base_config(
+    spec: SweepSpec, session: ServerSession, name: str, served: dict[str, Any] | None = None
+) -> ModelConfig:
     """A model's config as it is today: its config.pbtxt in a local repository, else what the
     server reports (a remote server, or a config the server completes itself)."""
     config = local_config(Path(spec.model_repository), name) if spec.model_repository is not None else None
@@ -98,8 +116,9 @@ def _base_config(spec: SweepSpec, session: ServerSession, name: str, served: dic
     return config
 
 
-def _pipeline(spec: SweepSpec, session: ServerSession, top: ModelConfig,
-              store: RunStore) -> tuple[PipelineTarget, list[Any], Any]:
+def _pipeline(
+    spec: SweepSpec, session: ServerSession, top: ModelConfig, store: RunStore
+) -> tuple[PipelineTarget, list[Any], Any]:
     """A pipeline's setup: its plan (analyzer.plan: the steps discovered, each tuned model's
     space checked, the joint candidates), then every model it needs loaded, dependencies first.
     Returns the target, the candidates and the search's starting point (today's configs)."""
@@ -116,8 +135,9 @@ def _pipeline(spec: SweepSpec, session: ServerSession, top: ModelConfig,
     return target, candidates, start
 
 
-def _targets(spec: SweepSpec, session: ServerSession,
-             store: RunStore) -> tuple[list[tuple[Target, ModelInfo]], PipelineTarget, list[Any], Any]:
+def _targets(
+    spec: SweepSpec, session: ServerSession, store: RunStore
+) -> tuple[list[tuple[Target, ModelInfo]], PipelineTarget, list[Any], Any]:
     """Several models on one server: load each, check its space, build the joint candidates.
     Returns the targets (with what each needs to be sent requests), the apply plan, the
     candidates and the search's starting point (today's configs)."""
@@ -126,7 +146,9 @@ def _targets(spec: SweepSpec, session: ServerSession,
     tuned: dict[str, list[Candidate]] = {}
     bases: dict[str, ModelConfig] = {}
     for name, t in spec.targets.items():
-        info = prepare_model(session, name, t.inputs or spec.inputs, load=session.local is not None, seed=spec.seed)
+        info = prepare_model(
+            session, name, t.inputs or spec.inputs, load=session.local is not None, seed=spec.seed
+        )
         bases[name] = _base_config(spec, session, name, info.config)
         target, tuned[name] = target_space(spec, name, bases[name])
         if session.local is None:
@@ -148,15 +170,20 @@ def open_shared_storage(url: str) -> optuna.storages.RDBStorage:
             # Heartbeats are marked experimental in Optuna; shared studies rely on them.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
-                url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                url,
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=GRACE_S,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
-                engine_kwargs={"pool_pre_ping": True})
+                engine_kwargs={"pool_pre_ping": True},
+            )
 
     try:
         return retry_schema_race(make)
     except sqlalchemy.exc.OperationalError as exc:
-        raise UsageError(f"cannot reach the database at --storage {_redact(url)}: {str(exc.orig).strip().splitlines()[0]}",
-                         hint="check the host, port, user and password, and that the database exists") from None
+        raise UsageError(
+            f"cannot reach the database at --storage {_redact(url)}: {str(exc.orig).strip().splitlines()[0]}",
+            hint="check the host, port, user and password, and that the database exists",
+        ) from None
     except sqlalchemy.exc.ArgumentError as exc:
         raise UsageError(f"--storage {_redact(url)} is not a database URL Optuna can use: {exc}") from None
 
@@ -169,24 +196,38 @@ def _redact(url: str) -> str:
         return "<the given URL>"
 
 
-def _join_shared(spec: SweepSpec, options: SweepOptions, store: RunStore, session: ServerSession,
-                 base: ModelConfig, storage: optuna.storages.RDBStorage) -> tuple[Any, str]:
+def _join_shared(
+    spec: SweepSpec,
+    options: SweepOptions,
+    store: RunStore,
+    session: ServerSession,
+    base: ModelConfig,
+    storage: optuna.storages.RDBStorage,
+) -> tuple[Any, str]:
     """Join (or start) a shared study: its tables, and the checks that make its workers
     comparable (same spec, same kind of server)."""
     assert options.storage is not None
     study_name = options.study or STUDY_NAME
-    study = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True,
-                                directions=["maximize"] if spec.objective == "throughput" else ["maximize", "minimize"])
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        load_if_exists=True,
+        directions=["maximize"] if spec.objective == "throughput" else ["maximize", "minimize"],
+    )
     mine = server_identity(session.control.server_metadata(), session.local is not None)
     attrs = study.user_attrs
     if "server_identity" in attrs:
         check_identity(study_name, attrs["server_identity"], mine)
-        theirs = {k: v for k, v in (attrs.get("spec") or {}).items() if k not in ("load", "model_repository", "url")}
+        theirs = {
+            k: v for k, v in (attrs.get("spec") or {}).items() if k not in ("load", "model_repository", "url")
+        }
         ours = {k: v for k, v in spec.to_dict().items() if k not in ("load", "model_repository", "url")}
         differ = incompatible_keys(theirs, ours)
         if differ:
-            raise UsageError(f"study {study_name!r} runs a different sweep: {', '.join(differ)} differ from its spec",
-                             hint="give every worker the same spec, or use another --study name")
+            raise UsageError(
+                f"study {study_name!r} runs a different sweep: {', '.join(differ)} differ from its spec",
+                hint="give every worker the same spec, or use another --study name",
+            )
     else:
         study.set_user_attr("server_identity", mine)
         study.set_user_attr("spec", spec.to_dict())
@@ -196,8 +237,13 @@ def _join_shared(spec: SweepSpec, options: SweepOptions, store: RunStore, sessio
     return storage, study_name
 
 
-def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events | None = None,
-              stop: StopToken | None = None) -> tuple[SweepResult, RunStore]:
+def run_sweep(
+    spec: SweepSpec | None,
+    options: SweepOptions,
+    *,
+    events: Events | None = None,
+    stop: StopToken | None = None,
+) -> tuple[SweepResult, RunStore]:
     """Run (or resume) a sweep; returns how it ended and where it was written."""
     previous_wall = 0.0
     # Everything that can be checked without a server is checked before one starts: the spec
@@ -231,8 +277,14 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
             info = ModelInfo(spec.model, {}, {}, [], RequestSet(()))
             base = ModelConfig(name=spec.model)
         else:
-            info = prepare_model(session, spec.model, spec.inputs, load=session.local is not None,
-                                 plan=spec.input_data, seed=spec.seed)
+            info = prepare_model(
+                session,
+                spec.model,
+                spec.inputs,
+                load=session.local is not None,
+                plan=spec.input_data,
+                seed=spec.seed,
+            )
             base = _base_config(spec, session, spec.model, info.config)
             store.path("base_config").write_text(to_pbtxt(base))
             if spec.models is not None or is_ensemble(base):
@@ -263,6 +315,17 @@ def run_sweep(spec: SweepSpec | None, options: SweepOptions, *, events: Events |
         )
         if options.resume:
             store.keep_only_configs(adopt_finished(store.configs(), search))
-        runner = SweepRunner(spec, store, session, info, base, search, events=events, stop=stop,
-                             previous_wall_s=previous_wall, pipeline=pipeline, targets=targets)
+        runner = SweepRunner(
+            spec,
+            store,
+            session,
+            info,
+            base,
+            search,
+            events=events,
+            stop=stop,
+            previous_wall_s=previous_wall,
+            pipeline=pipeline,
+            targets=targets,
+        )
         return runner.run(), store

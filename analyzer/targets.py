@@ -39,8 +39,13 @@ def split_level(level: float, mode: str, targets: list[Target]) -> dict[str, flo
     return parts
 
 
-def combine(level: float, parts: Mapping[str, tuple[Measurement, Verdict]], targets: list[Target],
-            ref_budget_ms: float, percentile_field: str = "p99_ms") -> tuple[Measurement, Verdict]:
+def combine(
+    level: float,
+    parts: Mapping[str, tuple[Measurement, Verdict]],
+    targets: list[Target],
+    ref_budget_ms: float,
+    percentile_field: str = "p99_ms",
+) -> tuple[Measurement, Verdict]:
     """The level's measurement and verdict from each model's.
 
     Throughput, requests and errors add up. The latency fields are those of the model nearest
@@ -58,8 +63,21 @@ def combine(level: float, parts: Mapping[str, tuple[Measurement, Verdict]], targ
     worst = max(parts, key=lambda n: (ratio(n), n))
     m0 = parts[worst][0]
     scale = ref / budgets[worst]
-    latency = {f: getattr(m0, f) * scale for f in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms",
-                                                  "p99_ci_low_ms", "p99_ci_high_ms", "budget_bound_ms", "over_bound_ms")}
+    latency = {
+        f: getattr(m0, f) * scale
+        for f in (
+            "p50_ms",
+            "p90_ms",
+            "p95_ms",
+            "p99_ms",
+            "max_ms",
+            "mean_ms",
+            "p99_ci_low_ms",
+            "p99_ci_high_ms",
+            "budget_bound_ms",
+            "over_bound_ms",
+        )
+    }
     ms = [m for m, _ in parts.values()]
     combined = dataclasses.replace(
         m0,
@@ -72,23 +90,33 @@ def combine(level: float, parts: Mapping[str, tuple[Measurement, Verdict]], targ
         windows=max(m.windows for m in ms),
         stable=all(m.stable for m in ms),
         client_bound=any(m.client_bound for m in ms),
-        client_bound_reason="; ".join(f"{n}: {parts[n][0].client_bound_reason}" for n in parts
-                                      if parts[n][0].client_bound_reason),
+        client_bound_reason="; ".join(
+            f"{n}: {parts[n][0].client_bound_reason}" for n in parts if parts[n][0].client_bound_reason
+        ),
         server_requests=sum(m.server_requests for m in ms),
         extra={},
         **latency,
     )
     for name, (m, verdict) in parts.items():
         prefix = f"target.{name}."
-        combined.extra.update({prefix + "load_level": m.load_level, prefix + "throughput_rps": m.throughput_rps,
-                               prefix + "p50_ms": m.p50_ms, prefix + "p99_ms": m.p99_ms,
-                               prefix + "budget_ms": budgets[name], prefix + "errors": float(m.errors),
-                               prefix + "meets": float(verdict.meets)})
+        combined.extra.update(
+            {
+                prefix + "load_level": m.load_level,
+                prefix + "throughput_rps": m.throughput_rps,
+                prefix + "p50_ms": m.p50_ms,
+                prefix + "p99_ms": m.p99_ms,
+                prefix + "budget_ms": budgets[name],
+                prefix + "errors": float(m.errors),
+                prefix + "meets": float(verdict.meets),
+            }
+        )
     verdicts = {name: v for name, (_, v) in parts.items()}
     failing = [(n, v) for n, v in verdicts.items() if not v.meets]
     if not failing:
         reason = "; ".join(f"{n}: {v.reason}" for n, v in verdicts.items())
-        return combined, Verdict(True, "meets", f"every model met its budget ({reason})", all(v.decided for v in verdicts.values()))
+        return combined, Verdict(
+            True, "meets", f"every model met its budget ({reason})", all(v.decided for v in verdicts.values())
+        )
     failing.sort(key=lambda nv: _ORDER.index(nv[1].status) if nv[1].status in _ORDER else len(_ORDER))
     name, first = failing[0]
     decided = any(v.decided for _, v in failing)  # one proven failure decides the level
@@ -135,6 +163,14 @@ def target_outcome(row: Mapping[str, object] | None) -> dict[str, dict[str, obje
     if row is None:
         return {}
     figures = target_figures(row)
-    return {name: {"load_level": f.get("load_level"), "throughput_rps": f.get("throughput_rps"),
-                   "p50_ms": f.get("p50_ms"), "p99_ms": f.get("p99_ms"), "budget_ms": f.get("budget_ms"),
-                   "meets": bool(f.get("meets"))} for name, f in figures.items()}
+    return {
+        name: {
+            "load_level": f.get("load_level"),
+            "throughput_rps": f.get("throughput_rps"),
+            "p50_ms": f.get("p50_ms"),
+            "p99_ms": f.get("p99_ms"),
+            "budget_ms": f.get("budget_ms"),
+            "meets": bool(f.get("meets")),
+        }
+        for name, f in figures.items()
+    }

@@ -33,21 +33,24 @@ def timeline(records: Records, start: float, duration_s: float, bin_s: float = 1
         mine = due_bin == b
         lat = np.sort(latency[mine & ok])
         completed = int(np.sum(ok & (done_bin == b)))
-        rows.append({
-            "second": round(b * bin_s, 6),
-            "due": int(np.sum(mine)),
-            "sent": int(np.sum(sent_bin == b)),
-            "completed": completed,
-            "errors": int(np.sum(mine & ~ok)),
-            "throughput_rps": completed / bin_s,
-            "p50_ms": float(np.percentile(lat, 50)) if len(lat) else math.nan,
-            "p99_ms": float(np.percentile(lat, 99)) if len(lat) else math.nan,
-        })
+        rows.append(
+            {
+                "second": round(b * bin_s, 6),
+                "due": int(np.sum(mine)),
+                "sent": int(np.sum(sent_bin == b)),
+                "completed": completed,
+                "errors": int(np.sum(mine & ~ok)),
+                "throughput_rps": completed / bin_s,
+                "p50_ms": float(np.percentile(lat, 50)) if len(lat) else math.nan,
+                "p99_ms": float(np.percentile(lat, 99)) if len(lat) else math.nan,
+            }
+        )
     return pd.DataFrame(rows, columns=TIMELINE_COLUMNS)
 
 
-def worst_window_percentile(records: Records, start: float, duration_s: float, q: float = 99.0,
-                            window_s: float = 60.0) -> float:
+def worst_window_percentile(
+    records: Records, start: float, duration_s: float, q: float = 99.0, window_s: float = 60.0
+) -> float:
     """The highest `q`th percentile latency over any `window_s` of requests due in the run
     (windows start every tenth of a window; the whole run when it is shorter). NaN when nothing
     succeeded."""

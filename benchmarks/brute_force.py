@@ -52,11 +52,23 @@ DEFAULT_SPACE: dict[str, list[int]] = {
 DEFAULT_BUDGET_MS = 95.0
 MODEL_PARAMETER_DEFAULTS = {"fixed_ms": "8", "per_row_ms": "1", "streams": "2"}  # as in 1/model.py
 ROW_COLUMNS = [
-    "config_id", "instance_count", "max_batch_size", "max_queue_delay_us", "level",
-    "throughput_rps", "p50_ms", "p99_ms", "requests", "errors", "stable", "duration_s",
+    "config_id",
+    "instance_count",
+    "max_batch_size",
+    "max_queue_delay_us",
+    "level",
+    "throughput_rps",
+    "p50_ms",
+    "p99_ms",
+    "requests",
+    "errors",
+    "stable",
+    "duration_s",
     # Not asked for by the truth's readers, but they explain a row: how many windows it took,
     # how full the batches were, and how much CPU the server (stubs included) used.
-    "windows", "avg_batch_size", "server_cpu_pct",
+    "windows",
+    "avg_batch_size",
+    "server_cpu_pct",
 ]
 
 
@@ -77,7 +89,9 @@ def candidates(space: Mapping[str, Sequence[int]]) -> list[Candidate]:
     """Every config of the space, in the order it is measured (instance count outermost)."""
     return [
         Candidate(int(i), int(b), int(d))
-        for i, b, d in itertools.product(space["instance_count"], space["max_batch_size"], space["max_queue_delay_us"])
+        for i, b, d in itertools.product(
+            space["instance_count"], space["max_batch_size"], space["max_queue_delay_us"]
+        )
     ]
 
 
@@ -105,7 +119,7 @@ def stop_reason(rows: Sequence[Mapping[str, Any]], budget_ms: float, rule: StopR
     if int(last["level"]) >= rule.max_level:
         return f"reached level {rule.max_level}"
     if len(rows) > rule.flat_steps:
-        recent = [float(r["throughput_rps"]) for r in rows[-rule.flat_steps - 1:]]
+        recent = [float(r["throughput_rps"]) for r in rows[-rule.flat_steps - 1 :]]
         if all(after < before * (1.0 + rule.growth) for before, after in zip(recent, recent[1:])):
             return f"saturated: throughput grew < {rule.growth:.0%} over {rule.flat_steps} steps"
     return ""
@@ -153,10 +167,16 @@ def best_of(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
     if not ranked or float(ranked[0][1]["capacity_rps"]) <= 0:
         return None
     config_id, info = ranked[0]
-    return {"config_id": config_id, "capacity_rps": info["capacity_rps"], "capacity_level": info["capacity_level"]}
+    return {
+        "config_id": config_id,
+        "capacity_rps": info["capacity_rps"],
+        "capacity_level": info["capacity_level"],
+    }
 
 
-def tie_set(truth: Mapping[str, Any] | tuple[pd.DataFrame, Mapping[str, Any]], tolerance: float = 0.03) -> list[str]:
+def tie_set(
+    truth: Mapping[str, Any] | tuple[pd.DataFrame, Mapping[str, Any]], tolerance: float = 0.03
+) -> list[str]:
     """Config ids whose capacity is >= (1 - tolerance) x the best's, best first.
 
     `truth` is the JSON summary (or load_truth's (rows, summary) pair). A search that picks any
@@ -187,15 +207,17 @@ def build_summary(rows: pd.DataFrame, params: Mapping[str, Any], wall_s: float) 
     configs = summarize_configs(rows, float(params["budget_ms"]))
     levels = len(rows)
     summary: dict[str, Any] = dict(params)
-    summary.update({
-        "configs": configs,
-        "best": best_of(configs),
-        "wall_s": round(wall_s, 1),  # the whole brute force, server start and config loads included
-        "levels": levels,
-        "measure_s": round(float(rows["duration_s"].sum()), 1),
-        "seconds_per_level": round(float(rows["duration_s"].mean()), 2) if levels else None,
-        "wall_s_per_level": round(wall_s / levels, 2) if levels else None,
-    })
+    summary.update(
+        {
+            "configs": configs,
+            "best": best_of(configs),
+            "wall_s": round(wall_s, 1),  # the whole brute force, server start and config loads included
+            "levels": levels,
+            "measure_s": round(float(rows["duration_s"].sum()), 1),
+            "seconds_per_level": round(float(rows["duration_s"].mean()), 2) if levels else None,
+            "wall_s_per_level": round(wall_s / levels, 2) if levels else None,
+        }
+    )
     summary["tie_set_3pct"] = tie_set(summary, 0.03)
     return summary
 
@@ -216,8 +238,16 @@ def measure_settings(budget_ms: float, window_s: float, warmup_s: float) -> Any:
     """perf_analyzer-style settings: fixed warm-up, then windows until the last 3 agree within 10 %."""
     from analyzer.profiler import MeasureSettings
 
-    return MeasureSettings(window_s=window_s, warmup_s=warmup_s, min_windows=3, max_windows=10, tolerance=0.10,
-                           budget_ms=budget_ms, claim_percentile=99, claim_confidence=0.99)
+    return MeasureSettings(
+        window_s=window_s,
+        warmup_s=warmup_s,
+        min_windows=3,
+        max_windows=10,
+        tolerance=0.10,
+        budget_ms=budget_ms,
+        claim_percentile=99,
+        claim_confidence=0.99,
+    )
 
 
 def apply_config(session: Any, base: Any, cand: Candidate) -> None:
@@ -236,17 +266,27 @@ def apply_config(session: Any, base: Any, cand: Candidate) -> None:
 def level_row(cand: Candidate, level: int, m: Any, duration_s: float) -> dict[str, Any]:
     """One CSV row from a Measurement (duration_s: wall time of the level, warm-up and drain included)."""
     return {
-        "config_id": cand.config_id, "instance_count": cand.instance_count,
-        "max_batch_size": cand.max_batch_size, "max_queue_delay_us": cand.max_queue_delay_us,
-        "level": level, "throughput_rps": round(m.throughput_rps, 3), "p50_ms": round(m.p50_ms, 3),
-        "p99_ms": round(m.p99_ms, 3), "requests": m.requests, "errors": m.errors, "stable": bool(m.stable),
-        "duration_s": round(duration_s, 3), "windows": m.windows,
-        "avg_batch_size": round(m.avg_batch_size, 3), "server_cpu_pct": round(m.server_cpu_pct, 1),
+        "config_id": cand.config_id,
+        "instance_count": cand.instance_count,
+        "max_batch_size": cand.max_batch_size,
+        "max_queue_delay_us": cand.max_queue_delay_us,
+        "level": level,
+        "throughput_rps": round(m.throughput_rps, 3),
+        "p50_ms": round(m.p50_ms, 3),
+        "p99_ms": round(m.p99_ms, 3),
+        "requests": m.requests,
+        "errors": m.errors,
+        "stable": bool(m.stable),
+        "duration_s": round(duration_s, 3),
+        "windows": m.windows,
+        "avg_batch_size": round(m.avg_batch_size, 3),
+        "server_cpu_pct": round(m.server_cpu_pct, 1),
     }
 
 
-async def measure_config(session: Any, specs: Any, cand: Candidate, settings: Any, rule: StopRule,
-                         protocol: str) -> tuple[list[dict[str, Any]], str]:
+async def measure_config(
+    session: Any, specs: Any, cand: Candidate, settings: Any, rule: StopRule, protocol: str
+) -> tuple[list[dict[str, Any]], str]:
     """Measure the loaded config at doubling concurrency until the stop rule ends it."""
     from analyzer.load.clients import make_client
     from analyzer.load.shapes import LoadSpec
@@ -263,9 +303,12 @@ async def measure_config(session: Any, specs: Any, cand: Candidate, settings: An
                 if m is None:
                     return rows, "no window completed"
                 rows.append(level_row(cand, level, m, time.monotonic() - t0))
-                print(f"  {cand.config_id} c={level:<3d} {m.throughput_rps:8.1f} req/s  p50 {m.p50_ms:6.1f}  "
-                      f"p99 {m.p99_ms:6.1f} ms  err {m.errors}  batch {m.avg_batch_size:5.1f}  "
-                      f"cpu {m.server_cpu_pct:4.0f} %  {'stable' if m.stable else 'UNSTABLE'}", flush=True)
+                print(
+                    f"  {cand.config_id} c={level:<3d} {m.throughput_rps:8.1f} req/s  p50 {m.p50_ms:6.1f}  "
+                    f"p99 {m.p99_ms:6.1f} ms  err {m.errors}  batch {m.avg_batch_size:5.1f}  "
+                    f"cpu {m.server_cpu_pct:4.0f} %  {'stable' if m.stable else 'UNSTABLE'}",
+                    flush=True,
+                )
                 reason = stop_reason(rows, float(settings.budget_ms), rule)
                 if reason:
                     break
@@ -288,8 +331,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from analyzer.modelconfig import read_pbtxt
     from analyzer.server.session import open_server, prepare_model
 
-    space = {"instance_count": args.instance_count, "max_batch_size": args.max_batch_size,
-             "max_queue_delay_us": args.max_queue_delay_us}
+    space = {
+        "instance_count": args.instance_count,
+        "max_batch_size": args.max_batch_size,
+        "max_queue_delay_us": args.max_queue_delay_us,
+    }
     cands = candidates(space)
     if args.configs:
         wanted = set(args.configs.split(","))
@@ -298,13 +344,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = measure_settings(args.budget_ms, args.window_s, args.warmup_s)
     rule = StopRule(max_level=args.max_level)
     params = {
-        "model": MODEL, "protocol": args.protocol, "budget_ms": args.budget_ms, "percentile": 99,
-        "space": space, "configs_measured": [c.config_id for c in cands],
-        "measure": {"window_s": args.window_s, "warmup_s": args.warmup_s, "min_windows": 3, "max_windows": 10,
-                    "tolerance": 0.10},
-        "stop_rule": asdict(rule), "model_parameters": model_parameters(base),
+        "model": MODEL,
+        "protocol": args.protocol,
+        "budget_ms": args.budget_ms,
+        "percentile": 99,
+        "space": space,
+        "configs_measured": [c.config_id for c in cands],
+        "measure": {
+            "window_s": args.window_s,
+            "warmup_s": args.warmup_s,
+            "min_windows": 3,
+            "max_windows": 10,
+            "tolerance": 0.10,
+        },
+        "stop_rule": asdict(rule),
+        "model_parameters": model_parameters(base),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"nproc": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {
+            "nproc": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
     }
     out = Path(args.out)
     csv_path, json_path = out.with_suffix(".csv"), out.with_suffix(".json")
@@ -319,7 +379,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 apply_config(session, base, cand)
                 rows, stop_reasons[cand.config_id] = asyncio.run(
-                    measure_config(session, info.specs, cand, settings, rule, args.protocol))
+                    measure_config(session, info.specs, cand, settings, rule, args.protocol)
+                )
             except (TrituneError, RuntimeError) as exc:
                 # One broken config must not cost the other hours of measuring: note it, bring
                 # the server back if it died, and go on (the config has no rows, so no capacity).
@@ -352,7 +413,9 @@ def int_list(text: str) -> list[int]:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line (defaults: the full 45-config space, the committed data files)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget-ms", type=float, default=DEFAULT_BUDGET_MS, help="p99 latency budget (default: %(default)s)")
+    p.add_argument(
+        "--budget-ms", type=float, default=DEFAULT_BUDGET_MS, help="p99 latency budget (default: %(default)s)"
+    )
     p.add_argument("--instance-count", type=int_list, default=DEFAULT_SPACE["instance_count"])
     p.add_argument("--max-batch-size", type=int_list, default=DEFAULT_SPACE["max_batch_size"])
     p.add_argument("--max-queue-delay-us", type=int_list, default=DEFAULT_SPACE["max_queue_delay_us"])
@@ -361,7 +424,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--window-s", type=float, default=1.0)
     p.add_argument("--warmup-s", type=float, default=1.0)
     p.add_argument("--protocol", choices=["http", "grpc"], default="http")
-    p.add_argument("--out", default=str(DATA_STEM), help="output stem: writes STEM.csv and STEM.json (default: %(default)s)")
+    p.add_argument(
+        "--out",
+        default=str(DATA_STEM),
+        help="output stem: writes STEM.csv and STEM.json (default: %(default)s)",
+    )
     p.add_argument("--log", help="server log file (default: tritune's cache, as for any launched server)")
     return p.parse_args(argv)
 
@@ -371,11 +438,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     summary = run(args)
     best = summary["best"]
-    print(f"wall {summary['wall_s']:.0f} s, {summary['levels']} levels, "
-          f"{summary['seconds_per_level']} s per level ({summary['wall_s_per_level']} s with loads)")
+    print(
+        f"wall {summary['wall_s']:.0f} s, {summary['levels']} levels, "
+        f"{summary['seconds_per_level']} s per level ({summary['wall_s_per_level']} s with loads)"
+    )
     if best:
-        print(f"best {best['config_id']}: {best['capacity_rps']:.1f} req/s at concurrency {best['capacity_level']} "
-              f"(p99 <= {summary['budget_ms']:g} ms); within 3 %: {', '.join(summary['tie_set_3pct'])}")
+        print(
+            f"best {best['config_id']}: {best['capacity_rps']:.1f} req/s at concurrency {best['capacity_level']} "
+            f"(p99 <= {summary['budget_ms']:g} ms); within 3 %: {', '.join(summary['tie_set_3pct'])}"
+        )
     else:
         print("no config met the budget")
     return 0

@@ -64,8 +64,16 @@ def server_count(server: LocalServer, model: str) -> int:
     return stats_delta({}, stats).requests if stats else 0
 
 
-def run_perf_analyzer(pa: str, server: LocalServer, protocol: str, model: str, concurrency: int, window_ms: int,
-                      stability: float, workdir: Path) -> tuple[float, float, float, float, str]:
+def run_perf_analyzer(
+    pa: str,
+    server: LocalServer,
+    protocol: str,
+    model: str,
+    concurrency: int,
+    window_ms: int,
+    stability: float,
+    workdir: Path,
+) -> tuple[float, float, float, float, str]:
     """One perf_analyzer run at one concurrency: (infer/s, p99 ms, client CPU us per request,
     the server's own req/s over the whole run (start-up included, so a little low), note)."""
     assert server.endpoint is not None
@@ -76,10 +84,20 @@ def run_perf_analyzer(pa: str, server: LocalServer, protocol: str, model: str, c
     attempts = [(stability, window_ms), (30.0, window_ms), (50.0, window_ms), (50.0, window_ms * 5 // 2)]
     for stab, window in attempts:
         cmd = [
-            pa, "-m", model, "-i", protocol, "-u", url,
+            pa,
+            "-m",
+            model,
+            "-i",
+            protocol,
+            "-u",
+            url,
             f"--concurrency-range={concurrency}:{concurrency}",
-            f"--measurement-interval={window}", f"--stability-percentage={stab:g}",
-            "--percentile=99", "-f", str(out), *shape_args,
+            f"--measurement-interval={window}",
+            f"--stability-percentage={stab:g}",
+            "--percentile=99",
+            "-f",
+            str(out),
+            *shape_args,
         ]
         count0, cpu0, t0 = server_count(server, model), _children_cpu_s(), time.monotonic()
         try:
@@ -98,14 +116,21 @@ def run_perf_analyzer(pa: str, server: LocalServer, protocol: str, model: str, c
     return NAN, NAN, NAN, NAN, "perf_analyzer never stable (even -s 50 with 2.5x windows)"
 
 
-def run_ours(server: LocalServer, protocol: str, model: str, concurrency: int, settings: MeasureSettings,
-             workers: int) -> tuple[float, float, float, float, str]:
+def run_ours(
+    server: LocalServer, protocol: str, model: str, concurrency: int, settings: MeasureSettings, workers: int
+) -> tuple[float, float, float, float, str]:
     """One tritune measurement at one concurrency, as `tritune profile --url` takes it: (req/s,
     p99 ms, client CPU us per request, the server's own req/s over the same span, note)."""
     assert server.endpoint is not None
     with open_server(protocol=protocol, url=server.endpoint.url(protocol)) as session:
-        run = profile_model(session, model, [LoadSpec("concurrency", concurrency)], settings,
-                            shapes=SHAPES[model], workers=workers)
+        run = profile_model(
+            session,
+            model,
+            [LoadSpec("concurrency", concurrency)],
+            settings,
+            shapes=SHAPES[model],
+            workers=workers,
+        )
     (m,) = run.measurements
     cpu_us = m.client_cpu_pct / 100.0 / m.throughput_rps * 1e6 if m.throughput_rps > 0 else NAN
     notes = [] if m.stable else [f"tritune w{workers} unstable in a run"]
@@ -132,9 +157,13 @@ def paired_ratio(ours: Runs, theirs: Runs, i: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--perf-analyzer", required=True, help="perf_analyzer binary or wrapper")
-    parser.add_argument("--protocol", default="grpc,http", help="protocols to compare, e.g. grpc or grpc,http")
+    parser.add_argument(
+        "--protocol", default="grpc,http", help="protocols to compare, e.g. grpc or grpc,http"
+    )
     parser.add_argument("--workers", default="1,2", help="tritune --workers values to compare, e.g. 1,2")
     parser.add_argument("--concurrency", default="1,4,16", help="levels for the demo model comparison")
     parser.add_argument("--saturation", default="4,8,16", help="concurrency levels for the identity ceiling")
@@ -145,7 +174,9 @@ def main() -> int:
     protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
     worker_counts = [int(w) for w in args.workers.split(",")]
 
-    settings = MeasureSettings(window_s=args.window_ms / 1000.0, warmup_s=1.0, tolerance=args.stability / 100.0)
+    settings = MeasureSettings(
+        window_s=args.window_ms / 1000.0, warmup_s=1.0, tolerance=args.stability / 100.0
+    )
     with tempfile.TemporaryDirectory(prefix="tritune-bench-") as tmp:
         work = Path(tmp)
         repo = work / "repo"
@@ -157,8 +188,11 @@ def main() -> int:
             with ServerControl(server.endpoint, "grpc") as control:
                 for name in MODELS:
                     control.load_model(name)
-            print(f"window {args.window_ms} ms; stability {args.stability:g} %; median of {args.repeats} "
-                  f"interleaved runs per tool; {os.cpu_count()} cores shared by client and server", flush=True)
+            print(
+                f"window {args.window_ms} ms; stability {args.stability:g} %; median of {args.repeats} "
+                f"interleaved runs per tool; {os.cpu_count()} cores shared by client and server",
+                flush=True,
+            )
             summary: list[str] = []
             for protocol in protocols:
                 url = server.endpoint.url(protocol)
@@ -168,32 +202,50 @@ def main() -> int:
                     ours: dict[int, Runs] = {w: [] for w in worker_counts}
                     notes: set[str] = set()
                     for _ in range(args.repeats):  # A B1 B2 A B1 B2 ...: drift hits every tool alike
-                        rps, p99, cpu, served, note = run_perf_analyzer(args.perf_analyzer, server, protocol, model,
-                                                                        level, args.window_ms, args.stability, work)
+                        rps, p99, cpu, served, note = run_perf_analyzer(
+                            args.perf_analyzer,
+                            server,
+                            protocol,
+                            model,
+                            level,
+                            args.window_ms,
+                            args.stability,
+                            work,
+                        )
                         pa_runs.append((rps, p99, cpu, served))
                         notes.add(note)
                         for w in worker_counts:
-                            rps, p99, cpu, served, note = run_ours(server, protocol, model, level, settings, w)
+                            rps, p99, cpu, served, note = run_ours(
+                                server, protocol, model, level, settings, w
+                            )
                             ours[w].append((rps, p99, cpu, served))
                             notes.add(note)
                     return pa_runs, ours, "; ".join(sorted(n for n in notes if n))
 
                 print(f"\n== {protocol}: demo_mlp, same concurrency, both tools ==", flush=True)
-                print(f"{'conc':>5} {'tool':>10} {'req/s':>9} {'ratio':>6} {'p99 ms':>8} {'ratio':>6} {'cpu us/req':>11} "
-                      f"{'server req/s':>13} {'paired ratios':>14}")
+                print(
+                    f"{'conc':>5} {'tool':>10} {'req/s':>9} {'ratio':>6} {'p99 ms':>8} {'ratio':>6} {'cpu us/req':>11} "
+                    f"{'server req/s':>13} {'paired ratios':>14}"
+                )
                 for level in [int(x) for x in args.concurrency.split(",")]:
                     pa_runs, ours, notes = compare("demo_mlp", level)
                     pa_rps, pa_p99 = med(pa_runs, 0), med(pa_runs, 1)
-                    print(f"{level:>5} {'perf_an.':>10} {pa_rps:>9.1f} {'':>6} {pa_p99:>8.2f} {'':>6} {med(pa_runs, 2):>11.0f} "
-                          f"{med(pa_runs, 3):>13.1f}")
+                    print(
+                        f"{level:>5} {'perf_an.':>10} {pa_rps:>9.1f} {'':>6} {pa_p99:>8.2f} {'':>6} {med(pa_runs, 2):>11.0f} "
+                        f"{med(pa_runs, 3):>13.1f}"
+                    )
                     for w, runs in ours.items():
                         rps, p99 = med(runs, 0), med(runs, 1)
-                        print(f"{'':>5} {'tritune w' + str(w):>10} {rps:>9.1f} {rps / pa_rps:>6.2f} {p99:>8.2f} "
-                              f"{p99 / pa_p99:>6.2f} {med(runs, 2):>11.0f} {med(runs, 3):>13.1f} "
-                              f"{paired_ratio(runs, pa_runs, 0):>6.2f} {paired_ratio(runs, pa_runs, 1):>6.2f}")
-                        summary.append(f"{protocol} demo c={level} w={w}: throughput ratio {rps / pa_rps:.2f}, "
-                                       f"p99 ratio {p99 / pa_p99:.2f} (paired: {paired_ratio(runs, pa_runs, 0):.2f}, "
-                                       f"{paired_ratio(runs, pa_runs, 1):.2f})")
+                        print(
+                            f"{'':>5} {'tritune w' + str(w):>10} {rps:>9.1f} {rps / pa_rps:>6.2f} {p99:>8.2f} "
+                            f"{p99 / pa_p99:>6.2f} {med(runs, 2):>11.0f} {med(runs, 3):>13.1f} "
+                            f"{paired_ratio(runs, pa_runs, 0):>6.2f} {paired_ratio(runs, pa_runs, 1):>6.2f}"
+                        )
+                        summary.append(
+                            f"{protocol} demo c={level} w={w}: throughput ratio {rps / pa_rps:.2f}, "
+                            f"p99 ratio {p99 / pa_p99:.2f} (paired: {paired_ratio(runs, pa_runs, 0):.2f}, "
+                            f"{paired_ratio(runs, pa_runs, 1):.2f})"
+                        )
                     if notes:
                         print(f"      notes: {notes}", flush=True)
 
@@ -210,8 +262,10 @@ def main() -> int:
                         line += f"   tritune w{w} {med(runs, 0):8.1f} req/s ({med(runs, 2):4.0f} us/req)"
                     print(line + (f"  [{notes}]" if notes else ""), flush=True)
                 for w in worker_counts:
-                    text = (f"{protocol} identity saturated: perf_analyzer {best_pa:.1f} req/s, tritune w{w} "
-                            f"{best_ours[w]:.1f} req/s, ratio {best_ours[w] / best_pa:.2f}")
+                    text = (
+                        f"{protocol} identity saturated: perf_analyzer {best_pa:.1f} req/s, tritune w{w} "
+                        f"{best_ours[w]:.1f} req/s, ratio {best_ours[w] / best_pa:.2f}"
+                    )
                     print(text, flush=True)
                     summary.append(text)
             print("\n== summary (medians) ==")

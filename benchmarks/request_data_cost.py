@@ -44,13 +44,21 @@ VARIANTS = {
 }
 
 
-def run_once(server: LocalServer, protocol: str, plan: InputPlan, concurrency: int,
-             settings: MeasureSettings) -> tuple[float, float]:
+def run_once(
+    server: LocalServer, protocol: str, plan: InputPlan, concurrency: int, settings: MeasureSettings
+) -> tuple[float, float]:
     """One measurement, as `tritune profile --url` takes it: (req/s, client CPU us per request)."""
     assert server.endpoint is not None
     with open_server(protocol=protocol, url=server.endpoint.url(protocol)) as session:
-        run = profile_model(session, MODEL, [LoadSpec("concurrency", concurrency)], settings,
-                            shapes={"input_ids": [64], "attention_mask": [64]}, input_plan=plan, workers=1)
+        run = profile_model(
+            session,
+            MODEL,
+            [LoadSpec("concurrency", concurrency)],
+            settings,
+            shapes={"input_ids": [64], "attention_mask": [64]},
+            input_plan=plan,
+            workers=1,
+        )
     (m,) = run.measurements
     assert m.errors == 0, m.error_kinds
     return m.throughput_rps, m.client_cpu_pct / 100.0 / m.throughput_rps * 1e6
@@ -79,20 +87,24 @@ def main() -> None:
                 for repeat in range(args.repeats):
                     # Rotate the order each repeat (A B C, B C A, C A B): on a shared machine
                     # whichever runs first in a round can differ for reasons of its own.
-                    for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+                    for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
                         plan = VARIANTS[name]
                         rps, cpu = run_once(server, protocol, plan, args.concurrency, settings)
                         results[name].append((rps, cpu))
-                        print(f"{protocol} repeat {repeat + 1} {name:<14} {rps:8.1f} req/s  client {cpu:6.1f} us/request",
-                              flush=True)
+                        print(
+                            f"{protocol} repeat {repeat + 1} {name:<14} {rps:8.1f} req/s  client {cpu:6.1f} us/request",
+                            flush=True,
+                        )
                 base_rps = statistics.median(r for r, _ in results["A one request"])
                 base_cpu = statistics.median(c for _, c in results["A one request"])
                 print(f"\n{protocol}, concurrency {args.concurrency}, medians of {args.repeats}:")
                 for name, runs in results.items():
                     rps = statistics.median(r for r, _ in runs)
                     cpu = statistics.median(c for _, c in runs)
-                    print(f"  {name:<14} {rps:8.1f} req/s ({rps / base_rps:.2f})  client {cpu:6.1f} us/request "
-                          f"({cpu / base_cpu:.2f})")
+                    print(
+                        f"  {name:<14} {rps:8.1f} req/s ({rps / base_rps:.2f})  client {cpu:6.1f} us/request "
+                        f"({cpu / base_cpu:.2f})"
+                    )
                 print()
 
 

@@ -95,8 +95,9 @@ def verify(run_dir: Path, cands: list[Any], rounds: int) -> dict[str, list[float
     settings = measure_settings(spec)
     plan = spec.load
     results: dict[str, list[float]] = {c.config_id: [] for c in cands}
-    with open_server(protocol=spec.protocol, model_repository=spec.model_repository,
-                     log_path=run_dir / "verify.log") as session:
+    with open_server(
+        protocol=spec.protocol, model_repository=spec.model_repository, log_path=run_dir / "verify.log"
+    ) as session:
         info = prepare_model(session, spec.model, spec.inputs, load=True)
         for _ in range(rounds):
             for cand in cands:
@@ -104,20 +105,39 @@ def verify(run_dir: Path, cands: list[Any], rounds: int) -> dict[str, list[float
                 session.control.load_model(spec.model, to_dict(apply_candidate(base, cand)))
 
                 async def one() -> float:
-                    client = make_client(spec.protocol, session.url, spec.model, make_tensors(info.specs),
-                                         settings.request_timeout_s)
+                    client = make_client(
+                        spec.protocol,
+                        session.url,
+                        spec.model,
+                        make_tensors(info.specs),
+                        settings.request_timeout_s,
+                    )
                     try:
                         with Probe(session.endpoint, spec.protocol, spec.model, session.pid) as probe:
+
                             async def measure(level: float):  # type: ignore[no-untyped-def]
                                 return await measure_level(
-                                    client, probe, LoadSpec(plan.mode, level), settings,
-                                    decide=lambda m: budget_verdict(m, spec.budget_ms, spec.percentile, spec.confidence))
+                                    client,
+                                    probe,
+                                    LoadSpec(plan.mode, level),
+                                    settings,
+                                    decide=lambda m: budget_verdict(
+                                        m, spec.budget_ms, spec.percentile, spec.confidence
+                                    ),
+                                )
 
-                            search = LevelSearch(plan.mode, plan.min_level, plan.cap, start=plan.min_level,
-                                                 refine_steps=plan.refine_steps, budget_ms=spec.budget_ms,
-                                                 resolution=plan.resolution_pct / 100.0)
-                            result = await search_capacity(measure, search, spec.budget_ms, spec.percentile,
-                                                           spec.confidence)
+                            search = LevelSearch(
+                                plan.mode,
+                                plan.min_level,
+                                plan.cap,
+                                start=plan.min_level,
+                                refine_steps=plan.refine_steps,
+                                budget_ms=spec.budget_ms,
+                                resolution=plan.resolution_pct / 100.0,
+                            )
+                            result = await search_capacity(
+                                measure, search, spec.budget_ms, spec.percentile, spec.confidence
+                            )
                     finally:
                         await client.close()
                     return result.capacity_rps
@@ -129,8 +149,12 @@ def verify(run_dir: Path, cands: list[Any], rounds: int) -> dict[str, list[float
 
 def main() -> int:
     """Run the comparison and print its figures."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--truth", type=Path, default=DATA_STEM, help="brute-force stem (STEM.csv, STEM.json)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--truth", type=Path, default=DATA_STEM, help="brute-force stem (STEM.csv, STEM.json)"
+    )
     parser.add_argument("--runs", type=int, default=1, help="default sweeps to run (different seeds)")
     parser.add_argument("--verify", type=int, default=3, help="interleaved re-measure rounds (0: skip)")
     parser.add_argument("--protocol", choices=["grpc", "http"], default="http")
@@ -142,10 +166,13 @@ def main() -> int:
     bf_ties = tie_set(truth, 0.03)
     n_configs = len(truth["configs"])
     print(f"{MODEL}: {n_configs} configs, budget p99 <= {truth['budget_ms']:g} ms, protocol {args.protocol}")
-    print(f"brute force ({truth['date']}): {truth['wall_s']:.0f} s, {truth['levels']} levels, "
-          f"{truth['measure']['window_s']:g} s windows, {truth['seconds_per_level']} s measured and "
-          f"{truth['wall_s_per_level']} s of wall time per level; best {bf_best} "
-          f"{truth['best']['capacity_rps']:.1f} req/s; within 3 %: {', '.join(bf_ties)}", flush=True)
+    print(
+        f"brute force ({truth['date']}): {truth['wall_s']:.0f} s, {truth['levels']} levels, "
+        f"{truth['measure']['window_s']:g} s windows, {truth['seconds_per_level']} s measured and "
+        f"{truth['wall_s_per_level']} s of wall time per level; best {bf_best} "
+        f"{truth['best']['capacity_rps']:.1f} req/s; within 3 %: {', '.join(bf_ties)}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="tritune-eff-") as tmp:
         out = args.out or Path(tmp)
         runs = []
@@ -154,14 +181,22 @@ def main() -> int:
             s = r["summary"]
             pick = s["best"]["config_id"] if s["best"] else None
             runs.append((r, pick))
-            print(f"sweep {i + 1}: {r['wall_s']:.1f} s ({r['wall_s'] / truth['wall_s']:.3f} of brute force), "
-                  f"{s['configs_tried']} configs, {r['levels']} levels ({r['search_levels']} search, "
-                  f"{r['levels'] - r['search_levels']} confirm), {r['windows_per_level']:.1f} windows and "
-                  f"{r['measured_s_per_level']:.2f} s measured, {r['wall_s_per_level']:.2f} s of wall time per level", flush=True)
-            print(f"  pick {pick} ({'in' if pick in bf_ties else 'NOT in'} the brute-force tie set); "
-                  f"tie set {', '.join(s.get('tie_set') or [])}; stopped: {s.get('stopped_reason')}", flush=True)
+            print(
+                f"sweep {i + 1}: {r['wall_s']:.1f} s ({r['wall_s'] / truth['wall_s']:.3f} of brute force), "
+                f"{s['configs_tried']} configs, {r['levels']} levels ({r['search_levels']} search, "
+                f"{r['levels'] - r['search_levels']} confirm), {r['windows_per_level']:.1f} windows and "
+                f"{r['measured_s_per_level']:.2f} s measured, {r['wall_s_per_level']:.2f} s of wall time per level",
+                flush=True,
+            )
+            print(
+                f"  pick {pick} ({'in' if pick in bf_ties else 'NOT in'} the brute-force tie set); "
+                f"tie set {', '.join(s.get('tie_set') or [])}; stopped: {s.get('stopped_reason')}",
+                flush=True,
+            )
         walls = [r["wall_s"] for r, _ in runs]
-        print(f"median wall {statistics.median(walls):.1f} s = {statistics.median(walls) / truth['wall_s']:.3f} of brute force")
+        print(
+            f"median wall {statistics.median(walls):.1f} s = {statistics.median(walls) / truth['wall_s']:.3f} of brute force"
+        )
         if args.verify:
             picks = sorted({p for _, p in runs if p})
             ids = [bf_best] + [p for p in picks if p != bf_best]
@@ -171,8 +206,12 @@ def main() -> int:
             ref = statistics.median(caps[bf_best])
             for config_id in ids:
                 med = statistics.median(caps[config_id])
-                print(f"  {config_id}: median {med:.1f} req/s ({', '.join(f'{c:.0f}' for c in caps[config_id])}), "
-                      f"{med / ref:.3f} of the brute-force best" if ref else f"  {config_id}: median {med:.1f} req/s")
+                print(
+                    f"  {config_id}: median {med:.1f} req/s ({', '.join(f'{c:.0f}' for c in caps[config_id])}), "
+                    f"{med / ref:.3f} of the brute-force best"
+                    if ref
+                    else f"  {config_id}: median {med:.1f} req/s"
+                )
         if args.out:
             print("run directories: " + "  ".join(str(r["run_dir"]) for r, _ in runs))
     return 0

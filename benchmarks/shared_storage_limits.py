@@ -47,11 +47,32 @@ from analyzer.shared import SharedTables  # noqa: E402
 from tests.pg import temporary_postgres  # noqa: E402
 
 # A measurements.csv row as a worker writes it (the size matters more than the values).
-ROW = {"config_id": "i2_b32_d0", "instance_count": 2, "max_batch_size": 32, "max_queue_delay_us": 0,
-       "load_mode": "concurrency", "load_level": 64, "throughput_rps": 1286.4, "p50_ms": 44.1, "p90_ms": 60.2,
-       "p95_ms": 66.0, "p99_ms": 80.3, "p99_ci_low_ms": 75.0, "p99_ci_high_ms": 85.9, "max_ms": 95.1,
-       "requests": 3859, "errors": 0, "stable": True, "windows": 3, "duration_s": 3.0, "meets_budget": True,
-       "avg_batch_size": 21.3, "server_cpu_pct": 31.0, "client_cpu_pct": 80.0, "verdict": "meets"}
+ROW = {
+    "config_id": "i2_b32_d0",
+    "instance_count": 2,
+    "max_batch_size": 32,
+    "max_queue_delay_us": 0,
+    "load_mode": "concurrency",
+    "load_level": 64,
+    "throughput_rps": 1286.4,
+    "p50_ms": 44.1,
+    "p90_ms": 60.2,
+    "p95_ms": 66.0,
+    "p99_ms": 80.3,
+    "p99_ci_low_ms": 75.0,
+    "p99_ci_high_ms": 85.9,
+    "max_ms": 95.1,
+    "requests": 3859,
+    "errors": 0,
+    "stable": True,
+    "windows": 3,
+    "duration_s": 3.0,
+    "meets_budget": True,
+    "avg_batch_size": 21.3,
+    "server_cpu_pct": 31.0,
+    "client_cpu_pct": 80.0,
+    "verdict": "meets",
+}
 
 
 def _rows_worker(url: str, study: str, worker: int, seconds: float, out: mp.Queue) -> None:
@@ -66,7 +87,9 @@ def _rows_worker(url: str, study: str, worker: int, seconds: float, out: mp.Queu
 def _space(size: int) -> dict[str, IntDistribution]:
     """Three ordinal knobs whose product is about `size` configs (the encoding tritune uses)."""
     side = max(2, round(size ** (1 / 3)))
-    return {k: IntDistribution(0, side - 1) for k in ("instance_count", "max_batch_size", "max_queue_delay_us")}
+    return {
+        k: IntDistribution(0, side - 1) for k in ("instance_count", "max_batch_size", "max_queue_delay_us")
+    }
 
 
 def _trials_worker(url: str, study_name: str, worker: int, space: int, asks: int, out: mp.Queue) -> None:
@@ -77,8 +100,11 @@ def _trials_worker(url: str, study_name: str, worker: int, space: int, asks: int
     # Optuna warns that heartbeats are meant for Study.optimize; tritune drives ask/tell itself.
     warnings.filterwarnings("ignore", message="Heartbeat of storage")
     storage = optuna.storages.RDBStorage(url, heartbeat_interval=5, grace_period=10)
-    study = optuna.load_study(study_name=study_name, storage=storage,
-                              sampler=optuna.samplers.TPESampler(seed=worker, n_startup_trials=10))
+    study = optuna.load_study(
+        study_name=study_name,
+        storage=storage,
+        sampler=optuna.samplers.TPESampler(seed=worker, n_startup_trials=10),
+    )
     tables = SharedTables(url, study_name, f"w{worker}")
     dists = _space(space)
     measured, lost, answered, ask_s = 0, 0, 0, []
@@ -151,16 +177,23 @@ def main() -> None:
                 tenth = max(1, len(ask_s) // 10)
                 early[n].append(1000 * statistics.median(ask_s[:tenth]))
                 late[n].append(1000 * statistics.median(ask_s[-tenth:]))
-                print(f"repeat {repeat}, {n} worker(s): {rows_rate[n][-1]:7.0f} rows/s; "
-                      f"{trial_rate[n][-1]:5.1f} trials/s ({measured} claimed and measured, {answered} answered from "
-                      f"the study), {lost}/{asks} asks lost their claim to another worker, "
-                      f"ask {early[n][-1]:.0f} ms early, {late[n][-1]:.0f} ms late", flush=True)
-    print(f"\nmedians of {args.repeats} (trials runs: {args.asks} asks per worker, a {args.space}-config space)")
+                print(
+                    f"repeat {repeat}, {n} worker(s): {rows_rate[n][-1]:7.0f} rows/s; "
+                    f"{trial_rate[n][-1]:5.1f} trials/s ({measured} claimed and measured, {answered} answered from "
+                    f"the study), {lost}/{asks} asks lost their claim to another worker, "
+                    f"ask {early[n][-1]:.0f} ms early, {late[n][-1]:.0f} ms late",
+                    flush=True,
+                )
+    print(
+        f"\nmedians of {args.repeats} (trials runs: {args.asks} asks per worker, a {args.space}-config space)"
+    )
     for n in counts:
-        print(f"{n} worker(s): {statistics.median(rows_rate[n]):7.0f} rows/s, "
-              f"{statistics.median(trial_rate[n]):5.1f} trials/s, "
-              f"{100 * statistics.median(lost_share[n]):4.1f} % of asks lost their claim to another worker, "
-              f"ask {statistics.median(early[n]):.0f} ms early / {statistics.median(late[n]):.0f} ms late")
+        print(
+            f"{n} worker(s): {statistics.median(rows_rate[n]):7.0f} rows/s, "
+            f"{statistics.median(trial_rate[n]):5.1f} trials/s, "
+            f"{100 * statistics.median(lost_share[n]):4.1f} % of asks lost their claim to another worker, "
+            f"ask {statistics.median(early[n]):.0f} ms early / {statistics.median(late[n]):.0f} ms late"
+        )
 
 
 if __name__ == "__main__":

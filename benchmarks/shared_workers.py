@@ -51,48 +51,100 @@ def worker_command(spec: Path, url: str, study: str, out: Path, core: int | None
     Pinning gives each worker, its tritonserver and its load processes (they inherit the
     affinity) a core of their own, the nearest this machine comes to one machine per worker.
     """
-    cmd = [sys.executable, "-m", "analyzer.cli", "sweep", str(spec), "--storage", url, "--study", study,
-           "--out", str(out), "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "analyzer.cli",
+        "sweep",
+        str(spec),
+        "--storage",
+        url,
+        "--study",
+        study,
+        "--out",
+        str(out),
+        "-q",
+    ]
     return cmd if core is None else ["taskset", "-c", str(core), *cmd]
 
 
 def run(spec: Path, url: str, study: str, workers: int, out: Path, pin: bool = False) -> dict[str, object]:
     """One shared sweep with `workers` processes; wall time, configs measured, pick."""
     t0 = time.monotonic()
-    procs = [subprocess.Popen(worker_command(spec, url, study, out / f"w{i}", i if pin else None), cwd=ROOT,
-                              text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for i in range(workers)]
+    procs = [
+        subprocess.Popen(
+            worker_command(spec, url, study, out / f"w{i}", i if pin else None),
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(workers)
+    ]
     outputs = [p.communicate()[0] for p in procs]
     wall = time.monotonic() - t0
     picks = {m.group(1) for o in outputs for m in [re.search(r"^best config: (\S+)", o, re.M)] if m}
-    report = subprocess.run([sys.executable, "-m", "analyzer.cli", "report", "--storage", url, "--study", study,
-                             "--out", str(out / "report")], cwd=ROOT, text=True, capture_output=True)
+    report = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analyzer.cli",
+            "report",
+            "--storage",
+            url,
+            "--study",
+            study,
+            "--out",
+            str(out / "report"),
+        ],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+    )
     run_dir = next((out / "report").glob("*/summary.json")).parent
     summary = json.loads((run_dir / "summary.json").read_text())
     # The search's top 3 (what the confirmation round re-measured) and the round's tie set: to see
     # whether a different pick was a different search or a different confirmation.
     configs = pd.read_csv(run_dir / "configs.csv").sort_values("capacity_rps", ascending=False)
     top = ", ".join(f"{c} {r:.0f}" for c, r in zip(configs["config_id"][:3], configs["capacity_rps"][:3]))
-    return {"wall_s": wall, "codes": [p.returncode for p in procs], "picks": sorted(picks),
-            "report_pick": (summary.get("best") or {}).get("config_id"), "configs": summary.get("configs_tried"),
-            "report_rc": report.returncode, "top": top, "tie_set": summary.get("tie_set") or [],
-            "run_dir": run_dir, "measured": " ".join(f"{c}:{r:.0f}" for c, r in
-                                                     zip(configs["config_id"], configs["capacity_rps"]))}
+    return {
+        "wall_s": wall,
+        "codes": [p.returncode for p in procs],
+        "picks": sorted(picks),
+        "report_pick": (summary.get("best") or {}).get("config_id"),
+        "configs": summary.get("configs_tried"),
+        "report_rc": report.returncode,
+        "top": top,
+        "tie_set": summary.get("tie_set") or [],
+        "run_dir": run_dir,
+        "measured": " ".join(f"{c}:{r:.0f}" for c, r in zip(configs["config_id"], configs["capacity_rps"])),
+    }
 
 
 def main() -> None:
     """Run the comparison and print it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--confirm-top", type=int, default=None,
-                        help="Override the spec's confirm_top (0: the search alone, no confirmation round).")
-    parser.add_argument("--verify", type=int, default=0,
-                        help="Re-measure every arm's picks side by side on one fresh server, this many "
-                             "interleaved rounds (on core 0 with --pin): whether different picks are "
-                             "equally good.")
-    parser.add_argument("--pin", action="store_true",
-                        help="Give each worker one core of its own (worker i on core i, also the lone worker "
-                             "on core 0): both runs then measure on the same per-worker hardware.")
+    parser.add_argument(
+        "--confirm-top",
+        type=int,
+        default=None,
+        help="Override the spec's confirm_top (0: the search alone, no confirmation round).",
+    )
+    parser.add_argument(
+        "--verify",
+        type=int,
+        default=0,
+        help="Re-measure every arm's picks side by side on one fresh server, this many "
+        "interleaved rounds (on core 0 with --pin): whether different picks are "
+        "equally good.",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="Give each worker one core of its own (worker i on core i, also the lone worker "
+        "on core 0): both runs then measure on the same per-worker hardware.",
+    )
     parser.add_argument("--out", type=Path, help="keep the runs' directories here (default: a temp dir)")
     args = parser.parse_args()
     _, truth = load_truth()
@@ -108,17 +160,24 @@ def main() -> None:
                 data["confirm_top"] = args.confirm_top
             spec.write_text(yaml.safe_dump(data))
             for workers in (1, 2):
-                r = run(spec, url, f"r{repeat}-w{workers}", workers, Path(tmp) / f"r{repeat}-w{workers}", args.pin)
+                r = run(
+                    spec, url, f"r{repeat}-w{workers}", workers, Path(tmp) / f"r{repeat}-w{workers}", args.pin
+                )
                 walls[workers].append(float(r["wall_s"]))  # type: ignore[arg-type]
                 picks[workers].append(str(r["report_pick"]))
                 last_run = r["run_dir"]  # type: ignore[assignment]
-                print(f"repeat {repeat}, {workers} worker(s): {r['wall_s']:.1f} s, {r['configs']} configs, "
-                      f"exit {r['codes']}, printed pick {r['picks']}, report's pick {r['report_pick']}; "
-                      f"search's top 3 (req/s): {r['top']}; tie set {r['tie_set']}", flush=True)
+                print(
+                    f"repeat {repeat}, {workers} worker(s): {r['wall_s']:.1f} s, {r['configs']} configs, "
+                    f"exit {r['codes']}, printed pick {r['picks']}, report's pick {r['report_pick']}; "
+                    f"search's top 3 (req/s): {r['top']}; tie set {r['tie_set']}",
+                    flush=True,
+                )
                 print(f"    measured (req/s): {r['measured']}", flush=True)
         one, two = statistics.median(walls[1]), statistics.median(walls[2])
-        print(f"\nmedians of {args.repeats}: one worker {one:.1f} s, two workers {two:.1f} s, ratio {two / one:.2f}",
-              flush=True)
+        print(
+            f"\nmedians of {args.repeats}: one worker {one:.1f} s, two workers {two:.1f} s, ratio {two / one:.2f}",
+            flush=True,
+        )
         if args.verify and last_run is not None:
             verify_picks(picks, last_run, args.verify, args.pin, truth["space"])
 
@@ -141,11 +200,15 @@ def verify_picks(picks: dict[int, list[str]], run_dir: Path, rounds: int, pin: b
     for config_id in ids:
         med = statistics.median(caps[config_id])
         arms = [f"{n} worker(s) x{picks[n].count(config_id)}" for n in (1, 2) if config_id in picks[n]]
-        print(f"  {config_id} (picked by {', '.join(arms)}): median {med:.1f} req/s "
-              f"({', '.join(f'{c:.0f}' for c in caps[config_id])}), {med / ref:.3f} of {reference}")
+        print(
+            f"  {config_id} (picked by {', '.join(arms)}): median {med:.1f} req/s "
+            f"({', '.join(f'{c:.0f}' for c in caps[config_id])}), {med / ref:.3f} of {reference}"
+        )
     arm = {n: statistics.median(statistics.median(caps[c]) for c in picks[n]) for n in (1, 2)}
-    print(f"the picks' re-measured capacity, median over each arm's runs: one worker {arm[1]:.1f} req/s, "
-          f"two workers {arm[2]:.1f} req/s, ratio {arm[2] / arm[1]:.3f}")
+    print(
+        f"the picks' re-measured capacity, median over each arm's runs: one worker {arm[1]:.1f} req/s, "
+        f"two workers {arm[2]:.1f} req/s, ratio {arm[2] / arm[1]:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -30,27 +30,60 @@ def create_app(run_dir: str | Path) -> dash.Dash:
     app.layout = layout(board)
     app.board = board  # type: ignore[attr-defined]  # tests reach the callbacks through it
     version = Input("version", "data")
-    filters = [Input("budget", "value"), Input("f-count", "value"), Input("f-batch", "value"),
-               Input("f-delay", "value"), version]
-    app.callback(Output("version", "data"), Input("tick", "n_intervals"),
-                 State("version", "data"))(board.on_tick)
-    app.callback(*[Output(element, prop) for _, element in FILTERS for prop in ("options", "value")],
-                 *[Output(f"{element}-group", "hidden") for _, element in FILTERS],
-                 version, *[State(element, "value") for _, element in FILTERS],
-                 *[State(element, "options") for _, element in FILTERS])(board.filter_options)
-    app.callback(Output("answer", "children"), Output("pareto", "figure"), Output("chosen", "data"),
-                 *filters)(board.answer)
-    app.callback(Output("detail", "children"), Output("detail-curves", "figure"),
-                 Output("detail-breakdown", "figure"), Output("detail-pbtxt", "children"),
-                 Output("detail-id", "data"), Input("pareto", "clickData"), Input("chosen", "data"),
-                 Input("budget", "value"), version)(board.detail)
-    app.callback(Output("download", "data"), Input("download-button", "n_clicks"), State("detail-id", "data"),
-                 prevent_initial_call=True)(board.download)
-    app.callback(Output("compare-table-div", "children"), Output("compare-curves", "figure"),
-                 Output("compare-curves", "style"), Input("compare-a", "value"), Input("compare-b", "value"),
-                 Input("budget", "value"), version)(board.compare_view)
-    app.callback(Output("plan", "children"), Input("plan-target", "value"), Input("plan-price", "value"),
-                 Input("chosen", "data"), Input("budget", "value"), version)(board.plan)
+    filters = [
+        Input("budget", "value"),
+        Input("f-count", "value"),
+        Input("f-batch", "value"),
+        Input("f-delay", "value"),
+        version,
+    ]
+    app.callback(Output("version", "data"), Input("tick", "n_intervals"), State("version", "data"))(
+        board.on_tick
+    )
+    app.callback(
+        *[Output(element, prop) for _, element in FILTERS for prop in ("options", "value")],
+        *[Output(f"{element}-group", "hidden") for _, element in FILTERS],
+        version,
+        *[State(element, "value") for _, element in FILTERS],
+        *[State(element, "options") for _, element in FILTERS],
+    )(board.filter_options)
+    app.callback(
+        Output("answer", "children"), Output("pareto", "figure"), Output("chosen", "data"), *filters
+    )(board.answer)
+    app.callback(
+        Output("detail", "children"),
+        Output("detail-curves", "figure"),
+        Output("detail-breakdown", "figure"),
+        Output("detail-pbtxt", "children"),
+        Output("detail-id", "data"),
+        Input("pareto", "clickData"),
+        Input("chosen", "data"),
+        Input("budget", "value"),
+        version,
+    )(board.detail)
+    app.callback(
+        Output("download", "data"),
+        Input("download-button", "n_clicks"),
+        State("detail-id", "data"),
+        prevent_initial_call=True,
+    )(board.download)
+    app.callback(
+        Output("compare-table-div", "children"),
+        Output("compare-curves", "figure"),
+        Output("compare-curves", "style"),
+        Input("compare-a", "value"),
+        Input("compare-b", "value"),
+        Input("budget", "value"),
+        version,
+    )(board.compare_view)
+    app.callback(
+        Output("plan", "children"),
+        Input("plan-target", "value"),
+        Input("plan-price", "value"),
+        Input("chosen", "data"),
+        Input("budget", "value"),
+        version,
+    )(board.plan)
     app.callback(Output("heatmap", "figure"), Output("resources", "figure"), version)(board.static_figures)
     app.callback(Output("confirm-figure", "figure"), version)(board.confirmation)
     app.callback(Output("compare-a", "options"), version)(board.config_choices)

@@ -67,10 +67,16 @@ class Dashboard(RunView):
             return current
         return dash.no_update
 
-    def filter_options(self, _version: Any, counts: list[int] | None, batches: list[int] | None,
-                       delays: list[int] | None, count_options: list[Any] | None = None,
-                       batch_options: list[Any] | None = None,
-                       delay_options: list[Any] | None = None) -> tuple[Any, ...]:
+    def filter_options(
+        self,
+        _version: Any,
+        counts: list[int] | None,
+        batches: list[int] | None,
+        delays: list[int] | None,
+        count_options: list[Any] | None = None,
+        batch_options: list[Any] | None = None,
+        delay_options: list[Any] | None = None,
+    ) -> tuple[Any, ...]:
         """The filters' (options, value) pairs, in FILTERS order, after the data changed: the knob
         values present now, keeping the user's choice where it is still valid (`*_options`: each
         checklist's options before). Then whether each filter's group is hidden (no values: a
@@ -87,8 +93,14 @@ class Dashboard(RunView):
                 out += [options, follow_selection(present[key], before, chosen)]
         return tuple(out) + tuple(not present[key] for key, _ in FILTERS)
 
-    def answer(self, budget: float | None, counts: list[int] | None, batches: list[int] | None,
-               delays: list[int] | None, _version: Any = None) -> tuple[Any, Any, str | None]:
+    def answer(
+        self,
+        budget: float | None,
+        counts: list[int] | None,
+        batches: list[int] | None,
+        delays: list[int] | None,
+        _version: Any = None,
+    ) -> tuple[Any, Any, str | None]:
         """Best config under the slider's budget: (answer card, Pareto figure, chosen config id).
         At the sweep's budget it is the sweep's choice (the confirmation round's pick, as in
         summary.json); elsewhere the best search capacity under the slider's budget."""
@@ -100,18 +112,24 @@ class Dashboard(RunView):
         chosen = None
         if answer.best is not None:
             chosen = (str(answer.best["config_id"]), float(answer.best["capacity_level"]))
-            card = answer_card(self.run, answer, self.label, meeting, len(caps),
-                               filtered=len(c) < len(self.run.configs))
+            card = answer_card(
+                self.run, answer, self.label, meeting, len(caps), filtered=len(c) < len(self.run.configs)
+            )
         else:
             card = miss_card(budget, len(caps))
         fig = pareto_figure(pareto_data(m, budget, chosen, self.run.percentile))
         # The title below the chart's toolbar (it is long enough to run under the icons).
-        fig.update_layout(height=540, uirevision="pareto", margin={"t": 70, "r": 10},
-                          title={"yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 32}})
+        fig.update_layout(
+            height=540,
+            uirevision="pareto",
+            margin={"t": 70, "r": 10},
+            title={"yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 32}},
+        )
         return card, fig, chosen[0] if chosen else None
 
-    def detail(self, click: dict[str, Any] | None, chosen: str | None, budget: float | None,
-               _version: Any = None) -> tuple[Any, Any, Any, str, str | None]:
+    def detail(
+        self, click: dict[str, Any] | None, chosen: str | None, budget: float | None, _version: Any = None
+    ) -> tuple[Any, Any, Any, str, str | None]:
         """The clicked (else the chosen) config: description, load curve, breakdown, pbtxt, id."""
         config_id = None
         if click and click.get("points"):
@@ -125,30 +143,47 @@ class Dashboard(RunView):
         m = self.run.measurements[self.run.measurements["config_id"] == config_id]
         c = self.run.configs[self.run.configs["config_id"] == config_id]
         search = search_rows(m)
-        curves = load_curves_figure(load_curves_data(m, percentile=self.run.percentile),
-                                    str(search["load_mode"].iloc[0]) if not search.empty else "level",
-                                    float(budget) if budget is not None else self.run.budget_ms, self.label)
+        curves = load_curves_figure(
+            load_curves_data(m, percentile=self.run.percentile),
+            str(search["load_mode"].iloc[0]) if not search.empty else "level",
+            float(budget) if budget is not None else self.run.budget_ms,
+            self.label,
+        )
         curves.update_layout(height=320, title=f"Load curve of {config_id}")
         breakdown = breakdown_figure(breakdown_data(m, c)).update_layout(height=320)
         facts = []
         if not c.empty:
             r = c.iloc[-1]
             confirmed = confirmed_text(confirmation_stats(m).set_index("config_id"), config_id)
-            facts = [html.H4(config_id, id="detail-config-id"),
-                     html.P(f"status {r['status']}; capacity {capacity_text(r)} "
-                            f"(sweep budget {self.label} {self.run.budget_ms:g} ms); "
-                            f"{int(r['levels_measured'])} load levels"
-                            + (f"; confirmation round: {confirmed}" if confirmed else "")
-                            + (f"; error: {r['error']}" if isinstance(r.get("error"), str) and r["error"]
-                               else ""))]
+            facts = [
+                html.H4(config_id, id="detail-config-id"),
+                html.P(
+                    f"status {r['status']}; capacity {capacity_text(r)} "
+                    f"(sweep budget {self.label} {self.run.budget_ms:g} ms); "
+                    f"{int(r['levels_measured'])} load levels"
+                    + (f"; confirmation round: {confirmed}" if confirmed else "")
+                    + (f"; error: {r['error']}" if isinstance(r.get("error"), str) and r["error"] else "")
+                ),
+            ]
         texts = self.config_pbtxts(config_id)
         if self.pipeline and not c.empty:
             facts += [steps_table(self.run, c.iloc[-1])]
             # One link per tuned model: each config.pbtxt downloads on its own.
-            facts += [html.P([html.A(f"download {name}/config.pbtxt", id=f"download-{name}",
-                                     download=f"{name}.config.pbtxt", className="me-3",
-                                     href="data:text/plain;charset=utf-8," + urllib.parse.quote(text))
-                              for name, text in texts.items()], id="detail-downloads")]
+            facts += [
+                html.P(
+                    [
+                        html.A(
+                            f"download {name}/config.pbtxt",
+                            id=f"download-{name}",
+                            download=f"{name}.config.pbtxt",
+                            className="me-3",
+                            href="data:text/plain;charset=utf-8," + urllib.parse.quote(text),
+                        )
+                        for name, text in texts.items()
+                    ],
+                    id="detail-downloads",
+                )
+            ]
             pbtxt = "\n".join(f"# {name}/config.pbtxt\n{text}" for name, text in texts.items())
         else:
             pbtxt = next(iter(texts.values()), None)
@@ -162,34 +197,49 @@ class Dashboard(RunView):
         if not texts:
             return dash.no_update
         if self.pipeline:
-            return {"content": "\n".join(f"# {name}/config.pbtxt\n{text}" for name, text in texts.items()),
-                    "filename": "pipeline-configs.txt"}
+            return {
+                "content": "\n".join(f"# {name}/config.pbtxt\n{text}" for name, text in texts.items()),
+                "filename": "pipeline-configs.txt",
+            }
         return {"content": next(iter(texts.values())), "filename": "config.pbtxt"}
 
-    def compare(self, a: str | None, b: str | None, budget: float | None,
-                _version: Any = None) -> tuple[Any, go.Figure | None]:
+    def compare(
+        self, a: str | None, b: str | None, budget: float | None, _version: Any = None
+    ) -> tuple[Any, go.Figure | None]:
         """Side-by-side table and overlaid load curves of two configs; until two different
         configs are picked, a hint and no figure."""
         ids = list(dict.fromkeys(x for x in (a, b) if x))
         if len(ids) < 2:
-            hint = ("Pick two configs to compare." if not ids else
-                    "Pick two different configs to compare." if a == b else
-                    f"Pick a second config to compare with {ids[0]}.")
+            hint = (
+                "Pick two configs to compare."
+                if not ids
+                else "Pick two different configs to compare."
+                if a == b
+                else f"Pick a second config to compare with {ids[0]}."
+            )
             return html.P(hint, id="compare-hint", className="text-muted"), None
         budget = float(budget if budget is not None else self.run.budget_ms)
         table = compare_table(self.run, ids, budget, self.label)
-        fig = load_curves_figure(load_curves_data(self.run.measurements, ids, self.run.percentile), "level",
-                                 budget, self.label).update_layout(height=340)
+        fig = load_curves_figure(
+            load_curves_data(self.run.measurements, ids, self.run.percentile), "level", budget, self.label
+        ).update_layout(height=340)
         return table, fig
 
-    def compare_view(self, a: str | None, b: str | None, budget: float | None,
-                     _version: Any = None) -> tuple[Any, go.Figure, dict[str, str]]:
+    def compare_view(
+        self, a: str | None, b: str | None, budget: float | None, _version: Any = None
+    ) -> tuple[Any, go.Figure, dict[str, str]]:
         """`compare` for the page: the chart is hidden while there is no figure."""
         table, fig = self.compare(a, b, budget, _version)
         return table, fig if fig is not None else go.Figure(), {} if fig is not None else HIDDEN
 
-    def plan(self, target: float | None, price: float | None, chosen: str | None, budget: float | None,
-             _version: Any = None) -> Any:
+    def plan(
+        self,
+        target: float | None,
+        price: float | None,
+        chosen: str | None,
+        budget: float | None,
+        _version: Any = None,
+    ) -> Any:
         """Replicas of the chosen config needed for a target load, and cost per million."""
         if not chosen:
             return "No config meets the budget, so there is nothing to plan with."
@@ -201,31 +251,47 @@ class Dashboard(RunView):
             return f"{chosen} has no capacity under {budget:g} ms."
         target = float(target)
         replicas = replicas_needed(target, capacity)
-        text = [html.P([f"{chosen} serves {capacity:.1f} req/s per server within {budget:g} ms ({source}): ",
-                        html.B(f"{replicas} server replica{'s' if replicas != 1 else ''}",
-                               id="plan-replicas"),
-                        f" for {target:g} req/s ({target / (replicas * capacity):.0%} of their capacity)."])]
+        text = [
+            html.P(
+                [
+                    f"{chosen} serves {capacity:.1f} req/s per server within {budget:g} ms ({source}): ",
+                    html.B(f"{replicas} server replica{'s' if replicas != 1 else ''}", id="plan-replicas"),
+                    f" for {target:g} req/s ({target / (replicas * capacity):.0%} of their capacity).",
+                ]
+            )
+        ]
         if price is not None and price > 0:
             cost = cost_per_million(target, replicas, float(price))
-            text.append(html.P(["Cost per million inferences: ", html.B(f"{cost:.4f}", id="plan-cost"),
-                                (f" (at {float(price):g} per server-hour, serving {target:g} req/s "
-                                 "around the clock).")]))
+            text.append(
+                html.P(
+                    [
+                        "Cost per million inferences: ",
+                        html.B(f"{cost:.4f}", id="plan-cost"),
+                        (
+                            f" (at {float(price):g} per server-hour, serving {target:g} req/s "
+                            "around the clock)."
+                        ),
+                    ]
+                )
+            )
         return html.Div(text)
 
     def confirmation(self, _version: Any = None) -> Any:
         """The confirmation figure: the round's samples, means and intervals, the tie set."""
         answer = answer_at(self.run)
         chosen = None if answer.best is None else str(answer.best["config_id"])
-        fig = confirmation_figure(confirmation_data(self.run.measurements, self.run.configs, answer.tie_set,
-                                                    chosen))
+        fig = confirmation_figure(
+            confirmation_data(self.run.measurements, self.run.configs, answer.tie_set, chosen)
+        )
         return fig if fig.layout.height else fig.update_layout(height=380)
 
     def static_figures(self, _version: Any = None) -> tuple[Any, Any]:
         """The heatmap and resource figures (redrawn when data changes)."""
-        return (heatmap_figure(heatmap_data(self.run.configs)).update_layout(height=360),
-                resources_figure(resources_data(self.run.measurements)).update_layout(height=360))
+        return (
+            heatmap_figure(heatmap_data(self.run.configs)).update_layout(height=360),
+            resources_figure(resources_data(self.run.measurements)).update_layout(height=360),
+        )
 
     def config_choices(self, _version: Any = None) -> list[dict[str, str]]:
         """Dropdown options: every config of the run."""
         return [{"label": str(i), "value": str(i)} for i in self.run.configs["config_id"].tolist()]
-

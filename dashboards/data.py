@@ -78,8 +78,9 @@ class RunView:
         return True
 
     # -- the run's contents --------------------------------------------------------------------
-    def filtered(self, counts: list[int] | None, batches: list[int] | None,
-                 delays: list[int] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def filtered(
+        self, counts: list[int] | None, batches: list[int] | None, delays: list[int] | None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Measurements and configs limited to the chosen knob values (None = all)."""
         m, c = self.run.measurements, self.run.configs
         if m.empty:
@@ -116,8 +117,9 @@ class RunView:
     def budget_range(self) -> tuple[float, float]:
         """Slider bounds: from 0 to a bit above the highest budget-percentile latency measured."""
         column = latency_column(self.run.percentile)
-        latency = pd.to_numeric(self.run.measurements.get(column, pd.Series(dtype=float)),
-                                errors="coerce").dropna()
+        latency = pd.to_numeric(
+            self.run.measurements.get(column, pd.Series(dtype=float)), errors="coerce"
+        ).dropna()
         hi = max(self.run.budget_ms * 2, float(latency.max()) * 1.1 if not latency.empty else 0.0)
         return 0.0, float(f"{hi:.3g}")
 
@@ -165,11 +167,13 @@ class RunView:
         it), else the best search level under the budget."""
         if is_sweep_budget(self.run, budget):
             # Alone, a config is the confirmed pick exactly when the round counted it.
-            alone = confirmed_choice(self.run.configs[self.run.configs["config_id"] == config_id],
-                                     self.run.measurements)
+            alone = confirmed_choice(
+                self.run.configs[self.run.configs["config_id"] == config_id], self.run.measurements
+            )
             if alone is not None:
                 return float(alone[0]["confirmed_rps"]), "the confirmation round's mean"
-        caps = capacity_under_budget(self.run.measurements, budget, self.run.percentile,
-                                     self.run.confidence).set_index("config_id")
+        caps = capacity_under_budget(
+            self.run.measurements, budget, self.run.percentile, self.run.confidence
+        ).set_index("config_id")
         capacity = float(caps.loc[config_id, "capacity_rps"]) if config_id in caps.index else 0.0
         return capacity, "the search's capacity"

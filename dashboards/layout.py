@@ -28,11 +28,19 @@ def _filters(board: Dashboard) -> list[Any]:
     present = board.options()
     groups = []
     for key, element in FILTERS:
-        groups.append(html.Div([
-            dbc.Label(FILTER_LABELS[key], html_for=element, className="fw-semibold mb-1"),
-            dbc.Checklist(id=element, options=filter_choices(key, present[key]), value=present[key],
-                          inline=True),
-        ], id=f"{element}-group", hidden=not present[key], className="mb-3"))
+        groups.append(
+            html.Div(
+                [
+                    dbc.Label(FILTER_LABELS[key], html_for=element, className="fw-semibold mb-1"),
+                    dbc.Checklist(
+                        id=element, options=filter_choices(key, present[key]), value=present[key], inline=True
+                    ),
+                ],
+                id=f"{element}-group",
+                hidden=not present[key],
+                className="mb-3",
+            )
+        )
     return groups
 
 
@@ -40,19 +48,37 @@ def side_panel(board: Dashboard) -> Any:
     """The controls: the latency budget and the knob filters."""
     run = board.run
     lo, hi = board.budget_range()
-    return dbc.Card([
-        dbc.CardHeader("Controls", className="fw-semibold"),
-        dbc.CardBody([
-            dbc.Label(f"Latency budget ({board.label}, ms)", html_for="budget", className="fw-semibold mb-1"),
-            dcc.Slider(id="budget", min=lo, max=hi, value=run.budget_ms, step=0.1, allow_direct_input=True,
-                       marks=None, tooltip={"placement": "bottom", "always_visible": False},
-                       updatemode="drag"),
-            html.P(f"The sweep's budget is {run.budget_ms:g} ms: move it to see what would be chosen.",
-                   className="small text-body-secondary mt-2"),
-            html.Hr(),
-            *_filters(board),
-        ]),
-    ], id="side-panel", className="side-panel")
+    return dbc.Card(
+        [
+            dbc.CardHeader("Controls", className="fw-semibold"),
+            dbc.CardBody(
+                [
+                    dbc.Label(
+                        f"Latency budget ({board.label}, ms)", html_for="budget", className="fw-semibold mb-1"
+                    ),
+                    dcc.Slider(
+                        id="budget",
+                        min=lo,
+                        max=hi,
+                        value=run.budget_ms,
+                        step=0.1,
+                        allow_direct_input=True,
+                        marks=None,
+                        tooltip={"placement": "bottom", "always_visible": False},
+                        updatemode="drag",
+                    ),
+                    html.P(
+                        f"The sweep's budget is {run.budget_ms:g} ms: move it to see what would be chosen.",
+                        className="small text-body-secondary mt-2",
+                    ),
+                    html.Hr(),
+                    *_filters(board),
+                ]
+            ),
+        ],
+        id="side-panel",
+        className="side-panel",
+    )
 
 
 # What a chart shows until its callback has drawn it: nothing (Plotly's default is empty axes).
@@ -76,51 +102,91 @@ def _tabs(board: Dashboard) -> Any:
         dcc.Download(id="download"),
     ]
     compare = [
-        dbc.Row([
-            dbc.Col(dcc.Dropdown(id=element, options=board.config_choices(), placeholder=placeholder), md=6)
-            for element, placeholder in (("compare-a", "first config"), ("compare-b", "second config"))
-        ], className="mb-3 g-2"),
+        dbc.Row(
+            [
+                dbc.Col(
+                    dcc.Dropdown(id=element, options=board.config_choices(), placeholder=placeholder), md=6
+                )
+                for element, placeholder in (("compare-a", "first config"), ("compare-b", "second config"))
+            ],
+            className="mb-3 g-2",
+        ),
         html.Div(id="compare-table-div"),
         _graph("compare-curves", style=HIDDEN),  # drawn once two configs are picked
     ]
     planner = [
-        dbc.Row([
-            dbc.Col(dbc.InputGroup([dbc.InputGroupText("Target load"),
-                                    dbc.Input(id="plan-target", type="number", min=0, value=10000),
-                                    dbc.InputGroupText("req/s")]), md=6),
-            dbc.Col(dbc.InputGroup([dbc.InputGroupText("Price per server-hour"),
-                                    dbc.Input(id="plan-price", type="number", min=0,
-                                              placeholder="optional")]),
-                    md=6),
-        ], className="mb-3 g-2"),
+        dbc.Row(
+            [
+                dbc.Col(
+                    dbc.InputGroup(
+                        [
+                            dbc.InputGroupText("Target load"),
+                            dbc.Input(id="plan-target", type="number", min=0, value=10000),
+                            dbc.InputGroupText("req/s"),
+                        ]
+                    ),
+                    md=6,
+                ),
+                dbc.Col(
+                    dbc.InputGroup(
+                        [
+                            dbc.InputGroupText("Price per server-hour"),
+                            dbc.Input(id="plan-price", type="number", min=0, placeholder="optional"),
+                        ]
+                    ),
+                    md=6,
+                ),
+            ],
+            className="mb-3 g-2",
+        ),
         html.Div(id="plan"),
     ]
     tab = {"className": "pt-3"}
-    return dbc.Tabs([
-        dbc.Tab(explore, label="Pareto and config", tab_id="tab-explore", **tab),
-        dbc.Tab(compare, label="Compare", tab_id="tab-compare", **tab),
-        dbc.Tab(_graph("confirm-figure"), label="Confirmation round", tab_id="tab-confirm", **tab),
-        dbc.Tab(planner, label="Capacity planner", tab_id="tab-plan", **tab),
-        dbc.Tab([_graph("heatmap"), _graph("resources")], label="Capacity map and resources",
-                tab_id="tab-map", **tab),
-    ], id="tabs", active_tab="tab-explore")
+    return dbc.Tabs(
+        [
+            dbc.Tab(explore, label="Pareto and config", tab_id="tab-explore", **tab),
+            dbc.Tab(compare, label="Compare", tab_id="tab-compare", **tab),
+            dbc.Tab(_graph("confirm-figure"), label="Confirmation round", tab_id="tab-confirm", **tab),
+            dbc.Tab(planner, label="Capacity planner", tab_id="tab-plan", **tab),
+            dbc.Tab(
+                [_graph("heatmap"), _graph("resources")],
+                label="Capacity map and resources",
+                tab_id="tab-map",
+                **tab,
+            ),
+        ],
+        id="tabs",
+        active_tab="tab-explore",
+    )
 
 
 def layout(board: Dashboard) -> Any:
     """The whole page for a run."""
     run = board.run
-    return dbc.Container([
-        dcc.Interval(id="tick", interval=2000),
-        dcc.Store(id="version"),
-        dcc.Store(id="chosen"),
-        dcc.Store(id="detail-id"),
-        html.Header([
-            html.H2(f"tritune: {run.model}", className="mb-0"),
-            html.P(f"Run {run.dir.name}: sweep budget {board.label} <= {run.budget_ms:g} ms, strategy "
-                   f"{run.strategy}.", className="text-body-secondary mb-0"),
-        ], className="py-3"),
-        dbc.Row([
-            dbc.Col(side_panel(board), lg=3, className="mb-3"),
-            dbc.Col([html.Div(id="answer"), _tabs(board)], lg=9),
-        ]),
-    ], fluid=True, className="pb-4")
+    return dbc.Container(
+        [
+            dcc.Interval(id="tick", interval=2000),
+            dcc.Store(id="version"),
+            dcc.Store(id="chosen"),
+            dcc.Store(id="detail-id"),
+            html.Header(
+                [
+                    html.H2(f"tritune: {run.model}", className="mb-0"),
+                    html.P(
+                        f"Run {run.dir.name}: sweep budget {board.label} <= {run.budget_ms:g} ms, strategy "
+                        f"{run.strategy}.",
+                        className="text-body-secondary mb-0",
+                    ),
+                ],
+                className="py-3",
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(side_panel(board), lg=3, className="mb-3"),
+                    dbc.Col([html.Div(id="answer"), _tabs(board)], lg=9),
+                ]
+            ),
+        ],
+        fluid=True,
+        className="pb-4",
+    )

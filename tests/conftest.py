@@ -34,7 +34,9 @@ def triton_server(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
     log = tmp_path_factory.mktemp("server") / "server.log"
     # The tokens model logs each request's sequence length here (see tests/models/tokens).
-    server = LocalServer(find_tritonserver(), model_repo, log, env={"TRITUNE_TOKENS_LOG": str(log.parent / "tokens.log")})
+    server = LocalServer(
+        find_tritonserver(), model_repo, log, env={"TRITUNE_TOKENS_LOG": str(log.parent / "tokens.log")}
+    )
     server.start()
     try:
         assert server.endpoint is not None

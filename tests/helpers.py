@@ -20,8 +20,16 @@ DEMO_MODELS = ROOT / "sweeps" / "demo" / "models"
 # Stability is not what the sweep tests are about: on two busy CI cores the throughput of short
 # windows swings by more than 10 %, which (rightly) flags levels unstable and made a config
 # that should meet the budget miss it. A looser tolerance and more windows keep them on topic.
-FAST_LOAD: dict[str, Any] = {"mode": "concurrency", "min_level": 1, "max_level": 2, "window_s": 0.3,
-                             "warmup_s": 0.2, "max_windows": 8, "stability_pct": 30, "refine_steps": 0}
+FAST_LOAD: dict[str, Any] = {
+    "mode": "concurrency",
+    "min_level": 1,
+    "max_level": 2,
+    "window_s": 0.3,
+    "warmup_s": 0.2,
+    "max_windows": 8,
+    "stability_pct": 30,
+    "refine_steps": 0,
+}
 
 # What a test spec has unless it says otherwise. The confirmation round has its own test
 # (tests/integration/test_decisive.py), so the others leave it out.
@@ -77,9 +85,22 @@ def measurement(p99: float, **fields: Any) -> Measurement:
     """A Measurement around a p99 (the other percentiles in proportion to it), with 2000 clean,
     stable requests at concurrency 4 unless `fields` say otherwise."""
     base: dict[str, Any] = dict(
-        load_mode="concurrency", load_level=4, throughput_rps=100.0, p50_ms=p99 / 3, p90_ms=p99 / 2,
-        p95_ms=p99 / 1.5, p99_ms=p99, max_ms=p99 * 2, mean_ms=p99 / 3, p99_ci_low_ms=p99 * 0.9,
-        p99_ci_high_ms=p99 * 1.1, requests=2000, errors=0, error_kinds="", windows=3, stable=True,
+        load_mode="concurrency",
+        load_level=4,
+        throughput_rps=100.0,
+        p50_ms=p99 / 3,
+        p90_ms=p99 / 2,
+        p95_ms=p99 / 1.5,
+        p99_ms=p99,
+        max_ms=p99 * 2,
+        mean_ms=p99 / 3,
+        p99_ci_low_ms=p99 * 0.9,
+        p99_ci_high_ms=p99 * 1.1,
+        requests=2000,
+        errors=0,
+        error_kinds="",
+        windows=3,
+        stable=True,
         duration_s=1.0,
     )
     return Measurement(**{**base, **fields})

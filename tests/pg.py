@@ -43,12 +43,24 @@ def temporary_postgres(fsync: bool = False) -> Iterator[str]:
         assert done.returncode == 0, f"{' '.join(cmd)} failed: {done.stderr}"
 
     run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "tritune", "--no-sync")
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(home / "log"), "-w", "start",
-        "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync={'on' if fsync else 'off'}")
+    run(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(home / "log"),
+        "-w",
+        "start",
+        "-o",
+        f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync={'on' if fsync else 'off'}",
+    )
     try:
         run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "tritune", "tritune")
         yield f"postgresql+psycopg://tritune@127.0.0.1:{port}/tritune"
     finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         shutil.rmtree(home, ignore_errors=True)

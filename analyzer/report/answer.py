@@ -21,21 +21,25 @@ from analyzer.store import csv_true
 
 # -- the answer ---------------------------------------------------------------------------------------
 
-def level_meets(measurements: pd.DataFrame, budget_ms: float, percentile: float = 99.0,
-                confidence: float = 0.99) -> pd.Series:
+
+def level_meets(
+    measurements: pd.DataFrame, budget_ms: float, percentile: float = 99.0, confidence: float = 0.99
+) -> pd.Series:
     """Which measurements meet a (possibly new) budget: `capacity.row_verdict` on every row, the
     rule the sweep judged its levels by, at the run's percentile and confidence. At the sweep's
     budget this agrees with the stored verdicts; at another budget the rows' stored claim bounds
     decide (rows older than those columns: row_verdict's fallback)."""
     if measurements.empty:
         return pd.Series(dtype=bool)
-    meets = [row_verdict(row, budget_ms, percentile, confidence).meets
-             for row in measurements.to_dict("records")]
+    meets = [
+        row_verdict(row, budget_ms, percentile, confidence).meets for row in measurements.to_dict("records")
+    ]
     return pd.Series(meets, index=measurements.index, dtype=bool)
 
 
-def capacity_under_budget(measurements: pd.DataFrame, budget_ms: float, percentile: float = 99.0,
-                          confidence: float = 0.99) -> pd.DataFrame:
+def capacity_under_budget(
+    measurements: pd.DataFrame, budget_ms: float, percentile: float = 99.0, confidence: float = 0.99
+) -> pd.DataFrame:
     """Per config: the highest throughput of a search level meeting `budget_ms` (0 when none
     does), with that level, its budget-percentile latency (`latency_ms`) and its p99 (the sweep's
     tie-breaker). Lets the budget be moved after the sweep."""
@@ -52,13 +56,25 @@ def capacity_under_budget(measurements: pd.DataFrame, budget_ms: float, percenti
             rows.append((config_id, 0.0, math.nan, math.nan, math.nan))
             continue
         top = ok.loc[pd.to_numeric(ok["throughput_rps"], errors="coerce").idxmax()]
-        rows.append((config_id, float(top["throughput_rps"]), float(top["load_level"]), num(top.get(col)),
-                     num(top.get("p99_ms"))))
+        rows.append(
+            (
+                config_id,
+                float(top["throughput_rps"]),
+                float(top["load_level"]),
+                num(top.get(col)),
+                num(top.get("p99_ms")),
+            )
+        )
     return pd.DataFrame(rows, columns=cols)
 
 
-def choose_at_budget(measurements: pd.DataFrame, configs: pd.DataFrame, budget_ms: float,
-                     percentile: float = 99.0, confidence: float = 0.99) -> pd.Series | None:
+def choose_at_budget(
+    measurements: pd.DataFrame,
+    configs: pd.DataFrame,
+    budget_ms: float,
+    percentile: float = 99.0,
+    confidence: float = 0.99,
+) -> pd.Series | None:
     """The best config if the budget were `budget_ms`: the sweep's search-only rule
     (`choose.best_config`) over the search capacities under that budget. A capacity stays a
     lower bound only where it is still at the level that met the sweep's budget at the load cap
@@ -66,14 +82,17 @@ def choose_at_budget(measurements: pd.DataFrame, configs: pd.DataFrame, budget_m
     caps = capacity_under_budget(measurements, budget_ms, percentile, confidence)
     if caps.empty:
         return None
-    knobs = (configs.drop_duplicates("config_id", keep="last")
-             .drop(columns=["capacity_rps", "p99_ms"], errors="ignore")
-             .rename(columns={"capacity_level": "_sweep_level"}))
+    knobs = (
+        configs.drop_duplicates("config_id", keep="last")
+        .drop(columns=["capacity_rps", "p99_ms"], errors="ignore")
+        .rename(columns={"capacity_level": "_sweep_level"})
+    )
     merged = caps.merge(knobs, on="config_id", how="left")
     merged["status"] = merged["status"].fillna("ok").replace({"failed": "ok"})
     at_cap = merged["capacity_lower_bound"].apply(csv_true) if "capacity_lower_bound" in merged else False
-    sweep_level = (pd.to_numeric(merged["_sweep_level"], errors="coerce") if "_sweep_level" in merged
-                   else math.nan)
+    sweep_level = (
+        pd.to_numeric(merged["_sweep_level"], errors="coerce") if "_sweep_level" in merged else math.nan
+    )
     merged["capacity_lower_bound"] = at_cap & (merged["capacity_level"] == sweep_level)
     return best_config(merged.drop(columns="_sweep_level", errors="ignore"))
 
@@ -112,14 +131,20 @@ def with_latency(row: pd.Series, measurements: pd.DataFrame, percentile: float) 
     m = search_rows(measurements)
     at = m.iloc[0:0]
     if not m.empty:
-        at = m[(m["config_id"].astype(str) == str(row["config_id"]))
-               & (pd.to_numeric(m["load_level"], errors="coerce") == num(row.get("capacity_level")))]
+        at = m[
+            (m["config_id"].astype(str) == str(row["config_id"]))
+            & (pd.to_numeric(m["load_level"], errors="coerce") == num(row.get("capacity_level")))
+        ]
     out["latency_ms"] = num(at[col].iloc[-1]) if not at.empty and col in at else num(row.get(col))
     return out
 
 
-def answer_at(run: RunData, budget_ms: float | None = None, measurements: pd.DataFrame | None = None,
-              configs: pd.DataFrame | None = None) -> Answer:
+def answer_at(
+    run: RunData,
+    budget_ms: float | None = None,
+    measurements: pd.DataFrame | None = None,
+    configs: pd.DataFrame | None = None,
+) -> Answer:
     """The answer at `budget_ms` (default: the sweep's) over the run's tables, or over the given
     (filtered) ones."""
     m = run.measurements if measurements is None else measurements
@@ -127,13 +152,19 @@ def answer_at(run: RunData, budget_ms: float | None = None, measurements: pd.Dat
     budget = run.budget_ms if budget_ms is None else float(budget_ms)
     best, tie_set, reason = choice(c, m)
     if is_sweep_budget(run, budget):
-        return Answer(budget, True, None if best is None else with_latency(best, m, run.percentile), tie_set,
-                      reason)
+        return Answer(
+            budget, True, None if best is None else with_latency(best, m, run.percentile), tie_set, reason
+        )
     pick = choose_at_budget(m, c, budget, run.percentile, run.confidence)
-    reason = "" if pick is None else (
-        f"{pick['config_id']} has the highest capacity among the search's levels whose "
-        f"{latency_label(run.percentile)} meets {budget:g} ms (the confirmation round ran at the sweep's "
-        "budget only)")
+    reason = (
+        ""
+        if pick is None
+        else (
+            f"{pick['config_id']} has the highest capacity among the search's levels whose "
+            f"{latency_label(run.percentile)} meets {budget:g} ms (the confirmation round ran at the sweep's "
+            "budget only)"
+        )
+    )
     return Answer(budget, False, pick, tie_set, reason)
 
 
@@ -156,6 +187,7 @@ def cost_per_million(target_rps: float, replicas: int, price_per_server_hour: fl
 
 # -- in words -----------------------------------------------------------------------------------------
 
+
 def fmt_rps(value: float) -> str:
     """A throughput for people: thousands separated, decimals only where they matter."""
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}"
@@ -174,21 +206,27 @@ def capacity_text(row: pd.Series) -> str:
     low, high = (num(ci[0]), num(ci[1])) if pair else (math.nan, math.nan)
     plural = "s" if rounds != 1 else ""
     if math.isfinite(low) and math.isfinite(high):
-        return (f"{sign}{fmt_rps(confirmed)} req/s (95 % CI {fmt_rps(low)}..{fmt_rps(high)}, "
-                f"{rounds} round{plural})")
+        return (
+            f"{sign}{fmt_rps(confirmed)} req/s (95 % CI {fmt_rps(low)}..{fmt_rps(high)}, "
+            f"{rounds} round{plural})"
+        )
     return f"{sign}{fmt_rps(confirmed)} req/s ({rounds} round{plural}: too few for an interval)"
 
 
 def tie_set_sentence(tie_set: list[str], chosen: str | None) -> str:
     """What the tie set means, for the answer (plain text; the ids are listed separately)."""
     if not tie_set:
-        return ("No confirmation round (yet): the pick rests on one search measurement per level, so there "
-                "is no tie set.")
+        return (
+            "No confirmation round (yet): the pick rests on one search measurement per level, so there "
+            "is no tie set."
+        )
     if len(tie_set) == 1:
         return "No other confirmed config is within noise of its capacity."
-    return (f"These {len(tie_set)} configs are within noise of each other (their 95 % intervals overlap the "
-            f"best one's), so the pick is the cheapest of them: {chosen} (fewest instances, then smallest "
-            "max batch, then smallest queue delay).")
+    return (
+        f"These {len(tie_set)} configs are within noise of each other (their 95 % intervals overlap the "
+        f"best one's), so the pick is the cheapest of them: {chosen} (fewest instances, then smallest "
+        "max batch, then smallest queue delay)."
+    )
 
 
 def confirmed_text(stats: pd.DataFrame, config_id: str) -> str:
@@ -197,6 +235,9 @@ def confirmed_text(stats: pd.DataFrame, config_id: str) -> str:
     if config_id not in stats.index:
         return ""
     s = stats.loc[config_id]
-    interval = (f" ({fmt_rps(s['ci_low_rps'])}..{fmt_rps(s['ci_high_rps'])})"
-                if math.isfinite(s["ci_low_rps"]) and math.isfinite(s["ci_high_rps"]) else "")
+    interval = (
+        f" ({fmt_rps(s['ci_low_rps'])}..{fmt_rps(s['ci_high_rps'])})"
+        if math.isfinite(s["ci_low_rps"]) and math.isfinite(s["ci_high_rps"])
+        else ""
+    )
     return f"{fmt_rps(s['capacity_rps'])}{interval}, {int(s['met_rounds'])}/{int(s['rounds'])} met"

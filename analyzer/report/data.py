@@ -124,12 +124,18 @@ def _describe(row: pd.Series) -> str:
     delay = row.get("max_queue_delay_us")
     off = delay is None or (isinstance(delay, float) and math.isnan(delay))
     delay_text = "-" if off else f"{int(delay)} us"
-    return (f"{row['config_id']}<br>instances {int(row['instance_count'])}, "
-            f"max batch {int(row['max_batch_size'])}, queue delay {delay_text}")
+    return (
+        f"{row['config_id']}<br>instances {int(row['instance_count'])}, "
+        f"max batch {int(row['max_batch_size'])}, queue delay {delay_text}"
+    )
 
 
-def pareto_data(measurements: pd.DataFrame, budget_ms: float, chosen: tuple[str, float] | None = None,
-                percentile: float = 99.0) -> ParetoInfo:
+def pareto_data(
+    measurements: pd.DataFrame,
+    budget_ms: float,
+    chosen: tuple[str, float] | None = None,
+    percentile: float = 99.0,
+) -> ParetoInfo:
     """Pareto chart data: every error-free search measurement (throughput vs the budget
     percentile's latency, with its config; a measurement whose windows never agreed is marked
     untrusted), the frontier of the trusted ones, the budget, the latency's label and the chosen
@@ -141,20 +147,22 @@ def pareto_data(measurements: pd.DataFrame, budget_ms: float, chosen: tuple[str,
     points = []
     for _, r in m.iterrows():
         latency = num(r.get(col))
-        points.append(ParetoPoint(
-            config_id=r["config_id"],
-            throughput_rps=float(r["throughput_rps"]),
-            latency_ms=latency,
-            instance_count=int(r["instance_count"]),
-            max_batch_size=_int_or_none(r["max_batch_size"]),
-            max_queue_delay_us=_int_or_none(r["max_queue_delay_us"]),
-            load_mode=r["load_mode"],
-            load_level=float(r["load_level"]),
-            trusted=(csv_true(r.get("stable")) or csv_true(r.get("verdict_proven")))
-            and not csv_true(r.get("client_bound")),
-            hover=f"{_describe(r)}<br>{level_text(r['load_mode'], r['load_level'])}: "
-                  f"{float(r['throughput_rps']):.1f} req/s, {label} {latency:.2f} ms",
-        ))
+        points.append(
+            ParetoPoint(
+                config_id=r["config_id"],
+                throughput_rps=float(r["throughput_rps"]),
+                latency_ms=latency,
+                instance_count=int(r["instance_count"]),
+                max_batch_size=_int_or_none(r["max_batch_size"]),
+                max_queue_delay_us=_int_or_none(r["max_queue_delay_us"]),
+                load_mode=r["load_mode"],
+                load_level=float(r["load_level"]),
+                trusted=(csv_true(r.get("stable")) or csv_true(r.get("verdict_proven")))
+                and not csv_true(r.get("client_bound")),
+                hover=f"{_describe(r)}<br>{level_text(r['load_mode'], r['load_level'])}: "
+                f"{float(r['throughput_rps']):.1f} req/s, {label} {latency:.2f} ms",
+            )
+        )
     frontier: list[tuple[float, float]] = []
     trusted = [p for p in points if p.trusted]
     if trusted:
@@ -170,8 +178,9 @@ def pareto_data(measurements: pd.DataFrame, budget_ms: float, chosen: tuple[str,
     return ParetoInfo(points, frontier, budget_ms, label, chosen_point)
 
 
-def load_curves_data(measurements: pd.DataFrame, config_ids: list[str] | None = None,
-                     percentile: float = 99.0) -> dict[str, CurveInfo]:
+def load_curves_data(
+    measurements: pd.DataFrame, config_ids: list[str] | None = None, percentile: float = 99.0
+) -> dict[str, CurveInfo]:
     """Per config: the search's load levels with throughput and the budget percentile's latency
     at each (the curve behind each point)."""
     out: dict[str, CurveInfo] = {}
@@ -194,8 +203,15 @@ def load_curves_data(measurements: pd.DataFrame, config_ids: list[str] | None = 
 def breakdown_data(measurements: pd.DataFrame, configs: pd.DataFrame) -> pd.DataFrame:
     """Server-side time per request (queue, compute input/infer/output) and achieved batch size,
     per config at its capacity level (else its highest measured level), from the search."""
-    cols = ["config_id", "load_level", "server_queue_ms", "server_compute_input_ms",
-            "server_compute_infer_ms", "server_compute_output_ms", "avg_batch_size"]
+    cols = [
+        "config_id",
+        "load_level",
+        "server_queue_ms",
+        "server_compute_input_ms",
+        "server_compute_infer_ms",
+        "server_compute_output_ms",
+        "avg_batch_size",
+    ]
     rows = []
     m = search_rows(measurements)
     if m.empty:
@@ -255,8 +271,9 @@ def resources_data(measurements: pd.DataFrame) -> ResourcesInfo:
     )
 
 
-def confirmation_data(measurements: pd.DataFrame, configs: pd.DataFrame, tie_set: list[str],
-                      chosen: str | None = None) -> ConfirmationInfo:
+def confirmation_data(
+    measurements: pd.DataFrame, configs: pd.DataFrame, tie_set: list[str], chosen: str | None = None
+) -> ConfirmationInfo:
     """Confirmation figure data: per re-measured config (highest mean first) its round samples
     (throughput at its capacity level, the round, whether the level met the budget again), their
     mean and 95 % interval (`choose.confirmation_stats`), its search capacity, whether it is in
@@ -264,31 +281,37 @@ def confirmation_data(measurements: pd.DataFrame, configs: pd.DataFrame, tie_set
     is the configs whose interval overlaps the reference's."""
     stats = confirmation_stats(measurements)
     rows = confirm_rows(measurements)
-    known = (None if configs.empty
-             else configs.drop_duplicates("config_id", keep="last").set_index("config_id"))
+    known = (
+        None if configs.empty else configs.drop_duplicates("config_id", keep="last").set_index("config_id")
+    )
     items = []
     for _, s in stats.sort_values("capacity_rps", ascending=False).iterrows():
         config_id = str(s["config_id"])
         g = rows[rows["config_id"].astype(str) == config_id]
-        rounds = (pd.to_numeric(g["confirm_round"], errors="coerce") if "confirm_round" in g
-                  else pd.Series(dtype=float))
+        rounds = (
+            pd.to_numeric(g["confirm_round"], errors="coerce")
+            if "confirm_round" in g
+            else pd.Series(dtype=float)
+        )
         if rounds.isna().any() or len(rounds) != len(g):
             rounds = pd.Series(range(1, len(g) + 1), index=g.index)  # rows without a round number: in order
         known_row = known.loc[config_id] if known is not None and config_id in known.index else None
-        items.append(ConfirmedConfig(
-            config_id=config_id,
-            samples=pd.to_numeric(g["throughput_rps"], errors="coerce").astype(float).tolist(),
-            rounds=[int(r) for r in rounds],
-            # The stored verdict, as confirmation_stats counts it: the figure shows what the choice saw.
-            met=[csv_true(v) for v in g["meets_budget"]] if "meets_budget" in g else [False] * len(g),
-            mean_rps=float(s["capacity_rps"]),
-            ci_low_rps=float(s["ci_low_rps"]),
-            ci_high_rps=float(s["ci_high_rps"]),
-            search_rps=math.nan if known_row is None else num(known_row.get("capacity_rps")),
-            lower_bound=known_row is not None and csv_true(known_row.get("capacity_lower_bound")),
-            in_tie_set=config_id in tie_set,
-            chosen=config_id == chosen,
-        ))
+        items.append(
+            ConfirmedConfig(
+                config_id=config_id,
+                samples=pd.to_numeric(g["throughput_rps"], errors="coerce").astype(float).tolist(),
+                rounds=[int(r) for r in rounds],
+                # The stored verdict, as confirmation_stats counts it: the figure shows what the choice saw.
+                met=[csv_true(v) for v in g["meets_budget"]] if "meets_budget" in g else [False] * len(g),
+                mean_rps=float(s["capacity_rps"]),
+                ci_low_rps=float(s["ci_low_rps"]),
+                ci_high_rps=float(s["ci_high_rps"]),
+                search_rps=math.nan if known_row is None else num(known_row.get("capacity_rps")),
+                lower_bound=known_row is not None and csv_true(known_row.get("capacity_lower_bound")),
+                in_tie_set=config_id in tie_set,
+                chosen=config_id == chosen,
+            )
+        )
     tied = [it for it in items if it.in_tie_set]
     return ConfirmationInfo(items, tied[0].config_id if tied else None, list(tie_set))
 
@@ -308,9 +331,14 @@ def chosen_timeline(run: RunData, answer: Answer) -> TimelineInfo | None:
 # -- a pipeline's steps -------------------------------------------------------------------------------
 
 # The per-step table's columns (header, step field, format): the report's and the dashboard's.
-STEP_COLUMNS = (("instances", "instances", ".0f"), ("busy %", "busy_pct", ".0f"),
-                ("queue ms", "queue_ms", ".2f"), ("compute ms / execution", "compute_ms", ".2f"),
-                ("batch", "batch", ".1f"), ("executions / request", "per_request", ".2f"))
+STEP_COLUMNS = (
+    ("instances", "instances", ".0f"),
+    ("busy %", "busy_pct", ".0f"),
+    ("queue ms", "queue_ms", ".2f"),
+    ("compute ms / execution", "compute_ms", ".2f"),
+    ("batch", "batch", ".1f"),
+    ("executions / request", "per_request", ".2f"),
+)
 
 
 def capacity_row(measurements: pd.DataFrame, config_id: str, level: Any) -> pd.Series | None:

@@ -31,19 +31,21 @@ from analyzer.space import Candidate
 from analyzer.store import csv_true
 from analyzer.targets import target_figures
 
-_STYLE = "\n".join((
-    "body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1200px; color: #222; }",
-    ".answer { background: #f3f8ee; border-left: 6px solid #4a8f29; padding: 8px 18px; }",
-    ".miss { background: #fbeeee; border-left: 6px solid #b33; padding: 12px 18px; }",
-    ".warn { background: #fff6e0; border-left: 6px solid #d9a400; padding: 8px 18px; margin-top: 10px; }",
-    "pre { background: #f6f6f6; padding: 10px; overflow-x: auto; }",
-    "table.configs { border-collapse: collapse; font-size: 13px; }",
-    "tr.neck td { background: #fff6e0; font-weight: bold; }",
-    "table.configs td, table.configs th { padding: 3px 8px; border-bottom: 1px solid #ddd; "
-    "text-align: right; white-space: nowrap; }",
-    ".wide { overflow-x: auto; }",
-    "section { margin: 18px 0; }",
-))
+_STYLE = "\n".join(
+    (
+        "body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1200px; color: #222; }",
+        ".answer { background: #f3f8ee; border-left: 6px solid #4a8f29; padding: 8px 18px; }",
+        ".miss { background: #fbeeee; border-left: 6px solid #b33; padding: 12px 18px; }",
+        ".warn { background: #fff6e0; border-left: 6px solid #d9a400; padding: 8px 18px; margin-top: 10px; }",
+        "pre { background: #f6f6f6; padding: 10px; overflow-x: auto; }",
+        "table.configs { border-collapse: collapse; font-size: 13px; }",
+        "tr.neck td { background: #fff6e0; font-weight: bold; }",
+        "table.configs td, table.configs th { padding: 3px 8px; border-bottom: 1px solid #ddd; "
+        "text-align: right; white-space: nowrap; }",
+        ".wide { overflow-x: auto; }",
+        "section { margin: 18px 0; }",
+    )
+)
 
 
 def _stopped_html(run: RunData) -> str:
@@ -66,28 +68,42 @@ def client_bound_html(measurements: pd.DataFrame) -> str:
     bound = measurements[measurements["client_bound"].map(csv_true)]
     if bound.empty:
         return ""
-    levels = ", ".join(f"{r['config_id']} at {level_text(r['load_mode'], r['load_level'])}"
-                       for _, r in bound.head(6).iterrows())
+    levels = ", ".join(
+        f"{r['config_id']} at {level_text(r['load_mode'], r['load_level'])}"
+        for _, r in bound.head(6).iterrows()
+    )
     more = f" and {len(bound) - 6} more" if len(bound) > 6 else ""
     reason = str(bound.iloc[0].get("client_bound_reason") or "")
-    return (f"<div class='warn' id='client-bound'><p><b>Client bound:</b> {len(bound)} level(s) could not be "
-            f"offered by the load generator, so their figures describe the client, not the model; they never "
-            f"count as capacity: {html.escape(levels)}{more}.</p><p>{html.escape(reason or FIX)}</p></div>")
+    return (
+        f"<div class='warn' id='client-bound'><p><b>Client bound:</b> {len(bound)} level(s) could not be "
+        f"offered by the load generator, so their figures describe the client, not the model; they never "
+        f"count as capacity: {html.escape(levels)}{more}.</p><p>{html.escape(reason or FIX)}</p></div>"
+    )
 
 
 def _answer_html(run: RunData) -> str:
     answer = answer_at(run)
     best = answer.best
     if best is None:
-        return (f"<div class='miss'><p>No config met the budget of {run.budget_ms:g} ms (yet).</p>"
-                f"{_stopped_html(run)}</div>")
+        return (
+            f"<div class='miss'><p>No config met the budget of {run.budget_ms:g} ms (yet).</p>"
+            f"{_stopped_html(run)}</div>"
+        )
     label = latency_label(run.percentile)
-    level = level_text(best['load_mode'], best['capacity_level'])
-    measured = (f"<p>The search measured {fmt_rps(float(best['capacity_rps']))} req/s at that level; the "
-                f"confirmation round re-measured it.</p>" if answer.confirmed else "")
-    lower = ("<p>&ge;: the config still met the budget at the highest level that could be measured (the "
-             "spec's load cap, load.max_level, or the load generator's limit), so its real capacity is at "
-             "least this.</p>" if csv_true(best.get("capacity_lower_bound")) else "")
+    level = level_text(best["load_mode"], best["capacity_level"])
+    measured = (
+        f"<p>The search measured {fmt_rps(float(best['capacity_rps']))} req/s at that level; the "
+        f"confirmation round re-measured it.</p>"
+        if answer.confirmed
+        else ""
+    )
+    lower = (
+        "<p>&ge;: the config still met the budget at the highest level that could be measured (the "
+        "spec's load cap, load.max_level, or the load generator's limit), so its real capacity is at "
+        "least this.</p>"
+        if csv_true(best.get("capacity_lower_bound"))
+        else ""
+    )
     latency = num(best.get("latency_ms"))
     return (
         f"<div class='answer'><h2>Best config: {html.escape(str(best['config_id']))}</h2>"
@@ -105,16 +121,21 @@ def _knobs_html(best: pd.Series) -> str:
     models = pipeline_models(best)
     if not models:
         delay = best["max_queue_delay_us"]
-        return (f"<p>instance_group.count = {int(best['instance_count'])}, "
-                f"max_batch_size = {int(best['max_batch_size'])}, "
-                "dynamic_batching.max_queue_delay_microseconds = "
-                f"{'-' if pd.isna(delay) else int(delay)}</p>")
+        return (
+            f"<p>instance_group.count = {int(best['instance_count'])}, "
+            f"max_batch_size = {int(best['max_batch_size'])}, "
+            "dynamic_batching.max_queue_delay_microseconds = "
+            f"{'-' if pd.isna(delay) else int(delay)}</p>"
+        )
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{k['instance_count']}</td><td>{k['max_batch_size']}</td>"
         f"<td>{'-' if k['max_queue_delay_us'] is None else k['max_queue_delay_us']}</td></tr>"
-        for name, k in models.items())
-    return ("<table class='configs' id='best-models'><tr><th>model</th><th>instance_group.count</th>"
-            f"<th>max_batch_size</th><th>max_queue_delay_us</th></tr>{rows}</table>")
+        for name, k in models.items()
+    )
+    return (
+        "<table class='configs' id='best-models'><tr><th>model</th><th>instance_group.count</th>"
+        f"<th>max_batch_size</th><th>max_queue_delay_us</th></tr>{rows}</table>"
+    )
 
 
 def targets_html(run: RunData, best: pd.Series) -> str:
@@ -127,11 +148,14 @@ def targets_html(run: RunData, best: pd.Series) -> str:
         f"<tr><td>{html.escape(name)}</td><td>{f.get('load_level', math.nan):g}</td>"
         f"<td>{f.get('throughput_rps', math.nan):.1f}</td><td>{f.get('p99_ms', math.nan):.2f}</td>"
         f"<td>{f.get('budget_ms', math.nan):g}</td><td>{'yes' if f.get('meets') else 'no'}</td></tr>"
-        for name, f in figures.items())
-    return ("<div id='targets'><h3>Each model at the chosen level</h3><table class='configs'>"
-            "<tr><th>model</th><th>its level</th><th>req/s</th><th>p99 ms</th><th>its budget ms</th>"
-            "<th>meets</th></tr>"
-            f"{rows}</table></div>")
+        for name, f in figures.items()
+    )
+    return (
+        "<div id='targets'><h3>Each model at the chosen level</h3><table class='configs'>"
+        "<tr><th>model</th><th>its level</th><th>req/s</th><th>p99 ms</th><th>its budget ms</th>"
+        "<th>meets</th></tr>"
+        f"{rows}</table></div>"
+    )
 
 
 def steps_html(run: RunData, best: pd.Series) -> str:
@@ -141,13 +165,21 @@ def steps_html(run: RunData, best: pd.Series) -> str:
         return ""
     rows = "".join(
         f"<tr{' class=neck' if s['name'] == neck else ''}><td>{html.escape(s['name'])}</td>"
-        + "".join(f"<td>{c}</td>" for c in step_cells(s)) + "</tr>" for s in steps)
-    name = (f"<p><b>Bottleneck step: {html.escape(neck)}</b>: its instances were the busiest at the capacity "
-            "level, so more instances or more batching there would raise the pipeline's capacity first.</p>"
-            if neck else "")
+        + "".join(f"<td>{c}</td>" for c in step_cells(s))
+        + "</tr>"
+        for s in steps
+    )
+    name = (
+        f"<p><b>Bottleneck step: {html.escape(neck)}</b>: its instances were the busiest at the capacity "
+        "level, so more instances or more batching there would raise the pipeline's capacity first.</p>"
+        if neck
+        else ""
+    )
     head = "".join(f"<th>{h}</th>" for h, _, _ in STEP_COLUMNS)
-    return (f"<div id='steps'><h3>Per step at the capacity level</h3>{name}"
-            f"<table class='configs'><tr><th>step</th>{head}</tr>{rows}</table></div>")
+    return (
+        f"<div id='steps'><h3>Per step at the capacity level</h3>{name}"
+        f"<table class='configs'><tr><th>step</th>{head}</tr>{rows}</table></div>"
+    )
 
 
 def _stale_warning(text: str | None, want: tuple[object, ...], model: str, config_id: str) -> str:
@@ -161,8 +193,10 @@ def _stale_warning(text: str | None, want: tuple[object, ...], model: str, confi
         have = None
     if have is not None and (have.instance_count, have.max_batch_size, have.max_queue_delay_us) == want:
         return ""
-    return (f"<p class='miss'>best/{html.escape(model)}/config.pbtxt does not hold the knobs of "
-            f"{html.escape(config_id)} (written before this choice, or edited).</p>")
+    return (
+        f"<p class='miss'>best/{html.escape(model)}/config.pbtxt does not hold the knobs of "
+        f"{html.escape(config_id)} (written before this choice, or edited).</p>"
+    )
 
 
 def _pbtxt_html(run: RunData, best: pd.Series) -> str:
@@ -176,9 +210,11 @@ def _pbtxt_html(run: RunData, best: pd.Series) -> str:
         for name, knobs in models.items():
             text = run.store.read_best_config(name)
             want = (knobs["instance_count"], knobs["max_batch_size"], knobs["max_queue_delay_us"])
-            out.append(f"{_stale_warning(text, want, name, config_id)}<details open>"
-                       f"<summary>best/{html.escape(name)}/config.pbtxt</summary>"
-                       f"<pre>{html.escape(text or '(not written yet)')}</pre></details>")
+            out.append(
+                f"{_stale_warning(text, want, name, config_id)}<details open>"
+                f"<summary>best/{html.escape(name)}/config.pbtxt</summary>"
+                f"<pre>{html.escape(text or '(not written yet)')}</pre></details>"
+            )
         return "".join(out)
     mine = Candidate.from_row(best)
     want = (mine.instance_count, mine.max_batch_size, mine.max_queue_delay_us)
@@ -197,8 +233,12 @@ def configs_table(run: RunData) -> pd.DataFrame:
     col = latency_column(run.percentile)
     if col not in c or c[col].isna().all():  # configs.csv keeps p50 and p99 only: look the others up
         c[col] = [with_latency(r, run.measurements, run.percentile)["latency_ms"] for _, r in c.iterrows()]
-    c["capacity_rps"] = [("≥ " if csv_true(r.get("capacity_lower_bound")) else "") + f"{r['_cap']:.2f}"
-                         if math.isfinite(r["_cap"]) else "-" for _, r in c.iterrows()]
+    c["capacity_rps"] = [
+        ("≥ " if csv_true(r.get("capacity_lower_bound")) else "") + f"{r['_cap']:.2f}"
+        if math.isfinite(r["_cap"])
+        else "-"
+        for _, r in c.iterrows()
+    ]
     stats = confirmation_stats(run.measurements).set_index("config_id")
     shown = ["config_id", "status", "capacity_rps"]
     if not stats.empty:
@@ -206,13 +246,18 @@ def configs_table(run: RunData) -> pd.DataFrame:
         tie_set = answer.tie_set
         chosen_id = None if answer.best is None else str(answer.best["config_id"])
         c["confirmed_rps"] = [confirmed_text(stats, str(i)) for i in c["config_id"]]
-        c["tie_set"] = [("chosen" if str(i) == chosen_id else "yes") if str(i) in tie_set else ""
-                        for i in c["config_id"]]
+        c["tie_set"] = [
+            ("chosen" if str(i) == chosen_id else "yes") if str(i) in tie_set else "" for i in c["config_id"]
+        ]
         shown += ["confirmed_rps", "tie_set"]
-    per_model = [k for k in c.columns
-                 if str(k).endswith((".instance_count", ".max_batch_size", ".max_queue_delay_us"))]
-    knobs = ["instance_count"] + per_model + ["bottleneck_step"] if per_model else [
-        "instance_count", "max_batch_size", "max_queue_delay_us"]
+    per_model = [
+        k for k in c.columns if str(k).endswith((".instance_count", ".max_batch_size", ".max_queue_delay_us"))
+    ]
+    knobs = (
+        ["instance_count"] + per_model + ["bottleneck_step"]
+        if per_model
+        else ["instance_count", "max_batch_size", "max_queue_delay_us"]
+    )
     shown += ["capacity_level", col, "p99_ms", "p50_ms", *knobs, "levels_measured", "wall_s", "error"]
     return c[[k for k in dict.fromkeys(shown) if k in c]]
 
@@ -224,24 +269,36 @@ def render_html(run: RunData) -> str:
     for i, (name, fig) in enumerate(figures.items()):
         drawn = fig.to_html(full_html=False, include_plotlyjs=(i == 0))
         parts.append(f"<section id='{name}'>{drawn}</section>")
-    table = configs_table(run).to_html(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}",
-                                       classes="configs", border=0)
+    table = configs_table(run).to_html(
+        index=False, na_rep="-", float_format=lambda v: f"{v:.2f}", classes="configs", border=0
+    )
     s = run.summary or {}
     confirms = len(confirm_rows(run.measurements))
     failed = 0 if run.configs.empty else int((run.configs["status"] == "failed").sum())
-    facts = (f"{len(run.configs)} configs ({failed} failed), "
-             f"{len(run.measurements) - confirms} measurements"
-             + (f" + {confirms} confirmation re-measurements" if confirms else "")
-             + f", strategy {html.escape(run.strategy)}"
-             + (f", {float(s['wall_s']):.0f} s" if s.get("wall_s") is not None else "")
-             + ("" if s.get("finished") else " - sweep not finished"))
+    facts = (
+        f"{len(run.configs)} configs ({failed} failed), "
+        f"{len(run.measurements) - confirms} measurements"
+        + (f" + {confirms} confirmation re-measurements" if confirms else "")
+        + f", strategy {html.escape(run.strategy)}"
+        + (f", {float(s['wall_s']):.0f} s" if s.get("wall_s") is not None else "")
+        + ("" if s.get("finished") else " - sweep not finished")
+    )
     label = latency_label(run.percentile)
-    budget = (f"<p>Budget: {label} &le; {run.budget_ms:g} ms (claims at {run.confidence:.0%} confidence). "
-              f"{facts}. Run directory: <code>{html.escape(str(run.dir))}</code></p>")
-    legend = ("<p>capacity_rps: the search's capacity under the budget (&ge;: met it at the highest level "
-              "that could be measured, a lower bound)"
-              + ("; confirmed_rps: the confirmation round's mean with its 95 % interval and the rounds that "
-                 "met the budget again" if confirms else "") + ".</p>")
+    budget = (
+        f"<p>Budget: {label} &le; {run.budget_ms:g} ms (claims at {run.confidence:.0%} confidence). "
+        f"{facts}. Run directory: <code>{html.escape(str(run.dir))}</code></p>"
+    )
+    legend = (
+        "<p>capacity_rps: the search's capacity under the budget (&ge;: met it at the highest level "
+        "that could be measured, a lower bound)"
+        + (
+            "; confirmed_rps: the confirmation round's mean with its 95 % interval and the rounds that "
+            "met the budget again"
+            if confirms
+            else ""
+        )
+        + ".</p>"
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>tritune report: {html.escape(run.model)}</title>
 <style>
@@ -251,7 +308,7 @@ def render_html(run: RunData) -> str:
 {budget}
 {_answer_html(run)}
 {client_bound_html(run.measurements)}
-{''.join(parts)}
+{"".join(parts)}
 <h2>Configs</h2>
 <div class='wide'>
 {legend}

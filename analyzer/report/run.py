@@ -77,6 +77,7 @@ def load_run(run_dir: str | Path) -> RunData:
 
 # -- rows and columns ---------------------------------------------------------------------------------
 
+
 def latency_column(percentile: float) -> str:
     """The measurements.csv column of the budget percentile: the one `capacity.row_verdict`
     judges (p99_ms for a percentile without a column of its own)."""

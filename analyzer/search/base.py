@@ -108,7 +108,9 @@ class Search:
                 elif t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.user_attrs.get("measured"):
                     self.outcomes[cand] = self._outcome_of(t)
                 continue
-            if t.state == TrialState.RUNNING or (t.state == TrialState.FAIL and t.user_attrs.get("abandoned")):
+            if t.state == TrialState.RUNNING or (
+                t.state == TrialState.FAIL and t.user_attrs.get("abandoned")
+            ):
                 # Being measured when the run died (or stopped): measure it again, first.
                 if t.state == TrialState.RUNNING:
                     self.study.tell(t.number, state=TrialState.FAIL)
@@ -161,9 +163,14 @@ class Search:
     def plausible(self) -> dict[Candidate, float]:
         """Unmeasured candidates that could still beat the best capacity, with their optimistic
         bounds (see analyzer.search.bound)."""
-        measured = {self.position(c): (o.capacity_rps if o.feasible else 0.0) for c, o in self.outcomes.items()}
+        measured = {
+            self.position(c): (o.capacity_rps if o.feasible else 0.0) for c, o in self.outcomes.items()
+        }
         unmeasured = {self.position(c): c for c in self.candidates if c not in self.outcomes}
-        return {unmeasured[p]: b for p, b in plausible(measured, list(unmeasured), floors=self.gain_floors()).items()}
+        return {
+            unmeasured[p]: b
+            for p, b in plausible(measured, list(unmeasured), floors=self.gain_floors()).items()
+        }
 
     def gain_floors(self) -> tuple[float, ...]:
         """Per knob, a gain per step the bound always allows: an instance step can scale capacity
@@ -177,8 +184,11 @@ class Search:
 
     def remaining(self) -> int:
         """How many more configs this search may still measure (an upper bound)."""
-        left = len(self.plausible()) if self.stop_when_implausible else len(
-            [c for c in self.candidates if c not in self.outcomes])
+        left = (
+            len(self.plausible())
+            if self.stop_when_implausible
+            else len([c for c in self.candidates if c not in self.outcomes])
+        )
         if self.max_trials is not None:
             left = min(self.max_trials - self.measured, left)
         return max(0, left)
@@ -189,12 +199,18 @@ class Search:
             return f"reached max_trials ({self.max_trials})"
         if all(c in self.outcomes for c in self.candidates):
             return "measured every valid config"
-        if (self.stop_when_implausible and self.measured >= self.min_trials() and self._best_is_local_optimum()
-                and not self.plausible()):
+        if (
+            self.stop_when_implausible
+            and self.measured >= self.min_trials()
+            and self._best_is_local_optimum()
+            and not self.plausible()
+        ):
             left = len([c for c in self.candidates if c not in self.outcomes])
-            return (f"the {left} unmeasured configs cannot plausibly beat the best "
-                    f"({self.best_capacity():.1f} req/s): every neighbour of the best was measured, and "
-                    "the rest are out of reach by the largest gain per knob step seen")
+            return (
+                f"the {left} unmeasured configs cannot plausibly beat the best "
+                f"({self.best_capacity():.1f} req/s): every neighbour of the best was measured, and "
+                "the rest are out of reach by the largest gain per knob step seen"
+            )
         if self.time_budget_s is not None and time.monotonic() - self.started >= self.time_budget_s:
             return f"reached the time budget ({self.time_budget_s:g} s)"
         if self.patience and self.objective == "throughput" and self._since_improvement() >= self.patience:
@@ -323,8 +339,9 @@ class Search:
         if held is None:
             return self.shared.claim(cand.config_id, trial.number)
         old, _ = held
-        state = self.study._storage.get_trial(self.study._storage.get_trial_id_from_study_id_trial_number(
-            self.study._study_id, old)).state
+        state = self.study._storage.get_trial(
+            self.study._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, old)
+        ).state
         if state == TrialState.RUNNING or not self.shared.take_over(cand.config_id, old, trial.number):
             return False
         self.shared.drop_trial_rows(cand.config_id, old)
@@ -363,7 +380,9 @@ class Search:
             assert self._current is not None
             if self.shared is not None:
                 # Back to the queue for another worker (or a resume).
-                self.study.enqueue_trial(self.encoding.encode(self._current), user_attrs=dict(self._trial.user_attrs))
+                self.study.enqueue_trial(
+                    self.encoding.encode(self._current), user_attrs=dict(self._trial.user_attrs)
+                )
             else:
                 self.in_flight.insert(0, self._current)
         self._trial, self._current = None, None
@@ -376,7 +395,10 @@ class Search:
         trial.set_user_attr("error", outcome.error[:500])
         trial.set_user_attr("bottleneck", outcome.bottleneck)
         set_budget_constraint(
-            trial, -1.0 if outcome.feasible else (outcome.p99_ms - self.budget_ms if math.isfinite(outcome.p99_ms) else 1e9)
+            trial,
+            -1.0
+            if outcome.feasible
+            else (outcome.p99_ms - self.budget_ms if math.isfinite(outcome.p99_ms) else 1e9),
         )
         self.outcomes[cand] = outcome
         if outcome.failed:

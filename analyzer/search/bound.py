@@ -38,14 +38,16 @@ def step_gain(measured: Mapping[Position, float]) -> float:
     feasible = [(p, c) for p, c in measured.items() if c > 0]
     slope = math.log(MIN_STEP_GAIN)
     for i, (pa, ca) in enumerate(feasible):
-        for pb, cb in feasible[i + 1:]:
+        for pb, cb in feasible[i + 1 :]:
             d = distance(pa, pb)
             if d > 0:
                 slope = max(slope, abs(math.log(ca) - math.log(cb)) / d)
     return math.exp(slope)
 
 
-def axis_gains(measured: Mapping[Position, float], floors: Sequence[float] | None = None) -> tuple[float, ...]:
+def axis_gains(
+    measured: Mapping[Position, float], floors: Sequence[float] | None = None
+) -> tuple[float, ...]:
     """Per knob, the largest capacity factor per step seen between two configs that met the budget
     and differ in that knob alone; a knob with no such pair gets the overall `step_gain`. Knobs
     differ in how much a step matters (a batch-size step can double capacity where a queue-delay
@@ -59,7 +61,7 @@ def axis_gains(measured: Mapping[Position, float], floors: Sequence[float] | Non
     overall = math.log(step_gain(measured))
     slopes: list[float | None] = [None] * axes
     for i, (pa, ca) in enumerate(feasible):
-        for pb, cb in feasible[i + 1:]:
+        for pb, cb in feasible[i + 1 :]:
             differ = [k for k in range(axes) if pa[k] != pb[k]]
             if len(differ) == 1:
                 k = differ[0]
@@ -69,8 +71,9 @@ def axis_gains(measured: Mapping[Position, float], floors: Sequence[float] | Non
     return tuple(max(g, f) for g, f in zip(gains, floors or [1.0] * axes))
 
 
-def upper_bounds(measured: Mapping[Position, float], unmeasured: Sequence[Position],
-                 floors: Sequence[float] | None = None) -> dict[Position, float]:
+def upper_bounds(
+    measured: Mapping[Position, float], unmeasured: Sequence[Position], floors: Sequence[float] | None = None
+) -> dict[Position, float]:
     """Optimistic capacity of each unmeasured position: min over measured configs that met the
     budget of capacity x the product over knobs of gain**steps (inf while none has met it:
     nothing bounds anything). `floors` is a smallest gain per step for each knob, for gains known
@@ -87,8 +90,12 @@ def upper_bounds(measured: Mapping[Position, float], unmeasured: Sequence[Positi
     return {u: min(c * reach(u, p) for p, c in feasible) for u in unmeasured}
 
 
-def plausible(measured: Mapping[Position, float], unmeasured: Sequence[Position],
-              margin: float = BEAT_MARGIN, floors: Sequence[float] | None = None) -> dict[Position, float]:
+def plausible(
+    measured: Mapping[Position, float],
+    unmeasured: Sequence[Position],
+    margin: float = BEAT_MARGIN,
+    floors: Sequence[float] | None = None,
+) -> dict[Position, float]:
     """The unmeasured positions whose bound exceeds the best capacity x (1 + `margin`), with
     their bounds."""
     best = max((c for c in measured.values() if c > 0), default=0.0)

@@ -51,9 +51,12 @@ def set_budget_constraint(trial: optuna.trial.Trial, value: float) -> None:
         trial.set_constraint("budget", value)
 
 
-def open_study(storage_url: str | optuna.storages.BaseStorage, directions: Sequence[str],
-               sampler: optuna.samplers.BaseSampler | None = None,
-               study_name: str = STUDY_NAME) -> optuna.Study:
+def open_study(
+    storage_url: str | optuna.storages.BaseStorage,
+    directions: Sequence[str],
+    sampler: optuna.samplers.BaseSampler | None = None,
+    study_name: str = STUDY_NAME,
+) -> optuna.Study:
     """Create or load the run's study (the run directory's SQLite, or a shared storage)."""
     return optuna.create_study(
         study_name=study_name,

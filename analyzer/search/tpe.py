@@ -15,9 +15,9 @@ from typing import Any
 
 import optuna
 
+from analyzer.pipeline import JointCandidate
 from analyzer.search.base import Search
 from analyzer.search.study import TRIAL_CONSTRAINTS, constraint_of, set_budget_constraint
-from analyzer.pipeline import JointCandidate
 from analyzer.space import Candidate
 
 MAX_REPEATS = 25  # proposals of measured or invalid points before falling back to a random one
@@ -36,21 +36,29 @@ def joint_seeds(candidates: list[JointCandidate], base: JointCandidate | None) -
     many, and the bottleneck step says where to go from a measured point (see
     OptunaSearch._bottleneck_move)."""
     axes = tuple(candidates[0].params())
-    values = {key: sorted({c.params()[key] for c in candidates}, key=lambda v: (str(type(v)), v)) for key in axes}
+    values = {
+        key: sorted({c.params()[key] for c in candidates}, key=lambda v: (str(type(v)), v)) for key in axes
+    }
 
     def position(c: JointCandidate) -> list[float]:
         p = c.params()
         return [values[k].index(p[k]) / max(1, len(values[k]) - 1) for k in axes]
 
     def closest(target: list[float]) -> JointCandidate:
-        return min(candidates, key=lambda c: (sum((a - b) ** 2 for a, b in zip(position(c), target)), c.config_id))
+        return min(
+            candidates, key=lambda c: (sum((a - b) ** 2 for a, b in zip(position(c), target)), c.config_id)
+        )
 
     if base is not None and base in candidates:
         start = base
     elif base is not None:
         want = base.params()
-        start = closest([values[k].index(want[k]) / max(1, len(values[k]) - 1) if want.get(k) in values[k] else 0.0
-                         for k in axes])
+        start = closest(
+            [
+                values[k].index(want[k]) / max(1, len(values[k]) - 1) if want.get(k) in values[k] else 0.0
+                for k in axes
+            ]
+        )
     else:
         start = closest([0.0] * len(axes))
     middle = closest([0.5] * len(axes))
@@ -69,20 +77,29 @@ def single_seeds(candidates: list[Candidate], base: Candidate | None) -> list[Ca
         def rank(values: list[int], v: int) -> float:
             return values.index(v) / max(1, len(values) - 1)
 
-        return (rank(counts, c.instance_count), rank(sizes, c.max_batch_size), rank(delays, c.max_queue_delay_us or 0))
+        return (
+            rank(counts, c.instance_count),
+            rank(sizes, c.max_batch_size),
+            rank(delays, c.max_queue_delay_us or 0),
+        )
 
     def distance(a: tuple[float, ...], b: tuple[float, ...]) -> float:
         return sum((x - y) ** 2 for x, y in zip(a, b))
 
     def nearest(target: Candidate) -> Candidate:
         clamp = Candidate(
-            min(counts, key=lambda v: abs(v - target.instance_count)), target.max_batch_size,
-            target.max_queue_delay_us, target.preferred_batch_size, target.instance_kind,
+            min(counts, key=lambda v: abs(v - target.instance_count)),
+            target.max_batch_size,
+            target.max_queue_delay_us,
+            target.preferred_batch_size,
+            target.instance_kind,
         )
         if clamp in candidates:
             return clamp
         size = min(sizes, key=lambda v: abs(v - target.max_batch_size))
-        same = [c for c in candidates if c.instance_count == clamp.instance_count and c.max_batch_size == size]
+        same = [
+            c for c in candidates if c.instance_count == clamp.instance_count and c.max_batch_size == size
+        ]
         pool = same or candidates
         return min(pool, key=lambda c: abs((c.max_queue_delay_us or 0) - (target.max_queue_delay_us or 0)))
 
@@ -102,7 +119,13 @@ def single_seeds(candidates: list[Candidate], base: Candidate | None) -> list[Ca
 
 
 # The order in which the best config's neighbours are polished.
-POLISH_ORDER = ("max_queue_delay_us", "max_batch_size", "instance_count", "preferred_batch_size", "instance_kind")
+POLISH_ORDER = (
+    "max_queue_delay_us",
+    "max_batch_size",
+    "instance_count",
+    "preferred_batch_size",
+    "instance_kind",
+)
 
 
 def auto_patience(candidates: list[Any]) -> int:
@@ -118,10 +141,15 @@ def polish_order(axes: tuple[str, ...], bottleneck: str = "") -> list[str]:
     """The knobs in the order the best config's neighbours are tried: the bottleneck step's
     instances, then its batching, first (it is the step that limits the pipeline); then every
     model's knobs in POLISH_ORDER."""
+
     def knob(key: str) -> str:
         return key.rsplit(".", 1)[-1]
 
-    first = [f"{bottleneck}.{k}" for k in ("instance_count", "max_batch_size", "max_queue_delay_us")] if bottleneck else []
+    first = (
+        [f"{bottleneck}.{k}" for k in ("instance_count", "max_batch_size", "max_queue_delay_us")]
+        if bottleneck
+        else []
+    )
     rest = sorted((k for k in axes if k not in first), key=lambda k: POLISH_ORDER.index(knob(k)))
     return [k for k in first if k in axes] + rest
 
@@ -153,7 +181,9 @@ class OptunaSearch(Search):
         with warnings.catch_warnings():
             # multivariate TPE is marked experimental; it is what lets the knobs interact.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=n_seeds, multivariate=True, **extra)
+            return optuna.samplers.TPESampler(
+                seed=self.seed, n_startup_trials=n_seeds, multivariate=True, **extra
+            )
 
     def _neighbour_of_best(self) -> Candidate | None:
         """An unmeasured candidate one step from the best config so far along one knob, queue
@@ -196,7 +226,8 @@ class OptunaSearch(Search):
         # best config's unmeasured neighbours are the likeliest improvements (and the stopping
         # rule wants them measured); right after an improvement TPE explores.
         polish = self._since_improvement() >= 1 or (
-            self.max_trials is not None and self.max_trials - self.measured <= max(1, self.max_trials // 3))
+            self.max_trials is not None and self.max_trials - self.measured <= max(1, self.max_trials // 3)
+        )
         if polish:
             # Any unmeasured neighbour, plausible or not: the stopping rule needs them all.
             neighbour = self._neighbour_of_best()

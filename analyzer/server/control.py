@@ -33,8 +33,18 @@ except ImportError:  # pragma: no cover - tritonclient is a hard dependency
 
 # Fields whose int64 values protobuf's JSON writes as decimal strings.
 _INT64_KEYS = frozenset(
-    {"count", "ns", "inference_count", "execution_count", "last_inference", "shape", "dims",
-     "max_queue_delay_microseconds", "preferred_batch_size", "default_queue_policy_timeout"}
+    {
+        "count",
+        "ns",
+        "inference_count",
+        "execution_count",
+        "last_inference",
+        "shape",
+        "dims",
+        "max_queue_delay_microseconds",
+        "preferred_batch_size",
+        "default_queue_policy_timeout",
+    }
 )
 
 
@@ -114,8 +124,7 @@ class ServerControl:
         except Exception as exc:  # noqa: BLE001 - every transport error means the same here
             other = "HTTP port (8000)" if self.protocol == "grpc" else "gRPC port (8001)"
             raise ServerUnreachableError(
-                f"cannot reach a Triton server at {self.url} over {self.protocol}: "
-                f"{_short(exc)}",
+                f"cannot reach a Triton server at {self.url} over {self.protocol}: {_short(exc)}",
                 hint=f"check that the server runs and that --url names its {self.protocol} port "
                 f"(with --protocol {'http' if self.protocol == 'grpc' else 'grpc'} it would be the {other})",
             ) from None
@@ -139,7 +148,9 @@ class ServerControl:
         try:
             answer = self._call("get_model_repository_index")
         except InferenceServerException as exc:
-            raise ServerError(f"the server at {self.url} refused the repository index: {_short(exc)}") from None
+            raise ServerError(
+                f"the server at {self.url} refused the repository index: {_short(exc)}"
+            ) from None
         models = answer.get("models", []) if isinstance(answer, dict) else answer
         return [dict(m) for m in models]
 
@@ -173,8 +184,7 @@ class ServerControl:
             f"model {name!r} is not ready on {self.url} (state {state}"
             + (f": {reason}" if reason else "")
             + ")",
-            hint="load it on the server first, or let tritune launch a local server with "
-            "--model-repository",
+            hint="load it on the server first, or let tritune launch a local server with --model-repository",
         )
 
     def load_model(self, name: str, config: dict[str, Any] | None = None) -> None:
@@ -209,15 +219,21 @@ class ServerControl:
                     "--load-model=NAME)",
                 ) from None
             if not self.is_live():  # the refusal came from a server that is gone, not from the model
-                raise ServerDiedError(f"lost the server at {self.url} while loading {name!r}: {_short(exc)}") from None
+                raise ServerDiedError(
+                    f"lost the server at {self.url} while loading {name!r}: {_short(exc)}"
+                ) from None
             reasons = self._logged_errors(offset)
             message = f"the server refused to load model {name!r}: {_short(exc)}"
             raise ModelLoadError(message, log_tail=reasons) from None
         except Exception as exc:  # noqa: BLE001 - transport failures of the HTTP client
             kind = type(exc).__name__.lower()
             if "timeout" in kind:
-                raise LoadTimeoutError(f"loading model {name!r} did not finish within {self.load_timeout_s:g} s") from None
-            raise ServerDiedError(f"lost the server at {self.url} while loading {name!r}: {_short(exc)}") from None
+                raise LoadTimeoutError(
+                    f"loading model {name!r} did not finish within {self.load_timeout_s:g} s"
+                ) from None
+            raise ServerDiedError(
+                f"lost the server at {self.url} while loading {name!r}: {_short(exc)}"
+            ) from None
 
     def unload_model(self, name: str) -> None:
         """Unload a model (errors are reported as ServerError)."""

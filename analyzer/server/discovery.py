@@ -80,8 +80,7 @@ def find_tritonserver(
         if path.is_file() and os.access(path, os.X_OK):
             return _install_from_binary(path)
         raise ServerNotFoundError(
-            f"--triton-server-path {explicit}: no executable tritonserver there",
-            hint=INSTALL_HINT,
+            f"--triton-server-path {explicit}: no executable tritonserver there", hint=INSTALL_HINT
         )
     on_path = shutil.which("tritonserver", path=search_path)
     if on_path:

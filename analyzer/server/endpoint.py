@@ -43,7 +43,7 @@ def parse_url(url: str, protocol: str, metrics_port: int | None = None) -> Endpo
     text = url.strip()
     for scheme in ("http://", "https://", "grpc://"):
         if text.startswith(scheme):
-            text = text[len(scheme):]
+            text = text[len(scheme) :]
     text = text.rstrip("/")
     if not text or "/" in text:
         raise UsageError(f"--url {url!r} is not HOST:PORT", hint="for example --url localhost:8001")

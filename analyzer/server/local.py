@@ -250,8 +250,7 @@ class LocalServer:
                 pass
             time.sleep(0.1)
         raise ServerStartError(
-            f"tritonserver did not become ready within {self.startup_timeout_s:.0f} s "
-            f"(log: {self.log_path})",
+            f"tritonserver did not become ready within {self.startup_timeout_s:.0f} s (log: {self.log_path})",
             log_tail=read_tail(self.log_path, 15),
         )
 

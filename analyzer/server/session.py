@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import socket
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,8 +73,13 @@ class ServerSession:
 def local_control(server: LocalServer, protocol: str, load_timeout_s: float) -> ServerControl:
     """The control client of a launched server (its log explains refused loads)."""
     assert server.endpoint is not None
-    return ServerControl(server.endpoint, protocol, load_timeout_s=load_timeout_s,
-                         log_offset=server.log_offset, log_since=server.log_since)
+    return ServerControl(
+        server.endpoint,
+        protocol,
+        load_timeout_s=load_timeout_s,
+        log_offset=server.log_offset,
+        log_since=server.log_since,
+    )
 
 
 def listening_pid(host: str, port: int) -> int | None:
@@ -126,11 +131,17 @@ def open_server(
         )
     install = find_tritonserver(triton_server_path)
     # Logs go to the run directory or the cache, never beside the user's repository.
-    log = Path(log_path) if log_path else cache_dir() / "logs" / f"server-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    log = (
+        Path(log_path)
+        if log_path
+        else cache_dir() / "logs" / f"server-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    )
     server = LocalServer(install, repo, log, base_port=server_port, startup_timeout_s=startup_timeout_s)
     with server:
         assert server.endpoint is not None
-        session = ServerSession(server.endpoint, protocol, local_control(server, protocol, load_timeout_s), server)
+        session = ServerSession(
+            server.endpoint, protocol, local_control(server, protocol, load_timeout_s), server
+        )
         try:
             yield session
         finally:
@@ -153,8 +164,15 @@ class ModelInfo:
         return int(self.config.get("max_batch_size", 0) or 0)
 
 
-def prepare_model(session: ServerSession, model: str, shapes: dict[str, list[int]] | None, *, load: bool,
-                  plan: InputPlan | None = None, seed: int = 0) -> ModelInfo:
+def prepare_model(
+    session: ServerSession,
+    model: str,
+    shapes: dict[str, list[int]] | None,
+    *,
+    load: bool,
+    plan: InputPlan | None = None,
+    seed: int = 0,
+) -> ModelInfo:
     """Make sure `model` is servable, describe its request tensors and build the requests to
     send (random data, or from `plan`): bad request data fails here, before any load.
 
@@ -168,5 +186,7 @@ def prepare_model(session: ServerSession, model: str, shapes: dict[str, list[int
     metadata = control.model_metadata(model)
     config = control.model_config(model)
     batched = int(config.get("max_batch_size", 0) or 0) > 0
-    specs = request_specs(metadata, int(config.get("max_batch_size", 0) or 0), shapes, variable_ok=plan is not None)
+    specs = request_specs(
+        metadata, int(config.get("max_batch_size", 0) or 0), shapes, variable_ok=plan is not None
+    )
     return ModelInfo(model, metadata, config, specs, build_requests(plan, specs, batched, seed))

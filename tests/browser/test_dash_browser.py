@@ -28,8 +28,10 @@ if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
     # CI installs Debian's chromium and chromium-driver (.ci/run); there a missing browser fails.
     if os.environ.get("CI"):
         pytest.fail("chromium/chromedriver missing: .ci/run should have installed them", pytrace=False)
-    pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
-                allow_module_level=True)
+    pytest.skip(
+        "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+        allow_module_level=True,
+    )
 
 
 PIPELINE = ROOT / "tests" / "data" / "run_pipeline"
@@ -84,9 +86,19 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1800"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,1800",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
@@ -96,7 +108,9 @@ def browser(tmp_path: Path) -> Iterator[object]:
         driver.quit()
 
 
-def test_moving_the_budget_changes_the_chosen_config(served: tuple[str, Path], browser: object, tmp_path: Path) -> None:
+def test_moving_the_budget_changes_the_chosen_config(
+    served: tuple[str, Path], browser: object, tmp_path: Path
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
@@ -142,8 +156,9 @@ def test_moving_the_budget_changes_the_chosen_config(served: tuple[str, Path], b
     assert "max_batch_size" in driver.find_element(By.ID, "detail-pbtxt").text  # type: ignore[attr-defined]
 
 
-def test_a_pipeline_shows_its_steps_bottleneck_and_every_models_config(served_pipeline: tuple[str, Path], browser: object,
-                                                                      tmp_path: Path) -> None:
+def test_a_pipeline_shows_its_steps_bottleneck_and_every_models_config(
+    served_pipeline: tuple[str, Path], browser: object, tmp_path: Path
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
@@ -160,14 +175,17 @@ def test_a_pipeline_shows_its_steps_bottleneck_and_every_models_config(served_pi
         link = driver.find_element(By.ID, f"download-{name}")  # type: ignore[attr-defined]
         assert link.get_attribute("download") == f"{name}.config.pbtxt"
         assert f"# {name}/config.pbtxt" in driver.find_element(By.ID, "detail-pbtxt").text  # type: ignore[attr-defined]
-    driver.execute_script("arguments[0].scrollIntoView()",  # type: ignore[attr-defined]
-                          driver.find_element(By.ID, "detail-steps"))  # type: ignore[attr-defined]
+    driver.execute_script(
+        "arguments[0].scrollIntoView()",  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "detail-steps"),
+    )  # type: ignore[attr-defined]
     shot = _shot(driver, tmp_path, "dashboard-pipeline.png")
     assert shot.stat().st_size > 10_000
 
 
-def test_the_layout_applies_and_compare_draws_once_two_are_picked(served: tuple[str, Path], browser: object,
-                                                                  tmp_path: Path) -> None:
+def test_the_layout_applies_and_compare_draws_once_two_are_picked(
+    served: tuple[str, Path], browser: object, tmp_path: Path
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
@@ -183,7 +201,8 @@ def test_the_layout_applies_and_compare_draws_once_two_are_picked(served: tuple[
     # Bootstrap's stylesheet came from the app (the machine reaches no CDN): its variables are
     # defined, and its grid puts the side panel to the left of the answer card, level with it.
     blue = driver.execute_script(  # type: ignore[attr-defined]
-        "return getComputedStyle(document.documentElement).getPropertyValue('--bs-blue')")
+        "return getComputedStyle(document.documentElement).getPropertyValue('--bs-blue')"
+    )
     assert blue.strip() == "#0d6efd"
     panel = driver.find_element(By.ID, "side-panel")  # type: ignore[attr-defined]
     card = driver.find_element(By.ID, "answer-card")  # type: ignore[attr-defined]
@@ -215,8 +234,9 @@ def test_the_layout_applies_and_compare_draws_once_two_are_picked(served: tuple[
     _shot(driver, tmp_path, "dashboard-compare.png")
 
 
-def test_filters_follow_a_run_that_is_still_written(served: tuple[str, Path], browser: object,
-                                                    tmp_path: Path) -> None:
+def test_filters_follow_a_run_that_is_still_written(
+    served: tuple[str, Path], browser: object, tmp_path: Path
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
@@ -229,7 +249,8 @@ def test_filters_follow_a_run_that_is_still_written(served: tuple[str, Path], br
 
     def box(value: str) -> object:
         return driver.find_element(  # type: ignore[attr-defined]
-            By.XPATH, f"//*[@id='f-batch']//input[following-sibling::label[normalize-space()='{value}']]")
+            By.XPATH, f"//*[@id='f-batch']//input[following-sibling::label[normalize-space()='{value}']]"
+        )
 
     box("8").click()  # the user clears max batch 8
     wait.until(lambda d: not box("8").is_selected())

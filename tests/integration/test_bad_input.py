@@ -17,24 +17,41 @@ pytestmark = pytest.mark.integration
 
 
 def test_unknown_model_lists_the_repository(tmp_path: Path, model_repo: Path) -> None:
-    r = quiet_sweep(write_spec(tmp_path, model="nosuch", model_repository=str(model_repo)), "--out", str(tmp_path / "o"))
+    r = quiet_sweep(
+        write_spec(tmp_path, model="nosuch", model_repository=str(model_repo)), "--out", str(tmp_path / "o")
+    )
     assert r.exit_code == 2
     assert "model 'nosuch' not found" in r.stderr and "demo_mlp" in r.stderr and "identity" in r.stderr
 
 
 def test_non_batching_model_asked_to_batch(tmp_path: Path, model_repo: Path) -> None:
-    r = quiet_sweep(write_spec(tmp_path, model="sleepy", model_repository=str(model_repo),
-                               space={"max_batch_size": [1, 8]}), "--out", str(tmp_path / "o"))
+    r = quiet_sweep(
+        write_spec(
+            tmp_path, model="sleepy", model_repository=str(model_repo), space={"max_batch_size": [1, 8]}
+        ),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert r.exit_code == 2
     assert "has max_batch_size 0 (it cannot batch)" in r.stderr and "space.max_batch_size" in r.stderr
-    r = quiet_sweep(write_spec(tmp_path, model="sleepy", model_repository=str(model_repo),
-                               space={"max_queue_delay_us": [0, 500]}), "--out", str(tmp_path / "o2"))
+    r = quiet_sweep(
+        write_spec(
+            tmp_path, model="sleepy", model_repository=str(model_repo), space={"max_queue_delay_us": [0, 500]}
+        ),
+        "--out",
+        str(tmp_path / "o2"),
+    )
     assert r.exit_code == 2 and "cannot use dynamic batching" in r.stderr
 
 
 def test_max_batch_size_0_model_tunes_instances_only(tmp_path: Path, model_repo: Path) -> None:
-    r = quiet_sweep(write_spec(tmp_path, model="nobatch", model_repository=str(model_repo),
-                               space={"instance_count": [1, 2]}), "--out", str(tmp_path / "o"))
+    r = quiet_sweep(
+        write_spec(
+            tmp_path, model="nobatch", model_repository=str(model_repo), space={"instance_count": [1, 2]}
+        ),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert r.exit_code == 0, r.output
     run = next((tmp_path / "o").iterdir())
     import pandas as pd
@@ -43,21 +60,32 @@ def test_max_batch_size_0_model_tunes_instances_only(tmp_path: Path, model_repo:
 
 
 def test_variable_dims_without_shape(tmp_path: Path, model_repo: Path) -> None:
-    r = quiet_sweep(write_spec(tmp_path, model="identity", model_repository=str(model_repo)), "--out", str(tmp_path / "o"))
+    r = quiet_sweep(
+        write_spec(tmp_path, model="identity", model_repository=str(model_repo)), "--out", str(tmp_path / "o")
+    )
     assert r.exit_code == 2
     assert "variable dimensions" in r.stderr and "inputs:" in r.stderr
 
 
 def test_empty_search_space(tmp_path: Path, model_repo: Path) -> None:
     # (An empty list of values is a spec error: tests/unit/test_bad_input.py.)
-    r = quiet_sweep(write_spec(tmp_path, model="demo_mlp", model_repository=str(model_repo),
-                               space={"max_batch_size": [2], "max_queue_delay_us": [0], "preferred_batch_size": [[4]]}),
-                    "--out", str(tmp_path / "o"))
+    r = quiet_sweep(
+        write_spec(
+            tmp_path,
+            model="demo_mlp",
+            model_repository=str(model_repo),
+            space={"max_batch_size": [2], "max_queue_delay_us": [0], "preferred_batch_size": [[4]]},
+        ),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert r.exit_code == 2 and "the search space has no valid config" in r.stderr
 
 
 def test_resume_with_an_incompatible_spec(tmp_path: Path, model_repo: Path) -> None:
-    first = write_spec(tmp_path, model="sleepy", model_repository=str(model_repo), space={"instance_count": [1]})
+    first = write_spec(
+        tmp_path, model="sleepy", model_repository=str(model_repo), space={"instance_count": [1]}
+    )
     r = quiet_sweep(first, "--out", str(tmp_path / "o"))
     run = next((tmp_path / "o").iterdir())
     # The first sweep finished: exit 0 with a pick, or 3 when no level could prove the budget
@@ -66,7 +94,9 @@ def test_resume_with_an_incompatible_spec(tmp_path: Path, model_repo: Path) -> N
     assert summary["finished"] and r.exit_code == (0 if summary["best"] else 3), r.output
     other = tmp_path / "other"
     other.mkdir()
-    changed = write_spec(other, model="sleepy", model_repository=str(model_repo), budget_ms=5, space={"instance_count": [1, 2]})
+    changed = write_spec(
+        other, model="sleepy", model_repository=str(model_repo), budget_ms=5, space={"instance_count": [1, 2]}
+    )
     r = quiet_sweep(changed, "--resume", str(run))
     assert r.exit_code == 2
     assert "measured with a different budget_ms, space" in r.stderr
@@ -81,7 +111,12 @@ def test_remote_server_not_in_explicit_mode(tmp_path: Path, model_repo: Path) ->
     (repo / "sleepy").symlink_to(model_repo / "sleepy")
     with LocalServer(find_tritonserver(), repo, tmp_path / "none.log", control_mode="none") as server:
         assert server.endpoint is not None
-        r = quiet_sweep(write_spec(tmp_path, model="sleepy", url=server.endpoint.url("grpc"),
-                                   space={"instance_count": [1]}), "--out", str(tmp_path / "o"))
+        r = quiet_sweep(
+            write_spec(
+                tmp_path, model="sleepy", url=server.endpoint.url("grpc"), space={"instance_count": [1]}
+            ),
+            "--out",
+            str(tmp_path / "o"),
+        )
     assert r.exit_code == 2
     assert "not in explicit model-control mode" in r.stderr and "--model-control-mode=explicit" in r.stderr

@@ -39,7 +39,9 @@ def test_timeouts_are_recorded_as_timeouts(triton_server: Any, protocol: str) ->
     assert asyncio.run(_one(protocol, url, "sleepy", tensors, timeout_s=0.001)) == "timeout"
 
 
-def _offer(protocol: str, url: str, load: LoadSpec, seconds: float, before_close: Any = None) -> tuple[Any, Any]:
+def _offer(
+    protocol: str, url: str, load: LoadSpec, seconds: float, before_close: Any = None
+) -> tuple[Any, Any]:
     """Offer `load` for `seconds` through one client: (all records, `before_close(client)`)."""
 
     async def go() -> tuple[Any, Any]:
@@ -92,6 +94,8 @@ def test_grpc_many_streams_in_flight_on_one_client(triton_server: Any) -> None:
 def test_int_and_bytes_inputs_are_accepted(triton_server: Any, protocol: str) -> None:
     """BYTES tensors travel in Triton's length-prefixed layout on both paths."""
     url = triton_server.endpoint.url(protocol)
-    tensors = [(TensorSpec("COUNT", "INT32", (3,)), np.array([1, 2, 3], np.int32)),
-               (TensorSpec("TEXT", "BYTES", (2,)), np.array([b"ab", b"cde"], dtype=np.object_))]
+    tensors = [
+        (TensorSpec("COUNT", "INT32", (3,)), np.array([1, 2, 3], np.int32)),
+        (TensorSpec("TEXT", "BYTES", (2,)), np.array([b"ab", b"cde"], dtype=np.object_)),
+    ]
     assert asyncio.run(_one(protocol, url, "nobatch", tensors)) == "ok"

@@ -24,14 +24,26 @@ from analyzer.server.session import open_server, prepare_model
 pytestmark = pytest.mark.integration
 
 
-def measure_once(server: Any, model: str, level: int, budget_ms: float, shapes: dict[str, list[int]],
-                 stable_at: list[int] | None = None, decisions: list[bool] | None = None) -> Measurement:
+def measure_once(
+    server: Any,
+    model: str,
+    level: int,
+    budget_ms: float,
+    shapes: dict[str, list[int]],
+    stable_at: list[int] | None = None,
+    decisions: list[bool] | None = None,
+) -> Measurement:
     """One level measured with the sweep's sequential verdict at `budget_ms` (p99, 99 %);
     `stable_at` collects the windows after which the windows agreed, `decisions` whether each
     window's verdict was decided."""
     # Stability is not the subject: a loose tolerance keeps busy CI cores from flagging it.
-    settings = MeasureSettings(warmup_s=0.3, budget_ms=budget_ms, tolerance=0.5, max_windows=10,
-                               window_requests=window_requests_for(99, 0.99))
+    settings = MeasureSettings(
+        warmup_s=0.3,
+        budget_ms=budget_ms,
+        tolerance=0.5,
+        max_windows=10,
+        window_requests=window_requests_for(99, 0.99),
+    )
 
     def on_window(load: Any, index: int, stat: Any, stable: bool) -> None:
         if stable and stable_at is not None:
@@ -49,8 +61,14 @@ def measure_once(server: Any, model: str, level: int, budget_ms: float, shapes: 
             client = make_client("grpc", session.url, model, make_tensors(info.specs), timeout_s=10)
             try:
                 with Probe(session.endpoint, "grpc", model, None) as probe:
-                    m = await measure_level(client, probe, LoadSpec("concurrency", level), settings, decide=decide,
-                                            on_window=on_window)
+                    m = await measure_level(
+                        client,
+                        probe,
+                        LoadSpec("concurrency", level),
+                        settings,
+                        decide=decide,
+                        on_window=on_window,
+                    )
             finally:
                 await client.close()
         assert m is not None
@@ -81,16 +99,25 @@ def test_a_level_well_within_the_budget_stops_once_proven_and_stable(triton_serv
     assert m.requests >= 459 and m.budget_bound_ms <= 100.0
 
 
-def test_sweep_confirms_the_top_configs_interleaved_and_names_a_tie_set(tmp_path: Path, triton_server: Any) -> None:
+def test_sweep_confirms_the_top_configs_interleaved_and_names_a_tie_set(
+    tmp_path: Path, triton_server: Any
+) -> None:
     spec = {
-        "model": "identity", "url": triton_server.endpoint.url("grpc"), "budget_ms": 50, "strategy": "grid",
-        "inputs": {"INPUT0": [16]}, "confirm_top": 2, "confirm_rounds": 3,
+        "model": "identity",
+        "url": triton_server.endpoint.url("grpc"),
+        "budget_ms": 50,
+        "strategy": "grid",
+        "inputs": {"INPUT0": [16]},
+        "confirm_top": 2,
+        "confirm_rounds": 3,
         "space": {"instance_count": [1, 2], "max_batch_size": [8], "max_queue_delay_us": [0]},
         "load": {"mode": "concurrency", "max_level": 8, "stability_pct": 30, "warmup_s": 0.2},
     }
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
-    result = CliRunner().invoke(main, ["sweep", str(path), "--out", str(tmp_path / "out")], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["sweep", str(path), "--out", str(tmp_path / "out")], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     (run,) = list((tmp_path / "out").iterdir())
     m = pd.read_csv(run / "measurements.csv")

@@ -65,8 +65,15 @@ def own_repo(tmp_path: Path, model_repo: Path, *models: str) -> Path:
 
 def test_server_killed_mid_measurement_is_restarted(tmp_path: Path, model_repo: Path) -> None:
     repo = own_repo(tmp_path, model_repo, "identity")
-    spec = load_spec(write_spec(tmp_path, model="identity", model_repository=str(repo), inputs={"INPUT0": [16]},
-                                space={"instance_count": [1], "max_batch_size": [1, 8], "max_queue_delay_us": [0]}))
+    spec = load_spec(
+        write_spec(
+            tmp_path,
+            model="identity",
+            model_repository=str(repo),
+            inputs={"INPUT0": [16]},
+            space={"instance_count": [1], "max_batch_size": [1, 8], "max_queue_delay_us": [0]},
+        )
+    )
     killed: list[int] = []
 
     def kill_on_first_level(cand: Any, m: Any, verdict: Any) -> None:
@@ -75,19 +82,29 @@ def test_server_killed_mid_measurement_is_restarted(tmp_path: Path, model_repo: 
             killed.append(server.pid)
             os.kill(server.pid, signal.SIGKILL)
 
-    result, store = run_sweep(spec, SweepOptions(out=str(tmp_path / "out")), events=Events(level=kill_on_first_level))
+    result, store = run_sweep(
+        spec, SweepOptions(out=str(tmp_path / "out")), events=Events(level=kill_on_first_level)
+    )
     configs = configs_of(store.dir)
     assert configs.loc["i1_b1_d0", "status"] == "failed"
     assert "tritonserver exited (code -9)" in configs.loc["i1_b1_d0", "error"]
-    assert configs.loc["i1_b8_d0", "status"] in ("ok", "pruned") and configs.loc["i1_b8_d0", "capacity_rps"] > 0
+    assert (
+        configs.loc["i1_b8_d0", "status"] in ("ok", "pruned") and configs.loc["i1_b8_d0", "capacity_rps"] > 0
+    )
     assert result.exit_code == 0 and result.summary["best"]["config_id"] == "i1_b8_d0"
     assert (store.dir / "server.log").read_text().count("==== tritune: starting") == 2
     assert not psutil.pid_exists(killed[0]) or psutil.Process(killed[0]).status() == psutil.STATUS_ZOMBIE
 
 
-def test_model_crashing_at_load_or_first_request_does_not_stop_the_sweep(tmp_path: Path, model_repo: Path) -> None:
-    spec = write_spec(tmp_path, model="fragile", model_repository=str(model_repo),
-                      space={"instance_count": [1], "max_batch_size": [16, 2, 8], "max_queue_delay_us": [0]})
+def test_model_crashing_at_load_or_first_request_does_not_stop_the_sweep(
+    tmp_path: Path, model_repo: Path
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        model="fragile",
+        model_repository=str(model_repo),
+        space={"instance_count": [1], "max_batch_size": [16, 2, 8], "max_queue_delay_us": [0]},
+    )
     result = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet"])
     assert result.exit_code == 0, result.output
     run = next((tmp_path / "out").iterdir())
@@ -99,15 +116,21 @@ def test_model_crashing_at_load_or_first_request_does_not_stop_the_sweep(tmp_pat
     assert configs.loc["i1_b2_d0", "status"] == "failed"
     error = configs.loc["i1_b2_d0", "error"]
     assert "stopped answering" in error or "no request succeeded" in error
-    assert configs.loc["i1_b8_d0", "status"] in ("ok", "pruned") and configs.loc["i1_b8_d0", "capacity_rps"] > 0
+    assert (
+        configs.loc["i1_b8_d0", "status"] in ("ok", "pruned") and configs.loc["i1_b8_d0", "capacity_rps"] > 0
+    )
     measurements = pd.read_csv(run / "measurements.csv")
     crashed = measurements[measurements["config_id"] == "i1_b2_d0"]
     assert not crashed["meets_budget"].any()
 
 
 def test_hung_model_is_detected_by_timeouts(tmp_path: Path, model_repo: Path) -> None:
-    spec = write_spec(tmp_path, model="fragile", model_repository=str(model_repo),
-                      space={"instance_count": [1], "max_batch_size": [4, 8], "max_queue_delay_us": [0]})
+    spec = write_spec(
+        tmp_path,
+        model="fragile",
+        model_repository=str(model_repo),
+        space={"instance_count": [1], "max_batch_size": [4, 8], "max_queue_delay_us": [0]},
+    )
     started = time.monotonic()
     result = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet"])
     took = time.monotonic() - started
@@ -127,8 +150,13 @@ def test_remote_server_going_away_ends_cleanly_and_resumes(tmp_path: Path, model
     server.start()
     with ServerControl(server.endpoint, "grpc") as control:
         control.load_model("identity")
-    spec = write_spec(tmp_path, model="identity", url=f"127.0.0.1:{base + 1}", inputs={"INPUT0": [16]},
-                      space={"instance_count": [1], "max_batch_size": [1, 8], "max_queue_delay_us": [0, 100]})
+    spec = write_spec(
+        tmp_path,
+        model="identity",
+        url=f"127.0.0.1:{base + 1}",
+        inputs={"INPUT0": [16]},
+        space={"instance_count": [1], "max_batch_size": [1, 8], "max_queue_delay_us": [0, 100]},
+    )
     spec_obj = load_spec(spec)
     done: list[str] = []
 
@@ -141,7 +169,11 @@ def test_remote_server_going_away_ends_cleanly_and_resumes(tmp_path: Path, model
 
     try:
         with pytest.raises(ServerError) as info:
-            run_sweep(spec_obj, SweepOptions(out=str(tmp_path / "out")), events=Events(config_done=kill_after_first_config))
+            run_sweep(
+                spec_obj,
+                SweepOptions(out=str(tmp_path / "out")),
+                events=Events(config_done=kill_after_first_config),
+            )
         assert info.value.exit_code == 1 and "resume" in str(info.value)
         run = next((tmp_path / "out").iterdir())
         assert len(pd.read_csv(run / "configs.csv")) == 1
@@ -160,11 +192,21 @@ def test_remote_server_going_away_ends_cleanly_and_resumes(tmp_path: Path, model
 
 def test_sigkill_of_the_tool_leaves_no_server_and_resume_finishes(tmp_path: Path, model_repo: Path) -> None:
     repo = own_repo(tmp_path, model_repo, "identity")
-    spec = write_spec(tmp_path, model="identity", model_repository=str(repo), inputs={"INPUT0": [16]},
-                      space={"instance_count": [1, 2], "max_batch_size": [1, 8], "max_queue_delay_us": [0]})
+    spec = write_spec(
+        tmp_path,
+        model="identity",
+        model_repository=str(repo),
+        inputs={"INPUT0": [16]},
+        space={"instance_count": [1, 2], "max_batch_size": [1, 8], "max_queue_delay_us": [0]},
+    )
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "analyzer.cli", "sweep", str(spec), "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "analyzer.cli", "sweep", str(spec), "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.stderr is not None
     deadline = time.monotonic() + 180
     second = False
@@ -190,17 +232,31 @@ def test_sigkill_of_the_tool_leaves_no_server_and_resume_finishes(tmp_path: Path
     measurements = pd.read_csv(run / "measurements.csv")
     assert not measurements.duplicated(["config_id", "load_level"]).any()
     # The finished config was not measured again: its rows are the very same.
-    pd.testing.assert_frame_equal(measurements.query("config_id == @first").reset_index(drop=True),
-                                  first_rows.reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        measurements.query("config_id == @first").reset_index(drop=True), first_rows.reset_index(drop=True)
+    )
     assert not servers_serving(repo)
 
 
 def test_two_sweeps_at_once_do_not_collide(tmp_path: Path, model_repo: Path) -> None:
-    spec = write_spec(tmp_path, model="identity", model_repository=str(model_repo), inputs={"INPUT0": [16]},
-                      space={"instance_count": [1], "max_batch_size": [8], "max_queue_delay_us": [0]})
+    spec = write_spec(
+        tmp_path,
+        model="identity",
+        model_repository=str(model_repo),
+        inputs={"INPUT0": [16]},
+        space={"instance_count": [1], "max_batch_size": [8], "max_queue_delay_us": [0]},
+    )
     out = tmp_path / "out"
-    procs = [subprocess.Popen([sys.executable, "-m", "analyzer.cli", "sweep", str(spec), "--out", str(out), "-q"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "analyzer.cli", "sweep", str(spec), "--out", str(out), "-q"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for _ in range(2)
+    ]
     results = [p.communicate(timeout=240) for p in procs]
     for p, (stdout, stderr) in zip(procs, results):
         assert p.returncode == 0, stderr

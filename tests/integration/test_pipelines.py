@@ -32,8 +32,16 @@ EXAMPLE = ROOT / "sweeps" / "examples" / "pipeline" / "models"
 # budget needs 44 requests to prove (a p99 needs 459): Python backends on 2 busy CI cores serve
 # about 120 req/s at low concurrency, too few for a p99 proof within these short levels.
 PERCENTILE = 90
-LOAD = {"mode": "concurrency", "min_level": 1, "max_level": 8, "window_s": 0.3, "warmup_s": 0.3,
-        "max_windows": 6, "stability_pct": 40, "refine_steps": 1}
+LOAD = {
+    "mode": "concurrency",
+    "min_level": 1,
+    "max_level": 8,
+    "window_s": 0.3,
+    "warmup_s": 0.3,
+    "max_windows": 6,
+    "stability_pct": 40,
+    "refine_steps": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -71,23 +79,36 @@ def infer_once(server: LocalServer, model: str) -> np.ndarray:
 def test_an_ensemble_sweep_tunes_its_steps_and_its_best_configs_load_together(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     shutil.copytree(EXAMPLE, repo)
-    spec = spec_file(tmp_path, model="pipeline", model_repository=str(repo), models={
-        "preprocess": {"instance_count": [1], "max_batch_size": [8], "max_queue_delay_us": [0]},
-        "classifier": {"instance_count": [1, 2], "max_batch_size": [8], "max_queue_delay_us": [0]},
-    })
+    spec = spec_file(
+        tmp_path,
+        model="pipeline",
+        model_repository=str(repo),
+        models={
+            "preprocess": {"instance_count": [1], "max_batch_size": [8], "max_queue_delay_us": [0]},
+            "classifier": {"instance_count": [1, 2], "max_batch_size": [8], "max_queue_delay_us": [0]},
+        },
+    )
     result = sweep(str(spec), "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     assert "bottleneck step" in result.output
     (run,) = list((tmp_path / "out").iterdir())
     configs = pd.read_csv(run / "configs.csv")
-    assert sorted(configs["config_id"]) == ["preprocess.i1_b8_d0+classifier.i1_b8_d0",
-                                            "preprocess.i1_b8_d0+classifier.i2_b8_d0"]
-    assert configs["classifier.instance_count"].tolist() in ([1, 2], [2, 1]) and (configs["status"] == "ok").all()
+    assert sorted(configs["config_id"]) == [
+        "preprocess.i1_b8_d0+classifier.i1_b8_d0",
+        "preprocess.i1_b8_d0+classifier.i2_b8_d0",
+    ]
+    assert (
+        configs["classifier.instance_count"].tolist() in ([1, 2], [2, 1])
+        and (configs["status"] == "ok").all()
+    )
     levels = pd.read_csv(run / "measurements.csv")
     # Every level recorded both steps, and named the busiest.
     for step in ("preprocess", "classifier"):
         assert (levels[f"step.{step}.batch"] >= 1).all() and (levels[f"step.{step}.busy_pct"] > 0).all()
-    assert set(levels["bottleneck_step"]) <= {"preprocess", "classifier"} and levels["bottleneck_step"].notna().all()
+    assert (
+        set(levels["bottleneck_step"]) <= {"preprocess", "classifier"}
+        and levels["bottleneck_step"].notna().all()
+    )
     summary = json.loads((run / "summary.json").read_text())
     models = summary["best"]["models"]
     assert set(models) == {"preprocess", "classifier"}
@@ -117,10 +138,15 @@ def test_an_ensemble_sweep_tunes_its_steps_and_its_best_configs_load_together(tm
 
 
 def test_a_bls_sweep_loads_its_named_callees(tmp_path: Path, pipeline_server: LocalServer) -> None:
-    spec = spec_file(tmp_path, model="pipeline_bls", url=pipeline_server.endpoint.url("grpc"), models={
-        "preprocess": {},  # loaded as it is
-        "classifier": {"instance_count": [1], "max_batch_size": [8, 32], "max_queue_delay_us": [0]},
-    })
+    spec = spec_file(
+        tmp_path,
+        model="pipeline_bls",
+        url=pipeline_server.endpoint.url("grpc"),
+        models={
+            "preprocess": {},  # loaded as it is
+            "classifier": {"instance_count": [1], "max_batch_size": [8, 32], "max_queue_delay_us": [0]},
+        },
+    )
     with ServerControl(pipeline_server.endpoint, "grpc") as control:
         control.unload_model("classifier")  # as a new user finds it: the callee not loaded
         control.load_model("pipeline_bls")
@@ -132,16 +158,23 @@ def test_a_bls_sweep_loads_its_named_callees(tmp_path: Path, pipeline_server: Lo
     levels = pd.read_csv(run / "measurements.csv")
     assert levels["errors"].sum() == 0
     # The BLS model calls each callee once per request.
-    assert np.allclose(levels["step.classifier.batch"] * levels["step.classifier.per_request"], 1.0, atol=0.05)
+    assert np.allclose(
+        levels["step.classifier.batch"] * levels["step.classifier.per_request"], 1.0, atol=0.05
+    )
     assert (run / "best" / "classifier" / "config.pbtxt").is_file()
     assert not (run / "best" / "preprocess").exists()
 
 
 def test_a_stopped_pipeline_sweep_resumes(tmp_path: Path, pipeline_server: LocalServer) -> None:
-    path = spec_file(tmp_path, model="pipeline", url=pipeline_server.endpoint.url("grpc"), models={
-        "preprocess": {"instance_count": [1, 2], "max_batch_size": [8], "max_queue_delay_us": [0]},
-        "classifier": {"instance_count": [1], "max_batch_size": [8], "max_queue_delay_us": [0]},
-    })
+    path = spec_file(
+        tmp_path,
+        model="pipeline",
+        url=pipeline_server.endpoint.url("grpc"),
+        models={
+            "preprocess": {"instance_count": [1, 2], "max_batch_size": [8], "max_queue_delay_us": [0]},
+            "classifier": {"instance_count": [1], "max_batch_size": [8], "max_queue_delay_us": [0]},
+        },
+    )
     with ServerControl(pipeline_server.endpoint, "grpc") as control:
         control.load_model("pipeline")  # a running server serves the model under load already
     stop = StopToken()
@@ -152,30 +185,51 @@ def test_a_stopped_pipeline_sweep_resumes(tmp_path: Path, pipeline_server: Local
         if len(set(seen)) == 2:
             stop.set()  # as Ctrl-C would, in the second config
 
-    result, store = run_sweep(load_spec(path), SweepOptions(out=str(tmp_path / "out")),
-                              events=Events(level=on_level), stop=stop)
+    result, store = run_sweep(
+        load_spec(path), SweepOptions(out=str(tmp_path / "out")), events=Events(level=on_level), stop=stop
+    )
     assert result.interrupted and len(pd.read_csv(store.path("configs"))) == 1
     resumed = sweep("--resume", str(store.dir), "--quiet")
     assert resumed.exit_code == 0, resumed.output
     configs = pd.read_csv(store.path("configs"))
-    assert sorted(configs["config_id"]) == ["preprocess.i1_b8_d0+classifier.i1_b8_d0",
-                                            "preprocess.i2_b8_d0+classifier.i1_b8_d0"]
+    assert sorted(configs["config_id"]) == [
+        "preprocess.i1_b8_d0+classifier.i1_b8_d0",
+        "preprocess.i2_b8_d0+classifier.i1_b8_d0",
+    ]
     levels = pd.read_csv(store.path("measurements"))
     assert not levels.duplicated(["config_id", "load_level"]).any()
 
 
-@pytest.mark.parametrize("model, extra, message", [
-    ("pipeline", {"space": {"instance_count": [1, 2]}},
-     "model 'pipeline' is an ensemble; it has no instances or batching of its own. Its composing models are: "
-     "preprocess, classifier"),
-    ("pipeline", {}, "model 'pipeline' is an ensemble of preprocess, classifier; say which of them to tune"),
-    ("pipeline", {"models": {"classifier": {"max_batch_size": [4]}}},
-     "models.classifier: every max_batch_size in its space is below 8, the max_batch_size of ensemble 'pipeline'"),
-    ("pipeline_bls", {"models": {"clasifier": {"instance_count": [1, 2]}}}, "model 'clasifier' not found"),
-    ("pipeline", {"models": {"preprocess": {}, "classifier": {}}}, "nothing to tune"),
-])
-def test_bad_pipeline_specs_exit_2_before_any_load(tmp_path: Path, pipeline_server: LocalServer, model: str,
-                                                  extra: dict[str, Any], message: str) -> None:
+@pytest.mark.parametrize(
+    "model, extra, message",
+    [
+        (
+            "pipeline",
+            {"space": {"instance_count": [1, 2]}},
+            "model 'pipeline' is an ensemble; it has no instances or batching of its own. Its composing models are: "
+            "preprocess, classifier",
+        ),
+        (
+            "pipeline",
+            {},
+            "model 'pipeline' is an ensemble of preprocess, classifier; say which of them to tune",
+        ),
+        (
+            "pipeline",
+            {"models": {"classifier": {"max_batch_size": [4]}}},
+            "models.classifier: every max_batch_size in its space is below 8, the max_batch_size of ensemble 'pipeline'",
+        ),
+        (
+            "pipeline_bls",
+            {"models": {"clasifier": {"instance_count": [1, 2]}}},
+            "model 'clasifier' not found",
+        ),
+        ("pipeline", {"models": {"preprocess": {}, "classifier": {}}}, "nothing to tune"),
+    ],
+)
+def test_bad_pipeline_specs_exit_2_before_any_load(
+    tmp_path: Path, pipeline_server: LocalServer, model: str, extra: dict[str, Any], message: str
+) -> None:
     spec = spec_file(tmp_path, model=model, url=pipeline_server.endpoint.url("grpc"), **extra)
     result = sweep(str(spec), "--out", str(tmp_path / "out"))
     assert result.exit_code == 2, result.output
@@ -186,17 +240,32 @@ def test_bad_pipeline_specs_exit_2_before_any_load(tmp_path: Path, pipeline_serv
 
 def test_two_models_on_one_server_each_meet_their_own_budget(tmp_path: Path, triton_server: Any) -> None:
     spec = tmp_path / "targets.yaml"
-    spec.write_text(yaml.safe_dump({
-        "url": triton_server.endpoint.url("grpc"), "budget_ms": 100, "percentile": PERCENTILE, "strategy": "grid",
-        "confirm_top": 0,
-        "load": LOAD,
-        "targets": {
-            "identity": {"share": 3, "budget_ms": 60, "inputs": {"INPUT0": [16]},
-                         "space": {"instance_count": [1, 2], "max_batch_size": [8], "max_queue_delay_us": [0]}},
-            "demo_mlp": {"share": 1, "budget_ms": 90,
-                         "space": {"instance_count": [1], "max_batch_size": [8], "max_queue_delay_us": [0]}},
-        },
-    }, sort_keys=False))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "url": triton_server.endpoint.url("grpc"),
+                "budget_ms": 100,
+                "percentile": PERCENTILE,
+                "strategy": "grid",
+                "confirm_top": 0,
+                "load": LOAD,
+                "targets": {
+                    "identity": {
+                        "share": 3,
+                        "budget_ms": 60,
+                        "inputs": {"INPUT0": [16]},
+                        "space": {"instance_count": [1, 2], "max_batch_size": [8], "max_queue_delay_us": [0]},
+                    },
+                    "demo_mlp": {
+                        "share": 1,
+                        "budget_ms": 90,
+                        "space": {"instance_count": [1], "max_batch_size": [8], "max_queue_delay_us": [0]},
+                    },
+                },
+            },
+            sort_keys=False,
+        )
+    )
     result = sweep(str(spec), "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     assert "identity: " in result.output and "(its budget 60 ms)" in result.output
@@ -204,9 +273,16 @@ def test_two_models_on_one_server_each_meet_their_own_budget(tmp_path: Path, tri
     assert run.name.startswith("identity+demo_mlp-")
     summary = json.loads((run / "summary.json").read_text())
     outcome = summary["best"]["targets"]
-    assert set(outcome) == {"identity", "demo_mlp"} and set(summary["best"]["models"]) == {"identity", "demo_mlp"}
+    assert set(outcome) == {"identity", "demo_mlp"} and set(summary["best"]["models"]) == {
+        "identity",
+        "demo_mlp",
+    }
     for name, budget in (("identity", 60), ("demo_mlp", 90)):
-        assert outcome[name]["meets"] and outcome[name]["throughput_rps"] > 0 and outcome[name]["budget_ms"] == budget
+        assert (
+            outcome[name]["meets"]
+            and outcome[name]["throughput_rps"] > 0
+            and outcome[name]["budget_ms"] == budget
+        )
         assert outcome[name]["p50_ms"] <= budget
         assert (run / "best" / name / "config.pbtxt").is_file()
     levels = pd.read_csv(run / "measurements.csv")
@@ -219,6 +295,9 @@ def test_two_models_on_one_server_each_meet_their_own_budget(tmp_path: Path, tri
     total = levels["target.identity.throughput_rps"] + levels["target.demo_mlp.throughput_rps"]
     assert np.allclose(levels["throughput_rps"], total)
     configs = pd.read_csv(run / "configs.csv")
-    assert sorted(configs["identity.instance_count"]) == [1, 2] and (configs["demo_mlp.instance_count"] == 1).all()
+    assert (
+        sorted(configs["identity.instance_count"]) == [1, 2]
+        and (configs["demo_mlp.instance_count"] == 1).all()
+    )
     html = (run / "report.html").read_text()
     assert "id='targets'" in html and "<td>identity</td>" in html and "<td>demo_mlp</td>" in html

@@ -66,7 +66,9 @@ def test_dynamic_batching_batches_when_concurrency_exceeds_instances(triton_serv
 def test_open_loop_latency_grows_past_capacity(triton_server: Any) -> None:
     # `sleepy` serves about 200 requests/s at most (5 ms each, one at a time, no batching).
     low, high = (
-        profile_rows(triton_server, "-m", "sleepy", "--rate", rate, "--arrival", "constant", "--max-windows", "3")[0]
+        profile_rows(
+            triton_server, "-m", "sleepy", "--rate", rate, "--arrival", "constant", "--max-windows", "3"
+        )[0]
         for rate in ("40", "400")
     )
     assert low["errors"] == 0 and high["errors"] == 0
@@ -78,12 +80,18 @@ def test_open_loop_latency_grows_past_capacity(triton_server: Any) -> None:
 
 def test_csv_and_table_formats(triton_server: Any) -> None:
     url = triton_server.endpoint.url("grpc")
-    csv_out = run_cli("profile", "--url", url, "-m", "nobatch", "--concurrency", "2", "--format", "csv", *FAST)
+    csv_out = run_cli(
+        "profile", "--url", url, "-m", "nobatch", "--concurrency", "2", "--format", "csv", *FAST
+    )
     assert csv_out.exit_code == 0, csv_out.output
     header, row = csv_out.stdout.strip().splitlines()
-    assert header.startswith("config_id,instance_count,max_batch_size,max_queue_delay_us,load_mode,load_level")
+    assert header.startswith(
+        "config_id,instance_count,max_batch_size,max_queue_delay_us,load_mode,load_level"
+    )
     assert row.startswith("current,1,0,,concurrency,2,")
-    table = run_cli("profile", "--url", url, "-m", "nobatch", "--concurrency", "1", "--budget-ms", "1000", *FAST)
+    table = run_cli(
+        "profile", "--url", url, "-m", "nobatch", "--concurrency", "1", "--budget-ms", "1000", *FAST
+    )
     assert table.exit_code == 0
     assert "throughput_rps" in table.stdout and "concurrency" in table.stdout
 
@@ -95,8 +103,16 @@ def test_variable_input_with_shape(triton_server: Any) -> None:
 
 def test_local_launch_from_model_repository(model_repo: Path) -> None:
     result = run_cli(
-        "profile", "--model-repository", str(model_repo), "-m", "sleepy",
-        "--concurrency", "1", "--format", "json", *FAST,
+        "profile",
+        "--model-repository",
+        str(model_repo),
+        "-m",
+        "sleepy",
+        "--concurrency",
+        "1",
+        "--format",
+        "json",
+        *FAST,
     )
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
@@ -128,12 +144,31 @@ def test_model_not_ready(triton_server: Any) -> None:
     ],
 )
 def test_wrong_shapes(triton_server: Any, shape_args: list[str], message: str) -> None:
-    err = expect_error(2, "profile", "--url", triton_server.endpoint.url("http"), "--protocol", "http",
-                       "-m", "identity", "--quiet", *shape_args)
+    err = expect_error(
+        2,
+        "profile",
+        "--url",
+        triton_server.endpoint.url("http"),
+        "--protocol",
+        "http",
+        "-m",
+        "identity",
+        "--quiet",
+        *shape_args,
+    )
     assert message in err
 
 
 def test_fixed_shape_conflict(triton_server: Any) -> None:
-    err = expect_error(2, "profile", "--url", triton_server.endpoint.url("grpc"), "-m", "demo_mlp",
-                       "--shape", "INPUT0:128", "--quiet")
+    err = expect_error(
+        2,
+        "profile",
+        "--url",
+        triton_server.endpoint.url("grpc"),
+        "-m",
+        "demo_mlp",
+        "--shape",
+        "INPUT0:128",
+        "--quiet",
+    )
     assert "fixed shape [256]" in err

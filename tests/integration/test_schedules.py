@@ -19,13 +19,25 @@ pytestmark = pytest.mark.integration
 
 
 def profile(*args: str) -> Any:
-    return CliRunner().invoke(main, ["profile", "-m", "identity", "--shape", "INPUT0:16", "--format", "json", "-q", *args])
+    return CliRunner().invoke(
+        main, ["profile", "-m", "identity", "--shape", "INPUT0:16", "--format", "json", "-q", *args]
+    )
 
 
-def test_a_step_schedule_is_played_per_second_and_written_as_a_timeline(tmp_path: Path, triton_server: Any) -> None:
+def test_a_step_schedule_is_played_per_second_and_written_as_a_timeline(
+    tmp_path: Path, triton_server: Any
+) -> None:
     path = tmp_path / "timeline.csv"
-    result = profile("--url", triton_server.endpoint.url("grpc"), "--schedule", "step:100,400,200:2",
-                     "--arrival", "constant", "--timeline", str(path))
+    result = profile(
+        "--url",
+        triton_server.endpoint.url("grpc"),
+        "--schedule",
+        "step:100,400,200:2",
+        "--arrival",
+        "constant",
+        "--timeline",
+        str(path),
+    )
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert row["errors"] == 0 and row["worst_minute_ms"] > 0
@@ -43,10 +55,29 @@ def test_a_step_schedule_is_played_per_second_and_written_as_a_timeline(tmp_path
 def test_a_capped_open_loop_waits_instead_of_failing(tmp_path: Path, triton_server: Any) -> None:
     # sleepy serves one request per 5 ms (200/s); 400/s for 2 s with at most 2 in flight: the
     # excess waits, so latency from the schedule grows, and nothing is an error.
-    result = CliRunner().invoke(main, ["profile", "-m", "sleepy", "--url", triton_server.endpoint.url("grpc"),
-                                       "--schedule", "step:400:2", "--arrival", "constant", "--max-inflight", "2",
-                                       "--timeline", str(tmp_path / "t.csv"), "--format", "json", "-q",
-                                       "--request-timeout-s", "10"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "profile",
+            "-m",
+            "sleepy",
+            "--url",
+            triton_server.endpoint.url("grpc"),
+            "--schedule",
+            "step:400:2",
+            "--arrival",
+            "constant",
+            "--max-inflight",
+            "2",
+            "--timeline",
+            str(tmp_path / "t.csv"),
+            "--format",
+            "json",
+            "-q",
+            "--request-timeout-s",
+            "10",
+        ],
+    )
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert "client_backlog" not in row["error_kinds"]
@@ -58,16 +89,30 @@ def test_a_capped_open_loop_waits_instead_of_failing(tmp_path: Path, triton_serv
     assert t["errors"].iloc[1] > 0 and "unfinished" in row["error_kinds"]
 
 
-def test_a_sweep_against_a_schedule_finds_the_largest_scale_that_meets_the_budget(tmp_path: Path,
-                                                                                   triton_server: Any) -> None:
+def test_a_sweep_against_a_schedule_finds_the_largest_scale_that_meets_the_budget(
+    tmp_path: Path, triton_server: Any
+) -> None:
     import yaml
 
     # sleepy serves about 200 requests/s. The schedule is 30/s for a second, then 100/s for a
     # second: at scale x1 it is served on time, above about x2 its second step overloads it.
-    spec = {"model": "sleepy", "url": triton_server.endpoint.url("grpc"), "strategy": "grid", "budget_ms": 50,
-            "percentile": 90, "confirm_top": 0, "space": {"instance_count": [1]},
-            "load": {"schedule": "step:30,100:1", "arrival": "constant", "min_level": 1, "max_level": 4,
-                     "refine_steps": 2, "request_timeout_s": 10}}
+    spec = {
+        "model": "sleepy",
+        "url": triton_server.endpoint.url("grpc"),
+        "strategy": "grid",
+        "budget_ms": 50,
+        "percentile": 90,
+        "confirm_top": 0,
+        "space": {"instance_count": [1]},
+        "load": {
+            "schedule": "step:30,100:1",
+            "arrival": "constant",
+            "min_level": 1,
+            "max_level": 4,
+            "refine_steps": 2,
+            "request_timeout_s": 10,
+        },
+    }
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     result = CliRunner().invoke(main, ["sweep", str(path), "--out", str(tmp_path / "out")])
@@ -85,16 +130,22 @@ def test_a_sweep_against_a_schedule_finds_the_largest_scale_that_meets_the_budge
     summary = json.loads((run / "summary.json").read_text())
     assert summary["best"]["load_level"] == met.max() and summary["schedule"] == "step:30,100:1"
     # The report draws the chosen config's timeline at its capacity.
-    assert f"Timeline of i1_b0 at its capacity, the schedule x{met.max():g}" in (run / "report.html").read_text()
+    assert (
+        f"Timeline of i1_b0 at its capacity, the schedule x{met.max():g}" in (run / "report.html").read_text()
+    )
     # Each played level left its per-second timeline; the due counts follow the scaled schedule.
     for level in levels["load_level"]:
         t = pd.read_csv(run / "timelines" / f"i1_b0_x{level:g}.csv")
-        assert np.all(np.abs(t["due"].to_numpy() - np.array([30, 100]) * level) <= 1), (level, t["due"].tolist())
+        assert np.all(np.abs(t["due"].to_numpy() - np.array([30, 100]) * level) <= 1), (
+            level,
+            t["due"].tolist(),
+        )
 
 
 @pytest.mark.parametrize("form", ["ramp:100:300:3", "burst:100:400:1:1:3", "daily:100:300:2:4", "gaps:FILE"])
-def test_each_schedule_kinds_achieved_rate_per_second_follows_its_definition(tmp_path: Path, triton_server: Any,
-                                                                            form: str) -> None:
+def test_each_schedule_kinds_achieved_rate_per_second_follows_its_definition(
+    tmp_path: Path, triton_server: Any, form: str
+) -> None:
     from analyzer.load.shapes import parse_schedule
 
     if form == "gaps:FILE":
@@ -108,8 +159,16 @@ def test_each_schedule_kinds_achieved_rate_per_second_follows_its_definition(tmp
     fine = np.arange(0, seconds, 0.0005)
     due = np.add.reduceat(schedule.rate(fine) * 0.0005, np.arange(seconds) * 2000)
     path = tmp_path / "timeline.csv"
-    result = profile("--url", triton_server.endpoint.url("grpc"), "--schedule", form, "--arrival", "constant",
-                     "--timeline", str(path))
+    result = profile(
+        "--url",
+        triton_server.endpoint.url("grpc"),
+        "--schedule",
+        form,
+        "--arrival",
+        "constant",
+        "--timeline",
+        str(path),
+    )
     assert result.exit_code == 0, result.output
     t = pd.read_csv(path)
     assert len(t) == seconds and (t["errors"] == 0).all()

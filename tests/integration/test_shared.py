@@ -28,7 +28,11 @@ CONFIGS = {f"i{i}_b{b}_d{d}" for i in (1, 2) for b in (1, 8) for d in (0, 500)}
 
 def write_spec(tmp_path: Path, model_repo: Path, confirm_top: int = 0) -> Path:
     return helpers.write_spec(
-        tmp_path, model="identity", model_repository=str(model_repo), budget_ms=50, confirm_top=confirm_top,
+        tmp_path,
+        model="identity",
+        model_repository=str(model_repo),
+        budget_ms=50,
+        confirm_top=confirm_top,
         inputs={"INPUT0": [16]},
         space={"instance_count": [1, 2], "max_batch_size": [1, 8], "max_queue_delay_us": [0, 500]},
         load={**FAST_LOAD, "max_level": 4, "refine_steps": 1},
@@ -36,15 +40,34 @@ def write_spec(tmp_path: Path, model_repo: Path, confirm_top: int = 0) -> Path:
 
 
 def start_worker(spec: Path, url: str, study: str, out: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "analyzer.cli", "sweep", str(spec), "--storage", url,
-                             "--study", study, "--out", str(out)], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "analyzer.cli",
+            "sweep",
+            str(spec),
+            "--storage",
+            url,
+            "--study",
+            study,
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def rows(url: str, study: str, kind: str) -> pd.DataFrame:
     with sa.create_engine(url).connect() as conn:
-        return pd.read_sql(sa.text("select config_id, trial, worker from tritune_rows where study = :s and kind = :k"),
-                           conn, params={"s": study, "k": kind})
+        return pd.read_sql(
+            sa.text("select config_id, trial, worker from tritune_rows where study = :s and kind = :k"),
+            conn,
+            params={"s": study, "k": kind},
+        )
 
 
 def picked(output: str) -> str:
@@ -54,8 +77,9 @@ def picked(output: str) -> str:
 
 
 @pytest.mark.parametrize("confirm_top", [0, 2])
-def test_two_workers_share_one_sweep_and_the_report_agrees(tmp_path: Path, model_repo: Path, postgres_url: str,
-                                                           confirm_top: int) -> None:
+def test_two_workers_share_one_sweep_and_the_report_agrees(
+    tmp_path: Path, model_repo: Path, postgres_url: str, confirm_top: int
+) -> None:
     spec = write_spec(tmp_path, model_repo, confirm_top)
     study = f"pair{confirm_top}"
     workers = [start_worker(spec, postgres_url, study, tmp_path / f"out{i}") for i in range(2)]
@@ -78,16 +102,18 @@ def test_two_workers_share_one_sweep_and_the_report_agrees(tmp_path: Path, model
         assert sum("waiting for its answer" in o for o in outputs) == 1, outputs
     choices = {picked(o) for o in outputs}
     assert len(choices) == 1, outputs
-    result = CliRunner().invoke(main, ["report", "--storage", postgres_url, "--study", study,
-                                       "--out", str(tmp_path / "reports")])
+    result = CliRunner().invoke(
+        main, ["report", "--storage", postgres_url, "--study", study, "--out", str(tmp_path / "reports")]
+    )
     assert result.exit_code == 0, result.output
     assert picked(result.output) == choices.pop()
     run = tmp_path / "reports" / f"identity-{study}"
     assert (run / "report.html").is_file() and (run / "best" / "identity" / "config.pbtxt").is_file()
 
 
-def test_a_killed_worker_s_config_is_taken_over_and_measured_once(tmp_path: Path, model_repo: Path,
-                                                                  postgres_url: str) -> None:
+def test_a_killed_worker_s_config_is_taken_over_and_measured_once(
+    tmp_path: Path, model_repo: Path, postgres_url: str
+) -> None:
     spec = write_spec(tmp_path, model_repo)
     victim = start_worker(spec, postgres_url, "kill", tmp_path / "victim")
     survivor = start_worker(spec, postgres_url, "kill", tmp_path / "survivor")
@@ -97,7 +123,9 @@ def test_a_killed_worker_s_config_is_taken_over_and_measured_once(tmp_path: Path
     held = None
     while held is None and time.monotonic() < deadline and victim.poll() is None:
         with engine.connect() as conn:
-            claims = conn.execute(sa.text("select config_id, worker from tritune_claims where study = 'kill'")).all()
+            claims = conn.execute(
+                sa.text("select config_id, worker from tritune_claims where study = 'kill'")
+            ).all()
         done = set(rows(postgres_url, "kill", "config")["config_id"])
         mine = [c for c, w in claims if w.endswith(f":{victim.pid}") and c not in done]
         if mine and len([c for c, w in claims if w.endswith(f":{victim.pid}")]) >= 2:
@@ -119,19 +147,27 @@ def test_a_killed_worker_s_config_is_taken_over_and_measured_once(tmp_path: Path
     assert levels[levels["config_id"] == held]["trial"].nunique() == 1
 
 
-@pytest.mark.parametrize("url, study, message", [
-    ("not a url", "s", "is not a database URL Optuna can use"),
-    ("postgresql+psycopg://tritune@127.0.0.1:1/tritune", "s", "cannot reach the database at --storage"),
-    (None, "no-such-study", "no study 'no-such-study' in the database"),
-])
-def test_bad_storage_exits_2(tmp_path: Path, postgres_url: str, url: str | None, study: str, message: str) -> None:
-    result = CliRunner().invoke(main, ["report", "--storage", url or postgres_url, "--study", study,
-                                       "--out", str(tmp_path)])
+@pytest.mark.parametrize(
+    "url, study, message",
+    [
+        ("not a url", "s", "is not a database URL Optuna can use"),
+        ("postgresql+psycopg://tritune@127.0.0.1:1/tritune", "s", "cannot reach the database at --storage"),
+        (None, "no-such-study", "no study 'no-such-study' in the database"),
+    ],
+)
+def test_bad_storage_exits_2(
+    tmp_path: Path, postgres_url: str, url: str | None, study: str, message: str
+) -> None:
+    result = CliRunner().invoke(
+        main, ["report", "--storage", url or postgres_url, "--study", study, "--out", str(tmp_path)]
+    )
     assert result.exit_code == 2, result.output
     assert message in result.output
 
 
-def test_a_worker_on_a_different_server_is_refused(tmp_path: Path, model_repo: Path, postgres_url: str) -> None:
+def test_a_worker_on_a_different_server_is_refused(
+    tmp_path: Path, model_repo: Path, postgres_url: str
+) -> None:
     import optuna
 
     spec = write_spec(tmp_path, model_repo)
@@ -139,9 +175,23 @@ def test_a_worker_on_a_different_server_is_refused(tmp_path: Path, model_repo: P
     study = optuna.create_study(study_name="elsewhere", storage=postgres_url, direction="maximize")
     study.set_user_attr("server_identity", {"triton_version": "0.0.1", "host": "gpu-box-7"})
     study.set_user_attr("spec", {})
-    result = CliRunner().invoke(main, ["sweep", str(spec), "--storage", postgres_url, "--study", "elsewhere",
-                                       "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "sweep",
+            str(spec),
+            "--storage",
+            postgres_url,
+            "--study",
+            "elsewhere",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 2, result.output
-    assert "study 'elsewhere' was started on a different server (gpu-box-7): triton_version: this worker" in result.output
+    assert (
+        "study 'elsewhere' was started on a different server (gpu-box-7): triton_version: this worker"
+        in result.output
+    )
     (run,) = (tmp_path / "out").iterdir()
     assert not (run / "measurements.csv").exists()  # refused before anything was measured

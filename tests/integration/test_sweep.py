@@ -41,7 +41,10 @@ def only_run_dir(out: Path) -> Path:
 
 def test_grid_end_to_end_local(tmp_path: Path, model_repo: Path) -> None:
     spec = write_spec(
-        tmp_path, model="identity", model_repository=str(model_repo), inputs={"INPUT0": [16]},
+        tmp_path,
+        model="identity",
+        model_repository=str(model_repo),
+        inputs={"INPUT0": [16]},
         space={"instance_count": [1, 2], "max_batch_size": [1, 8], "max_queue_delay_us": [0]},
     )
     result = run_cli("sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet")
@@ -98,7 +101,12 @@ def test_optuna_on_a_running_server(tmp_path: Path, triton_server: Any) -> None:
     with ServerControl(triton_server.endpoint, "grpc") as control:
         before = control.model_config("identity")
     spec = write_spec(
-        tmp_path, model="identity", url=url, strategy="optuna", max_trials=4, inputs={"INPUT0": [16]},
+        tmp_path,
+        model="identity",
+        url=url,
+        strategy="optuna",
+        max_trials=4,
+        inputs={"INPUT0": [16]},
         space={"instance_count": [1, 2], "max_batch_size": [1, 4, 8], "max_queue_delay_us": [0, 500]},
     )
     result = run_cli("sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet", "--workers", "2")
@@ -128,7 +136,9 @@ def test_optuna_on_a_running_server(tmp_path: Path, triton_server: Any) -> None:
 
 def test_refused_config_is_recorded_and_the_sweep_goes_on(tmp_path: Path, triton_server: Any) -> None:
     spec = write_spec(
-        tmp_path, model="picky", url=triton_server.endpoint.url("grpc"),
+        tmp_path,
+        model="picky",
+        url=triton_server.endpoint.url("grpc"),
         space={"instance_count": [1], "max_batch_size": [4, 16], "max_queue_delay_us": [0]},
     )
     result = run_cli("sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet")
@@ -142,7 +152,10 @@ def test_refused_config_is_recorded_and_the_sweep_goes_on(tmp_path: Path, triton
 
 def test_impossible_budget_exits_3_and_names_the_closest(tmp_path: Path, triton_server: Any) -> None:
     spec = write_spec(
-        tmp_path, model="sleepy", url=triton_server.endpoint.url("grpc"), budget_ms=1,
+        tmp_path,
+        model="sleepy",
+        url=triton_server.endpoint.url("grpc"),
+        budget_ms=1,
         space={"instance_count": [1]},
     )
     result = run_cli("sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet")
@@ -157,7 +170,10 @@ def test_impossible_budget_exits_3_and_names_the_closest(tmp_path: Path, triton_
 
 def test_stop_then_resume_measures_each_config_once(tmp_path: Path, triton_server: Any) -> None:
     spec_path = write_spec(
-        tmp_path, model="identity", url=triton_server.endpoint.url("grpc"), inputs={"INPUT0": [16]},
+        tmp_path,
+        model="identity",
+        url=triton_server.endpoint.url("grpc"),
+        inputs={"INPUT0": [16]},
         space={"instance_count": [1, 2], "max_batch_size": [1, 8], "max_queue_delay_us": [0]},
     )
     spec = load_spec(spec_path)
@@ -169,8 +185,12 @@ def test_stop_then_resume_measures_each_config_once(tmp_path: Path, triton_serve
         if len(set(seen)) == 2:
             stop.set()  # as Ctrl-C would: in the middle of the second config
 
-    result, store = run_sweep(spec, SweepOptions(out=str(tmp_path / "out")),
-                              events=Events(level=first_level_of_second_config), stop=stop)
+    result, store = run_sweep(
+        spec,
+        SweepOptions(out=str(tmp_path / "out")),
+        events=Events(level=first_level_of_second_config),
+        stop=stop,
+    )
     assert result.interrupted
     done_first = pd.read_csv(store.path("configs"))
     assert len(done_first) == 1
@@ -192,13 +212,19 @@ def test_stop_then_resume_measures_each_config_once(tmp_path: Path, triton_serve
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, triton_server: Any) -> None:
     spec = write_spec(
-        tmp_path, model="identity", url=triton_server.endpoint.url("grpc"), inputs={"INPUT0": [16]},
+        tmp_path,
+        model="identity",
+        url=triton_server.endpoint.url("grpc"),
+        inputs={"INPUT0": [16]},
         space={"instance_count": [1, 2], "max_batch_size": [1, 8], "max_queue_delay_us": [0]},
     )
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-m", "analyzer.cli", "sweep", str(spec), "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
     assert proc.stderr is not None
     deadline = time.monotonic() + 120

@@ -19,7 +19,7 @@ from analyzer.cli import main
 from analyzer.load.generator import Records
 from analyzer.load.inputs import TensorSpec
 from analyzer.load.shapes import LoadSpec
-from analyzer.load.workers import LoadGenerator, PoolRun
+from analyzer.load.workers import LoadGenerator
 from analyzer.measure import Measurement
 from analyzer.profiler import MeasureSettings, Probe, measure_level
 
@@ -30,11 +30,15 @@ IDENTITY = [(TensorSpec("INPUT0", "FP32", (1, 16)), np.ones((1, 16), np.float32)
 BAD = [(TensorSpec("INPUT0", "FP32", (1, 2, 2)), np.ones((1, 2, 2), np.float32))]
 
 
-def offer(server: Any, model: str, tensors: Any, load: LoadSpec, seconds: float, workers: int) -> tuple[Records, float, int]:
+def offer(
+    server: Any, model: str, tensors: Any, load: LoadSpec, seconds: float, workers: int
+) -> tuple[Records, float, int]:
     """Offer `load` for `seconds` from `workers` processes: (all records, start time, workers used)."""
 
     async def go() -> tuple[Records, float, int]:
-        gen = LoadGenerator("grpc", server.endpoint.url("grpc"), model, tensors, timeout_s=10, workers=workers)
+        gen = LoadGenerator(
+            "grpc", server.endpoint.url("grpc"), model, tensors, timeout_s=10, workers=workers
+        )
         try:
             run = gen.run(load, max_duration_s=seconds + 1.0)
             run.start()
@@ -52,7 +56,9 @@ def offer(server: Any, model: str, tensors: Any, load: LoadSpec, seconds: float,
 def in_flight(records: Records, start: float, end: float) -> tuple[int, float]:
     """(most requests in flight at once, mean in flight over [start, end)) from the records."""
     sent, done = records.sent, records.done
-    events = np.concatenate([np.stack([sent, np.ones_like(sent)], 1), np.stack([done, -np.ones_like(done)], 1)])
+    events = np.concatenate(
+        [np.stack([sent, np.ones_like(sent)], 1), np.stack([done, -np.ones_like(done)], 1)]
+    )
     events = events[np.lexsort((events[:, 1], events[:, 0]))]  # at one instant, an end before a start
     most = int(np.max(np.cumsum(events[:, 1])))
     overlap = np.clip(np.minimum(done, end) - np.maximum(sent, start), 0, None)
@@ -73,7 +79,9 @@ def test_closed_loop_every_worker_keeps_its_share_in_flight(triton_server: Any) 
 
 
 def test_open_loop_merged_arrivals_keep_the_rate(triton_server: Any) -> None:
-    records, t0, used = offer(triton_server, "identity", IDENTITY, LoadSpec("rate", 600, seed=3), 3.0, workers=2)
+    records, t0, used = offer(
+        triton_server, "identity", IDENTITY, LoadSpec("rate", 600, seed=3), 3.0, workers=2
+    )
     assert used == 2 and np.all(records.ok), records.kinds
     scheduled = records.scheduled[records.scheduled < t0 + 3.0]
     assert abs(len(scheduled) / 3.0 / 600 - 1) < 0.08, len(scheduled)
@@ -83,7 +91,9 @@ def test_open_loop_merged_arrivals_keep_the_rate(triton_server: Any) -> None:
     assert np.all(np.abs(per_second - due) <= 0.03 * due + 3), (per_second, due)
     assert np.all(np.abs(per_second / 600 - 1) < 0.15), per_second
     # Constant arrivals: the merged schedule is the single-process one, request for request.
-    records, t0, _ = offer(triton_server, "identity", IDENTITY, LoadSpec("rate", 300, arrival="constant"), 1.5, workers=2)
+    records, t0, _ = offer(
+        triton_server, "identity", IDENTITY, LoadSpec("rate", 300, arrival="constant"), 1.5, workers=2
+    )
     offsets = np.sort(records.scheduled - t0)
     assert np.allclose(offsets[:449], np.arange(449) / 300.0, atol=1e-9)
 
@@ -150,10 +160,27 @@ def test_a_rate_one_worker_cannot_send_is_client_bound(triton_server: Any) -> No
 
 
 def test_profile_with_workers_reports_the_generator(triton_server: Any) -> None:
-    result = CliRunner().invoke(main, [
-        "profile", "-m", "identity", "--url", triton_server.endpoint.url("grpc"), "--shape", "INPUT0:16",
-        "--concurrency", "4", "--workers", "2", "--format", "json", "-q", "--warmup-s", "0.2",
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "profile",
+            "-m",
+            "identity",
+            "--url",
+            triton_server.endpoint.url("grpc"),
+            "--shape",
+            "INPUT0:16",
+            "--concurrency",
+            "4",
+            "--workers",
+            "2",
+            "--format",
+            "json",
+            "-q",
+            "--warmup-s",
+            "0.2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert row["client_workers"] == 2 and row["client_cpu_pct"] > 0 and row["client_bound"] is False
@@ -166,15 +193,25 @@ def test_a_sweep_names_client_bound_levels_everywhere(tmp_path: Any, triton_serv
     import yaml
 
     spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump({
-        "model": "identity", "url": triton_server.endpoint.url("grpc"), "budget_ms": 50, "strategy": "grid",
-        "inputs": {"INPUT0": [16]}, "confirm_top": 0,
-        "space": {"instance_count": [1], "max_batch_size": [8], "max_queue_delay_us": [0]},
-        # A rate one busy worker cannot send, as the lowest level the search may try.
-        "load": {"mode": "rate", "min_level": 1000, "max_level": 2000},
-    }))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "model": "identity",
+                "url": triton_server.endpoint.url("grpc"),
+                "budget_ms": 50,
+                "strategy": "grid",
+                "inputs": {"INPUT0": [16]},
+                "confirm_top": 0,
+                "space": {"instance_count": [1], "max_batch_size": [8], "max_queue_delay_us": [0]},
+                # A rate one busy worker cannot send, as the lowest level the search may try.
+                "load": {"mode": "rate", "min_level": 1000, "max_level": 2000},
+            }
+        )
+    )
     with busy_client():
-        result = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "out"), "--workers", "1"])
+        result = CliRunner().invoke(
+            main, ["sweep", str(spec), "--out", str(tmp_path / "out"), "--workers", "1"]
+        )
     assert result.exit_code == 3, result.output  # nothing met the budget: the level was the client's
     assert "client bound: requests went out" in result.stderr and "--workers" in result.stderr
     (run,) = list((tmp_path / "out").iterdir())

@@ -45,25 +45,31 @@ def test_budget_override_must_be_positive(tmp_path: Path, model_repo: Path) -> N
 
 
 def test_an_empty_value_list_is_refused(tmp_path: Path, model_repo: Path) -> None:
-    r = quiet_sweep(write_spec(tmp_path, model="identity", model_repository=str(model_repo),
-                               space={"instance_count": []}))
+    r = quiet_sweep(
+        write_spec(tmp_path, model="identity", model_repository=str(model_repo), space={"instance_count": []})
+    )
     assert r.exit_code == 2 and "key 'space.instance_count'" in r.stderr
 
 
 def test_unwritable_output_directory(tmp_path: Path, model_repo: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    r = quiet_sweep(write_spec(tmp_path, model="identity", model_repository=str(model_repo)),
-                    "--out", str(blocker / "runs"))
+    r = quiet_sweep(
+        write_spec(tmp_path, model="identity", model_repository=str(model_repo)),
+        "--out",
+        str(blocker / "runs"),
+    )
     assert r.exit_code == 2 and "cannot write the run directory" in r.stderr and "--out" in r.stderr
 
 
-def test_a_sweep_with_an_unreachable_database_exits_2_before_starting_a_server(tmp_path: Path,
-                                                                               model_repo: Path) -> None:
+def test_a_sweep_with_an_unreachable_database_exits_2_before_starting_a_server(
+    tmp_path: Path, model_repo: Path
+) -> None:
     spec = write_spec(tmp_path, model="identity", model_repository=str(model_repo), inputs={"INPUT0": [16]})
     unreachable = "postgresql+psycopg://x@127.0.0.1:1/db"
-    result = CliRunner().invoke(main, ["sweep", str(spec), "--storage", unreachable,
-                                       "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        main, ["sweep", str(spec), "--storage", unreachable, "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 2, result.output
     assert "cannot reach the database" in result.output
     assert not (tmp_path / "out").exists()  # nothing was started or written
@@ -78,8 +84,17 @@ def test_unreachable_url() -> None:
 
 
 def test_tritonserver_not_found(model_repo: Path, tmp_path: Path) -> None:
-    err = expect_error(2, "profile", "--model-repository", str(model_repo), "-m", "sleepy",
-                       "--triton-server-path", str(tmp_path / "missing"), "--quiet")
+    err = expect_error(
+        2,
+        "profile",
+        "--model-repository",
+        str(model_repo),
+        "-m",
+        "sleepy",
+        "--triton-server-path",
+        str(tmp_path / "missing"),
+        "--quiet",
+    )
     assert "no executable tritonserver" in err and "tritune[server]" in err
 
 
@@ -88,8 +103,17 @@ def test_port_in_use(model_repo: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        err = expect_error(2, "profile", "--model-repository", str(model_repo), "-m", "sleepy",
-                           "--server-port", str(port), "--quiet")
+        err = expect_error(
+            2,
+            "profile",
+            "--model-repository",
+            str(model_repo),
+            "-m",
+            "sleepy",
+            "--server-port",
+            str(port),
+            "--quiet",
+        )
     assert f"port {port}" in err and "in use" in err
 
 
@@ -104,19 +128,24 @@ def test_both_or_neither_server_source() -> None:
 
 def test_bad_levels() -> None:
     url = f"127.0.0.1:{free_port()}"  # never reached: the levels are refused first
-    assert "whole numbers > 0" in expect_error(2, "profile", "--url", url, "-m", "sleepy",
-                                               "--concurrency", "1.5")
-    assert "not both" in expect_error(2, "profile", "--url", url, "-m", "sleepy",
-                                      "--concurrency", "1", "--rate", "5")
+    assert "whole numbers > 0" in expect_error(
+        2, "profile", "--url", url, "-m", "sleepy", "--concurrency", "1.5"
+    )
+    assert "not both" in expect_error(
+        2, "profile", "--url", url, "-m", "sleepy", "--concurrency", "1", "--rate", "5"
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--schedule", "ramp:1:2"], "--schedule: bad schedule 'ramp:1:2': expected one of"),
-    (["--schedule", "trace:/nonexistent/t.txt"], "cannot read"),
-    (["--schedule", "ramp:1:2:3", "--rate", "5"], "not both"),
-    (["--timeline", "x.csv", "--rate", "5"], "--timeline needs --schedule"),
-    (["--schedule", "ramp:1:2:3", "--scale", "0"], "--scale"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--schedule", "ramp:1:2"], "--schedule: bad schedule 'ramp:1:2': expected one of"),
+        (["--schedule", "trace:/nonexistent/t.txt"], "cannot read"),
+        (["--schedule", "ramp:1:2:3", "--rate", "5"], "not both"),
+        (["--timeline", "x.csv", "--rate", "5"], "--timeline needs --schedule"),
+        (["--schedule", "ramp:1:2:3", "--scale", "0"], "--scale"),
+    ],
+)
 def test_bad_schedules_exit_2_before_any_load(args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, ["profile", "-m", "identity", "--url", "127.0.0.1:1", *args])
     assert result.exit_code == 2, result.output

@@ -31,9 +31,20 @@ BUDGET = 100.0
 def row(level: int, rps: float, p99: float, errors: int = 0, config_id: str = "i1_b8_d0") -> dict[str, Any]:
     """A CSV row with the fields the pure functions read."""
     knobs = config_id.split("_")
-    return {"config_id": config_id, "instance_count": int(knobs[0][1:]), "max_batch_size": int(knobs[1][1:]),
-            "max_queue_delay_us": int(knobs[2][1:]), "level": level, "throughput_rps": rps, "p50_ms": p99 / 2,
-            "p99_ms": p99, "requests": 1000, "errors": errors, "stable": True, "duration_s": 4.0}
+    return {
+        "config_id": config_id,
+        "instance_count": int(knobs[0][1:]),
+        "max_batch_size": int(knobs[1][1:]),
+        "max_queue_delay_us": int(knobs[2][1:]),
+        "level": level,
+        "throughput_rps": rps,
+        "p50_ms": p99 / 2,
+        "p99_ms": p99,
+        "requests": 1000,
+        "errors": errors,
+        "stable": True,
+        "duration_s": 4.0,
+    }
 
 
 def test_levels_double_up_to_the_top() -> None:
@@ -79,7 +90,9 @@ def test_p99_far_over_the_budget_stops() -> None:
 
 def test_top_level_stops() -> None:
     rule = bf.StopRule(max_level=4)
-    assert bf.stop_reason([row(1, 100, 10), row(2, 200, 11), row(4, 400, 12)], BUDGET, rule).startswith("reached")
+    assert bf.stop_reason([row(1, 100, 10), row(2, 200, 11), row(4, 400, 12)], BUDGET, rule).startswith(
+        "reached"
+    )
 
 
 def test_capacity_is_the_best_level_that_meets_the_budget() -> None:
@@ -116,15 +129,21 @@ def test_tie_set_is_empty_when_no_config_meets_the_budget() -> None:
 
 
 def test_summary_and_files_round_trip(tmp_path: Path) -> None:
-    rows = [row(1, 100, 10, config_id="i1_b8_d0"), row(2, 150, 120, config_id="i1_b8_d0"),
-            row(1, 90, 10, config_id="i2_b8_d0"), row(2, 180, 20, config_id="i2_b8_d0"),
-            row(4, 300, 400, config_id="i2_b8_d0")]
+    rows = [
+        row(1, 100, 10, config_id="i1_b8_d0"),
+        row(2, 150, 120, config_id="i1_b8_d0"),
+        row(1, 90, 10, config_id="i2_b8_d0"),
+        row(2, 180, 20, config_id="i2_b8_d0"),
+        row(4, 300, 400, config_id="i2_b8_d0"),
+    ]
     table = bf.write_rows(rows, tmp_path / "truth.csv")
     summary = bf.build_summary(table, {"budget_ms": BUDGET}, wall_s=30.0)
     assert summary["best"] == {"config_id": "i2_b8_d0", "capacity_rps": 180.0, "capacity_level": 2}
     assert summary["configs"]["i1_b8_d0"]["capacity_rps"] == 100.0
     assert summary["configs"]["i2_b8_d0"]["levels"] == 3
-    assert summary["levels"] == 5 and summary["seconds_per_level"] == 4.0 and summary["wall_s_per_level"] == 6.0
+    assert (
+        summary["levels"] == 5 and summary["seconds_per_level"] == 4.0 and summary["wall_s_per_level"] == 6.0
+    )
     assert summary["tie_set_3pct"] == ["i2_b8_d0"]
     (tmp_path / "truth.json").write_text(json.dumps(summary))
     loaded_rows, loaded = bf.load_truth(tmp_path / "truth.csv")

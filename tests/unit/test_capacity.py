@@ -6,16 +6,9 @@ import math
 
 import pytest
 
-from analyzer.capacity import (
-    judge,
-    row_verdict,
-    budget_verdict,
-    exceed_probability_bound,
-    required_requests,
-)
+from analyzer.capacity import budget_verdict, exceed_probability_bound, judge, required_requests, row_verdict
 from analyzer.levelsearch import FAILS, INCONCLUSIVE, MEETS, LevelSearch
 from analyzer.measure import Measurement
-
 from tests.helpers import measurement
 
 
@@ -32,8 +25,15 @@ def test_binomial_bound_459_for_a_clean_p99() -> None:
 
 
 def _m(p99: float, requests: int = 2000, over: int = 0, errors: int = 0, stable: bool = True) -> Measurement:
-    return measurement(p99, requests=requests, errors=errors, error_kinds="timeout=1" if errors else "",
-                       stable=stable, duration_s=3.0, over_budget=over)
+    return measurement(
+        p99,
+        requests=requests,
+        errors=errors,
+        error_kinds="timeout=1" if errors else "",
+        stable=stable,
+        duration_s=3.0,
+        over_budget=over,
+    )
 
 
 def test_verdicts() -> None:
@@ -60,8 +60,15 @@ def drive(search: LevelSearch, table: dict[float, tuple[float, str]]) -> list[fl
 
 
 def test_ramp_then_refine() -> None:
-    table = {1: (100, MEETS), 2: (190, MEETS), 4: (350, MEETS), 8: (500, FAILS), 16: (520, FAILS),
-             6: (450, MEETS), 7: (480, FAILS)}
+    table = {
+        1: (100, MEETS),
+        2: (190, MEETS),
+        4: (350, MEETS),
+        8: (500, FAILS),
+        16: (520, FAILS),
+        6: (450, MEETS),
+        7: (480, FAILS),
+    }
     s = LevelSearch("concurrency", 1, 64, start=1, refine_steps=2)
     # 8 broke while throughput still rose: 16 confirms the break before refining below it.
     assert drive(s, table) == [1, 2, 4, 8, 16, 6, 7]
@@ -77,8 +84,14 @@ def test_stops_when_throughput_is_flat_for_two_steps() -> None:
 
 def test_one_flat_step_does_not_stop_the_ramp() -> None:
     # Little gain from 1 to 2 in flight, then batching kicks in.
-    table = {1: (1500, MEETS), 2: (1550, MEETS), 4: (2400, MEETS), 8: (3900, MEETS), 16: (4000, FAILS),
-             12: (3950, MEETS)}
+    table = {
+        1: (1500, MEETS),
+        2: (1550, MEETS),
+        4: (2400, MEETS),
+        8: (3900, MEETS),
+        16: (4000, FAILS),
+        12: (3950, MEETS),
+    }
     s = LevelSearch("concurrency", 1, 64, start=1, refine_steps=1)
     assert drive(s, table) == [1, 2, 4, 8, 16, 12]
     assert s.capacity() == (3950, 12)
@@ -128,8 +141,14 @@ def test_rate_levels_and_max_level() -> None:
 
 def test_a_noisy_break_below_batching_gains_is_confirmed_and_overruled() -> None:
     # Seen on the demo model: one run broke the budget at concurrency 8, yet 16 and 24 met it.
-    table = {2: (1900, MEETS), 4: (1214, MEETS), 8: (1627, FAILS), 16: (3497, MEETS), 32: (5551, FAILS),
-             24: (4923, MEETS)}
+    table = {
+        2: (1900, MEETS),
+        4: (1214, MEETS),
+        8: (1627, FAILS),
+        16: (3497, MEETS),
+        32: (5551, FAILS),
+        24: (4923, MEETS),
+    }
     s = LevelSearch("concurrency", 1, 64, start=2, refine_steps=1)
     assert drive(s, table) == [2, 4, 8, 16, 32, 24]
     assert s.capacity() == (4923, 24)
@@ -172,10 +191,24 @@ def test_claim_bound_is_the_verdicts_rule_for_every_budget() -> None:
             for budget in np.quantile(lat, [0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 1.0]):
                 over = int((lat > budget).sum())
                 m = Measurement(
-                    load_mode="concurrency", load_level=4, throughput_rps=100.0, p50_ms=percentile(lat, 50),
-                    p90_ms=percentile(lat, 90), p95_ms=percentile(lat, 95), p99_ms=percentile(lat, 99),
-                    max_ms=float(lat[-1]), mean_ms=float(lat.mean()), p99_ci_low_ms=math.nan, p99_ci_high_ms=math.nan,
-                    requests=n, errors=0, error_kinds="", windows=3, stable=True, duration_s=3.0, over_budget=over,
+                    load_mode="concurrency",
+                    load_level=4,
+                    throughput_rps=100.0,
+                    p50_ms=percentile(lat, 50),
+                    p90_ms=percentile(lat, 90),
+                    p95_ms=percentile(lat, 95),
+                    p99_ms=percentile(lat, 99),
+                    max_ms=float(lat[-1]),
+                    mean_ms=float(lat.mean()),
+                    p99_ci_low_ms=math.nan,
+                    p99_ci_high_ms=math.nan,
+                    requests=n,
+                    errors=0,
+                    error_kinds="",
+                    windows=3,
+                    stable=True,
+                    duration_s=3.0,
+                    over_budget=over,
                 )
                 assert budget_verdict(m, float(budget), q, 0.99).meets == (bound <= budget), (n, q, budget)
                 checked += 1
@@ -184,9 +217,19 @@ def test_claim_bound_is_the_verdicts_rule_for_every_budget() -> None:
 
 # -- the one budget rule, in both directions ------------------------------------------------------
 
+
 def _judge(**kw: object):  # type: ignore[no-untyped-def]
-    args = dict(budget_ms=10.0, percentile=99.0, value_ms=8.0, upper_ms=9.0, lower_ms=6.0, errors=0, stable=True,
-                requests=1000, over=2)
+    args = dict(
+        budget_ms=10.0,
+        percentile=99.0,
+        value_ms=8.0,
+        upper_ms=9.0,
+        lower_ms=6.0,
+        errors=0,
+        stable=True,
+        requests=1000,
+        over=2,
+    )
     args.update(kw)
     return judge(**args)  # type: ignore[arg-type]
 
@@ -259,6 +302,7 @@ def test_row_verdict_is_the_measurement_verdict() -> None:
 
 
 # -- the aimed level search ------------------------------------------------------------------------
+
 
 def drive_latency(search: LevelSearch, curve: dict[float, tuple[float, float]], budget: float) -> list[float]:
     """Run the search against level -> (throughput, p99 ms), judging p99 against the budget."""

@@ -26,20 +26,28 @@ def test_level_lists() -> None:
         LevelsType(integer=False).convert(" , ", None, None)
 
 
-@pytest.mark.parametrize("args, named", [
-    (["profile", "-m", "x", "--concurrency", "1,two"], "'--concurrency': '1,two': 'two' is not a number"),
-    (["profile", "-m", "x", "--rate", "-5"], "'--rate': '-5': levels must be numbers > 0"),
-    (["profile", "-m", "x", "--max-windows", "2"], "'--max-windows': 2 is not in the range x>=3"),
-    (["profile", "-m", "x", "--window-s", "0"], "'--window-s': 0.0 is not in the range x>0"),
-    (["profile", "-m", "x", "--warmup-s", "-1"], "'--warmup-s': -1.0 is not in the range x>=0"),
-    (["profile", "-m", "x", "--stability", "0"], "'--stability': 0.0 is not in the range x>0"),
-    (["profile", "-m", "x", "--request-timeout-s", "0"],
-     "'--request-timeout-s': 0.0 is not in the range x>0"),
-    (["profile", "-m", "x", "--budget-ms", "-2"], "'--budget-ms': -2.0 is not in the range x>0"),
-    (["sweep", "s.yaml", "--budget-ms", "0"], "'--budget-ms': 0.0 is not in the range x>0"),
-    (["sweep", "s.yaml", "--max-trials", "0"], "'--max-trials': 0 is not in the range x>=1"),
-    (["sweep", "s.yaml", "--strategy", "random"], "'--strategy': 'random' is not one of 'grid', 'optuna'"),
-])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["profile", "-m", "x", "--concurrency", "1,two"], "'--concurrency': '1,two': 'two' is not a number"),
+        (["profile", "-m", "x", "--rate", "-5"], "'--rate': '-5': levels must be numbers > 0"),
+        (["profile", "-m", "x", "--max-windows", "2"], "'--max-windows': 2 is not in the range x>=3"),
+        (["profile", "-m", "x", "--window-s", "0"], "'--window-s': 0.0 is not in the range x>0"),
+        (["profile", "-m", "x", "--warmup-s", "-1"], "'--warmup-s': -1.0 is not in the range x>=0"),
+        (["profile", "-m", "x", "--stability", "0"], "'--stability': 0.0 is not in the range x>0"),
+        (
+            ["profile", "-m", "x", "--request-timeout-s", "0"],
+            "'--request-timeout-s': 0.0 is not in the range x>0",
+        ),
+        (["profile", "-m", "x", "--budget-ms", "-2"], "'--budget-ms': -2.0 is not in the range x>0"),
+        (["sweep", "s.yaml", "--budget-ms", "0"], "'--budget-ms': 0.0 is not in the range x>0"),
+        (["sweep", "s.yaml", "--max-trials", "0"], "'--max-trials': 0 is not in the range x>=1"),
+        (
+            ["sweep", "s.yaml", "--strategy", "random"],
+            "'--strategy': 'random' is not one of 'grid', 'optuna'",
+        ),
+    ],
+)
 def test_bad_values_exit_2_naming_the_option_and_the_value(args: list[str], named: str) -> None:
     # --url to a closed port: were the value accepted, the command would fail otherwise (exit 1).
     result = CliRunner().invoke(main, [*args, "--url", "127.0.0.1:1"] if args[0] == "profile" else args)

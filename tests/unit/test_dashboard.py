@@ -24,8 +24,11 @@ RECORDED = Path(__file__).resolve().parents[1] / "data" / "run_demo"
 # A confirmation round on the recorded run: the search's best (i1_b8_d2000) misses the budget
 # in two of its three rounds, so it is not counted; i1_b32_d0 is within noise of i2_b8_d2000 and
 # cheaper (one instance), so it is chosen.
-CONFIRMED = {"i2_b8_d2000": [2300.0, 2350.0, 2280.0], "i1_b8_d2000": [3990.0, 3900.0, 4050.0],
-             "i1_b32_d0": [2000.0, 2100.0, 2250.0]}
+CONFIRMED = {
+    "i2_b8_d2000": [2300.0, 2350.0, 2280.0],
+    "i1_b8_d2000": [3990.0, 3900.0, 4050.0],
+    "i1_b32_d0": [2000.0, 2100.0, 2250.0],
+}
 MISSED = {"i1_b8_d2000": [2, 3]}
 TIE_SET = ["i1_b32_d0", "i2_b8_d2000"]
 
@@ -72,19 +75,35 @@ def _text(component) -> str:
 def test_app_builds_with_callbacks(run: Path) -> None:
     app = create_app(run)
     # Every interactive output of the page has its callback (and nothing else does).
-    assert sorted(app.callback_map) == sorted([
-        "..answer.children...pareto.figure...chosen.data..",
-        "..compare-table-div.children...compare-curves.figure...compare-curves.style..",
-        "..detail.children...detail-curves.figure...detail-breakdown.figure...detail-pbtxt.children...detail-id.data..",
-        # The filters follow the data: options and values of each, and whether its group shows.
-        ("..f-count.options...f-count.value...f-batch.options...f-batch.value...f-delay.options"
-         "...f-delay.value...f-count-group.hidden...f-batch-group.hidden...f-delay-group.hidden.."),
-        "..heatmap.figure...resources.figure..",
-        "compare-a.options", "compare-b.options", "confirm-figure.figure", "download.data", "plan.children",
-        "version.data",
-    ])
-    for output in ("answer", "pareto", "compare-curves", "detail", "heatmap", "plan", "download",
-                   "side-panel"):
+    assert sorted(app.callback_map) == sorted(
+        [
+            "..answer.children...pareto.figure...chosen.data..",
+            "..compare-table-div.children...compare-curves.figure...compare-curves.style..",
+            "..detail.children...detail-curves.figure...detail-breakdown.figure...detail-pbtxt.children...detail-id.data..",
+            # The filters follow the data: options and values of each, and whether its group shows.
+            (
+                "..f-count.options...f-count.value...f-batch.options...f-batch.value...f-delay.options"
+                "...f-delay.value...f-count-group.hidden...f-batch-group.hidden...f-delay-group.hidden.."
+            ),
+            "..heatmap.figure...resources.figure..",
+            "compare-a.options",
+            "compare-b.options",
+            "confirm-figure.figure",
+            "download.data",
+            "plan.children",
+            "version.data",
+        ]
+    )
+    for output in (
+        "answer",
+        "pareto",
+        "compare-curves",
+        "detail",
+        "heatmap",
+        "plan",
+        "download",
+        "side-panel",
+    ):
         assert _find(app.layout, output) is not None, output
 
 
@@ -94,7 +113,7 @@ def test_the_bootstrap_stylesheet_is_served_from_the_package(run: Path) -> None:
     assert not app.config.external_stylesheets
     client = app.server.test_client()
     page = client.get("/").get_data(as_text=True)
-    assert '/assets/bootstrap.min.css' in page and "cdn." not in page
+    assert "/assets/bootstrap.min.css" in page and "cdn." not in page
     css = client.get("/assets/bootstrap.min.css")
     assert css.status_code == 200 and b"Bootstrap  v5.3" in css.data[:200]
 
@@ -151,8 +170,12 @@ def test_compare_two_configs(run: Path) -> None:
 def test_compare_shows_nothing_until_two_configs_are_picked(run: Path) -> None:
     board = Dashboard(run)
     a, b = board.run.configs["config_id"].iloc[:2]
-    for picked, hint in (((None, None), "Pick two configs"), ((a, None), f"compare with {a}"),
-                         ((None, b), f"compare with {b}"), ((a, a), "two different configs")):
+    for picked, hint in (
+        ((None, None), "Pick two configs"),
+        ((a, None), f"compare with {a}"),
+        ((None, b), f"compare with {b}"),
+        ((a, a), "two different configs"),
+    ):
         content, fig = board.compare(*picked, board.run.budget_ms)
         assert fig is None and hint in _text(content) and _find(content, "compare-table") is None, picked
         _, _, style = board.compare_view(*picked, board.run.budget_ms)
@@ -186,8 +209,12 @@ def test_filter_options_grow_when_a_new_knob_value_appears(run: Path) -> None:
     out = board.filter_options(version, *state)
     assert out[:6] == (dash.no_update,) * 6 and out[6:] == (False, False, False)
 
-    append_config(run, "i1_b32_d0", "i4_b64_d500",
-                   {"instance_count": 4, "max_batch_size": 64, "max_queue_delay_us": 500})
+    append_config(
+        run,
+        "i1_b32_d0",
+        "i4_b64_d500",
+        {"instance_count": 4, "max_batch_size": 64, "max_queue_delay_us": 500},
+    )
     version = board.on_tick(2, version)
     assert version is not dash.no_update
     out = board.filter_options(version, *state)
@@ -201,8 +228,10 @@ def test_filter_options_grow_when_a_new_knob_value_appears(run: Path) -> None:
     _, shown_configs = board.filtered(counts, batches, delays)
     assert "i4_b64_d500" in set(shown_configs["config_id"])
     _, fig, _ = board.answer(board.run.budget_ms, counts, batches, delays)
-    assert any("i4_b64_d500" in [str(p[0]) for p in (t.customdata if t.customdata is not None else [])]
-               for t in fig.data)
+    assert any(
+        "i4_b64_d500" in [str(p[0]) for p in (t.customdata if t.customdata is not None else [])]
+        for t in fig.data
+    )
 
 
 def test_follow_selection() -> None:
@@ -224,7 +253,7 @@ def test_a_table_caught_half_written_keeps_the_last_data(run: Path) -> None:
     board = Dashboard(run)
     before = len(board.run.measurements)
     good = (run / "measurements.csv").read_bytes()
-    (run / "measurements.csv").write_text("config_id,load_level\n\"unterminated")  # mid-rewrite
+    (run / "measurements.csv").write_text('config_id,load_level\n"unterminated')  # mid-rewrite
     assert board.refresh() is False and len(board.run.measurements) == before
     (run / "measurements.csv").write_bytes(good + good.split(b"\n", 1)[1])  # written again, longer
     assert board.refresh() is True and len(board.run.measurements) == 2 * before
@@ -274,7 +303,7 @@ def test_bad_run_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not a tritune run directory"):
         create_app(tmp_path)
     (tmp_path / "spec.yaml").write_text("model: m\n")
-    (tmp_path / "measurements.csv").write_text("not,a\ntable\n\"")
+    (tmp_path / "measurements.csv").write_text('not,a\ntable\n"')
     with pytest.raises(UsageError):
         create_app(tmp_path)
 
@@ -289,7 +318,8 @@ def test_tie_set_panel_at_the_sweeps_budget(confirmed: Path) -> None:
     assert "within noise of each other" in _text(panel) and f"Why: {reason}." in _text(panel)
     stats = confirmation_stats(board.run.measurements).set_index("config_id").loc["i1_b32_d0"]
     assert _find(panel, "capacity-shown").children == (
-        f"≥ {stats['capacity_rps']:,.0f} req/s (95 % CI {stats['ci_low_rps']:,.0f}..{stats['ci_high_rps']:,.0f}, 3 rounds)")
+        f"≥ {stats['capacity_rps']:,.0f} req/s (95 % CI {stats['ci_low_rps']:,.0f}..{stats['ci_high_rps']:,.0f}, 3 rounds)"
+    )
     assert _find(panel, "tie-set-note") is None
     assert "chosen: i1_b32_d0" in [t.name for t in fig.data]
 
@@ -313,7 +343,10 @@ def test_confirmation_figure(confirmed: Path, tmp_path: Path) -> None:
     app = create_app(confirmed)
     assert _find(app.layout, "confirm-figure") is not None
     fig = app.board.confirmation()
-    assert "chosen: i1_b32_d0" in [t.name for t in fig.data] and "tie set: i1_b32_d0, i2_b8_d2000" in fig.layout.title.text
+    assert (
+        "chosen: i1_b32_d0" in [t.name for t in fig.data]
+        and "tie set: i1_b32_d0, i2_b8_d2000" in fig.layout.title.text
+    )
     samples = next(t for t in fig.data if t.name == "round sample (missed the budget)")
     assert list(samples.y) == [3900.0, 4050.0]
     legacy = shutil.copytree(RECORDED, tmp_path / "legacy")
@@ -322,9 +355,15 @@ def test_confirmation_figure(confirmed: Path, tmp_path: Path) -> None:
 
 def test_planner_uses_the_confirmed_capacity_at_the_sweeps_budget(confirmed: Path) -> None:
     board = Dashboard(confirmed)
-    mean = float(confirmation_stats(board.run.measurements).set_index("config_id").loc["i1_b32_d0", "capacity_rps"])
+    mean = float(
+        confirmation_stats(board.run.measurements).set_index("config_id").loc["i1_b32_d0", "capacity_rps"]
+    )
     out = _text(board.plan(mean * 2.5, None, "i1_b32_d0", board.run.budget_ms))
-    assert f"serves {mean:.1f} req/s" in out and "the confirmation round's mean" in out and "3 server replicas" in out
+    assert (
+        f"serves {mean:.1f} req/s" in out
+        and "the confirmation round's mean" in out
+        and "3 server replicas" in out
+    )
     elsewhere = _text(board.plan(1000, None, "i1_b32_d0", 9.0))
     assert "the search's capacity" in elsewhere
     # Re-measured but not counted (met the budget in 1 of 3 rounds): its search capacity.
@@ -361,7 +400,9 @@ def _find(component: object, id_: str) -> object | None:
     if getattr(component, "id", None) == id_:
         return component
     children = getattr(component, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else ([children] if children is not None else []):
+    for child in (
+        children if isinstance(children, (list, tuple)) else ([children] if children is not None else [])
+    ):
         found = _find(child, id_)
         if found is not None:
             return found
@@ -380,9 +421,14 @@ def test_a_pipeline_run_shows_every_model_its_steps_and_downloads(tmp_path: Path
     best = pd.read_csv(run / "configs.csv").set_index("config_id").loc[chosen]
     text = _text(panel)
     for name in ("preprocess", "classifier"):
-        assert f"{name}: instances {int(best[f'{name}.instance_count'])}, max batch {int(best[f'{name}.max_batch_size'])}" in text
+        assert (
+            f"{name}: instances {int(best[f'{name}.instance_count'])}, max batch {int(best[f'{name}.max_batch_size'])}"
+            in text
+        )
     facts, _, _, pbtxt, detail_id = board.detail(None, chosen, None)
-    assert detail_id == chosen and "# preprocess/config.pbtxt" in pbtxt and "# classifier/config.pbtxt" in pbtxt
+    assert (
+        detail_id == chosen and "# preprocess/config.pbtxt" in pbtxt and "# classifier/config.pbtxt" in pbtxt
+    )
     neck = _find(facts, "bottleneck-step")
     assert neck is not None and neck.children == best["bottleneck_step"]
     for name in ("preprocess", "classifier"):

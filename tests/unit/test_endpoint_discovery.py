@@ -67,7 +67,8 @@ def test_backend_dir_links_library_utils_and_matching_stub(tmp_path: Path) -> No
     # Idempotent, and the source install is untouched.
     assert build_python_backend_dir(root, tmp_path / "cache") == backends
     assert sorted(p.name for p in (root / "backends" / "python").iterdir()) == [
-        "libtriton_python.so", "triton_python_backend_utils.py"
+        "libtriton_python.so",
+        "triton_python_backend_utils.py",
     ]
 
 

@@ -6,15 +6,21 @@ from analyzer.capacity import Verdict
 from analyzer.levelsearch import CapacityResult
 from analyzer.measure import Measurement
 from analyzer.policy import failure_of
-
 from tests.helpers import measurement
 
 OK = Verdict(True, "meets", "")
 
 
 def _m(level: float, requests: int, errors: int, kinds: str = "", stalled: bool = False) -> Measurement:
-    return measurement(1, load_level=level, throughput_rps=10.0, requests=requests, errors=errors,
-                       error_kinds=kinds, stalled=stalled)
+    return measurement(
+        1,
+        load_level=level,
+        throughput_rps=10.0,
+        requests=requests,
+        errors=errors,
+        error_kinds=kinds,
+        stalled=stalled,
+    )
 
 
 def _result(*ms: Measurement) -> CapacityResult:

@@ -15,7 +15,6 @@ import psutil
 from analyzer.server.guard import main, spawn_guard, stop_guard
 from tests.helpers import ROOT
 
-
 OWNER = """
 import subprocess, sys, time
 from analyzer.server.guard import spawn_guard

@@ -26,13 +26,20 @@ def write(tmp_path: Path, data: object) -> Path:
 
 def test_perf_analyzer_json_in_all_three_forms(tmp_path: Path) -> None:
     raw = base64.b64encode(np.array([7, 8, 9, 10], dtype="<i8").tobytes()).decode()
-    path = write(tmp_path, {"data": [
-        {"input_ids": [101, 2023, 2003, 102], "attention_mask": [1, 1, 1, 1]},
-        {"input_ids": {"content": [101, 7592, 102, 0], "shape": [4]}, "attention_mask": {"b64": raw}},
-    ]})
+    path = write(
+        tmp_path,
+        {
+            "data": [
+                {"input_ids": [101, 2023, 2003, 102], "attention_mask": [1, 1, 1, 1]},
+                {"input_ids": {"content": [101, 7592, 102, 0], "shape": [4]}, "attention_mask": {"b64": raw}},
+            ]
+        },
+    )
     requests = read_input_data(path, [IDS, MASK])
     assert len(requests) == 2 and requests[0]["input_ids"].dtype == np.int64
-    assert requests[0]["input_ids"].shape == (1, 4) and requests[1]["input_ids"].tolist() == [[101, 7592, 102, 0]]
+    assert requests[0]["input_ids"].shape == (1, 4) and requests[1]["input_ids"].tolist() == [
+        [101, 7592, 102, 0]
+    ]
     assert requests[1]["attention_mask"].tolist() == [[7, 8, 9, 10]]
     text = read_input_data(write(tmp_path, {"data": [{"TEXT": ["hello"]}, {"TEXT": ["wörld"]}]}), [TEXT])
     assert text[1]["TEXT"].tolist() == [["wörld".encode()]]
@@ -47,22 +54,57 @@ def test_numpy_files(tmp_path: Path) -> None:
     assert len(read_input_data(tmp_path / "d.npy", [IDS])) == 5
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"data": [{"input_ids": [1, 2, 3, 4]}]}, "request 0, input 'attention_mask': missing (expected INT64 of shape [1, 4])"),
-    ({"data": [{"input_ids": [1, 2, 3], "attention_mask": [1, 1, 1, 1]}]},
-     "request 0, input 'input_ids': shape [3] (3 values), expected INT64 of shape [1, 4]"),
-    ({"data": [{"input_ids": [1, 2, 3, 4], "attention_mask": [1, 1, 1, 1]},
-               {"input_ids": [0.5, 2, 3, 4], "attention_mask": [1, 1, 1, 1]}]},
-     "request 1, input 'input_ids': values are not whole numbers, expected INT64 of shape [1, 4]"),
-    ({"data": [{"input_ids": ["a", "b", "c", "d"], "attention_mask": [1, 1, 1, 1]}]},
-     "request 0, input 'input_ids': values must be numbers for INT64 of shape [1, 4], got strings"),
-    ({"data": [{"input_ids": [1, 2, 3, 4], "attention_mask": [1, 1, 1, 1], "token_type_ids": [0, 0, 0, 0]}]},
-     "request 0 names input 'token_type_ids', which the model does not have"),
-    ({"data": [{"input_ids": {"content": [1, 2, 3, 4], "shape": [2, 2]}, "attention_mask": [1, 1, 1, 1]}]},
-     "request 0, input 'input_ids': shape [2, 2] does not match the expected INT64 of shape [1, 4]"),
-    ({"data": [{"input_ids": {"b64": "!!"}, "attention_mask": [1, 1, 1, 1]}]}, "'b64' is not valid base64"),
-    ({"rows": []}, "expected perf_analyzer's format"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (
+            {"data": [{"input_ids": [1, 2, 3, 4]}]},
+            "request 0, input 'attention_mask': missing (expected INT64 of shape [1, 4])",
+        ),
+        (
+            {"data": [{"input_ids": [1, 2, 3], "attention_mask": [1, 1, 1, 1]}]},
+            "request 0, input 'input_ids': shape [3] (3 values), expected INT64 of shape [1, 4]",
+        ),
+        (
+            {
+                "data": [
+                    {"input_ids": [1, 2, 3, 4], "attention_mask": [1, 1, 1, 1]},
+                    {"input_ids": [0.5, 2, 3, 4], "attention_mask": [1, 1, 1, 1]},
+                ]
+            },
+            "request 1, input 'input_ids': values are not whole numbers, expected INT64 of shape [1, 4]",
+        ),
+        (
+            {"data": [{"input_ids": ["a", "b", "c", "d"], "attention_mask": [1, 1, 1, 1]}]},
+            "request 0, input 'input_ids': values must be numbers for INT64 of shape [1, 4], got strings",
+        ),
+        (
+            {
+                "data": [
+                    {
+                        "input_ids": [1, 2, 3, 4],
+                        "attention_mask": [1, 1, 1, 1],
+                        "token_type_ids": [0, 0, 0, 0],
+                    }
+                ]
+            },
+            "request 0 names input 'token_type_ids', which the model does not have",
+        ),
+        (
+            {
+                "data": [
+                    {"input_ids": {"content": [1, 2, 3, 4], "shape": [2, 2]}, "attention_mask": [1, 1, 1, 1]}
+                ]
+            },
+            "request 0, input 'input_ids': shape [2, 2] does not match the expected INT64 of shape [1, 4]",
+        ),
+        (
+            {"data": [{"input_ids": {"b64": "!!"}, "attention_mask": [1, 1, 1, 1]}]},
+            "'b64' is not valid base64",
+        ),
+        ({"rows": []}, "expected perf_analyzer's format"),
+    ],
+)
 def test_bad_json_data_names_the_request_and_input(tmp_path: Path, data: object, message: str) -> None:
     with pytest.raises(InputDataError, match=None) as err:
         read_input_data(write(tmp_path, data), [IDS, MASK])

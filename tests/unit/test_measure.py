@@ -96,8 +96,11 @@ def test_p99_differences_within_sampling_noise_are_stable() -> None:
 
 def _records(scheduled, sent, done, error, kinds=("ok",)) -> Records:
     return Records(
-        np.asarray(scheduled, float), np.asarray(sent, float), np.asarray(done, float),
-        np.asarray(error, np.int32), tuple(kinds),
+        np.asarray(scheduled, float),
+        np.asarray(sent, float),
+        np.asarray(done, float),
+        np.asarray(error, np.int32),
+        tuple(kinds),
     )
 
 
@@ -143,8 +146,15 @@ def test_summarize_claim_bound_counts_unfinished_requests_as_slowest() -> None:
     done[[10, 20]] = math.nan
     err = np.zeros(n, int)
     err[[10, 20]] = 1
-    m = summarize(_records(sched, sched, done, err, ("ok", "unfinished")), 0.0, 1.0, load_mode="rate",
-                  load_level=1000, windows=3, stable=True)
+    m = summarize(
+        _records(sched, sched, done, err, ("ok", "unfinished")),
+        0.0,
+        1.0,
+        load_mode="rate",
+        load_level=1000,
+        windows=3,
+        stable=True,
+    )
     assert m.budget_bound_ms == pytest.approx(1.0)
 
 

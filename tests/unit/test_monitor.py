@@ -18,7 +18,9 @@ from analyzer.monitor import (
 )
 
 
-def _stats(inf: int, exe: int, success: tuple[int, int], queue: tuple[int, int], infer: tuple[int, int]) -> dict:
+def _stats(
+    inf: int, exe: int, success: tuple[int, int], queue: tuple[int, int], infer: tuple[int, int]
+) -> dict:
     return {
         "inference_count": inf,
         "execution_count": exe,

@@ -22,13 +22,38 @@ MEETS = Verdict(True, "meets", "")
 
 
 def level(conc: float, rps: float, p99: float) -> Measurement:
-    return Measurement("concurrency", conc, rps, p99 / 2, p99 * 0.8, p99 * 0.9, p99, p99 * 2, p99 / 2,
-                       p99 * 0.9, p99 * 1.1, 1000, 0, "", 3, True, 1.0)
+    return Measurement(
+        "concurrency",
+        conc,
+        rps,
+        p99 / 2,
+        p99 * 0.8,
+        p99 * 0.9,
+        p99,
+        p99 * 2,
+        p99 / 2,
+        p99 * 0.9,
+        p99 * 1.1,
+        1000,
+        0,
+        "",
+        3,
+        True,
+        1.0,
+    )
 
 
 def row(config_id: str, capacity: float, status: str = "ok") -> dict[str, object]:
-    return {"config_id": config_id, "status": status, "capacity_rps": capacity, "load_mode": "concurrency",
-            "capacity_level": 16.0, "p99_ms": 4.25, "error": "", "closest_p99_ms": 4.25}
+    return {
+        "config_id": config_id,
+        "status": status,
+        "capacity_rps": capacity,
+        "load_mode": "concurrency",
+        "capacity_level": 16.0,
+        "p99_ms": 4.25,
+        "error": "",
+        "closest_p99_ms": 4.25,
+    }
 
 
 def render(panel: object) -> str:
@@ -55,8 +80,9 @@ def test_plain_sweep_lines(capsys: pytest.CaptureFixture[str]) -> None:
         events.config_done(CAND, row(CAND.config_id, 1234.5))
         events.config_start(Candidate(1, 8, 0), 2, 4)
     lines = capsys.readouterr().err.splitlines()
-    assert lines[0].startswith(f"[config 1/4] {CAND.config_id}: instances 2, max_batch_size 8, "
-                               "queue delay 500 us  (elapsed ")
+    assert lines[0].startswith(
+        f"[config 1/4] {CAND.config_id}: instances 2, max_batch_size 8, queue delay 500 us  (elapsed "
+    )
     assert lines[1].startswith("    concurrency 16:   1234.5 req/s  p99     4.25 ms  meets  (elapsed ")
     assert lines[2] == "    -> capacity 1234.5 req/s at concurrency 16 (p99 4.25 ms)"
     assert lines[3].startswith("[config 2/4]")
@@ -80,8 +106,10 @@ def test_plain_profile_lines(capsys: pytest.CaptureFixture[str]) -> None:
     progress.level(level(4, 500.0, 3.5))
     err = capsys.readouterr().err.splitlines()
     # One more level of warm-up and 4 windows, plus the 3 windows this one may still take.
-    assert err[0] == (f"[1/2] {'concurrency 4':<24} window  2:    500.0 req/s  p99     3.50 ms  "
-                      "settling  (at most ~8 s left)")
+    assert err[0] == (
+        f"[1/2] {'concurrency 4':<24} window  2:    500.0 req/s  p99     3.50 ms  "
+        "settling  (at most ~8 s left)"
+    )
     assert err[1] == "  -> 500.0 req/s, p50 1.75 ms, p99 3.50 ms (95% CI 3.15..3.85), errors 0"
 
 

@@ -31,31 +31,93 @@ from analyzer.spec import SweepSpec
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "run_demo"
 
 
-def _m(config_id: str, level: float, tp: float, p99: float, inst: int = 1, batch: int = 8, delay: float = 0,
-       errors: int = 0, stable: bool = True, ci_high: float | None = None, requests: int = 3000) -> dict:
+def _m(
+    config_id: str,
+    level: float,
+    tp: float,
+    p99: float,
+    inst: int = 1,
+    batch: int = 8,
+    delay: float = 0,
+    errors: int = 0,
+    stable: bool = True,
+    ci_high: float | None = None,
+    requests: int = 3000,
+) -> dict:
     return {
-        "config_id": config_id, "instance_count": inst, "max_batch_size": batch, "max_queue_delay_us": delay,
-        "load_mode": "concurrency", "load_level": level, "throughput_rps": tp, "p99_ms": p99,
-        "p99_ci_high_ms": p99 * 1.05 if ci_high is None else ci_high, "requests": requests, "errors": errors,
-        "stable": stable, "server_queue_ms": 0.5, "server_compute_input_ms": 0.1, "server_compute_infer_ms": 1.0,
-        "server_compute_output_ms": 0.2, "avg_batch_size": level / 2, "server_cpu_pct": 100.0 + level,
-        "server_rss_mb": 80.0, "gpu_util_pct": math.nan, "gpu_mem_mb": math.nan,
+        "config_id": config_id,
+        "instance_count": inst,
+        "max_batch_size": batch,
+        "max_queue_delay_us": delay,
+        "load_mode": "concurrency",
+        "load_level": level,
+        "throughput_rps": tp,
+        "p99_ms": p99,
+        "p99_ci_high_ms": p99 * 1.05 if ci_high is None else ci_high,
+        "requests": requests,
+        "errors": errors,
+        "stable": stable,
+        "server_queue_ms": 0.5,
+        "server_compute_input_ms": 0.1,
+        "server_compute_infer_ms": 1.0,
+        "server_compute_output_ms": 0.2,
+        "avg_batch_size": level / 2,
+        "server_cpu_pct": 100.0 + level,
+        "server_rss_mb": 80.0,
+        "gpu_util_pct": math.nan,
+        "gpu_mem_mb": math.nan,
     }
 
 
-M = pd.DataFrame([
-    _m("a", 1, 100, 2.0), _m("a", 2, 180, 4.0), _m("a", 4, 300, 9.0), _m("a", 8, 320, 20.0),
-    _m("b", 1, 90, 1.0, inst=2), _m("b", 2, 170, 2.0, inst=2), _m("b", 4, 250, 4.0, inst=2),
-    _m("c", 2, 500, 3.0, batch=32, errors=5),
-])
-C = pd.DataFrame([
-    {"config_id": "a", "instance_count": 1, "max_batch_size": 8, "max_queue_delay_us": 0, "status": "ok",
-     "capacity_rps": 300.0, "capacity_level": 4.0, "p99_ms": 9.0, "load_mode": "concurrency"},
-    {"config_id": "b", "instance_count": 2, "max_batch_size": 8, "max_queue_delay_us": 0, "status": "ok",
-     "capacity_rps": 250.0, "capacity_level": 4.0, "p99_ms": 4.0, "load_mode": "concurrency"},
-    {"config_id": "c", "instance_count": 1, "max_batch_size": 32, "max_queue_delay_us": math.nan, "status": "failed",
-     "capacity_rps": 0.0, "capacity_level": math.nan, "p99_ms": math.nan, "load_mode": "concurrency"},
-])
+M = pd.DataFrame(
+    [
+        _m("a", 1, 100, 2.0),
+        _m("a", 2, 180, 4.0),
+        _m("a", 4, 300, 9.0),
+        _m("a", 8, 320, 20.0),
+        _m("b", 1, 90, 1.0, inst=2),
+        _m("b", 2, 170, 2.0, inst=2),
+        _m("b", 4, 250, 4.0, inst=2),
+        _m("c", 2, 500, 3.0, batch=32, errors=5),
+    ]
+)
+C = pd.DataFrame(
+    [
+        {
+            "config_id": "a",
+            "instance_count": 1,
+            "max_batch_size": 8,
+            "max_queue_delay_us": 0,
+            "status": "ok",
+            "capacity_rps": 300.0,
+            "capacity_level": 4.0,
+            "p99_ms": 9.0,
+            "load_mode": "concurrency",
+        },
+        {
+            "config_id": "b",
+            "instance_count": 2,
+            "max_batch_size": 8,
+            "max_queue_delay_us": 0,
+            "status": "ok",
+            "capacity_rps": 250.0,
+            "capacity_level": 4.0,
+            "p99_ms": 4.0,
+            "load_mode": "concurrency",
+        },
+        {
+            "config_id": "c",
+            "instance_count": 1,
+            "max_batch_size": 32,
+            "max_queue_delay_us": math.nan,
+            "status": "failed",
+            "capacity_rps": 0.0,
+            "capacity_level": math.nan,
+            "p99_ms": math.nan,
+            "load_mode": "concurrency",
+        },
+    ]
+)
 
 
 def test_budget_moves_the_choice() -> None:
@@ -68,23 +130,27 @@ def test_budget_moves_the_choice() -> None:
 
 
 def test_level_meets_needs_trust() -> None:
-    rows = pd.DataFrame([
-        _m("x", 1, 10, 4.0),  # fine
-        _m("x", 2, 10, 4.0, stable=False),  # unstable
-        _m("x", 4, 10, 4.0, ci_high=6.0),  # upper bound over a 5 ms budget
-        _m("x", 8, 10, 4.0, ci_high=math.nan, requests=100),  # too few requests to tell
-        _m("x", 16, 10, 4.0, ci_high=math.nan, requests=600),
-    ])
+    rows = pd.DataFrame(
+        [
+            _m("x", 1, 10, 4.0),  # fine
+            _m("x", 2, 10, 4.0, stable=False),  # unstable
+            _m("x", 4, 10, 4.0, ci_high=6.0),  # upper bound over a 5 ms budget
+            _m("x", 8, 10, 4.0, ci_high=math.nan, requests=100),  # too few requests to tell
+            _m("x", 16, 10, 4.0, ci_high=math.nan, requests=600),
+        ]
+    )
     assert level_meets(rows, 5.0).tolist() == [True, False, False, False, True]
 
 
 def test_level_meets_uses_the_sweeps_claim_bound_where_stored() -> None:
-    rows = pd.DataFrame([
-        _m("x", 1, 10, 4.0, ci_high=4.5),
-        _m("x", 2, 10, 4.0, ci_high=4.5),
-        _m("x", 4, 10, 4.0, ci_high=4.5),
-        _m("x", 8, 10, 4.0, ci_high=4.5),
-    ])
+    rows = pd.DataFrame(
+        [
+            _m("x", 1, 10, 4.0, ci_high=4.5),
+            _m("x", 2, 10, 4.0, ci_high=4.5),
+            _m("x", 4, 10, 4.0, ci_high=4.5),
+            _m("x", 8, 10, 4.0, ci_high=4.5),
+        ]
+    )
     # The sweep's bound: under the budget; over it though the 95 % interval is not; too few
     # requests for any claim; not stored (a row from an older tritune: the interval decides).
     rows["budget_bound_ms"] = [4.8, 5.5, math.inf, math.nan]
@@ -185,8 +251,11 @@ def test_a_runs_spec_is_read_by_spec_py_and_needs_no_server(tmp_path: Path) -> N
     data = load_run(run)
     defaults = SweepSpec(model="m")
     assert (data.model, data.percentile) == ("m", 95.0)
-    assert (data.budget_ms, data.confidence, data.strategy) == (defaults.budget_ms, defaults.confidence,
-                                                                defaults.strategy)
+    assert (data.budget_ms, data.confidence, data.strategy) == (
+        defaults.budget_ms,
+        defaults.confidence,
+        defaults.strategy,
+    )
     (run / "spec.yaml").write_text("model: m\nbudget_ms: -1\n")
     with pytest.raises(UsageError, match="budget_ms"):
         load_run(run)
@@ -202,7 +271,9 @@ def test_a_run_played_against_a_trace_file_that_is_gone_still_reports(tmp_path: 
     run.mkdir()
     trace = tmp_path / "trace.txt"
     trace.write_text("0.5\n0.5\n")
-    (run / "spec.yaml").write_text(f"model: m\nmodel_repository: /nowhere\nload:\n  schedule: trace:{trace}\n")
+    (run / "spec.yaml").write_text(
+        f"model: m\nmodel_repository: /nowhere\nload:\n  schedule: trace:{trace}\n"
+    )
     assert load_run(run).model == "m"
     trace.unlink()  # the run directory was copied to another machine, or the trace deleted
     assert load_run(run).model == "m"
@@ -212,7 +283,9 @@ def test_a_run_played_against_a_trace_file_that_is_gone_still_reports(tmp_path: 
 
 
 def test_a_level_proven_over_after_one_window_is_not_drawn_as_untrusted() -> None:
-    rows = pd.DataFrame([_m("a", 4, 300, 9.0), _m("a", 16, 320, 40.0, stable=False), _m("a", 8, 310, 12.0, stable=False)])
+    rows = pd.DataFrame(
+        [_m("a", 4, 300, 9.0), _m("a", 16, 320, 40.0, stable=False), _m("a", 8, 310, 12.0, stable=False)]
+    )
     rows["verdict_proven"] = [True, True, False]  # 16 was proven over the budget at once; 8 proved nothing
     points = {p.load_level: p.trusted for p in pareto_data(rows, 10.0).points}
     assert points == {4.0: True, 16.0: True, 8.0: False}
@@ -223,15 +296,40 @@ def test_client_bound_levels_are_named_with_the_fix_and_kept_off_the_frontier() 
 
     from analyzer.report import client_bound_html, pareto_data
 
-    rows = pd.DataFrame([
-        {"config_id": "i1_b8", "instance_count": 1, "max_batch_size": 8, "max_queue_delay_us": 0, "load_mode": "rate",
-         "load_level": 1000.0, "throughput_rps": 1000.0, "p99_ms": 5.0, "errors": 0, "stable": True,
-         "verdict_proven": True, "client_bound": False, "client_bound_reason": ""},
-        {"config_id": "i1_b8", "instance_count": 1, "max_batch_size": 8, "max_queue_delay_us": 0, "load_mode": "rate",
-         "load_level": 20000.0, "throughput_rps": 5000.0, "p99_ms": 4.0, "errors": 0, "stable": True,
-         "verdict_proven": True, "client_bound": True,
-         "client_bound_reason": "requests went out 50 ms late: give more --workers"},
-    ])
+    rows = pd.DataFrame(
+        [
+            {
+                "config_id": "i1_b8",
+                "instance_count": 1,
+                "max_batch_size": 8,
+                "max_queue_delay_us": 0,
+                "load_mode": "rate",
+                "load_level": 1000.0,
+                "throughput_rps": 1000.0,
+                "p99_ms": 5.0,
+                "errors": 0,
+                "stable": True,
+                "verdict_proven": True,
+                "client_bound": False,
+                "client_bound_reason": "",
+            },
+            {
+                "config_id": "i1_b8",
+                "instance_count": 1,
+                "max_batch_size": 8,
+                "max_queue_delay_us": 0,
+                "load_mode": "rate",
+                "load_level": 20000.0,
+                "throughput_rps": 5000.0,
+                "p99_ms": 4.0,
+                "errors": 0,
+                "stable": True,
+                "verdict_proven": True,
+                "client_bound": True,
+                "client_bound_reason": "requests went out 50 ms late: give more --workers",
+            },
+        ]
+    )
     text = client_bound_html(rows)
     assert "1 level(s)" in text and "i1_b8 at rate 20000" in text and "--workers" in text
     assert client_bound_html(rows.iloc[:1]) == ""

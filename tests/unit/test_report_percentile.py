@@ -26,42 +26,92 @@ from analyzer.report import (
 from tests.unit.test_report_confirm import write_run
 
 
-def m95(config_id: str, inst: int, level: float, tp: float, p95: float, p99: float, **extra: Any) -> dict[str, Any]:
+def m95(
+    config_id: str, inst: int, level: float, tp: float, p95: float, p99: float, **extra: Any
+) -> dict[str, Any]:
     """A row of a p95 sweep: its claim bounds are the p95's (budget_bound_ms, over_bound_ms)."""
-    r = {"config_id": config_id, "instance_count": inst, "max_batch_size": 8, "max_queue_delay_us": 0,
-         "load_mode": "concurrency", "load_level": level, "throughput_rps": tp, "p50_ms": p95 / 2, "p90_ms": p95 * 0.9,
-         "p95_ms": p95, "p99_ms": p99, "requests": 4000, "errors": 0, "stable": True,
-         "budget_bound_ms": p95 * 1.1, "over_bound_ms": p95 * 0.9, "p99_ci_high_ms": p99 * 1.05}
+    r = {
+        "config_id": config_id,
+        "instance_count": inst,
+        "max_batch_size": 8,
+        "max_queue_delay_us": 0,
+        "load_mode": "concurrency",
+        "load_level": level,
+        "throughput_rps": tp,
+        "p50_ms": p95 / 2,
+        "p90_ms": p95 * 0.9,
+        "p95_ms": p95,
+        "p99_ms": p99,
+        "requests": 4000,
+        "errors": 0,
+        "stable": True,
+        "budget_bound_ms": p95 * 1.1,
+        "over_bound_ms": p95 * 0.9,
+        "p99_ci_high_ms": p99 * 1.05,
+    }
     return r | extra
 
 
 # At 5 ms, a meets the p95 budget at level 4 (p95 4 ms) though its p99 is 12 ms there; judged on
 # p99 it only reaches level 2, and b (two instances) would win.
-M95 = pd.DataFrame([
-    m95("a", 1, 2, 180, 2.0, 3.0), m95("a", 1, 4, 300, 4.0, 12.0), m95("a", 1, 8, 330, 9.0, 20.0),
-    m95("b", 2, 2, 150, 1.5, 2.0), m95("b", 2, 4, 250, 3.0, 4.5),
-])
-C95 = pd.DataFrame([
-    {"config_id": "a", "instance_count": 1, "max_batch_size": 8, "max_queue_delay_us": 0, "status": "ok",
-     "capacity_rps": 300.0, "capacity_level": 4.0, "p99_ms": 12.0, "p50_ms": 2.0, "load_mode": "concurrency",
-     "levels_measured": 3},
-    {"config_id": "b", "instance_count": 2, "max_batch_size": 8, "max_queue_delay_us": 0, "status": "ok",
-     "capacity_rps": 250.0, "capacity_level": 4.0, "p99_ms": 4.5, "p50_ms": 1.5, "load_mode": "concurrency",
-     "levels_measured": 2},
-])
+M95 = pd.DataFrame(
+    [
+        m95("a", 1, 2, 180, 2.0, 3.0),
+        m95("a", 1, 4, 300, 4.0, 12.0),
+        m95("a", 1, 8, 330, 9.0, 20.0),
+        m95("b", 2, 2, 150, 1.5, 2.0),
+        m95("b", 2, 4, 250, 3.0, 4.5),
+    ]
+)
+C95 = pd.DataFrame(
+    [
+        {
+            "config_id": "a",
+            "instance_count": 1,
+            "max_batch_size": 8,
+            "max_queue_delay_us": 0,
+            "status": "ok",
+            "capacity_rps": 300.0,
+            "capacity_level": 4.0,
+            "p99_ms": 12.0,
+            "p50_ms": 2.0,
+            "load_mode": "concurrency",
+            "levels_measured": 3,
+        },
+        {
+            "config_id": "b",
+            "instance_count": 2,
+            "max_batch_size": 8,
+            "max_queue_delay_us": 0,
+            "status": "ok",
+            "capacity_rps": 250.0,
+            "capacity_level": 4.0,
+            "p99_ms": 4.5,
+            "p50_ms": 1.5,
+            "load_mode": "concurrency",
+            "levels_measured": 2,
+        },
+    ]
+)
 
 
 def test_level_meets_is_row_verdict_on_every_row() -> None:
-    rows = pd.DataFrame([
-        m95("x", 1, 1, 100, 4.0, 6.0),  # meets a 5 ms p95 budget
-        m95("x", 1, 2, 100, 4.0, 6.0, budget_bound_ms=5.5),  # claim not proven at 5 ms
-        m95("x", 1, 3, 100, 4.0, 6.0, errors=2),
-        m95("x", 1, 4, 100, 4.0, 6.0, stable=False),
-        m95("x", 1, 5, 100, 4.8, 7.0, over_bound_ms=5.2),  # proven over 5 ms
-        m95("x", 1, 6, 100, 4.0, 4.5, budget_bound_ms=math.nan, p99_ci_high_ms=4.7),  # older row: p99's interval
-        m95("x", 1, 7, 100, 4.0, 4.5, budget_bound_ms=math.nan, p99_ci_high_ms=math.nan, requests=50),  # too few for p95
-        m95("x", 1, 8, 100, 4.0, 4.5, stable="True"),  # as read back from a CSV
-    ])
+    rows = pd.DataFrame(
+        [
+            m95("x", 1, 1, 100, 4.0, 6.0),  # meets a 5 ms p95 budget
+            m95("x", 1, 2, 100, 4.0, 6.0, budget_bound_ms=5.5),  # claim not proven at 5 ms
+            m95("x", 1, 3, 100, 4.0, 6.0, errors=2),
+            m95("x", 1, 4, 100, 4.0, 6.0, stable=False),
+            m95("x", 1, 5, 100, 4.8, 7.0, over_bound_ms=5.2),  # proven over 5 ms
+            m95(
+                "x", 1, 6, 100, 4.0, 4.5, budget_bound_ms=math.nan, p99_ci_high_ms=4.7
+            ),  # older row: p99's interval
+            m95(
+                "x", 1, 7, 100, 4.0, 4.5, budget_bound_ms=math.nan, p99_ci_high_ms=math.nan, requests=50
+            ),  # too few for p95
+            m95("x", 1, 8, 100, 4.0, 4.5, stable="True"),  # as read back from a CSV
+        ]
+    )
     for percentile in (95.0, 99.0):
         for budget in (3.0, 5.0, 8.0):
             expected = [row_verdict(r, budget, percentile, 0.95).meets for _, r in rows.iterrows()]
@@ -95,7 +145,10 @@ def test_pareto_and_curves_show_the_percentile() -> None:
     assert [p.latency_ms for p in data.points] == [2.0, 4.0, 9.0, 1.5, 3.0]
     assert data.chosen.latency_ms == 4.0 and "p95 4.00 ms" in data.chosen.hover
     fig = pareto_figure(data)
-    assert fig.layout.yaxis.title.text == "p95 latency (ms)" and fig.layout.title.text == "Throughput vs p95 latency"
+    assert (
+        fig.layout.yaxis.title.text == "p95 latency (ms)"
+        and fig.layout.title.text == "Throughput vs p95 latency"
+    )
     assert fig.data[0].y == (2.0, 4.0, 9.0)
     curves = load_curves_data(M95, percentile=95)
     assert curves["a"].latency_ms == [2.0, 4.0, 9.0]

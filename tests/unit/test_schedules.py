@@ -12,12 +12,16 @@ def per_second(offsets: np.ndarray, duration: float) -> np.ndarray:
     return np.histogram(offsets, bins=np.arange(0, duration + 1e-9, 1.0))[0].astype(float)
 
 
-@pytest.mark.parametrize("schedule", [
-    Step((200.0, 600.0, 100.0), step_s=4.0),
-    Ramp(100.0, 900.0, duration_s=10.0),
-    Burst(200.0, 1200.0, at_s=4.0, length_s=2.0, duration_s=10.0),
-    Daily(100.0, 900.0, period_s=10.0, duration_s=10.0),
-], ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        Step((200.0, 600.0, 100.0), step_s=4.0),
+        Ramp(100.0, 900.0, duration_s=10.0),
+        Burst(200.0, 1200.0, at_s=4.0, length_s=2.0, duration_s=10.0),
+        Daily(100.0, 900.0, period_s=10.0, duration_s=10.0),
+    ],
+    ids=lambda s: type(s).__name__,
+)
 def test_achieved_arrivals_per_second_follow_the_schedule(schedule: object) -> None:
     duration = schedule.duration_s  # type: ignore[attr-defined]
     seconds = np.arange(duration)
@@ -27,13 +31,17 @@ def test_achieved_arrivals_per_second_follow_the_schedule(schedule: object) -> N
     constant = per_second(schedule_offsets(schedule, "constant"), duration)  # type: ignore[arg-type]
     assert np.all(np.abs(constant - due) <= 1.0), (constant, due)
     # Poisson: counts over 10 seeds, within 3 % of the definition per second.
-    poisson = sum(per_second(schedule_offsets(schedule, "poisson", seed), duration) for seed in range(10)) / 10  # type: ignore[arg-type]
+    poisson = (
+        sum(per_second(schedule_offsets(schedule, "poisson", seed), duration) for seed in range(10)) / 10
+    )  # type: ignore[arg-type]
     assert np.all(np.abs(poisson / due - 1) < 0.03 + 3 / np.sqrt(10 * due)), (poisson, due)
 
 
 def test_a_scale_multiplies_every_rate_and_a_trace_replays_its_times() -> None:
     ramp = Ramp(100.0, 300.0, duration_s=4.0)
-    assert len(schedule_offsets(ramp, "constant", scale=2.0)) == pytest.approx(2 * len(schedule_offsets(ramp, "constant")), abs=1)
+    assert len(schedule_offsets(ramp, "constant", scale=2.0)) == pytest.approx(
+        2 * len(schedule_offsets(ramp, "constant")), abs=1
+    )
     trace = Trace.from_gaps([0.5, 0.25, 0.25, 1.0])
     assert trace.times == (0.5, 0.75, 1.0, 2.0)
     assert np.allclose(schedule_offsets(trace), [0.5, 0.75, 1.0, 2.0])
@@ -50,9 +58,13 @@ def test_a_timeline_counts_each_second_and_its_latency_from_the_schedule() -> No
 
     # Second 0: two requests, one 10 ms, one sent 40 ms late and 20 ms at the server (60 ms from
     # its schedule). Second 1: one failure, one success finishing in second 2.
-    records = Records(np.array([100.1, 100.5, 101.2, 101.9]), np.array([100.1, 100.54, 101.2, 101.9]),
-                      np.array([100.11, 100.56, 101.21, 102.3]), np.array([0, 0, 1, 0], dtype=np.int32),
-                      ("ok", "timeout"))
+    records = Records(
+        np.array([100.1, 100.5, 101.2, 101.9]),
+        np.array([100.1, 100.54, 101.2, 101.9]),
+        np.array([100.11, 100.56, 101.21, 102.3]),
+        np.array([0, 0, 1, 0], dtype=np.int32),
+        ("ok", "timeout"),
+    )
     t = timeline(records, 100.0, 3.0)
     assert t["due"].tolist() == [2, 2, 0] and t["sent"].tolist() == [2, 2, 0]
     assert t["completed"].tolist() == [2, 0, 1] and t["errors"].tolist() == [0, 1, 0]
@@ -72,7 +84,12 @@ def test_workers_share_a_schedule_and_together_keep_its_rate() -> None:
     assert np.all(np.abs(counts[:5] / 2000 - 1) < 0.08) and np.all(np.abs(counts[5:] / 6000 - 1) < 0.08)
     trace = LoadSpec("rate", 2.0, schedule=Trace((0.0, 1.0, 2.0, 3.0)))
     assert trace.duration_s == pytest.approx(1.5)  # replayed twice as fast
-    assert sorted(np.concatenate([share_offsets(trace, 10.0, i, 2) for i in range(2)])) == [0.0, 0.5, 1.0, 1.5]
+    assert sorted(np.concatenate([share_offsets(trace, 10.0, i, 2) for i in range(2)])) == [
+        0.0,
+        0.5,
+        1.0,
+        1.5,
+    ]
     # The automatic worker count looks at the schedule's peak, not its scale factor.
     assert auto_workers(load, cores=8) == 2 and auto_workers(LoadSpec("rate", 2.0), cores=8) == 1
     with pytest.raises(ValueError, match="open loop"):
@@ -89,8 +106,14 @@ def test_schedules_parse_from_the_command_line(tmp_path) -> None:
     (tmp_path / "t.txt").write_text("# send times\n0.5\n0.1\n2\n")
     assert parse_schedule(f"trace:{tmp_path / 't.txt'}").times == (0.1, 0.5, 2.0)
     assert parse_schedule(f"gaps:{tmp_path / 't.txt'}").times == pytest.approx((0.5, 0.6, 2.6))
-    for bad, message in (("ramp:1:2", "expected one of"), ("spike:1", "expected one of"), ("ramp:a:2:3", "bad schedule"),
-                         ("ramp:-1:2:3", ">= 0"), ("trace:/nonexistent", "cannot read"), ("step:1,2:0", "length > 0")):
+    for bad, message in (
+        ("ramp:1:2", "expected one of"),
+        ("spike:1", "expected one of"),
+        ("ramp:a:2:3", "bad schedule"),
+        ("ramp:-1:2:3", ">= 0"),
+        ("trace:/nonexistent", "cannot read"),
+        ("step:1,2:0", "length > 0"),
+    ):
         with pytest.raises(ValueError, match=message):
             parse_schedule(bad)
 
@@ -125,21 +148,38 @@ def test_a_capped_open_loop_holds_requests_and_counts_them_from_their_schedule()
     lag = (records.sent - records.scheduled)[ok]  # type: ignore[attr-defined]
     assert lag[-1] > 0.15 and np.all(np.diff(records.sent[ok][np.argsort(records.scheduled[ok])]) >= -1e-9)  # type: ignore[attr-defined]
     assert np.all(records.latency_s[ok] >= 0.05 - 1e-3)  # type: ignore[attr-defined]
-    assert int(np.sum(ok)) + int(np.sum(~ok)) == 50 and np.sum(~ok) > 0  # the held ones at the end: unfinished
+    assert (
+        int(np.sum(ok)) + int(np.sum(~ok)) == 50 and np.sum(~ok) > 0
+    )  # the held ones at the end: unfinished
 
 
 def test_a_worst_minute_over_the_budget_breaks_it_even_when_the_whole_run_meets_it() -> None:
     from analyzer.capacity import judge, row_verdict
 
-    common = dict(budget_ms=50.0, percentile=99.0, value_ms=30.0, upper_ms=40.0, lower_ms=10.0, errors=0,
-                  stable=True, requests=5000)
+    common = dict(
+        budget_ms=50.0,
+        percentile=99.0,
+        value_ms=30.0,
+        upper_ms=40.0,
+        lower_ms=10.0,
+        errors=0,
+        stable=True,
+        requests=5000,
+    )
     assert judge(**common).meets
     assert judge(**common, worst_minute_ms=45.0).meets
     broken = judge(**common, worst_minute_ms=80.0)
     assert not broken.meets and broken.decided and broken.status == "over_budget"
     assert "80.00 ms in the worst minute > budget 50 ms" in broken.reason
-    row = {"p99_ms": 30.0, "requests": 5000, "budget_bound_ms": 40.0, "over_bound_ms": 10.0, "errors": 0,
-           "stable": True, "worst_minute_ms": 80.0}
+    row = {
+        "p99_ms": 30.0,
+        "requests": 5000,
+        "budget_bound_ms": 40.0,
+        "over_bound_ms": 10.0,
+        "errors": 0,
+        "stable": True,
+        "worst_minute_ms": 80.0,
+    }
     assert row_verdict(row, 50.0).status == "over_budget"
     assert row_verdict({**row, "worst_minute_ms": ""}, 50.0).meets  # steady levels have none
 
@@ -158,10 +198,12 @@ def test_a_spec_schedule_makes_scale_levels(tmp_path) -> None:
     assert spec_from_dict(spec.to_dict(), "s").load == spec.load
     trace = parse_spec({**base, "load": {"schedule": "trace:t.txt"}}, "s", tmp_path)
     assert trace.load.schedule == f"trace:{tmp_path / 't.txt'}" and trace.load.parsed_schedule() is not None
-    for load, message in [({"schedule": "ramp:1:2"}, "key 'load.schedule': bad schedule 'ramp:1:2'"),
-                          ({"schedule": "ramp:1:2:3", "mode": "concurrency"}, "a schedule is an open loop"),
-                          ({"max_inflight": 4}, "key 'load.max_inflight': caps an open loop"),
-                          ({"schedule": "trace:missing.txt"}, "cannot read")]:
+    for load, message in [
+        ({"schedule": "ramp:1:2"}, "key 'load.schedule': bad schedule 'ramp:1:2'"),
+        ({"schedule": "ramp:1:2:3", "mode": "concurrency"}, "a schedule is an open loop"),
+        ({"max_inflight": 4}, "key 'load.max_inflight': caps an open loop"),
+        ({"schedule": "trace:missing.txt"}, "cannot read"),
+    ]:
         with pytest.raises(SpecError, match=message):
             parse_spec({**base, "load": load}, "s", tmp_path)
     assert level_text("schedule", 1.5) == "schedule x1.5" and level_text("rate", 200.0) == "rate 200"
@@ -172,9 +214,18 @@ def test_the_timeline_figure_shows_the_schedule_what_was_served_and_the_budget()
 
     from analyzer.report import timeline_figure
 
-    table = pd.DataFrame({"second": [0.0, 1.0, 2.0], "due": [10, 40, 10], "sent": [10, 40, 10],
-                          "completed": [10, 38, 12], "errors": [0, 2, 0], "throughput_rps": [10.0, 38.0, 12.0],
-                          "p50_ms": [5.0, 9.0, 6.0], "p99_ms": [8.0, 70.0, 9.0]})
+    table = pd.DataFrame(
+        {
+            "second": [0.0, 1.0, 2.0],
+            "due": [10, 40, 10],
+            "sent": [10, 40, 10],
+            "completed": [10, 38, 12],
+            "errors": [0, 2, 0],
+            "throughput_rps": [10.0, 38.0, 12.0],
+            "p50_ms": [5.0, 9.0, 6.0],
+            "p99_ms": [8.0, 70.0, 9.0],
+        }
+    )
     fig = timeline_figure(table, "t", budget_ms=50.0)
     names = [t.name for t in fig.data]
     assert names == ["due (the schedule)", "served", "errors", "p50", "p99"]

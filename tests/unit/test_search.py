@@ -21,7 +21,12 @@ def landscape(c: Candidate) -> Outcome:
     """Capacity peaks at 1 instance, batch 8-32, long delay; 3 instances break the budget."""
     if c.instance_count == 3:
         return Outcome(0.0, 30.0)
-    cap = 1000 + 800 * math.log2(c.max_batch_size + 1) / 6 + (c.max_queue_delay_us or 0) / 4 - 300 * (c.instance_count - 1)
+    cap = (
+        1000
+        + 800 * math.log2(c.max_batch_size + 1) / 6
+        + (c.max_queue_delay_us or 0) / 4
+        - 300 * (c.instance_count - 1)
+    )
     if c.max_batch_size == 64:
         cap -= 400
     return Outcome(cap, 5.0)
@@ -43,15 +48,24 @@ def storage(tmp_path: Path) -> str:
 
 
 def test_grid_measures_every_valid_config_once(tmp_path: Path) -> None:
-    search = make_search("grid", candidates=CANDIDATES, storage_url=storage(tmp_path), budget_ms=10, max_trials=1000)
+    search = make_search(
+        "grid", candidates=CANDIDATES, storage_url=storage(tmp_path), budget_ms=10, max_trials=1000
+    )
     asked = run(search)
     assert sorted(asked) == sorted(CANDIDATES)
     assert search.stop_reason == "measured every valid config"
 
 
 def test_optuna_seeds_first_no_repeats_and_finds_a_good_config(tmp_path: Path) -> None:
-    search = make_search("optuna", candidates=CANDIDATES, storage_url=storage(tmp_path), budget_ms=10,
-                         max_trials=12, seed=1, base=BASE)
+    search = make_search(
+        "optuna",
+        candidates=CANDIDATES,
+        storage_url=storage(tmp_path),
+        budget_ms=10,
+        max_trials=12,
+        seed=1,
+        base=BASE,
+    )
     asked = run(search)
     assert len(asked) == 12 and len(set(asked)) == 12
     assert asked[0] == BASE  # the config in use today is the first baseline
@@ -68,8 +82,15 @@ def test_optuna_seeds_first_no_repeats_and_finds_a_good_config(tmp_path: Path) -
 
 def test_patience_stops_a_search_that_no_longer_improves(tmp_path: Path) -> None:
     flat = [Candidate(i, 8, d) for i in (1, 2, 3, 4) for d in (0, 100, 200, 300, 400)]
-    search = make_search("optuna", candidates=flat, storage_url=storage(tmp_path), budget_ms=10,
-                         max_trials=100, patience=4, seed=0)
+    search = make_search(
+        "optuna",
+        candidates=flat,
+        storage_url=storage(tmp_path),
+        budget_ms=10,
+        max_trials=100,
+        patience=4,
+        seed=0,
+    )
     asked = []
     while (cand := search.ask()) is not None:
         asked.append(cand)
@@ -78,8 +99,16 @@ def test_patience_stops_a_search_that_no_longer_improves(tmp_path: Path) -> None
 
 
 def test_pareto_objective_records_both_values(tmp_path: Path) -> None:
-    search = make_search("optuna", candidates=CANDIDATES, storage_url=storage(tmp_path), budget_ms=10,
-                         objective="pareto", max_trials=6, seed=0, base=BASE)
+    search = make_search(
+        "optuna",
+        candidates=CANDIDATES,
+        storage_url=storage(tmp_path),
+        budget_ms=10,
+        objective="pareto",
+        max_trials=6,
+        seed=0,
+        base=BASE,
+    )
     asked = run(search)
     assert len(asked) == 6
     done = [t for t in search.study.trials if t.user_attrs.get("measured")]
@@ -103,12 +132,19 @@ def test_failed_and_abandoned_configs_and_resume(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("strategy", ["grid", "optuna"])
 def test_time_budget(tmp_path: Path, strategy: str) -> None:
-    search = make_search(strategy, candidates=CANDIDATES, storage_url=storage(tmp_path), budget_ms=10,
-                         max_trials=100, time_budget_s=1e-9)
+    search = make_search(
+        strategy,
+        candidates=CANDIDATES,
+        storage_url=storage(tmp_path),
+        budget_ms=10,
+        max_trials=100,
+        time_budget_s=1e-9,
+    )
     assert search.ask() is None and "time budget" in search.stop_reason
 
 
 # -- a search that knows when it is done -------------------------------------------------------------
+
 
 def test_bound_from_the_largest_gain_per_step() -> None:
     from analyzer.search.bound import MIN_STEP_GAIN, plausible, step_gain, upper_bounds
@@ -118,7 +154,7 @@ def test_bound_from_the_largest_gain_per_step() -> None:
     bounds = upper_bounds(measured, [(0, 2), (2, 1), (3, 3)])
     assert bounds[(0, 2)] == pytest.approx(400.0)  # one step from the 200: 200 x 2
     assert bounds[(2, 1)] == pytest.approx(800.0)  # two steps from the 200
-    assert bounds[(3, 3)] == pytest.approx(200.0 * 2 ** 5)  # infeasible configs bound nothing
+    assert bounds[(3, 3)] == pytest.approx(200.0 * 2**5)  # infeasible configs bound nothing
     flat = {(0, 0): 100.0, (1, 0): 101.0}
     assert step_gain(flat) == pytest.approx(MIN_STEP_GAIN)  # never assume a step gains less
     # Only what can beat the best by more than the tie margin is still plausible.
@@ -139,11 +175,16 @@ def test_optuna_stops_when_nothing_can_plausibly_beat_the_best(tmp_path: Path) -
     cands = [Candidate(i, b, d) for i in (1, 2, 3) for b in (1, 8, 32) for d in (0, 500, 2000)]
 
     def cliff(c: Candidate) -> Outcome:
-        steps = (c.instance_count - 1) + [1, 8, 32].index(c.max_batch_size) + [0, 500, 2000].index(
-            c.max_queue_delay_us or 0)
-        return Outcome(1000.0 * 0.7 ** steps, 5.0)
+        steps = (
+            (c.instance_count - 1)
+            + [1, 8, 32].index(c.max_batch_size)
+            + [0, 500, 2000].index(c.max_queue_delay_us or 0)
+        )
+        return Outcome(1000.0 * 0.7**steps, 5.0)
 
-    search = make_search("optuna", candidates=cands, storage_url=storage(tmp_path), budget_ms=10, seed=0, base=peak)
+    search = make_search(
+        "optuna", candidates=cands, storage_url=storage(tmp_path), budget_ms=10, seed=0, base=peak
+    )
     asked = []
     while (cand := search.ask()) is not None:
         asked.append(cand)
@@ -156,8 +197,15 @@ def test_optuna_stops_when_nothing_can_plausibly_beat_the_best(tmp_path: Path) -
 
 
 def test_optuna_keeps_going_while_the_best_has_unmeasured_neighbours(tmp_path: Path) -> None:
-    search = make_search("optuna", candidates=CANDIDATES, storage_url=storage(tmp_path), budget_ms=10, seed=0,
-                         base=BASE, patience=100)
+    search = make_search(
+        "optuna",
+        candidates=CANDIDATES,
+        storage_url=storage(tmp_path),
+        budget_ms=10,
+        seed=0,
+        base=BASE,
+        patience=100,
+    )
     asked = run(search)
     best = max(asked, key=lambda c: landscape(c).capacity_rps)
     assert all(n in asked for n in search.neighbours(best))
@@ -181,6 +229,8 @@ def test_each_knob_has_its_own_gain_per_step() -> None:
 
 
 def test_an_instance_step_may_always_scale_capacity_linearly(tmp_path: Path) -> None:
-    search = make_search("optuna", candidates=CANDIDATES, storage_url=storage(tmp_path), budget_ms=10, base=BASE)
+    search = make_search(
+        "optuna", candidates=CANDIDATES, storage_url=storage(tmp_path), budget_ms=10, base=BASE
+    )
     # instance_count 1, 2, 3: a step can double capacity (1 to 2); other knobs have no such floor.
     assert search.gain_floors() == (2.0, 1.0, 1.0, 1.0, 1.0)

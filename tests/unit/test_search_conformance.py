@@ -57,14 +57,17 @@ class TestEveryStrategy:
     """The contract of Search (see its docstring), for each name in the registry."""
 
     @staticmethod
-    def new(strategy: str, tmp_path: Path | None, candidates: list[Candidate] = SPACE,
-            **kwargs: object) -> Search:
+    def new(
+        strategy: str, tmp_path: Path | None, candidates: list[Candidate] = SPACE, **kwargs: object
+    ) -> Search:
         """A search on the run directory's SQLite study (as a sweep's), or on a study in memory
         (tmp_path None: faster, for the tests that do not resume)."""
         storage: str | optuna.storages.BaseStorage = (
-            optuna.storages.InMemoryStorage() if tmp_path is None else f"sqlite:///{tmp_path / 'study.db'}")
-        return make_search(strategy, candidates=candidates, storage_url=storage, budget_ms=10.0, seed=3,
-                           **kwargs)
+            optuna.storages.InMemoryStorage() if tmp_path is None else f"sqlite:///{tmp_path / 'study.db'}"
+        )
+        return make_search(
+            strategy, candidates=candidates, storage_url=storage, budget_ms=10.0, seed=3, **kwargs
+        )
 
     def test_is_registered_under_its_own_name(self, strategy: str) -> None:
         cls = strategy_class(strategy)
@@ -112,8 +115,9 @@ class TestEveryStrategy:
         asked = drive(search, never_meets)
         assert done not in asked and sorted([done, *asked]) == sorted(SPACE[:4])
 
-    def test_a_config_abandoned_by_a_stopped_run_comes_first_on_resume(self, strategy: str,
-                                                                       tmp_path: Path) -> None:
+    def test_a_config_abandoned_by_a_stopped_run_comes_first_on_resume(
+        self, strategy: str, tmp_path: Path
+    ) -> None:
         first = self.new(strategy, tmp_path, base=BASE)
         a = first.ask()
         first.tell(a, hill(a))

@@ -74,8 +74,12 @@ def test_validity_rules() -> None:
 
 def test_space_enumeration_drops_invalid_points() -> None:
     traits = _traits(DEMO)
-    space = SpaceSpec(instance_count=(1, 2), max_batch_size=(4, 16), max_queue_delay_us=(0,),
-                      preferred_batch_size=((), (8,)))
+    space = SpaceSpec(
+        instance_count=(1, 2),
+        max_batch_size=(4, 16),
+        max_queue_delay_us=(0,),
+        preferred_batch_size=((), (8,)),
+    )
     valid = check_space(space, traits)
     # (4, pref 8) is invalid for both instance counts: 2 x 2 x 2 - 2 = 6
     assert len(valid) == 6
@@ -110,8 +114,10 @@ def test_candidate_round_trips_through_a_configs_csv_row(tmp_path: Path) -> None
     from analyzer.rows import config_row
 
     cands = [Candidate(2, 16, 500, (4, 8)), Candidate(1, 0, None), Candidate(3, 8, 0, (), "KIND_GPU")]
-    rows = [config_row(c, None, status="ok", error="", mode="concurrency", trial=i, wall_s=1.0, percentile=99)
-            for i, c in enumerate(cands)]
+    rows = [
+        config_row(c, None, status="ok", error="", mode="concurrency", trial=i, wall_s=1.0, percentile=99)
+        for i, c in enumerate(cands)
+    ]
     pd.DataFrame(rows).to_csv(tmp_path / "configs.csv", index=False)
     back = pd.read_csv(tmp_path / "configs.csv")  # NaN delay, NaN or "4 8" preferred sizes
     assert [Candidate.from_row(r) for _, r in back.iterrows()] == cands
@@ -125,8 +131,10 @@ def test_a_single_preferred_size_survives_the_csv_round_trip(tmp_path: Path) -> 
 
     # One size per config: the column reads back as numbers (4.0 next to a blank), not as text.
     cands = [Candidate(1, 8, 0, (4,)), Candidate(1, 8, 0), Candidate(2, 16, 500, (8,))]
-    rows = [config_row(c, None, status="ok", error="", mode="concurrency", trial=i, wall_s=1.0, percentile=99)
-            for i, c in enumerate(cands)]
+    rows = [
+        config_row(c, None, status="ok", error="", mode="concurrency", trial=i, wall_s=1.0, percentile=99)
+        for i, c in enumerate(cands)
+    ]
     pd.DataFrame(rows).to_csv(tmp_path / "configs.csv", index=False)
     back = pd.read_csv(tmp_path / "configs.csv")
     assert back["preferred_batch_size"].dtype == "float64"

@@ -28,11 +28,14 @@ def _parse(tmp_path: Path, **data: object):
 
 
 def test_ranges_and_defaults(tmp_path: Path) -> None:
-    spec = _parse(tmp_path, space={
-        "instance_count": {"min": 1, "max": 3},
-        "max_batch_size": {"min": 1, "max": 64, "scale": "pow2"},
-        "max_queue_delay_us": {"min": 0, "max": 1000, "step": 500},
-    })
+    spec = _parse(
+        tmp_path,
+        space={
+            "instance_count": {"min": 1, "max": 3},
+            "max_batch_size": {"min": 1, "max": 64, "scale": "pow2"},
+            "max_queue_delay_us": {"min": 0, "max": 1000, "step": 500},
+        },
+    )
     assert spec.space.instance_count == (1, 2, 3)
     assert spec.space.max_batch_size == (1, 2, 4, 8, 16, 32, 64)
     assert spec.space.max_queue_delay_us == (0, 500, 1000)
@@ -154,7 +157,9 @@ def test_sweep_url_overrides_a_spec_s_repository(tmp_path: Path) -> None:
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump({"model": "m", "budget_ms": 10, "model_repository": "not/here"}))
     # Port 9 (discard) has no server: the spec is accepted and the error is about the server.
-    result = CliRunner().invoke(main, ["sweep", str(path), "--url", "127.0.0.1:9", "--out", str(tmp_path / "o"), "-q"])
+    result = CliRunner().invoke(
+        main, ["sweep", str(path), "--url", "127.0.0.1:9", "--out", str(tmp_path / "o"), "-q"]
+    )
     assert result.exit_code == 2
     assert "cannot reach a Triton server at 127.0.0.1:9" in result.output
     assert "model_repository" not in result.output

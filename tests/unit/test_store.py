@@ -24,13 +24,19 @@ def test_appends_follow_the_header_on_disk(tmp_path: Path) -> None:
     with open(store.path("measurements"), newline="") as fh:
         assert next(csv.reader(fh)) == MEASUREMENT_COLUMNS
     rows = _rows(store.path("measurements"))
-    assert [(r["config_id"], r["load_level"], r["p99_ms"]) for r in rows] == [("a", "1", "2.5"), ("a", "2", "")]
+    assert [(r["config_id"], r["load_level"], r["p99_ms"]) for r in rows] == [
+        ("a", "1", "2.5"),
+        ("a", "2", ""),
+    ]
     # A pipeline's first row brings its per-model and per-step columns into the header.
     store.append_config({"config_id": "p", "pre.instance_count": 2, "step.pre.busy_pct": 40.0, "junk": 1})
     store.append_config({"config_id": "q", "pre.instance_count": 1})
     with open(store.path("configs"), newline="") as fh:
         assert next(csv.reader(fh)) == CONFIG_COLUMNS + ["pre.instance_count", "step.pre.busy_pct"]
-    assert [(r["config_id"], r["pre.instance_count"]) for r in _rows(store.path("configs"))] == [("p", "2"), ("q", "1")]
+    assert [(r["config_id"], r["pre.instance_count"]) for r in _rows(store.path("configs"))] == [
+        ("p", "2"),
+        ("q", "1"),
+    ]
 
 
 def test_an_older_header_is_kept(tmp_path: Path) -> None:

@@ -30,16 +30,22 @@ def test_the_level_meets_only_when_every_model_meets_its_own_budget() -> None:
     over = Verdict(False, "over_budget", "p99 over", True)
     # b is at 30 of its 40 ms (0.75), a at 5 of its 10 ms (0.5): b is nearest its budget, and
     # its latency is scaled to the sweep's 20 ms budget for the level search.
-    m, v = combine(8, {"a": (measurement(6, 600, 5.0), ok), "b": (measurement(2, 100, 30.0), ok)}, [A, B], 20.0)
+    m, v = combine(
+        8, {"a": (measurement(6, 600, 5.0), ok), "b": (measurement(2, 100, 30.0), ok)}, [A, B], 20.0
+    )
     assert v.meets and v.decided and m.throughput_rps == 700 and m.requests == 700
     assert m.p99_ms == pytest.approx(30.0 * 20.0 / 40.0)
     assert m.extra["target.a.throughput_rps"] == 600 and m.extra["target.b.budget_ms"] == 40
     assert target_figures(m.row())["b"]["p99_ms"] == 30.0
-    m, v = combine(8, {"a": (measurement(6, 600, 12.0), over), "b": (measurement(2, 100, 30.0), ok)}, [A, B], 20.0)
+    m, v = combine(
+        8, {"a": (measurement(6, 600, 12.0), over), "b": (measurement(2, 100, 30.0), ok)}, [A, B], 20.0
+    )
     assert not v.meets and v.status == "over_budget" and v.reason.startswith("a: ") and v.decided
     assert m.p99_ms == pytest.approx(12.0 * 20.0 / 10.0)  # a is now the one over its budget
     errors = Verdict(False, "errors", "2 request errors", True)
-    _, v = combine(8, {"a": (measurement(6, 600, 12.0), over), "b": (measurement(2, 100, 30.0, 2), errors)}, [A, B], 20.0)
+    _, v = combine(
+        8, {"a": (measurement(6, 600, 12.0), over), "b": (measurement(2, 100, 30.0, 2), errors)}, [A, B], 20.0
+    )
     assert v.status == "errors" and v.reason.startswith("b: ")
 
 
@@ -56,10 +62,22 @@ def test_one_models_proven_answer_waits_for_the_others_unless_it_failed() -> Non
 
 
 def test_the_spec_takes_targets() -> None:
-    spec = parse_spec({"url": "localhost:8001", "budget_ms": 20, "targets": {
-        "a": {"share": 3, "budget_ms": 10, "space": {"instance_count": [1, 2]}, "inputs": {"X": [4]}}, "b": None}})
+    spec = parse_spec(
+        {
+            "url": "localhost:8001",
+            "budget_ms": 20,
+            "targets": {
+                "a": {"share": 3, "budget_ms": 10, "space": {"instance_count": [1, 2]}, "inputs": {"X": [4]}},
+                "b": None,
+            },
+        }
+    )
     assert spec.model == "a+b" and spec.targets is not None
-    assert spec.targets["a"].share == 3 and spec.targets["a"].inputs == {"X": [4]} and spec.targets["b"].budget_ms is None
+    assert (
+        spec.targets["a"].share == 3
+        and spec.targets["a"].inputs == {"X": [4]}
+        and spec.targets["b"].budget_ms is None
+    )
     with pytest.raises(SpecError, match="at least two models"):
         parse_spec({"url": "localhost:8001", "targets": {"a": {}}})
     with pytest.raises(SpecError, match=r"targets\.a\.share"):

@@ -33,8 +33,13 @@ def test_a_fixed_window_overrides_the_sizing() -> None:
 
 
 def test_interim_records_count_late_requests_in_flight_as_unfinished() -> None:
-    rec = Records(np.array([0.0, 0.1]), np.array([0.0, 0.1]), np.array([0.005, 0.106]),
-                  np.array([0, 0], dtype=np.int32), (OK,))
+    rec = Records(
+        np.array([0.0, 0.1]),
+        np.array([0.0, 0.1]),
+        np.array([0.005, 0.106]),
+        np.array([0, 0], dtype=np.int32),
+        (OK,),
+    )
     # (scheduled, sent): in flight since 0.05 (sent 0.09: late) and 0.15; 0.30 is after the span
     pending = np.array([[0.05, 0.09], [0.15, 0.15], [0.30, 0.30]])
     out = interim_records(rec, pending, before=0.2)
@@ -51,7 +56,9 @@ def test_requests_in_flight_count_against_the_claim_but_are_not_errors() -> None
     sched = np.linspace(0.0, 0.6, n, endpoint=False)
     rec = Records(sched, sched, sched + 0.002, np.zeros(n, dtype=np.int32), (OK,))
     out = interim_records(rec, np.array([[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]]), before=0.6)
-    m = summarize(out, 0.0, 0.6, load_mode="concurrency", load_level=4, windows=3, stable=True, budget_ms=10.0)
+    m = summarize(
+        out, 0.0, 0.6, load_mode="concurrency", load_level=4, windows=3, stable=True, budget_ms=10.0
+    )
     assert m.errors == 0 and m.error_kinds == ""
     assert m.over_budget == 3 and m.requests == n + 3
     # 3 over of 603 prove no p99 under any budget: only 0 over passes at 99 %, and the slowest is in flight.

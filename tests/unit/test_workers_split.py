@@ -15,7 +15,6 @@ from analyzer.load.selfcheck import ClientLoad, client_bound_reason
 from analyzer.load.shapes import LoadSpec, arrival_offsets
 from analyzer.load.split import active_workers, auto_workers, share_offsets, split_concurrency
 from analyzer.measure import Measurement
-
 from tests.helpers import measurement
 
 
@@ -56,16 +55,28 @@ def test_active_and_automatic_workers() -> None:
     assert auto_workers(LoadSpec("concurrency", 200), cores=8) == 7
     assert auto_workers(LoadSpec("concurrency", 2000), cores=8) == 8
     assert auto_workers(LoadSpec("rate", 30000), cores=4) == 4
-    assert auto_workers(LoadSpec("rate", 30000), cores=4, local_server=True) == 2  # the server needs cores too
+    assert (
+        auto_workers(LoadSpec("rate", 30000), cores=4, local_server=True) == 2
+    )  # the server needs cores too
     assert auto_workers(LoadSpec("rate", 100), cores=64) == 1
     assert auto_workers(LoadSpec("rate", 30000), cores=2, local_server=True) == 1
 
 
 def test_records_merge_maps_each_workers_error_codes() -> None:
-    a = Records(np.array([1.0, 2.0]), np.array([1.0, 2.0]), np.array([1.5, 2.5]), np.array([0, 1], dtype=np.int32),
-                (OK, "timeout"))
-    b = Records(np.array([3.0, 4.0, 5.0]), np.array([3.0, 4.0, 5.0]), np.array([3.5, math.nan, 5.5]),
-                np.array([2, 1, 0], dtype=np.int32), (OK, "unavailable", "timeout"))
+    a = Records(
+        np.array([1.0, 2.0]),
+        np.array([1.0, 2.0]),
+        np.array([1.5, 2.5]),
+        np.array([0, 1], dtype=np.int32),
+        (OK, "timeout"),
+    )
+    b = Records(
+        np.array([3.0, 4.0, 5.0]),
+        np.array([3.0, 4.0, 5.0]),
+        np.array([3.5, math.nan, 5.5]),
+        np.array([2, 1, 0], dtype=np.int32),
+        (OK, "unavailable", "timeout"),
+    )
     merged = Records.merge([a, b])
     assert len(merged) == 5 and merged.kinds == (OK, "timeout", "unavailable")
     named = [merged.kinds[c] for c in merged.error]
@@ -93,8 +104,16 @@ def test_closed_loop_is_client_bound_when_a_loop_is_saturated() -> None:
 
 
 def _m(p99: float, client_bound: str = "") -> Measurement:
-    return measurement(p99, load_mode="rate", load_level=20000, throughput_rps=5000.0, requests=5000,
-                       over_budget=0, client_bound=bool(client_bound), client_bound_reason=client_bound)
+    return measurement(
+        p99,
+        load_mode="rate",
+        load_level=20000,
+        throughput_rps=5000.0,
+        requests=5000,
+        over_budget=0,
+        client_bound=bool(client_bound),
+        client_bound_reason=client_bound,
+    )
 
 
 def test_a_client_bound_level_is_never_capacity_nor_a_break() -> None:
@@ -110,10 +129,35 @@ def test_a_client_bound_level_is_never_capacity_nor_a_break() -> None:
     row["client_bound"] = "False"
     assert row_verdict(row, 10).meets
     # A generator behind schedule fills its own backlog: those errors are the client's too.
-    assert judge(budget_ms=10, percentile=99, value_ms=5, upper_ms=6, lower_ms=1, errors=3, stable=True,
-                 requests=100, error_kinds="client_backlog=3", client_bound="late").status == CLIENT_BOUND
-    assert judge(budget_ms=10, percentile=99, value_ms=5, upper_ms=6, lower_ms=1, errors=3, stable=True,
-                 requests=100, error_kinds="client_backlog=3").status == "errors"
+    assert (
+        judge(
+            budget_ms=10,
+            percentile=99,
+            value_ms=5,
+            upper_ms=6,
+            lower_ms=1,
+            errors=3,
+            stable=True,
+            requests=100,
+            error_kinds="client_backlog=3",
+            client_bound="late",
+        ).status
+        == CLIENT_BOUND
+    )
+    assert (
+        judge(
+            budget_ms=10,
+            percentile=99,
+            value_ms=5,
+            upper_ms=6,
+            lower_ms=1,
+            errors=3,
+            stable=True,
+            requests=100,
+            error_kinds="client_backlog=3",
+        ).status
+        == "errors"
+    )
 
 
 def test_level_search_treats_a_client_bound_level_as_a_ceiling_and_a_lower_bound() -> None:

@@ -104,8 +104,10 @@ class TritonPythonModel:
         # own descriptor contends with the other stubs' descriptors of the same file. The files
         # are never deleted while the server lives: an instance still finishing a batch during a
         # reload must lock the same inode as the new instances.
-        self.lock_fds = [os.open(os.path.join(lock_dir, f"stream-{k}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-                         for k in range(streams)]
+        self.lock_fds = [
+            os.open(os.path.join(lock_dir, f"stream-{k}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+            for k in range(streams)
+        ]
         _log(
             f"simulator: instance {instance_name!r}, {streams} shared streams (first try: {self.home}), "
             f"fixed {self.fixed_s * 1000:g} ms + {self.per_row_s * 1000:g} ms/row, "

@@ -26,7 +26,9 @@ class TritonPythonModel:
             ids = pb_utils.get_input_tensor_by_name(r, "input_ids").as_numpy()
             mask = pb_utils.get_input_tensor_by_name(r, "attention_mask").as_numpy()
             if ids.size and (ids.min() < 0 or ids.max() >= VOCAB):
-                error = f"token id out of range: {int(ids.min())}..{int(ids.max())}, vocabulary is 0..{VOCAB - 1}"
+                error = (
+                    f"token id out of range: {int(ids.min())}..{int(ids.max())}, vocabulary is 0..{VOCAB - 1}"
+                )
             elif mask.shape != ids.shape or not np.isin(mask, (0, 1)).all():
                 error = "attention_mask must be 0/1 with the shape of input_ids"
             else:
@@ -38,8 +40,11 @@ class TritonPythonModel:
             if self.log is not None:
                 for _ in range(ids.shape[0]):
                     self.log.write(f"{length}\n")
-            responses.append(pb_utils.InferenceResponse(
-                [pb_utils.Tensor("length", np.full((ids.shape[0], 1), length, dtype=np.int64))]))
+            responses.append(
+                pb_utils.InferenceResponse(
+                    [pb_utils.Tensor("length", np.full((ids.shape[0], 1), length, dtype=np.int64))]
+                )
+            )
         return responses
 
     def finalize(self):

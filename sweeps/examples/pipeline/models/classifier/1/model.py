@@ -30,7 +30,7 @@ class TritonPythonModel:
         time.sleep(FIXED_S + PER_REQUEST_S * len(rows))
         responses, start = [], 0
         for part in batch:
-            out = probs[start:start + len(part)].astype(np.float32)
+            out = probs[start : start + len(part)].astype(np.float32)
             start += len(part)
             responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("PROBS", out)]))
         return responses

@@ -6,8 +6,9 @@ import triton_python_backend_utils as pb_utils
 
 def call(model, input_name, output_name, array):
     """One request to another model of the server: (its output tensor, None) or (None, error)."""
-    response = pb_utils.InferenceRequest(model_name=model, requested_output_names=[output_name],
-                                         inputs=[pb_utils.Tensor(input_name, array)]).exec()
+    response = pb_utils.InferenceRequest(
+        model_name=model, requested_output_names=[output_name], inputs=[pb_utils.Tensor(input_name, array)]
+    ).exec()
     if response.has_error():
         return None, response.error()
     return pb_utils.get_output_tensor_by_name(response, output_name), None

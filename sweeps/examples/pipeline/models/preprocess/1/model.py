@@ -21,6 +21,10 @@ class TritonPythonModel:
             raw = pb_utils.get_input_tensor_by_name(request, "RAW").as_numpy()
             mean = raw.mean(axis=-1, keepdims=True)
             std = raw.std(axis=-1, keepdims=True) + 1e-6
-            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("FEATURES", ((raw - mean) / std).astype(np.float32))]))
+            responses.append(
+                pb_utils.InferenceResponse(
+                    [pb_utils.Tensor("FEATURES", ((raw - mean) / std).astype(np.float32))]
+                )
+            )
         time.sleep(FIXED_S)
         return responses
