@@ -113,7 +113,8 @@ def print_result(result: SweepResult, store: RunStore) -> None:
         click.echo(
             f"no config met the budget of {summary['budget_ms']:g} ms"
             + (
-                f"; closest: {close['config_id']} with p{summary['percentile']:g} {close['best_p99_ms']:.2f} ms"
+                f"; closest: {close['config_id']} with p{summary['percentile']:g} {close['best_p99_ms']:.2f} "
+                "ms"
                 if close
                 else ""
             )

@@ -81,8 +81,8 @@ def resolve_space(space: SpaceSpec, traits: ModelTraits, source: str = "the swee
             raise UsageError(
                 f"{source}: model {traits.name!r} has max_batch_size 0 (it cannot batch), but "
                 f"space.max_batch_size asks for {list(space.max_batch_size)}",
-                hint="drop max_batch_size and max_queue_delay_us from the space (or set max_batch_size: [0]); "
-                "only instance_count can be tuned for this model",
+                hint="drop max_batch_size and max_queue_delay_us from the space (or set "
+                "max_batch_size: [0]); only instance_count can be tuned for this model",
             )
         if space.max_queue_delay_us is not None or space.preferred_batch_size is not None:
             raise UsageError(

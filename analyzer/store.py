@@ -21,7 +21,8 @@ import pandas as pd
 
 from analyzer.errors import UsageError
 
-# Contract columns first (what reports and downstream users rely on), then the rest of what a measurement holds.
+# Contract columns first (what reports and downstream users rely on), then the rest of what a
+# measurement holds.
 MEASUREMENT_COLUMNS = [
     "config_id",
     "instance_count",
@@ -88,7 +89,8 @@ CONFIG_COLUMNS = [
     "error",
     "capacity_rps",
     "capacity_level",
-    "capacity_lower_bound",  # met the budget at load.max_level, or the next level was client bound: at least this
+    # met the budget at load.max_level, or the next level was client bound: at least this
+    "capacity_lower_bound",
     "p99_ms",  # at the capacity level
     "p50_ms",
     "meets_budget",

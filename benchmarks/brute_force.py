@@ -8,7 +8,7 @@ result is the reference a search's choice and cost are judged against: the capac
 config under the latency budget, the best config, the set of configs tied with it, and what the
 brute force cost (wall time, levels, seconds per level).
 
-    python benchmarks/brute_force.py                      # full space -> benchmarks/data/simulator_truth.{csv,json}
+    python benchmarks/brute_force.py        # full space -> benchmarks/data/simulator_truth.{csv,json}
     python benchmarks/brute_force.py --configs i2_b16_d1000,i1_b32_d0 --out /tmp/truth
 
 Load the result with `load_truth(path)`; `tie_set(summary)` lists the configs within 3 % of the best.
@@ -444,7 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if best:
         print(
-            f"best {best['config_id']}: {best['capacity_rps']:.1f} req/s at concurrency {best['capacity_level']} "
+            f"best {best['config_id']}: {best['capacity_rps']:.1f} req/s at concurrency "
+            f"{best['capacity_level']} "
             f"(p99 <= {summary['budget_ms']:g} ms); within 3 %: {', '.join(summary['tie_set_3pct'])}"
         )
     else:

@@ -8,8 +8,9 @@ identity model at rising concurrency with each and prints the highest request ra
 "server req/s" is the server's own count of inferences (its statistics) over the tool's measured
 span (perf_analyzer: over its whole run, start-up included, so a little low): a check that each
 tool counts what the server served. "paired ratios" (throughput, p99) are the medians of the
-ratios within each interleaved pair of runs. Every line also gives the client CPU per request: tritune's from its own per-level self-check
-(the generator processes' CPU over the measured span), perf_analyzer's from the CPU its process
+ratios within each interleaved pair of runs. Every line also gives the client CPU per request:
+tritune's from its own per-level self-check (the generator processes' CPU over the measured
+span), perf_analyzer's from the CPU its process
 used over the whole run divided by the requests it reported (an approximation: it includes its
 start-up and its own stabilising passes).
 
@@ -195,7 +196,6 @@ def main() -> int:
             )
             summary: list[str] = []
             for protocol in protocols:
-                url = server.endpoint.url(protocol)
 
                 def compare(model: str, level: int) -> tuple[Runs, dict[int, Runs], str]:
                     pa_runs: Runs = []
@@ -224,20 +224,23 @@ def main() -> int:
 
                 print(f"\n== {protocol}: demo_mlp, same concurrency, both tools ==", flush=True)
                 print(
-                    f"{'conc':>5} {'tool':>10} {'req/s':>9} {'ratio':>6} {'p99 ms':>8} {'ratio':>6} {'cpu us/req':>11} "
+                    f"{'conc':>5} {'tool':>10} {'req/s':>9} {'ratio':>6} {'p99 ms':>8} {'ratio':>6} "
+                    f"{'cpu us/req':>11} "
                     f"{'server req/s':>13} {'paired ratios':>14}"
                 )
                 for level in [int(x) for x in args.concurrency.split(",")]:
                     pa_runs, ours, notes = compare("demo_mlp", level)
                     pa_rps, pa_p99 = med(pa_runs, 0), med(pa_runs, 1)
                     print(
-                        f"{level:>5} {'perf_an.':>10} {pa_rps:>9.1f} {'':>6} {pa_p99:>8.2f} {'':>6} {med(pa_runs, 2):>11.0f} "
+                        f"{level:>5} {'perf_an.':>10} {pa_rps:>9.1f} {'':>6} {pa_p99:>8.2f} {'':>6} "
+                        f"{med(pa_runs, 2):>11.0f} "
                         f"{med(pa_runs, 3):>13.1f}"
                     )
                     for w, runs in ours.items():
                         rps, p99 = med(runs, 0), med(runs, 1)
                         print(
-                            f"{'':>5} {'tritune w' + str(w):>10} {rps:>9.1f} {rps / pa_rps:>6.2f} {p99:>8.2f} "
+                            f"{'':>5} {'tritune w' + str(w):>10} {rps:>9.1f} {rps / pa_rps:>6.2f} "
+                            f"{p99:>8.2f} "
                             f"{p99 / pa_p99:>6.2f} {med(runs, 2):>11.0f} {med(runs, 3):>13.1f} "
                             f"{paired_ratio(runs, pa_runs, 0):>6.2f} {paired_ratio(runs, pa_runs, 1):>6.2f}"
                         )
@@ -256,7 +259,10 @@ def main() -> int:
                     pa_runs, ours, notes = compare("identity", level)
                     pa_rps = med(pa_runs, 0)
                     best_pa = max(best_pa, pa_rps) if pa_rps == pa_rps else best_pa
-                    line = f"  concurrency {level:>3}: perf_analyzer {pa_rps:8.1f} req/s ({med(pa_runs, 2):4.0f} us/req)"
+                    line = (
+                        f"  concurrency {level:>3}: perf_analyzer {pa_rps:8.1f} req/s "
+                        f"({med(pa_runs, 2):4.0f} us/req)"
+                    )
                     for w, runs in ours.items():
                         best_ours[w] = max(best_ours[w], med(runs, 0))
                         line += f"   tritune w{w} {med(runs, 0):8.1f} req/s ({med(runs, 2):4.0f} us/req)"

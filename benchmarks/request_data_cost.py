@@ -92,7 +92,8 @@ def main() -> None:
                         rps, cpu = run_once(server, protocol, plan, args.concurrency, settings)
                         results[name].append((rps, cpu))
                         print(
-                            f"{protocol} repeat {repeat + 1} {name:<14} {rps:8.1f} req/s  client {cpu:6.1f} us/request",
+                            f"{protocol} repeat {repeat + 1} {name:<14} {rps:8.1f} req/s  client {cpu:6.1f} "
+                            "us/request",
                             flush=True,
                         )
                 base_rps = statistics.median(r for r, _ in results["A one request"])

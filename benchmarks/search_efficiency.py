@@ -185,7 +185,8 @@ def main() -> int:
                 f"sweep {i + 1}: {r['wall_s']:.1f} s ({r['wall_s'] / truth['wall_s']:.3f} of brute force), "
                 f"{s['configs_tried']} configs, {r['levels']} levels ({r['search_levels']} search, "
                 f"{r['levels'] - r['search_levels']} confirm), {r['windows_per_level']:.1f} windows and "
-                f"{r['measured_s_per_level']:.2f} s measured, {r['wall_s_per_level']:.2f} s of wall time per level",
+                f"{r['measured_s_per_level']:.2f} s measured, {r['wall_s_per_level']:.2f} s of wall time per "
+                "level",
                 flush=True,
             )
             print(
@@ -195,7 +196,8 @@ def main() -> int:
             )
         walls = [r["wall_s"] for r, _ in runs]
         print(
-            f"median wall {statistics.median(walls):.1f} s = {statistics.median(walls) / truth['wall_s']:.3f} of brute force"
+            f"median wall {statistics.median(walls):.1f} s = "
+            f"{statistics.median(walls) / truth['wall_s']:.3f} of brute force"
         )
         if args.verify:
             picks = sorted({p for _, p in runs if p})
@@ -207,7 +209,8 @@ def main() -> int:
             for config_id in ids:
                 med = statistics.median(caps[config_id])
                 print(
-                    f"  {config_id}: median {med:.1f} req/s ({', '.join(f'{c:.0f}' for c in caps[config_id])}), "
+                    f"  {config_id}: median {med:.1f} req/s "
+                    f"({', '.join(f'{c:.0f}' for c in caps[config_id])}), "
                     f"{med / ref:.3f} of the brute-force best"
                     if ref
                     else f"  {config_id}: median {med:.1f} req/s"

@@ -179,7 +179,8 @@ def main() -> None:
                 late[n].append(1000 * statistics.median(ask_s[-tenth:]))
                 print(
                     f"repeat {repeat}, {n} worker(s): {rows_rate[n][-1]:7.0f} rows/s; "
-                    f"{trial_rate[n][-1]:5.1f} trials/s ({measured} claimed and measured, {answered} answered from "
+                    f"{trial_rate[n][-1]:5.1f} trials/s ({measured} claimed and measured, {answered} "
+                    "answered from "
                     f"the study), {lost}/{asks} asks lost their claim to another worker, "
                     f"ask {early[n][-1]:.0f} ms early, {late[n][-1]:.0f} ms late",
                     flush=True,

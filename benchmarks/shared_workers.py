@@ -175,7 +175,8 @@ def main() -> None:
                 print(f"    measured (req/s): {r['measured']}", flush=True)
         one, two = statistics.median(walls[1]), statistics.median(walls[2])
         print(
-            f"\nmedians of {args.repeats}: one worker {one:.1f} s, two workers {two:.1f} s, ratio {two / one:.2f}",
+            f"\nmedians of {args.repeats}: one worker {one:.1f} s, two workers {two:.1f} s, ratio "
+            f"{two / one:.2f}",
             flush=True,
         )
         if args.verify and last_run is not None:

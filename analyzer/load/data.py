@@ -171,7 +171,8 @@ def read_data_file(path: str | Path) -> Any:
         raise InputDataError(f"{source}: not valid JSON ({exc})") from None
     if not isinstance(data, Mapping) or not isinstance(data.get("data"), list) or not data["data"]:
         raise InputDataError(
-            f'{source}: expected perf_analyzer\'s format, {{"data": [request, ...]}} with at least one request'
+            f'{source}: expected perf_analyzer\'s format, {{"data": [request, ...]}} with at least one '
+            "request"
         )
     return data["data"]
 

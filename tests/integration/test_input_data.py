@@ -232,7 +232,8 @@ GOOD = {"input_ids": {"content": [1, 2], "shape": [2]}, "attention_mask": {"cont
                     ]
                 },
             ),
-            "request 0, input 'input_ids': shape [2, 1, 1] does not match the expected INT64 of shape [1, -1]",
+            "request 0, input 'input_ids': shape [2, 1, 1] does not match the expected INT64 of shape [1, "
+            "-1]",
         ),
         (
             lambda p: _json(p, {"data": [GOOD, {"input_ids": {"content": [1, 2], "shape": [2]}}]}),

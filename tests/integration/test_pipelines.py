@@ -206,7 +206,8 @@ def test_a_stopped_pipeline_sweep_resumes(tmp_path: Path, pipeline_server: Local
         (
             "pipeline",
             {"space": {"instance_count": [1, 2]}},
-            "model 'pipeline' is an ensemble; it has no instances or batching of its own. Its composing models are: "
+            "model 'pipeline' is an ensemble; it has no instances or batching of its own. Its composing "
+            "models are: "
             "preprocess, classifier",
         ),
         (
@@ -217,7 +218,8 @@ def test_a_stopped_pipeline_sweep_resumes(tmp_path: Path, pipeline_server: Local
         (
             "pipeline",
             {"models": {"classifier": {"max_batch_size": [4]}}},
-            "models.classifier: every max_batch_size in its space is below 8, the max_batch_size of ensemble 'pipeline'",
+            "models.classifier: every max_batch_size in its space is below 8, the max_batch_size of ensemble "
+            "'pipeline'",
         ),
         (
             "pipeline_bls",

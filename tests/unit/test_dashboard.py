@@ -318,7 +318,8 @@ def test_tie_set_panel_at_the_sweeps_budget(confirmed: Path) -> None:
     assert "within noise of each other" in _text(panel) and f"Why: {reason}." in _text(panel)
     stats = confirmation_stats(board.run.measurements).set_index("config_id").loc["i1_b32_d0"]
     assert _find(panel, "capacity-shown").children == (
-        f"≥ {stats['capacity_rps']:,.0f} req/s (95 % CI {stats['ci_low_rps']:,.0f}..{stats['ci_high_rps']:,.0f}, 3 rounds)"
+        f"≥ {stats['capacity_rps']:,.0f} req/s (95 % CI "
+        f"{stats['ci_low_rps']:,.0f}..{stats['ci_high_rps']:,.0f}, 3 rounds)"
     )
     assert _find(panel, "tie-set-note") is None
     assert "chosen: i1_b32_d0" in [t.name for t in fig.data]
@@ -422,8 +423,8 @@ def test_a_pipeline_run_shows_every_model_its_steps_and_downloads(tmp_path: Path
     text = _text(panel)
     for name in ("preprocess", "classifier"):
         assert (
-            f"{name}: instances {int(best[f'{name}.instance_count'])}, max batch {int(best[f'{name}.max_batch_size'])}"
-            in text
+            f"{name}: instances {int(best[f'{name}.instance_count'])}, max batch "
+            f"{int(best[f'{name}.max_batch_size'])}" in text
         )
     facts, _, _, pbtxt, detail_id = board.detail(None, chosen, None)
     assert (
