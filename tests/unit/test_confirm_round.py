@@ -14,6 +14,7 @@ from analyzer.capacity import Verdict
 from analyzer.confirm import CONFIRM_CLAIM, CONFIRMED_CLAIM, ConfirmationRound, ConfirmIO
 from analyzer.measure import Measurement
 from analyzer.shared import SharedTables
+from tests.helpers import measurement
 
 MEETS = Verdict(True, "meets", "")
 
@@ -40,24 +41,18 @@ def _configs() -> pd.DataFrame:
 
 
 def _m(level: float) -> Measurement:
-    return Measurement(
-        load_mode="concurrency",
+    return measurement(
+        1,
         load_level=level,
         throughput_rps=100.0 * level,
         p50_ms=1,
         p90_ms=1,
         p95_ms=1,
-        p99_ms=1,
         max_ms=1,
         mean_ms=1,
         p99_ci_low_ms=1,
         p99_ci_high_ms=1,
         requests=1000,
-        errors=0,
-        error_kinds="",
-        windows=3,
-        stable=True,
-        duration_s=1.0,
     )
 
 

@@ -19,6 +19,7 @@ from analyzer.policy import ConfigOutcome, adopt_finished, start_level, try_conf
 from analyzer.rows import config_row, level_row
 from analyzer.search.grid import GridSearch
 from analyzer.store import RunStore
+from tests.helpers import measurement
 
 BUDGET_MS = 10.0
 
@@ -27,15 +28,13 @@ def _m(
     level: float, *, p99_ms: float = 5.0, errors: int = 0, kinds: str = "", stalled: bool = False
 ) -> Measurement:
     """A measurement of 1000 requests at `level` (enough to prove a p99 claim with none over)."""
-    tp = 100.0 * level
-    return Measurement(
-        load_mode="concurrency",
+    return measurement(
+        p99_ms,
         load_level=level,
-        throughput_rps=tp,
+        throughput_rps=100.0 * level,
         p50_ms=p99_ms / 2,
         p90_ms=p99_ms,
         p95_ms=p99_ms,
-        p99_ms=p99_ms,
         max_ms=p99_ms,
         mean_ms=p99_ms / 2,
         p99_ci_low_ms=p99_ms,
@@ -43,9 +42,6 @@ def _m(
         requests=1000,
         errors=errors,
         error_kinds=kinds,
-        windows=3,
-        stable=True,
-        duration_s=1.0,
         over_budget=0 if p99_ms <= BUDGET_MS else 1000,
         stalled=stalled,
     )

@@ -16,30 +16,22 @@ from analyzer.profiler import MeasureSettings
 from analyzer.progress import ProfileProgress, SweepProgress, clock, time_left_s
 from analyzer.progress_live import LiveProfileProgress, LiveSweepProgress, profile_progress, sweep_progress
 from analyzer.space import Candidate
+from tests.helpers import measurement
 
 CAND = Candidate(2, 8, 500)
 MEETS = Verdict(True, "meets", "")
 
 
 def level(conc: float, rps: float, p99: float) -> Measurement:
-    return Measurement(
-        "concurrency",
-        conc,
-        rps,
-        p99 / 2,
-        p99 * 0.8,
-        p99 * 0.9,
+    return measurement(
         p99,
-        p99 * 2,
-        p99 / 2,
-        p99 * 0.9,
-        p99 * 1.1,
-        1000,
-        0,
-        "",
-        3,
-        True,
-        1.0,
+        load_level=conc,
+        throughput_rps=rps,
+        p50_ms=p99 / 2,
+        p90_ms=p99 * 0.8,
+        p95_ms=p99 * 0.9,
+        mean_ms=p99 / 2,
+        requests=1000,
     )
 
 

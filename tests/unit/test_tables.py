@@ -20,31 +20,26 @@ from analyzer.pipeline import JointCandidate
 from analyzer.rows import config_row, level_row
 from analyzer.store import RunStore
 from analyzer.tables import RunTables, cell, typed_column
+from tests.helpers import measurement
 
 MEETS, OVER = Verdict(True, "meets", "p99 1 ms <= 10 ms"), Verdict(False, "over_budget", "p99 50 ms", False)
 
 
 def _m(level: float, p99_ms: float, **kw: object) -> Measurement:
-    fields: dict[str, object] = dict(
-        load_mode="concurrency",
+    return measurement(
+        p99_ms,
         load_level=level,
         throughput_rps=97.3 * level,
-        p50_ms=p99_ms / 3,
         p90_ms=p99_ms,
         p95_ms=p99_ms,
-        p99_ms=p99_ms,
         max_ms=p99_ms * 1.7,
         mean_ms=p99_ms / 2.9,
-        p99_ci_low_ms=p99_ms * 0.9,
         p99_ci_high_ms=math.inf,
         requests=1234,
-        errors=0,
-        error_kinds="",
         windows=4,
-        stable=True,
         duration_s=1.25,
+        **kw,
     )
-    return Measurement(**(fields | kw))  # type: ignore[arg-type]
 
 
 def _fill(tables: RunTables) -> None:
