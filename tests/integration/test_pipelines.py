@@ -24,6 +24,7 @@ from analyzer.server.local import LocalServer
 from analyzer.spec import load_spec
 from analyzer.sweep import SweepOptions, run_sweep
 from tests.helpers import ROOT, spec_writer
+from tests.unit.test_preflight import BAD_PIPELINE_SPECS
 
 pytestmark = pytest.mark.integration
 
@@ -200,35 +201,7 @@ def test_a_stopped_pipeline_sweep_resumes(tmp_path: Path, pipeline_server: Local
     assert not levels.duplicated(["config_id", "load_level"]).any()
 
 
-@pytest.mark.parametrize(
-    "model, extra, message",
-    [
-        (
-            "pipeline",
-            {"space": {"instance_count": [1, 2]}},
-            "model 'pipeline' is an ensemble; it has no instances or batching of its own. Its composing "
-            "models are: "
-            "preprocess, classifier",
-        ),
-        (
-            "pipeline",
-            {},
-            "model 'pipeline' is an ensemble of preprocess, classifier; say which of them to tune",
-        ),
-        (
-            "pipeline",
-            {"models": {"classifier": {"max_batch_size": [4]}}},
-            "models.classifier: every max_batch_size in its space is below 8, the max_batch_size of ensemble "
-            "'pipeline'",
-        ),
-        (
-            "pipeline_bls",
-            {"models": {"clasifier": {"instance_count": [1, 2]}}},
-            "model 'clasifier' not found",
-        ),
-        ("pipeline", {"models": {"preprocess": {}, "classifier": {}}}, "nothing to tune"),
-    ],
-)
+@pytest.mark.parametrize("model, extra, message", BAD_PIPELINE_SPECS)
 def test_bad_pipeline_specs_exit_2_before_any_load(
     tmp_path: Path, pipeline_server: LocalServer, model: str, extra: dict[str, Any], message: str
 ) -> None:
