@@ -47,6 +47,7 @@ def create_app(run_dir: str | Path) -> dash.Dash:
         *[State(element, "value") for _, element in FILTERS],
         *[State(element, "options") for _, element in FILTERS],
     )(board.filter_options)
+    app.callback(Output("budget", "min"), Output("budget", "max"), version)(board.budget_bounds)
     app.callback(
         Output("answer", "children"), Output("pareto", "figure"), Output("chosen", "data"), *filters
     )(board.answer)

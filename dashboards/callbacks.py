@@ -93,6 +93,11 @@ class Dashboard(RunView):
                 out += [options, follow_selection(present[key], before, chosen)]
         return tuple(out) + tuple(not present[key] for key, _ in FILTERS)
 
+    def budget_bounds(self, _version: Any) -> tuple[float, float]:
+        """The budget slider's (min, max) after the data changed: latencies measured later in a
+        running sweep can pass the bound the page was built with."""
+        return self.budget_range()
+
     def answer(
         self,
         budget: float | None,

@@ -86,6 +86,8 @@ def test_app_builds_with_callbacks(run: Path) -> None:
                 "...f-delay.value...f-count-group.hidden...f-batch-group.hidden...f-delay-group.hidden.."
             ),
             "..heatmap.figure...resources.figure..",
+            # The budget slider's bounds follow the latencies measured.
+            "..budget.min...budget.max..",
             "compare-a.options",
             "compare-b.options",
             "confirm-figure.figure",
@@ -232,6 +234,22 @@ def test_filter_options_grow_when_a_new_knob_value_appears(run: Path) -> None:
         "i4_b64_d500" in [str(p[0]) for p in (t.customdata if t.customdata is not None else [])]
         for t in fig.data
     )
+
+
+def test_the_budget_slider_grows_with_the_latencies_measured(run: Path) -> None:
+    app = create_app(run)
+    board = app.board
+    version = board.on_tick(1, None)
+    slider = _find(app.layout, "budget")
+    assert board.budget_bounds(version) == (slider.min, slider.max)
+    # A running sweep measures a level far slower than any before it.
+    table = pd.read_csv(run / "measurements.csv")
+    slow = table.iloc[[0]].copy()
+    slow["p99_ms"] = slider.max * 10
+    slow.to_csv(run / "measurements.csv", mode="a", header=False, index=False)
+    version = board.on_tick(2, version)
+    low, high = board.budget_bounds(version)
+    assert low == slider.min and high >= slider.max * 10
 
 
 def test_follow_selection() -> None:
