@@ -1,6 +1,6 @@
 """The report of a run directory: `write_report(run_dir)` (re)builds report.html.
 
-Four parts, each importable on its own; this package is their public API (the dashboard, the
+Its parts, each importable on its own; this package is their public API (the dashboard, the
 CLI, the runner and the tests import from `analyzer.report`):
 
 - `run`: `load_run` -> `RunData` (what a report reads from a run directory) and the budget
@@ -9,7 +9,9 @@ CLI, the runner and the tests import from `analyzer.report`):
   (`answer_at` -> `Answer`), in words for people; the planner's arithmetic;
 - `data`: figure data as typed NamedTuples (`pareto_data` -> `ParetoInfo`, ...), testable
   without drawing;
-- `figures`: the Plotly figures drawn from that data;
+- `search_figures`, `detail_figures`: the Plotly figures drawn from that data (the search's:
+  Pareto, load curves, heatmap; the closer looks: breakdown, resources, confirmation round,
+  timeline), and `figures`: `all_figures`, every figure of a run by name;
 - `page`: the HTML page (`render_html`, `write_report`).
 
 Works on a run directory that is still being written: whatever rows exist are shown.
@@ -53,17 +55,13 @@ from analyzer.report.data import (
     step_cells,
     step_rows,
 )
-from analyzer.report.figures import (
-    all_figures,
+from analyzer.report.detail_figures import (
     breakdown_figure,
     confirmation_figure,
-    heatmap_figure,
-    load_curves_figure,
-    log_ticks,
-    pareto_figure,
     resources_figure,
     timeline_figure,
 )
+from analyzer.report.figures import all_figures
 from analyzer.report.page import (
     client_bound_html,
     configs_table,
@@ -73,6 +71,7 @@ from analyzer.report.page import (
     write_report,
 )
 from analyzer.report.run import RunData, latency_column, latency_label, load_run, read_run_spec
+from analyzer.report.search_figures import heatmap_figure, load_curves_figure, log_ticks, pareto_figure
 
 __all__ = [
     "STEP_COLUMNS",
