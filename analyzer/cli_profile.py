@@ -1,0 +1,290 @@
+"""`tritune profile`: measure a model as it is configured now, at load levels or over a schedule.
+
+The options are checked here (Click, then the combinations); the measuring is
+analyzer.profile_run, the progress analyzer.progress_live, what is printed analyzer.output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Sequence
+
+import click
+
+from analyzer.cli_common import ctrl_c_stops, echo_error
+from analyzer.cli_params import POSITIVE, WORKERS, WORKERS_HELP, LevelsType
+from analyzer.errors import UsageError
+from analyzer.load.input_plan import ORDERS, plan_from_file
+from analyzer.load.inputs import parse_shape_args
+from analyzer.load.shapes import ARRIVALS, SCHEDULE_FORMS, LoadSpec, parse_schedule
+from analyzer.output import format_rows
+from analyzer.profile_run import ProfileRun, profile_model, profile_settings
+from analyzer.profiler import StopToken
+from analyzer.progress_live import profile_progress
+from analyzer.server.endpoint import PROTOCOLS
+from analyzer.server.session import open_server
+
+
+@click.command()
+@click.option("--model", "-m", required=True, help="Name of the model to measure.")
+@click.option("--url", help="HOST:PORT of a running server (the port of --protocol).")
+@click.option("--model-repository", type=click.Path(), help="Launch a local tritonserver on this repository.")
+@click.option(
+    "--concurrency", type=LevelsType(integer=True), help="Closed-loop levels: in-flight requests, e.g. 1,2,4."
+)
+@click.option(
+    "--rate", type=LevelsType(integer=False), help="Open-loop levels: requests per second, e.g. 100,200."
+)
+@click.option(
+    "--arrival",
+    type=click.Choice(ARRIVALS),
+    default="poisson",
+    show_default=True,
+    help="Open-loop arrival process.",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(PROTOCOLS),
+    default="grpc",
+    show_default=True,
+    help="Protocol for requests.",
+)
+@click.option(
+    "--shape",
+    "shapes",
+    multiple=True,
+    help="Shape for a variable input, NAME:d1,d2 (no batch dim); repeatable.",
+)
+@click.option(
+    "--window-s",
+    type=POSITIVE,
+    default=None,
+    help="Fixed window length in seconds (default: windows sized by requests, 0.25-2 s).",
+)
+@click.option(
+    "--warmup-s",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="Load before measuring starts, in seconds.",
+)
+@click.option(
+    "--max-windows",
+    type=click.IntRange(min=3),
+    default=10,
+    show_default=True,
+    help="Windows per level before giving up on stability.",
+)
+@click.option(
+    "--stability",
+    type=POSITIVE,
+    default=10.0,
+    show_default=True,
+    help="Windows agree when within this many percent.",
+)
+@click.option(
+    "--request-timeout-s",
+    type=POSITIVE,
+    default=30.0,
+    show_default=True,
+    help="A request slower than this counts as a timeout error.",
+)
+@click.option("--budget-ms", type=POSITIVE, help="Latency budget: adds meets_budget to each row.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--triton-server-path",
+    help="tritonserver binary to launch (default: PATH, then the nvidia-pytriton wheel).",
+)
+@click.option(
+    "--server-port",
+    type=int,
+    help="HTTP port of the launched server (gRPC = +1, metrics = +2); default: free ports.",
+)
+@click.option("--metrics-port", type=int, help="Prometheus port of a remote server (for its CPU and memory).")
+@click.option("--workers", type=WORKERS, default=None, help=WORKERS_HELP)
+@click.option(
+    "--schedule", help="Play a load schedule once instead of levels: " + ", ".join(SCHEDULE_FORMS) + "."
+)
+@click.option(
+    "--scale",
+    type=POSITIVE,
+    default=1.0,
+    show_default=True,
+    help="Multiply the schedule's rates (a trace: replay it this much faster).",
+)
+@click.option(
+    "--max-inflight",
+    type=click.IntRange(min=1),
+    help="Open loop: at most this many requests in flight; requests due over it wait, and their "
+    "latency counts from their schedule.",
+)
+@click.option(
+    "--timeline",
+    type=click.Path(dir_okay=False),
+    help="With --schedule: write the per-second timeline CSV here.",
+)
+@click.option(
+    "--input-data",
+    type=click.Path(dir_okay=False),
+    help="Requests to send: perf_analyzer's JSON format, .npy/.npz files, or a YAML file of "
+    "generators (inputs: and input_data:, as in a sweep spec). Default: one random request.",
+)
+@click.option(
+    "--input-order",
+    type=click.Choice(ORDERS),
+    default="cycle",
+    show_default=True,
+    help="With --input-data: send the requests in turn, or draw them at random.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def profile(
+    model: str,
+    url: str | None,
+    model_repository: str | None,
+    concurrency: list[int] | None,
+    rate: list[float] | None,
+    arrival: str,
+    protocol: str,
+    shapes: Sequence[str],
+    window_s: float | None,
+    warmup_s: float,
+    max_windows: int,
+    stability: float,
+    request_timeout_s: float,
+    budget_ms: float | None,
+    fmt: str,
+    triton_server_path: str | None,
+    server_port: int | None,
+    metrics_port: int | None,
+    workers: int | None,
+    schedule: str | None,
+    scale: float,
+    max_inflight: int | None,
+    timeline: str | None,
+    input_data: str | None,
+    input_order: str,
+    quiet: bool,
+) -> int:
+    """Measure a model as it is configured now, at the given load levels (or over a schedule)."""
+
+    if concurrency and rate:
+        raise UsageError("give --concurrency or --rate, not both")
+    if schedule and (concurrency or rate):
+        raise UsageError("give --schedule or load levels (--concurrency, --rate), not both")
+    if timeline and not schedule:
+        raise UsageError("--timeline needs --schedule (a timeline is of one scheduled run)")
+    if max_inflight and concurrency:
+        raise UsageError(
+            "--max-inflight caps an open loop (--rate or --schedule); --concurrency is already a cap"
+        )
+    if schedule:
+        try:
+            loads = [
+                LoadSpec(
+                    "rate",
+                    scale,
+                    arrival=arrival,
+                    schedule=parse_schedule(schedule),
+                    max_inflight=max_inflight,
+                )
+            ]
+        except ValueError as exc:
+            raise UsageError(f"--schedule: {exc}", hint="forms: " + ", ".join(SCHEDULE_FORMS)) from None
+    elif rate:
+        loads = [LoadSpec("rate", r, arrival=arrival, max_inflight=max_inflight) for r in rate]
+    else:
+        loads = [LoadSpec("concurrency", c) for c in concurrency or [1, 2, 4, 8]]
+    shape_map = parse_shape_args(shapes)
+    # Generators are checked before a server starts; data files need the model's inputs.
+    input_plan = plan_from_file(input_data, input_order) if input_data else None
+    settings = profile_settings(
+        window_s=window_s,
+        warmup_s=warmup_s,
+        max_windows=max_windows,
+        stability_pct=stability,
+        request_timeout_s=request_timeout_s,
+        budget_ms=budget_ms,
+    )
+    stop = StopToken()
+    progress = profile_progress(len(loads), settings, quiet)
+    with (
+        open_server(
+            protocol=protocol,
+            url=url,
+            model_repository=model_repository,
+            triton_server_path=triton_server_path,
+            server_port=server_port,
+            metrics_port=metrics_port,
+        ) as session,
+        contextlib.ExitStack() as measuring,
+    ):
+
+        def ready(run: ProfileRun) -> None:
+            if not quiet:
+                where = (
+                    f"local server {session.url} (log {session.log_path})" if session.local else session.url
+                )
+                knobs = run.knobs
+                delay = "-" if knobs.max_queue_delay_us is None else f"{knobs.max_queue_delay_us} us"
+                click.echo(
+                    f"profiling {model} on {where} over {protocol}: instances {knobs.instance_count}, "
+                    f"max_batch_size {knobs.max_batch_size}, queue delay {delay}",
+                    err=True,
+                )
+            if schedule:
+                progress.playing(loads[0])
+            # From here Ctrl-C stops after the current window (before, it aborts at once), and
+            # the progress display runs until the measuring ends.
+            measuring.enter_context(ctrl_c_stops(stop, progress.say))
+            measuring.enter_context(progress)
+
+        run = profile_model(
+            session,
+            model,
+            loads,
+            settings,
+            shapes=shape_map,
+            input_plan=input_plan,
+            workers=workers,
+            on_ready=ready,
+            on_window=progress.window,
+            on_level=progress.level,
+            on_second=progress.second,
+            stop=stop,
+        )
+    if schedule:
+        return _schedule_done(run, budget_ms, fmt, timeline, quiet)
+    click.echo(format_rows(run.rows(budget_ms), fmt))
+    bound = run.client_bound
+    if bound:
+        echo_error(
+            f"{len(bound)} level(s) were client bound, so their figures describe the load generator, "
+            f"not the model: {bound[0].client_bound_reason}"
+        )
+    if run.stopped:
+        echo_error(f"interrupted: measured {len(run.measurements)} of {len(loads)} levels")
+        return 130
+    return 0
+
+
+def _schedule_done(
+    run: ProfileRun, budget_ms: float | None, fmt: str, timeline_path: str | None, quiet: bool
+) -> int:
+    """`profile --schedule`: print the whole run's row, write the timeline."""
+    table = run.timeline()
+    if table is None:
+        echo_error("interrupted before any request was sent")
+        return 130
+    click.echo(format_rows(run.rows(budget_ms), fmt))
+    if timeline_path:
+        table.to_csv(timeline_path, index=False)
+        if not quiet:
+            click.echo(f"timeline: {timeline_path}", err=True)
+    return 130 if run.stopped else 0
