@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analyzer.choose import confirm_rows, search_rows
+from analyzer.confirm_stats import confirm_rows, search_rows
 from analyzer.report.answer import answer_at
 from analyzer.report.data import (
     ConfirmationInfo,
