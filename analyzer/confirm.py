@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable
 import pandas as pd
 
 from analyzer.capacity import Verdict
-from analyzer.choose import confirm_rows
+from analyzer.confirm_stats import confirm_rows
 from analyzer.measure import Measurement
 from analyzer.pipeline import candidate_from_row
 from analyzer.search.base import SHARED_POLL_S

@@ -22,7 +22,8 @@ from analyzer.load.workers import LoadGenerator
 from analyzer.measure import Measurement, WindowStat
 from analyzer.modelconfig import Candidate, ModelConfig, apply_candidate, knobs_of, to_dict
 from analyzer.pipeline import JointCandidate, PipelineTarget
-from analyzer.profiler import MeasureSettings, Probe, StopToken, measure_level, play_schedule
+from analyzer.profiler import MeasureSettings, Probe, StopToken, measure_level
+from analyzer.schedule_play import play_schedule
 from analyzer.server.session import ModelInfo, ServerSession
 from analyzer.spec import DEFAULT_MIN_SCALE, SweepSpec
 from analyzer.store import RunStore

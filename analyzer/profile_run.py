@@ -20,16 +20,9 @@ from analyzer.load.shapes import LoadSpec
 from analyzer.measure import Measurement
 from analyzer.modelconfig import knobs_of
 from analyzer.probe import Probe
-from analyzer.profiler import (
-    MeasureSettings,
-    ScheduledRun,
-    StopToken,
-    WindowCallback,
-    measure_levels,
-    run_schedule,
-    window_requests_for,
-)
+from analyzer.profiler import MeasureSettings, StopToken, WindowCallback, measure_levels, window_requests_for
 from analyzer.rows import measurement_row
+from analyzer.schedule_play import ScheduledRun, run_schedule
 from analyzer.server.session import ModelInfo, ServerSession, prepare_model
 from analyzer.timeline import timeline
 

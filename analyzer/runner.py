@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from analyzer.capacity import Verdict, required_requests
-from analyzer.choose import CONFIRM_PHASE, build_summary, choice
+from analyzer.choose import build_summary, choice
 from analyzer.confirm import ConfirmationRound, ConfirmIO
+from analyzer.confirm_stats import CONFIRM_PHASE
 from analyzer.errors import EXIT_NO_CONFIG, EXIT_OK, LoadTimeoutError, ServerDiedError, ServerError
 from analyzer.levelsearch import CapacityResult
 from analyzer.load.shapes import LoadSpec

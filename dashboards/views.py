@@ -12,7 +12,8 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import html
 
-from analyzer.choose import confirmation_stats, pipeline_models
+from analyzer.choose import pipeline_models
+from analyzer.confirm_stats import confirmation_stats
 from analyzer.measure import level_text
 from analyzer.report import (
     STEP_COLUMNS,

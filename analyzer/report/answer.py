@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analyzer.capacity import row_verdict
-from analyzer.choose import best_config, choice, search_rows
+from analyzer.choose import best_config, choice
+from analyzer.confirm_stats import search_rows
 from analyzer.report.run import RunData, finite, latency_column, latency_label, num
 from analyzer.store import csv_true
 
@@ -231,7 +232,7 @@ def tie_set_sentence(tie_set: list[str], chosen: str | None) -> str:
 
 def confirmed_text(stats: pd.DataFrame, config_id: str) -> str:
     """A config's confirmation round in brief ("3,120 (2,980..3,260), 3/3 met"); "" when it was
-    not re-measured. `stats`: choose.confirmation_stats indexed by config_id."""
+    not re-measured. `stats`: confirm_stats.confirmation_stats indexed by config_id."""
     if config_id not in stats.index:
         return ""
     s = stats.loc[config_id]

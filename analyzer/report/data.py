@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from analyzer.choose import confirm_rows, confirmation_stats, pareto_mask, search_rows
+from analyzer.choose import pareto_mask
+from analyzer.confirm_stats import confirm_rows, confirmation_stats, search_rows
 from analyzer.measure import level_text
 from analyzer.pipeline import steps_from_row
 from analyzer.report.answer import Answer
@@ -276,7 +277,7 @@ def confirmation_data(
 ) -> ConfirmationInfo:
     """Confirmation figure data: per re-measured config (highest mean first) its round samples
     (throughput at its capacity level, the round, whether the level met the budget again), their
-    mean and 95 % interval (`choose.confirmation_stats`), its search capacity, whether it is in
+    mean and 95 % interval (`confirm_stats.confirmation_stats`), its search capacity, whether it is in
     the tie set, chosen, or a lower bound. `reference` is the tie set's highest mean: the tie set
     is the configs whose interval overlaps the reference's."""
     stats = confirmation_stats(measurements)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analyzer.choose import confirm_rows, confirmation_stats, pipeline_models
+from analyzer.choose import pipeline_models
+from analyzer.confirm_stats import confirm_rows, confirmation_stats
 from analyzer.errors import UsageError
 from analyzer.load.selfcheck import FIX
 from analyzer.measure import level_text

@@ -1,5 +1,6 @@
 """What every search shares: the bookkeeping of measured, failed and in-flight configs over the
-run's Optuna study (analyzer.search.study), the stopping rules, and shared-study claims."""
+run's Optuna study (analyzer.search.study), the stopping rules, and a shared study's asking
+(its claims are analyzer.search.claims)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
 from analyzer.search.bound import plausible
+from analyzer.search.claims import claim_config
 from analyzer.search.study import STUDY_NAME, Encoding, Outcome, open_study, set_budget_constraint
 from analyzer.space import Candidate
 
@@ -315,7 +317,8 @@ class Search:
                     self.study.enqueue_trial(self.encoding.encode(proposal[0]), skip_if_exists=False)
                 trial = self.study.ask(self.dists)  # pops the oldest waiting trial (atomically)
             cand = self.encoding.decode(trial.params)
-            if cand not in self.valid or cand in self.outcomes or not self._claim(cand, trial):
+            taken = cand not in self.valid or cand in self.outcomes
+            if taken or not claim_config(self.shared, self.study, cand.config_id, trial.number):
                 trial.set_user_attr("claimed_elsewhere", True)
                 self.study.tell(trial, state=TrialState.FAIL)
                 continue
@@ -329,23 +332,6 @@ class Search:
         """Shared: whether another worker measures a config now (dead workers' trials failed first)."""
         self._refresh_shared()
         return bool(self.busy)
-
-    def _claim(self, cand: Candidate, trial: optuna.trial.Trial) -> bool:
-        """Claim a config for a trial: a new claim, or one whose trial died (failed by its
-        heartbeat), taken over along with dropping the rows the dead worker left."""
-        if self.shared.claim(cand.config_id, trial.number):
-            return True
-        held = self.shared.holder(cand.config_id)
-        if held is None:
-            return self.shared.claim(cand.config_id, trial.number)
-        old, _ = held
-        state = self.study._storage.get_trial(
-            self.study._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, old)
-        ).state
-        if state == TrialState.RUNNING or not self.shared.take_over(cand.config_id, old, trial.number):
-            return False
-        self.shared.drop_trial_rows(cand.config_id, old)
-        return True
 
     @property
     def trial_number(self) -> int | None:

@@ -14,10 +14,10 @@ from analyzer.choose import (
     cheapest_order,
     choice,
     closest_config,
-    mean_ci,
     pareto_frontier,
     pareto_mask,
 )
+from analyzer.confirm_stats import mean_ci
 
 
 def configs(*rows: tuple) -> pd.DataFrame:
@@ -239,7 +239,7 @@ def test_cheapest_order_and_t_interval() -> None:
 
 
 def test_confirmation_intervals_pool_the_noise_of_all_confirmed_configs() -> None:
-    from analyzer.choose import confirmation_stats, pooled_relative_sd
+    from analyzer.confirm_stats import confirmation_stats, pooled_relative_sd
 
     sd, dof = pooled_relative_sd([[90.0, 100.0, 110.0], [1000.0, 1000.0, 1000.0]])
     assert dof == 4 and sd == pytest.approx(math.sqrt((0.01 + 0.0 + 0.01) / 4))

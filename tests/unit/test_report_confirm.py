@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from analyzer.choose import choice, confirmation_stats
+from analyzer.choose import choice
+from analyzer.confirm_stats import confirmation_stats
 from analyzer.modelconfig import apply_candidate, read_pbtxt, to_pbtxt
 from analyzer.report import (
     ConfirmationInfo,
