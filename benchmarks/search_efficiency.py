@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from brute_force import DATA_STEM, MODEL, MODEL_REPOSITORY, candidates, load_truth, tie_set  # noqa: E402
 
-from analyzer.choose import search_rows  # noqa: E402
+from analyzer.confirm_stats import search_rows  # noqa: E402
 from analyzer.spec import parse_spec  # noqa: E402
 from analyzer.sweep import SweepOptions, run_sweep  # noqa: E402
 

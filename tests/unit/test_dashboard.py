@@ -10,7 +10,8 @@ import dash
 import pandas as pd
 import pytest
 
-from analyzer.choose import choice, confirmation_stats
+from analyzer.choose import choice
+from analyzer.confirm_stats import confirmation_stats
 from analyzer.errors import UsageError
 from analyzer.modelconfig import knobs_of, parse_pbtxt
 from analyzer.report import choose_at_budget
