@@ -15,7 +15,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import IO, Any, Iterable
 
 import pandas as pd
 
@@ -126,6 +126,16 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return ""
     return value
+
+
+def write_rows(fh: IO[str], columns: list[str], rows: Iterable[dict[str, Any]], header: bool) -> None:
+    """Rows as CSV lines under `columns` (NaN blank, other keys ignored): how a run's tables
+    are written, to their files and to the copy a sweep keeps in memory (analyzer.tables)."""
+    writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+    if header:
+        writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _clean(row.get(k)) for k in columns})
 
 
 class RunStore:
@@ -272,15 +282,14 @@ class RunStore:
             with open(path, newline="") as fh:
                 header = next(csv.reader(fh), None)
             self._columns[name] = header or columns
-        columns = self._columns[name]
         with open(path, "a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            for row in rows:
-                writer.writerow({k: _clean(row.get(k)) for k in columns})
+            write_rows(fh, self._columns[name], rows, header=new)
             fh.flush()
             os.fsync(fh.fileno())
+
+    def columns(self, name: str) -> list[str]:
+        """The columns of a table this store has appended to (its header, in order)."""
+        return self._columns[name]
 
     def append_measurement(self, row: dict[str, Any]) -> None:
         """Append one measurements.csv row (durable when this returns)."""

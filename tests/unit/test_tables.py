@@ -3,14 +3,10 @@ read without the files."""
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import random
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from analyzer.capacity import Verdict
 from analyzer.levelsearch import CapacityResult
@@ -19,7 +15,7 @@ from analyzer.modelconfig import Candidate
 from analyzer.pipeline import JointCandidate
 from analyzer.rows import config_row, level_row
 from analyzer.store import RunStore
-from analyzer.tables import RunTables, cell, typed_column
+from analyzer.tables import RunTables
 from tests.helpers import measurement
 
 MEETS, OVER = Verdict(True, "meets", "p99 1 ms <= 10 ms"), Verdict(False, "over_budget", "p99 50 ms", False)
@@ -125,60 +121,3 @@ def test_reading_the_tables_does_not_read_the_files(tmp_path: Path) -> None:
     store.path("configs").write_text("config_id\n")  # what is on disk no longer matters
     pd.testing.assert_frame_equal(tables.configs(), before)
     assert len(before) == 3
-
-
-CELLS = [
-    "",
-    "1",
-    "2",
-    "007",
-    "-3",
-    "1.5",
-    "1e-05",
-    "inf",
-    "-inf",
-    "True",
-    "False",
-    "true",
-    "x",
-    "4 8",
-    "nan",
-    "None",
-    "0",
-    "1.0",
-    "3.141592653589793",
-    "i1_b8_d0",
-    "1_0",
-    " 2",
-    "2 ",
-    " 1.5",
-    " inf",
-    "+3",
-    "Infinity",
-    "-Inf",
-    " True",
-]
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_a_column_is_typed_as_read_csv_types_it(seed: int) -> None:
-    rng = random.Random(seed)
-    for _ in range(300):
-        cells = [rng.choice(CELLS) for _ in range(rng.randint(1, 4))]
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerows([["a", "b"]] + [[c, "k"] for c in cells])
-        expected = pd.read_csv(io.StringIO(buf.getvalue()))["a"]
-        pd.testing.assert_series_equal(typed_column(cells).rename("a"), expected, obj=str(cells))
-
-
-def test_a_cell_is_written_as_the_store_writes_it() -> None:
-    assert [cell(v) for v in (None, math.nan, 3, 2.5, True, "x", math.inf)] == [
-        "",
-        "",
-        "3",
-        "2.5",
-        "True",
-        "x",
-        "inf",
-    ]
