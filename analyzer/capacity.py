@@ -90,7 +90,8 @@ class Verdict:
     decided: bool = True
 
 
-def _finite(value: float | None) -> bool:
+def is_finite(value: float | None) -> bool:
+    """A real, finite number (not None, NaN or infinite)."""
     return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
 
 
@@ -136,7 +137,7 @@ def judge(
         return Verdict(False, CLIENT_BOUND, f"client bound: {client_bound}", True)
     if errors > 0:
         return Verdict(False, "errors", f"{errors} request errors ({error_kinds})", True)
-    if _finite(lower_ms) and budget_ms < lower_ms:
+    if is_finite(lower_ms) and budget_ms < lower_ms:
         return Verdict(
             False,
             "over_budget",
@@ -144,9 +145,9 @@ def judge(
             f"{label} is over {lower_ms:.2f} ms with {confidence:.0%} confidence)",
             True,
         )
-    if not _finite(value_ms) or value_ms > budget_ms:
+    if not is_finite(value_ms) or value_ms > budget_ms:
         return Verdict(False, "over_budget", f"{label} {value_ms:.2f} ms > budget {budget_ms:g} ms", False)
-    if _finite(worst_minute_ms) and worst_minute_ms > budget_ms:
+    if is_finite(worst_minute_ms) and worst_minute_ms > budget_ms:
         return Verdict(
             False,
             "over_budget",

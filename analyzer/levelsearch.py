@@ -12,15 +12,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from analyzer.capacity import CLIENT_BOUND, PERCENTILE_FIELDS, Verdict, budget_verdict
+from analyzer.capacity import CLIENT_BOUND, PERCENTILE_FIELDS, Verdict, budget_verdict, is_finite
 from analyzer.measure import Measurement
 
 SATURATION_GAIN = 1.05  # a level that adds < 5 % throughput over the one below adds nothing
 CLEAR_BREAK = 1.5  # a level this far over the budget is a real break, not noise worth re-checking
-
-
-def _finite(value: float | None) -> bool:
-    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 MEETS, FAILS, INCONCLUSIVE = "meets", "fails", "inconclusive"
@@ -120,12 +116,12 @@ class LevelSearch:
 
     def _lat(self, level: float) -> float:
         value = self.latency.get(level, math.nan)
-        return value if _finite(value) and value > 0 else math.nan
+        return value if is_finite(value) and value > 0 else math.nan
 
     @property
     def aiming(self) -> bool:
         """True when the budget is known, so levels are predicted rather than doubled."""
-        return _finite(self.budget_ms) and self.budget_ms > 0
+        return is_finite(self.budget_ms) and self.budget_ms > 0
 
     def next_level(self) -> float | None:
         """The next level to measure, or None when the search is over."""

@@ -27,7 +27,7 @@ import pandas as pd
 from analyzer.errors import LoadTimeoutError, ServerDiedError
 from analyzer.levelsearch import CapacityResult
 from analyzer.pipeline import candidate_from_row
-from analyzer.search.base import Outcome
+from analyzer.search.study import Outcome
 
 # Error kinds after which a model instance may still be stuck: a local server is restarted.
 RESTART_KINDS = ("timeout", "unfinished", "unavailable", "client_backlog")

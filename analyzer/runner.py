@@ -32,7 +32,8 @@ from analyzer.policy import log_tail, start_level, try_config
 from analyzer.profiler import MeasureSettings, StopToken, window_requests_for
 from analyzer.report import capacity_row, write_report
 from analyzer.rows import config_row, level_row
-from analyzer.search.base import Outcome, Search
+from analyzer.search.base import Search
+from analyzer.search.study import Outcome
 from analyzer.server.session import ModelInfo, ServerSession
 from analyzer.spec import SweepSpec
 from analyzer.store import RunStore

@@ -28,7 +28,8 @@ from analyzer.preflight import check_before_server, local_config
 from analyzer.profiler import StopToken
 from analyzer.runner import Events, SweepResult, SweepRunner
 from analyzer.search import make_search
-from analyzer.search.base import GRACE_S, HEARTBEAT_S, STUDY_NAME
+from analyzer.search.base import GRACE_S, HEARTBEAT_S
+from analyzer.search.study import STUDY_NAME
 from analyzer.server.session import ModelInfo, ServerSession, open_server, prepare_model
 from analyzer.shared import SharedTables, engine_for, retry_schema_race
 from analyzer.spec import SweepSpec, load_spec, write_spec

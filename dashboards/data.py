@@ -28,9 +28,6 @@ from analyzer.store import RunStore
 
 DELAY_OFF = -1  # filter value for "no dynamic batching"
 
-# The run files whose changes the page follows (keys of analyzer.store.RUN_FILES).
-WATCHED = ("measurements", "configs", "summary")
-
 
 def delay_value(v: Any) -> int:
     """A queue delay cell as a filter value: DELAY_OFF for no dynamic batching (blank/NaN)."""
@@ -49,19 +46,9 @@ class RunView:
 
     # -- following a sweep ---------------------------------------------------------------------
     def version(self) -> tuple[int, ...]:
-        """Identity, size and modification time of the files the page shows: changes whenever a
-        sweep writes. Size and inode catch what a coarse-grained mtime would miss (the tables
-        only grow; summary.json is replaced by rename, so it gets a new inode)."""
-        stamps: list[int] = []
-        for name in WATCHED:
-            try:
-                st = self.store.path(name).stat()
-            except FileNotFoundError:
-                stamps.extend((0, 0, 0))
-                continue
-            # Microseconds: nanoseconds since 1970 overflow the browser's exact integers.
-            stamps.extend((st.st_ino, st.st_size, st.st_mtime_ns // 1000))
-        return tuple(stamps)
+        """The stamps of the files the page shows (RunStore.version): they change whenever a
+        sweep writes."""
+        return self.store.version()
 
     def refresh(self) -> bool:
         """Re-read the run directory if it changed; True when it did. A read that fails (a table

@@ -17,10 +17,6 @@ from analyzer.search.claims import claim_config
 from analyzer.search.study import STUDY_NAME, Encoding, Outcome, open_study, set_budget_constraint
 from analyzer.space import Candidate
 
-# Outcome, Encoding and STUDY_NAME live in analyzer.search.study; runner.py, sweep.py and the
-# tests import them from here as well.
-__all__ = ["STUDY_NAME", "SHARED_POLL_S", "HEARTBEAT_S", "GRACE_S", "Encoding", "Outcome", "Search"]
-
 SHARED_POLL_S = 2.0  # a shared study's idle worker looks for work this often
 HEARTBEAT_S = 5  # shared studies: a running trial's heartbeat, and how stale one may grow
 GRACE_S = 20

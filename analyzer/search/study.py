@@ -67,15 +67,12 @@ def open_study(
     )
 
 
-AXES = ("instance_count", "max_batch_size", "max_queue_delay_us", "preferred_batch_size", "instance_kind")
-
-
 class Encoding:
     """Candidates as Optuna parameters: each knob is the index of its value in the sorted list
     of values the space uses. Ordinal integers, not categories: TPE can then learn that "more
     batching helped" and try the neighbour, which a categorical distribution cannot express.
 
-    The knobs are the candidates' own params(): one model's five (AXES), or a pipeline's
+    The knobs are the candidates' own params(): one model's five knobs, or a pipeline's
     '<model>.<knob>' for every tuned model (analyzer.pipeline.JointCandidate)."""
 
     def __init__(self, candidates: Sequence[Any]) -> None:

@@ -22,7 +22,7 @@ from analyzer.pipeline import (
     steps_from_row,
 )
 from analyzer.rows import config_row
-from analyzer.search.base import Encoding
+from analyzer.search.study import Encoding
 from analyzer.search.tpe import auto_patience, joint_seeds, polish_order
 from analyzer.space import Candidate
 from analyzer.spec import SpaceSpec, parse_spec
