@@ -20,6 +20,7 @@ from analyzer.load.shapes import ARRIVALS, SCHEDULE_FORMS, LoadSpec, parse_sched
 from analyzer.output import format_rows
 from analyzer.profile_run import ProfileRun, profile_model, profile_settings
 from analyzer.profiler import StopToken
+from analyzer.progress import knobs_text
 from analyzer.progress_live import profile_progress
 from analyzer.server.endpoint import PROTOCOLS
 from analyzer.server.session import open_server
@@ -231,13 +232,7 @@ def profile(
                 where = (
                     f"local server {session.url} (log {session.log_path})" if session.local else session.url
                 )
-                knobs = run.knobs
-                delay = "-" if knobs.max_queue_delay_us is None else f"{knobs.max_queue_delay_us} us"
-                click.echo(
-                    f"profiling {model} on {where} over {protocol}: instances {knobs.instance_count}, "
-                    f"max_batch_size {knobs.max_batch_size}, queue delay {delay}",
-                    err=True,
-                )
+                click.echo(f"profiling {model} on {where} over {protocol}: {knobs_text(run.knobs)}", err=True)
             if schedule:
                 progress.playing(loads[0])
             # From here Ctrl-C stops after the current window (before, it aborts at once), and

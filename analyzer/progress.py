@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from analyzer.capacity import CLIENT_BOUND, Verdict
+from analyzer.capacity import CLIENT_BOUND, PERCENTILE_FIELDS, Verdict
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure import Measurement, WindowStat, level_text
 from analyzer.pipeline import JointCandidate
@@ -55,7 +55,13 @@ def knobs_text(cand: Candidate) -> str:
 
 
 class Plain:
-    """The context-manager side of the plain forms: nothing to start or stop."""
+    """The context-manager side of the plain forms (nothing to start or stop), and their lines."""
+
+    quiet = False
+
+    def _echo(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text, err=True)
 
     def say(self, text: str) -> None:
         """A message shown even when quiet (Ctrl-C's answer, say)."""
@@ -81,10 +87,6 @@ class ProfileProgress(Plain):
         self.settings = settings
         self.quiet = quiet
         self.done = 0
-
-    def _echo(self, text: str) -> None:
-        if not self.quiet:
-            click.echo(text, err=True)
 
     def left_s(self, index: int, stable: bool) -> float:
         """At most this many seconds are left after window `index` of the current level."""
@@ -133,6 +135,7 @@ class SweepProgress(Plain):
     def __init__(self, budget_ms: float, percentile: float, quiet: bool) -> None:
         self.budget_ms = budget_ms
         self.label = f"p{percentile:g}"
+        self.percentile = percentile
         self.quiet = quiet
         self.started = time.monotonic()
         self.done = 0
@@ -141,10 +144,8 @@ class SweepProgress(Plain):
 
     def _eta(self) -> str:
         elapsed = time.monotonic() - self.started
-        if self.done == 0 or self.total <= self.done:
-            return f"elapsed {elapsed:.0f} s"
-        left = elapsed / self.done * (self.total - self.done)
-        return f"elapsed {elapsed:.0f} s, ~{left:.0f} s left"
+        left = time_left_s(elapsed, self.done, self.total) if self.total > self.done else None
+        return f"elapsed {elapsed:.0f} s" if left is None else f"elapsed {elapsed:.0f} s, ~{left:.0f} s left"
 
     def events(self) -> Events:
         """The runner callbacks that print this progress."""
@@ -159,7 +160,7 @@ class SweepProgress(Plain):
         )
 
     def _value(self, m: Measurement) -> float:
-        return {"p50": m.p50_ms, "p90": m.p90_ms, "p95": m.p95_ms}.get(self.label, m.p99_ms)
+        return float(getattr(m, PERCENTILE_FIELDS.get(self.percentile, "p99_ms")))
 
     def confirm_start(self, cands: list[Candidate], rounds: int) -> None:
         """The confirmation round begins."""
@@ -175,10 +176,6 @@ class SweepProgress(Plain):
             f"{m.throughput_rps:8.1f} req/s  {self.label} {self._value(m):8.2f} ms  "
             f"{'meets' if verdict.meets else verdict.status}"
         )
-
-    def _echo(self, text: str) -> None:
-        if not self.quiet:
-            click.echo(text, err=True)
 
     def config_start(self, cand: Candidate, number: int, total: int) -> None:
         """A config is about to be loaded."""

@@ -36,6 +36,10 @@ class _Panel:
 
     title = "tritune"
 
+    def _echo(self, text: str) -> None:
+        # The plain forms' lines, printed above the panel (before Plain._echo in the MRO).
+        self._print(text)
+
     def _start_live(self) -> None:
         self.console = Console(stderr=True)
         self.live = Live(
@@ -99,9 +103,6 @@ class LiveProfileProgress(_Panel, ProfileProgress):
         self.best: Measurement | None = None
         self.schedule: tuple[float, float, int] | None = None  # seconds played, length, finished
         self._start_live()
-
-    def _echo(self, text: str) -> None:
-        self._print(text)
 
     def window(self, load: LoadSpec, index: int, stat: WindowStat, stable: bool) -> None:
         """The window's line, and the panel's current level."""
@@ -196,9 +197,6 @@ class LiveSweepProgress(_Panel, SweepProgress):
         events = super().events()
         events.window = self.window
         return events
-
-    def _echo(self, text: str) -> None:
-        self._print(text)
 
     def config_start(self, cand: Candidate, number: int, total: int) -> None:
         """The config's line; the panel's current config."""
