@@ -16,34 +16,6 @@ from tests.helpers import quiet_sweep, write_spec
 pytestmark = pytest.mark.integration
 
 
-def test_unknown_model_lists_the_repository(tmp_path: Path, model_repo: Path) -> None:
-    r = quiet_sweep(
-        write_spec(tmp_path, model="nosuch", model_repository=str(model_repo)), "--out", str(tmp_path / "o")
-    )
-    assert r.exit_code == 2
-    assert "model 'nosuch' not found" in r.stderr and "demo_mlp" in r.stderr and "identity" in r.stderr
-
-
-def test_non_batching_model_asked_to_batch(tmp_path: Path, model_repo: Path) -> None:
-    r = quiet_sweep(
-        write_spec(
-            tmp_path, model="sleepy", model_repository=str(model_repo), space={"max_batch_size": [1, 8]}
-        ),
-        "--out",
-        str(tmp_path / "o"),
-    )
-    assert r.exit_code == 2
-    assert "has max_batch_size 0 (it cannot batch)" in r.stderr and "space.max_batch_size" in r.stderr
-    r = quiet_sweep(
-        write_spec(
-            tmp_path, model="sleepy", model_repository=str(model_repo), space={"max_queue_delay_us": [0, 500]}
-        ),
-        "--out",
-        str(tmp_path / "o2"),
-    )
-    assert r.exit_code == 2 and "cannot use dynamic batching" in r.stderr
-
-
 def test_max_batch_size_0_model_tunes_instances_only(tmp_path: Path, model_repo: Path) -> None:
     r = quiet_sweep(
         write_spec(
@@ -65,21 +37,6 @@ def test_variable_dims_without_shape(tmp_path: Path, model_repo: Path) -> None:
     )
     assert r.exit_code == 2
     assert "variable dimensions" in r.stderr and "inputs:" in r.stderr
-
-
-def test_empty_search_space(tmp_path: Path, model_repo: Path) -> None:
-    # (An empty list of values is a spec error: tests/unit/test_bad_input.py.)
-    r = quiet_sweep(
-        write_spec(
-            tmp_path,
-            model="demo_mlp",
-            model_repository=str(model_repo),
-            space={"max_batch_size": [2], "max_queue_delay_us": [0], "preferred_batch_size": [[4]]},
-        ),
-        "--out",
-        str(tmp_path / "o"),
-    )
-    assert r.exit_code == 2 and "the search space has no valid config" in r.stderr
 
 
 def test_resume_with_an_incompatible_spec(tmp_path: Path, model_repo: Path) -> None:
