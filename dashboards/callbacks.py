@@ -41,6 +41,11 @@ FILTERS = (("counts", "f-count"), ("batches", "f-batch"), ("delays", "f-delay"))
 HIDDEN = {"display": "none"}  # a chart with nothing to show is not drawn at all (no empty axes)
 
 
+def joined_pbtxts(texts: dict[str, str]) -> str:
+    """A pipeline's config.pbtxt files as one text, each under a '# <model>/config.pbtxt' line."""
+    return "\n".join(f"# {name}/config.pbtxt\n{text}" for name, text in texts.items())
+
+
 def filter_choices(key: str, values: list[int]) -> list[dict[str, Any]]:
     """Checklist options for one filter's knob values (a queue delay of DELAY_OFF reads "off")."""
     return [{"label": "off" if key == "delays" and v == DELAY_OFF else str(v), "value": v} for v in values]
@@ -189,7 +194,7 @@ class Dashboard(RunView):
                     id="detail-downloads",
                 )
             ]
-            pbtxt = "\n".join(f"# {name}/config.pbtxt\n{text}" for name, text in texts.items())
+            pbtxt = joined_pbtxts(texts)
         else:
             pbtxt = next(iter(texts.values()), None)
         pbtxt = pbtxt or "(no base config in this run directory)"
@@ -202,10 +207,7 @@ class Dashboard(RunView):
         if not texts:
             return dash.no_update
         if self.pipeline:
-            return {
-                "content": "\n".join(f"# {name}/config.pbtxt\n{text}" for name, text in texts.items()),
-                "filename": "pipeline-configs.txt",
-            }
+            return {"content": joined_pbtxts(texts), "filename": "pipeline-configs.txt"}
         return {"content": next(iter(texts.values())), "filename": "config.pbtxt"}
 
     def compare(

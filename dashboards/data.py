@@ -143,11 +143,6 @@ class RunView:
             out[name] = to_pbtxt(config)
         return out
 
-    def config_pbtxt(self, config_id: str) -> str | None:
-        """Deployable config.pbtxt of a one-model config (a pipeline: its first tuned model's)."""
-        texts = self.config_pbtxts(config_id)
-        return next(iter(texts.values())) if texts else None
-
     def capacity_of(self, config_id: str, budget: float) -> tuple[float, str]:
         """(capacity, where it comes from) of a config at a budget: at the sweep's budget the
         confirmation round's mean where the round counted it (the capacity the answer shows for

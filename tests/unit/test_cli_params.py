@@ -49,7 +49,8 @@ def test_level_lists() -> None:
     ],
 )
 def test_bad_values_exit_2_naming_the_option_and_the_value(args: list[str], named: str) -> None:
-    # --url to a closed port: were the value accepted, the command would fail otherwise (exit 1).
+    # --url to a closed port, so no server is needed. An accepted value would exit 2 there too
+    # (the server is unreachable), so the message, naming the option and the value, is the check.
     result = CliRunner().invoke(main, [*args, "--url", "127.0.0.1:1"] if args[0] == "profile" else args)
     assert result.exit_code == 2, result.output
     assert named in result.stderr

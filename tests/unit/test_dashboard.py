@@ -48,31 +48,6 @@ def confirmed(run: Path) -> Path:
     return run
 
 
-def _find(component, component_id: str):
-    """The component with this id inside a Dash component tree, or None."""
-    if getattr(component, "id", None) == component_id:
-        return component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else [children]:
-        if child is not None and not isinstance(child, (str, int, float)):
-            found = _find(child, component_id)
-            if found is not None:
-                return found
-    return None
-
-
-def _text(component) -> str:
-    """All text inside a Dash component tree."""
-    if component is None:
-        return ""
-    if isinstance(component, (str, int, float)):
-        return str(component)
-    children = getattr(component, "children", None)
-    if isinstance(children, (list, tuple)):
-        return " ".join(_text(c) for c in children)
-    return _text(children)
-
-
 def test_app_builds_with_callbacks(run: Path) -> None:
     app = create_app(run)
     # Every interactive output of the page has its callback (and nothing else does).

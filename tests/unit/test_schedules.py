@@ -32,8 +32,12 @@ def test_achieved_arrivals_per_second_follow_the_schedule(schedule: object) -> N
     assert np.all(np.abs(constant - due) <= 1.0), (constant, due)
     # Poisson: counts over 10 seeds, within 3 % of the definition per second.
     poisson = (
-        sum(per_second(schedule_offsets(schedule, "poisson", seed), duration) for seed in range(10)) / 10
-    )  # type: ignore[arg-type]
+        sum(
+            per_second(schedule_offsets(schedule, "poisson", seed), duration)  # type: ignore[arg-type]
+            for seed in range(10)
+        )
+        / 10
+    )
     assert np.all(np.abs(poisson / due - 1) < 0.03 + 3 / np.sqrt(10 * due)), (poisson, due)
 
 
