@@ -217,18 +217,20 @@ class SweepProgress(Plain):
         if row["status"] == "failed":
             self._echo(f"    -> failed: {row['error']}")
         elif row["capacity_rps"] > 0:
+            # configs.csv holds the p99 at the capacity level (and at the closest level below),
+            # whatever the budget's percentile: so these lines say p99, not the budget's label.
             bound = ">= " if row.get("capacity_lower_bound") else ""
             pruned = "  [pruned]" if row["status"] == "pruned" else ""
             step = f"; bottleneck step: {row['bottleneck_step']}" if row.get("bottleneck_step") else ""
             self._echo(
                 f"    -> capacity {bound}{row['capacity_rps']:.1f} req/s at "
                 f"{level_text(row['load_mode'], row['capacity_level'])} "
-                f"({self.label} {row['p99_ms']:.2f} ms){pruned}{step}"
+                f"(p99 {row['p99_ms']:.2f} ms){pruned}{step}"
             )
         else:
             self._echo(
                 f"    -> no load level met the budget of {self.budget_ms:g} ms "
-                f"(best {self.label} {row['closest_p99_ms']:.2f} ms)"
+                f"(best p99 {row['closest_p99_ms']:.2f} ms)"
             )
 
     def message(self, text: str) -> None:

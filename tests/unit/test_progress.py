@@ -63,6 +63,20 @@ def test_time_left_at_the_pace_so_far_capped_by_the_time_budget() -> None:
     assert (clock(65), clock(3725), clock(None), clock(math.inf)) == ("1:05", "1:02:05", "?", "?")
 
 
+def test_a_p95_sweep_labels_the_config_rows_p99_value_p99(capsys: pytest.CaptureFixture[str]) -> None:
+    progress = SweepProgress(10.0, 95.0, quiet=False)
+    with progress:
+        events = progress.events()
+        events.config_start(CAND, 1, 4)
+        events.level(CAND, level(16, 1234.5, 4.25), MEETS)
+        events.config_done(CAND, row(CAND.config_id, 1234.5))
+    lines = capsys.readouterr().err.splitlines()
+    # The level line shows the budget's percentile (p95 of a p99 of 4.25 is 3.83 in the builder)...
+    assert "  p95     3.83 ms  meets" in lines[1]
+    # ...and the config's line the p99 its configs.csv row holds, labelled as such.
+    assert lines[2] == "    -> capacity 1234.5 req/s at concurrency 16 (p99 4.25 ms)"
+
+
 def test_plain_sweep_lines(capsys: pytest.CaptureFixture[str]) -> None:
     progress = SweepProgress(10.0, 99.0, quiet=False)
     with progress:
