@@ -186,7 +186,8 @@ def parse_spec(
     data: Any, source: str = "<spec>", base_dir: Path | None = None, recorded: bool = False
 ) -> SweepSpec:
     """Validate spec data (as loaded from YAML); raise SpecError listing every problem.
-    `recorded`: a run directory's own spec, read to report the run (files it plays need not exist)."""
+    `recorded`: a run directory's own spec, read to report the run: the server it names and the
+    files it plays need not exist (nothing is started or played again)."""
     errors = _Errors(source)
     if not isinstance(data, Mapping):
         raise SpecError(
@@ -253,7 +254,7 @@ def parse_spec(
 
     errors.raise_if_any()
     spec = SweepSpec(**kw)
-    problems = _cross_checks(spec)
+    problems = _cross_checks(spec, recorded)
     if problems:
         for p in problems:
             errors.items.append(p)
@@ -261,14 +262,15 @@ def parse_spec(
     return spec
 
 
-def _cross_checks(spec: SweepSpec) -> list[str]:
-    """Rules that involve several keys (also re-run after command-line overrides)."""
+def _cross_checks(spec: SweepSpec, recorded: bool = False) -> list[str]:
+    """Rules that involve several keys (also re-run after command-line overrides). A recorded
+    run's spec (`recorded`) names a server it will not start again: its server keys go unchecked."""
     problems = []
-    if (spec.model_repository is None) == (spec.url is None):
+    if not recorded and (spec.model_repository is None) == (spec.url is None):
         problems.append(
             "give exactly one of 'model_repository' (launch a local server) or 'url' (a running server)"
         )
-    if spec.model_repository is not None and not spec.model_repository.is_dir():
+    if not recorded and spec.model_repository is not None and not spec.model_repository.is_dir():
         problems.append(f"key 'model_repository': {spec.model_repository} is not a directory")
     if spec.budget_ms <= 0:
         problems.append(f"budget must be > 0 ms, got {spec.budget_ms:g}")

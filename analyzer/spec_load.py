@@ -118,8 +118,8 @@ def parse_schedule_key(
 ) -> dict[str, Any]:
     """`load.schedule`: checked by parsing it (a trace file relative to the spec's directory);
     its levels are scale factors, so the mode is rate and the level range defaults to scales.
-    `recorded` (a run directory's own spec, read to report it): a trace file that is gone is
-    not an error, since reporting a finished run plays nothing."""
+    `recorded` (a run directory's own spec, read to report it): a trace file is not read, since
+    reporting a finished run plays nothing (the file may be gone or changed since)."""
     text = load["schedule"]
     if not isinstance(text, str):
         errors.add("load.schedule", f"expected a schedule such as 'ramp:100:400:30', got {text!r}")
@@ -129,9 +129,8 @@ def parse_schedule_key(
     if kind in ("trace", "gaps") and sep and base_dir is not None and relative:
         text = f"{kind}:{base_dir / path}"
     try:
-        if not (
-            recorded and kind in ("trace", "gaps") and not Path(text.partition(":")[2]).expanduser().exists()
-        ):
+        # A recorded run's trace is not played again: its file is not read (it may be gone).
+        if not (recorded and kind in ("trace", "gaps")):
             parse_schedule(text)
     except ValueError as exc:
         errors.add("load.schedule", f"{exc}; forms: {', '.join(SCHEDULE_FORMS)}")

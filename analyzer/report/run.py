@@ -18,10 +18,6 @@ from analyzer.capacity import PERCENTILE_FIELDS
 from analyzer.spec import SweepSpec, load_spec
 from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore
 
-# A recorded run needs no server: this stands in for the one its spec names, so that load_spec
-# neither checks a model_repository (gone, or on another machine) nor asks for one.
-_NO_SERVER = "recorded-run:0"
-
 
 @dataclass
 class RunData:
@@ -48,7 +44,7 @@ def read_run_spec(store: RunStore) -> SweepSpec:
     """The run's spec.yaml, read by `analyzer.spec` (its defaults for keys a partial or older
     spec leaves out); SpecError (a UsageError) naming the file when it is unreadable or not a
     tritune spec."""
-    return load_spec(store.path("spec"), url=_NO_SERVER, recorded=True)
+    return load_spec(store.path("spec"), recorded=True)
 
 
 def load_run(run_dir: str | Path) -> RunData:
