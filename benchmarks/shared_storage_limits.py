@@ -43,7 +43,9 @@ from optuna.storages import fail_stale_trials  # noqa: E402
 from optuna.storages._heartbeat import get_heartbeat_thread  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
+from analyzer.search.claims import claim_config  # noqa: E402
 from analyzer.shared import SharedTables  # noqa: E402
+from analyzer.sweep import open_shared_storage  # noqa: E402
 from tests.pg import temporary_postgres  # noqa: E402
 
 # A measurements.csv row as a worker writes it (the size matters more than the values).
@@ -99,7 +101,7 @@ def _trials_worker(url: str, study_name: str, worker: int, space: int, asks: int
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Optuna warns that heartbeats are meant for Study.optimize; tritune drives ask/tell itself.
     warnings.filterwarnings("ignore", message="Heartbeat of storage")
-    storage = optuna.storages.RDBStorage(url, heartbeat_interval=5, grace_period=10)
+    storage = open_shared_storage(url)  # the workers' own: heartbeats, grace period, retries
     study = optuna.load_study(
         study_name=study_name,
         storage=storage,
@@ -118,7 +120,7 @@ def _trials_worker(url: str, study_name: str, worker: int, space: int, asks: int
         if tables.holder(config_id) is not None:
             answered += 1
             study.tell(trial, value)
-        elif not tables.claim(config_id, trial.number):
+        elif not claim_config(tables, study, config_id, trial.number):  # the workers' own claim
             lost += 1  # another worker claimed it between our look and our claim
             study.tell(trial, state=TrialState.FAIL)
         else:
