@@ -67,7 +67,7 @@ class Dashboard(RunView):
         """Interval tick: bump the page's data version when the run directory changed (or when
         the page's version is not the one read last: a page opened before another tab's tick)."""
         changed = self.refresh()
-        current = list(self._version or ())
+        current = list(self._version)
         if changed or version != current:
             return current
         return dash.no_update

@@ -40,9 +40,9 @@ class RunView:
     def __init__(self, run_dir: str | Path) -> None:
         self.store = RunStore.open_readonly(run_dir)  # UsageError when it is not a run directory
         self.run_dir = self.store.dir
-        self._version: tuple[int, ...] | None = None
+        # Stamped before the read, as refresh() does: a write during the read shows next tick.
+        self._version: tuple[int, ...] = self.version()
         self.run: RunData = load_run(self.run_dir)  # raises UsageError on a bad directory
-        self._version = self.version()
 
     # -- following a sweep ---------------------------------------------------------------------
     def version(self) -> tuple[int, ...]:
