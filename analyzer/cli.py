@@ -17,6 +17,7 @@ import click
 from analyzer.cli_common import echo_error
 from analyzer.cli_profile import profile
 from analyzer.cli_report import dash, report
+from analyzer.cli_restore import restore
 from analyzer.cli_sweep import demo, sweep
 from analyzer.errors import TrituneError
 
@@ -49,6 +50,7 @@ main.add_command(sweep)
 main.add_command(demo)
 main.add_command(report)
 main.add_command(dash)
+main.add_command(restore)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,5 +1,6 @@
-"""What the `tritune` commands share: the error line on stderr and the Ctrl-C handling of a
-measurement. Kept apart from analyzer.cli so that the command modules need not import the group."""
+"""What the `tritune` commands share: the error line on stderr and the signal handling of a
+measurement (Ctrl-C, SIGTERM, SIGHUP). Kept apart from analyzer.cli so that the command modules
+need not import the group."""
 
 from __future__ import annotations
 
@@ -17,19 +18,40 @@ def echo_error(message: str) -> None:
     click.echo(f"error: {message}", err=True)
 
 
+# What stops a measurement the way Ctrl-C does: `timeout`, `kill`, `docker stop` and a deleted
+# Kubernetes pod send SIGTERM, a closed terminal SIGHUP. Without a handler each of them would
+# end tritune at once and leave a running server on a candidate config.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 @contextlib.contextmanager
-def ctrl_c_stops(stop: StopToken, say: Callable[[str], None]) -> Iterator[None]:
-    """First Ctrl-C asks the measurement to stop after the current window (and `say`s so); a
-    second one aborts."""
+def signals_stop(stop: StopToken, say: Callable[[str], None]) -> Iterator[None]:
+    """Ctrl-C, SIGTERM or SIGHUP ask the measurement to stop after the current window (and
+    `say` so); a second one aborts it, except while the server's configs are being put back
+    (`stop.shielding`): that finishes first."""
 
     def handler(signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if stop.shielding:
+            _say(say, f"\n{name}: putting the server's original configs back first; tritune exits when done")
+            return
         if stop.requested:
             raise KeyboardInterrupt
-        stop.set()
-        say("\nstopping after the current window (Ctrl-C again to abort)...")
+        stop.set(signum)
+        _say(say, f"\n{name}: stopping after the current window ({name} again to abort)...")
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _say(say: Callable[[str], None], text: str) -> None:
+    # After SIGHUP the terminal may be gone: a failed write must not become an exception raised
+    # wherever the signal happened to land.
+    try:
+        say(text)
+    except OSError:
+        pass

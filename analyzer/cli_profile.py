@@ -11,9 +11,10 @@ from typing import Sequence
 
 import click
 
-from analyzer.cli_common import ctrl_c_stops, echo_error
+from analyzer.cli_common import echo_error, signals_stop
 from analyzer.cli_params import POSITIVE, WORKERS, WORKERS_HELP, LevelsType
 from analyzer.errors import UsageError
+from analyzer.files import write_atomic
 from analyzer.load.input_plan import ORDERS, plan_from_file
 from analyzer.load.inputs import parse_shape_args
 from analyzer.load.shapes import ARRIVALS, SCHEDULE_FORMS, LoadSpec, parse_schedule
@@ -237,7 +238,7 @@ def profile(
                 progress.playing(loads[0])
             # From here Ctrl-C stops after the current window (before, it aborts at once), and
             # the progress display runs until the measuring ends.
-            measuring.enter_context(ctrl_c_stops(stop, progress.say))
+            measuring.enter_context(signals_stop(stop, progress.say))
             measuring.enter_context(progress)
 
         run = profile_model(
@@ -255,7 +256,7 @@ def profile(
             stop=stop,
         )
     if schedule:
-        return _schedule_done(run, budget_ms, fmt, timeline, quiet)
+        return _schedule_done(run, budget_ms, fmt, timeline, quiet, stop.exit_code)
     click.echo(format_rows(run.rows(budget_ms), fmt))
     bound = run.client_bound
     if bound:
@@ -265,21 +266,27 @@ def profile(
         )
     if run.stopped:
         echo_error(f"interrupted: measured {len(run.measurements)} of {len(loads)} levels")
-        return 130
+        return stop.exit_code
     return 0
 
 
 def _schedule_done(
-    run: ProfileRun, budget_ms: float | None, fmt: str, timeline_path: str | None, quiet: bool
+    run: ProfileRun,
+    budget_ms: float | None,
+    fmt: str,
+    timeline_path: str | None,
+    quiet: bool,
+    stopped_code: int,
 ) -> int:
-    """`profile --schedule`: print the whole run's row, write the timeline."""
+    """`profile --schedule`: print the whole run's row, write the timeline; `stopped_code` when
+    a signal stopped it."""
     table = run.timeline()
     if table is None:
         echo_error("interrupted before any request was sent")
-        return 130
+        return stopped_code
     click.echo(format_rows(run.rows(budget_ms), fmt))
     if timeline_path:
-        table.to_csv(timeline_path, index=False)
+        write_atomic(timeline_path, table.to_csv(index=False))
         if not quiet:
             click.echo(f"timeline: {timeline_path}", err=True)
-    return 130 if run.stopped else 0
+    return stopped_code if run.stopped else 0

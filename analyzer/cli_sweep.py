@@ -8,21 +8,24 @@ from pathlib import Path
 
 import click
 
-from analyzer.cli_common import ctrl_c_stops
+from analyzer.cli_common import echo_error, signals_stop
 from analyzer.cli_params import POSITIVE, WORKERS, WORKERS_HELP
-from analyzer.errors import UsageError
+from analyzer.errors import EXIT_RESTORE, UsageError
 from analyzer.output import print_result
 from analyzer.profiler import StopToken
 from analyzer.progress_live import sweep_progress
 from analyzer.search.registry import STRATEGY_NAMES
 from analyzer.server.endpoint import PROTOCOLS
+from analyzer.server.originals import restore_failed_text
 from analyzer.spec import SweepSpec, load_spec
 from analyzer.store import RunStore
 from analyzer.sweep import SweepOptions, run_sweep
 
 
 def sweep_body(spec: SweepSpec | None, options: SweepOptions, quiet: bool) -> int:
-    """Run or resume a sweep with progress and Ctrl-C handling; returns the exit code."""
+    """Run or resume a sweep with progress and signal handling (Ctrl-C, SIGTERM, SIGHUP stop it
+    after the current window); returns the exit code. Originals of a running server that could
+    not be put back are printed even with --quiet, and exit 4."""
     stop = StopToken()
     progress = sweep_progress(
         spec.budget_ms if spec else 0.0,
@@ -31,11 +34,14 @@ def sweep_body(spec: SweepSpec | None, options: SweepOptions, quiet: bool) -> in
         spec.max_trials if spec else None,
         spec.time_budget_s if spec else None,
     )
-    with ctrl_c_stops(stop, progress.say), progress:
+    with signals_stop(stop, progress.say), progress:
         result, store = run_sweep(spec, options, events=progress.events(), stop=stop)
     print_result(result, store)
+    if result.restore_failures:
+        echo_error(restore_failed_text(result.restore_failures, store.dir, store.path("originals")))
+        return EXIT_RESTORE
     if result.interrupted:
-        return 130
+        return stop.exit_code
     return result.exit_code
 
 

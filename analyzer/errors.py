@@ -7,10 +7,15 @@ user: they say what is wrong and how to fix it.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_NO_CONFIG = 3
+# The server could not be given back every original config: it may still serve a candidate.
+EXIT_RESTORE = 4
 
 
 class TrituneError(Exception):
@@ -93,6 +98,27 @@ class LoadTimeoutError(ServerError):
 
 class ServerDiedError(ServerError):
     """The server went away while tritune was using it."""
+
+
+class WriteError(TrituneError):
+    """A file of the run could not be written (a full disk, a file size limit, no permission):
+    exit 1; what was written before stays whole (analyzer.files)."""
+
+    def __init__(self, path: str | Path, exc: OSError) -> None:
+        reason = exc.strerror or os.strerror(exc.errno or 0) or str(exc)
+        super().__init__(
+            f"cannot write {path}: {reason}",
+            hint="free space on that disk (or raise its limit), then continue with "
+            "`tritune sweep --resume RUN_DIR`: what was measured so far is kept",
+        )
+        self.path = Path(path)
+        self.errno = exc.errno
+
+
+class RestoreError(TrituneError):
+    """Some of the server's original configs could not be put back (exit 4)."""
+
+    exit_code = EXIT_RESTORE
 
 
 class MeasurementError(TrituneError):

@@ -15,7 +15,7 @@ import dataclasses
 from typing import Any, Callable
 
 from analyzer.capacity import PERCENTILE_FIELDS, Verdict, budget_verdict
-from analyzer.errors import ModelLoadError, ServerDiedError, ServerError
+from analyzer.errors import ModelLoadError, ServerDiedError
 from analyzer.levelsearch import CapacityResult, LevelSearch, search_capacity
 from analyzer.load.shapes import LoadSpec
 from analyzer.load.workers import LoadGenerator
@@ -125,21 +125,6 @@ class ConfigMeasurer:
                 n: knobs_of(self.pipeline.bases[n]).instance_count for n in self.pipeline.steps
             } | {name: knobs_of(config).instance_count for name, config in loads if config is not None}
         return ""
-
-    def restore_base(self) -> None:
-        """A remote server goes back to the config it had; ours is about to stop anyway."""
-        if self.session.local is not None:
-            return
-        bases = (
-            [(n, self.pipeline.bases[n]) for n in self.pipeline.tuned]
-            if self.pipeline is not None
-            else [(self.model.name, self.base_config)]
-        )
-        for name, config in bases:
-            try:
-                self.session.control.load_model(name, to_dict(config))
-            except ServerError as exc:
-                self.say(f"could not restore {name}'s original config: {exc.message}")
 
     # -- load clients ---------------------------------------------------------------------------
     def open(self) -> None:

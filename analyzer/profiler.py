@@ -10,10 +10,12 @@ StopToken that ends one. Probe is used from here by the runner and the tests as 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import signal
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -94,19 +96,44 @@ def window_closes(elapsed_s: float, requests: int, settings: MeasureSettings) ->
 
 
 class StopToken:
-    """Set (e.g. by a Ctrl-C handler) to end measuring after the current window."""
+    """Set (by the CLI's signal handler: Ctrl-C, SIGTERM, SIGHUP) to end measuring after the
+    current window. While `shielded` (putting a server's configs back) a further signal must not
+    cut the work short: the handler reads `shielding` and lets it finish."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self.signal: int | None = None  # the signal that asked for the stop (None: none, or not a signal)
+        self._shields = 0
 
-    def set(self) -> None:
+    def set(self, signum: int | None = None) -> None:
         """Ask running measurements to stop at the next window boundary."""
+        if self.signal is None:
+            self.signal = signum
         self._event.set()
 
     @property
     def requested(self) -> bool:
         """True once a stop was asked for."""
         return self._event.is_set()
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's code for a run ended by its signal: 128 + its number (130 for Ctrl-C)."""
+        return 128 + (self.signal or signal.SIGINT)
+
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        """Work that a second signal must not interrupt (see `shielding`)."""
+        self._shields += 1
+        try:
+            yield
+        finally:
+            self._shields -= 1
+
+    @property
+    def shielding(self) -> bool:
+        """True inside `shielded()`."""
+        return self._shields > 0
 
 
 WindowCallback = Callable[[LoadSpec, int, WindowStat, bool], None]

@@ -154,6 +154,7 @@ class SweepProgress(Plain):
             level=self.level,
             config_done=self.config_done,
             message=self.message,
+            notice=self.say,
             confirm_start=self.confirm_start,
             confirm=self.confirm,
             playing=self.playing,

@@ -50,6 +50,9 @@ class Events:
     level: Callable[[Candidate, Measurement, Verdict], None] | None = None
     config_done: Callable[[Candidate, dict[str, Any]], None] | None = None
     message: Callable[[str], None] | None = None
+    # What the user must see even with --quiet: the warning that a running server is
+    # reconfigured, what was put back on it, a resumed run's findings.
+    notice: Callable[[str], None] | None = None
     confirm_start: Callable[[list[Candidate], int], None] | None = None  # the configs, rounds
     confirm: Callable[[Candidate, int, Measurement, Verdict], None] | None = None  # cand, round, ...
     # A schedule being played: cand, load, seconds played, its length, requests finished.
@@ -66,6 +69,8 @@ class SweepResult:
     stop_reason: str
     best_pbtxt: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # Models of a running server whose original config could not be put back ("model: why").
+    restore_failures: list[str] = field(default_factory=list)
 
 
 def measure_settings(spec: SweepSpec) -> MeasureSettings:
@@ -339,8 +344,6 @@ class SweepRunner:
         except ServerError:
             self._update_answer(finished=False, stop_reason="the server went away")
             raise
-        finally:
-            self.measurer.restore_base()
         if interrupted:
             reason = "stopped by the user"
         summary = self._update_answer(finished=not interrupted, stop_reason=reason)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from analyzer.errors import SpecError
+from analyzer.files import write_atomic
 from analyzer.load.input_plan import InputPlan, gen_to_dict
 from analyzer.search.registry import STRATEGY_NAMES as STRATEGIES
 
@@ -324,7 +325,7 @@ def load_spec(path: str | Path, url: str | None = None, recorded: bool = False) 
 
 def write_spec(spec: SweepSpec, path: str | Path) -> None:
     """Write the resolved spec as YAML (what a resumed run compares against)."""
-    Path(path).write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    write_atomic(path, yaml.safe_dump(spec.to_dict(), sort_keys=False))
 
 
 def spec_from_dict(data: Mapping[str, Any], source: str) -> SweepSpec:

@@ -10,6 +10,8 @@ so a run killed at any point keeps all it had finished. measurements.csv has one
 from __future__ import annotations
 
 import csv
+import fcntl
+import io
 import json
 import math
 import os
@@ -19,7 +21,8 @@ from typing import IO, Any, Iterable
 
 import pandas as pd
 
-from analyzer.errors import UsageError
+from analyzer.errors import UsageError, WriteError
+from analyzer.files import write_atomic
 
 # Contract columns first (what reports and downstream users rely on), then the rest of what a
 # measurement holds.
@@ -114,7 +117,26 @@ RUN_FILES = {
     "report": "report.html",
     "server_log": "server.log",
     "base_config": "base_config.pbtxt",  # the model's config before the sweep (what candidates modify)
+    "originals": "originals.json",  # a running server's models as they were before tritune changed them
+    "lock": ".lock",  # held (flock) by the one tritune that writes the run; holds its pid
 }
+TABLES = ("measurements", "configs")
+
+
+def complete_prefix(data: bytes) -> bytes:
+    """The longest prefix of a CSV file's bytes that ends with a whole row.
+
+    A row is appended in one write, newline last, so a write cut short (a full disk, a kill)
+    leaves a last line without its newline. A newline inside a quoted field (an error message)
+    is not a row's end: csv doubles the quotes inside a quoted field, so a line ends a row only
+    where the count of quotes so far is even."""
+    quotes, start, end = 0, 0, 0
+    while (i := data.find(b"\n", start)) >= 0:
+        quotes += data.count(b'"', start, i + 1)
+        if quotes % 2 == 0:
+            end = i + 1
+        start = i + 1
+    return data[:end]
 
 
 def csv_true(value: Any) -> bool:
@@ -144,6 +166,7 @@ class RunStore:
     def __init__(self, run_dir: str | Path) -> None:
         self.dir = Path(run_dir)
         self._columns: dict[str, list[str]] = {}  # each table's header, once known
+        self._lock_fd: int | None = None
         # A shared study (analyzer.shared.SharedTables): rows also go to its database, and the
         # tables are read from there (every worker's rows). `trial` tags the rows written.
         self.shared: Any = None
@@ -153,6 +176,10 @@ class RunStore:
         """Path of a run file by its key in RUN_FILES (e.g. 'measurements')."""
         return self.dir / RUN_FILES[name]
 
+    def write_base_config(self, pbtxt: str) -> Path:
+        """Write base_config.pbtxt (atomically); returns its path."""
+        return write_atomic(self.path("base_config"), pbtxt)
+
     def model_base_path(self, model: str) -> Path:
         """base/<model>/config.pbtxt: a pipeline model's config before the sweep (what its
         candidates modify; the dashboard builds any config's config.pbtxt from it)."""
@@ -160,10 +187,12 @@ class RunStore:
 
     def write_model_base(self, model: str, pbtxt: str) -> Path:
         """Write base/<model>/config.pbtxt; returns its path."""
+        return write_atomic(self.model_base_path(model), pbtxt)
+
+    def read_model_base(self, model: str) -> str | None:
+        """base/<model>/config.pbtxt's text as recorded when the run started (None: not written)."""
         path = self.model_base_path(model)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(pbtxt)
-        return path
+        return path.read_text() if path.is_file() else None
 
     def version(self) -> tuple[int, ...]:
         """Identity, size and modification time of the files a sweep keeps writing (the tables and
@@ -189,10 +218,7 @@ class RunStore:
 
     def write_timeline(self, config_id: str, level: float, table: Any, phase: str = "search") -> Path:
         """Write one scheduled run's timeline table (a DataFrame); returns its path."""
-        path = self.timeline_path(config_id, level, phase)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(path, index=False)
-        return path
+        return write_atomic(self.timeline_path(config_id, level, phase), table.to_csv(index=False))
 
     def read_timeline(self, config_id: str, level: float, phase: str = "search") -> pd.DataFrame | None:
         """One scheduled run's timeline table, or None when the run has none."""
@@ -266,6 +292,54 @@ class RunStore:
             )
         return store
 
+    # -- the writer's lock ----------------------------------------------------------------------
+    def lock(self) -> None:
+        """Hold the run directory for writing until release() or this process ends (a kill -9
+        included: the kernel drops the lock with the process). A second writer (a second
+        `--resume`, a `restore` during a sweep) gets a UsageError (exit 2) naming the holder's pid."""
+        path = self.path("lock")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise WriteError(path, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise UsageError(
+                f"run directory {self.dir} is in use by another tritune (pid {holder})",
+                hint=f"wait for it to end, or stop it (kill {holder}: it stops after the current window, "
+                "puts the server's configs back and keeps its results)",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        """Let another tritune write the run directory."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor drops the flock
+
+    def repair_tables(self) -> list[str]:
+        """Cut each table back to its last whole row (a run stopped by a full disk or a kill can
+        leave half a row, which the next append would glue to a new one); a note per table cut."""
+        notes = []
+        for name in TABLES:
+            path = self.path(name)
+            if not path.is_file():
+                continue
+            data = path.read_bytes()
+            keep = complete_prefix(data)
+            if len(keep) < len(data):
+                write_atomic(path, keep)
+                notes.append(
+                    f"{RUN_FILES[name]}: its last row was cut short when the previous run stopped "
+                    f"({len(data) - len(keep)} bytes); removed it (its config is measured again)"
+                )
+        return notes
+
     # -- tables --------------------------------------------------------------------------------
     def _append(self, name: str, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:
         path = self.path(name)
@@ -282,10 +356,17 @@ class RunStore:
             with open(path, newline="") as fh:
                 header = next(csv.reader(fh), None)
             self._columns[name] = header or columns
-        with open(path, "a", newline="") as fh:
-            write_rows(fh, self._columns[name], rows, header=new)
-            fh.flush()
-            os.fsync(fh.fileno())
+        # One write per call, newline last: a write cut short leaves a last line without its
+        # newline, which repair_tables() cuts back on resume.
+        buf = io.StringIO()
+        write_rows(buf, self._columns[name], rows, header=new)
+        try:
+            with open(path, "ab") as fh:
+                fh.write(buf.getvalue().encode())
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise WriteError(path, exc) from None
 
     def columns(self, name: str) -> list[str]:
         """The columns of a table this store has appended to (its header, in order)."""
@@ -335,7 +416,7 @@ class RunStore:
         returns them (configs, measurements)."""
         configs, measurements = self.configs(), self.measurements()
         for name, frame in (("measurements", measurements), ("configs", configs)):
-            frame.to_csv(self.path(name), index=False)
+            write_atomic(self.path(name), frame.to_csv(index=False))
         self._columns.clear()
         return configs, measurements
 
@@ -352,19 +433,14 @@ class RunStore:
                 keep = keep.drop_duplicates("config_id", keep="last")
             dropped += len(frame) - len(keep)
             if len(keep) != len(frame):
-                tmp = self.path(name).with_suffix(".tmp")
-                keep.to_csv(tmp, index=False)
-                os.replace(tmp, self.path(name))
+                write_atomic(self.path(name), keep.to_csv(index=False))
                 self._columns.pop(name, None)  # the rewrite may have a different header
         return dropped
 
     # -- documents -----------------------------------------------------------------------------
     def write_json(self, name: str, data: Any) -> None:
         """Replace a JSON file atomically (a reader never sees half of it)."""
-        path = self.path(name)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-        os.replace(tmp, path)
+        write_atomic(self.path(name), json.dumps(data, indent=2, default=_json_default) + "\n")
 
     def read_summary(self) -> dict[str, Any] | None:
         """summary.json, or None when it is missing or unreadable."""
@@ -384,12 +460,7 @@ class RunStore:
 
     def write_best_config(self, model: str, pbtxt: str) -> Path:
         """Write best/<model>/config.pbtxt; returns its path."""
-        path = self.best_config_path(model)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(pbtxt)
-        os.replace(tmp, path)
-        return path
+        return write_atomic(self.best_config_path(model), pbtxt)
 
 
 def _json_default(value: Any) -> Any:

@@ -16,6 +16,7 @@ import yaml
 
 from analyzer.choose import build_summary, choice
 from analyzer.errors import UsageError
+from analyzer.files import write_atomic
 from analyzer.modelconfig import apply_candidate, parse_pbtxt, to_pbtxt
 from analyzer.pipeline import JointCandidate, candidate_from_row
 from analyzer.report import read_run_spec, write_report
@@ -48,11 +49,11 @@ def export_study(url: str, study_name: str, out_dir: str | Path | None) -> RunSt
     if "spec" not in attrs:
         raise UsageError(f"study {study_name!r} was not made by tritune sweep --storage (it has no spec)")
     store = RunStore.for_study(out_dir, str(attrs["spec"]["model"]), study_name)
-    store.path("spec").write_text(yaml.safe_dump(attrs["spec"], sort_keys=False))
+    write_atomic(store.path("spec"), yaml.safe_dump(attrs["spec"], sort_keys=False))
     spec = read_run_spec(store)  # spec.py's reading and defaults, as the report's
     model = spec.model
     base_text = str(attrs.get("base_config") or "")
-    store.path("base_config").write_text(base_text)
+    write_atomic(store.path("base_config"), base_text)
     store.shared = SharedTables(url, study_name, "report")
     configs, measurements = store.export_shared()
     best, _, _ = choice(configs, measurements)

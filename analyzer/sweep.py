@@ -8,19 +8,20 @@ Also the resume rules: a run directory continues only with a spec that matches w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import optuna
 import sqlalchemy
 
-from analyzer.errors import ModelNotReadyError, SpecError, UsageError
+from analyzer.errors import ModelNotReadyError, RestoreError, SpecError, UsageError
 from analyzer.identity import check_identity, server_identity
 from analyzer.load.clients import RequestSet
-from analyzer.modelconfig import Candidate, ModelConfig, from_dict, to_dict, to_pbtxt
+from analyzer.modelconfig import Candidate, ModelConfig, from_dict, parse_pbtxt, to_dict, to_pbtxt
 from analyzer.pipeline import PipelineTarget, is_ensemble
 from analyzer.plan import model_space, pipeline_plan, target_space, targets_plan
 from analyzer.policy import adopt_finished
@@ -30,6 +31,7 @@ from analyzer.runner import Events, SweepResult, SweepRunner
 from analyzer.search import make_search
 from analyzer.search.base import GRACE_S, HEARTBEAT_S
 from analyzer.search.study import STUDY_NAME
+from analyzer.server.originals import Originals, restore_failed_text
 from analyzer.server.session import ModelInfo, ServerSession, open_server, prepare_model
 from analyzer.shared import SharedTables, engine_for, retry_schema_race
 from analyzer.spec import SweepSpec, load_spec, write_spec
@@ -100,9 +102,13 @@ def _resume_spec(store: RunStore, given: SweepSpec | None) -> SweepSpec:
 def _base_config(
     spec: SweepSpec, session: ServerSession, name: str, served: dict[str, Any] | None = None
 ) -> ModelConfig:
-    """A model's config as it is today: its config.pbtxt in a local repository, else what the
-    server reports (a remote server, or a config the server completes itself)."""
+    """A model's config before the sweep: its config.pbtxt in a local repository; on a running
+    server, the config its originals record holds (read from the server once, before tritune
+    first changed anything, and never again: a resumed run may find a candidate loaded); else
+    what our own server reports (a config the server completes itself)."""
     config = local_config(Path(spec.model_repository), name) if spec.model_repository is not None else None
+    if config is None and session.originals is not None:
+        config = parse_pbtxt(session.originals.base_config(name), f"the originals record of {name}")
     if config is None:
         if served is None:
             session.control.require_model(name)
@@ -238,6 +244,60 @@ def _join_shared(
     return storage, study_name
 
 
+@dataclass
+class Kept:
+    """What putting a running server's originals back left undone: one line per model."""
+
+    failures: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def originals_kept(
+    store: RunStore, session: ServerSession, stop: StopToken, notice: Callable[[str], None]
+) -> Iterator[Kept]:
+    """On a running server: record each model before tritune first changes it (analyzer.server.
+    originals), and put every one back on the way out, however the sweep ends (an error, Ctrl-C,
+    SIGTERM, SIGHUP), with further signals held off meanwhile. Failures to put back are in the
+    yielded Kept; when the sweep itself raised, they raise a RestoreError (exit 4) naming both."""
+    kept = Kept()
+    if session.local is not None:
+        yield kept  # our own server: stopped at the end, with the user's repository untouched
+        return
+    path = store.path("originals")
+    resumed = path.exists()
+    originals = Originals.open(path, session.url, session.protocol)
+    if resumed:
+        if originals.url != session.url:
+            notice(f"the originals in {path} were recorded on {originals.url}; this run uses {session.url}")
+        for line in originals.differences(session.control):
+            notice(line)
+    originals.attach(
+        session.control,
+        on_first=lambda: notice(
+            f"tritune reconfigures live models on the server at {session.url}: it records each model's "
+            f"config in {path} before changing it and puts it back when it ends; if tritune is killed, "
+            f"`tritune restore {store.dir}` puts them back"
+        ),
+    )
+    session.originals = originals
+
+    def put_back() -> list[str]:
+        with stop.shielded():  # a second Ctrl-C or SIGTERM must not leave half of them restored
+            return [f"{name}: {why}" for name, why in originals.restore(session.control, notice)]
+
+    try:
+        yield kept
+    except BaseException as exc:
+        kept.failures = put_back()
+        if kept.failures:
+            raise RestoreError(
+                restore_failed_text(kept.failures, store.dir, path)
+                + f"\n  the sweep itself had stopped: {exc}"
+            ) from exc
+        raise
+    kept.failures = put_back()
+
+
 def run_sweep(
     spec: SweepSpec | None,
     options: SweepOptions,
@@ -245,33 +305,60 @@ def run_sweep(
     events: Events | None = None,
     stop: StopToken | None = None,
 ) -> tuple[SweepResult, RunStore]:
-    """Run (or resume) a sweep; returns how it ended and where it was written."""
-    previous_wall = 0.0
+    """Run (or resume) a sweep; returns how it ended and where it was written. The run
+    directory is locked against a second writer meanwhile."""
+    events = events or Events()
+    stop = stop or StopToken()
     # Everything that can be checked without a server is checked before one starts: the spec
     # (parsed by the caller), a shared study's database, the request data file and, in a local
     # model repository, the models and their search space (analyzer.preflight).
     shared_storage = open_shared_storage(options.storage) if options.storage is not None else None
     if options.resume:
         store = RunStore.open(options.resume)
-        spec = _resume_spec(store, spec)
-        check_before_server(spec)
-        summary = store.read_summary() or {}
-        previous_wall = float(summary.get("wall_s") or 0.0)
+        store.lock()
     else:
         assert spec is not None
         check_before_server(spec)  # before the run directory: a refused spec leaves none behind
         store = RunStore.create(options.out, spec.model)
+        store.lock()
+    try:
+        return _run_locked(store, spec, options, shared_storage, events, stop)
+    finally:
+        store.release()
+
+
+def _run_locked(
+    store: RunStore,
+    spec: SweepSpec | None,
+    options: SweepOptions,
+    shared_storage: optuna.storages.RDBStorage | None,
+    events: Events,
+    stop: StopToken,
+) -> tuple[SweepResult, RunStore]:
+    notice = events.notice or events.message or (lambda text: None)
+    previous_wall = 0.0
+    if options.resume:
+        spec = _resume_spec(store, spec)
+        check_before_server(spec)
+        for note in store.repair_tables():
+            notice(note)
+        summary = store.read_summary() or {}
+        previous_wall = float(summary.get("wall_s") or 0.0)
+    assert spec is not None
     write_spec(spec, store.path("spec"))
-    with open_server(
-        protocol=spec.protocol,
-        url=spec.url,
-        model_repository=spec.model_repository,
-        log_path=store.path("server_log"),
-        triton_server_path=spec.triton_server_path,
-        server_port=options.server_port,
-        metrics_port=spec.metrics_port,
-        load_timeout_s=spec.load_timeout_s,
-    ) as session:
+    with (
+        open_server(
+            protocol=spec.protocol,
+            url=spec.url,
+            model_repository=spec.model_repository,
+            log_path=store.path("server_log"),
+            triton_server_path=spec.triton_server_path,
+            server_port=options.server_port,
+            metrics_port=spec.metrics_port,
+            load_timeout_s=spec.load_timeout_s,
+        ) as session,
+        originals_kept(store, session, stop, notice) as kept,
+    ):
         targets = None
         if spec.targets is not None:
             targets, pipeline, candidates, start = _targets(spec, session, store)
@@ -287,7 +374,7 @@ def run_sweep(
                 seed=spec.seed,
             )
             base = _base_config(spec, session, spec.model, info.config)
-            store.path("base_config").write_text(to_pbtxt(base))
+            store.write_base_config(to_pbtxt(base))
             if spec.models is not None or is_ensemble(base):
                 pipeline, candidates, start = _pipeline(spec, session, base, store)
             else:
@@ -329,4 +416,6 @@ def run_sweep(
             pipeline=pipeline,
             targets=targets,
         )
-        return runner.run(), store
+        result = runner.run()
+    result.restore_failures = kept.failures
+    return result, store

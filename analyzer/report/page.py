@@ -13,6 +13,7 @@ import pandas as pd
 from analyzer.choose import pipeline_models
 from analyzer.confirm_stats import confirm_rows, confirmation_stats
 from analyzer.errors import UsageError
+from analyzer.files import write_atomic
 from analyzer.load.selfcheck import FIX
 from analyzer.measure import level_text
 from analyzer.modelconfig import knobs_of, parse_pbtxt
@@ -322,8 +323,4 @@ def render_html(run: RunData) -> str:
 def write_report(run_dir: str | Path) -> Path:
     """(Re)build RUN_DIR/report.html; returns its path."""
     run = load_run(run_dir)
-    path = run.store.path("report")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(render_html(run))
-    tmp.replace(path)
-    return path
+    return write_atomic(run.store.path("report"), render_html(run))

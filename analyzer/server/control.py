@@ -83,6 +83,9 @@ class ServerControl:
         self.load_timeout_s = load_timeout_s
         self._log_offset = log_offset
         self._log_since = log_since
+        # Called with a model's name before each load or unload (analyzer.server.originals
+        # records the model there before tritune first changes it on a running server).
+        self.before_change: Callable[[str], None] | None = None
         if protocol == "grpc":
             import tritonclient.grpc as grpcclient
 
@@ -168,14 +171,17 @@ class ServerControl:
                 hint="pass --model with one of those names",
             )
 
+    def is_ready(self, name: str) -> bool:
+        """True when `name` is loaded and ready (False also for a model the server does not know)."""
+        try:
+            return bool(self._call("is_model_ready", name))
+        except InferenceServerException:
+            return False
+
     def require_ready(self, name: str) -> None:
         """Raise ModelNotFoundError or ModelNotReadyError unless `name` is loaded and ready."""
         self.require_model(name)
-        try:
-            ready = self._call("is_model_ready", name)
-        except InferenceServerException:
-            ready = False
-        if ready:
+        if self.is_ready(name):
             return
         states = [m for m in self.repository_index() if m["name"] == name]
         state = states[0].get("state") or "UNAVAILABLE" if states else "UNKNOWN"
@@ -193,6 +199,8 @@ class ServerControl:
         On refusal raises ModelLoadError carrying the server's reason: the API's message plus
         the error lines the server logged meanwhile (local servers).
         """
+        if self.before_change is not None:
+            self.before_change(name)
         offset = self._log_offset() if self._log_offset else None
         kwargs: dict[str, Any] = {}
         if config is not None:
@@ -237,6 +245,8 @@ class ServerControl:
 
     def unload_model(self, name: str) -> None:
         """Unload a model (errors are reported as ServerError)."""
+        if self.before_change is not None:
+            self.before_change(name)
         try:
             self._call("unload_model", name)
         except InferenceServerException as exc:

@@ -27,6 +27,7 @@ from analyzer.server.control import ServerControl
 from analyzer.server.discovery import cache_dir, find_tritonserver
 from analyzer.server.endpoint import Endpoint, parse_url
 from analyzer.server.local import LocalServer
+from analyzer.server.originals import Originals
 
 
 @dataclass
@@ -38,6 +39,8 @@ class ServerSession:
     control: ServerControl
     local: LocalServer | None = None
     listener_pid: int | None = None  # a server given by URL that runs on this machine
+    # A running server's originals record, once a sweep keeps one (analyzer.server.originals).
+    originals: Originals | None = None
 
     @property
     def url(self) -> str:
