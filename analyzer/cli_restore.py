@@ -39,7 +39,7 @@ def restore(run_dir: str, url: str | None) -> int:
             echo_error(restore_failed_text(lines, store.dir, store.path("originals")))
             return EXIT_RESTORE
         where = endpoint.url(originals.protocol)
-        click.echo(done[0] if done else f"the server at {where} serves its original configs already")
+        click.echo("\n".join(done) if done else f"the server at {where} serves its original configs already")
         return 0
     finally:
         store.release()

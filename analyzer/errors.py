@@ -104,15 +104,14 @@ class WriteError(TrituneError):
     """A file of the run could not be written (a full disk, a file size limit, no permission):
     exit 1; what was written before stays whole (analyzer.files)."""
 
-    def __init__(self, path: str | Path, exc: OSError) -> None:
-        reason = exc.strerror or os.strerror(exc.errno or 0) or str(exc)
+    def __init__(self, path: str | Path, exc: OSError | str, hint: str | None = None) -> None:
+        reason = exc if isinstance(exc, str) else exc.strerror or os.strerror(exc.errno or 0) or str(exc)
         super().__init__(
             f"cannot write {path}: {reason}",
-            hint="free space on that disk (or raise its limit), then continue with "
-            "`tritune sweep --resume RUN_DIR`: what was measured so far is kept",
+            hint=hint
+            or "free space on that disk (or raise its limit); what was written before is kept whole",
         )
         self.path = Path(path)
-        self.errno = exc.errno
 
 
 class RestoreError(TrituneError):

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import optuna
 import sqlalchemy
 
-from analyzer.errors import ModelNotReadyError, RestoreError, SpecError, UsageError
+from analyzer.errors import ModelNotReadyError, RestoreError, SpecError, UsageError, WriteError
 from analyzer.identity import check_identity, server_identity
 from analyzer.load.clients import RequestSet
 from analyzer.modelconfig import Candidate, ModelConfig, from_dict, parse_pbtxt, to_dict, to_pbtxt
@@ -108,6 +108,7 @@ def _base_config(
     what our own server reports (a config the server completes itself)."""
     config = local_config(Path(spec.model_repository), name) if spec.model_repository is not None else None
     if config is None and session.originals is not None:
+        session.control.require_model(name)  # an unknown name is bad input, before anything is recorded
         config = parse_pbtxt(session.originals.base_config(name), f"the originals record of {name}")
     if config is None:
         if served is None:
@@ -321,8 +322,22 @@ def run_sweep(
         check_before_server(spec)  # before the run directory: a refused spec leaves none behind
         store = RunStore.create(options.out, spec.model)
         store.lock()
+    resume_hint = (
+        f"free space on that disk (or raise its limit), then `tritune sweep --resume {store.dir}`: "
+        "what was measured so far is kept"
+    )
     try:
         return _run_locked(store, spec, options, shared_storage, events, stop)
+    except WriteError as exc:
+        exc.hint = resume_hint
+        raise
+    except (sqlalchemy.exc.OperationalError, optuna.exceptions.StorageInternalError) as exc:
+        if options.storage is not None:
+            raise  # a shared study's database: not a file of this run
+        # The run's own SQLite study (Optuna wraps SQLAlchemy's error in StorageInternalError).
+        cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
+        reason = str(getattr(cause, "orig", None) or cause).strip().splitlines()[0]
+        raise WriteError(store.path("study"), reason, hint=resume_hint) from None
     finally:
         store.release()
 

@@ -165,27 +165,34 @@ class Originals:
     def restore(self, control: ServerControl, say: Callable[[str], None]) -> list[tuple[str, str]]:
         """Put every recorded model back; returns (model, why) for each that could not be.
 
-        Loaded models first, in the order they were recorded (a pipeline's dependencies first),
-        then the models tritune loaded itself are unloaded, in the reverse order. Each failure is
-        kept and the rest still tried: one broken model must not leave the others changed."""
-        failures: list[tuple[str, str]] = []
-        done: list[str] = []
+        Loaded models first, in the order they were recorded, then the models tritune loaded
+        itself are unloaded, in the reverse order. Reloading a composing model makes Triton
+        reload the ensembles on it, and one reloaded while another of its steps is still loading
+        can end up unavailable: so a second pass checks every loaded model against the record
+        and loads again the ones that are not as recorded. A failure is kept and the rest still
+        tried: one broken model must not leave the others changed."""
         loaded = [(n, o) for n, o in self.models.items() if o.loaded and o.config is not None]
         added = [n for n, o in reversed(list(self.models.items())) if not o.loaded]
-        for name, original in loaded:
-            try:
-                if _served(control, name) == original.pbtxt:
-                    continue
-                say(f"putting back the original config of {name} on {self.url}")
-                control.load_model(name, original.config)
-                now = _served(control, name)
-                if now != original.pbtxt:
-                    have = "nothing" if now is None else knobs_line(now)
-                    failures.append((name, f"the server serves {have} after loading the recorded config"))
-                    continue
-                done.append(f"{name} (its config loaded again)")
-            except Exception as exc:  # any failure at all: reported, and the other models still tried
-                failures.append((name, _reason(exc)))
+        done: list[str] = []
+        errors: dict[str, str] = {}
+        for _ in range(2):
+            for name, original in loaded:
+                try:
+                    if _served(control, name) == original.pbtxt:
+                        errors.pop(name, None)
+                        continue
+                    say(f"putting back the original config of {name} on {self.url}")
+                    control.load_model(name, original.config)
+                    now = _served(control, name)
+                    if now == original.pbtxt:
+                        errors.pop(name, None)
+                        if f"{name} (its config loaded again)" not in done:
+                            done.append(f"{name} (its config loaded again)")
+                    else:
+                        have = "nothing" if now is None else knobs_line(now)
+                        errors[name] = f"the server serves {have} after loading the recorded config"
+                except Exception as exc:  # any failure at all: reported, and the other models still tried
+                    errors[name] = _reason(exc)
         for name in added:
             try:
                 if control.is_ready(name):
@@ -193,10 +200,10 @@ class Originals:
                     control.unload_model(name)
                     done.append(f"{name} (unloaded)")
             except Exception as exc:  # as above
-                failures.append((name, _reason(exc)))
+                errors[name] = _reason(exc)
         if done:
             say(f"the server at {self.url} has its original configs back: {', '.join(done)}")
-        return failures
+        return list(errors.items())
 
 
 def _reason(exc: BaseException) -> str:

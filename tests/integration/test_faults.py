@@ -165,16 +165,20 @@ def test_remote_server_going_away_ends_cleanly_and_resumes(tmp_path: Path, model
         if len(done) == 1:
             server.stop(graceful=False)
 
-    from analyzer.errors import ServerError
+    from analyzer.errors import RestoreError
 
     try:
-        with pytest.raises(ServerError) as info:
+        # A server that went away cannot have its original config put back either: exit 4, which
+        # says so and how to restore later, with the sweep's own error and its resume hint.
+        with pytest.raises(RestoreError) as info:
             run_sweep(
                 spec_obj,
                 SweepOptions(out=str(tmp_path / "out")),
                 events=Events(config_done=kill_after_first_config),
             )
-        assert info.value.exit_code == 1 and "resume" in str(info.value)
+        text = str(info.value)
+        assert info.value.exit_code == 4 and "could not put back the original config of identity" in text
+        assert "tritune restore" in text and "the sweep itself had stopped" in text and "--resume" in text
         run = next((tmp_path / "out").iterdir())
         assert len(pd.read_csv(run / "configs.csv")) == 1
         assert json.loads((run / "summary.json").read_text())["finished"] is False

@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from analyzer.cli import main
-from analyzer.modelconfig import knobs_of, read_pbtxt
+from analyzer.modelconfig import from_dict, knobs_of, read_pbtxt, to_pbtxt
 from analyzer.profiler import StopToken
 from analyzer.runner import Events
 from analyzer.server.control import ServerControl
@@ -164,6 +164,10 @@ def test_a_bls_sweep_loads_its_named_callees(tmp_path: Path, pipeline_server: Lo
     )
     assert (run / "best" / "classifier" / "config.pbtxt").is_file()
     assert not (run / "best" / "preprocess").exists()
+    # tritune loaded the callee itself, so it unloaded it at the end: the server is as it was.
+    with ServerControl(pipeline_server.endpoint, "grpc") as control:
+        assert not control.is_ready("classifier") and control.is_ready("pipeline_bls")
+    assert json.loads((run / "originals.json").read_text())["models"]["classifier"]["loaded"] is False
 
 
 def test_a_stopped_pipeline_sweep_resumes(tmp_path: Path, pipeline_server: LocalServer) -> None:
@@ -178,6 +182,7 @@ def test_a_stopped_pipeline_sweep_resumes(tmp_path: Path, pipeline_server: Local
     )
     with ServerControl(pipeline_server.endpoint, "grpc") as control:
         control.load_model("pipeline")  # a running server serves the model under load already
+        before = served_configs(control)
     stop = StopToken()
     seen: list[str] = []
 
@@ -199,6 +204,17 @@ def test_a_stopped_pipeline_sweep_resumes(tmp_path: Path, pipeline_server: Local
     ]
     levels = pd.read_csv(store.path("measurements"))
     assert not levels.duplicated(["config_id", "load_level"]).any()
+    # Both runs put every model back: the ensemble and its steps serve their own configs again.
+    with ServerControl(pipeline_server.endpoint, "grpc") as control:
+        assert served_configs(control) == before
+
+
+def served_configs(control: ServerControl) -> dict[str, str]:
+    """The example ensemble's models as the server serves them now (config.pbtxt text)."""
+    return {
+        name: to_pbtxt(from_dict(control.model_config(name)))
+        for name in ("pipeline", "preprocess", "classifier")
+    }
 
 
 @pytest.mark.parametrize("model, extra, message", BAD_PIPELINE_SPECS)
@@ -206,6 +222,8 @@ def test_bad_pipeline_specs_exit_2_before_any_load(
     tmp_path: Path, pipeline_server: LocalServer, model: str, extra: dict[str, Any], message: str
 ) -> None:
     spec = spec_file(tmp_path, model=model, url=pipeline_server.endpoint.url("grpc"), **extra)
+    with ServerControl(pipeline_server.endpoint, "grpc") as control:
+        control.load_model(model)  # as the user serves it (other tests' sweeps put their models back)
     result = sweep(str(spec), "--out", str(tmp_path / "out"))
     assert result.exit_code == 2, result.output
     assert message in result.output
