@@ -282,9 +282,15 @@ def originals_kept(
     )
     session.originals = originals
 
+    def say(text: str) -> None:
+        try:
+            notice(text)
+        except OSError:
+            pass  # a terminal closed by SIGHUP must not cut the restore short
+
     def put_back() -> list[str]:
         with stop.shielded():  # a second Ctrl-C or SIGTERM must not leave half of them restored
-            return [f"{name}: {why}" for name, why in originals.restore(session.control, notice)]
+            return [f"{name}: {why}" for name, why in originals.restore(session.control, say)]
 
     try:
         yield kept

@@ -50,7 +50,11 @@ def available_cores() -> int:
 # -- the worker process -------------------------------------------------------------------------
 def _worker_main(conn: Connection, index: int, counts: Any) -> None:
     """Entry point of one worker process: serve the parent's orders until told to close."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle, cleanly
+    # Ctrl-C, and a closed terminal's SIGHUP or a SIGTERM sent to the whole process group, are
+    # the parent's to handle: it ends the window cleanly and closes the workers (a worker whose
+    # parent is gone sees EOF on its pipe and ends).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     asyncio.run(_Worker(conn, index, counts).serve())
 
 
