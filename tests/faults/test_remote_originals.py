@@ -212,7 +212,7 @@ def test_a_signal_stops_the_sweep_keeps_its_results_and_restores_within_10_s(
     spec = write_spec(tmp_path)
     proc = start_sweep(spec, "--url", url_of(users_server), "--out", tmp_path / "out")
     try:
-        read_until(proc, "concurrency 1:", 120)
+        before = read_until(proc, "concurrency 1:", 120)
         sent = time.monotonic()
         proc.send_signal(sig)
         read_until(proc, "putting back the original config of mm", 10)
@@ -224,6 +224,9 @@ def test_a_signal_stops_the_sweep_keeps_its_results_and_restores_within_10_s(
     finally:
         proc.kill()
     assert proc.returncode == 128 + sig, rest
+    # The first change to the server was announced, naming the way back.
+    assert f"tritune reconfigures live models on the server at {url_of(users_server)}" in before[0]
+    assert "tritune restore" in before[0]
     assert took <= 10, f"took {took:.1f} s from the signal to the end"
     assert f"{sig.name}: putting the server's original configs back first" in rest
     assert "has its original configs back: mm" in rest
