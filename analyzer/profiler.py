@@ -159,8 +159,11 @@ def interim_records(records: Records, pending: np.ndarray, before: float) -> Rec
 Decide = Callable[[Measurement], Verdict]
 
 
-def attach_client_view(m: Measurement, workers: int, first: CpuSample, last: CpuSample) -> None:
-    """Fill a measurement's load-generator fields (its CPU, its self-check) from two samples."""
+def attach_client_view(
+    m: Measurement, workers: int, first: CpuSample, last: CpuSample, inflight_limit: int | None = None
+) -> None:
+    """Fill a measurement's load-generator fields (its CPU, its self-check) from two samples;
+    `inflight_limit`: the most requests the run could keep in flight, when below its level."""
     loops = [b - a for a, b in zip(first.loops_s, last.loops_s)]
     # The span is the samples' own: a decided level's reported span may end before the last
     # sample, and a slow probe snapshot lies between them too, so m.duration_s would overstate
@@ -171,6 +174,7 @@ def attach_client_view(m: Measurement, workers: int, first: CpuSample, last: Cpu
         max(loops, default=math.nan),
         last.at - first.at,
         m.send_lag_p50_ms,
+        inflight_limit,
     )
     m.client_workers = workers
     m.client_cpu_pct = client.cpu_pct
@@ -248,7 +252,7 @@ async def measure_level(
                     load,
                     stable,
                     settings,
-                    lambda m: attach_client_view(m, run.workers, cpus[0], cpus[-1]),
+                    lambda m: attach_client_view(m, run.workers, cpus[0], cpus[-1], run.inflight_limit),
                 )
                 if judged_until is not None:
                     break
@@ -267,7 +271,7 @@ async def measure_level(
     m = _summary(records, windows[-used].start, end, load, len(windows), stable, settings)
     attach_server_view(m, snaps[-used - 1], snaps[-1])
     attach_steps(m, snaps[-used - 1], snaps[-1], probe.instances)
-    attach_client_view(m, run.workers, cpus[-used - 1], cpus[-1])
+    attach_client_view(m, run.workers, cpus[-used - 1], cpus[-1], run.inflight_limit)
     m.stalled = stalled
     return m
 
