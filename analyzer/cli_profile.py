@@ -13,7 +13,7 @@ import click
 
 from analyzer.cli_common import ctrl_c_stops, echo_error
 from analyzer.cli_params import POSITIVE, WORKERS, WORKERS_HELP, LevelsType
-from analyzer.errors import UsageError
+from analyzer.errors import MeasurementError, UsageError
 from analyzer.load.input_plan import ORDERS, plan_from_file
 from analyzer.load.inputs import parse_shape_args
 from analyzer.load.shapes import ARRIVALS, SCHEDULE_FORMS, LoadSpec, parse_schedule
@@ -256,6 +256,8 @@ def profile(
         )
     if schedule:
         return _schedule_done(run, budget_ms, fmt, timeline, quiet)
+    if run.failed is not None and not run.measurements:
+        raise _worker_died(run, "nothing had been measured yet")
     click.echo(format_rows(run.rows(budget_ms), fmt))
     bound = run.client_bound
     if bound:
@@ -263,16 +265,31 @@ def profile(
             f"{len(bound)} level(s) were client bound, so their figures describe the load generator, "
             f"not the model: {bound[0].client_bound_reason}"
         )
+    if run.failed is not None:
+        raise _worker_died(run, f"the {len(run.measurements)} level(s) measured before it are printed above")
     if run.stopped:
         echo_error(f"interrupted: measured {len(run.measurements)} of {len(loads)} levels")
         return 130
     return 0
 
 
+def _worker_died(run: ProfileRun, kept: str) -> MeasurementError:
+    """The error that ends a profile whose load worker process died (exit 1)."""
+    assert run.failed is not None
+    return MeasurementError(
+        f"{run.failed.message}; {kept}",
+        hint="a load worker is one of tritune's own processes, so something outside it ended it (a kill, "
+        "or the kernel's out-of-memory killer: see dmesg); run the profile again, or with --workers 1 "
+        "to send the load from tritune's own process",
+    )
+
+
 def _schedule_done(
     run: ProfileRun, budget_ms: float | None, fmt: str, timeline_path: str | None, quiet: bool
 ) -> int:
     """`profile --schedule`: print the whole run's row, write the timeline."""
+    if run.failed is not None:
+        raise _worker_died(run, "a schedule is one measurement, so nothing of it is kept")
     table = run.timeline()
     if table is None:
         echo_error("interrupted before any request was sent")

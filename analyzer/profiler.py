@@ -23,7 +23,7 @@ from analyzer.load.generator import IN_FLIGHT, CpuSample, Records, now
 from analyzer.load.inputs import TensorSpec, random_tensor
 from analyzer.load.selfcheck import ClientLoad, client_bound_reason
 from analyzer.load.shapes import LoadSpec
-from analyzer.load.workers import LoadGenerator
+from analyzer.load.workers import LoadGenerator, WorkerError
 from analyzer.measure import (
     DEFAULT_TOLERANCE,
     STABLE_WINDOWS,
@@ -206,7 +206,25 @@ async def measure_level(
     requests so far, and the level stops as soon as that verdict is decided (proven over the
     budget, errors, or met with stable windows). Without it, the level runs until its windows
     are stable and hold `min_requests`.
+
+    A load worker process that dies raises WorkerError, naming the level.
     """
+    try:
+        return await _measure_level(client, probe, load, settings, on_window, stop, decide)
+    except WorkerError as exc:
+        raise WorkerError(f"{exc.message} while measuring {load.describe()}") from None
+
+
+async def _measure_level(
+    client: LoadGenerator | GrpcInferClient | HttpInferClient,
+    probe: Probe,
+    load: LoadSpec,
+    settings: MeasureSettings,
+    on_window: WindowCallback | None,
+    stop: StopToken | None,
+    decide: Decide | None,
+) -> Measurement | None:
+    """measure_level's body."""
     horizon = settings.warmup_s + settings.longest_window_s * (settings.max_windows + 1)
     run = as_generator(client).run(load, max_duration_s=horizon, max_inflight=settings.max_inflight)
     windows: list[WindowStat] = []
@@ -362,7 +380,8 @@ async def measure_levels(
     local_server: bool = False,
 ) -> list[Measurement]:
     """Measure each load level in turn (`workers` processes; None: automatic); stops early on
-    `stop`."""
+    `stop`. A load worker that dies raises WorkerError; the levels measured before it have been
+    passed to `on_level`."""
     client = LoadGenerator(
         protocol,
         url,

@@ -8,17 +8,22 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import psutil
 import pytest
 
 from analyzer.limits import connection_budget
 from analyzer.load.clients import HttpInferClient
 from analyzer.load.inputs import TensorSpec
-from tests.helpers import ROOT
+from tests.helpers import FAST_LOAD, ROOT, write_spec
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +105,90 @@ def test_http_client_waits_for_a_free_connection_at_its_cap(triton_server: Any) 
     opened, after_burst, after_idle, opened_in_all = asyncio.run(go())
     assert opened == 4 and after_burst == 4
     assert after_idle == 1 and opened_in_all == 4  # the one request reused a connection
+
+
+def _load_workers(pid: int) -> list[psutil.Process]:
+    """The load worker processes (multiprocessing's spawned children) of process `pid`."""
+    return [
+        child
+        for child in psutil.Process(pid).children()
+        if any("spawn_main" in part for part in child.cmdline())
+    ]
+
+
+def test_a_load_worker_killed_mid_level_is_a_clear_error_and_keeps_what_was_measured(
+    triton_server: Any,
+) -> None:
+    # Before: the WorkerError (a RuntimeError) escaped as a traceback, and the level measured
+    # before it was not printed.
+    cmd = [sys.executable, "-m", "analyzer.cli", "profile", "--url", triton_server.endpoint.url("grpc")]
+    cmd += ["-m", "identity", "--shape", "INPUT0:16", "--concurrency", "2,4", "--workers", "2"]
+    # Windows that never agree (1 %): every level runs up to four, so the second lasts up to 2 s.
+    cmd += ["--window-s", "0.5", "--warmup-s", "0.3", "--max-windows", "4", "--stability", "1"]
+    proc = subprocess.Popen(
+        [*cmd, "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    assert proc.stderr is not None and proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 60
+    for line in proc.stderr:  # kill a worker once the second level is under way
+        seen.append(line)
+        if line.startswith("[2/2]") and "window  1:" in line:
+            break
+        assert time.monotonic() < deadline, "".join(seen)
+    else:
+        raise AssertionError("the profile ended before its second level:\n" + "".join(seen))
+    victim = _load_workers(proc.pid)[0]
+    victim.send_signal(signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=60)
+    stderr = "".join(seen) + stderr
+    assert "Traceback" not in stderr, stderr
+    assert proc.returncode == 1, stderr
+    assert f"(process {victim.pid}) was killed by SIGKILL while measuring concurrency 4" in stderr
+    assert "the 1 level(s) measured before it are printed above" in stderr
+    (row,) = json.loads(stdout)  # the first level, measured before the worker died
+    assert row["load_level"] == 2 and row["requests"] > 0
+
+
+def test_a_load_worker_killed_mid_sweep_stops_it_with_a_clear_error_and_a_resumable_run(
+    tmp_path: Path, triton_server: Any
+) -> None:
+    # Levels of 2 and 4 in flight from two worker processes; the second level is cut short.
+    spec = write_spec(
+        tmp_path,
+        model="identity",
+        url=triton_server.endpoint.url("grpc"),
+        inputs={"INPUT0": [16]},
+        space={"instance_count": [1], "max_batch_size": [8], "max_queue_delay_us": [0, 100]},
+        load={**FAST_LOAD, "min_level": 2, "max_level": 4, "workers": 2},
+    )
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "analyzer.cli", "sweep", str(spec), "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stderr is not None
+    seen: list[str] = []
+    for line in proc.stderr:  # the first level of the first config is done: kill a worker
+        seen.append(line)
+        if line.lstrip().startswith("concurrency 2:"):
+            break
+    else:
+        raise AssertionError("the sweep ended before its first level:\n" + "".join(seen))
+    _load_workers(proc.pid)[0].send_signal(signal.SIGKILL)
+    stderr = "".join(seen) + proc.stderr.read()
+    proc.wait(timeout=60)
+    assert "Traceback" not in stderr, stderr
+    assert proc.returncode == 1, stderr
+    (run,) = out.iterdir()
+    assert "was killed by SIGKILL while measuring concurrency" in stderr
+    assert f"the sweep stopped (results so far are in {run})" in stderr
+    assert f"tritune sweep --resume {run}" in stderr
+    # The level measured before the worker died is in the run, and the summary says why it ended.
+    rows = pd.read_csv(run / "measurements.csv")
+    assert list(rows["load_level"]) == [2]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["finished"] is False and summary["stopped_reason"] == "a load worker process died"
