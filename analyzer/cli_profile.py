@@ -14,6 +14,7 @@ import click
 from analyzer.cli_common import ctrl_c_stops, echo_error
 from analyzer.cli_params import POSITIVE, WORKERS, WORKERS_HELP, LevelsType
 from analyzer.errors import MeasurementError, UsageError
+from analyzer.load.data import read_data_file
 from analyzer.load.input_plan import ORDERS, plan_from_file
 from analyzer.load.inputs import parse_shape_args
 from analyzer.load.shapes import ARRIVALS, SCHEDULE_FORMS, LoadSpec, parse_schedule
@@ -203,8 +204,11 @@ def profile(
     else:
         loads = [LoadSpec("concurrency", c) for c in concurrency or [1, 2, 4, 8]]
     shape_map = parse_shape_args(shapes)
-    # Generators are checked before a server starts; data files need the model's inputs.
+    # Generators and a data file's form and size are checked before a server starts; whether
+    # the data fits the model's inputs needs the model's metadata.
     input_plan = plan_from_file(input_data, input_order) if input_data else None
+    if input_plan is not None and input_plan.file is not None:
+        read_data_file(input_plan.file)
     settings = profile_settings(
         window_s=window_s,
         warmup_s=warmup_s,

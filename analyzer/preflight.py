@@ -32,10 +32,7 @@ class _NoFile(Exception):
 def check_before_server(spec: SweepSpec) -> None:
     """Raise the UsageError the sweep would stop with, for whatever can be known without a server."""
     if spec.input_data is not None and spec.input_data.file is not None:
-        loaded = read_data_file(spec.input_data.file)
-        close = getattr(loaded, "close", None)  # a .npz file stays open until closed
-        if close is not None:
-            close()
+        read_data_file(spec.input_data.file)
     if spec.model_repository is None:
         return  # a running server: its models and configs are known only from it
     repo = Path(spec.model_repository)

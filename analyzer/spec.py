@@ -48,6 +48,7 @@ from analyzer.spec_space import (
     parse_space,
     parse_targets,
 )
+from analyzer.textfile import read_text
 
 OBJECTIVES = ("throughput", "pareto")
 PROTOCOLS = ("grpc", "http")
@@ -304,12 +305,11 @@ def load_spec(path: str | Path, url: str | None = None, recorded: bool = False) 
     spec's server before validation: the spec's `model_repository`, if any, is then neither
     used nor checked, and a spec with neither key is complete."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"cannot read sweep spec {path}: {exc.strerror}") from None
+    text = read_text(path, "a sweep spec", SpecError)
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise SpecError(f"{path}: not valid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)

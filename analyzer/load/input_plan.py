@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from analyzer.load.data import InputDataError
+from analyzer.textfile import read_text
 
 ORDERS = ("cycle", "sample")
 DISTRIBUTIONS = ("uniform", "normal", "zipf")
@@ -316,10 +317,11 @@ def plan_from_file(path: str | Path, order: str = "cycle") -> InputPlan:
             f"--input-data {path}: expected a data file (.json in perf_analyzer's format, .npy, "
             ".npz) or a YAML file of generators (.yaml, with inputs: and input_data:)"
         )
+    text = read_text(path, "a request-generator file (YAML)", InputDataError)
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise InputDataError(f"cannot read {path}: {exc.strerror}") from None
+        data = yaml.safe_load(text)
+    except RecursionError:
+        raise InputDataError(f"{path}: not valid YAML (nested too deeply)") from None
     except yaml.YAMLError as exc:
         raise InputDataError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, Mapping) or not set(data) <= {"inputs", "input_data"} or "inputs" not in data:

@@ -1,0 +1,121 @@
+"""Bounded by design, without a server: inputs that gave a Python traceback (a binary spec, data
+files that are not UTF-8 or not numpy's format, a 0-d array, a shape that is not a list), and
+the limits on a model's space, a schedule and a request set, and on names. Each is met where a
+user meets it, through the CLI, and refused before a server starts or is reached: exit 2, a
+message that names the file or key, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import expect_error, free_port, write_spec
+
+BINARY = bytes(range(256)) * 4  # NUL bytes and every invalid UTF-8 lead byte
+
+
+def unreachable() -> str:
+    """A URL nothing answers at: a check that happens first never gets there."""
+    return f"127.0.0.1:{free_port()}"
+
+
+def profile_error(*args: str | Path) -> str:
+    """`tritune profile` of model identity against an unreachable URL: exit 2, its stderr."""
+    return expect_error(2, "profile", "-m", "identity", "--url", unreachable(), "--quiet", *args)
+
+
+# -- inputs that gave a traceback ------------------------------------------------------------------
+
+
+def test_a_binary_file_as_the_spec(tmp_path: Path) -> None:
+    # Before: UnicodeDecodeError out of Path.read_text.
+    spec = tmp_path / "model.onnx"
+    spec.write_bytes(BINARY)
+    err = expect_error(2, "sweep", spec)
+    assert f"{spec}: not UTF-8 text, so not a sweep spec (byte 128 is 0x80)" in err
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_a_data_file_that_is_not_utf8(tmp_path: Path, suffix: str) -> None:
+    # Before: UnicodeDecodeError (sweep: from the preflight; profile: from the data's reader).
+    data = tmp_path / f"requests{suffix}"
+    data.write_bytes(b"\xff\xfe" + json.dumps({"data": [{"INPUT0": [1.0]}]}).encode("utf-16-le"))
+    assert f"{data}: not UTF-8 text, so not" in profile_error("--input-data", data)
+    if suffix == ".json":
+        spec = write_spec(tmp_path, model="identity", url=unreachable(), input_data=str(data))
+        assert f"{data}: not UTF-8 text, so not" in expect_error(2, "sweep", spec)
+
+
+@pytest.mark.parametrize("content", [b"PK\x03\x04 truncated zip", BINARY, b""])
+def test_a_corrupt_npz_file(tmp_path: Path, content: bytes) -> None:
+    # Before: zipfile.BadZipFile (and EOFError for an empty file).
+    data = tmp_path / "requests.npz"
+    data.write_bytes(content)
+    spec = write_spec(tmp_path, model="identity", url=unreachable(), input_data=str(data))
+    for err in (expect_error(2, "sweep", spec), profile_error("--input-data", data)):
+        assert f"cannot read {data}: not a .npz file" in err
+
+
+def test_a_0d_array(tmp_path: Path) -> None:
+    # Before: TypeError ("len() of unsized object"), once the server had said the model's inputs.
+    npy, npz = tmp_path / "one.npy", tmp_path / "one.npz"
+    np.save(npy, np.array(3.0, dtype=np.float32))
+    np.savez(npz, INPUT0=np.array(3.0, dtype=np.float32))
+    assert f"{npy}: the array is a single value (0-d)" in profile_error("--input-data", npy)
+    assert f"{npz}: array 'INPUT0' is a single value (0-d)" in profile_error("--input-data", npz)
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"INPUT0": {"content": [1, 2, 3], "shape": 3}}, "'shape' must be a list of whole numbers, got 3"),
+        ({"INPUT0": {"content": [1], "shape": ["a"]}}, "'shape' must be a list of whole numbers, got ['a']"),
+        ({"INPUT0": {"content": [1], "shape": [1.5]}}, "'shape' must be a list of whole numbers, got [1.5]"),
+        ({"INPUT0": {"content": [1], "shape": [[1]]}}, "'shape' must be a list of whole numbers, got [[1]]"),
+    ],
+)
+def test_a_json_request_of_the_wrong_form(tmp_path: Path, entry: dict[str, object], message: str) -> None:
+    # Before: TypeError ("'int' object is not iterable") once the server had said the inputs.
+    data = tmp_path / "requests.json"
+    data.write_text(json.dumps({"data": [{"INPUT0": [1.0]}, entry]}))
+    assert f"{data}: request 1, input 'INPUT0': {message}" in profile_error("--input-data", data)
+
+
+# -- request data: its limits ------------------------------------------------------------------------
+
+
+def _npy_header_only(path: Path, shape: tuple[int, ...], dtype: str) -> None:
+    """A .npy file whose header says `shape` and `dtype` and that holds no data: the limits must
+    refuse it from the header alone (reading the data would take gigabytes)."""
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(
+            fh, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape}
+        )
+
+
+def test_a_data_file_with_more_requests_than_the_limit(tmp_path: Path) -> None:
+    from analyzer.limits import MAX_REQUESTS
+
+    npy = tmp_path / "many.npy"
+    np.save(npy, np.zeros((MAX_REQUESTS + 1, 1), np.uint8))
+    assert f"{npy}: {MAX_REQUESTS + 1} requests; the limit is {MAX_REQUESTS}" in profile_error(
+        "--input-data", npy
+    )
+    data = tmp_path / "many.json"
+    data.write_text(json.dumps({"data": [{"INPUT0": [1.0]}] * (MAX_REQUESTS + 1)}))
+    spec = write_spec(tmp_path, model="identity", url=unreachable(), input_data=str(data))
+    assert f"{MAX_REQUESTS + 1} requests; the limit is {MAX_REQUESTS}" in expect_error(2, "sweep", spec)
+
+
+def test_a_data_file_with_more_bytes_than_the_limit(tmp_path: Path) -> None:
+    npy = tmp_path / "huge.npy"
+    _npy_header_only(npy, (1000, 1_000_000), "<f8")  # 7.5 GiB claimed, none of it there
+    assert f"{npy}: 7.5 GiB of request data; the limit is 256.0 MiB" in profile_error("--input-data", npy)
+    data = tmp_path / "huge.json"
+    with open(data, "wb") as fh:
+        fh.truncate(300 * 2**20)  # sparse: 300 MiB long, nothing written
+    spec = write_spec(tmp_path, model="identity", url=unreachable(), input_data=str(data))
+    assert f"{data}: 300.0 MiB of JSON; the limit is 256.0 MiB" in expect_error(2, "sweep", spec)
