@@ -119,3 +119,56 @@ def test_a_data_file_with_more_bytes_than_the_limit(tmp_path: Path) -> None:
         fh.truncate(300 * 2**20)  # sparse: 300 MiB long, nothing written
     spec = write_spec(tmp_path, model="identity", url=unreachable(), input_data=str(data))
     assert f"{data}: 300.0 MiB of JSON; the limit is 256.0 MiB" in expect_error(2, "sweep", spec)
+
+
+# -- a model's space -----------------------------------------------------------------------------------
+
+
+def test_a_space_of_millions_of_candidates_is_refused_before_anything_is_built(
+    tmp_path: Path, model_repo: Path
+) -> None:
+    # Before: the space (a million queue delays) built 16 million candidates in the
+    # preflight (2.3 GB, over a minute), or after the server started with --url.
+    million = {"instance_count": [1, 2], "max_batch_size": {"min": 1, "max": 8}}
+    million["max_queue_delay_us"] = {"min": 0, "max": 1_000_000}
+    wide = {**million, "max_queue_delay_us": {"min": 0, "max": 10_000}}  # each knob fits, not all
+    for where in ({"url": unreachable()}, {"model_repository": str(model_repo)}):
+        spec = write_spec(tmp_path, model="identity", space=million, **where)
+        err = expect_error(2, "sweep", spec, "--out", tmp_path / "out")
+        assert "key 'space.max_queue_delay_us': the range has 1000001 values; the limit is 100000" in err
+        spec = write_spec(tmp_path, model="identity", space=wide, **where)
+        err = expect_error(2, "sweep", spec, "--out", tmp_path / "out")
+        assert (
+            "key 'space': 160016 candidates (instance_count 2 x max_batch_size 8 x "
+            "max_queue_delay_us 10001); the limit is 100000 per model"
+        ) in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_range_too_long_for_any_space_is_refused_without_building_it(tmp_path: Path) -> None:
+    # Before: MemoryError, building the range's tuple while the spec was parsed.
+    space = {"max_queue_delay_us": {"min": 0, "max": 10**11}}
+    err = expect_error(2, "sweep", write_spec(tmp_path, model="identity", url=unreachable(), space=space))
+    assert "key 'space.max_queue_delay_us': the range has 100000000001 values; the limit is 100000" in err
+
+
+def test_each_model_of_a_pipeline_or_of_targets_has_the_limit_too(tmp_path: Path) -> None:
+    wide = {"max_batch_size": {"min": 1, "max": 1000}, "max_queue_delay_us": {"min": 0, "max": 100}}
+    spec = write_spec(tmp_path, model="pipeline", url=unreachable(), models={"classifier": wide})
+    err = expect_error(2, "sweep", spec)
+    assert "key 'models.classifier': 202000 candidates (instance_count 2 x max_batch_size 1000 x" in err
+    targets = {"identity": {"space": wide}, "demo_mlp": {}}
+    spec = write_spec(tmp_path, url=unreachable(), targets=targets)
+    assert "key 'targets.identity.space': 202000 candidates" in expect_error(2, "sweep", spec)
+
+
+def test_a_space_built_in_code_is_counted_before_its_candidates_are() -> None:
+    from analyzer.errors import UsageError
+    from analyzer.modelconfig import Candidate
+    from analyzer.space import ModelTraits, check_space
+    from analyzer.spec import SpaceSpec
+
+    traits = ModelTraits("m", True, True, Candidate(1, 8, 0, (), "KIND_CPU"))
+    space = SpaceSpec(instance_count=(1, 2), max_queue_delay_us=tuple(range(20_000)))
+    with pytest.raises(UsageError, match=r"has 120000 candidates \(instance_count 2 x max_batch_size 3 x"):
+        check_space(space, traits)
