@@ -17,7 +17,14 @@ from analyzer.errors import MeasurementError, UsageError
 from analyzer.load.data import read_data_file
 from analyzer.load.input_plan import ORDERS, plan_from_file
 from analyzer.load.inputs import parse_shape_args
-from analyzer.load.shapes import ARRIVALS, SCHEDULE_FORMS, LoadSpec, parse_schedule
+from analyzer.load.shapes import (
+    ARRIVALS,
+    SCHEDULE_FORMS,
+    LoadSpec,
+    expected_requests,
+    open_loop_problem,
+    parse_schedule,
+)
 from analyzer.output import format_rows
 from analyzer.profile_run import ProfileRun, profile_model, profile_settings
 from analyzer.profiler import StopToken
@@ -217,6 +224,9 @@ def profile(
         request_timeout_s=request_timeout_s,
         budget_ms=budget_ms,
     )
+    too_many = _open_loop_problem(loads, settings.horizon_s, schedule)
+    if too_many:
+        raise UsageError(too_many)
     stop = StopToken()
     progress = profile_progress(len(loads), settings, quiet)
     with (
@@ -275,6 +285,29 @@ def profile(
         echo_error(f"interrupted: measured {len(run.measurements)} of {len(loads)} levels")
         return 130
     return 0
+
+
+def _open_loop_problem(loads: list[LoadSpec], horizon_s: float, schedule: str | None) -> str:
+    """Why an open-loop level would make too many send times ('' when none would): a schedule
+    at its scale, or a steady rate over the longest a level runs."""
+    for load in loads:
+        if load.schedule is not None:
+            problem = open_loop_problem(
+                expected_requests(load.schedule, load.level),
+                f"--schedule {schedule} at --scale {load.level:g}",
+                "shorten it, lower its rates or --scale",
+            )
+        elif not load.closed_loop:
+            problem = open_loop_problem(
+                load.level * horizon_s,
+                f"--rate {load.level:g} for up to {horizon_s:g} s (the warm-up and every window)",
+                "lower the rate, or give fewer --max-windows or a shorter --window-s",
+            )
+        else:
+            continue
+        if problem:
+            return problem
+    return ""
 
 
 def _worker_died(run: ProfileRun, kept: str) -> MeasurementError:

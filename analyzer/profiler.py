@@ -22,7 +22,7 @@ from analyzer.load.clients import GrpcInferClient, HttpInferClient, RequestSet
 from analyzer.load.generator import IN_FLIGHT, CpuSample, Records, now
 from analyzer.load.inputs import TensorSpec, random_tensor
 from analyzer.load.selfcheck import ClientLoad, client_bound_reason
-from analyzer.load.shapes import LoadSpec
+from analyzer.load.shapes import LoadSpec, level_horizon_s
 from analyzer.load.workers import LoadGenerator, WorkerError
 from analyzer.measure import (
     DEFAULT_TOLERANCE,
@@ -76,6 +76,11 @@ class MeasureSettings:
     def longest_window_s(self) -> float:
         """The longest a window can last."""
         return self.window_s if self.window_s is not None else self.max_window_s
+
+    @property
+    def horizon_s(self) -> float:
+        """The longest a level can run (an open loop's send times are made for this long)."""
+        return level_horizon_s(self.warmup_s, self.longest_window_s, self.max_windows)
 
 
 def window_requests_for(percentile: float, confidence: float, windows: int = STABLE_WINDOWS) -> int:
@@ -225,8 +230,8 @@ async def _measure_level(
     decide: Decide | None,
 ) -> Measurement | None:
     """measure_level's body."""
-    horizon = settings.warmup_s + settings.longest_window_s * (settings.max_windows + 1)
-    run = as_generator(client).run(load, max_duration_s=horizon, max_inflight=settings.max_inflight)
+    generator = as_generator(client)
+    run = generator.run(load, max_duration_s=settings.horizon_s, max_inflight=settings.max_inflight)
     windows: list[WindowStat] = []
     snaps: list[Snapshot] = []
     cpus: list[CpuSample] = []  # the generator's CPU at each snapshot

@@ -36,6 +36,7 @@ from analyzer.spec_load import (
     LOAD_KEYS,
     MAX_WORKERS,
     LoadPlan,
+    load_size_problems,
     parse_inputs,
     parse_load,
 )
@@ -297,6 +298,7 @@ def _cross_checks(spec: SweepSpec, recorded: bool = False) -> list[str]:
         )
     if spec.max_trials is not None and spec.max_trials < 1:
         problems.append("max_trials must be >= 1")
+    problems.extend(load_size_problems(spec.load, recorded))
     return problems
 
 

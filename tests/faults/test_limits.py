@@ -172,3 +172,63 @@ def test_a_space_built_in_code_is_counted_before_its_candidates_are() -> None:
     space = SpaceSpec(instance_count=(1, 2), max_queue_delay_us=tuple(range(20_000)))
     with pytest.raises(UsageError, match=r"has 120000 candidates \(instance_count 2 x max_batch_size 3 x"):
         check_space(space, traits)
+
+
+# -- a schedule's length and requests ------------------------------------------------------------------
+
+
+def test_a_schedule_of_a_day_is_played_on_a_bounded_grid() -> None:
+    # Before: ramp:...:86400 integrated its rate on 86.4 million 1 ms steps in every worker
+    # (numpy's MemoryError: "Unable to allocate 659. MiB", under a 3 GB address space).
+    import tracemalloc
+
+    from analyzer.load.shapes import LoadSpec, parse_schedule, schedule_offsets
+    from analyzer.load.split import auto_workers
+
+    day = parse_schedule("ramp:1:10:86400")
+    tracemalloc.start()
+    try:
+        offsets = schedule_offsets(day, "constant")
+        workers = auto_workers(LoadSpec("rate", 1.0, schedule=day), cores=4)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB"
+    assert len(offsets) == 475_200  # one per expected arrival: 5.5/s on average for a day
+    assert workers == 1 and offsets[-1] < 86_400
+
+
+@pytest.mark.parametrize(
+    "form, message",
+    [
+        ("ramp:1:10:86401", "bad schedule 'ramp:1:10:86401': it lasts 86401 s; the limit is 86400 s (a day)"),
+        ("step:1,2:50000", "it lasts 100000 s; the limit is 86400 s (a day)"),
+        (
+            "ramp:100000:100000:86400",
+            "--schedule ramp:100000:100000:86400 at --scale 1 would send about 8640000000 requests; "
+            "the limit is 20000000 per level",
+        ),
+    ],
+)
+def test_a_schedule_too_long_or_too_large_is_refused_before_a_server(form: str, message: str) -> None:
+    assert message in profile_error("--schedule", form)
+
+
+def test_a_steady_rate_too_large_for_its_level_is_refused(tmp_path: Path) -> None:
+    # Before: the send times of a level (rate x 22.5 s) were made up front: MemoryError.
+    err = profile_error("--rate", "1e9")
+    assert "--rate 1e+09 for up to 22.5 s (the warm-up and every window) would send about " in err
+    assert "22500000000 requests; the limit is 20000000 per level" in err
+
+
+def test_a_sweep_schedule_too_large_at_its_largest_scale_is_refused(tmp_path: Path) -> None:
+    load = {"schedule": "ramp:1000:1000:3600"}  # 3.6 million requests, at scales up to 64
+    err = expect_error(2, "sweep", write_spec(tmp_path, model="identity", url=unreachable(), load=load))
+    assert (
+        "key 'load.schedule': ramp:1000:1000:3600 at load.max_level 64 (its largest scale) would send "
+        "about 230400000 requests; the limit is 20000000 per level (each is a send time and a record in "
+        "memory): lower load.max_level to 5.56 or less"
+    ) in err
+    load = {"mode": "rate", "max_level": 1e7}
+    err = expect_error(2, "sweep", write_spec(tmp_path, model="identity", url=unreachable(), load=load))
+    assert "key 'load.max_level': a rate level of 1e+07/s for up to 22.3 s" in err
