@@ -17,6 +17,7 @@ from analyzer.errors import MeasurementError, UsageError
 from analyzer.load.data import read_data_file
 from analyzer.load.input_plan import ORDERS, plan_from_file
 from analyzer.load.inputs import parse_shape_args
+from analyzer.load.requests import request_set_floor
 from analyzer.load.shapes import (
     ARRIVALS,
     SCHEDULE_FORMS,
@@ -216,6 +217,7 @@ def profile(
     input_plan = plan_from_file(input_data, input_order) if input_data else None
     if input_plan is not None and input_plan.file is not None:
         read_data_file(input_plan.file)
+    request_set_floor(input_plan, shape_map)
     settings = profile_settings(
         window_s=window_s,
         warmup_s=warmup_s,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from analyzer.limits import MAX_REQUESTS
 from analyzer.load.data import InputDataError
 from analyzer.textfile import read_text
 
@@ -257,8 +258,9 @@ def parse_input_plan(
         kw["order"] = order
     if "requests" in data:
         n = data["requests"]
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 100000:
-            problems.append((f"{key}.requests", f"expected a whole number from 1 to 100000, got {n!r}"))
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_REQUESTS:
+            allowed = f"a whole number from 1 to {MAX_REQUESTS} (the limit)"
+            problems.append((f"{key}.requests", f"expected {allowed}, got {n!r}"))
         else:
             kw["requests"] = n
     dims: dict[str, tuple[tuple[int, float], ...]] = {}

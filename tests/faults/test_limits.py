@@ -232,3 +232,33 @@ def test_a_sweep_schedule_too_large_at_its_largest_scale_is_refused(tmp_path: Pa
     load = {"mode": "rate", "max_level": 1e7}
     err = expect_error(2, "sweep", write_spec(tmp_path, model="identity", url=unreachable(), load=load))
     assert "key 'load.max_level': a rate level of 1e+07/s for up to 22.3 s" in err
+
+
+# -- a request set's size ---------------------------------------------------------------------------
+
+
+def test_a_request_set_too_large_is_refused_before_a_server(tmp_path: Path) -> None:
+    # Before: 100 requests of 10 million values each were generated once the server had said the
+    # input's dtype (4 GB for FP32), or one request of a --shape of a billion values (MemoryError).
+    spec = write_spec(
+        tmp_path,
+        model="identity",
+        url=unreachable(),
+        inputs={"INPUT0": {"shape": [10_000_000]}},
+        input_data={"requests": 100},
+    )
+    err = expect_error(2, "sweep", spec)
+    assert "the request set would hold at least 953.7 MiB (100 requests of 10000000 values" in err
+    assert "the limit is 256.0 MiB" in err
+    err = profile_error("--shape", "INPUT0:1000000000")
+    assert "the request set would hold at least 953.7 MiB (1 request of 1000000000 values" in err
+
+
+def test_the_exact_request_set_size_is_checked_before_it_is_built() -> None:
+    # Under the floor counted before the server (1 byte a value), over the limit at FP32.
+    from analyzer.load.data import InputDataError
+    from analyzer.load.inputs import TensorSpec
+    from analyzer.load.requests import build_requests
+
+    with pytest.raises(InputDataError, match=r"the request set would hold 381\.5 MiB .* limit is 256\.0 MiB"):
+        build_requests(None, [TensorSpec("INPUT0", "FP32", (1, 100_000_000))], batched=True)
