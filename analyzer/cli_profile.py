@@ -26,6 +26,7 @@ from analyzer.load.shapes import (
     open_loop_problem,
     parse_schedule,
 )
+from analyzer.names import check_name
 from analyzer.output import format_rows
 from analyzer.profile_run import ProfileRun, profile_model, profile_settings
 from analyzer.profiler import StopToken
@@ -184,6 +185,7 @@ def profile(
 ) -> int:
     """Measure a model as it is configured now, at the given load levels (or over a schedule)."""
 
+    check_name(model, "model", "-m")
     if concurrency and rate:
         raise UsageError("give --concurrency or --rate, not both")
     if schedule and (concurrency or rate):

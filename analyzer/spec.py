@@ -20,6 +20,8 @@ import yaml
 
 from analyzer.errors import SpecError
 from analyzer.load.input_plan import InputPlan, gen_to_dict
+from analyzer.names import RULE as NAME_RULE
+from analyzer.names import bad_name
 from analyzer.search.registry import STRATEGY_NAMES as STRATEGIES
 
 # Underscored as before the split, so that the checks below read (and diff) as they did.
@@ -203,6 +205,8 @@ def parse_spec(
         model = "+".join(map(str, data["targets"]))  # names the run; the targets are the models
     if not isinstance(model, str) or not model.strip():
         errors.add("model", "required: the name of the model to tune (a string)")
+    elif bad_name(model):
+        errors.add("model", f"{bad_name(model)} ({NAME_RULE})")
     else:
         kw["model"] = model
 

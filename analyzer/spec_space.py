@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from analyzer.limits import MAX_SPACE_POINTS
+from analyzer.names import RULE as NAME_RULE
+from analyzer.names import bad_name
 from analyzer.spec_checks import Errors, int_values, number, preferred_sizes, section, shapes, unknown_keys
 
 KINDS = ("KIND_CPU", "KIND_GPU")
@@ -113,6 +115,9 @@ def parse_models(errors: Errors, data: Any) -> dict[str, SpaceSpec]:
         if not isinstance(name, str) or not name:
             errors.add("models", f"model names must be non-empty strings, got {name!r}")
             continue
+        if bad_name(name):
+            errors.add("models", f"{bad_name(name)} ({NAME_RULE})")
+            continue
         entry = section(errors, value if value is not None else {}, f"models.{name}")
         parsed[name] = parse_space(errors, entry, f"models.{name}.")
     return parsed
@@ -123,6 +128,9 @@ def parse_targets(errors: Errors, data: Any, with_models: bool) -> dict[str, Tar
     `with_models` says the spec also has `models:`, which cannot be combined with it."""
     parsed: dict[str, TargetSpec] = {}
     for name, value in section(errors, data, "targets").items():
+        if bad_name(str(name)):
+            errors.add("targets", f"{bad_name(str(name))} ({NAME_RULE})")
+            continue
         prefix = f"targets.{name}."
         entry = section(errors, value if value is not None else {}, f"targets.{name}")
         unknown_keys(errors, entry, TARGET_KEYS, prefix)

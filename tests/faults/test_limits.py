@@ -262,3 +262,67 @@ def test_the_exact_request_set_size_is_checked_before_it_is_built() -> None:
 
     with pytest.raises(InputDataError, match=r"the request set would hold 381\.5 MiB .* limit is 256\.0 MiB"):
         build_requests(None, [TensorSpec("INPUT0", "FP32", (1, 100_000_000))], batched=True)
+
+
+# -- names -------------------------------------------------------------------------------------------
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_a_model_name_that_leaves_the_run_directory_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    # Before: model: ../../x with --url made <out>/../../x-<time>/spec.yaml, outside --out.
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    spec = work / "spec.yaml"
+    spec.write_text("model: ../../escaped\nbudget_ms: 10\n")
+    before = _tree(tmp_path)
+    err = expect_error(2, "sweep", spec, "--url", unreachable(), "--out", work / "out")
+    assert "key 'model': '../../escaped' is not a model name: it has a '/'" in err
+    assert _tree(tmp_path) == before  # no run directory, anywhere
+
+
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("..", "it is '..'"),
+        ("a..b", "it has '..'"),
+        ("a\\b", "it has a '\\'"),
+        ("a\x00b", "it has a control character"),
+        ("tab\there", "it has a control character"),
+        ("x" * 201, "it is 201 bytes long; the limit is 200"),
+    ],
+)
+def test_names_follow_tritons_rules(tmp_path: Path, name: str, why: str) -> None:
+    spec = write_spec(tmp_path, model=name, url=unreachable())
+    assert f"is not a model name: {why}" in expect_error(2, "sweep", spec)
+
+
+def test_pipeline_target_study_and_profile_names_are_checked_too(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, model="pipeline", url=unreachable(), models={"../up": {}})
+    assert "key 'models': '../up' is not a model name: it has a '/'" in expect_error(2, "sweep", spec)
+    spec = write_spec(tmp_path, url=unreachable(), targets={"a/b": {}, "c": {}})
+    assert "key 'targets': 'a/b' is not a model name: it has a '/'" in expect_error(2, "sweep", spec)
+    spec = write_spec(tmp_path, model="identity", url=unreachable())
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    err = expect_error(2, "sweep", spec, "--storage", storage, "--study", "../../s", "--out", tmp_path / "o")
+    assert "--study: '../../s' is not a study name: it has a '/'" in err
+    assert not (tmp_path / "shared.db").exists() and not (tmp_path / "o").exists()
+    err = expect_error(2, "report", "--storage", storage, "--study", "x/..", "--out", tmp_path / "o")
+    assert "--study: 'x/..' is not a study name: it has a '/'" in err
+    for name, why in (("../x", "it has a '/'"), ("  ", "it is empty")):
+        err = expect_error(2, "profile", "-m", name, "--url", unreachable())
+        assert f"-m: {name!r} is not a model name: {why}" in err
+
+
+def test_the_run_store_refuses_a_name_that_is_not_one_directory(tmp_path: Path) -> None:
+    # The last line of defence, for callers that skip the spec (the library, a resumed run).
+    from analyzer.errors import UsageError
+    from analyzer.store import RunStore
+
+    with pytest.raises(UsageError, match=r"cannot name a run directory: '\.\./x' is not a model name"):
+        RunStore.create(tmp_path / "out", "../x")
+    with pytest.raises(UsageError, match="'a/b' is not a study name"):
+        RunStore.for_study(tmp_path / "out", "m", "a/b")
+    assert _tree(tmp_path) == []
