@@ -51,7 +51,7 @@ from analyzer.spec_space import (
     parse_space,
     parse_targets,
 )
-from analyzer.textfile import read_text
+from analyzer.textfile import read_text, user_path
 
 OBJECTIVES = ("throughput", "pareto")
 PROTOCOLS = ("grpc", "http")
@@ -215,7 +215,7 @@ def parse_spec(
         if not isinstance(repo, str):
             errors.add("model_repository", f"expected a path, got {repo!r}")
         else:
-            path = Path(repo).expanduser()
+            path = user_path(repo)
             kw["model_repository"] = (
                 base_dir / path if base_dir and not path.is_absolute() else path
             ).resolve()

@@ -112,15 +112,15 @@ def int_values(errors: Errors, key: str, value: Any, minimum: int) -> tuple[int,
         if not isinstance(step, int) or isinstance(step, bool) or step < 1:
             errors.add(key, f"step must be a whole number >= 1, got {step!r}")
             return None
-        values_range = range(lo, hi + 1, step)
-        if len(values_range) > MAX_SPACE_POINTS:  # counted, not built: a range can be astronomical
+        count = (hi - lo) // step + 1  # counted, not built: a range can be astronomical
+        if count > MAX_SPACE_POINTS:
             errors.add(
                 key,
-                f"the range has {len(values_range)} values; the limit is {MAX_SPACE_POINTS} "
+                f"the range has {count} values; the limit is {MAX_SPACE_POINTS} "
                 "(a model's whole space): give a larger step, scale: pow2, or a list",
             )
             return None
-        return tuple(values_range)
+        return tuple(range(lo, hi + 1, step))
     if not isinstance(value, list) or not value:
         errors.add(key, f"expected {what}, got {value!r}")
         return None

@@ -23,6 +23,7 @@ from analyzer.load.shapes import (
     parse_schedule,
 )
 from analyzer.spec_checks import Errors, checked, choice, number, section, unknown_keys
+from analyzer.textfile import user_path
 
 MAX_WORKERS = 256  # load-generator processes (one per core is the useful most)
 
@@ -135,7 +136,7 @@ def parse_schedule_key(
         errors.add("load.schedule", f"expected a schedule such as 'ramp:100:400:30', got {text!r}")
         return {}
     kind, sep, path = text.partition(":")
-    relative = not Path(path).expanduser().is_absolute()
+    relative = not user_path(path).is_absolute()
     if kind in ("trace", "gaps") and sep and base_dir is not None and relative:
         text = f"{kind}:{base_dir / path}"
     try:

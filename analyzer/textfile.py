@@ -37,3 +37,12 @@ def read_text(
             f"{path}: not UTF-8 text, so not {what} (byte {exc.start} is 0x{data[exc.start]:02x})",
             hint="check that the right file was given (a binary file, or text saved in another encoding)",
         ) from None
+
+
+def user_path(text: str) -> Path:
+    """A path as a user wrote it, with ~ and ~user expanded where they can be (an unknown user
+    or no home directory leaves it as written: reading it then fails with a clear error)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # "Could not determine home directory"
+        return Path(text)

@@ -134,6 +134,13 @@ def _fit(array: np.ndarray, spec: TensorSpec, where: str, shape: tuple[int, ...]
     """An array cast to the spec's dtype and reshaped to its shape (or to `shape`, or, for an
     input with variable dimensions, kept in its own shape if that fits), or a clear error."""
     target = np.dtype(DTYPES[spec.datatype])
+    if spec.datatype == "BYTES":
+        if array.dtype.kind not in "SUO":
+            raise InputDataError(f"{where}: a BYTES input takes strings or bytes, got {array.dtype} values")
+        if array.dtype.kind == "U":
+            array = np.char.encode(array, "utf-8")
+    elif array.dtype.kind not in "biuf":  # strings, complex numbers, dates, records: not a tensor
+        raise InputDataError(f"{where}: values must be numbers for {_expected(spec)}, got {array.dtype}")
     if (
         array.dtype.kind == "f"
         and target.kind in "iub"

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 from analyzer.limits import MAX_REQUESTS
 from analyzer.load.data import InputDataError
-from analyzer.textfile import read_text
+from analyzer.textfile import read_text, user_path
 
 ORDERS = ("cycle", "sample")
 DISTRIBUTIONS = ("uniform", "normal", "zipf")
@@ -232,7 +232,7 @@ def parse_input_plan(
         if not isinstance(f, str) or not f:
             problems.append((f"{key}.file", f"expected a file name, got {f!r}"))
         else:
-            path = Path(f).expanduser()
+            path = user_path(f)
             if not path.is_absolute() and base_dir is not None:
                 path = base_dir / path
             if path.suffix not in DATA_FILE_SUFFIXES:
