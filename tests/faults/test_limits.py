@@ -326,3 +326,46 @@ def test_the_run_store_refuses_a_name_that_is_not_one_directory(tmp_path: Path) 
     with pytest.raises(UsageError, match="'a/b' is not a study name"):
         RunStore.for_study(tmp_path / "out", "m", "a/b")
     assert _tree(tmp_path) == []
+
+
+# -- sockets ------------------------------------------------------------------------------------------
+
+
+def test_the_connection_budget_is_the_fd_limit_less_a_reserve_split_over_workers() -> None:
+    from analyzer.limits import MAX_CONNECTIONS, connection_budget
+
+    assert connection_budget(1, limit=256) == 192  # a reserve of 64
+    assert connection_budget(2, limit=256) == 96
+    assert connection_budget(1, limit=1024) == 896  # an eighth
+    assert connection_budget(4, limit=2**20) == MAX_CONNECTIONS // 4
+
+
+def test_the_soft_fd_limit_is_raised_to_the_hard_one() -> None:
+    import resource
+    import subprocess
+    import sys
+
+    def limits() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 512))
+
+    code = "from analyzer.limits import raise_fd_limit; print(raise_fd_limit())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=limits, check=True
+    )
+    assert out.stdout.strip() == "512"
+
+
+def test_a_level_with_more_in_flight_than_connections_is_client_bound() -> None:
+    from analyzer.load.selfcheck import ClientLoad, client_bound_reason
+    from analyzer.load.shapes import LoadSpec
+    from analyzer.load.workers import _pool_limit
+
+    capped = ClientLoad(2, 0.2, 0.1, 1.0, inflight_limit=192)
+    reason = client_bound_reason("concurrency", 1024, capped)
+    assert "concurrency 1024 needs 1024 connections over HTTP/1.1" in reason
+    assert "leaves room for 192 connections, so at most 192 were in flight" in reason
+    assert client_bound_reason("concurrency", 1024, ClientLoad(2, 0.2, 0.1, 1.0)) == ""
+    # Two workers with 96 connections each keep 192 of 1024 in flight; 100 fit.
+    assert _pool_limit(LoadSpec("concurrency", 1024), [96, 96]) == 192
+    assert _pool_limit(LoadSpec("concurrency", 100), [96, 96]) is None
+    assert _pool_limit(LoadSpec("concurrency", 100), [None, None]) is None  # gRPC: no cap
