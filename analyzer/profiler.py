@@ -168,7 +168,7 @@ def attach_client_view(
     m: Measurement, workers: int, first: CpuSample, last: CpuSample, inflight_limit: int | None = None
 ) -> None:
     """Fill a measurement's load-generator fields (its CPU, its self-check) from two samples;
-    `inflight_limit`: the most requests the run could keep in flight, when below its level."""
+    `inflight_limit`: the client's connections, when they capped the run's requests in flight."""
     loops = [b - a for a, b in zip(first.loops_s, last.loops_s)]
     # The span is the samples' own: a decided level's reported span may end before the last
     # sample, and a slow probe snapshot lies between them too, so m.duration_s would overstate

@@ -10,10 +10,11 @@ numbers describe the client, not the model:
 - closed loop: the busiest worker's event loop used at least `LOOP_SATURATED` of a core. A
   closed loop sends the next request as soon as one returns, so a saturated loop means requests
   waited on the client before going out (and their replies before being read).
-- closed loop: fewer requests could be in flight than the level asks for. HTTP/1.1 carries one
-  request per connection at a time, and the connections are capped by the open-file limit
-  (analyzer.limits.connection_budget); the level then kept as many in flight as it had
-  connections, and its figures are those of that many, not of the level.
+- either loop: the connections capped the requests in flight. HTTP/1.1 carries one request per
+  connection at a time, and the connections are capped by the open-file limit
+  (analyzer.limits.connection_budget). A closed loop asked for more kept as many in flight as it
+  had connections, so its figures are those of that many, not of the level; an open loop's
+  requests waited for a free connection, so they went out late.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class ClientLoad:
     busiest_loop_s: float  # CPU seconds of the busiest worker's event-loop thread
     span_s: float
     send_lag_p50_ms: float = math.nan  # open loop only
-    inflight_limit: int | None = None  # closed loop: the most it could keep in flight, if below the level
+    inflight_limit: int | None = None  # the connections, when they capped the requests in flight
 
     @property
     def cpu_pct(self) -> float:
@@ -56,6 +57,12 @@ class ClientLoad:
 
 def client_bound_reason(load_mode: str, level: float, client: ClientLoad) -> str:
     """Why the generator could not hold the load asked for ('' when it could)."""
+    if load_mode != "concurrency" and client.inflight_limit is not None:
+        return (
+            f"requests waited for one of the {client.inflight_limit} connections the open-file limit "
+            "(ulimit -n) leaves room for (HTTP/1.1 carries one request per connection), so they went "
+            f"out late: {FIX_CONNECTIONS}"
+        )
     if load_mode == "rate":
         gap_ms = 1000.0 * client.workers / level if level > 0 else math.inf
         lag = client.send_lag_p50_ms

@@ -133,13 +133,13 @@ class _Worker:
         if kind == "observe":
             assert self.run is not None
             pending, records = self.run.pending(), self._new_records()
-            return ("records", pending, records)
+            return ("records", pending, records, self.run.inflight_limit)
         if kind == "stop":
             assert self.run is not None
             await self.run.stop(order[1])
-            records = self._new_records()
+            records, limit = self._new_records(), self.run.inflight_limit
             self.run = None
-            return ("records", np.empty((0, 2)), records)
+            return ("records", np.empty((0, 2)), records, limit)
         if kind == "close":
             return None
         raise ValueError(f"unknown order {kind!r}")
@@ -281,7 +281,8 @@ class PoolRun:
         self.indices = list(range(workers))
         self.max_duration_s = max_duration_s
         self.max_inflight = max(1, math.ceil(max_inflight / workers))
-        self.inflight_limit = _pool_limit(load, [pool.caps[i] for i in self.indices])
+        self._closed_limit = _pool_limit(load, [pool.caps[i] for i in self.indices])
+        self._limits: dict[int, int | None] = {}  # each worker's last reported inflight_limit
         self.started_at = math.nan
         self._parts: list[list[Records]] = [[] for _ in self.indices]
 
@@ -322,11 +323,21 @@ class PoolRun:
             self.pool.send(i, order)
         pending = []
         for i in self.indices:
-            _, waiting, records = self.pool.receive(i)
+            _, waiting, records, self._limits[i] = self.pool.receive(i)
             pending.append(waiting)
             if len(records):
                 self._parts[i].append(records)
         return np.concatenate(pending) if pending else np.empty((0, 2))
+
+    @property
+    def inflight_limit(self) -> int | None:
+        """The workers' connections when they capped the requests in flight (as LoadRun's:
+        all workers' connections together), else None."""
+        if self.load.closed_loop:
+            return self._closed_limit
+        if not any(limit is not None for limit in self._limits.values()):
+            return None
+        return sum(cap or 0 for cap in (self.pool.caps[i] for i in self.indices))
 
     def _merged(self) -> Records:
         return Records.merge([part for parts in self._parts for part in parts])

@@ -369,3 +369,34 @@ def test_a_level_with_more_in_flight_than_connections_is_client_bound() -> None:
     assert _pool_limit(LoadSpec("concurrency", 1024), [96, 96]) == 192
     assert _pool_limit(LoadSpec("concurrency", 100), [96, 96]) is None
     assert _pool_limit(LoadSpec("concurrency", 100), [None, None]) is None  # gRPC: no cap
+
+
+def test_a_run_keeps_no_more_in_flight_than_its_slots_and_says_so() -> None:
+    import asyncio
+
+    from analyzer.load.generator import LoadRun
+    from analyzer.load.shapes import LoadSpec
+
+    async def go(load: LoadSpec) -> tuple[int, int | None, int]:
+        inflight = most = 0
+
+        async def infer() -> None:  # a request the server takes 20 ms over
+            nonlocal inflight, most
+            inflight += 1
+            most = max(most, inflight)
+            await asyncio.sleep(0.02)
+            inflight -= 1
+
+        run = LoadRun(infer, load, max_duration_s=0.3, slots=3)
+        run.start()
+        await asyncio.sleep(0.3)
+        records = await run.stop(1.0)
+        return most, run.inflight_limit, len(records)
+
+    most, limit, done = asyncio.run(go(LoadSpec("concurrency", 8)))
+    assert most == 3 and limit == 3 and done > 0  # 3 kept in flight, not 8 queued in the client
+    most, limit, done = asyncio.run(go(LoadSpec("rate", 1000, arrival="constant")))
+    assert most == 3 and limit == 3  # due requests waited for a slot: 1000/s needs 20 at once
+    assert done == 300  # every due request ends as a record (sent late, or unfinished)
+    _, limit, done = asyncio.run(go(LoadSpec("rate", 10, arrival="constant")))
+    assert done == 3 and limit is None  # three requests in all: three slots never held one back
