@@ -20,6 +20,7 @@ from analyzer.cli_report import dash, report
 from analyzer.cli_restore import restore
 from analyzer.cli_sweep import demo, sweep
 from analyzer.errors import TrituneError
+from analyzer.limits import raise_fd_limit
 
 
 class TrituneGroup(click.Group):
@@ -27,7 +28,9 @@ class TrituneGroup(click.Group):
     its message on stderr and its own exit code, and Ctrl-C exit 130, for every command alike."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the command and exit with its code."""
+        """Run the command and exit with its code (with the open-file soft limit raised to the
+        hard one first: the load generator's connections are budgeted from it)."""
+        raise_fd_limit()
         try:
             code = super().invoke(ctx)
         except TrituneError as exc:

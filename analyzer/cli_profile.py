@@ -13,11 +13,21 @@ import click
 
 from analyzer.cli_common import echo_error, signals_stop
 from analyzer.cli_params import POSITIVE, WORKERS, WORKERS_HELP, LevelsType
-from analyzer.errors import UsageError
+from analyzer.errors import MeasurementError, UsageError
 from analyzer.files import write_atomic
+from analyzer.load.data import read_data_file
 from analyzer.load.input_plan import ORDERS, plan_from_file
 from analyzer.load.inputs import parse_shape_args
-from analyzer.load.shapes import ARRIVALS, SCHEDULE_FORMS, LoadSpec, parse_schedule
+from analyzer.load.requests import request_set_floor
+from analyzer.load.shapes import (
+    ARRIVALS,
+    SCHEDULE_FORMS,
+    LoadSpec,
+    expected_requests,
+    open_loop_problem,
+    parse_schedule,
+)
+from analyzer.names import check_name
 from analyzer.output import format_rows
 from analyzer.profile_run import ProfileRun, profile_model, profile_settings
 from analyzer.profiler import StopToken
@@ -176,6 +186,7 @@ def profile(
 ) -> int:
     """Measure a model as it is configured now, at the given load levels (or over a schedule)."""
 
+    check_name(model, "model", "-m")
     if concurrency and rate:
         raise UsageError("give --concurrency or --rate, not both")
     if schedule and (concurrency or rate):
@@ -204,8 +215,12 @@ def profile(
     else:
         loads = [LoadSpec("concurrency", c) for c in concurrency or [1, 2, 4, 8]]
     shape_map = parse_shape_args(shapes)
-    # Generators are checked before a server starts; data files need the model's inputs.
+    # Generators and a data file's form and size are checked before a server starts; whether
+    # the data fits the model's inputs needs the model's metadata.
     input_plan = plan_from_file(input_data, input_order) if input_data else None
+    if input_plan is not None and input_plan.file is not None:
+        read_data_file(input_plan.file)
+    request_set_floor(input_plan, shape_map)
     settings = profile_settings(
         window_s=window_s,
         warmup_s=warmup_s,
@@ -214,6 +229,9 @@ def profile(
         request_timeout_s=request_timeout_s,
         budget_ms=budget_ms,
     )
+    too_many = _open_loop_problem(loads, settings.horizon_s, schedule)
+    if too_many:
+        raise UsageError(too_many)
     stop = StopToken()
     progress = profile_progress(len(loads), settings, quiet)
     with (
@@ -257,6 +275,8 @@ def profile(
         )
     if schedule:
         return _schedule_done(run, budget_ms, fmt, timeline, quiet, stop.exit_code)
+    if run.failed is not None and not run.measurements:
+        raise _worker_died(run, "nothing had been measured yet")
     click.echo(format_rows(run.rows(budget_ms), fmt))
     bound = run.client_bound
     if bound:
@@ -264,10 +284,46 @@ def profile(
             f"{len(bound)} level(s) were client bound, so their figures describe the load generator, "
             f"not the model: {bound[0].client_bound_reason}"
         )
+    if run.failed is not None:
+        raise _worker_died(run, f"the {len(run.measurements)} level(s) measured before it are printed above")
     if run.stopped:
         echo_error(f"interrupted: measured {len(run.measurements)} of {len(loads)} levels")
         return stop.exit_code
     return 0
+
+
+def _open_loop_problem(loads: list[LoadSpec], horizon_s: float, schedule: str | None) -> str:
+    """Why an open-loop level would make too many send times ('' when none would): a schedule
+    at its scale, or a steady rate over the longest a level runs."""
+    for load in loads:
+        if load.schedule is not None:
+            problem = open_loop_problem(
+                expected_requests(load.schedule, load.level),
+                f"--schedule {schedule} at --scale {load.level:g}",
+                "shorten it, lower its rates or --scale",
+            )
+        elif not load.closed_loop:
+            problem = open_loop_problem(
+                load.level * horizon_s,
+                f"--rate {load.level:g} for up to {horizon_s:g} s (the warm-up and every window)",
+                "lower the rate, or give fewer --max-windows or a shorter --window-s",
+            )
+        else:
+            continue
+        if problem:
+            return problem
+    return ""
+
+
+def _worker_died(run: ProfileRun, kept: str) -> MeasurementError:
+    """The error that ends a profile whose load worker process died (exit 1)."""
+    assert run.failed is not None
+    return MeasurementError(
+        f"{run.failed.message}; {kept}",
+        hint="a load worker is one of tritune's own processes, so something outside it ended it (a kill, "
+        "or the kernel's out-of-memory killer: see dmesg); run the profile again, or with --workers 1 "
+        "to send the load from tritune's own process",
+    )
 
 
 def _schedule_done(
@@ -280,6 +336,8 @@ def _schedule_done(
 ) -> int:
     """`profile --schedule`: print the whole run's row, write the timeline; `stopped_code` when
     a signal stopped it."""
+    if run.failed is not None:
+        raise _worker_died(run, "a schedule is one measurement, so nothing of it is kept")
     table = run.timeline()
     if table is None:
         echo_error("interrupted before any request was sent")

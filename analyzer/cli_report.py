@@ -9,6 +9,7 @@ import time
 import click
 
 from analyzer.errors import UsageError
+from analyzer.names import check_name
 from analyzer.store import RunStore
 
 
@@ -22,6 +23,8 @@ def _study_dir(run_dir: str | None, storage: str | None, study: str | None, out:
         return run_dir
     if run_dir is not None:
         raise UsageError("give a run directory or --storage, not both")
+    if study is not None:
+        check_name(study, "study", "--study")  # it names the run directory written from the database
     from analyzer.search.study import STUDY_NAME
     from analyzer.study_export import export_study
 

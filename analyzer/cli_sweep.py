@@ -11,6 +11,7 @@ import click
 from analyzer.cli_common import echo_error, signals_stop
 from analyzer.cli_params import POSITIVE, WORKERS, WORKERS_HELP
 from analyzer.errors import EXIT_RESTORE, UsageError
+from analyzer.names import check_name
 from analyzer.output import print_result
 from analyzer.profiler import StopToken
 from analyzer.progress_live import sweep_progress
@@ -95,6 +96,8 @@ def sweep(
         raise UsageError("give a sweep spec (SPEC.yaml), or --resume RUN_DIR")
     if study is not None and storage is None:
         raise UsageError("--study names a shared study: give its --storage URL too")
+    if study is not None:
+        check_name(study, "study", "--study")  # it names a run directory, before the database is opened
     if storage is not None and resume is not None:
         raise UsageError(
             "a shared study resumes by running the same command again (--storage, --study); "

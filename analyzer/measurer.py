@@ -17,6 +17,7 @@ from typing import Any, Callable
 from analyzer.capacity import PERCENTILE_FIELDS, Verdict, budget_verdict
 from analyzer.errors import ModelLoadError, ServerDiedError
 from analyzer.levelsearch import CapacityResult, LevelSearch, search_capacity
+from analyzer.limits import connection_budget
 from analyzer.load.shapes import LoadSpec
 from analyzer.load.workers import LoadGenerator
 from analyzer.measure import Measurement, WindowStat
@@ -130,6 +131,8 @@ class ConfigMeasurer:
     def open(self) -> None:
         """Start the load generators and probes (one of each per model under load)."""
         if self.targets is not None:
+            # The models are loaded at once from this process: they share its connections.
+            share = max(1, connection_budget() // len(self.targets))
             self._clients = {
                 t.name: LoadGenerator(
                     self.session.protocol,
@@ -139,6 +142,7 @@ class ConfigMeasurer:
                     timeout_s=self.settings.request_timeout_s,
                     workers=self.spec.load.workers,
                     local_server=self.session.local is not None,
+                    connections=share,
                 )
                 for t, info in self.targets
             }

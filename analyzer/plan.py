@@ -13,6 +13,7 @@ import math
 from typing import Any, Callable
 
 from analyzer.errors import UsageError
+from analyzer.limits import MAX_SPACE_POINTS
 from analyzer.modelconfig import Candidate, ModelConfig
 from analyzer.pipeline import (
     JointCandidate,
@@ -28,7 +29,8 @@ from analyzer.space import ModelTraits, check_space
 from analyzer.spec import SpaceSpec, SweepSpec
 from analyzer.targets import Target
 
-MAX_JOINT_POINTS = 100_000  # the joint space is enumerated; past this, narrow the per-model spaces
+# The joint space is enumerated; past this, narrow the per-model spaces (each has the limit too).
+MAX_JOINT_POINTS = MAX_SPACE_POINTS
 
 
 def model_space(spec: SweepSpec, base: ModelConfig) -> tuple[list[Candidate], Candidate]:

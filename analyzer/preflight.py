@@ -4,8 +4,11 @@ show, so that a bad input costs no server start (and its tests need no server).
 Already checked by then: the spec itself (analyzer.spec: keys, values, the load section and its
 schedule, input_data's form) and a shared study's storage URL (analyzer.sweep). Checked here:
 
-- the request data file (`input_data.file`) reads and has perf_analyzer's or numpy's format;
-  whether its requests fit the model's inputs needs the model's metadata, from the server;
+- the request data file (`input_data.file`) reads and has perf_analyzer's or numpy's format,
+  within the limits on requests and bytes; whether its requests fit the model's inputs needs the
+  model's metadata, from the server;
+- generated requests: their count, and a floor on their bytes from the shapes the spec gives
+  (analyzer.load.requests.request_set_floor; the exact size once the model's dtypes are known);
 - with a local model repository: each model the spec names is in it, and, where the models'
   config.pbtxt files are there to read, the search space (one model's, a pipeline's or several
   models') is checked exactly as the sweep will check it (analyzer.plan). A model whose config
@@ -19,6 +22,7 @@ from typing import Callable
 
 from analyzer.errors import ModelNotFoundError
 from analyzer.load.data import read_data_file
+from analyzer.load.requests import request_set_floor
 from analyzer.modelconfig import ModelConfig, read_pbtxt
 from analyzer.pipeline import is_ensemble
 from analyzer.plan import model_space, pipeline_plan, target_space, targets_plan
@@ -32,10 +36,10 @@ class _NoFile(Exception):
 def check_before_server(spec: SweepSpec) -> None:
     """Raise the UsageError the sweep would stop with, for whatever can be known without a server."""
     if spec.input_data is not None and spec.input_data.file is not None:
-        loaded = read_data_file(spec.input_data.file)
-        close = getattr(loaded, "close", None)  # a .npz file stays open until closed
-        if close is not None:
-            close()
+        read_data_file(spec.input_data.file)
+    request_set_floor(spec.input_data, spec.inputs)
+    for target in (spec.targets or {}).values():
+        request_set_floor(spec.input_data, {**spec.inputs, **target.inputs})
     if spec.model_repository is None:
         return  # a running server: its models and configs are known only from it
     repo = Path(spec.model_repository)

@@ -17,6 +17,7 @@ import pandas as pd
 from analyzer.capacity import budget_verdict, required_requests
 from analyzer.load.input_plan import InputPlan
 from analyzer.load.shapes import LoadSpec
+from analyzer.load.workers import WorkerError
 from analyzer.measure import Measurement
 from analyzer.modelconfig import knobs_of
 from analyzer.probe import Probe
@@ -64,6 +65,7 @@ class ProfileRun:
     measurements: list[Measurement] = field(default_factory=list)
     played: ScheduledRun | None = None  # a schedule's whole run (None for levels, or none sent)
     stopped: bool = False  # a stop was asked for before the end
+    failed: WorkerError | None = None  # a load worker died: the levels before it are kept
 
     def rows(self, budget_ms: float | None = None) -> list[dict[str, Any]]:
         """measurements.csv rows; with a budget, `meets_budget` by the sweep's own rule (p99
@@ -107,7 +109,8 @@ def profile_model(
     schedule in `loads` played once. The model is loaded first when `load_model` (default: on a
     local server); bad request data fails before any load. `on_ready` sees the run before
     anything is measured (the model's knobs are known by then); the other callbacks report
-    progress (`on_second(elapsed, length, finished)` for a schedule). Stops early on `stop`."""
+    progress (`on_second(elapsed, length, finished)` for a schedule). Stops early on `stop`.
+    A load worker process that dies ends the run in `failed`, with what was measured before."""
     loads = list(loads)
     if not loads:
         raise ValueError("profile needs at least one load")
@@ -128,40 +131,43 @@ def profile_model(
             on_level(m)
 
     with Probe(session.endpoint, session.protocol, model, session.pid) as probe:
-        if schedule is not None:
-            run.played = asyncio.run(
-                run_schedule(
-                    session.protocol,
-                    session.url,
-                    model,
-                    info.requests,
-                    probe,
-                    schedule,
-                    settings,
-                    on_second=on_second,
-                    stop=stop,
-                    workers=workers,
-                    local_server=local,
+        try:
+            if schedule is not None:
+                run.played = asyncio.run(
+                    run_schedule(
+                        session.protocol,
+                        session.url,
+                        model,
+                        info.requests,
+                        probe,
+                        schedule,
+                        settings,
+                        on_second=on_second,
+                        stop=stop,
+                        workers=workers,
+                        local_server=local,
+                    )
                 )
-            )
-            if run.played is not None:
-                run.measurements.append(run.played.measurement)
-        else:
-            asyncio.run(
-                measure_levels(
-                    session.protocol,
-                    session.url,
-                    model,
-                    info.requests,
-                    probe,
-                    loads,
-                    settings,
-                    on_window=on_window,
-                    on_level=level_done,
-                    stop=stop,
-                    workers=workers,
-                    local_server=local,
+                if run.played is not None:
+                    run.measurements.append(run.played.measurement)
+            else:
+                asyncio.run(
+                    measure_levels(
+                        session.protocol,
+                        session.url,
+                        model,
+                        info.requests,
+                        probe,
+                        loads,
+                        settings,
+                        on_window=on_window,
+                        on_level=level_done,
+                        stop=stop,
+                        workers=workers,
+                        local_server=local,
+                    )
                 )
-            )
+        except WorkerError as exc:  # what was measured before it is kept, in `run`
+            run.failed = exc
     run.stopped = stop is not None and stop.requested
     return run

@@ -24,8 +24,8 @@ from analyzer.load.clients import GrpcInferClient, HttpInferClient, RequestSet
 from analyzer.load.generator import IN_FLIGHT, CpuSample, Records, now
 from analyzer.load.inputs import TensorSpec, random_tensor
 from analyzer.load.selfcheck import ClientLoad, client_bound_reason
-from analyzer.load.shapes import LoadSpec
-from analyzer.load.workers import LoadGenerator
+from analyzer.load.shapes import LoadSpec, level_horizon_s
+from analyzer.load.workers import LoadGenerator, WorkerError
 from analyzer.measure import (
     DEFAULT_TOLERANCE,
     STABLE_WINDOWS,
@@ -78,6 +78,11 @@ class MeasureSettings:
     def longest_window_s(self) -> float:
         """The longest a window can last."""
         return self.window_s if self.window_s is not None else self.max_window_s
+
+    @property
+    def horizon_s(self) -> float:
+        """The longest a level can run (an open loop's send times are made for this long)."""
+        return level_horizon_s(self.warmup_s, self.longest_window_s, self.max_windows)
 
 
 def window_requests_for(percentile: float, confidence: float, windows: int = STABLE_WINDOWS) -> int:
@@ -186,8 +191,11 @@ def interim_records(records: Records, pending: np.ndarray, before: float) -> Rec
 Decide = Callable[[Measurement], Verdict]
 
 
-def attach_client_view(m: Measurement, workers: int, first: CpuSample, last: CpuSample) -> None:
-    """Fill a measurement's load-generator fields (its CPU, its self-check) from two samples."""
+def attach_client_view(
+    m: Measurement, workers: int, first: CpuSample, last: CpuSample, inflight_limit: int | None = None
+) -> None:
+    """Fill a measurement's load-generator fields (its CPU, its self-check) from two samples;
+    `inflight_limit`: the client's connections, when they capped the run's requests in flight."""
     loops = [b - a for a, b in zip(first.loops_s, last.loops_s)]
     # The span is the samples' own: a decided level's reported span may end before the last
     # sample, and a slow probe snapshot lies between them too, so m.duration_s would overstate
@@ -198,6 +206,7 @@ def attach_client_view(m: Measurement, workers: int, first: CpuSample, last: Cpu
         max(loops, default=math.nan),
         last.at - first.at,
         m.send_lag_p50_ms,
+        inflight_limit,
     )
     m.client_workers = workers
     m.client_cpu_pct = client.cpu_pct
@@ -229,9 +238,27 @@ async def measure_level(
     requests so far, and the level stops as soon as that verdict is decided (proven over the
     budget, errors, or met with stable windows). Without it, the level runs until its windows
     are stable and hold `min_requests`.
+
+    A load worker process that dies raises WorkerError, naming the level.
     """
-    horizon = settings.warmup_s + settings.longest_window_s * (settings.max_windows + 1)
-    run = as_generator(client).run(load, max_duration_s=horizon, max_inflight=settings.max_inflight)
+    try:
+        return await _measure_level(client, probe, load, settings, on_window, stop, decide)
+    except WorkerError as exc:
+        raise WorkerError(f"{exc.message} while measuring {load.describe()}") from None
+
+
+async def _measure_level(
+    client: LoadGenerator | GrpcInferClient | HttpInferClient,
+    probe: Probe,
+    load: LoadSpec,
+    settings: MeasureSettings,
+    on_window: WindowCallback | None,
+    stop: StopToken | None,
+    decide: Decide | None,
+) -> Measurement | None:
+    """measure_level's body."""
+    generator = as_generator(client)
+    run = generator.run(load, max_duration_s=settings.horizon_s, max_inflight=settings.max_inflight)
     windows: list[WindowStat] = []
     snaps: list[Snapshot] = []
     cpus: list[CpuSample] = []  # the generator's CPU at each snapshot
@@ -275,7 +302,7 @@ async def measure_level(
                     load,
                     stable,
                     settings,
-                    lambda m: attach_client_view(m, run.workers, cpus[0], cpus[-1]),
+                    lambda m: attach_client_view(m, run.workers, cpus[0], cpus[-1], run.inflight_limit),
                 )
                 if judged_until is not None:
                     break
@@ -294,7 +321,7 @@ async def measure_level(
     m = _summary(records, windows[-used].start, end, load, len(windows), stable, settings)
     attach_server_view(m, snaps[-used - 1], snaps[-1])
     attach_steps(m, snaps[-used - 1], snaps[-1], probe.instances)
-    attach_client_view(m, run.workers, cpus[-used - 1], cpus[-1])
+    attach_client_view(m, run.workers, cpus[-used - 1], cpus[-1], run.inflight_limit)
     m.stalled = stalled
     return m
 
@@ -385,7 +412,8 @@ async def measure_levels(
     local_server: bool = False,
 ) -> list[Measurement]:
     """Measure each load level in turn (`workers` processes; None: automatic); stops early on
-    `stop`."""
+    `stop`. A load worker that dies raises WorkerError; the levels measured before it have been
+    passed to `on_level`."""
     client = LoadGenerator(
         protocol,
         url,

@@ -21,9 +21,17 @@ from analyzer.capacity import Verdict, required_requests
 from analyzer.choose import build_summary, choice
 from analyzer.confirm import ConfirmationRound, ConfirmIO
 from analyzer.confirm_stats import CONFIRM_PHASE
-from analyzer.errors import EXIT_NO_CONFIG, EXIT_OK, LoadTimeoutError, ServerDiedError, ServerError
+from analyzer.errors import (
+    EXIT_NO_CONFIG,
+    EXIT_OK,
+    LoadTimeoutError,
+    MeasurementError,
+    ServerDiedError,
+    ServerError,
+)
 from analyzer.levelsearch import CapacityResult
 from analyzer.load.shapes import LoadSpec
+from analyzer.load.workers import WorkerError
 from analyzer.measure import Measurement, WindowStat
 from analyzer.measurer import ConfigMeasurer
 from analyzer.modelconfig import Candidate, ModelConfig, to_pbtxt
@@ -272,9 +280,13 @@ class SweepRunner:
             t0 = time.monotonic()
             # On the loop's thread: the admin client must stay on the thread that made it
             # (HTTP's is greenlet-based), and no load is running while a config loads.
-            out = await try_config(
-                lambda: self.measurer.apply(cand), lambda: self._measure(cand), self.session.log_tail
-            )
+            try:
+                out = await try_config(
+                    lambda: self.measurer.apply(cand), lambda: self._measure(cand), self.session.log_tail
+                )
+            except WorkerError as exc:
+                self.search.abandon()  # measured again on --resume, like any config in flight
+                raise WorkerError(f"{exc.message} (config {cand.config_id})") from None
             if out.status == "interrupted":
                 self.search.abandon()
                 return False
@@ -344,6 +356,14 @@ class SweepRunner:
         except ServerError:
             self._update_answer(finished=False, stop_reason="the server went away")
             raise
+        except WorkerError as exc:
+            self._update_answer(finished=False, stop_reason="a load worker process died")
+            raise MeasurementError(
+                f"{exc.message}; the sweep stopped (results so far are in {self.store.dir})",
+                hint="a load worker is one of tritune's own processes, so something outside it ended it "
+                "(a kill, or the kernel's out-of-memory killer: see dmesg); "
+                f"tritune sweep --resume {self.store.dir} measures again only the config in flight",
+            ) from None
         if interrupted:
             reason = "stopped by the user"
         summary = self._update_answer(finished=not interrupted, stop_reason=reason)

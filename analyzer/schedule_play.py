@@ -15,7 +15,7 @@ from typing import Callable
 from analyzer.load.clients import RequestSet
 from analyzer.load.generator import Records, now
 from analyzer.load.shapes import LoadSpec
-from analyzer.load.workers import LoadGenerator
+from analyzer.load.workers import LoadGenerator, WorkerError
 from analyzer.measure import Measurement, summarize
 from analyzer.probe import Probe, Snapshot, attach_server_view
 from analyzer.profiler import MeasureSettings, StopToken
@@ -77,7 +77,22 @@ async def play_schedule(
     warm-up and no windows, the whole run is the measurement (see analyzer.timeline for its
     per-second view; `worst_minute_ms` is the budget percentile over its worst minute).
     `on_second(elapsed, length, finished)` reports progress; None when stopped before anything
-    was sent."""
+    was sent. A load worker process that dies raises WorkerError, naming the schedule."""
+    try:
+        return await _play(client, probe, load, settings, on_second, stop)
+    except WorkerError as exc:
+        raise WorkerError(f"{exc.message} while playing {load.describe()}") from None
+
+
+async def _play(
+    client: LoadGenerator,
+    probe: Probe,
+    load: LoadSpec,
+    settings: MeasureSettings,
+    on_second: Callable[[float, float, int], None] | None,
+    stop: StopToken | None,
+) -> ScheduledRun | None:
+    """play_schedule's body."""
     assert load.schedule is not None and load.duration_s is not None
     duration = load.duration_s
     run = client.run(load, max_duration_s=duration, max_inflight=settings.max_inflight)

@@ -14,6 +14,12 @@ from dataclasses import dataclass
 from analyzer.errors import UsageError
 from analyzer.modelconfig import Candidate, ModelConfig, knobs_of
 from analyzer.spec import SpaceSpec
+from analyzer.spec_space import (
+    DEFAULT_BATCH_SIZES,
+    DEFAULT_INSTANCE_COUNTS,
+    DEFAULT_QUEUE_DELAYS,
+    space_size_problem,
+)
 
 
 @dataclass(frozen=True)
@@ -65,11 +71,6 @@ def invalid_reason(c: Candidate, traits: ModelTraits) -> str | None:
     if any(p > c.max_batch_size for p in c.preferred_batch_size):
         return "dynamic batching preferred size must be <= max batch size"
     return None
-
-
-DEFAULT_INSTANCE_COUNTS = (1, 2)
-DEFAULT_BATCH_SIZES = (1, 8, 32)
-DEFAULT_QUEUE_DELAYS = (0, 1000)
 
 
 def resolve_space(space: SpaceSpec, traits: ModelTraits, source: str = "the sweep spec") -> SpaceSpec:
@@ -136,8 +137,20 @@ def candidates(space: SpaceSpec, traits: ModelTraits) -> tuple[list[Candidate], 
 
 
 def check_space(space: SpaceSpec, traits: ModelTraits, source: str = "the sweep spec") -> list[Candidate]:
-    """Valid candidates of the spec's space for this model, or a UsageError saying why none."""
-    valid, dropped = candidates(resolve_space(space, traits, source), traits)
+    """Valid candidates of the spec's space for this model, or a UsageError saying why none (or
+    that the space is larger than MAX_SPACE_POINTS: its size is counted before it is built)."""
+    resolved = resolve_space(space, traits, source)
+    counts = {
+        "instance_count": len(resolved.instance_count or ()),
+        "max_batch_size": len(resolved.max_batch_size or ()),
+        "max_queue_delay_us": len(resolved.max_queue_delay_us or ()) or 1,  # () = no dynamic batching
+        "preferred_batch_size": len(resolved.preferred_batch_size or ()),
+        "instance_kind": len(resolved.instance_kind or ()),
+    }
+    too_large = space_size_problem(counts)
+    if too_large:
+        raise UsageError(f"{source}: the space of model {traits.name!r} has {too_large}")
+    valid, dropped = candidates(resolved, traits)
     if not valid:
         reasons = sorted({reason for _, reason in dropped}) or ["the space has no points"]
         raise UsageError(

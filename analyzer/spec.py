@@ -21,6 +21,8 @@ import yaml
 from analyzer.errors import SpecError
 from analyzer.files import write_atomic
 from analyzer.load.input_plan import InputPlan, gen_to_dict
+from analyzer.names import RULE as NAME_RULE
+from analyzer.names import bad_name
 from analyzer.search.registry import STRATEGY_NAMES as STRATEGIES
 
 # Underscored as before the split, so that the checks below read (and diff) as they did.
@@ -37,6 +39,7 @@ from analyzer.spec_load import (
     LOAD_KEYS,
     MAX_WORKERS,
     LoadPlan,
+    load_size_problems,
     parse_inputs,
     parse_load,
 )
@@ -49,6 +52,7 @@ from analyzer.spec_space import (
     parse_space,
     parse_targets,
 )
+from analyzer.textfile import read_text, user_path
 
 OBJECTIVES = ("throughput", "pareto")
 PROTOCOLS = ("grpc", "http")
@@ -202,6 +206,8 @@ def parse_spec(
         model = "+".join(map(str, data["targets"]))  # names the run; the targets are the models
     if not isinstance(model, str) or not model.strip():
         errors.add("model", "required: the name of the model to tune (a string)")
+    elif bad_name(model):
+        errors.add("model", f"{bad_name(model)} ({NAME_RULE})")
     else:
         kw["model"] = model
 
@@ -210,7 +216,7 @@ def parse_spec(
         if not isinstance(repo, str):
             errors.add("model_repository", f"expected a path, got {repo!r}")
         else:
-            path = Path(repo).expanduser()
+            path = user_path(repo)
             kw["model_repository"] = (
                 base_dir / path if base_dir and not path.is_absolute() else path
             ).resolve()
@@ -297,6 +303,7 @@ def _cross_checks(spec: SweepSpec, recorded: bool = False) -> list[str]:
         )
     if spec.max_trials is not None and spec.max_trials < 1:
         problems.append("max_trials must be >= 1")
+    problems.extend(load_size_problems(spec.load, recorded))
     return problems
 
 
@@ -305,12 +312,11 @@ def load_spec(path: str | Path, url: str | None = None, recorded: bool = False) 
     spec's server before validation: the spec's `model_repository`, if any, is then neither
     used nor checked, and a spec with neither key is complete."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"cannot read sweep spec {path}: {exc.strerror}") from None
+    text = read_text(path, "a sweep spec", SpecError)
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise SpecError(f"{path}: not valid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)

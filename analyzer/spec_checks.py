@@ -8,6 +8,7 @@ import math
 from typing import Any, Callable, Mapping
 
 from analyzer.errors import SpecError
+from analyzer.limits import MAX_SPACE_POINTS
 
 
 class Errors:
@@ -111,6 +112,14 @@ def int_values(errors: Errors, key: str, value: Any, minimum: int) -> tuple[int,
         if not isinstance(step, int) or isinstance(step, bool) or step < 1:
             errors.add(key, f"step must be a whole number >= 1, got {step!r}")
             return None
+        count = (hi - lo) // step + 1  # counted, not built: a range can be astronomical
+        if count > MAX_SPACE_POINTS:
+            errors.add(
+                key,
+                f"the range has {count} values; the limit is {MAX_SPACE_POINTS} "
+                "(a model's whole space): give a larger step, scale: pow2, or a list",
+            )
+            return None
         return tuple(range(lo, hi + 1, step))
     if not isinstance(value, list) or not value:
         errors.add(key, f"expected {what}, got {value!r}")
@@ -118,6 +127,9 @@ def int_values(errors: Errors, key: str, value: Any, minimum: int) -> tuple[int,
     bad = [v for v in value if isinstance(v, bool) or not isinstance(v, int) or v < minimum]
     if bad:
         errors.add(key, f"expected {what}; {bad[0]!r} is not allowed")
+        return None
+    if len(value) > MAX_SPACE_POINTS:
+        errors.add(key, f"{len(value)} values; the limit is {MAX_SPACE_POINTS} (a model's whole space)")
         return None
     return tuple(sorted(set(value)))
 

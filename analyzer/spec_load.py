@@ -10,9 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from analyzer.limits import MAX_SCHEDULE_REQUESTS
 from analyzer.load.input_plan import InputPlan, parse_input_plan
-from analyzer.load.shapes import ARRIVALS, LOAD_MODES, SCHEDULE_FORMS, Schedule, parse_schedule
+from analyzer.load.shapes import (
+    ARRIVALS,
+    LOAD_MODES,
+    SCHEDULE_FORMS,
+    Schedule,
+    expected_requests,
+    level_horizon_s,
+    open_loop_problem,
+    parse_schedule,
+)
 from analyzer.spec_checks import Errors, checked, choice, number, section, unknown_keys
+from analyzer.textfile import user_path
 
 MAX_WORKERS = 256  # load-generator processes (one per core is the useful most)
 
@@ -125,7 +136,7 @@ def parse_schedule_key(
         errors.add("load.schedule", f"expected a schedule such as 'ramp:100:400:30', got {text!r}")
         return {}
     kind, sep, path = text.partition(":")
-    relative = not Path(path).expanduser().is_absolute()
+    relative = not user_path(path).is_absolute()
     if kind in ("trace", "gaps") and sep and base_dir is not None and relative:
         text = f"{kind}:{base_dir / path}"
     try:
@@ -141,6 +152,40 @@ def parse_schedule_key(
     if "min_level" not in load:
         out["min_level"] = DEFAULT_MIN_SCALE
     return out
+
+
+def load_size_problems(plan: LoadPlan, recorded: bool = False) -> list[str]:
+    """The load's send times, counted at its largest level before any is made: a schedule at
+    load.max_level (its largest scale), or a steady rate over the longest a level runs, must
+    stay within MAX_SCHEDULE_REQUESTS. A recorded run's trace is not read again (nothing is
+    played)."""
+    if plan.schedule is not None:
+        if recorded and plan.schedule.partition(":")[0] in ("trace", "gaps"):
+            return []
+        try:
+            schedule = parse_schedule(plan.schedule)
+        except ValueError:
+            return []  # a recorded run's schedule that no longer parses: reported as it is
+        requests = expected_requests(schedule, plan.cap)
+        fix = "shorten the schedule or lower its rates"
+        if requests > 0:
+            most = plan.cap * MAX_SCHEDULE_REQUESTS / requests
+            fix = f"lower load.max_level to {most:.3g} or less, or {fix}"
+        what = f"key 'load.schedule': {plan.schedule} at load.max_level {plan.cap:g} (its largest scale)"
+        problem = open_loop_problem(requests, what, fix)
+    elif plan.mode == "rate":
+        horizon = level_horizon_s(
+            plan.warmup_s, plan.window_s if plan.window_s is not None else plan.max_window_s, plan.max_windows
+        )
+        problem = open_loop_problem(
+            plan.cap * horizon,
+            f"key 'load.max_level': a rate level of {plan.cap:g}/s for up to {horizon:g} s (the warm-up "
+            "and every window)",
+            "lower load.max_level, load.max_windows or the windows' length",
+        )
+    else:
+        return []
+    return [problem] if problem else []
 
 
 def parse_inputs(

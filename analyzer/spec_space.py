@@ -6,9 +6,13 @@ Parsing only; which candidates are valid for a model is analyzer.space's job.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from analyzer.limits import MAX_SPACE_POINTS
+from analyzer.names import RULE as NAME_RULE
+from analyzer.names import bad_name
 from analyzer.spec_checks import Errors, int_values, number, preferred_sizes, section, shapes, unknown_keys
 
 KINDS = ("KIND_CPU", "KIND_GPU")
@@ -20,6 +24,20 @@ SPACE_KEYS = {
     "instance_kind",
 }
 TARGET_KEYS = {"share", "budget_ms", "space", "inputs"}
+
+# The values of a knob the spec leaves out, for a model that batches (analyzer.space resolves
+# them against the model; here they bound the size of the space before any model is known).
+DEFAULT_INSTANCE_COUNTS = (1, 2)
+DEFAULT_BATCH_SIZES = (1, 8, 32)
+DEFAULT_QUEUE_DELAYS = (0, 1000)
+DEFAULT_KNOB_COUNTS = {
+    "instance_count": len(DEFAULT_INSTANCE_COUNTS),
+    "max_batch_size": len(DEFAULT_BATCH_SIZES),
+    "max_queue_delay_us": len(DEFAULT_QUEUE_DELAYS),
+    "preferred_batch_size": 1,
+    "instance_kind": 1,
+}
+KNOB_ORDER = tuple(DEFAULT_KNOB_COUNTS)  # how a space's size is shown
 
 
 @dataclass(frozen=True)
@@ -67,7 +85,27 @@ def parse_space(errors: Errors, space_data: Mapping[str, Any], prefix: str) -> S
             )
         else:
             space_kw["instance_kind"] = tuple(dict.fromkeys(kinds))
-    return SpaceSpec(**space_kw)
+    space = SpaceSpec(**space_kw)
+    problem = space_size_problem({k: len(v) for k, v in space_kw.items()}, DEFAULT_KNOB_COUNTS)
+    if problem:
+        errors.add(prefix.rstrip(".") or "space", problem)
+    return space
+
+
+def space_size_problem(counts: Mapping[str, int], defaults: Mapping[str, int] | None = None) -> str:
+    """'' when a space of these knob value counts (and `defaults` for the knobs not given) is
+    within MAX_SPACE_POINTS, else what is wrong: its size, the knobs that make it and the limit.
+    The size is the product of the counts, never the candidates themselves."""
+    defaults = defaults or {}
+    factors = [(knob, counts.get(knob, defaults.get(knob, 1))) for knob in KNOB_ORDER]
+    size = math.prod(n for _, n in factors)
+    if size <= MAX_SPACE_POINTS:
+        return ""
+    shown = " x ".join(f"{knob} {n}" for knob, n in factors if n > 1)
+    return (
+        f"{size} candidates ({shown}); the limit is {MAX_SPACE_POINTS} per model: give fewer values "
+        "(a larger step, scale: pow2, or a list)"
+    )
 
 
 def parse_models(errors: Errors, data: Any) -> dict[str, SpaceSpec]:
@@ -76,6 +114,9 @@ def parse_models(errors: Errors, data: Any) -> dict[str, SpaceSpec]:
     for name, value in section(errors, data, "models").items():
         if not isinstance(name, str) or not name:
             errors.add("models", f"model names must be non-empty strings, got {name!r}")
+            continue
+        if bad_name(name):
+            errors.add("models", f"{bad_name(name)} ({NAME_RULE})")
             continue
         entry = section(errors, value if value is not None else {}, f"models.{name}")
         parsed[name] = parse_space(errors, entry, f"models.{name}.")
@@ -87,6 +128,9 @@ def parse_targets(errors: Errors, data: Any, with_models: bool) -> dict[str, Tar
     `with_models` says the spec also has `models:`, which cannot be combined with it."""
     parsed: dict[str, TargetSpec] = {}
     for name, value in section(errors, data, "targets").items():
+        if bad_name(str(name)):
+            errors.add("targets", f"{bad_name(str(name))} ({NAME_RULE})")
+            continue
         prefix = f"targets.{name}."
         entry = section(errors, value if value is not None else {}, f"targets.{name}")
         unknown_keys(errors, entry, TARGET_KEYS, prefix)

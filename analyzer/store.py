@@ -23,6 +23,8 @@ import pandas as pd
 
 from analyzer.errors import UsageError, WriteError
 from analyzer.files import write_atomic
+from analyzer.names import RULE as NAME_RULE
+from analyzer.names import bad_name
 
 # Contract columns first (what reports and downstream users rely on), then the rest of what a
 # measurement holds.
@@ -237,6 +239,8 @@ class RunStore:
         Raises UsageError when the place is not writable, before anything is measured.
         """
         explicit = run_dir is not None
+        if not explicit and bad_name(model):  # the directory is named after it: one component
+            raise UsageError(f"cannot name a run directory: {bad_name(model)}", hint=NAME_RULE)
         root = Path(out_root) if out_root is not None else DEFAULT_ROOT
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for n in range(1, 1000):
@@ -266,6 +270,9 @@ class RunStore:
         """A shared study's run directory, <out_root>/<model>-<study> (default under reports/):
         made on its first export, reused (and refreshed by the caller) after that."""
         root = Path(out_root) if out_root is not None else DEFAULT_ROOT
+        for name, kind in ((model, "model"), (study_name, "study")):
+            if bad_name(name, kind):
+                raise UsageError(f"cannot name a run directory: {bad_name(name, kind)}", hint=NAME_RULE)
         run_dir = root / f"{model}-{study_name}"
         return RunStore(run_dir) if run_dir.is_dir() else RunStore.create(None, model, run_dir=run_dir)
 

@@ -12,6 +12,7 @@ a heavy client steals the CPU the server is being measured with.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import json
 import random
@@ -22,6 +23,7 @@ from urllib.parse import quote
 import httptools
 import numpy as np
 
+from analyzer.limits import connection_budget
 from analyzer.load.inputs import TensorSpec
 
 Tensors = list[tuple[TensorSpec, np.ndarray]]
@@ -114,6 +116,11 @@ class GrpcInferClient:
             requests.seed,
         )
 
+    @property
+    def connection_cap(self) -> None:
+        """No cap on requests in flight: HTTP/2 carries many on each connection."""
+        return None
+
     async def infer(self) -> None:
         """One request; raises on any failure."""
         from analyzer.load.grpc_frames import GrpcStatusError
@@ -176,36 +183,122 @@ class _Connection(asyncio.Protocol):
 
 
 class HttpInferClient:
-    """Requests over HTTP/1.1 keep-alive connections (a pool; one request per connection)."""
+    """Requests over HTTP/1.1 keep-alive connections: a pool of at most `max_connections`
+    (default: this process's connection budget, analyzer.limits), one request per connection at
+    a time. A request that finds every connection busy at the cap waits for the next one to be
+    free (in order) instead of opening another socket; idle connections unused for
+    IDLE_CLOSE_S are closed, so a pool that grew for a high level shrinks at a lower one."""
 
-    def __init__(self, url: str, model: str, tensors: Tensors | RequestSet, timeout_s: float) -> None:
+    IDLE_CLOSE_S = 2.0  # an idle connection unused this long is closed (checked as requests end)
+
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        tensors: Tensors | RequestSet,
+        timeout_s: float,
+        max_connections: int | None = None,
+    ) -> None:
         host, _, port = url.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
         self.timeout_s = timeout_s
+        self.max_connections = max(1, max_connections if max_connections is not None else connection_budget())
         requests = as_request_set(tensors)
         self._next = picker(
             [_http_request(url, model, t) for t in requests.requests], requests.order, requests.seed
         )
-        self._idle: list[_Connection] = []
+        # Idle connections, most recently used last (taken from that end, so the ones at the
+        # other end are the least recently used: the first to close).
+        self._idle: collections.deque[tuple[float, _Connection]] = collections.deque()
         self._all: set[_Connection] = set()
+        self._opening = 0  # connections being opened (they count towards the cap)
+        self._waiters: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
+        self._swept = 0.0
+        self.opened = 0  # connections opened so far
+
+    @property
+    def connection_cap(self) -> int:
+        """The most requests this client can have in flight: one per connection."""
+        return self.max_connections
+
+    @property
+    def connections(self) -> int:
+        """Connections open now (busy and idle)."""
+        return len(self._all)
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
-        _, conn = await loop.create_connection(_Connection, self.host, self.port)
+        self._opening += 1
+        try:
+            _, conn = await loop.create_connection(_Connection, self.host, self.port)
+        finally:
+            self._opening -= 1
+        self.opened += 1
         self._all.add(conn)
         return conn
 
+    async def _acquire(self) -> _Connection:
+        """An idle connection, a new one while under the cap, or the next one released."""
+        while self._idle:
+            _, candidate = self._idle.pop()
+            if not candidate.closed:
+                return candidate
+            self._all.discard(candidate)
+        if len(self._all) + self._opening < self.max_connections:
+            try:
+                return await self._connect()
+            except BaseException:
+                self._wake_one()  # a slot is free after all: the next waiter may open it
+                raise
+        waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            conn = await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._release(waiter.result())  # handed over as we were cancelled: pass it on
+            raise
+        # None: a connection was dropped, so there is room to open one.
+        return conn if conn is not None else await self._acquire()
+
+    def _release(self, conn: _Connection | None) -> None:
+        """Hand a connection back (None: one was dropped, making room for a new one)."""
+        if conn is not None and conn.closed:  # the server closed it: its slot is free
+            self._all.discard(conn)
+            conn = None
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        if conn is not None:
+            now = asyncio.get_running_loop().time()
+            self._idle.append((now, conn))
+            if now - self._swept >= self.IDLE_CLOSE_S / 2:
+                self._swept = now
+                self.close_idle(older_than_s=self.IDLE_CLOSE_S)
+
+    def _wake_one(self) -> None:
+        self._release(None)
+
+    def close_idle(self, keep: int = 0, older_than_s: float | None = None) -> int:
+        """Close idle connections, least recently used first: all but `keep`, or (with
+        `older_than_s`) only those unused that long. Returns how many were closed."""
+        now = asyncio.get_running_loop().time() if older_than_s is not None else 0.0
+        closed = 0
+        while len(self._idle) > keep:
+            used, conn = self._idle[0]
+            if older_than_s is not None and now - used < older_than_s:
+                break
+            self._idle.popleft()
+            conn.close()
+            self._all.discard(conn)
+            closed += 1
+        return closed
+
     async def infer(self) -> None:
         """One request; raises on any failure (timeouts as asyncio.TimeoutError)."""
-        conn = None
-        while self._idle:
-            candidate = self._idle.pop()
-            if not candidate.closed:
-                conn = candidate
-                break
-            self._all.discard(candidate)
-        if conn is None:
-            conn = await self._connect()
+        conn = await self._acquire()
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[tuple[int, bytes]] = loop.create_future()
         conn.waiter = waiter
@@ -218,10 +311,11 @@ class HttpInferClient:
             # Timed out, cancelled or broken: the connection's state is unknown, never reuse it.
             conn.close()
             self._all.discard(conn)
+            self._wake_one()
             raise
         finally:
             timer.cancel()
-        self._idle.append(conn)
+        self._release(conn)
         if status != 200:
             raise ServerRequestError(status, _error_text(body))
 
@@ -231,6 +325,10 @@ class HttpInferClient:
             conn.close()
         self._all.clear()
         self._idle.clear()
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(ConnectionError("the client was closed"))
+        self._waiters.clear()
 
 
 def _http_request(url: str, model: str, tensors: Tensors) -> bytes:
@@ -267,11 +365,17 @@ def _error_text(body: bytes) -> str:
 
 
 def make_client(
-    protocol: str, url: str, model: str, tensors: Tensors | RequestSet, timeout_s: float = 30.0
+    protocol: str,
+    url: str,
+    model: str,
+    tensors: Tensors | RequestSet,
+    timeout_s: float = 30.0,
+    max_connections: int | None = None,
 ) -> GrpcInferClient | HttpInferClient:
-    """The inference client for `protocol` ("grpc" or "http")."""
+    """The inference client for `protocol` ("grpc" or "http"); `max_connections` caps an HTTP
+    client's sockets (default: this process's connection budget, analyzer.limits)."""
     if protocol == "grpc":
         return GrpcInferClient(url, model, tensors, timeout_s)
     if protocol == "http":
-        return HttpInferClient(url, model, tensors, timeout_s)
+        return HttpInferClient(url, model, tensors, timeout_s, max_connections)
     raise ValueError(f"unknown protocol {protocol!r}")

@@ -169,6 +169,12 @@ class LoadRun:
     themselves after `max_duration_s` (the schedule's length); closed loops when stopped.
     `share=(i, n)` makes this run worker i's part of a level split among n processes
     (analyzer.load.split); `start(at=...)` lets all of them begin at one moment.
+
+    `slots` is the most requests the client can have in flight (an HTTP/1.1 client's
+    connections; None: no such limit). A closed loop asked for more keeps `slots` in flight
+    (its latencies are then the server's at that many, not a client queue's); an open loop
+    holds requests due over it until one ends, as with `LoadSpec.max_inflight`, so they go out
+    late (their latency counts from their schedule). Either way `inflight_limit` then says so.
     """
 
     def __init__(
@@ -179,6 +185,7 @@ class LoadRun:
         max_duration_s: float,
         max_inflight: int = 4096,
         share: tuple[int, int] = (0, 1),
+        slots: int | None = None,
     ) -> None:
         self.infer = infer
         self.share = share
@@ -198,7 +205,22 @@ class LoadRun:
         # The load's own cap (LoadSpec.max_inflight): requests over it wait, in order, for a slot.
         index, workers = share
         self._cap = split_concurrency(load.max_inflight, workers)[index] if load.max_inflight else None
+        self._slots = slots
+        if slots is not None and not load.closed_loop:
+            self._cap = slots if self._cap is None else min(self._cap, slots)
         self._held: collections.deque[float] = collections.deque()
+        self.slot_waits = 0  # open loop: requests held because every connection was busy
+        self.asked = split_concurrency(int(load.level), workers)[index] if load.closed_loop else 0
+        # A closed loop keeps at most `slots` in flight: more would only queue in the client.
+        self._kept = slots if load.closed_loop and slots is not None and slots < self.asked else None
+
+    @property
+    def inflight_limit(self) -> int | None:
+        """The client's connections when they capped this run's requests in flight (a closed
+        loop asked for more, or an open-loop request waited for one), else None."""
+        if self.load.closed_loop:
+            return self._kept
+        return self._slots if self.slot_waits else None
 
     @property
     def inflight(self) -> int:
@@ -211,7 +233,8 @@ class LoadRun:
         self.started_at = now() if at is None else at
         index, workers = self.share
         if self.load.closed_loop:
-            for _ in range(split_concurrency(int(self.load.level), workers)[index]):
+            kept = self.asked if self._kept is None else self._kept
+            for _ in range(kept):
                 self._spawn(self._closed_worker())
         else:
             offsets = share_offsets(self.load, self.max_duration_s, index, workers)
@@ -308,6 +331,8 @@ class LoadRun:
             while i < n and due_times[i] <= t:
                 if self._cap is not None and (self._held or self._inflight >= self._cap):
                     self._held.append(due_times[i])  # sent when a request ends; late from its schedule
+                    if self._slots is not None and self._inflight >= self._slots:
+                        self.slot_waits += 1  # the connections, not the load's own cap, held it
                 elif self._inflight >= self.max_inflight:
                     rec.add(due_times[i], math.nan, math.nan, rec.code(BACKLOG))
                 else:

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from analyzer.limits import MAX_REQUESTS
 from analyzer.load.data import InputDataError
+from analyzer.textfile import read_text, user_path
 
 ORDERS = ("cycle", "sample")
 DISTRIBUTIONS = ("uniform", "normal", "zipf")
@@ -230,7 +232,7 @@ def parse_input_plan(
         if not isinstance(f, str) or not f:
             problems.append((f"{key}.file", f"expected a file name, got {f!r}"))
         else:
-            path = Path(f).expanduser()
+            path = user_path(f)
             if not path.is_absolute() and base_dir is not None:
                 path = base_dir / path
             if path.suffix not in DATA_FILE_SUFFIXES:
@@ -256,8 +258,9 @@ def parse_input_plan(
         kw["order"] = order
     if "requests" in data:
         n = data["requests"]
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 100000:
-            problems.append((f"{key}.requests", f"expected a whole number from 1 to 100000, got {n!r}"))
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_REQUESTS:
+            allowed = f"a whole number from 1 to {MAX_REQUESTS} (the limit)"
+            problems.append((f"{key}.requests", f"expected {allowed}, got {n!r}"))
         else:
             kw["requests"] = n
     dims: dict[str, tuple[tuple[int, float], ...]] = {}
@@ -316,10 +319,11 @@ def plan_from_file(path: str | Path, order: str = "cycle") -> InputPlan:
             f"--input-data {path}: expected a data file (.json in perf_analyzer's format, .npy, "
             ".npz) or a YAML file of generators (.yaml, with inputs: and input_data:)"
         )
+    text = read_text(path, "a request-generator file (YAML)", InputDataError)
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise InputDataError(f"cannot read {path}: {exc.strerror}") from None
+        data = yaml.safe_load(text)
+    except RecursionError:
+        raise InputDataError(f"{path}: not valid YAML (nested too deeply)") from None
     except yaml.YAMLError as exc:
         raise InputDataError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, Mapping) or not set(data) <= {"inputs", "input_data"} or "inputs" not in data:

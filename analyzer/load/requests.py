@@ -17,12 +17,14 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from analyzer.limits import MAX_REQUEST_SET_BYTES
 from analyzer.load.clients import RequestSet, Tensors
 from analyzer.load.data import InputDataError, read_input_data
 from analyzer.load.input_plan import InputGen, InputPlan
 from analyzer.load.inputs import DTYPES, TensorSpec, random_tensor, variable_dims_error
 
 GENERATED_REQUESTS = 100  # prebuilt requests when data is generated with a mix or ranges
+RANDOM_BYTES_ITEM = 8  # the length of each random BYTES element (analyzer.load.inputs.random_tensor)
 
 
 def mix_counts(mix: Sequence[tuple[int, float]], n: int) -> list[int]:
@@ -106,6 +108,72 @@ def _shape_for(
     return tuple(batch) + tuple(dims)
 
 
+def _set_problem(total_bytes: float, requests: int, values: float, floor: bool) -> str:
+    """'' when a request set of `total_bytes` fits MAX_REQUEST_SET_BYTES, else the problem."""
+    if total_bytes <= MAX_REQUEST_SET_BYTES:
+        return ""
+    per = values / max(1, requests)
+    return (
+        f"the request set would hold {'at least ' if floor else ''}{_mib(total_bytes)} ({requests} "
+        f"request{'s' if requests != 1 else ''} of {per:.0f} values on average); the limit is "
+        f"{_mib(MAX_REQUEST_SET_BYTES)}"
+    )
+
+
+def _mib(size: float) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+SET_HINT = (
+    "fewer distinct requests (input_data.requests) or smaller shapes: cycling a sample sends the same mix"
+)
+
+
+def planned_requests(plan: InputPlan | None) -> int:
+    """How many distinct requests a plan without a data file builds."""
+    return 1 if plan is None or not plan.generated else (plan.requests or GENERATED_REQUESTS)
+
+
+def request_set_floor(plan: InputPlan | None, shapes: Mapping[str, Sequence[int]]) -> None:
+    """Refuse, before any model is known, a request set that is surely over
+    MAX_REQUEST_SET_BYTES: its requests times the values of every input whose shape is given
+    (a generator's shape, with each named dimension's lengths in their exact proportions, or a
+    fixed shape from `shapes`), at one byte a value (the dtype is the model's). InputDataError
+    naming the size and the limit; build_requests checks the exact size later."""
+    if plan is not None and plan.file is not None:
+        return  # a data file's size is checked when it is read
+    n = planned_requests(plan)
+    gens = dict(plan.inputs) if plan is not None else {}
+    dims = dict(plan.dims) if plan is not None else {}
+    values = 0.0
+    for name, fixed in shapes.items():
+        if name not in gens or gens[name].shape is None:
+            values += n * math.prod(fixed)
+    for gen in gens.values():
+        if gen.shape is None:
+            continue
+        named = [d for d in gen.shape if isinstance(d, str)]
+        fixed_part = math.prod(d for d in gen.shape if isinstance(d, int))
+        if len(named) == 1 and named[0] in dims:  # exact: each length in its share of the n
+            mix = dims[named[0]]
+            values += fixed_part * sum(length * count for (length, _), count in zip(mix, mix_counts(mix, n)))
+        else:  # several named dimensions are shuffled apart: the shortest of each, a floor
+            shortest = [min(length for length, _ in dims.get(d, ((1, 1.0),))) for d in named]
+            values += n * fixed_part * math.prod(shortest)
+    problem = _set_problem(values, n, values, floor=True)
+    if problem:
+        raise InputDataError(problem, hint=SET_HINT)
+
+
+def _item_bytes(gen: InputGen | None, spec: TensorSpec) -> int:
+    """Bytes of one element of an input as sent (a BYTES element: its length prefix and data)."""
+    if spec.datatype != "BYTES":
+        return int(np.dtype(DTYPES[spec.datatype]).itemsize)
+    if gen is not None and gen.strings is not None:
+        return 4 + max(len(s.encode()) for s in gen.strings)
+    return 4 + RANDOM_BYTES_ITEM
+
+
 def build_requests(
     plan: InputPlan | None, specs: Sequence[TensorSpec], batched: bool, seed: int = 0
 ) -> RequestSet:
@@ -138,12 +206,23 @@ def build_requests(
         rng.shuffle(column)
         for i in range(n):
             per_request[i][name] = int(column[i])
+    # Every request's shapes first: the set's exact size is checked before any data is made.
+    shaped = [
+        [(spec, _shape_for(gens.get(spec.name), spec, batched, lengths)) for spec in specs]
+        for lengths in per_request
+    ]
+    values = sum(math.prod(shape) for request in shaped for _, shape in request)
+    total = sum(
+        math.prod(shape) * _item_bytes(gens.get(s.name), s) for request in shaped for s, shape in request
+    )
+    problem = _set_problem(total, n, values, floor=False)
+    if problem:
+        raise InputDataError(problem, hint=SET_HINT)
     requests = []
-    for lengths in per_request:
+    for request in shaped:
         tensors: Tensors = []
-        for spec in specs:
+        for spec, shape in request:
             gen = gens.get(spec.name)
-            shape = _shape_for(gen, spec, batched, lengths)
             concrete = TensorSpec(spec.name, spec.datatype, shape)
             data = _values(gen, concrete, shape, rng) if gen is not None else random_tensor(concrete, rng)
             tensors.append((concrete, data))

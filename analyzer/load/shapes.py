@@ -6,10 +6,14 @@ A closed-loop shape is just a concurrency; an open-loop shape is a schedule of s
 
 from __future__ import annotations
 
+import math
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from analyzer.limits import MAX_SCHEDULE_GRID, MAX_SCHEDULE_REQUESTS, MAX_SCHEDULE_S
 
 LOAD_MODES = ("concurrency", "rate")
 ARRIVALS = ("poisson", "constant")
@@ -112,6 +116,52 @@ def geometric_levels(start: int, maximum: int) -> list[int]:
 # send times instead.
 
 GRID_S = 0.001  # the rate is integrated on this grid: 1 ms is finer than any rate change
+MAX_TRACE_BYTES = 512 * 2**20  # a trace file's length: MAX_SCHEDULE_REQUESTS lines of ~25 characters
+
+
+def grid_step(duration_s: float) -> float:
+    """The integration step for a schedule this long: GRID_S, coarser for long schedules so the
+    grid never holds more than MAX_SCHEDULE_GRID points (a day: 86 ms)."""
+    return max(GRID_S, duration_s / MAX_SCHEDULE_GRID)
+
+
+def rate_grid(schedule: "Schedule", scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The grid a schedule's rate is integrated on (at most MAX_SCHEDULE_GRID + 2 points) and
+    the cumulative expected arrivals at each point, rates multiplied by `scale` (trapezoids)."""
+    duration = schedule.duration_s
+    step = grid_step(duration)
+    grid = np.arange(0.0, duration + step, step)
+    rates = np.maximum(schedule.rate(grid) * scale, 0.0)
+    cumulative = np.concatenate([[0.0], np.cumsum((rates[1:] + rates[:-1]) * 0.5 * step)])
+    return grid, cumulative
+
+
+def expected_requests(schedule: "Schedule", scale: float = 1.0) -> float:
+    """About how many requests a schedule sends at `scale` (a trace: exactly), computed on the
+    bounded grid, before any send time is made."""
+    if isinstance(schedule, Trace):
+        return float(len(schedule.times))
+    if schedule.duration_s <= 0:
+        return 0.0
+    return float(rate_grid(schedule, scale)[1][-1])
+
+
+def level_horizon_s(warmup_s: float, longest_window_s: float, max_windows: int) -> float:
+    """How long a steady load level can run: the warm-up and every window it may measure, plus
+    one (an open loop's send times are made for this long, up front)."""
+    return warmup_s + longest_window_s * (max_windows + 1)
+
+
+def open_loop_problem(requests: float, what: str, fix: str) -> str:
+    """'' when an open loop of `requests` send times is within MAX_SCHEDULE_REQUESTS, else the
+    problem: `what` it is, its size, the limit and `fix` (how to shrink it)."""
+    if not math.isfinite(requests) or requests > MAX_SCHEDULE_REQUESTS:
+        shown = f"{requests:.0f}" if math.isfinite(requests) else "unboundedly many"
+        return (
+            f"{what} would send about {shown} requests; the limit is {MAX_SCHEDULE_REQUESTS} per level "
+            f"(each is a send time and a record in memory): {fix}"
+        )
+    return ""
 
 
 class Schedule:
@@ -237,10 +287,7 @@ def schedule_offsets(
     duration = schedule.duration_s
     if duration <= 0:
         return np.empty(0)
-    grid = np.arange(0.0, duration + GRID_S, GRID_S)
-    rates = np.maximum(schedule.rate(grid) * scale, 0.0)
-    # Cumulative expected arrivals at each grid point (trapezoids).
-    cumulative = np.concatenate([[0.0], np.cumsum((rates[1:] + rates[:-1]) * 0.5 * GRID_S)])
+    grid, cumulative = rate_grid(schedule, scale)  # expected arrivals so far at each grid point
     total = cumulative[-1]
     if total <= 0:
         return np.empty(0)
@@ -272,14 +319,13 @@ def parse_schedule(text: str) -> Schedule:
         if kind in ("trace", "gaps"):
             if not rest:
                 raise ValueError("needs a file")
-            values = [
-                float(line.split()[0])
-                for line in Path(rest).read_text().splitlines()
-                if line.strip() and not line.lstrip().startswith("#")
-            ]
+            values = _read_times(Path(rest))
             if not values or any(v < 0 or not np.isfinite(v) for v in values):
                 raise ValueError(f"{rest} must hold one non-negative number per line")
-            return Trace.from_gaps(values) if kind == "gaps" else Trace(tuple(sorted(values)))
+            trace = Trace.from_gaps(values) if kind == "gaps" else Trace(tuple(sorted(values)))
+            if _length_problem(trace):
+                raise ValueError(_length_problem(trace))
+            return trace
         numbers = [] if kind == "step" else [float(p) for p in parts]
         if kind == "step" and len(parts) == 2:
             rates = tuple(float(r) for r in parts[0].split(","))
@@ -297,6 +343,44 @@ def parse_schedule(text: str) -> Schedule:
         raise ValueError(f"cannot read {rest}: {exc.strerror}") from None
     except (TypeError, ValueError) as exc:
         raise ValueError(f"bad schedule {text!r}: {exc}") from None
-    if any(not np.isfinite(v) or v < 0 for v in checks) or schedule.duration_s <= 0:
+    if any(not np.isfinite(v) or v < 0 for v in checks) or not schedule.duration_s > 0:
         raise ValueError(f"bad schedule {text!r}: rates and times must be >= 0, and the length > 0")
+    if isinstance(schedule, Daily) and not schedule.period_s > 0:
+        raise ValueError(f"bad schedule {text!r}: the period must be > 0")
+    if _length_problem(schedule):
+        raise ValueError(f"bad schedule {text!r}: {_length_problem(schedule)}")
     return schedule
+
+
+def _length_problem(schedule: Schedule) -> str:
+    """Why a schedule is too long ('' when it is not): past MAX_SCHEDULE_S (its length is
+    computed from its parameters, never from its grid)."""
+    if schedule.duration_s > MAX_SCHEDULE_S:
+        return f"it lasts {schedule.duration_s:.0f} s; the limit is {MAX_SCHEDULE_S:.0f} s (a day)"
+    return ""
+
+
+def _read_times(path: Path) -> list[float]:
+    """The first number on each line of a trace file (blank lines and # comments skipped),
+    read line by line: at most MAX_SCHEDULE_REQUESTS of them from at most MAX_TRACE_BYTES."""
+    size = path.stat().st_size
+    if size > MAX_TRACE_BYTES:
+        raise ValueError(f"{path} is {size / 2**20:.0f} MiB; a trace may be {MAX_TRACE_BYTES // 2**20} MiB")
+    values = array("d")
+    with open(path, encoding="utf-8") as fh:
+        try:
+            for number, line in enumerate(fh, 1):
+                words = line.split()
+                if not words or words[0].startswith("#"):
+                    continue
+                try:
+                    values.append(float(words[0]))
+                except ValueError:
+                    raise ValueError(f"{path}, line {number}: {words[0][:40]!r} is not a number") from None
+                if len(values) > MAX_SCHEDULE_REQUESTS:
+                    raise ValueError(
+                        f"{path} holds more than {MAX_SCHEDULE_REQUESTS} send times, the limit per level"
+                    )
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path} is not UTF-8 text (byte {exc.start} of a line is not)") from None
+    return values.tolist()

