@@ -1,5 +1,6 @@
-"""What the `tritune` commands share: the error line on stderr and the Ctrl-C handling of a
-measurement. Kept apart from analyzer.cli so that the command modules need not import the group."""
+"""What the `tritune` commands share: the error line on stderr, the --storage option's source,
+and the Ctrl-C handling of a measurement. Kept apart from analyzer.cli so that the command
+modules need not import the group."""
 
 from __future__ import annotations
 
@@ -10,11 +11,26 @@ from typing import Any, Callable, Iterator
 import click
 
 from analyzer.profiler import StopToken
+from analyzer.storage_url import STORAGE_ENV
 
 
 def echo_error(message: str) -> None:
     """Print `error: message` on stderr."""
     click.echo(f"error: {message}", err=True)
+
+
+STORAGE_META = "tritune.storage"  # ctx.meta key (shared by the group): the command's storage URL
+
+
+def storage_option(storage: str | None) -> bool:
+    """Note the running command's storage URL for the group's error messages (which scrub its
+    password), and say whether it came from the environment (STORAGE_ENV), not the options."""
+    ctx = click.get_current_context()
+    ctx.meta[STORAGE_META] = storage
+    return ctx.get_parameter_source("storage") is click.core.ParameterSource.ENVIRONMENT
+
+
+STORAGE_HELP_ENV = f" Or set {STORAGE_ENV} (keeps the URL and its password off the command line)."
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from analyzer.cli_common import ctrl_c_stops
+from analyzer.cli_common import STORAGE_HELP_ENV, ctrl_c_stops, storage_option
 from analyzer.cli_params import POSITIVE, WORKERS, WORKERS_HELP
 from analyzer.errors import UsageError
 from analyzer.output import print_result
@@ -17,6 +17,7 @@ from analyzer.progress_live import sweep_progress
 from analyzer.search.registry import STRATEGY_NAMES
 from analyzer.server.endpoint import PROTOCOLS
 from analyzer.spec import SweepSpec, load_spec
+from analyzer.storage_url import STORAGE_ENV
 from analyzer.store import RunStore
 from analyzer.sweep import SweepOptions, run_sweep
 
@@ -61,9 +62,10 @@ def sweep_body(spec: SweepSpec | None, options: SweepOptions, quiet: bool) -> in
 @click.option("--workers", type=WORKERS, default=None, help=WORKERS_HELP + " Overrides load.workers.")
 @click.option(
     "--storage",
+    envvar=STORAGE_ENV,
     help="Share the sweep through this database (an SQLAlchemy URL, e.g. "
     "postgresql+psycopg://user:pass@host/db): start the same command on many machines, each with "
-    "its own server, and they split the configs between them.",
+    "its own server, and they split the configs between them." + STORAGE_HELP_ENV,
 )
 @click.option("--study", help="The shared study's name (with --storage; default 'tritune').")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
@@ -85,14 +87,18 @@ def sweep(
 ) -> int:
     """Sweep the configs of SPEC_FILE and write the best config.pbtxt (exit 3: none met the budget)."""
 
+    from_env = storage_option(storage)
     if spec_file is None and resume is None:
         raise UsageError("give a sweep spec (SPEC.yaml), or --resume RUN_DIR")
     if study is not None and storage is None:
-        raise UsageError("--study names a shared study: give its --storage URL too")
+        raise UsageError(f"--study names a shared study: give its --storage URL too (or set {STORAGE_ENV})")
     if storage is not None and resume is not None:
         raise UsageError(
             "a shared study resumes by running the same command again (--storage, --study); "
-            "leave out --resume"
+            "leave out --resume",
+            hint=f"{STORAGE_ENV} is set: unset it to resume a run directory of one worker"
+            if from_env
+            else None,
         )
     spec = load_spec(spec_file, url=url) if spec_file else None
     overrides = dict(

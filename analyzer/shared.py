@@ -23,6 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from analyzer.errors import UsageError
+from analyzer.storage_url import redact, scrub
 
 _META = sa.MetaData()
 ROWS = sa.Table(
@@ -72,16 +73,19 @@ def retry_schema_race(make: Callable[[], T], attempts: int = 5) -> T:
 
 
 def engine_for(url: str) -> sa.Engine:
-    """A SQLAlchemy engine for a storage URL, or UsageError naming what is wrong (exit 2)."""
+    """A SQLAlchemy engine for a storage URL, or UsageError naming what is wrong (exit 2; the
+    URL shown without its password)."""
     try:
         return sa.create_engine(url, pool_pre_ping=True)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
         raise UsageError(
-            f"--storage {url!r} is not a database URL Optuna can use: {exc}",
+            f"--storage {redact(url)} is not a database URL Optuna can use: {scrub(str(exc), url)}",
             hint="for example sqlite:///sweep.db or postgresql+psycopg://user:pass@host:5432/db",
         ) from None
     except ImportError as exc:
-        raise UsageError(f"--storage {url!r}: its database driver is not installed ({exc})") from None
+        raise UsageError(
+            f"--storage {redact(url)}: its database driver is not installed ({scrub(str(exc), url)})"
+        ) from None
 
 
 class SharedTables:

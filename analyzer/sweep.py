@@ -33,6 +33,7 @@ from analyzer.search.study import STUDY_NAME
 from analyzer.server.session import ModelInfo, ServerSession, open_server, prepare_model
 from analyzer.shared import SharedTables, engine_for, retry_schema_race
 from analyzer.spec import SweepSpec, load_spec, write_spec
+from analyzer.storage_url import redact, scrub
 from analyzer.store import RunStore
 from analyzer.targets import Target
 
@@ -182,19 +183,14 @@ def open_shared_storage(url: str) -> optuna.storages.RDBStorage:
         return retry_schema_race(make)
     except sqlalchemy.exc.OperationalError as exc:
         raise UsageError(
-            f"cannot reach the database at --storage {_redact(url)}: {str(exc.orig).strip().splitlines()[0]}",
+            f"cannot reach the database at --storage {redact(url)}: "
+            f"{scrub(str(exc.orig).strip().splitlines()[0], url)}",
             hint="check the host, port, user and password, and that the database exists",
         ) from None
     except sqlalchemy.exc.ArgumentError as exc:
-        raise UsageError(f"--storage {_redact(url)} is not a database URL Optuna can use: {exc}") from None
-
-
-def _redact(url: str) -> str:
-    """A URL without its password, for messages."""
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001
-        return "<the given URL>"
+        raise UsageError(
+            f"--storage {redact(url)} is not a database URL Optuna can use: {scrub(str(exc), url)}"
+        ) from None
 
 
 def _join_shared(
