@@ -1,6 +1,6 @@
-"""What the `tritune` commands share: the error line on stderr, the --storage option's source,
-and the Ctrl-C handling of a measurement. Kept apart from analyzer.cli so that the command
-modules need not import the group."""
+"""What the `tritune` commands share: the error line on stderr, the message of an error from the
+system or the database, the --storage option's source, and the Ctrl-C handling of a
+measurement. Kept apart from analyzer.cli so that the command modules need not import the group."""
 
 from __future__ import annotations
 
@@ -10,13 +10,26 @@ from typing import Any, Callable, Iterator
 
 import click
 
+from analyzer.db_retry import reason
 from analyzer.profiler import StopToken
-from analyzer.storage_url import STORAGE_ENV
+from analyzer.storage_url import STORAGE_ENV, scrub
 
 
 def echo_error(message: str) -> None:
     """Print `error: message` on stderr."""
     click.echo(f"error: {message}", err=True)
+
+
+def environment_error(exc: BaseException, storage: str | None) -> str:
+    """The message for an error that is neither tritune's nor the user's input: the system
+    refused a file operation (a full disk, a file-size limit, ...), or the database failed in a
+    way that retrying cannot mend. Without the storage URL's password."""
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        text = f"{exc.strerror or exc}{where} (what was measured before is kept)"
+    else:
+        text = f"the database failed: {reason(exc)}"
+    return scrub(text, storage) if storage else text
 
 
 STORAGE_META = "tritune.storage"  # ctx.meta key (shared by the group): the command's storage URL

@@ -23,8 +23,8 @@ from analyzer.measure import Measurement
 from analyzer.pipeline import candidate_from_row
 from analyzer.search.base import SHARED_POLL_S
 
-# Shared studies: the claims that say which worker runs the confirmation round, and that it ended.
-CONFIRM_CLAIM, CONFIRMED_CLAIM = "__confirm__", "__confirmed__"
+# Shared studies: the claims that say which worker runs the round and that it ended (analyzer.shared).
+from analyzer.shared import CONFIRM_CLAIM, CONFIRMED_CLAIM
 
 Plan = list[tuple[Any, float]]  # (candidate, its capacity level), in the round's order
 

@@ -20,6 +20,7 @@ from analyzer.modelconfig import apply_candidate, parse_pbtxt, to_pbtxt
 from analyzer.pipeline import JointCandidate, candidate_from_row
 from analyzer.report import read_run_spec, write_report
 from analyzer.shared import SharedTables
+from analyzer.shared_storage import open_shared_storage
 from analyzer.storage_url import redact
 from analyzer.store import RunStore
 
@@ -27,8 +28,6 @@ from analyzer.store import RunStore
 def load_shared_study(url: str, study_name: str) -> optuna.Study:
     """The study, or UsageError (exit 2) for a bad URL, an unreachable database or an unknown
     study (naming the studies the database has)."""
-    from analyzer.sweep import open_shared_storage
-
     storage = open_shared_storage(url)
     try:
         return optuna.load_study(study_name=study_name, storage=storage)

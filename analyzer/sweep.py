@@ -9,13 +9,11 @@ Also the resume rules: a run directory continues only with a spec that matches w
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
-import sqlalchemy
 
 from analyzer.errors import ModelNotReadyError, SpecError, UsageError
 from analyzer.identity import check_identity, server_identity
@@ -28,12 +26,11 @@ from analyzer.preflight import check_before_server, local_config
 from analyzer.profiler import StopToken
 from analyzer.runner import Events, SweepResult, SweepRunner
 from analyzer.search import make_search
-from analyzer.search.base import GRACE_S, HEARTBEAT_S
 from analyzer.search.study import STUDY_NAME
 from analyzer.server.session import ModelInfo, ServerSession, open_server, prepare_model
-from analyzer.shared import SharedTables, engine_for, retry_schema_race
+from analyzer.shared import SharedTables
+from analyzer.shared_storage import RetryingStorage, open_shared_storage
 from analyzer.spec import SweepSpec, load_spec, write_spec
-from analyzer.storage_url import redact, scrub
 from analyzer.store import RunStore
 from analyzer.targets import Target
 
@@ -161,45 +158,13 @@ def _targets(
     return targets, plan, candidates, start
 
 
-def open_shared_storage(url: str) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage for a shared study, with heartbeats: a worker that dies mid-config
-    has its trial failed after GRACE_S, and retried (put back in the queue) for another worker.
-    Bad URLs and unreachable databases are UsageErrors (exit 2)."""
-    engine_for(url)  # the URL's form and driver, with a clear message
-
-    def make() -> optuna.storages.RDBStorage:
-        with warnings.catch_warnings():
-            # Heartbeats are marked experimental in Optuna; shared studies rely on them.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
-                engine_kwargs={"pool_pre_ping": True},
-            )
-
-    try:
-        return retry_schema_race(make)
-    except sqlalchemy.exc.OperationalError as exc:
-        raise UsageError(
-            f"cannot reach the database at --storage {redact(url)}: "
-            f"{scrub(str(exc.orig).strip().splitlines()[0], url)}",
-            hint="check the host, port, user and password, and that the database exists",
-        ) from None
-    except sqlalchemy.exc.ArgumentError as exc:
-        raise UsageError(
-            f"--storage {redact(url)} is not a database URL Optuna can use: {scrub(str(exc), url)}"
-        ) from None
-
-
 def _join_shared(
     spec: SweepSpec,
     options: SweepOptions,
     store: RunStore,
     session: ServerSession,
     base: ModelConfig,
-    storage: optuna.storages.RDBStorage,
+    storage: RetryingStorage,
 ) -> tuple[Any, str]:
     """Join (or start) a shared study: its tables, and the checks that make its workers
     comparable (same spec, same kind of server)."""
@@ -230,7 +195,13 @@ def _join_shared(
         study.set_user_attr("spec", spec.to_dict())
         study.set_user_attr("base_config", to_pbtxt(base))
         study.set_user_attr("model", spec.model)
-    store.shared = SharedTables(options.storage, study_name, f"{mine['host']}:{os.getpid()}")
+    store.shared = SharedTables(
+        options.storage,
+        study_name,
+        f"{mine['host']}:{os.getpid()}",
+        retry=storage.retry,
+        timings=storage.timings,
+    )
     return storage, study_name
 
 
