@@ -11,7 +11,9 @@ SQLAlchemy Core (no hand-written SQL dialect):
   same transaction: a worker whose claim was taken over gets ClaimLostError, and writes nothing.
 - `tritune_claims`: which trial measures which config. The primary key (study, config_id) makes
   a claim exclusive; a claim whose trial failed (its worker died and the heartbeat noticed) is
-  taken over by compare-and-set on the old trial number, so exactly one worker wins it.
+  taken over by compare-and-set on the old trial number, so exactly one worker wins it. The
+  confirmation round's claim (`CONFIRM_CLAIM`) has no trial; its holder keeps its `beat` fresh
+  instead, and a waiting worker takes over a claim whose beat stopped (analyzer.confirm).
 
 Every call is retried while the database is briefly down (analyzer.db_retry).
 """
@@ -56,6 +58,8 @@ CLAIMS = sa.Table(
     sa.Column("config_id", sa.String(255), primary_key=True),
     sa.Column("trial", sa.Integer, nullable=False),
     sa.Column("worker", sa.String(255), nullable=False),
+    # When its holder last showed it is alive (the database's clock): the confirmation round's.
+    sa.Column("beat", sa.DateTime),
 )
 
 
@@ -114,6 +118,20 @@ def engine_for(url: str) -> sa.Engine:
         ) from None
 
 
+def _add_missing_columns(engine: sa.Engine) -> None:
+    """Bring a study's tables made by an earlier tritune up to this one's (a column added since:
+    tritune_claims.beat), through Alembic, which Optuna's own schema migrations use."""
+    with engine.begin() as conn:
+        have = {c["name"] for c in sa.inspect(conn).get_columns(CLAIMS.name)}
+        if "beat" not in have:
+            from alembic.migration import MigrationContext
+            from alembic.operations import Operations
+
+            Operations(MigrationContext.configure(conn)).add_column(
+                CLAIMS.name, sa.Column("beat", sa.DateTime)
+            )
+
+
 class SharedTables:
     """The shared result tables and claims of one study, as one worker sees them."""
 
@@ -131,9 +149,11 @@ class SharedTables:
         self.retry = retry or DbRetry(url, self.timings.retry_s)
         self.engine = engine_for(url)
 
-        self._call(
-            "creating the study's tables", lambda: retry_schema_race(lambda: _META.create_all(self.engine))
-        )
+        def make_schema() -> None:
+            _META.create_all(self.engine)
+            _add_missing_columns(self.engine)
+
+        self._call("creating the study's tables", lambda: retry_schema_race(make_schema))
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         return self.retry.call(fn, what)
@@ -236,7 +256,11 @@ class SharedTables:
             with self.engine.begin() as conn:
                 conn.execute(
                     CLAIMS.insert().values(
-                        study=self.study, config_id=config_id, trial=trial, worker=self.worker
+                        study=self.study,
+                        config_id=config_id,
+                        trial=trial,
+                        worker=self.worker,
+                        beat=sa.func.now(),
                     )
                 )
 
@@ -249,39 +273,46 @@ class SharedTables:
 
     def holder(self, config_id: str) -> tuple[int, str] | None:
         """The trial and worker holding a config's claim (None: unclaimed)."""
+        held = self.holding(config_id)
+        return None if held is None else (held[0], held[1])
+
+    def holding(self, config_id: str) -> tuple[int, str, Any] | None:
+        """The trial and worker holding a claim, and its last beat (None: unclaimed)."""
 
         def read() -> Any:
             with self.engine.connect() as conn:
                 return conn.execute(
-                    sa.select(CLAIMS.c.trial, CLAIMS.c.worker).where(
+                    sa.select(CLAIMS.c.trial, CLAIMS.c.worker, CLAIMS.c.beat).where(
                         CLAIMS.c.study == self.study, CLAIMS.c.config_id == config_id
                     )
                 ).first()
 
         row = self._call("reading a claim", read)
-        return None if row is None else (int(row.trial), str(row.worker))
+        return None if row is None else (int(row.trial), str(row.worker), row.beat)
 
-    def take_over(self, config_id: str, old_trial: int, trial: int) -> bool:
-        """Move a claim from a dead trial to ours; True for exactly one caller."""
+    def take_over(self, config_id: str, old_trial: int, trial: int, old_worker: str | None = None) -> bool:
+        """Move a claim from a dead holder (its trial, and its worker when given) to ours;
+        True for exactly one caller."""
 
         def update() -> int:
+            match = [
+                CLAIMS.c.study == self.study,
+                CLAIMS.c.config_id == config_id,
+                CLAIMS.c.trial == old_trial,
+            ]
+            if old_worker is not None:
+                match.append(CLAIMS.c.worker == old_worker)
             with self.engine.begin() as conn:
                 result = conn.execute(
-                    CLAIMS.update()
-                    .where(
-                        CLAIMS.c.study == self.study,
-                        CLAIMS.c.config_id == config_id,
-                        CLAIMS.c.trial == old_trial,
-                    )
-                    .values(trial=trial, worker=self.worker)
+                    CLAIMS.update().where(*match).values(trial=trial, worker=self.worker, beat=sa.func.now())
                 )
             return int(result.rowcount)
 
         return self._call("taking a claim over", update) == 1
 
     def release(self, config_id: str, trial: int) -> bool:
-        """Give up a claim this worker holds (a config it leaves unfinished), so that another
-        worker can claim it at once; False when it was not ours."""
+        """Give up a claim this worker holds (a config it leaves unfinished, or the confirmation
+        round), so that another worker can claim it at once; False when it was not ours."""
 
         def delete() -> int:
             with self.engine.begin() as conn:
@@ -296,3 +327,18 @@ class SharedTables:
             return int(result.rowcount)
 
         return self._call("releasing a claim", delete) == 1
+
+    def touch(self, config_id: str) -> bool:
+        """Refresh the beat of a claim this worker holds; False when it is no longer ours.
+        Called from a heartbeat thread, which tries again on its own: not retried here."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                CLAIMS.update()
+                .where(
+                    CLAIMS.c.study == self.study,
+                    CLAIMS.c.config_id == config_id,
+                    CLAIMS.c.worker == self.worker,
+                )
+                .values(beat=sa.func.now())
+            )
+        return int(result.rowcount) == 1
