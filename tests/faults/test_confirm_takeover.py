@@ -13,18 +13,20 @@ import pandas as pd
 import pytest
 
 import analyzer.confirm
-import analyzer.errors
 from analyzer.capacity import Verdict
 from analyzer.confirm import CONFIRM_CLAIM, CONFIRMED_CLAIM, ConfirmationRound, ConfirmIO
+from analyzer.errors import ClaimLostError
 from analyzer.measure import Measurement
 from analyzer.shared import SharedTables
 from analyzer.shared_timing import SharedTimings
+from analyzer.space import Candidate
 from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS
 from tests.helpers import measurement
 
 pytestmark = pytest.mark.integration
 
 TIMINGS = SharedTimings(heartbeat_s=1, grace_s=2, retry_s=30)
+MEETS = Verdict(True, "meets", "")
 TOP = [("i2_b8_d0", 2, 8, 16.0, 1200.0), ("i1_b8_d0", 1, 8, 8.0, 900.0)]  # the round's order
 
 
@@ -56,7 +58,7 @@ class Worker:
             ),
             apply=lambda cand: "",
             measure=self.measure,
-            decide=lambda m: Verdict(True, "meets", ""),
+            decide=lambda m: MEETS,
             record=self.record,
             stopped=lambda: self.stop_after is not None and len(self.calls) >= self.stop_after,
             say=self.said.append,
@@ -95,7 +97,7 @@ def test_a_dead_confirming_worker_s_round_is_taken_over_and_continued(
     _searched(dead)
     # It claimed the round, measured its first config's first round, and died (no more beats).
     assert dead.tables.claim(CONFIRM_CLAIM, -1)
-    dead.record(type("C", (), {"config_id": "i2_b8_d0"})(), measurement(1.0), Verdict(True, "meets", ""), 1)
+    dead.record(Candidate(2, 8, 0), measurement(1.0), MEETS, 1)
     live = Worker(postgres_url, "takeover", "live:2")
     assert asyncio.run(live.round().run())
     # The rest of the round, in the round's order, and nothing twice.
@@ -112,9 +114,8 @@ def test_a_dead_confirming_worker_s_round_is_taken_over_and_continued(
         ("i2_b8_d0", 2),
     ]
     # The dead worker, were it only frozen, can add nothing now: the round is no longer its.
-    late = type("C", (), {"config_id": "i1_b8_d0"})()
-    with pytest.raises(analyzer.errors.ClaimLostError):
-        dead.record(late, measurement(1.0), Verdict(True, "meets", ""), 3)
+    with pytest.raises(ClaimLostError, match="the confirmation round was taken over by live:2"):
+        dead.record(Candidate(1, 8, 0), measurement(1.0), MEETS, 3)
 
 
 def test_a_stopped_confirming_worker_gives_the_round_back(

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from analyzer.errors import ClaimLostError
+from analyzer.search.base import Search
 from analyzer.search.registry import make_search
 from analyzer.search.study import Outcome
 from analyzer.shared import SharedTables
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.integration
 ONE = Candidate(1, 8, 0)
 
 
-def _worker(url: str, name: str, timings: SharedTimings) -> tuple[object, SharedTables]:
+def _worker(url: str, name: str, timings: SharedTimings) -> tuple[Search, SharedTables]:
     storage = open_shared_storage(url, timings)
     tables = SharedTables(url, "lost", name, retry=storage.retry, timings=timings)
     search = make_search(
