@@ -13,19 +13,26 @@ from __future__ import annotations
 from typing import Any
 
 import click
+import optuna
+import sqlalchemy
 
-from analyzer.cli_common import echo_error
+from analyzer.cli_common import STORAGE_META, echo_error, environment_error
 from analyzer.cli_profile import profile
 from analyzer.cli_report import dash, report
 from analyzer.cli_restore import restore
 from analyzer.cli_sweep import demo, sweep
-from analyzer.errors import TrituneError
+from analyzer.errors import EXIT_RUNTIME, TrituneError
 from analyzer.limits import raise_fd_limit
+
+# Errors from outside tritune that are not bugs: the system refused a file operation, or the
+# database failed past what its retry mends. One line and exit 1, never a traceback.
+ENVIRONMENT_ERRORS = (OSError, sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)
 
 
 class TrituneGroup(click.Group):
     """The `tritune` group. A command returns its exit code; a TrituneError it raises becomes
-    its message on stderr and its own exit code, and Ctrl-C exit 130, for every command alike."""
+    its message on stderr and its own exit code, an error of the system or the database exit 1,
+    and Ctrl-C exit 130, for every command alike."""
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command and exit with its code (with the open-file soft limit raised to the
@@ -36,6 +43,9 @@ class TrituneGroup(click.Group):
         except TrituneError as exc:
             echo_error(str(exc))
             ctx.exit(exc.exit_code)
+        except ENVIRONMENT_ERRORS as exc:
+            echo_error(environment_error(exc, ctx.meta.get(STORAGE_META)))
+            ctx.exit(EXIT_RUNTIME)
         except KeyboardInterrupt:
             echo_error("interrupted")
             ctx.exit(130)

@@ -1,6 +1,7 @@
-"""What the `tritune` commands share: the error line on stderr and the signal handling of a
-measurement (Ctrl-C, SIGTERM, SIGHUP). Kept apart from analyzer.cli so that the command modules
-need not import the group."""
+"""What the `tritune` commands share: the error line on stderr, the message of an error from the
+system or the database, the --storage option's source, and the signal handling of a measurement
+(Ctrl-C, SIGTERM, SIGHUP). Kept apart from analyzer.cli so that the command modules need not
+import the group."""
 
 from __future__ import annotations
 
@@ -10,12 +11,40 @@ from typing import Any, Callable, Iterator
 
 import click
 
+from analyzer.db_retry import reason
 from analyzer.profiler import StopToken
+from analyzer.storage_url import STORAGE_ENV, scrub
 
 
 def echo_error(message: str) -> None:
     """Print `error: message` on stderr."""
     click.echo(f"error: {message}", err=True)
+
+
+def environment_error(exc: BaseException, storage: str | None) -> str:
+    """The message for an error that is neither tritune's nor the user's input: the system
+    refused a file operation (a full disk, a file-size limit, ...), or the database failed in a
+    way that retrying cannot mend. Without the storage URL's password."""
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        text = f"{exc.strerror or exc}{where} (what was measured before is kept)"
+    else:
+        text = f"the database failed: {reason(exc)}"
+    return scrub(text, storage) if storage else text
+
+
+STORAGE_META = "tritune.storage"  # ctx.meta key (shared by the group): the command's storage URL
+
+
+def storage_option(storage: str | None) -> bool:
+    """Note the running command's storage URL for the group's error messages (which scrub its
+    password), and say whether it came from the environment (STORAGE_ENV), not the options."""
+    ctx = click.get_current_context()
+    ctx.meta[STORAGE_META] = storage
+    return ctx.get_parameter_source("storage") is click.core.ParameterSource.ENVIRONMENT
+
+
+STORAGE_HELP_ENV = f" Or set {STORAGE_ENV} (keeps the URL and its password off the command line)."
 
 
 # What stops a measurement the way Ctrl-C does: `timeout`, `kill`, `docker stop` and a deleted

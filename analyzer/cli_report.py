@@ -8,19 +8,30 @@ import time
 
 import click
 
+from analyzer.cli_common import STORAGE_HELP_ENV, storage_option
 from analyzer.errors import UsageError
 from analyzer.names import check_name
+from analyzer.storage_url import STORAGE_ENV, scrub
 from analyzer.store import RunStore
 
 
-def _study_dir(run_dir: str | None, storage: str | None, study: str | None, out: str | None) -> str:
-    """The run directory to read: RUN_DIR, or a shared study's, written from its database."""
+def _study_dir(
+    run_dir: str | None, storage: str | None, study: str | None, out: str | None
+) -> tuple[str, str | None]:
+    """The run directory to read: RUN_DIR, or a shared study's, written from its database; and
+    the storage URL it came from (None: RUN_DIR). A RUN_DIR given wins over a storage URL from
+    the environment (STORAGE_ENV)."""
+    if storage_option(storage) and run_dir is not None:
+        storage = None
+        storage_option(None)
     if storage is None:
         if study is not None or out is not None:
-            raise UsageError("--study and --out read a shared study: give its --storage URL too")
+            raise UsageError(
+                f"--study and --out read a shared study: give its --storage URL too (or set {STORAGE_ENV})"
+            )
         if run_dir is None:
             raise UsageError("give a run directory (RUN_DIR), or --storage URL --study NAME")
-        return run_dir
+        return run_dir, None
     if run_dir is not None:
         raise UsageError("give a run directory or --storage, not both")
     if study is not None:
@@ -28,12 +39,16 @@ def _study_dir(run_dir: str | None, storage: str | None, study: str | None, out:
     from analyzer.search.study import STUDY_NAME
     from analyzer.study_export import export_study
 
-    return str(export_study(storage, study or STUDY_NAME, out).dir)
+    return str(export_study(storage, study or STUDY_NAME, out).dir), storage
 
 
 @click.command()
 @click.argument("run_dir", type=click.Path(), required=False)
-@click.option("--storage", help="A shared study's database URL (as given to sweep --storage).")
+@click.option(
+    "--storage",
+    envvar=STORAGE_ENV,
+    help="A shared study's database URL (as given to sweep --storage)." + STORAGE_HELP_ENV,
+)
 @click.option("--study", help="The shared study's name (default 'tritune').")
 @click.option(
     "--out",
@@ -46,7 +61,7 @@ def report(run_dir: str | None, storage: str | None, study: str | None, out: str
 
     from analyzer.report import write_report
 
-    directory = _study_dir(run_dir, storage, study, out)
+    directory, storage = _study_dir(run_dir, storage, study, out)
     # A shared study's export already wrote its report.
     path = write_report(directory) if storage is None else RunStore(directory).path("report")
     if storage is not None:
@@ -62,7 +77,11 @@ def report(run_dir: str | None, storage: str | None, study: str | None, out: str
 @click.argument("run_dir", type=click.Path(), required=False)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("--port", type=int, default=8050, show_default=True, help="Port to serve on.")
-@click.option("--storage", help="Serve a shared study from its database URL (as given to sweep --storage).")
+@click.option(
+    "--storage",
+    envvar=STORAGE_ENV,
+    help="Serve a shared study from its database URL (as given to sweep --storage)." + STORAGE_HELP_ENV,
+)
 @click.option("--study", help="The shared study's name (default 'tritune').")
 @click.option(
     "--out", type=click.Path(), help="With --storage: where its run directory is written (default reports/)."
@@ -76,7 +95,7 @@ def dash(
     from analyzer.server.local import port_is_free
     from dashboards import create_app
 
-    directory = _study_dir(run_dir, storage, study, out)
+    directory, storage = _study_dir(run_dir, storage, study, out)
     if storage is not None:
         _follow_study(storage, study, out)
     app = create_app(directory)
@@ -102,6 +121,6 @@ def _follow_study(storage: str, study: str | None, out: str | None, every_s: flo
             try:
                 export_study(storage, study or STUDY_NAME, out)
             except Exception as exc:  # noqa: BLE001 - keep serving what was read last
-                click.echo(f"could not refresh the study: {exc}", err=True)
+                click.echo(f"could not refresh the study: {scrub(str(exc), storage)}", err=True)
 
     threading.Thread(target=loop, daemon=True, name="study-refresh").start()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from analyzer.cli_common import echo_error, signals_stop
+from analyzer.cli_common import STORAGE_HELP_ENV, echo_error, signals_stop, storage_option
 from analyzer.cli_params import POSITIVE, WORKERS, WORKERS_HELP
 from analyzer.errors import EXIT_RESTORE, UsageError
 from analyzer.names import check_name
@@ -19,6 +19,7 @@ from analyzer.search.registry import STRATEGY_NAMES
 from analyzer.server.endpoint import PROTOCOLS
 from analyzer.server.originals import restore_failed_text
 from analyzer.spec import SweepSpec, load_spec
+from analyzer.storage_url import STORAGE_ENV
 from analyzer.store import RunStore
 from analyzer.sweep import SweepOptions, run_sweep
 
@@ -68,9 +69,10 @@ def sweep_body(spec: SweepSpec | None, options: SweepOptions, quiet: bool) -> in
 @click.option("--workers", type=WORKERS, default=None, help=WORKERS_HELP + " Overrides load.workers.")
 @click.option(
     "--storage",
+    envvar=STORAGE_ENV,
     help="Share the sweep through this database (an SQLAlchemy URL, e.g. "
     "postgresql+psycopg://user:pass@host/db): start the same command on many machines, each with "
-    "its own server, and they split the configs between them.",
+    "its own server, and they split the configs between them." + STORAGE_HELP_ENV,
 )
 @click.option("--study", help="The shared study's name (with --storage; default 'tritune').")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
@@ -92,16 +94,20 @@ def sweep(
 ) -> int:
     """Sweep the configs of SPEC_FILE and write the best config.pbtxt (exit 3: none met the budget)."""
 
+    from_env = storage_option(storage)
     if spec_file is None and resume is None:
         raise UsageError("give a sweep spec (SPEC.yaml), or --resume RUN_DIR")
     if study is not None and storage is None:
-        raise UsageError("--study names a shared study: give its --storage URL too")
+        raise UsageError(f"--study names a shared study: give its --storage URL too (or set {STORAGE_ENV})")
     if study is not None:
         check_name(study, "study", "--study")  # it names a run directory, before the database is opened
     if storage is not None and resume is not None:
         raise UsageError(
             "a shared study resumes by running the same command again (--storage, --study); "
-            "leave out --resume"
+            "leave out --resume",
+            hint=f"{STORAGE_ENV} is set: unset it to resume a run directory of one worker"
+            if from_env
+            else None,
         )
     spec = load_spec(spec_file, url=url) if spec_file else None
     overrides = dict(

@@ -5,7 +5,10 @@ Which configs, at which levels, and what a resumed run still has to measure come
 alone (`confirm_plan`, `next_confirmation`). `ConfirmationRound` runs the round through the
 functions it is given (`ConfirmIO`): the runner's load configs and measure on a server, a unit
 test's measure nothing real. In a shared study one worker claims the round and runs it against
-its own server; the others wait for it (through analyzer.shared's claims).
+its own server; the others wait for it (through analyzer.shared's claims). The worker running
+it keeps the claim's beat fresh (a heartbeat thread); a waiting worker that sees the beat stop
+for longer than the grace period, or the claim given back (its holder stopped or failed), takes
+the round over and continues it from the rounds already measured.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ import pandas as pd
 
 from analyzer.capacity import Verdict
 from analyzer.confirm_stats import confirm_rows
+from analyzer.errors import ClaimLostError, DatabaseError
 from analyzer.measure import Measurement
 from analyzer.pipeline import candidate_from_row
 from analyzer.search.base import SHARED_POLL_S
+from analyzer.search.heartbeat import Heartbeat
 
-# Shared studies: the claims that say which worker runs the confirmation round, and that it ended.
-CONFIRM_CLAIM, CONFIRMED_CLAIM = "__confirm__", "__confirmed__"
+# Shared studies: the claims that say which worker runs the round and that it ended (analyzer.shared).
+from analyzer.shared import CONFIRM_CLAIM, CONFIRMED_CLAIM
 
 Plan = list[tuple[Any, float]]  # (candidate, its capacity level), in the round's order
 
@@ -105,29 +110,93 @@ class ConfirmationRound:
 
         A shared study confirms on one worker, against one server, so that it compares like with
         like. The others wait for it and then print its answer, so every worker prints the pick
-        `tritune report --storage` gives."""
+        `tritune report --storage` gives. A waiting worker takes the round over when its holder
+        is gone, and a holder that finds its round taken over waits for the new holder."""
         if self.shared is None or self.top <= 0:
             return await self.measure_rounds()
-        if not self.shared.claim(CONFIRM_CLAIM, -1):
-            return self.wait_for_other()
-        try:
-            return await self.measure_rounds()
-        finally:
-            self.shared.claim(
-                CONFIRMED_CLAIM, -1
-            )  # also when stopped: the waiting workers print what there is
+        while True:
+            if self.shared.claim(CONFIRM_CLAIM, -1):
+                outcome = await self._confirm_here()
+            else:
+                outcome = self.wait_for_other()
+                if outcome is None:  # taken over: this worker runs the rest of the round
+                    outcome = await self._confirm_here()
+            if outcome is not None:
+                return outcome
 
-    def wait_for_other(self) -> bool:
-        """Wait for another worker's confirmation round: until it marks the round done, or until
-        it writes no row for longer than `stall_s` (it died)."""
+    async def _confirm_here(self) -> bool | None:
+        """Run the round while holding its claim, keeping the claim's beat fresh; True when it
+        ended, False when stopped, None when another worker took it over meanwhile.
+
+        Ended: the round is marked done, and the waiting workers print its pick. Stopped or
+        failed: the claim is given back, so that a waiting worker continues the round."""
         shared = self.shared
         held = shared.holder(CONFIRM_CLAIM)
+        generation = held[0] if held is not None else -1
+        beat = Heartbeat(
+            lambda: shared.touch(CONFIRM_CLAIM),
+            shared.timings.heartbeat_s,
+            retry=shared.retry,
+            name="heartbeat-confirmation",
+        ).start()
+        try:
+            finished = await self.measure_rounds()
+        except ClaimLostError as lost:
+            beat.stop()
+            self.io.say(f"confirmation round: {lost.message}; waiting for its new holder")
+            return None
+        except DatabaseError:
+            beat.stop()  # nothing to give back to: the others take the round over once its beat is stale
+            raise
+        except BaseException:
+            beat.stop()
+            self._give_back(generation)
+            raise
+        beat.stop()
+        if finished:
+            shared.claim(CONFIRMED_CLAIM, -1)
+        else:
+            self._give_back(generation)  # stopped: a waiting worker goes on with the round
+        return finished
+
+    def _give_back(self, generation: int) -> None:
+        """Release the round's claim, so that a waiting worker can continue the round at once."""
+        try:
+            self.shared.release(CONFIRM_CLAIM, generation)
+        except Exception:  # noqa: BLE001 - the error that ends the round is the one to report;
+            pass  # an unreleased claim is taken over once its beat is stale
+
+    def wait_for_other(self) -> bool | None:
+        """Wait for another worker's confirmation round: until it marks the round done (True),
+        this worker is stopped (False), or it writes no row for longer than `stall_s` (True:
+        the pick is what the study holds). None when its holder is gone (its beat stale for
+        longer than the grace period, or the claim given back) and this worker has taken the
+        round over."""
+        shared = self.shared
+        grace_s = shared.timings.grace_s
+        held = shared.holding(CONFIRM_CLAIM)
         who = held[1] if held else "another worker"
         self.io.say(f"confirmation round: {who} runs it against its own server; waiting for its answer")
         rows, last_change = -1, time.monotonic()
+        seen, seen_at = held, time.monotonic()
         while shared.holder(CONFIRMED_CLAIM) is None:
             if self.io.stopped():
                 return False
+            held = shared.holding(CONFIRM_CLAIM)
+            if held is None:
+                if shared.claim(CONFIRM_CLAIM, -1):
+                    self.io.say(f"confirmation round: {who} gave it up; this worker continues it")
+                    return None
+            elif held != seen:
+                seen, seen_at, who = held, time.monotonic(), held[1]
+            elif time.monotonic() - seen_at > grace_s and shared.retry.quiet_for(grace_s):
+                # Its beat stopped (not while the database was down: nobody could beat then).
+                if shared.take_over(CONFIRM_CLAIM, held[0], held[0] - 1, old_worker=held[1]):
+                    self.io.say(
+                        f"confirmation round: {who} stopped its heartbeat {grace_s} s ago (it died); this "
+                        "worker takes the round over and continues it"
+                    )
+                    return None
             count = shared.count("measurement")
             if count != rows:
                 rows, last_change = count, time.monotonic()

@@ -120,6 +120,17 @@ class RestoreError(TrituneError):
     exit_code = EXIT_RESTORE
 
 
+class DatabaseError(TrituneError):
+    """A shared study's database failed: down for longer than the retry window, or an error
+    that retrying cannot fix (exit 1). What was written before is kept in the study."""
+
+
+class ClaimLostError(TrituneError):
+    """A shared study's config (or its confirmation round) was taken over by another worker
+    while this one still measured it: its heartbeat went stale. The runner drops the config
+    and goes on; the worker that took it over measures it (exit 1 only if it ever escapes)."""
+
+
 class MeasurementError(TrituneError):
     """A measurement could not be taken (exit 1)."""
 

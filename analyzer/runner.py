@@ -24,6 +24,7 @@ from analyzer.confirm_stats import CONFIRM_PHASE
 from analyzer.errors import (
     EXIT_NO_CONFIG,
     EXIT_OK,
+    ClaimLostError,
     LoadTimeoutError,
     MeasurementError,
     ServerDiedError,
@@ -151,6 +152,8 @@ class SweepRunner:
         self.best_path: Path | None = None
         self._best_id: str | None = None
         self._best_paths: dict[str, str] = {}  # pipelines: best/<model>/config.pbtxt of each tuned model
+        if store.shared is not None:
+            store.shared.retry.say = self._say  # a database outage and its end, as progress lines
 
     def _say(self, text: str) -> None:
         if self.events.message:
@@ -268,43 +271,66 @@ class SweepRunner:
         )
 
     async def _search(self) -> bool:
-        """Measure configs until the search ends; False when stopped (or interrupted)."""
+        """Measure configs until the search ends; False when stopped (or interrupted).
+
+        A shared study's config whose claim this worker lost (its heartbeat went stale and
+        another worker took the config over) is dropped here, and the search goes on. Any other
+        error ends the sweep, but the config in hand is given back first (_leave): a shared
+        study's other workers must not wait for it."""
         while not self.stop.requested:
             cand = self.search.ask(keep_waiting=lambda: not self.stop.requested)
             if cand is None:
                 break
-            self.store.trial = self.search.trial_number
-            number = self.search.measured + 1
-            if self.events.config_start:
-                self.events.config_start(cand, number, self.search.measured + self.search.remaining())
-            t0 = time.monotonic()
-            # On the loop's thread: the admin client must stay on the thread that made it
-            # (HTTP's is greenlet-based), and no load is running while a config loads.
             try:
-                out = await try_config(
-                    lambda: self.measurer.apply(cand), lambda: self._measure(cand), self.session.log_tail
-                )
-            except WorkerError as exc:
-                self.search.abandon()  # measured again on --resume, like any config in flight
-                raise WorkerError(f"{exc.message} (config {cand.config_id})") from None
-            if out.status == "interrupted":
-                self.search.abandon()
-                return False
-            if out.ends_sweep(local=self.session.local is not None):
-                # A remote server cannot be restarted from here: stop with a resumable run.
-                self.search.abandon()
-                raise ServerError(
-                    f"{out.server_lost}; the sweep stopped (results so far are in {self.store.dir})",
-                    hint=f"when the server is back: tritune sweep --resume {self.store.dir}",
-                ) from None
-            if out.status == "failed":
-                self._say(f"config {cand.config_id} failed: {out.error}")
-            self._record(
-                cand, number, t0, out.result if out.status != "failed" else None, out.status, out.error
-            )
-            if out.restart and self.session.local is not None:
-                await self.measurer.recover(out.error)
+                if not await self._one_config(cand):
+                    return False
+            except ClaimLostError as lost:
+                self.search.drop_lost()
+                self._say(f"{lost.message}; dropped here (its new holder measures it)")
+            except BaseException as exc:
+                self._leave(exc)
+                raise
         return not self.stop.requested
+
+    async def _one_config(self, cand: Candidate | JointCandidate) -> bool:
+        """Measure, record and tell one config; False when stopped mid-config."""
+        self.store.trial = self.search.trial_number
+        number = self.search.measured + 1
+        if self.events.config_start:
+            self.events.config_start(cand, number, self.search.measured + self.search.remaining())
+        t0 = time.monotonic()
+        # On the loop's thread: the admin client must stay on the thread that made it
+        # (HTTP's is greenlet-based), and no load is running while a config loads.
+        try:
+            out = await try_config(
+                lambda: self.measurer.apply(cand), lambda: self._measure(cand), self.session.log_tail
+            )
+        except WorkerError as exc:
+            # _search gives the config back (measured again on --resume, like any in flight).
+            raise WorkerError(f"{exc.message} (config {cand.config_id})") from None
+        if out.status == "interrupted":
+            self.search.abandon()
+            return False
+        if out.ends_sweep(local=self.session.local is not None):
+            # A remote server cannot be restarted from here: stop with a resumable run.
+            self.search.abandon()
+            raise ServerError(
+                f"{out.server_lost}; the sweep stopped (results so far are in {self.store.dir})",
+                hint=f"when the server is back: tritune sweep --resume {self.store.dir}",
+            ) from None
+        if out.status == "failed":
+            self._say(f"config {cand.config_id} failed: {out.error}")
+        self._record(cand, number, t0, out.result if out.status != "failed" else None, out.status, out.error)
+        if out.restart and self.session.local is not None:
+            await self.measurer.recover(out.error)
+        return True
+
+    def _leave(self, exc: BaseException) -> None:
+        """The sweep ends on an error mid-config: give the config back before the error goes on
+        (shared: its rows dropped, its claim released, its config queued for another worker)."""
+        why = self.search.leave(exc)
+        if why and self.store.shared is not None:
+            self._say(f"could not give the config back ({why}); the others take it over once it is stale")
 
     def _confirmation(self) -> ConfirmationRound:
         measurer = self.measurer

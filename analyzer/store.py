@@ -380,16 +380,19 @@ class RunStore:
         return self._columns[name]
 
     def append_measurement(self, row: dict[str, Any]) -> None:
-        """Append one measurements.csv row (durable when this returns)."""
-        self._append("measurements", MEASUREMENT_COLUMNS, [row])
+        """Append one measurements.csv row (durable when this returns). A shared study's row
+        goes to its database first: that write refuses a row whose claim this worker lost
+        (ClaimLostError), and then the file gets none either."""
         if self.shared is not None:
             self.shared.append("measurement", row, self.trial)
+        self._append("measurements", MEASUREMENT_COLUMNS, [row])
 
     def append_config(self, row: dict[str, Any]) -> None:
-        """Append one configs.csv row (durable when this returns)."""
-        self._append("configs", CONFIG_COLUMNS, [row])
+        """Append one configs.csv row (durable when this returns; a shared study's goes to its
+        database first, as in append_measurement)."""
         if self.shared is not None:
             self.shared.append("config", row, self.trial)
+        self._append("configs", CONFIG_COLUMNS, [row])
 
     def _read(self, name: str, columns: list[str]) -> pd.DataFrame:
         path = self.path(name)

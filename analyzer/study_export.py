@@ -21,22 +21,21 @@ from analyzer.modelconfig import apply_candidate, parse_pbtxt, to_pbtxt
 from analyzer.pipeline import JointCandidate, candidate_from_row
 from analyzer.report import read_run_spec, write_report
 from analyzer.shared import SharedTables
+from analyzer.shared_storage import open_shared_storage
+from analyzer.storage_url import redact
 from analyzer.store import RunStore
 
 
 def load_shared_study(url: str, study_name: str) -> optuna.Study:
     """The study, or UsageError (exit 2) for a bad URL, an unreachable database or an unknown
     study (naming the studies the database has)."""
-    from analyzer.sweep import _redact, open_shared_storage
-
     storage = open_shared_storage(url)
     try:
         return optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
         raise UsageError(
-            f"no study {study_name!r} in the database at {_redact(url)}; it has: "
-            f"{', '.join(names) or 'none'}",
+            f"no study {study_name!r} in the database at {redact(url)}; it has: {', '.join(names) or 'none'}",
             hint="check --study",
         ) from None
 

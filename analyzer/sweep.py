@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -29,11 +28,11 @@ from analyzer.preflight import check_before_server, local_config
 from analyzer.profiler import StopToken
 from analyzer.runner import Events, SweepResult, SweepRunner
 from analyzer.search import make_search
-from analyzer.search.base import GRACE_S, HEARTBEAT_S
 from analyzer.search.study import STUDY_NAME
 from analyzer.server.originals import Originals, restore_failed_text
 from analyzer.server.session import ModelInfo, ServerSession, open_server, prepare_model
-from analyzer.shared import SharedTables, engine_for, retry_schema_race
+from analyzer.shared import SharedTables
+from analyzer.shared_storage import RetryingStorage, open_shared_storage
 from analyzer.spec import SweepSpec, load_spec, write_spec
 from analyzer.store import RunStore
 from analyzer.targets import Target
@@ -167,50 +166,13 @@ def _targets(
     return targets, plan, candidates, start
 
 
-def open_shared_storage(url: str) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage for a shared study, with heartbeats: a worker that dies mid-config
-    has its trial failed after GRACE_S, and retried (put back in the queue) for another worker.
-    Bad URLs and unreachable databases are UsageErrors (exit 2)."""
-    engine_for(url)  # the URL's form and driver, with a clear message
-
-    def make() -> optuna.storages.RDBStorage:
-        with warnings.catch_warnings():
-            # Heartbeats are marked experimental in Optuna; shared studies rely on them.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
-                engine_kwargs={"pool_pre_ping": True},
-            )
-
-    try:
-        return retry_schema_race(make)
-    except sqlalchemy.exc.OperationalError as exc:
-        raise UsageError(
-            f"cannot reach the database at --storage {_redact(url)}: {str(exc.orig).strip().splitlines()[0]}",
-            hint="check the host, port, user and password, and that the database exists",
-        ) from None
-    except sqlalchemy.exc.ArgumentError as exc:
-        raise UsageError(f"--storage {_redact(url)} is not a database URL Optuna can use: {exc}") from None
-
-
-def _redact(url: str) -> str:
-    """A URL without its password, for messages."""
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001
-        return "<the given URL>"
-
-
 def _join_shared(
     spec: SweepSpec,
     options: SweepOptions,
     store: RunStore,
     session: ServerSession,
     base: ModelConfig,
-    storage: optuna.storages.RDBStorage,
+    storage: RetryingStorage,
 ) -> tuple[Any, str]:
     """Join (or start) a shared study: its tables, and the checks that make its workers
     comparable (same spec, same kind of server)."""
@@ -241,7 +203,13 @@ def _join_shared(
         study.set_user_attr("spec", spec.to_dict())
         study.set_user_attr("base_config", to_pbtxt(base))
         study.set_user_attr("model", spec.model)
-    store.shared = SharedTables(options.storage, study_name, f"{mine['host']}:{os.getpid()}")
+    store.shared = SharedTables(
+        options.storage,
+        study_name,
+        f"{mine['host']}:{os.getpid()}",
+        retry=storage.retry,
+        timings=storage.timings,
+    )
     return storage, study_name
 
 
@@ -328,10 +296,10 @@ def run_sweep(
         check_before_server(spec)  # before the run directory: a refused spec leaves none behind
         store = RunStore.create(options.out, spec.model)
         store.lock()
-    resume_hint = (
-        f"free space on that disk (or raise its limit), then `tritune sweep --resume {store.dir}`: "
-        "what was measured so far is kept"
+    again = (
+        "run the same command again" if options.storage is not None else f"`tritune sweep --resume {store.dir}`"
     )
+    resume_hint = f"free space on that disk (or raise its limit), then {again}: what was measured so far is kept"
     try:
         return _run_locked(store, spec, options, shared_storage, events, stop)
     except WriteError as exc:

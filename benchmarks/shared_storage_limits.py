@@ -7,8 +7,9 @@ tell. This script starts a temporary PostgreSQL (Debian's package, with fsync on
 deployment runs it) and drives those operations from N processes at once, with no Triton and no
 load generator, to find the rates the database sustains:
 
-- rows: each process appends measurement rows (`SharedTables.append`, one transaction each) for
-  a fixed time; rows per second over all processes;
+- rows: each process appends measurement rows (`SharedTables.append`, one transaction each,
+  which also checks that the process still holds the config's claim) for a fixed time; rows per
+  second over all processes;
 - trials: each process runs `--asks` turns of the worker's claim loop (`fail_stale_trials`,
   `study.ask` on the RDB storage, TPE over a space of `--space` configs; a config some worker
   has is answered from the study, a new one is claimed in `tritune_claims`, "measured" with a
@@ -40,12 +41,12 @@ sys.path.insert(0, str(ROOT))
 import optuna  # noqa: E402
 from optuna.distributions import IntDistribution  # noqa: E402
 from optuna.storages import fail_stale_trials  # noqa: E402
-from optuna.storages._heartbeat import get_heartbeat_thread  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from analyzer.search.claims import claim_config  # noqa: E402
+from analyzer.search.heartbeat import Heartbeat  # noqa: E402
 from analyzer.shared import SharedTables  # noqa: E402
-from analyzer.sweep import open_shared_storage  # noqa: E402
+from analyzer.shared_storage import open_shared_storage  # noqa: E402
 from tests.pg import temporary_postgres  # noqa: E402
 
 # A measurements.csv row as a worker writes it (the size matters more than the values).
@@ -79,9 +80,12 @@ ROW = {
 
 def _rows_worker(url: str, study: str, worker: int, seconds: float, out: mp.Queue) -> None:
     tables = SharedTables(url, study, f"w{worker}")
+    # A worker writes a config's rows while it holds the config's claim (each append checks it).
+    config_id = f"{ROW['config_id']}-w{worker}"
+    assert tables.claim(config_id, worker)
     n, end = 0, time.monotonic() + seconds
     while time.monotonic() < end:
-        tables.append("measurement", ROW, trial=n)
+        tables.append("measurement", {**ROW, "config_id": config_id}, trial=worker)
         n += 1
     out.put(n)
 
@@ -124,10 +128,11 @@ def _trials_worker(url: str, study_name: str, worker: int, space: int, asks: int
             lost += 1  # another worker claimed it between our look and our claim
             study.tell(trial, state=TrialState.FAIL)
         else:
-            beat = get_heartbeat_thread(trial._trial_id, storage)
-            beat.start()
+            trial_id = trial._trial_id
+            interval = storage.timings.heartbeat_s
+            beat = Heartbeat(lambda: storage.record_heartbeat(trial_id), interval, storage.retry).start()
             tables.append("config", {**ROW, "config_id": config_id}, trial=trial.number)
-            beat.join()  # stops the heartbeat (a worker stops it when its config is measured)
+            beat.stop()  # a worker stops it when its config is measured
             study.tell(trial, value)
             measured += 1
     out.put((measured, lost, answered, ask_s))

@@ -10,6 +10,7 @@ from typing import Iterator
 import pytest
 
 from tests.helpers import DEMO_MODELS, TEST_MODELS
+from tests.pg import Postgres, postgres_server
 
 
 @pytest.fixture(scope="session")
@@ -49,9 +50,14 @@ def triton_server(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A real PostgreSQL (Debian's package) on a free loopback port (see tests/pg.py)."""
-    from tests.pg import temporary_postgres
+def postgres() -> Iterator[Postgres]:
+    """A real PostgreSQL (Debian's package) on a free loopback port (tests/pg.py): fault tests
+    stop and start it, and each leaves it running."""
+    with postgres_server() as server:
+        yield server
 
-    with temporary_postgres() as url:
-        yield url
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres: Postgres) -> str:
+    """The URL of that PostgreSQL."""
+    return postgres.url

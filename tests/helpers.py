@@ -1,13 +1,21 @@
 """What many tests share, as plain names to import (tests/conftest.py holds the fixtures and
 imports its paths from here): the repository's paths, a fast load for sweeps, spec writers, the
-CLI runner, a free loopback port and a Measurement builder."""
+CLI runner, a free loopback port, a Measurement builder, and a shared study's worker processes and
+database rows."""
 
 from __future__ import annotations
 
+import os
+import re
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
+import pandas as pd
+import sqlalchemy as sa
 import yaml
 from click.testing import CliRunner, Result
 
@@ -104,3 +112,107 @@ def measurement(p99: float, **fields: Any) -> Measurement:
         duration_s=1.0,
     )
     return Measurement(**{**base, **fields})
+
+
+# -- shared studies: workers as real processes, and what their database holds ------------------
+
+
+def shared_spec(directory: Path, model_repo: Path, confirm_top: int = 0, **space: list[int]) -> Path:
+    """The spec the shared-study tests' workers run: the identity model on its own launched
+    server, 2 x 2 configs (instance_count [1, 2], max_batch_size [1, 8]; `space` adds or changes
+    knobs), short levels up to 4 in flight and a budget every config meets."""
+    return write_spec(
+        directory,
+        model="identity",
+        model_repository=str(model_repo),
+        budget_ms=50,
+        confirm_top=confirm_top,
+        inputs={"INPUT0": [16]},
+        space={"instance_count": [1, 2], "max_batch_size": [1, 8], "max_queue_delay_us": [0], **space},
+        load={**FAST_LOAD, "max_level": 4, "refine_steps": 1},
+    )
+
+
+def shared_worker(
+    spec: Path, study: str, out: Path, *, url: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """Start `tritune sweep SPEC --study STUDY --out OUT` as a worker process of a shared study:
+    `--storage URL` when a url is given, else the storage comes from `env` (TRITUNE_STORAGE).
+    Its stdout and stderr together are its output."""
+    storage = ["--storage", url] if url is not None else []
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "analyzer.cli",
+            "sweep",
+            str(spec),
+            *storage,
+            "--study",
+            study,
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def study_rows(url: str, study: str, kind: str) -> pd.DataFrame:
+    """A shared study's rows of one kind (config_id, trial, worker); none yet before a worker
+    has made the tables."""
+    engine = sa.create_engine(url)
+    try:
+        if not sa.inspect(engine).has_table("tritune_rows"):
+            return pd.DataFrame(columns=["config_id", "trial", "worker"])
+        with engine.connect() as conn:
+            return pd.read_sql(
+                sa.text("select config_id, trial, worker from tritune_rows where study = :s and kind = :k"),
+                conn,
+                params={"s": study, "k": kind},
+            )
+    finally:
+        engine.dispose()
+
+
+def study_claims(url: str, study: str) -> list[tuple[str, str]]:
+    """A shared study's claims as (config_id, worker); none before a worker has made the table."""
+    engine = sa.create_engine(url)
+    try:
+        if not sa.inspect(engine).has_table("tritune_claims"):
+            return []
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("select config_id, worker from tritune_claims where study = :s"), {"s": study}
+            ).all()
+        return [(str(c), str(w)) for c, w in rows]
+    finally:
+        engine.dispose()
+
+
+def unfinished_claims(url: str, study: str, pid: int) -> list[str]:
+    """The configs a worker process holds a claim on and has not finished (no config row)."""
+    done = set(study_rows(url, study, "config")["config_id"])
+    return [
+        c
+        for c, w in study_claims(url, study)
+        if w.endswith(f":{pid}") and c not in done and not c.startswith("__")
+    ]
+
+
+def picked(output: str) -> str:
+    """The pick a sweep or a report printed ('best config: ID')."""
+    match = re.search(r"^best config: (\S+)", output, re.M)
+    assert match, output
+    return match.group(1)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, every: float = 0.2) -> None:
+    """Wait until `predicate()` holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        time.sleep(every)

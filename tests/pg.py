@@ -1,6 +1,8 @@
 """A temporary PostgreSQL from Debian's package, for tests and benchmarks of shared studies:
 initdb in a fresh directory, run by an unprivileged account (`postgres` when run as root),
-listening on a free loopback port only, removed afterwards."""
+listening on a free loopback port only, removed afterwards. The fault tests stop it and start it
+again on the same data directory and port (`Postgres.stop`, `Postgres.start`): a database that
+is briefly unreachable."""
 
 from __future__ import annotations
 
@@ -16,51 +18,90 @@ from typing import Iterator
 from tests.helpers import free_port
 
 
-@contextlib.contextmanager
-def temporary_postgres(fsync: bool = False) -> Iterator[str]:
-    """Start one; yields its SQLAlchemy URL (user and database `tritune`, trust auth).
+class Postgres:
+    """One server on its own data directory and loopback port; `url` is its SQLAlchemy URL
+    (user and database `tritune`, trust auth: any password is accepted)."""
 
-    fsync is off by default: tests need no durability, and it makes commits cheap. A benchmark
-    of database writes turns it on, as a real deployment runs."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    assert found, "PostgreSQL is not installed: apt-get install postgresql (.ci/run does)"
-    bindir = Path(found[-1]).parent
-    # Not under pytest's temp root: that is private to the test user (mode 0700), and the
-    # server's account must reach its directory.
-    home = Path(tempfile.mkdtemp(prefix="tritune-pg-"))
-    data = home / "data"
-    data.mkdir()
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        # initdb refuses root; the package's own account runs the server.
-        shutil.chown(data, "postgres")
-        shutil.chown(home, "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
+    def __init__(self, fsync: bool = False) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        assert found, "PostgreSQL is not installed: apt-get install postgresql (.ci/run does)"
+        self.bindir = Path(found[-1]).parent
+        self.fsync = fsync
+        # Not under pytest's temp root: that is private to the test user (mode 0700), and the
+        # server's account must reach its directory.
+        self.home = Path(tempfile.mkdtemp(prefix="tritune-pg-"))
+        self.data = self.home / "data"
+        self.data.mkdir()
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            # initdb refuses root; the package's own account runs the server.
+            shutil.chown(self.data, "postgres")
+            shutil.chown(self.home, "postgres")
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://tritune@127.0.0.1:{self.port}/tritune"
 
-    def run(*cmd: str) -> None:
-        done = subprocess.run([*prefix, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    def _run(self, *cmd: str) -> None:
+        done = subprocess.run(
+            [*self.prefix, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         assert done.returncode == 0, f"{' '.join(cmd)} failed: {done.stderr}"
 
-    run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "tritune", "--no-sync")
-    run(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(data),
-        "-l",
-        str(home / "log"),
-        "-w",
-        "start",
-        "-o",
-        f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync={'on' if fsync else 'off'}",
-    )
-    try:
-        run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "tritune", "tritune")
-        yield f"postgresql+psycopg://tritune@127.0.0.1:{port}/tritune"
-    finally:
+    def create(self) -> None:
+        """initdb, start, and create the `tritune` database."""
+        self._run(
+            str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "tritune", "--no-sync"
+        )
+        self.start()
+        self._run(
+            str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "tritune", "tritune"
+        )
+
+    def start(self) -> None:
+        """Start the server on its data directory and port (returns once it accepts connections)."""
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.home / "log"),
+            "-w",
+            "start",
+            "-o",
+            f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 "
+            f"-c fsync={'on' if self.fsync else 'off'}",
+        )
+
+    def stop(self) -> None:
+        """Stop it as an operator would (fast: open connections are cut, their transactions rolled back)."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop it if it runs, and delete its directory."""
         subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            [*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres_server(fsync: bool = False) -> Iterator[Postgres]:
+    """Start one; yields it (removed afterwards).
+
+    fsync is off by default: tests need no durability, and it makes commits cheap. A benchmark
+    of database writes turns it on, as a real deployment runs."""
+    server = Postgres(fsync)
+    try:
+        server.create()
+        yield server
+    finally:
+        server.remove()
+
+
+@contextlib.contextmanager
+def temporary_postgres(fsync: bool = False) -> Iterator[str]:
+    """Start one; yields its SQLAlchemy URL (see postgres_server)."""
+    with postgres_server(fsync) as server:
+        yield server.url

@@ -1,6 +1,6 @@
 """What every search shares: the bookkeeping of measured, failed and in-flight configs over the
 run's Optuna study (analyzer.search.study), the stopping rules, and a shared study's asking
-(its claims are analyzer.search.claims)."""
+(its claims are analyzer.search.claims, its heartbeats analyzer.search.heartbeat)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,18 @@ import time
 from typing import Any, Sequence
 
 import optuna
-from optuna.storages._heartbeat import get_heartbeat_thread
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
+from analyzer.errors import ClaimLostError, DatabaseError
 from analyzer.search.bound import plausible
 from analyzer.search.claims import claim_config
+from analyzer.search.heartbeat import Heartbeat
 from analyzer.search.study import STUDY_NAME, Encoding, Outcome, open_study, set_budget_constraint
 from analyzer.space import Candidate
 
 SHARED_POLL_S = 2.0  # a shared study's idle worker looks for work this often
-HEARTBEAT_S = 5  # shared studies: a running trial's heartbeat, and how stale one may grow
-GRACE_S = 20
 
 
 class Search:
@@ -79,6 +80,7 @@ class Search:
         self.in_flight: list[Candidate] = []  # running when a previous run died: measure first
         self._trial: optuna.trial.Trial | None = None
         self._current: Candidate | None = None
+        self._heartbeat: Heartbeat | None = None  # shared: the current trial's
         self.measured_this_run = 0
         self.stop_reason = ""
         self._load_history()
@@ -282,11 +284,29 @@ class Search:
 
     def _refresh_shared(self) -> None:
         """Shared: fail the trials of dead workers (their configs go back to the queue), then
-        read every worker's results and which configs are being measured."""
-        from optuna.storages import fail_stale_trials
+        read every worker's results and which configs are being measured.
 
-        fail_stale_trials(self.study)
+        Not within a grace period of a database outage that this worker saw: nobody could write
+        a heartbeat while it was down, so a stale one then is no sign that its worker died. The
+        grace period after it gives every live worker time to beat again."""
+        if self.shared.retry.quiet_for(self.shared.timings.grace_s):
+            fail_stale_trials(self.study)
         self._load_history()
+
+    def _start_heartbeat(self, trial: optuna.trial.Trial) -> None:
+        """Shared: keep the trial alive in the study while this worker has it (a daemon thread:
+        it never keeps the process alive, and it outlives a failed write)."""
+        storage = self.study._storage
+        interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
+        if interval is None:
+            return
+        trial_id = trial._trial_id
+        self._heartbeat = Heartbeat(
+            lambda: storage.record_heartbeat(trial_id),
+            interval,
+            retry=self.shared.retry,
+            name=f"heartbeat-trial-{trial.number}",
+        ).start()
 
     def _ask_shared(self, keep_waiting: Any) -> Candidate | None:
         while True:
@@ -312,16 +332,24 @@ class Search:
                 if proposal is not None:
                     self.study.enqueue_trial(self.encoding.encode(proposal[0]), skip_if_exists=False)
                 trial = self.study.ask(self.dists)  # pops the oldest waiting trial (atomically)
-            cand = self.encoding.decode(trial.params)
-            taken = cand not in self.valid or cand in self.outcomes
-            if taken or not claim_config(self.shared, self.study, cand.config_id, trial.number):
-                trial.set_user_attr("claimed_elsewhere", True)
-                self.study.tell(trial, state=TrialState.FAIL)
-                continue
-            self._tag(trial, cand)
-            self._trial, self._current = trial, cand
-            self._heartbeat = get_heartbeat_thread(trial._trial_id, self.study._storage)
-            self._heartbeat.start()
+            # The heartbeat first: a worker that dies from here on leaves a trial that goes stale
+            # (a trial that never beat is never failed by Optuna, and its claim would be stuck).
+            self._trial = trial
+            self._start_heartbeat(trial)
+            try:
+                cand = self.encoding.decode(trial.params)
+                taken = cand not in self.valid or cand in self.outcomes
+                if taken or not claim_config(self.shared, self.study, cand.config_id, trial.number):
+                    self._stop_heartbeat()
+                    self._trial = None
+                    trial.set_user_attr("claimed_elsewhere", True)
+                    self.study.tell(trial, state=TrialState.FAIL)
+                    continue
+                self._current = cand
+                self._tag(trial, cand)
+            except BaseException as exc:
+                self.leave(exc)
+                raise
             return cand
 
     def others_busy(self) -> bool:
@@ -330,14 +358,19 @@ class Search:
         return bool(self.busy)
 
     @property
+    def heartbeat(self) -> Heartbeat | None:
+        """Shared: the heartbeat of the trial being measured (None between trials, or alone)."""
+        return self._heartbeat
+
+    @property
     def trial_number(self) -> int | None:
         """The number of the trial being measured (None between trials)."""
         return None if self._trial is None else self._trial.number
 
     def _stop_heartbeat(self) -> None:
-        beat, self._heartbeat = getattr(self, "_heartbeat", None), None
+        beat, self._heartbeat = self._heartbeat, None
         if beat is not None:
-            beat.join()
+            beat.stop()
 
     def _tag(self, trial: optuna.trial.Trial, cand: Candidate) -> None:
         # Two writes, and another worker may read the trial between them: params first, so that
@@ -346,28 +379,92 @@ class Search:
         trial.set_user_attr("config_id", cand.config_id)
 
     def tell(self, candidate: Candidate, outcome: Outcome) -> None:
-        """Report the outcome of the candidate last asked for."""
+        """Report the outcome of the candidate last asked for. Shared: only while this worker
+        still holds the config (ClaimLostError otherwise: another worker took it over, and this
+        one must drop it, see drop_lost)."""
         assert candidate == self._current and self._trial is not None
-        self._finish(self._trial, candidate, outcome)
+        if self.shared is not None:
+            self._check_claim()
+        try:
+            self._finish(self._trial, candidate, outcome)
+        except (UpdateFinishedTrialError, ValueError):
+            # Failed by another worker between the check and the tell (its heartbeat was stale):
+            # Optuna refuses to update a finished trial (UpdateFinishedTrialError from an
+            # attribute, ValueError from the tell itself).
+            if self.shared is None or self._trial_state() == TrialState.RUNNING:
+                raise
+            raise ClaimLostError(
+                f"config {candidate.config_id}'s trial was failed by another worker while this one "
+                "measured it: its heartbeat was stale for longer than the grace period"
+            ) from None
         self._stop_heartbeat()
         self._trial, self._current = None, None
         self.measured_this_run += 1
 
-    def abandon(self) -> None:
-        """The current candidate was not finished (the run is stopping): leave it to a resume."""
+    def _check_claim(self) -> None:
+        """Shared: ClaimLostError unless this worker's trial still runs and still holds its
+        config's claim (a worker whose heartbeat went stale has lost both)."""
+        assert self._trial is not None and self._current is not None
+        config_id, number = self._current.config_id, self._trial.number
+        held = self.shared.holder(config_id)
+        if held != (number, self.shared.worker) or self._trial_state() != TrialState.RUNNING:
+            by = (
+                f"by {held[1]}" if held is not None and held[1] != self.shared.worker else "by another worker"
+            )
+            raise ClaimLostError(
+                f"config {config_id} was taken over {by} while this worker measured it: its "
+                "heartbeat was stale for longer than the grace period"
+            )
+
+    def _trial_state(self) -> TrialState:
+        """The current trial's state as the study holds it now (another worker may fail it)."""
+        assert self._trial is not None
+        return self.study._storage.get_trial(self._trial._trial_id).state
+
+    def drop_lost(self) -> None:
+        """Shared: forget the current config after its claim was lost (ClaimLostError). The
+        worker that took it over measures it and drops this worker's rows of it; there is
+        nothing to tell or release here."""
         self._stop_heartbeat()
-        if self._trial is not None:
-            self._trial.set_user_attr("abandoned", True)  # a resumed run measures it first
-            self.study.tell(self._trial, state=TrialState.FAIL)
-            assert self._current is not None
-            if self.shared is not None:
-                # Back to the queue for another worker (or a resume).
-                self.study.enqueue_trial(
-                    self.encoding.encode(self._current), user_attrs=dict(self._trial.user_attrs)
-                )
-            else:
-                self.in_flight.insert(0, self._current)
         self._trial, self._current = None, None
+
+    def leave(self, exc: BaseException) -> str:
+        """Give the current config back (abandon) as an error ends the search; '' when done, or
+        why it could not be. With the database gone (DatabaseError) there is nothing to give it
+        back to: its heartbeat stops, and the other workers take it over once it is stale."""
+        if isinstance(exc, DatabaseError):
+            self.drop_lost()
+            return "the database is unreachable"
+        try:
+            self.abandon()
+        except Exception as cleanup:  # noqa: BLE001 - the error that ends the search is reported
+            self.drop_lost()
+            return type(cleanup).__name__
+        return ""
+
+    def abandon(self) -> None:
+        """The current candidate was not finished (the run is stopping, or failed): leave it to
+        a resume, or in a shared study to another worker at once: its rows dropped, its claim
+        released, its trial failed and its config queued again."""
+        self._stop_heartbeat()
+        trial, cand = self._trial, self._current
+        self._trial, self._current = None, None
+        if trial is None:
+            return
+        if self.shared is not None and cand is not None:
+            # Rows first: once the claim is free another worker may claim the config and
+            # start writing rows of its own for it.
+            self.shared.drop_trial_rows(cand.config_id, trial.number)
+            self.shared.release(cand.config_id, trial.number)
+        trial.set_user_attr("abandoned", True)  # a resumed run measures it first
+        self.study.tell(trial, state=TrialState.FAIL)
+        if cand is None:
+            return
+        if self.shared is not None:
+            # Back to the queue for another worker (or a resume).
+            self.study.enqueue_trial(self.encoding.encode(cand), user_attrs=dict(trial.user_attrs))
+        else:
+            self.in_flight.insert(0, cand)
 
     def _finish(self, trial: optuna.trial.Trial, cand: Candidate, outcome: Outcome) -> None:
         trial.set_user_attr("measured", True)
@@ -382,7 +479,6 @@ class Search:
             if outcome.feasible
             else (outcome.p99_ms - self.budget_ms if math.isfinite(outcome.p99_ms) else 1e9),
         )
-        self.outcomes[cand] = outcome
         if outcome.failed:
             self.study.tell(trial, state=TrialState.FAIL)
         elif len(self.directions) == 1:
@@ -390,3 +486,4 @@ class Search:
         else:
             p99 = outcome.p99_ms if math.isfinite(outcome.p99_ms) else 1e9
             self.study.tell(trial, [outcome.capacity_rps, p99])
+        self.outcomes[cand] = outcome

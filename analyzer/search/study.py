@@ -12,8 +12,11 @@ import optuna
 from optuna.distributions import IntDistribution
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-# Heartbeats (fail_stale_trials) are marked experimental; shared studies rely on them.
+# Heartbeats (fail_stale_trials) are marked experimental; shared studies rely on them. Optuna
+# also warns that they are meant for Study.optimize: tritune drives ask/tell and its own
+# heartbeat thread (analyzer.search.heartbeat).
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 STUDY_NAME = "tritune"
 

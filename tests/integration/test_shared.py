@@ -5,21 +5,16 @@ study's report, and the errors for bad storage."""
 from __future__ import annotations
 
 import os
-import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner
 
 from analyzer.cli import main
-from tests import helpers
-from tests.helpers import FAST_LOAD, ROOT
+from tests.helpers import picked, shared_spec, shared_worker, study_claims, study_rows, unfinished_claims
 
 pytestmark = pytest.mark.integration
 
@@ -27,53 +22,7 @@ CONFIGS = {f"i{i}_b{b}_d{d}" for i in (1, 2) for b in (1, 8) for d in (0, 500)}
 
 
 def write_spec(tmp_path: Path, model_repo: Path, confirm_top: int = 0) -> Path:
-    return helpers.write_spec(
-        tmp_path,
-        model="identity",
-        model_repository=str(model_repo),
-        budget_ms=50,
-        confirm_top=confirm_top,
-        inputs={"INPUT0": [16]},
-        space={"instance_count": [1, 2], "max_batch_size": [1, 8], "max_queue_delay_us": [0, 500]},
-        load={**FAST_LOAD, "max_level": 4, "refine_steps": 1},
-    )
-
-
-def start_worker(spec: Path, url: str, study: str, out: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "analyzer.cli",
-            "sweep",
-            str(spec),
-            "--storage",
-            url,
-            "--study",
-            study,
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def rows(url: str, study: str, kind: str) -> pd.DataFrame:
-    with sa.create_engine(url).connect() as conn:
-        return pd.read_sql(
-            sa.text("select config_id, trial, worker from tritune_rows where study = :s and kind = :k"),
-            conn,
-            params={"s": study, "k": kind},
-        )
-
-
-def picked(output: str) -> str:
-    match = re.search(r"^best config: (\S+)", output, re.M)
-    assert match, output
-    return match.group(1)
+    return shared_spec(tmp_path, model_repo, confirm_top=confirm_top, max_queue_delay_us=[0, 500])
 
 
 @pytest.mark.parametrize("confirm_top", [0, 2])
@@ -82,10 +31,10 @@ def test_two_workers_share_one_sweep_and_the_report_agrees(
 ) -> None:
     spec = write_spec(tmp_path, model_repo, confirm_top)
     study = f"pair{confirm_top}"
-    workers = [start_worker(spec, postgres_url, study, tmp_path / f"out{i}") for i in range(2)]
+    workers = [shared_worker(spec, study, tmp_path / f"out{i}", url=postgres_url) for i in range(2)]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
-    configs = rows(postgres_url, study, "config")
+    configs = study_rows(postgres_url, study, "config")
     # Every config measured exactly once, and both workers did some of them.
     assert sorted(configs["config_id"]) == sorted(CONFIGS)
     assert configs["worker"].nunique() == 2
@@ -96,7 +45,7 @@ def test_two_workers_share_one_sweep_and_the_report_agrees(
     if confirm_top:
         # One worker confirmed the top 2, three rounds each (confirmation rows carry no trial); the
         # other waited for it, so both print the confirmed pick.
-        confirms = rows(postgres_url, study, "measurement").query("trial.isna()")
+        confirms = study_rows(postgres_url, study, "measurement").query("trial.isna()")
         assert confirms["worker"].nunique() == 1
         assert confirms.groupby("config_id").size().tolist() == [3, 3]
         assert sum("waiting for its answer" in o for o in outputs) == 1, outputs
@@ -115,20 +64,17 @@ def test_a_killed_worker_s_config_is_taken_over_and_measured_once(
     tmp_path: Path, model_repo: Path, postgres_url: str
 ) -> None:
     spec = write_spec(tmp_path, model_repo)
-    victim = start_worker(spec, postgres_url, "kill", tmp_path / "victim")
-    survivor = start_worker(spec, postgres_url, "kill", tmp_path / "survivor")
-    engine = sa.create_engine(postgres_url)
+    victim = shared_worker(spec, "kill", tmp_path / "victim", url=postgres_url)
+    survivor = shared_worker(spec, "kill", tmp_path / "survivor", url=postgres_url)
     # Kill the first worker while it holds a claim on a config it has not finished.
     deadline = time.monotonic() + 240
     held = None
     while held is None and time.monotonic() < deadline and victim.poll() is None:
-        with engine.connect() as conn:
-            claims = conn.execute(
-                sa.text("select config_id, worker from tritune_claims where study = 'kill'")
-            ).all()
-        done = set(rows(postgres_url, "kill", "config")["config_id"])
-        mine = [c for c, w in claims if w.endswith(f":{victim.pid}") and c not in done]
-        if mine and len([c for c, w in claims if w.endswith(f":{victim.pid}")]) >= 2:
+        mine = unfinished_claims(postgres_url, "kill", victim.pid)
+        if (
+            mine
+            and len([c for c, w in study_claims(postgres_url, "kill") if w.endswith(f":{victim.pid}")]) >= 2
+        ):
             held = mine[0]
         else:
             time.sleep(0.2)
@@ -137,12 +83,12 @@ def test_a_killed_worker_s_config_is_taken_over_and_measured_once(
     victim.wait(timeout=30)
     output = survivor.communicate(timeout=600)[0]
     assert survivor.returncode == 0, output
-    configs = rows(postgres_url, "kill", "config")
+    configs = study_rows(postgres_url, "kill", "config")
     assert sorted(configs["config_id"]) == sorted(CONFIGS)
     # The killed config: one config row and measurement rows all from the worker that finished it.
     (row,) = configs[configs["config_id"] == held].itertuples()
     assert row.worker.endswith(f":{survivor.pid}")
-    levels = rows(postgres_url, "kill", "measurement")
+    levels = study_rows(postgres_url, "kill", "measurement")
     assert set(levels[levels["config_id"] == held]["worker"]) == {row.worker}
     assert levels[levels["config_id"] == held]["trial"].nunique() == 1
 

@@ -1,5 +1,6 @@
 """The Kubernetes manifests under deploy/: they parse, their tritune command is one the CLI
-accepts, their spec is valid, and the names that tie them together agree."""
+accepts, their spec is valid, the names that tie them together agree, and the database URL
+reaches tritune through TRITUNE_STORAGE, never through its arguments."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
@@ -25,7 +27,7 @@ def documents() -> dict[tuple[str, str], dict[str, Any]]:
     return docs
 
 
-def test_the_manifests_tie_together_and_match_the_cli() -> None:
+def test_the_manifests_tie_together_and_match_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     docs = documents()
     job = docs[("Job", "tritune-sweep")]["spec"]
     assert job["parallelism"] == job["completions"] >= 2
@@ -34,14 +36,17 @@ def test_the_manifests_tie_together_and_match_the_cli() -> None:
     (triton,) = pod["initContainers"]
     assert triton["restartPolicy"] == "Always"  # a sidecar, so the pod ends with tritune
     # The command: environment references resolved as Kubernetes would, then parsed by Click
-    # exactly as the CLI parses it (an unknown or malformed option fails here).
+    # exactly as the CLI parses it (an unknown or malformed option fails here), with the pod's
+    # environment: the storage URL comes from the secret through TRITUNE_STORAGE.
     env = {e["name"]: e for e in worker["env"]}
-    args = [re.sub(r"\$\((\w+)\)", lambda m: f"<{m.group(1)}>", a) for a in worker["args"]]
-    assert worker["command"] == ["tritune"] and args[0] == "sweep"
-    ctx = main.commands["sweep"].make_context("sweep", args[1:])
-    assert ctx.params["storage"] == "<TRITUNE_STORAGE>" and ctx.params["study"]
     ref = env["TRITUNE_STORAGE"]["valueFrom"]["secretKeyRef"]
     secret = docs[("Secret", ref["name"])]["stringData"]
+    args = [re.sub(r"\$\((\w+)\)", lambda m: f"<{m.group(1)}>", a) for a in worker["args"]]
+    assert worker["command"] == ["tritune"] and args[0] == "sweep"
+    assert "--storage" not in args and not any("TRITUNE_STORAGE" in a or "://" in a for a in args)
+    monkeypatch.setenv("TRITUNE_STORAGE", secret[ref["key"]])
+    ctx = main.commands["sweep"].make_context("sweep", args[1:])
+    assert ctx.params["storage"] == secret[ref["key"]] and ctx.params["study"]
     url = make_url(secret[ref["key"]])
     assert url.drivername == "postgresql+psycopg"
     service = docs[("Service", url.host)]["spec"]
