@@ -296,10 +296,8 @@ def run_sweep(
         check_before_server(spec)  # before the run directory: a refused spec leaves none behind
         store = RunStore.create(options.out, spec.model)
         store.lock()
-    again = (
-        "run the same command again" if options.storage is not None else f"`tritune sweep --resume {store.dir}`"
-    )
-    resume_hint = f"free space on that disk (or raise its limit), then {again}: what was measured so far is kept"
+    again = "the same command" if options.storage is not None else f"`tritune sweep --resume {store.dir}`"
+    resume_hint = f"free space on that disk (or raise its limit), then run {again}: what was measured is kept"
     try:
         return _run_locked(store, spec, options, shared_storage, events, stop)
     except WriteError as exc:
