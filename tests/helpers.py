@@ -82,6 +82,33 @@ def expect_error(code: int, *args: str | Path) -> str:
     return result.stderr
 
 
+def cli_process(*args: str | Path, stdout: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
+    """`tritune ARGS` as a process of its own (to be killed or signalled as a user's would be),
+    its stderr a pipe to read (read_until) and its stdout discarded unless asked for."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "analyzer.cli", *map(str, args)],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def read_until(proc: subprocess.Popen[str], found: str | Callable[[str], bool], timeout: float) -> list[str]:
+    """The process's stderr lines up to the first that holds `found` (or that `found` accepts),
+    failing the test when the process ends first or `timeout` passes (checked at each line)."""
+    assert proc.stderr is not None
+    match = found if callable(found) else lambda line: found in line
+    deadline = time.monotonic() + timeout
+    lines: list[str] = []
+    for line in proc.stderr:
+        lines.append(line)
+        if match(line):
+            return lines
+        assert time.monotonic() < deadline, f"no {found!r} within {timeout} s:\n{''.join(lines)}"
+    raise AssertionError(f"the process ended (rc {proc.wait()}) before {found!r}:\n{''.join(lines)}")
+
+
 def free_port() -> int:
     """A loopback port that was free a moment ago (nothing listens on it)."""
     with socket.socket() as s:

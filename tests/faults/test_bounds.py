@@ -23,7 +23,7 @@ import pytest
 from analyzer.limits import connection_budget
 from analyzer.load.clients import HttpInferClient
 from analyzer.load.inputs import TensorSpec
-from tests.helpers import FAST_LOAD, ROOT, write_spec
+from tests.helpers import FAST_LOAD, ROOT, cli_process, read_until, write_spec
 
 pytestmark = pytest.mark.integration
 
@@ -163,21 +163,10 @@ def test_a_load_worker_killed_mid_sweep_stops_it_with_a_clear_error_and_a_resuma
         load={**FAST_LOAD, "min_level": 2, "max_level": 4, "workers": 2},
     )
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "analyzer.cli", "sweep", str(spec), "--out", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    proc = cli_process("sweep", spec, "--out", out)
+    # The first level of the first config is done: kill a worker.
+    seen = read_until(proc, lambda line: line.lstrip().startswith("concurrency 2:"), 120)
     assert proc.stderr is not None
-    seen: list[str] = []
-    for line in proc.stderr:  # the first level of the first config is done: kill a worker
-        seen.append(line)
-        if line.lstrip().startswith("concurrency 2:"):
-            break
-    else:
-        raise AssertionError("the sweep ended before its first level:\n" + "".join(seen))
     _load_workers(proc.pid)[0].send_signal(signal.SIGKILL)
     stderr = "".join(seen) + proc.stderr.read()
     proc.wait(timeout=60)

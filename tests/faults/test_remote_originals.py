@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,7 +28,7 @@ from analyzer.modelconfig import from_dict, knobs_of, parse_pbtxt, read_pbtxt, t
 from analyzer.server.control import ServerControl
 from analyzer.server.discovery import find_tritonserver
 from analyzer.server.local import LocalServer
-from tests.helpers import FAST_LOAD, ROOT, TEST_MODELS, run_cli, spec_writer
+from tests.helpers import FAST_LOAD, TEST_MODELS, cli_process, read_until, run_cli, spec_writer
 
 pytestmark = pytest.mark.integration
 
@@ -106,27 +105,7 @@ def url_of(server: LocalServer) -> str:
 
 def start_sweep(*args: str | Path) -> subprocess.Popen[str]:
     """`tritune sweep ARGS` as its own process (it is killed and signalled like a user's)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "analyzer.cli", "sweep", *map(str, args)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-
-
-def read_until(proc: subprocess.Popen[str], text: str, timeout: float) -> list[str]:
-    """Lines of the process's stderr up to the first one holding `text` (failing the test when
-    the process ends or `timeout` passes first)."""
-    assert proc.stderr is not None
-    deadline = time.monotonic() + timeout
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if text in line:
-            return lines
-        assert time.monotonic() < deadline, f"no {text!r} within {timeout} s:\n{''.join(lines)}"
-    raise AssertionError(f"the sweep ended (rc {proc.wait()}) before printing {text!r}:\n{''.join(lines)}")
+    return cli_process("sweep", *args)
 
 
 def run_dir(out: Path) -> Path:

@@ -25,7 +25,7 @@ from analyzer.server.discovery import find_tritonserver
 from analyzer.server.local import LocalServer, free_port_block
 from analyzer.spec import load_spec
 from analyzer.sweep import SweepOptions, run_sweep
-from tests.helpers import FAST_LOAD, ROOT, spec_writer
+from tests.helpers import FAST_LOAD, ROOT, cli_process, read_until, spec_writer
 
 pytestmark = pytest.mark.integration
 
@@ -204,21 +204,9 @@ def test_sigkill_of_the_tool_leaves_no_server_and_resume_finishes(tmp_path: Path
         space={"instance_count": [1, 2], "max_batch_size": [1, 8], "max_queue_delay_us": [0]},
     )
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "analyzer.cli", "sweep", str(spec), "--out", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 180
-    second = False
-    for line in proc.stderr:  # kill it while the second config is being measured
-        second = second or line.startswith("[config 2/")
-        if second and line.lstrip().startswith("concurrency "):
-            break  # its first load level is done; the ramp has more to go
-        assert time.monotonic() < deadline, "the sweep did not measure its second config"
+    proc = cli_process("sweep", spec, "--out", out)
+    read_until(proc, "[config 2/", 180)  # kill it while the second config is being measured:
+    read_until(proc, lambda line: line.lstrip().startswith("concurrency "), 60)  # its first level is done
     assert servers_serving(repo), "the sweep's server should be running"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)

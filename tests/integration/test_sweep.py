@@ -8,8 +8,6 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from analyzer.server.local import LocalServer
 from analyzer.spec import load_spec
 from analyzer.store import MEASUREMENT_COLUMNS
 from analyzer.sweep import SweepOptions, run_sweep
-from tests.helpers import FAST_LOAD, ROOT, run_cli, spec_writer
+from tests.helpers import FAST_LOAD, ROOT, cli_process, read_until, run_cli, spec_writer
 
 pytestmark = pytest.mark.integration
 
@@ -219,19 +217,8 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, triton_serv
         space={"instance_count": [1, 2], "max_batch_size": [1, 8], "max_queue_delay_us": [0]},
     )
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "analyzer.cli", "sweep", str(spec), "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 120
-    for line in proc.stderr:  # wait until a load level has been measured
-        if "concurrency" in line and "req/s" in line:
-            break
-        assert time.monotonic() < deadline, "no progress line in time"
+    proc = cli_process("sweep", spec, "--out", out, stdout=subprocess.PIPE)
+    read_until(proc, lambda line: "concurrency" in line and "req/s" in line, 120)  # a level measured
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
