@@ -130,6 +130,10 @@ def test_hung_model_is_detected_by_timeouts(tmp_path: Path, model_repo: Path) ->
         model="fragile",
         model_repository=str(model_repo),
         space={"instance_count": [1], "max_batch_size": [4, 8], "max_queue_delay_us": [0]},
+        # What is tested is the hang's detection and the restart. The config measured after the
+        # restart met 100 ms with p99 about 1 ms here, but once in a clean-clone CI run its p99
+        # was 252 ms (exit 3): a generous budget keeps the test on topic.
+        budget_ms=1000,
     )
     started = time.monotonic()
     result = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet"])
