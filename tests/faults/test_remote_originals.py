@@ -219,11 +219,11 @@ def test_a_signal_stops_the_sweep_keeps_its_results_and_restores_within_10_s(
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs: a disk that the test can fill."""
+    """A 16 MiB tmpfs: a disk that the test can fill (and that holds a report once emptied)."""
     mount = tmp_path / "disk"
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True, text=True
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (mount says: {done.stderr.strip()})")
