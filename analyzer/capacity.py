@@ -10,9 +10,11 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Mapping
 
 from analyzer.measure import Measurement, allowed_over, binom_cdf_table
+from analyzer.schema import percentile_field
 from analyzer.store import csv_true
 
 
@@ -70,10 +72,22 @@ def claim_futile(
     return expected_low > allowed_over(final_n, q, confidence)
 
 
-PERCENTILE_FIELDS = {50: "p50_ms", 90: "p90_ms", 95: "p95_ms", 99: "p99_ms"}
+class Status(str, Enum):
+    """A verdict's status: what `judge` decided about a level. The values are what the tables'
+    `verdict` column holds, so a status compares equal to its stored text."""
 
+    MEETS = "meets"
+    OVER_BUDGET = "over_budget"
+    ERRORS = "errors"
+    UNSTABLE = "unstable"
+    TOO_FEW_REQUESTS = "too_few_requests"
+    CLIENT_BOUND = "client_bound"  # also the level search's outcome for such a level
 
-CLIENT_BOUND = "client_bound"  # a verdict status, and the level search's outcome for it
+    def __str__(self) -> str:  # the stored text in CSV rows and messages, not "Status.MEETS"
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
 
 @dataclass(frozen=True)
@@ -85,7 +99,7 @@ class Verdict:
     """
 
     meets: bool
-    status: str  # meets | over_budget | errors | unstable | too_few_requests
+    status: Status
     reason: str
     decided: bool = True
 
@@ -134,43 +148,48 @@ def judge(
     if client_bound:
         # First: a generator behind its schedule also fills its own backlog (client_backlog
         # errors) and inflates every latency; none of that is the model's.
-        return Verdict(False, CLIENT_BOUND, f"client bound: {client_bound}", True)
+        return Verdict(False, Status.CLIENT_BOUND, f"client bound: {client_bound}", True)
     if errors > 0:
-        return Verdict(False, "errors", f"{errors} request errors ({error_kinds})", True)
+        return Verdict(False, Status.ERRORS, f"{errors} request errors ({error_kinds})", True)
     if is_finite(lower_ms) and budget_ms < lower_ms:
         return Verdict(
             False,
-            "over_budget",
+            Status.OVER_BUDGET,
             f"{label} {value_ms:.2f} ms > budget {budget_ms:g} ms, proven ({requests} requests: the "
             f"{label} is over {lower_ms:.2f} ms with {confidence:.0%} confidence)",
             True,
         )
     if not is_finite(value_ms) or value_ms > budget_ms:
-        return Verdict(False, "over_budget", f"{label} {value_ms:.2f} ms > budget {budget_ms:g} ms", False)
+        return Verdict(
+            False, Status.OVER_BUDGET, f"{label} {value_ms:.2f} ms > budget {budget_ms:g} ms", False
+        )
     if is_finite(worst_minute_ms) and worst_minute_ms > budget_ms:
         return Verdict(
             False,
-            "over_budget",
+            Status.OVER_BUDGET,
             f"{label} {worst_minute_ms:.2f} ms in the worst minute > budget "
             f"{budget_ms:g} ms (the whole run's {label}: {value_ms:.2f} ms)",
             True,
         )
     if not stable:
         return Verdict(
-            False, "unstable", f"windows did not agree within tolerance ({label} {value_ms:.2f} ms)", False
+            False,
+            Status.UNSTABLE,
+            f"windows did not agree within tolerance ({label} {value_ms:.2f} ms)",
+            False,
         )
     if not (budget_ms >= upper_ms):  # NaN or inf: no claim holds
         need = f"; needs {required_requests(over, percentile, confidence)}" if over >= 0 else ""
         return Verdict(
             False,
-            "too_few_requests",
+            Status.TOO_FEW_REQUESTS,
             f"{requests} requests{f' ({over} over budget)' if over >= 0 else ''} cannot show {label} < "
             f"{budget_ms:g} ms with {confidence:.0%} confidence{need}",
             False,
         )
     return Verdict(
         True,
-        "meets",
+        Status.MEETS,
         f"{label} {value_ms:.2f} ms <= {budget_ms:g} ms ({requests} requests"
         + (f", {over} over)" if over >= 0 else ")"),
         True,
@@ -186,7 +205,7 @@ def budget_verdict(
     confidence). A measurement made without them (a budget-less profile, an older run) is judged
     from its count of requests over the budget instead, which is the same binomial rule.
     """
-    value = getattr(m, PERCENTILE_FIELDS.get(int(percentile), "p99_ms"))
+    value = getattr(m, percentile_field(percentile))
     upper = m.budget_bound_ms
     over = max(m.over_budget, 0)
     if not isinstance(upper, float) or math.isnan(upper):
@@ -226,7 +245,7 @@ def row_verdict(
             return default
         return value
 
-    value = num(PERCENTILE_FIELDS.get(int(percentile), "p99_ms"))
+    value = num(percentile_field(percentile))
     requests = int(num("requests", 0.0) or 0)
     upper = num("budget_bound_ms")
     if math.isnan(upper):

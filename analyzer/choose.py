@@ -12,6 +12,7 @@ import pandas as pd
 # benchmarks/search_efficiency.py and tests/unit/test_dashboard.py import search_rows and
 # confirmation_stats from here as well.
 from analyzer.confirm_stats import MIN_CONFIRM_ROUNDS, confirmation_stats, search_rows
+from analyzer.schema import percentile_field
 from analyzer.store import csv_true
 
 # Capacities this close count as a tie: throughput measurements on a shared machine move by a
@@ -19,9 +20,43 @@ from analyzer.store import csv_true
 TIE_TOLERANCE = 0.02
 
 
+def with_budget_latency(configs: pd.DataFrame, measurements: pd.DataFrame, percentile: float) -> pd.DataFrame:
+    """configs plus the budget percentile's latency from the search measurements: `latency_ms` at
+    each config's capacity level (NaN where no level met the budget) and `closest_latency_ms`, the
+    lowest at any level. configs.csv keeps only p50 and p99; measurements.csv has every percentile."""
+    col = percentile_field(percentile)
+    out = configs.copy()
+    m = search_rows(measurements)
+    if out.empty or m.empty or col not in m:
+        out["latency_ms"] = math.nan
+        out["closest_latency_ms"] = math.nan
+        return out
+    ids = m["config_id"].astype(str)
+    latency = pd.to_numeric(m[col], errors="coerce")
+    at_level = (
+        pd.DataFrame({"id": ids, "level": pd.to_numeric(m["load_level"], errors="coerce"), "lat": latency})
+        .drop_duplicates(["id", "level"], keep="last")
+        .set_index(["id", "level"])["lat"]
+    )
+    levels = pd.to_numeric(out["capacity_level"], errors="coerce")
+    out["latency_ms"] = [
+        float(at_level.get((str(c), lv), math.nan)) for c, lv in zip(out["config_id"], levels)
+    ]
+    out["closest_latency_ms"] = out["config_id"].astype(str).map(latency.groupby(ids).min()).astype(float)
+    return out
+
+
+def outcome_latency(row: Any) -> float:
+    """A `with_budget_latency` row's latency for the search: at the capacity level, else the
+    lowest seen (what `search.study.Outcome.latency_ms` holds)."""
+    at = float(row.get("latency_ms", math.nan))
+    return at if math.isfinite(at) else float(row.get("closest_latency_ms", math.nan))
+
+
 def best_config(configs: pd.DataFrame, tie_tolerance: float = TIE_TOLERANCE) -> pd.Series | None:
     """The config with the highest capacity under the budget; ties (within `tie_tolerance`)
-    go to fewer instances, then lower p99. None when no config has any capacity."""
+    go to fewer instances, then lower budget-percentile latency (`latency_ms`, see
+    `with_budget_latency`). None when no config has any capacity."""
     if configs.empty:
         return None
     ok = configs[
@@ -32,7 +67,9 @@ def best_config(configs: pd.DataFrame, tie_tolerance: float = TIE_TOLERANCE) -> 
         return None
     top = float(ok["capacity_rps"].max())
     tied = ok[ok["capacity_rps"] >= top * (1.0 - tie_tolerance)]
-    ordered = tied.sort_values(["instance_count", "p99_ms", "capacity_rps"], ascending=[True, True, False])
+    ordered = tied.sort_values(
+        ["instance_count", "latency_ms", "capacity_rps"], ascending=[True, True, False]
+    )
     return ordered.iloc[0]
 
 
@@ -105,13 +142,14 @@ def confirmed_choice(
 
 
 def closest_config(configs: pd.DataFrame) -> pd.Series | None:
-    """The config whose lowest measured tail latency came nearest the budget (for exit 3)."""
-    if configs.empty or "closest_p99_ms" not in configs:
+    """The config whose lowest budget-percentile latency (`closest_latency_ms`, see
+    `with_budget_latency`) came nearest the budget (for exit 3)."""
+    if configs.empty:
         return None
-    measured = configs[pd.to_numeric(configs["closest_p99_ms"], errors="coerce").notna()]
+    measured = configs[pd.to_numeric(configs["closest_latency_ms"], errors="coerce").notna()]
     if measured.empty:
         return None
-    return measured.sort_values("closest_p99_ms").iloc[0]
+    return measured.sort_values("closest_latency_ms").iloc[0]
 
 
 def pareto_mask(throughput: np.ndarray, latency: np.ndarray) -> np.ndarray:
@@ -132,7 +170,7 @@ def pareto_mask(throughput: np.ndarray, latency: np.ndarray) -> np.ndarray:
     return keep
 
 
-def pareto_frontier(measurements: pd.DataFrame, latency_col: str = "p99_ms") -> pd.DataFrame:
+def pareto_frontier(measurements: pd.DataFrame, latency_col: str) -> pd.DataFrame:
     """Measurements on the throughput / latency frontier (error-free ones), by throughput."""
     if measurements.empty:
         return measurements.copy()
@@ -166,17 +204,18 @@ def _knob(row: pd.Series, key: str) -> Any:
 
 
 def choice(
-    configs: pd.DataFrame, measurements: pd.DataFrame | None = None
+    configs: pd.DataFrame, measurements: pd.DataFrame, percentile: float
 ) -> tuple[pd.Series | None, list[str], str]:
-    """The answer of a run: (best config row or None, tie set, why it was chosen).
+    """The answer of a run: (best config row or None, tie set, why it was chosen). The row
+    carries `latency_ms`, the budget percentile at its capacity level.
 
     After a confirmation round, its pick (see `confirmed_choice`); before one (a sweep still
     running, or confirm_top: 0), the highest search capacity with near-ties to fewer instances.
     """
-    if measurements is not None:
-        confirmed = confirmed_choice(configs, measurements)
-        if confirmed is not None:
-            return confirmed
+    configs = with_budget_latency(configs, measurements, percentile)
+    confirmed = confirmed_choice(configs, measurements)
+    if confirmed is not None:
+        return confirmed
     best = best_config(configs)
     if best is None:
         return None, [], ""
@@ -220,8 +259,9 @@ def build_summary(
     model_pbtxts: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """summary.json: the answer and how it was reached (README, "Sweeping a model")."""
-    best, tie_set, why = choice(configs, measurements)
-    frontier = pareto_frontier(search_rows(measurements))
+    best, tie_set, why = choice(configs, measurements, percentile)
+    col = percentile_field(percentile)
+    frontier = pareto_frontier(search_rows(measurements), col)
     summary: dict[str, Any] = {
         "model": model,
         "budget_ms": budget_ms,
@@ -247,6 +287,7 @@ def build_summary(
             {
                 "config_id": r["config_id"],
                 "throughput_rps": r["throughput_rps"],
+                "latency_ms": r[col],
                 "p99_ms": r["p99_ms"],
                 "load_mode": r["load_mode"],
                 "load_level": r["load_level"],
@@ -266,6 +307,7 @@ def build_summary(
             "confirmed_rps": best.get("confirmed_rps"),
             "capacity_ci_rps": best.get("capacity_ci_rps"),
             "capacity_lower_bound": csv_true(best.get("capacity_lower_bound")),
+            "latency_ms": best["latency_ms"],  # the budget percentile's, at the capacity level
             "p99_ms": best["p99_ms"],
             "p50_ms": best["p50_ms"],
             "load_mode": best["load_mode"],
@@ -280,10 +322,11 @@ def build_summary(
             summary["best"]["models"] = models
             summary["best"]["bottleneck_step"] = best.get("bottleneck_step") or ""
     else:
-        close = closest_config(configs)
+        close = closest_config(with_budget_latency(configs, measurements, percentile))
         if close is not None:
             summary["closest"] = {
                 "config_id": close["config_id"],
+                "best_latency_ms": close["closest_latency_ms"],  # the budget percentile's
                 "best_p99_ms": close["closest_p99_ms"],
                 "budget_ms": budget_ms,
             }

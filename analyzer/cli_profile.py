@@ -21,6 +21,7 @@ from analyzer.load.inputs import parse_shape_args
 from analyzer.load.requests import request_set_floor
 from analyzer.load.shapes import (
     ARRIVALS,
+    DEFAULT_WARMUP_S,
     SCHEDULE_FORMS,
     LoadSpec,
     expected_requests,
@@ -76,7 +77,7 @@ from analyzer.server.session import open_server
 @click.option(
     "--warmup-s",
     type=click.FloatRange(min=0),
-    default=0.5,
+    default=DEFAULT_WARMUP_S,
     show_default=True,
     help="Load before measuring starts, in seconds.",
 )

@@ -129,9 +129,9 @@ def sweep(
         )
     if spec is None and resume:
         # Resume from the run's own spec, with a larger trial or time budget if asked.
-        from analyzer.sweep import _resume_spec  # local: only needed here
+        from analyzer.sweep import resume_spec  # local: only needed here
 
-        spec = _resume_spec(RunStore.open(resume), None).with_overrides(
+        spec = resume_spec(RunStore.open(resume), None).with_overrides(
             max_trials=max_trials, time_budget_s=time_budget_s
         )
     if workers is not None and spec is not None:

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from analyzer.capacity import Status
 from analyzer.store import csv_true
 
 # Two-sided 95 % Student t quantiles by degrees of freedom (no SciPy dependency for one table).
@@ -128,7 +129,7 @@ def confirmation_stats(measurements: pd.DataFrame) -> pd.DataFrame:
             # Rows written before the column existed (empty) take every break as proven.
             flag = g["verdict_proven"] if "verdict_proven" in g else pd.Series(math.nan, index=g.index)
             proven = flag.apply(lambda v: csv_true(v) or pd.isna(v))
-            broke = (verdict == "errors") | ((verdict == "over_budget") & proven)
+            broke = (verdict == Status.ERRORS.value) | ((verdict == Status.OVER_BUDGET.value) & proven)
             met = int((~broke).sum())
         else:
             met = int(g["meets_budget"].apply(csv_true).sum()) if "meets_budget" in g else 0

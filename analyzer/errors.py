@@ -133,9 +133,3 @@ class ClaimLostError(TrituneError):
 
 class MeasurementError(TrituneError):
     """A measurement could not be taken (exit 1)."""
-
-
-class Interrupted(TrituneError):
-    """The user pressed Ctrl-C; what was measured so far is kept."""
-
-    exit_code = 130

@@ -12,8 +12,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from analyzer.capacity import CLIENT_BOUND, PERCENTILE_FIELDS, Verdict, budget_verdict, is_finite
+from analyzer.capacity import Status, Verdict, budget_verdict, is_finite
 from analyzer.measure import Measurement
+from analyzer.schema import percentile_field
 
 SATURATION_GAIN = 1.05  # a level that adds < 5 % throughput over the one below adds nothing
 CLEAR_BREAK = 1.5  # a level this far over the budget is a real break, not noise worth re-checking
@@ -24,14 +25,14 @@ MEETS, FAILS, INCONCLUSIVE = "meets", "fails", "inconclusive"
 
 def outcome_of(verdict: Verdict) -> str:
     """How the level search reads a verdict: it met the budget, broke it, the load generator
-    could not offer it (CLIENT_BOUND), or could not tell (unstable windows, too few requests for
+    could not offer it (Status.CLIENT_BOUND), or could not tell (unstable windows, too few requests for
     the claim) though its estimate was within it."""
     if verdict.meets:
         return MEETS
-    if verdict.status in ("over_budget", "errors"):
+    if verdict.status in (Status.OVER_BUDGET, Status.ERRORS):
         return FAILS
-    if verdict.status == CLIENT_BOUND:
-        return CLIENT_BOUND
+    if verdict.status == Status.CLIENT_BOUND:
+        return Status.CLIENT_BOUND
     return INCONCLUSIVE
 
 
@@ -106,13 +107,13 @@ class LevelSearch:
     @property
     def unbroken(self) -> list[float]:
         """Levels that did not break the budget (met it, or could not be judged), ascending."""
-        return sorted(lv for lv, (_, out) in self.measured.items() if out not in (FAILS, CLIENT_BOUND))
+        return sorted(lv for lv, (_, out) in self.measured.items() if out not in (FAILS, Status.CLIENT_BOUND))
 
     @property
     def broken(self) -> list[float]:
         """Levels that are a ceiling, ascending: they broke the budget, or the load generator
         could not offer them (nothing above them can be measured either)."""
-        return sorted(lv for lv, (_, out) in self.measured.items() if out in (FAILS, CLIENT_BOUND))
+        return sorted(lv for lv, (_, out) in self.measured.items() if out in (FAILS, Status.CLIENT_BOUND))
 
     def _lat(self, level: float) -> float:
         value = self.latency.get(level, math.nan)
@@ -234,7 +235,7 @@ class LevelSearch:
         if self._confirms_done >= self.confirm_steps or len(above) != 1:
             return None
         first_bad = above[0]
-        if self.measured[first_bad][1] == CLIENT_BOUND:
+        if self.measured[first_bad][1] == Status.CLIENT_BOUND:
             return None  # the generator could not offer that load; more would fare no better
         if not self.batching and self.measured[first_bad][0] < SATURATION_GAIN * self.measured[top][0]:
             # Saturated: more load will not form better batches. (A batching server is checked
@@ -273,7 +274,7 @@ class LevelSearch:
         generator, not the config, set the limit, so the capacity is a lower bound."""
         _, level = self.capacity()
         above = [b for b in self.broken if level is not None and b > level]
-        return bool(above) and self.measured[above[0]][1] == CLIENT_BOUND
+        return bool(above) and self.measured[above[0]][1] == Status.CLIENT_BOUND
 
 
 @dataclass
@@ -302,7 +303,7 @@ class CapacityResult:
 
     def closest(self, percentile: float = 99.0) -> Measurement | None:
         """The measurement with the lowest tail latency (to name when nothing meets the budget)."""
-        key = PERCENTILE_FIELDS.get(int(percentile), "p99_ms")
+        key = percentile_field(percentile)
         finite = [m for m, _ in self.measurements if math.isfinite(getattr(m, key))]
         return min(finite, key=lambda m: getattr(m, key), default=None)
 
@@ -329,7 +330,7 @@ async def search_capacity(
             interrupted = True
             break
         verdict = judge(m) if judge is not None else budget_verdict(m, budget_ms, percentile, confidence)
-        latency = getattr(m, PERCENTILE_FIELDS.get(int(percentile), "p99_ms"))
+        latency = getattr(m, percentile_field(percentile))
         search.record(level, m.throughput_rps, outcome_of(verdict), latency)
         results.append((m, verdict))
         if on_level is not None:

@@ -15,7 +15,6 @@ import numpy as np
 
 from analyzer.load.generator import IN_FLIGHT, Records
 
-PERCENTILES = (50, 90, 95, 99)
 DEFAULT_TOLERANCE = 0.10  # like perf_analyzer's --stability-percentage 10
 STABLE_WINDOWS = 3
 

@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 from typing import Any, Callable
 
-from analyzer.capacity import PERCENTILE_FIELDS, Verdict, budget_verdict
+from analyzer.capacity import Verdict, budget_verdict
 from analyzer.errors import ModelLoadError, ServerDiedError
 from analyzer.levelsearch import CapacityResult, LevelSearch, search_capacity
 from analyzer.limits import connection_budget
@@ -25,6 +25,7 @@ from analyzer.modelconfig import Candidate, ModelConfig, apply_candidate, knobs_
 from analyzer.pipeline import JointCandidate, PipelineTarget
 from analyzer.profiler import MeasureSettings, Probe, StopToken, measure_level
 from analyzer.schedule_play import play_schedule
+from analyzer.schema import percentile_field
 from analyzer.server.session import ModelInfo, ServerSession
 from analyzer.spec import DEFAULT_MIN_SCALE, SweepSpec
 from analyzer.store import RunStore
@@ -313,11 +314,7 @@ class ConfigMeasurer:
             if m is not None
         }
         combined, verdict = combine(
-            level,
-            measured,
-            targets,
-            self.spec.budget_ms,
-            PERCENTILE_FIELDS.get(int(self.spec.percentile), "p99_ms"),
+            level, measured, targets, self.spec.budget_ms, percentile_field(self.spec.percentile)
         )
         self._verdicts[id(combined)] = verdict
         return combined

@@ -77,7 +77,8 @@ def print_result(result: SweepResult, store: RunStore) -> None:
             # Several models: each one's own outcome at the chosen level, against its own budget.
             click.echo(
                 f"  {name}: {t['throughput_rps']:.1f} req/s at "
-                f"{level_text(summary['load_mode'], t['load_level'])}, p99 {t['p99_ms']:.2f} ms "
+                f"{level_text(summary['load_mode'], t['load_level'])}, p{summary['percentile']:g} "
+                f"{t['latency_ms']:.2f} ms "
                 f"(its budget {t['budget_ms']:g} ms){'' if t['meets'] else ' NOT met'}"
             )
     elif best:
@@ -89,7 +90,7 @@ def print_result(result: SweepResult, store: RunStore) -> None:
         bound = ">= " if best.get("capacity_lower_bound") else ""
         click.echo(
             f"  {bound}{best['throughput_rps']:.1f} req/s with p{summary['percentile']:g} "
-            f"{best['p99_ms']:.2f} ms "
+            f"{best['latency_ms']:.2f} ms "
             f"(budget {summary['budget_ms']:g} ms) at {level_text(best['load_mode'], best['load_level'])}"
             + (
                 " (a lower bound: the budget still held at the highest level measured, load.max_level or the "
@@ -113,8 +114,8 @@ def print_result(result: SweepResult, store: RunStore) -> None:
         click.echo(
             f"no config met the budget of {summary['budget_ms']:g} ms"
             + (
-                f"; closest: {close['config_id']} with p{summary['percentile']:g} {close['best_p99_ms']:.2f} "
-                "ms"
+                f"; closest: {close['config_id']} with p{summary['percentile']:g} "
+                f"{close['best_latency_ms']:.2f} ms"
                 if close
                 else ""
             )

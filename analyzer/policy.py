@@ -18,12 +18,12 @@ a made-up measuring function (analyzer.levelsearch.MeasureFn) and no server.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import pandas as pd
 
+from analyzer.choose import outcome_latency, with_budget_latency
 from analyzer.errors import LoadTimeoutError, ServerDiedError
 from analyzer.levelsearch import CapacityResult
 from analyzer.pipeline import candidate_from_row
@@ -101,20 +101,26 @@ async def try_config(
         )
 
 
-def adopt_finished(configs: pd.DataFrame, search: Any) -> set[str]:
+def adopt_finished(
+    configs: pd.DataFrame, measurements: pd.DataFrame, percentile: float, search: Any
+) -> set[str]:
     """A resumed run: tell the search every config in configs.csv (they are finished, failed
-    ones included) and return their ids. Rows of any other config belong to one that was in
+    ones included), with the budget percentile's latency from the measurements, and return their
+    ids. Rows of any other config belong to one that was in
     flight when the previous run stopped; the caller drops them, and it is measured again."""
     finished: set[str] = set()
-    for _, row in configs.iterrows():
+    for _, row in with_budget_latency(configs, measurements, percentile).iterrows():
         cand = candidate_from_row(row)
         finished.add(str(row["config_id"]))
         capacity = float(row.get("capacity_rps") or 0.0)
-        p99 = float(row.get("p99_ms", math.nan))
-        if math.isnan(p99):
-            p99 = float(row.get("closest_p99_ms", math.nan))
         search.adopt(
-            cand, Outcome(capacity, p99, failed=row["status"] == "failed", error=str(row.get("error") or ""))
+            cand,
+            Outcome(
+                capacity,
+                outcome_latency(row),
+                failed=row["status"] == "failed",
+                error=str(row.get("error") or ""),
+            ),
         )
     return finished
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from analyzer.capacity import budget_verdict, required_requests
 from analyzer.load.input_plan import InputPlan
-from analyzer.load.shapes import LoadSpec
+from analyzer.load.shapes import DEFAULT_WARMUP_S, LoadSpec
 from analyzer.load.workers import WorkerError
 from analyzer.measure import Measurement
 from analyzer.modelconfig import knobs_of
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # annotations only: what knobs_of returns
 def profile_settings(
     *,
     window_s: float | None = None,
-    warmup_s: float = 0.5,
+    warmup_s: float = DEFAULT_WARMUP_S,
     max_windows: int = 10,
     stability_pct: float = 10.0,
     request_timeout_s: float = 30.0,

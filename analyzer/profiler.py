@@ -24,7 +24,7 @@ from analyzer.load.clients import GrpcInferClient, HttpInferClient, RequestSet
 from analyzer.load.generator import IN_FLIGHT, CpuSample, Records, now
 from analyzer.load.inputs import TensorSpec, random_tensor
 from analyzer.load.selfcheck import ClientLoad, client_bound_reason
-from analyzer.load.shapes import LoadSpec, level_horizon_s
+from analyzer.load.shapes import DEFAULT_WARMUP_S, LoadSpec, level_horizon_s
 from analyzer.load.workers import LoadGenerator, WorkerError
 from analyzer.measure import (
     DEFAULT_TOLERANCE,
@@ -49,7 +49,7 @@ class MeasureSettings:
     """
 
     window_s: float | None = None  # fixed window length; None: sized by requests
-    warmup_s: float = 1.0
+    warmup_s: float = DEFAULT_WARMUP_S
     min_windows: int = STABLE_WINDOWS
     max_windows: int = 10
     tolerance: float = DEFAULT_TOLERANCE

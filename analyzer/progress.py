@@ -14,12 +14,13 @@ from typing import Any
 
 import click
 
-from analyzer.capacity import CLIENT_BOUND, PERCENTILE_FIELDS, Verdict
+from analyzer.capacity import Status, Verdict
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure import Measurement, WindowStat, level_text
 from analyzer.pipeline import JointCandidate
 from analyzer.profiler import MeasureSettings
 from analyzer.runner import Events
+from analyzer.schema import percentile_field
 from analyzer.space import Candidate
 
 
@@ -161,7 +162,7 @@ class SweepProgress(Plain):
         )
 
     def _value(self, m: Measurement) -> float:
-        return float(getattr(m, PERCENTILE_FIELDS.get(self.percentile, "p99_ms")))
+        return float(getattr(m, percentile_field(self.percentile)))
 
     def confirm_start(self, cands: list[Candidate], rounds: int) -> None:
         """The confirmation round begins."""
@@ -188,8 +189,8 @@ class SweepProgress(Plain):
 
     def level(self, cand: Candidate, m: Measurement, verdict: Verdict) -> None:
         """A load level was measured."""
-        status = "meets" if verdict.meets else verdict.status
-        if verdict.status == CLIENT_BOUND:
+        status = Status.MEETS if verdict.meets else verdict.status
+        if verdict.status == Status.CLIENT_BOUND:
             status = verdict.reason  # names the fix: more --workers or a separate load machine
         worst = f"  worst minute {m.worst_minute_ms:.2f} ms" if math.isfinite(m.worst_minute_ms) else ""
         where = level_text(m.load_mode, m.load_level)

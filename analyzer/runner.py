@@ -41,6 +41,7 @@ from analyzer.policy import log_tail, start_level, try_config
 from analyzer.profiler import MeasureSettings, StopToken, window_requests_for
 from analyzer.report import capacity_row, write_report
 from analyzer.rows import config_row, level_row
+from analyzer.schema import percentile_field
 from analyzer.search.base import Search
 from analyzer.search.study import Outcome
 from analyzer.server.session import ModelInfo, ServerSession
@@ -169,7 +170,7 @@ class SweepRunner:
         replace summary.json."""
         configs = self.tables.configs()
         measurements = self.tables.measurements()
-        best, _, _ = choice(configs, measurements)
+        best, _, _ = choice(configs, measurements, self.spec.percentile)
         if best is not None and best["config_id"] != self._best_id:
             self._best_paths = {}
             for name, config in self.measurer.configs(candidate_from_row(best)):
@@ -248,7 +249,7 @@ class SweepRunner:
                 cand,
                 Outcome(
                     result.capacity_rps,
-                    ref.p99_ms if ref else math.nan,
+                    getattr(ref, percentile_field(self.spec.percentile)) if ref else math.nan,
                     bottleneck=ref.bottleneck_step if ref else "",
                 ),
             )

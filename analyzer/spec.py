@@ -23,6 +23,7 @@ from analyzer.files import write_atomic
 from analyzer.load.input_plan import InputPlan, gen_to_dict
 from analyzer.names import RULE as NAME_RULE
 from analyzer.names import bad_name
+from analyzer.schema import PERCENTILES
 from analyzer.search.registry import STRATEGY_NAMES as STRATEGIES
 
 # Underscored as before the split, so that the checks below read (and diff) as they did.
@@ -56,7 +57,6 @@ from analyzer.textfile import read_text, user_path
 
 OBJECTIVES = ("throughput", "pareto")
 PROTOCOLS = ("grpc", "http")
-PERCENTILES = (50, 90, 95, 99)  # the percentiles every measurement stores (p50_ms ... p99_ms)
 
 __all__ = [
     "DEFAULT_MAX_LEVEL",
@@ -66,7 +66,6 @@ __all__ = [
     "LOAD_KEYS",
     "MAX_WORKERS",
     "OBJECTIVES",
-    "PERCENTILES",
     "PROTOCOLS",
     "SPACE_KEYS",
     "STRATEGIES",

@@ -14,6 +14,7 @@ from analyzer.limits import MAX_SCHEDULE_REQUESTS
 from analyzer.load.input_plan import InputPlan, parse_input_plan
 from analyzer.load.shapes import (
     ARRIVALS,
+    DEFAULT_WARMUP_S,
     LOAD_MODES,
     SCHEDULE_FORMS,
     Schedule,
@@ -43,7 +44,7 @@ class LoadPlan:
     min_level: float = 1  # the lowest level the search may go down to
     arrival: str = "poisson"  # open loop only
     window_s: float | None = None  # fixed window length; None: windows sized by requests
-    warmup_s: float = 0.3
+    warmup_s: float = DEFAULT_WARMUP_S
     max_windows: int = 10
     stability_pct: float = 10.0
     request_timeout_s: float = 30.0

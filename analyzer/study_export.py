@@ -55,7 +55,7 @@ def export_study(url: str, study_name: str, out_dir: str | Path | None) -> RunSt
     write_atomic(store.path("base_config"), base_text)
     store.shared = SharedTables(url, study_name, "report")
     configs, measurements = store.export_shared()
-    best, _, _ = choice(configs, measurements)
+    best, _, _ = choice(configs, measurements, spec.percentile)
     best_path = None
     if best is not None and base_text:
         cand = candidate_from_row(best)

@@ -79,7 +79,7 @@ def incompatible_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [k for k in RESUME_KEYS if key(old, k) != key(new, k)]
 
 
-def _resume_spec(store: RunStore, given: SweepSpec | None) -> SweepSpec:
+def resume_spec(store: RunStore, given: SweepSpec | None) -> SweepSpec:
     """The spec a resumed run continues with: its own spec.yaml (read by analyzer.spec, as every
     spec is), or the one given when it measures the same thing (UsageError naming what differs)."""
     try:
@@ -325,7 +325,7 @@ def _run_locked(
     notice = events.notice or events.message or (lambda text: None)
     previous_wall = 0.0
     if options.resume:
-        spec = _resume_spec(store, spec)
+        spec = resume_spec(store, spec)
         check_before_server(spec)
         for note in store.repair_tables():
             notice(note)
@@ -389,7 +389,9 @@ def _run_locked(
             base=start,
         )
         if options.resume:
-            store.keep_only_configs(adopt_finished(store.configs(), search))
+            store.keep_only_configs(
+                adopt_finished(store.configs(), store.measurements(), spec.percentile, search)
+            )
         runner = SweepRunner(
             spec,
             store,

@@ -12,12 +12,19 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-from analyzer.capacity import Verdict
+from analyzer.capacity import Status, Verdict
 from analyzer.measure import Measurement
 
 # How a level's verdicts rank when they are combined: the first failing one in this order is
 # the level's (a client-bound model's figures say nothing; errors are worse than latency).
-_ORDER = ("client_bound", "errors", "over_budget", "unstable", "too_few_requests", "meets")
+_ORDER = (
+    Status.CLIENT_BOUND,
+    Status.ERRORS,
+    Status.OVER_BUDGET,
+    Status.UNSTABLE,
+    Status.TOO_FEW_REQUESTS,
+    Status.MEETS,
+)
 
 
 @dataclass(frozen=True)
@@ -44,20 +51,21 @@ def combine(
     parts: Mapping[str, tuple[Measurement, Verdict]],
     targets: list[Target],
     ref_budget_ms: float,
-    percentile_field: str = "p99_ms",
+    latency_field: str,
 ) -> tuple[Measurement, Verdict]:
     """The level's measurement and verdict from each model's.
 
     Throughput, requests and errors add up. The latency fields are those of the model nearest
-    to (or furthest over) its own budget, scaled to `ref_budget_ms` (the sweep's), so the level
-    search aims with one latency as for one model; every model's own figures are kept as
-    'target.<model>.<field>' columns. The level meets only if every model met its budget; it is
-    decided once every model's verdict is (or one failed, decided)."""
+    to (or furthest over) its own budget at `latency_field` (the budget percentile's column),
+    scaled to `ref_budget_ms` (the sweep's), so the level search aims with one latency as for one
+    model; every model's own figures are kept as 'target.<model>.<field>' columns. The level
+    meets only if every model met its budget; it is decided once every model's verdict is (or one
+    failed, decided)."""
     budgets = {t.name: t.budget_ms for t in targets}
     ref = ref_budget_ms
 
     def ratio(name: str) -> float:
-        value = getattr(parts[name][0], percentile_field)
+        value = getattr(parts[name][0], latency_field)
         return value / budgets[name] if math.isfinite(value) else math.inf
 
     worst = max(parts, key=lambda n: (ratio(n), n))
@@ -105,6 +113,7 @@ def combine(
                 prefix + "throughput_rps": m.throughput_rps,
                 prefix + "p50_ms": m.p50_ms,
                 prefix + "p99_ms": m.p99_ms,
+                prefix + "latency_ms": getattr(m, latency_field),  # the budget percentile's
                 prefix + "budget_ms": budgets[name],
                 prefix + "errors": float(m.errors),
                 prefix + "meets": float(verdict.meets),
@@ -115,7 +124,10 @@ def combine(
     if not failing:
         reason = "; ".join(f"{n}: {v.reason}" for n, v in verdicts.items())
         return combined, Verdict(
-            True, "meets", f"every model met its budget ({reason})", all(v.decided for v in verdicts.values())
+            True,
+            Status.MEETS,
+            f"every model met its budget ({reason})",
+            all(v.decided for v in verdicts.values()),
         )
     failing.sort(key=lambda nv: _ORDER.index(nv[1].status) if nv[1].status in _ORDER else len(_ORDER))
     name, first = failing[0]
@@ -169,6 +181,7 @@ def target_outcome(row: Mapping[str, object] | None) -> dict[str, dict[str, obje
             "throughput_rps": f.get("throughput_rps"),
             "p50_ms": f.get("p50_ms"),
             "p99_ms": f.get("p99_ms"),
+            "latency_ms": f.get("latency_ms"),
             "budget_ms": f.get("budget_ms"),
             "meets": bool(f.get("meets")),
         }

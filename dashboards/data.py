@@ -15,14 +15,8 @@ from analyzer.choose import confirmed_choice
 from analyzer.errors import UsageError
 from analyzer.modelconfig import apply_candidate, read_pbtxt, to_pbtxt
 from analyzer.pipeline import JointCandidate, candidate_from_row
-from analyzer.report import (
-    RunData,
-    capacity_under_budget,
-    is_sweep_budget,
-    latency_column,
-    latency_label,
-    load_run,
-)
+from analyzer.report import RunData, capacity_under_budget, is_sweep_budget, latency_label, load_run
+from analyzer.schema import percentile_field
 from analyzer.space import Candidate
 from analyzer.store import RunStore
 
@@ -103,7 +97,7 @@ class RunView:
 
     def budget_range(self) -> tuple[float, float]:
         """Slider bounds: from 0 to a bit above the highest budget-percentile latency measured."""
-        column = latency_column(self.run.percentile)
+        column = percentile_field(self.run.percentile)
         latency = pd.to_numeric(
             self.run.measurements.get(column, pd.Series(dtype=float)), errors="coerce"
         ).dropna()

@@ -17,6 +17,9 @@ from analyzer.limits import MAX_SCHEDULE_GRID, MAX_SCHEDULE_REQUESTS, MAX_SCHEDU
 
 LOAD_MODES = ("concurrency", "rate")
 ARRIVALS = ("poisson", "constant")
+# Load before a level's first window counts, for the sweep and profile alike: long enough for
+# the connections to open and the batcher to fill, short enough not to dominate a level.
+DEFAULT_WARMUP_S = 0.3
 
 
 @dataclass(frozen=True)
@@ -94,17 +97,6 @@ def arrival_offsets(rate: float, duration_s: float, arrival: str = "poisson", se
         more = np.cumsum(rng.exponential(1.0 / rate, size=count)) + times[-1]
         times = np.concatenate([times, more])
     return times[times < duration_s]
-
-
-def geometric_levels(start: int, maximum: int) -> list[int]:
-    """1, 2, 4, ... up to `maximum` (always including it): the usual concurrency ramp."""
-    levels: list[int] = []
-    level = max(1, start)
-    while level < maximum:
-        levels.append(level)
-        level *= 2
-    levels.append(maximum)
-    return levels
 
 
 # -- load schedules: an open loop whose rate changes over time ----------------------------------

@@ -70,7 +70,7 @@ from analyzer.report.page import (
     targets_html,
     write_report,
 )
-from analyzer.report.run import RunData, latency_column, latency_label, load_run, read_run_spec
+from analyzer.report.run import RunData, latency_label, load_run, read_run_spec
 from analyzer.report.search_figures import heatmap_figure, load_curves_figure, log_ticks, pareto_figure
 
 __all__ = [
@@ -105,7 +105,6 @@ __all__ = [
     "heatmap_data",
     "heatmap_figure",
     "is_sweep_budget",
-    "latency_column",
     "latency_label",
     "level_meets",
     "load_curves_data",

@@ -17,7 +17,8 @@ import pandas as pd
 from analyzer.capacity import row_verdict
 from analyzer.choose import best_config, choice
 from analyzer.confirm_stats import search_rows
-from analyzer.report.run import RunData, finite, latency_column, latency_label, num
+from analyzer.report.run import RunData, finite, latency_label, num
+from analyzer.schema import percentile_field
 from analyzer.store import csv_true
 
 # -- the answer ---------------------------------------------------------------------------------------
@@ -49,7 +50,7 @@ def capacity_under_budget(
     if m.empty:
         return pd.DataFrame(columns=cols)
     meets = level_meets(m, budget_ms, percentile, confidence)
-    col = latency_column(percentile)
+    col = percentile_field(percentile)
     rows = []
     for config_id, group in m.groupby("config_id", sort=False):
         ok = group[meets.loc[group.index]]
@@ -124,22 +125,6 @@ def is_sweep_budget(run: RunData, budget_ms: float) -> bool:
     return math.isclose(float(budget_ms), run.budget_ms, rel_tol=1e-9, abs_tol=1e-6)
 
 
-def with_latency(row: pd.Series, measurements: pd.DataFrame, percentile: float) -> pd.Series:
-    """`row` plus `latency_ms`, the budget percentile at its capacity level (configs.csv only
-    keeps p50 and p99 there)."""
-    out = row.copy()
-    col = latency_column(percentile)
-    m = search_rows(measurements)
-    at = m.iloc[0:0]
-    if not m.empty:
-        at = m[
-            (m["config_id"].astype(str) == str(row["config_id"]))
-            & (pd.to_numeric(m["load_level"], errors="coerce") == num(row.get("capacity_level")))
-        ]
-    out["latency_ms"] = num(at[col].iloc[-1]) if not at.empty and col in at else num(row.get(col))
-    return out
-
-
 def answer_at(
     run: RunData,
     budget_ms: float | None = None,
@@ -151,11 +136,9 @@ def answer_at(
     m = run.measurements if measurements is None else measurements
     c = run.configs if configs is None else configs
     budget = run.budget_ms if budget_ms is None else float(budget_ms)
-    best, tie_set, reason = choice(c, m)
+    best, tie_set, reason = choice(c, m, run.percentile)
     if is_sweep_budget(run, budget):
-        return Answer(
-            budget, True, None if best is None else with_latency(best, m, run.percentile), tie_set, reason
-        )
+        return Answer(budget, True, best, tie_set, reason)
     pick = choose_at_budget(m, c, budget, run.percentile, run.confidence)
     reason = (
         ""

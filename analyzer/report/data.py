@@ -19,7 +19,8 @@ from analyzer.confirm_stats import confirm_rows, confirmation_stats, search_rows
 from analyzer.measure import level_text
 from analyzer.pipeline import steps_from_row
 from analyzer.report.answer import Answer
-from analyzer.report.run import RunData, latency_column, latency_label, num
+from analyzer.report.run import RunData, latency_label, num
+from analyzer.schema import percentile_field
 from analyzer.store import csv_true
 
 
@@ -144,7 +145,7 @@ def pareto_data(
     m = search_rows(measurements)
     if not m.empty:
         m = m[pd.to_numeric(m["errors"], errors="coerce").fillna(1) == 0]
-    col, label = latency_column(percentile), latency_label(percentile)
+    col, label = percentile_field(percentile), latency_label(percentile)
     points = []
     for _, r in m.iterrows():
         latency = num(r.get(col))
@@ -188,7 +189,7 @@ def load_curves_data(
     m = search_rows(measurements)
     if m.empty:
         return out
-    col = latency_column(percentile)
+    col = percentile_field(percentile)
     for config_id, g in m.groupby("config_id", sort=False):
         if config_ids is not None and config_id not in config_ids:
             continue

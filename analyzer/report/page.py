@@ -10,25 +10,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from analyzer.choose import pipeline_models
+from analyzer.choose import pipeline_models, with_budget_latency
 from analyzer.confirm_stats import confirm_rows, confirmation_stats
 from analyzer.errors import UsageError
 from analyzer.files import write_atomic
 from analyzer.load.selfcheck import FIX
 from analyzer.measure import level_text
 from analyzer.modelconfig import knobs_of, parse_pbtxt
-from analyzer.report.answer import (
-    Answer,
-    answer_at,
-    capacity_text,
-    confirmed_text,
-    fmt_rps,
-    tie_set_sentence,
-    with_latency,
-)
+from analyzer.report.answer import Answer, answer_at, capacity_text, confirmed_text, fmt_rps, tie_set_sentence
 from analyzer.report.data import STEP_COLUMNS, capacity_row, step_cells, step_rows
 from analyzer.report.figures import all_figures
-from analyzer.report.run import RunData, latency_column, latency_label, load_run, num
+from analyzer.report.run import RunData, latency_label, load_run, num
+from analyzer.schema import percentile_field
 from analyzer.space import Candidate
 from analyzer.store import csv_true
 from analyzer.targets import target_figures
@@ -232,9 +225,8 @@ def configs_table(run: RunData) -> pd.DataFrame:
     if c.empty:
         return c
     c = c.assign(_cap=pd.to_numeric(c["capacity_rps"], errors="coerce")).sort_values("_cap", ascending=False)
-    col = latency_column(run.percentile)
-    if col not in c or c[col].isna().all():  # configs.csv keeps p50 and p99 only: look the others up
-        c[col] = [with_latency(r, run.measurements, run.percentile)["latency_ms"] for _, r in c.iterrows()]
+    col = percentile_field(run.percentile)
+    c[col] = with_budget_latency(c, run.measurements, run.percentile)["latency_ms"]
     c["capacity_rps"] = [
         ("≥ " if csv_true(r.get("capacity_lower_bound")) else "") + f"{r['_cap']:.2f}"
         if math.isfinite(r["_cap"])

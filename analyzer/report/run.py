@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyzer.capacity import PERCENTILE_FIELDS
+from analyzer.schema import percentile_field
 from analyzer.spec import SweepSpec, load_spec
 from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore
 
@@ -74,16 +74,10 @@ def load_run(run_dir: str | Path) -> RunData:
 # -- rows and columns ---------------------------------------------------------------------------------
 
 
-def latency_column(percentile: float) -> str:
-    """The measurements.csv column of the budget percentile: the one `capacity.row_verdict`
-    judges (p99_ms for a percentile without a column of its own)."""
-    return PERCENTILE_FIELDS.get(int(percentile), "p99_ms")
-
-
 def latency_label(percentile: float) -> str:
     """How the budget percentile's latency is labelled ("p95"). Named after the column shown, so
     a label never claims a percentile whose values are not the ones drawn."""
-    return latency_column(percentile).removesuffix("_ms")
+    return percentile_field(percentile).removesuffix("_ms")
 
 
 def num(value: Any) -> float:

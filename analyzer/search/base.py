@@ -23,6 +23,13 @@ from analyzer.space import Candidate
 SHARED_POLL_S = 2.0  # a shared study's idle worker looks for work this often
 
 
+def _latency_attr(attrs: dict[str, Any]) -> float:
+    """A trial's budget-percentile latency. Studies written before the attribute was named for the
+    budget's percentile kept it as `p99_ms` (their sweeps judged p99 or stored it there)."""
+    value = attrs.get("latency_ms", attrs.get("p99_ms"))
+    return math.nan if value is None else float(value)
+
+
 class Search:
     """Ask/tell over candidates, recorded in an Optuna study.
 
@@ -125,7 +132,7 @@ class Search:
     def _outcome_of(t: optuna.trial.FrozenTrial) -> Outcome:
         return Outcome(
             float(t.user_attrs.get("capacity_rps", 0.0)),
-            float(t.user_attrs.get("p99_ms") if t.user_attrs.get("p99_ms") is not None else math.nan),
+            _latency_attr(t.user_attrs),
             bool(t.user_attrs.get("failed", False)),
             str(t.user_attrs.get("error", "")),
             str(t.user_attrs.get("bottleneck", "")),
@@ -469,7 +476,7 @@ class Search:
     def _finish(self, trial: optuna.trial.Trial, cand: Candidate, outcome: Outcome) -> None:
         trial.set_user_attr("measured", True)
         trial.set_user_attr("capacity_rps", outcome.capacity_rps)
-        trial.set_user_attr("p99_ms", outcome.p99_ms if math.isfinite(outcome.p99_ms) else None)
+        trial.set_user_attr("latency_ms", outcome.latency_ms if math.isfinite(outcome.latency_ms) else None)
         trial.set_user_attr("failed", outcome.failed)
         trial.set_user_attr("error", outcome.error[:500])
         trial.set_user_attr("bottleneck", outcome.bottleneck)
@@ -477,13 +484,13 @@ class Search:
             trial,
             -1.0
             if outcome.feasible
-            else (outcome.p99_ms - self.budget_ms if math.isfinite(outcome.p99_ms) else 1e9),
+            else (outcome.latency_ms - self.budget_ms if math.isfinite(outcome.latency_ms) else 1e9),
         )
         if outcome.failed:
             self.study.tell(trial, state=TrialState.FAIL)
         elif len(self.directions) == 1:
             self.study.tell(trial, outcome.capacity_rps)
         else:
-            p99 = outcome.p99_ms if math.isfinite(outcome.p99_ms) else 1e9
-            self.study.tell(trial, [outcome.capacity_rps, p99])
+            latency = outcome.latency_ms if math.isfinite(outcome.latency_ms) else 1e9
+            self.study.tell(trial, [outcome.capacity_rps, latency])
         self.outcomes[cand] = outcome

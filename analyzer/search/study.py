@@ -26,7 +26,7 @@ class Outcome:
     """What measuring one config gave the search."""
 
     capacity_rps: float  # throughput at the best level meeting the budget (0 if none did)
-    p99_ms: float  # at that level, or the lowest seen when none met the budget
+    latency_ms: float  # the budget percentile at that level, or the lowest seen when none met the budget
     failed: bool = False  # the server refused the config, or it broke
     error: str = ""
     bottleneck: str = ""  # pipelines: the busiest step at the capacity level ('' otherwise)

@@ -263,4 +263,4 @@ class OptunaSearch(Search):
         elif len(self.directions) == 1:
             self.study.tell(trial, outcome.capacity_rps)
         else:
-            self.study.tell(trial, [outcome.capacity_rps, outcome.p99_ms])
+            self.study.tell(trial, [outcome.capacity_rps, outcome.latency_ms])

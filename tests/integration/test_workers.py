@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from analyzer.capacity import CLIENT_BOUND, budget_verdict
+from analyzer.capacity import Status, budget_verdict
 from analyzer.cli import main
 from analyzer.load.generator import Records
 from analyzer.load.inputs import TensorSpec
@@ -155,8 +155,8 @@ def test_a_rate_one_worker_cannot_send_is_client_bound(triton_server: Any) -> No
     assert m is not None and m.client_bound and m.client_workers == 1
     assert "late" in m.client_bound_reason and "--workers" in m.client_bound_reason
     assert m.send_lag_p50_ms > 2.0 and m.client_cpu_pct > 0
-    assert budget_verdict(m, 100.0).status == CLIENT_BOUND
-    assert decided[-1] == CLIENT_BOUND and m.windows == len(decided) < 4  # stopped once it was known
+    assert budget_verdict(m, 100.0).status == Status.CLIENT_BOUND
+    assert decided[-1] == Status.CLIENT_BOUND and m.windows == len(decided) < 4  # stopped once it was known
 
 
 def test_profile_with_workers_reports_the_generator(triton_server: Any) -> None:
@@ -216,7 +216,7 @@ def test_a_sweep_names_client_bound_levels_everywhere(tmp_path: Any, triton_serv
     assert "client bound: requests went out" in result.stderr and "--workers" in result.stderr
     (run,) = list((tmp_path / "out").iterdir())
     levels = pd.read_csv(run / "measurements.csv")
-    assert levels["client_bound"].tolist() == [True] and levels["verdict"].tolist() == [CLIENT_BOUND]
+    assert levels["client_bound"].tolist() == [True] and levels["verdict"].tolist() == [Status.CLIENT_BOUND]
     assert "separate load machine" in levels["client_bound_reason"][0]
     assert json.loads((run / "summary.json").read_text())["client_bound_levels"] == 1
     assert "id='client-bound'" in (run / "report.html").read_text()

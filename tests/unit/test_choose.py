@@ -36,7 +36,9 @@ def configs(*rows: tuple) -> pd.DataFrame:
         "preferred_batch_size",
         "instance_kind",
     ]
-    return pd.DataFrame([r + ("concurrency", "", "KIND_CPU") for r in rows], columns=cols)
+    frame = pd.DataFrame([r + ("concurrency", "", "KIND_CPU") for r in rows], columns=cols)
+    # What choose.with_budget_latency adds for a p99 budget.
+    return frame.assign(latency_ms=frame["p99_ms"], closest_latency_ms=frame["closest_p99_ms"])
 
 
 def test_best_is_highest_capacity_with_ties_to_fewer_instances() -> None:
@@ -86,7 +88,7 @@ def test_frontier_ignores_measurements_with_errors() -> None:
             "load_level": [1, 2, 4],
         }
     )
-    front = pareto_frontier(m)
+    front = pareto_frontier(m, "p99_ms")
     assert front["config_id"].tolist() == ["a", "c"]
 
 
@@ -121,6 +123,7 @@ def test_summary_shape() -> None:
         {
             "config_id": "a",
             "throughput_rps": 1000.0,
+            "latency_ms": 9.0,
             "p99_ms": 9.0,
             "load_mode": "concurrency",
             "load_level": 8,
@@ -163,7 +166,7 @@ def test_tie_set_is_the_configs_whose_interval_overlaps_the_best_and_the_cheapes
     m = confirm_rows(
         {"i2_b32_d0": [4100, 4000, 4200], "i1_b32_d0": [3900, 4050, 3950], "i2_b8_d0": [3000, 3050, 2980]}
     )
-    best, ties, why = choice(table, m)
+    best, ties, why = choice(table, m, 99)
     assert ties == ["i1_b32_d0", "i2_b32_d0"]  # i2_b8_d0's interval is far below
     assert best["config_id"] == "i1_b32_d0" and "cheapest" in why
     low, high = best["capacity_ci_rps"]
@@ -188,7 +191,7 @@ def test_clear_winner_has_a_tie_set_of_one() -> None:
     table = configs(
         ("a", 2, 32, 0, "ok", 4100.0, 24, 8.0, 3.0, 5.0), ("b", 1, 32, 0, "ok", 3000.0, 16, 8.5, 3.0, 5.0)
     )
-    best, ties, why = choice(table, confirm_rows({"a": [4100, 4110, 4090], "b": [3000, 3010, 2990]}))
+    best, ties, why = choice(table, confirm_rows({"a": [4100, 4110, 4090], "b": [3000, 3010, 2990]}), 99)
     assert ties == ["a"] and best["config_id"] == "a" and "no other config" in why
 
 
@@ -197,7 +200,7 @@ def test_configs_that_broke_the_budget_again_in_most_rounds_do_not_count() -> No
         ("a", 2, 32, 0, "ok", 4100.0, 24, 8.0, 3.0, 5.0), ("b", 1, 32, 0, "ok", 3000.0, 16, 8.5, 3.0, 5.0)
     )
     best, ties, _ = choice(
-        table, confirm_rows({"a": [4100, 4110, 4090], "b": [3000, 3010, 2990]}, met={"a": 1})
+        table, confirm_rows({"a": [4100, 4110, 4090], "b": [3000, 3010, 2990]}, met={"a": 1}), 99
     )
     assert ties == ["b"] and best["config_id"] == "b"
     # With verdicts stored, only errors or a proven break count as breaking it: a capacity level
@@ -205,10 +208,10 @@ def test_configs_that_broke_the_budget_again_in_most_rounds_do_not_count() -> No
     rows = confirm_rows({"a": [4100, 4110, 4090], "b": [3000, 3010, 2990]})
     rows["verdict"] = ["over_budget", "meets"] * 3
     rows["verdict_proven"] = [False, True] * 3
-    best, ties, _ = choice(table, rows)
+    best, ties, _ = choice(table, rows, 99)
     assert ties == ["a"] and best["config_id"] == "a"
     rows["verdict_proven"] = True
-    best, ties, _ = choice(table, rows)
+    best, ties, _ = choice(table, rows, 99)
     assert ties == ["b"]
 
 
@@ -216,10 +219,10 @@ def test_without_a_confirmation_round_the_search_capacity_decides() -> None:
     table = configs(
         ("a", 2, 32, 0, "ok", 4100.0, 24, 8.0, 3.0, 5.0), ("b", 1, 32, 0, "ok", 3000.0, 16, 8.5, 3.0, 5.0)
     )
-    best, ties, why = choice(table, pd.DataFrame(columns=["config_id", "phase"]))
+    best, ties, why = choice(table, pd.DataFrame(columns=["config_id", "phase"]), 99)
     assert best["config_id"] == "a" and ties == [] and "not confirmed" in why
     # Fewer than three rounds (a stopped confirmation) is not a confirmation either.
-    best, ties, _ = choice(table, confirm_rows({"a": [4100, 4000], "b": [5000, 5100]}))
+    best, ties, _ = choice(table, confirm_rows({"a": [4100, 4000], "b": [5000, 5100]}), 99)
     assert best["config_id"] == "a" and ties == []
 
 

@@ -4,7 +4,6 @@ a failed config, a dead server and a stopped measurement lead to, and what a res
 from __future__ import annotations
 
 import asyncio
-import math
 from pathlib import Path
 from typing import Any
 
@@ -196,11 +195,16 @@ def test_a_resumed_run_adopts_its_finished_configs_and_measures_the_one_in_fligh
     search = GridSearch(
         candidates=[in_flight, done, failed], storage_url=store.storage_url, budget_ms=BUDGET_MS
     )
-    finished = adopt_finished(store.configs(), search)
+    finished = adopt_finished(store.configs(), store.measurements(), 99, search)
     assert finished == {done.config_id, failed.config_id}
-    assert search.outcomes[done].capacity_rps == 400.0 and search.outcomes[done].p99_ms == 5.0
+    assert search.outcomes[done].capacity_rps == 400.0 and search.outcomes[done].latency_ms == 5.0
     assert search.outcomes[failed].failed and search.outcomes[failed].error == "boom"
-    assert math.isnan(search.outcomes[failed].p99_ms)
+    # The failed config's one level is its closest: its latency is that level's.
+    assert search.outcomes[failed].latency_ms == 5.0
+    # A p50 sweep's search learns the p50 (2.5 ms), not the p99 that configs.csv keeps.
+    median = GridSearch(candidates=[in_flight, done, failed], storage_url="sqlite://", budget_ms=BUDGET_MS)
+    adopt_finished(store.configs(), store.measurements(), 50, median)
+    assert median.outcomes[done].latency_ms == 2.5
 
     store.keep_only_configs(finished)
     assert set(store.measurements()["config_id"]) == {done.config_id, failed.config_id}

@@ -247,7 +247,7 @@ def add_confirm_round(
     m.to_csv(run_dir / "measurements.csv", index=False)
     c.to_csv(run_dir / "configs.csv", index=False)
     summary = json.loads((run_dir / "summary.json").read_text())
-    best, tie_set, reason = choice(c, m)
+    best, tie_set, reason = choice(c, m, 99)
     summary.update(tie_set=tie_set, choice_reason=reason, stopped_reason=stopped_reason)
     summary["best"].update(
         config_id=best["config_id"],
@@ -283,7 +283,7 @@ def test_confirm_rows_feed_no_capacity_point_curve_or_breakdown() -> None:
 def test_at_the_sweeps_budget_the_answer_is_the_confirmed_choice() -> None:
     run = run_data()
     answer = answer_at(run)
-    best, tie_set, reason = choice(CONFIGS, MEASUREMENTS)
+    best, tie_set, reason = choice(CONFIGS, MEASUREMENTS, 99)
     assert answer.at_sweep_budget and answer.confirmed
     assert answer.best["config_id"] == best["config_id"] == "i1_b8"
     assert answer.tie_set == tie_set == ["i1_b8", "i2_b8"] and answer.reason == reason
@@ -426,7 +426,7 @@ def test_configs_table_marks_lower_bounds_and_confirmed_capacities() -> None:
 
 
 def test_report_answer_block_with_a_confirmation_round(tmp_path: Path) -> None:
-    summary = dict(SUMMARY, tie_set=["i1_b8", "i2_b8"], choice_reason=choice(CONFIGS, MEASUREMENTS)[2])
+    summary = dict(SUMMARY, tie_set=["i1_b8", "i2_b8"], choice_reason=choice(CONFIGS, MEASUREMENTS, 99)[2])
     run = load_run(write_run(tmp_path / "run", MEASUREMENTS, CONFIGS, summary))
     assert len(confirm_rows(run.measurements)) == 9  # the phase column survives the round trip
     page = render_html(run)

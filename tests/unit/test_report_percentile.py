@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from analyzer.capacity import row_verdict
 from analyzer.report import (
     capacity_under_budget,
     choose_at_budget,
-    latency_column,
     latency_label,
     level_meets,
     load_curves_data,
@@ -23,6 +23,7 @@ from analyzer.report import (
     pareto_figure,
     render_html,
 )
+from analyzer.schema import percentile_field
 from tests.unit.test_report_confirm import write_run
 
 
@@ -132,11 +133,13 @@ def test_a_p95_run_judges_p95() -> None:
 
 
 def test_labels_name_the_column_shown() -> None:
-    assert [latency_column(q) for q in (50, 90, 95, 99)] == ["p50_ms", "p90_ms", "p95_ms", "p99_ms"]
+    assert [percentile_field(q) for q in (50, 90, 95, 99)] == ["p50_ms", "p90_ms", "p95_ms", "p99_ms"]
     assert latency_label(95.0) == "p95"
-    # A percentile without a column of its own is judged (row_verdict) and shown on p99_ms: the
-    # label says so rather than naming values that are not there.
-    assert latency_column(99.9) == "p99_ms" and latency_label(97.5) == "p99"
+    # A percentile that is not measured is an error everywhere, never silently shown as p99.
+    with pytest.raises(ValueError, match=r"99.9 is not measured; choose one of \[50, 90, 95, 99\]"):
+        percentile_field(99.9)
+    with pytest.raises(ValueError, match="percentile 97.5 is not measured"):
+        latency_label(97.5)
 
 
 def test_pareto_and_curves_show_the_percentile() -> None:

@@ -9,7 +9,7 @@ import pytest
 from analyzer.errors import UsageError
 from analyzer.spec import parse_spec, write_spec
 from analyzer.store import RunStore
-from analyzer.sweep import _resume_spec
+from analyzer.sweep import resume_spec
 
 
 def _store(tmp_path: Path) -> RunStore:
@@ -29,10 +29,10 @@ def test_a_run_resumes_with_the_spec_it_wrote(tmp_path: Path) -> None:
         "spec.yaml",
     )
     write_spec(spec, store.path("spec"))
-    assert _resume_spec(store, None).to_dict() == spec.to_dict()
+    assert resume_spec(store, None).to_dict() == spec.to_dict()
     other = parse_spec({**spec.to_dict(), "budget_ms": 30}, "other.yaml")
     with pytest.raises(UsageError, match="measured with a different budget_ms"):
-        _resume_spec(store, other)
+        resume_spec(store, other)
 
 
 @pytest.mark.parametrize(
@@ -47,6 +47,6 @@ def test_an_unreadable_spec_yaml_is_a_usage_error(tmp_path: Path, text: str, rea
     store = _store(tmp_path)
     store.path("spec").write_text(text)
     with pytest.raises(UsageError) as err:
-        _resume_spec(store, None)
+        resume_spec(store, None)
     assert err.value.message.startswith(f"cannot resume {store.dir}: its spec.yaml is unreadable (")
     assert reason in err.value.message

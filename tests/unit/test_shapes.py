@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analyzer.load.shapes import LoadSpec, arrival_offsets, geometric_levels
+from analyzer.load.shapes import LoadSpec, arrival_offsets
 
 
 def test_poisson_schedule_has_the_rate_and_exponential_gaps() -> None:
@@ -45,9 +45,3 @@ def test_load_spec_validation() -> None:
     for bad in (("concurrency", 0), ("concurrency", 2.5), ("rate", -1), ("burst", 3)):
         with pytest.raises(ValueError):
             LoadSpec(*bad)
-
-
-def test_geometric_levels() -> None:
-    assert geometric_levels(1, 16) == [1, 2, 4, 8, 16]
-    assert geometric_levels(1, 12) == [1, 2, 4, 8, 12]
-    assert geometric_levels(1, 1) == [1]

@@ -5,11 +5,17 @@ rows of a config that was in flight; the store names every file of a run directo
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
 
+from analyzer.capacity import budget_verdict
+from analyzer.measure import Measurement
+from analyzer.modelconfig import Candidate
+from analyzer.rows import level_row
 from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore
+from tests.helpers import measurement
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -93,3 +99,16 @@ def test_version_changes_when_a_sweep_writes(tmp_path: Path) -> None:
     assert grown != empty and grown[3:] == empty[3:]  # only measurements.csv changed
     store.write_json("summary", {"finished": True})
     assert store.version()[:6] == grown[:6] and store.version()[6:] != grown[6:]
+
+
+def test_measurement_columns_are_the_measurement_fields_plus_the_rows_own() -> None:
+    """measurements.csv's columns and `Measurement` are two lists: a field added to one and not
+    the other fails here, not in a user's report."""
+    fields = {f.name for f in dataclasses.fields(Measurement)} - {"extra"}  # extra: per-run columns
+    # What a row adds to the measurement: the config, the verdict and the phase.
+    row_own = {"config_id", "instance_count", "max_batch_size", "max_queue_delay_us"}
+    row_own |= {"meets_budget", "verdict", "verdict_reason", "verdict_proven", "phase", "confirm_round"}
+    assert set(MEASUREMENT_COLUMNS) == fields | row_own
+    assert len(MEASUREMENT_COLUMNS) == len(set(MEASUREMENT_COLUMNS))
+    m, cand = measurement(5.0), Candidate(1, 8, 0)
+    assert list(level_row(cand.config_id, cand, m, budget_verdict(m, 10.0), "search")) == MEASUREMENT_COLUMNS

@@ -31,20 +31,28 @@ def test_the_level_meets_only_when_every_model_meets_its_own_budget() -> None:
     # b is at 30 of its 40 ms (0.75), a at 5 of its 10 ms (0.5): b is nearest its budget, and
     # its latency is scaled to the sweep's 20 ms budget for the level search.
     m, v = combine(
-        8, {"a": (measurement(6, 600, 5.0), ok), "b": (measurement(2, 100, 30.0), ok)}, [A, B], 20.0
+        8, {"a": (measurement(6, 600, 5.0), ok), "b": (measurement(2, 100, 30.0), ok)}, [A, B], 20.0, "p99_ms"
     )
     assert v.meets and v.decided and m.throughput_rps == 700 and m.requests == 700
     assert m.p99_ms == pytest.approx(30.0 * 20.0 / 40.0)
     assert m.extra["target.a.throughput_rps"] == 600 and m.extra["target.b.budget_ms"] == 40
     assert target_figures(m.row())["b"]["p99_ms"] == 30.0
     m, v = combine(
-        8, {"a": (measurement(6, 600, 12.0), over), "b": (measurement(2, 100, 30.0), ok)}, [A, B], 20.0
+        8,
+        {"a": (measurement(6, 600, 12.0), over), "b": (measurement(2, 100, 30.0), ok)},
+        [A, B],
+        20.0,
+        "p99_ms",
     )
     assert not v.meets and v.status == "over_budget" and v.reason.startswith("a: ") and v.decided
     assert m.p99_ms == pytest.approx(12.0 * 20.0 / 10.0)  # a is now the one over its budget
     errors = Verdict(False, "errors", "2 request errors", True)
     _, v = combine(
-        8, {"a": (measurement(6, 600, 12.0), over), "b": (measurement(2, 100, 30.0, 2), errors)}, [A, B], 20.0
+        8,
+        {"a": (measurement(6, 600, 12.0), over), "b": (measurement(2, 100, 30.0, 2), errors)},
+        [A, B],
+        20.0,
+        "p99_ms",
     )
     assert v.status == "errors" and v.reason.startswith("b: ")
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from analyzer.capacity import CLIENT_BOUND, budget_verdict, judge, row_verdict
+from analyzer.capacity import Status, budget_verdict, judge, row_verdict
 from analyzer.levelsearch import FAILS, MEETS, LevelSearch, outcome_of
 from analyzer.load.generator import OK, Records
 from analyzer.load.selfcheck import ClientLoad, client_bound_reason
@@ -118,14 +118,14 @@ def _m(p99: float, client_bound: str = "") -> Measurement:
 
 def test_a_client_bound_level_is_never_capacity_nor_a_break() -> None:
     v = budget_verdict(_m(5.0, "requests went out 40 ms late"), 10)
-    assert not v.meets and v.status == CLIENT_BOUND and v.decided and "40 ms late" in v.reason
-    assert outcome_of(v) == CLIENT_BOUND
+    assert not v.meets and v.status == Status.CLIENT_BOUND and v.decided and "40 ms late" in v.reason
+    assert outcome_of(v) == Status.CLIENT_BOUND
     # Even latencies far over the budget are the client's, not the model's.
-    assert budget_verdict(_m(500.0, "late"), 10).status == CLIENT_BOUND
+    assert budget_verdict(_m(500.0, "late"), 10).status == Status.CLIENT_BOUND
     assert budget_verdict(_m(5.0), 10).meets
     # A stored row is judged the same way.
     row = {**_m(5.0, "late").row(), "budget_bound_ms": 6.0, "over_bound_ms": 1.0}
-    assert row_verdict(row, 10).status == CLIENT_BOUND
+    assert row_verdict(row, 10).status == Status.CLIENT_BOUND
     row["client_bound"] = "False"
     assert row_verdict(row, 10).meets
     # A generator behind schedule fills its own backlog: those errors are the client's too.
@@ -142,7 +142,7 @@ def test_a_client_bound_level_is_never_capacity_nor_a_break() -> None:
             error_kinds="client_backlog=3",
             client_bound="late",
         ).status
-        == CLIENT_BOUND
+        == Status.CLIENT_BOUND
     )
     assert (
         judge(
@@ -164,14 +164,14 @@ def test_level_search_treats_a_client_bound_level_as_a_ceiling_and_a_lower_bound
     s = LevelSearch("rate", 100, 100000, start=1000, budget_ms=50.0)
     s.record(1000, 1000.0, MEETS, 5.0)
     s.record(2000, 2000.0, MEETS, 6.0)
-    s.record(8000, 4000.0, CLIENT_BOUND, 900.0)
+    s.record(8000, 4000.0, Status.CLIENT_BOUND, 900.0)
     assert s.broken == [8000] and s.unbroken == [1000, 2000]
     level = s.next_level()
     assert level is not None and 2000 < level < 8000  # refines below it; never confirms above it
     s.record(level, level, MEETS, 7.0)
     while (nxt := s.next_level()) is not None:
         assert nxt < 8000
-        s.record(nxt, nxt, CLIENT_BOUND, 100.0)
+        s.record(nxt, nxt, Status.CLIENT_BOUND, 100.0)
     capacity, at = s.capacity()
     assert at is not None and at < 8000 and s.client_limited and not s.at_cap
     ordinary = LevelSearch("rate", 100, 100000, start=1000, budget_ms=50.0)
