@@ -14,8 +14,7 @@ from enum import Enum
 from typing import Any, Mapping
 
 from analyzer.measure import Measurement, allowed_over, binom_cdf_table
-from analyzer.schema import percentile_field
-from analyzer.store import csv_true
+from analyzer.schema import csv_true, percentile_field
 
 
 def exceed_probability_bound(over: int, n: int, q: float) -> float:

@@ -12,8 +12,7 @@ import pandas as pd
 # benchmarks/search_efficiency.py and tests/unit/test_dashboard.py import search_rows and
 # confirmation_stats from here as well.
 from analyzer.confirm_stats import MIN_CONFIRM_ROUNDS, confirmation_stats, search_rows
-from analyzer.schema import percentile_field
-from analyzer.store import csv_true
+from analyzer.schema import csv_true, percentile_field
 
 # Capacities this close count as a tie: throughput measurements on a shared machine move by a
 # few percent run to run, so "2 % more" is not a reason to pay for more instances.

@@ -15,10 +15,9 @@ from analyzer.names import check_name
 from analyzer.output import print_result
 from analyzer.profiler import StopToken
 from analyzer.progress_live import sweep_progress
-from analyzer.search.registry import STRATEGY_NAMES
 from analyzer.server.endpoint import PROTOCOLS
 from analyzer.server.originals import restore_failed_text
-from analyzer.spec import SweepSpec, load_spec
+from analyzer.spec import STRATEGIES, SweepSpec, load_spec
 from analyzer.storage_url import STORAGE_ENV
 from analyzer.store import RunStore
 from analyzer.sweep import SweepOptions, run_sweep
@@ -53,7 +52,7 @@ def sweep_body(spec: SweepSpec | None, options: SweepOptions, quiet: bool) -> in
     "--url", help="Tune a running server at HOST:PORT (explicit model-control mode) instead of launching one."
 )
 @click.option("--budget-ms", type=POSITIVE, help="Latency budget in ms (overrides the spec).")
-@click.option("--strategy", type=click.Choice(STRATEGY_NAMES), help="Search strategy (overrides the spec).")
+@click.option("--strategy", type=click.Choice(STRATEGIES), help="Search strategy (overrides the spec).")
 @click.option(
     "--max-trials", type=click.IntRange(min=1), help="Most configs to measure (overrides the spec)."
 )

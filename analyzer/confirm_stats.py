@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from analyzer.capacity import Status
-from analyzer.store import csv_true
+from analyzer.schema import csv_true
 
 # Two-sided 95 % Student t quantiles by degrees of freedom (no SciPy dependency for one table).
 _T95 = {

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from analyzer.errors import UsageError
-from analyzer.modelconfig import ModelConfig
-from analyzer.space import Candidate
+from analyzer.modelconfig import Candidate, ModelConfig
 
 KNOB_AXES = (
     "instance_count",

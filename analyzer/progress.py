@@ -17,11 +17,11 @@ import click
 from analyzer.capacity import Status, Verdict
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure import Measurement, WindowStat, level_text
+from analyzer.modelconfig import Candidate
 from analyzer.pipeline import JointCandidate
 from analyzer.profiler import MeasureSettings
 from analyzer.runner import Events
 from analyzer.schema import percentile_field
-from analyzer.space import Candidate
 
 
 def time_left_s(elapsed_s: float, done: int, total: int, time_budget_s: float | None = None) -> float | None:

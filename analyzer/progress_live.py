@@ -22,10 +22,10 @@ from rich.text import Text
 from analyzer.capacity import Verdict, budget_verdict
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure import Measurement, WindowStat, level_text
+from analyzer.modelconfig import Candidate
 from analyzer.profiler import MeasureSettings
 from analyzer.progress import ProfileProgress, SweepProgress, clock, knobs_text, time_left_s
 from analyzer.runner import Events
-from analyzer.space import Candidate
 
 BAR_WIDTH = 40
 

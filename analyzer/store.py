@@ -141,11 +141,6 @@ def complete_prefix(data: bytes) -> bytes:
     return data[:end]
 
 
-def csv_true(value: Any) -> bool:
-    """A boolean cell of a run table (True, "True", 1, "1.0") as a bool; NaN and blanks are False."""
-    return str(value).strip().lower() in ("true", "1", "1.0")
-
-
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return ""

@@ -36,7 +36,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analyzer.space import Candidate  # noqa: E402
+from analyzer.modelconfig import Candidate  # noqa: E402
 
 MODEL = "simulator"
 MODEL_REPOSITORY = ROOT / "benchmarks" / "models"

@@ -13,11 +13,10 @@ import pandas as pd
 
 from analyzer.choose import confirmed_choice
 from analyzer.errors import UsageError
-from analyzer.modelconfig import apply_candidate, read_pbtxt, to_pbtxt
+from analyzer.modelconfig import Candidate, apply_candidate, read_pbtxt, to_pbtxt
 from analyzer.pipeline import JointCandidate, candidate_from_row
 from analyzer.report import RunData, capacity_under_budget, is_sweep_budget, latency_label, load_run
 from analyzer.schema import percentile_field
-from analyzer.space import Candidate
 from analyzer.store import RunStore
 
 DELAY_OFF = -1  # filter value for "no dynamic batching"

@@ -18,8 +18,7 @@ from analyzer.capacity import row_verdict
 from analyzer.choose import best_config, choice
 from analyzer.confirm_stats import search_rows
 from analyzer.report.run import RunData, finite, latency_label, num
-from analyzer.schema import percentile_field
-from analyzer.store import csv_true
+from analyzer.schema import csv_true, percentile_field
 
 # -- the answer ---------------------------------------------------------------------------------------
 

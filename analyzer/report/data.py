@@ -20,8 +20,7 @@ from analyzer.measure import level_text
 from analyzer.pipeline import steps_from_row
 from analyzer.report.answer import Answer
 from analyzer.report.run import RunData, latency_label, num
-from analyzer.schema import percentile_field
-from analyzer.store import csv_true
+from analyzer.schema import csv_true, percentile_field
 
 
 class ParetoPoint(NamedTuple):

@@ -16,14 +16,12 @@ from analyzer.errors import UsageError
 from analyzer.files import write_atomic
 from analyzer.load.selfcheck import FIX
 from analyzer.measure import level_text
-from analyzer.modelconfig import knobs_of, parse_pbtxt
+from analyzer.modelconfig import Candidate, knobs_of, parse_pbtxt
 from analyzer.report.answer import Answer, answer_at, capacity_text, confirmed_text, fmt_rps, tie_set_sentence
 from analyzer.report.data import STEP_COLUMNS, capacity_row, step_cells, step_rows
 from analyzer.report.figures import all_figures
 from analyzer.report.run import RunData, latency_label, load_run, num
-from analyzer.schema import percentile_field
-from analyzer.space import Candidate
-from analyzer.store import csv_true
+from analyzer.schema import csv_true, percentile_field
 from analyzer.targets import target_figures
 
 _STYLE = "\n".join(

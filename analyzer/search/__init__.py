@@ -3,6 +3,6 @@
 constraint). Every strategy keeps its trials in the run's Optuna study, so a stopped sweep
 resumes where it was. This package imports nothing heavy: the strategies load on first use."""
 
-from analyzer.search.registry import STRATEGIES, STRATEGY_NAMES, make_search, strategy_class
+from analyzer.search.registry import CLASSES, make_search, strategy_class
 
-__all__ = ["STRATEGIES", "STRATEGY_NAMES", "make_search", "strategy_class"]
+__all__ = ["CLASSES", "make_search", "strategy_class"]

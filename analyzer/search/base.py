@@ -14,11 +14,11 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
 from analyzer.errors import ClaimLostError, DatabaseError
+from analyzer.modelconfig import Candidate
 from analyzer.search.bound import plausible
 from analyzer.search.claims import claim_config
 from analyzer.search.heartbeat import Heartbeat
 from analyzer.search.study import STUDY_NAME, Encoding, Outcome, open_study, set_budget_constraint
-from analyzer.space import Candidate
 
 SHARED_POLL_S = 2.0  # a shared study's idle worker looks for work this often
 

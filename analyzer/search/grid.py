@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from analyzer.modelconfig import Candidate
 from analyzer.search.base import Search
-from analyzer.space import Candidate
 
 
 class GridSearch(Search):

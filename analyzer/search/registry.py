@@ -1,10 +1,10 @@
-"""The search strategies by name: the one mapping behind `make_search`, the spec's allowed
-`strategy:` values and `tritune sweep --strategy`.
+"""The search strategies by name: the one mapping behind `make_search`.
 
-A strategy is a `Search` subclass in its own module under analyzer/search/; adding one is that
-file plus one line in STRATEGIES. Classes are named as "module:Class" and imported on first use,
-so this module imports nothing: analyzer.spec reads the names without loading Optuna (and
-without an import cycle, since the searches import analyzer.space, which imports analyzer.spec).
+The names are the spec's (`analyzer.spec.STRATEGIES`, which the spec checks and `tritune sweep
+--strategy` offers); this module maps each to its class. A strategy is a `Search` subclass in its
+own module under analyzer/search/; adding one is that file, its name in the spec and one line in
+CLASSES. Classes are named as "module:Class" and imported on first use, so that reading a spec
+does not load Optuna.
 """
 
 from __future__ import annotations
@@ -12,23 +12,23 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from analyzer.spec import STRATEGIES
+
 if TYPE_CHECKING:
     from analyzer.search.base import Search
 
-STRATEGIES: dict[str, str] = {
+CLASSES: dict[str, str] = {
     "grid": "analyzer.search.grid:GridSearch",
     "optuna": "analyzer.search.tpe:OptunaSearch",
 }
-
-STRATEGY_NAMES: tuple[str, ...] = tuple(STRATEGIES)
 
 
 def strategy_class(name: str) -> type[Search]:
     """The Search subclass registered as `name` (ValueError for an unknown name)."""
     try:
-        target = STRATEGIES[name]
+        target = CLASSES[name]
     except KeyError:
-        raise ValueError(f"unknown strategy {name!r} (known: {', '.join(STRATEGY_NAMES)})") from None
+        raise ValueError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})") from None
     module, _, attr = target.partition(":")
     cls: type[Search] = getattr(importlib.import_module(module), attr)
     return cls

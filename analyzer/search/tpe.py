@@ -15,10 +15,10 @@ from typing import Any
 
 import optuna
 
+from analyzer.modelconfig import Candidate
 from analyzer.pipeline import JointCandidate
 from analyzer.search.base import Search
 from analyzer.search.study import TRIAL_CONSTRAINTS, constraint_of, set_budget_constraint
-from analyzer.space import Candidate
 
 MAX_REPEATS = 25  # proposals of measured or invalid points before falling back to a random one
 

@@ -17,9 +17,9 @@ from analyzer.capacity import Verdict
 from analyzer.confirm import CONFIRM_CLAIM, CONFIRMED_CLAIM, ConfirmationRound, ConfirmIO
 from analyzer.errors import ClaimLostError
 from analyzer.measure import Measurement
+from analyzer.modelconfig import Candidate
 from analyzer.shared import SharedTables
 from analyzer.shared_timing import SharedTimings
-from analyzer.space import Candidate
 from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS
 from tests.helpers import measurement
 

@@ -11,13 +11,13 @@ import time
 import pytest
 
 from analyzer.errors import ClaimLostError
+from analyzer.modelconfig import Candidate
 from analyzer.search.base import Search
 from analyzer.search.registry import make_search
 from analyzer.search.study import Outcome
 from analyzer.shared import SharedTables
 from analyzer.shared_storage import open_shared_storage
 from analyzer.shared_timing import SharedTimings
-from analyzer.space import Candidate
 
 pytestmark = pytest.mark.integration
 

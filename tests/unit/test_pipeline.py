@@ -8,7 +8,7 @@ import math
 import pytest
 
 from analyzer.errors import SpecError, UsageError
-from analyzer.modelconfig import parse_pbtxt
+from analyzer.modelconfig import Candidate, parse_pbtxt
 from analyzer.pipeline import (
     JointCandidate,
     bottleneck,
@@ -24,7 +24,6 @@ from analyzer.pipeline import (
 from analyzer.rows import config_row
 from analyzer.search.study import Encoding
 from analyzer.search.tpe import auto_patience, joint_seeds, polish_order
-from analyzer.space import Candidate
 from analyzer.spec import SpaceSpec, parse_spec
 
 

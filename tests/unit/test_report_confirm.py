@@ -17,7 +17,7 @@ import yaml
 
 from analyzer.choose import choice
 from analyzer.confirm_stats import confirmation_stats
-from analyzer.modelconfig import apply_candidate, read_pbtxt, to_pbtxt
+from analyzer.modelconfig import Candidate, apply_candidate, read_pbtxt, to_pbtxt
 from analyzer.report import (
     ConfirmationInfo,
     RunData,
@@ -40,7 +40,6 @@ from analyzer.report import (
     search_rows,
     tie_set_sentence,
 )
-from analyzer.space import Candidate
 
 BUDGET = 10.0
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.modelconfig import Candidate
 from analyzer.search import make_search
 from analyzer.search.study import Outcome
-from analyzer.space import Candidate
 
 CANDIDATES = [Candidate(i, b, d) for i in (1, 2, 3) for b in (1, 8, 32, 64) for d in (0, 500, 2000)]
 BASE = Candidate(1, 32, 0)

@@ -12,10 +12,11 @@ from typing import Callable
 import optuna
 import pytest
 
+from analyzer.modelconfig import Candidate
 from analyzer.search.base import Search
-from analyzer.search.registry import STRATEGY_NAMES, make_search, strategy_class
+from analyzer.search.registry import CLASSES, make_search, strategy_class
 from analyzer.search.study import Outcome
-from analyzer.space import Candidate
+from analyzer.spec import STRATEGIES
 
 SPACE = [Candidate(i, b, d) for i in (1, 2, 3) for b in (1, 8, 32) for d in (0, 500)]
 BASE = Candidate(2, 8, 500)  # the model's current config, inside SPACE
@@ -47,7 +48,7 @@ def drive(search: Search, measure: Measure, limit: int = 200) -> list[Candidate]
     raise AssertionError(f"the search did not stop within {limit} configs")
 
 
-@pytest.fixture(params=STRATEGY_NAMES)
+@pytest.fixture(params=STRATEGIES)
 def strategy(request: pytest.FixtureRequest) -> str:
     """Each registered strategy in turn."""
     return str(request.param)
@@ -135,3 +136,9 @@ class TestEveryStrategy:
         assert search.best_capacity() == pytest.approx(hill(best).capacity_rps)
         recorded = [t for t in search.study.trials if t.user_attrs.get("measured")]
         assert sorted(t.user_attrs["config_id"] for t in recorded) == sorted(c.config_id for c in asked)
+
+
+def test_every_strategy_of_the_spec_has_a_class_and_no_other() -> None:
+    assert list(CLASSES) == list(STRATEGIES)
+    for name in STRATEGIES:
+        assert strategy_class(name).__name__ in CLASSES[name]

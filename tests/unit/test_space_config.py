@@ -8,6 +8,7 @@ import pytest
 
 from analyzer.errors import UsageError
 from analyzer.modelconfig import (
+    Candidate,
     apply_candidate,
     from_dict,
     knobs_of,
@@ -16,7 +17,7 @@ from analyzer.modelconfig import (
     to_dict,
     to_pbtxt,
 )
-from analyzer.space import Candidate, ModelTraits, check_space, invalid_reason
+from analyzer.space import ModelTraits, check_space, invalid_reason
 from analyzer.spec import SpaceSpec
 from tests.helpers import ROOT
 
