@@ -19,8 +19,6 @@ from analyzer.shared_storage import open_shared_storage
 from analyzer.shared_timing import SharedTimings
 from analyzer.space import Candidate
 
-pytestmark = pytest.mark.integration
-
 ONE = Candidate(1, 8, 0)
 
 

@@ -15,8 +15,6 @@ from analyzer.load.inputs import TensorSpec
 from analyzer.load.shapes import LoadSpec
 from tests.unit.test_clients import GOOD, _one
 
-pytestmark = pytest.mark.integration
-
 # Rank 3 for a model whose input is [batch, -1]: the server must refuse it.
 BAD = [(TensorSpec("INPUT0", "FP32", (1, 2, 2)), np.ones((1, 2, 2), np.float32))]
 

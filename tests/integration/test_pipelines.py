@@ -26,8 +26,6 @@ from analyzer.sweep import SweepOptions, run_sweep
 from tests.helpers import ROOT, spec_writer
 from tests.unit.test_preflight import BAD_PIPELINE_SPECS
 
-pytestmark = pytest.mark.integration
-
 EXAMPLE = ROOT / "sweeps" / "examples" / "pipeline" / "models"
 # Short levels: what these tests check is the pipeline plumbing, not the capacities. A p90
 # budget needs 44 requests to prove (a p99 needs 459): Python backends on 2 busy CI cores serve
