@@ -12,6 +12,27 @@ import pytest
 from tests.helpers import DEMO_MODELS, TEST_MODELS
 from tests.pg import Postgres, postgres_server
 
+# Markers by directory: a test's directory says what it needs. Faults and browser tests run
+# against a real server too, so they are integration tests as well.
+DIRECTORY_MARKERS = {
+    "unit": ("unit",),
+    "integration": ("integration",),
+    "faults": ("faults", "integration"),
+    "browser": ("browser", "integration"),
+}
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by the directory under tests/ it is in (see DIRECTORY_MARKERS)."""
+    for item in items:
+        path = Path(str(item.path)).resolve()
+        if not path.is_relative_to(TESTS):
+            continue
+        parts = path.relative_to(TESTS).parts
+        for name in DIRECTORY_MARKERS.get(parts[0], ()) if len(parts) > 1 else ():
+            item.add_marker(name)
+
 
 @pytest.fixture(scope="session")
 def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:

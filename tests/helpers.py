@@ -116,6 +116,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def one_request(protocol: str, url: str, model: str, tensors: Any, timeout_s: float = 10.0) -> str:
+    """Send one inference request with `tensors`; "ok", or the kind its error is classified as."""
+    from analyzer.load.clients import make_client
+    from analyzer.load.generator import classify_error
+
+    client = make_client(protocol, url, model, tensors, timeout_s=timeout_s)
+    try:
+        await client.infer()
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - the tests look at the classification
+        return classify_error(exc)
+    finally:
+        await client.close()
+
+
 def measurement(p99: float, **fields: Any) -> Measurement:
     """A Measurement around a p99 (the other percentiles in proportion to it), with 2000 clean,
     stable requests at concurrency 4 unless `fields` say otherwise."""

@@ -16,9 +16,8 @@ import pytest
 
 from analyzer.report import answer_at, choose_at_budget
 from dashboards import create_app
+from tests.builders import CONFIRMED, MISSED, TIE_SET, add_confirm_round, append_config
 from tests.helpers import ROOT, free_port
-from tests.unit.test_dashboard import CONFIRMED, MISSED, TIE_SET, append_config
-from tests.unit.test_report_confirm import add_confirm_round
 
 RECORDED = ROOT / "tests" / "data" / "run_demo"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -25,8 +25,6 @@ from analyzer.load.clients import HttpInferClient
 from analyzer.load.inputs import TensorSpec
 from tests.helpers import FAST_LOAD, ROOT, cli_process, read_until, write_spec
 
-pytestmark = pytest.mark.integration
-
 FD_LIMIT = 256
 IDENTITY = [(TensorSpec("INPUT0", "FP32", (1, 16)), np.ones((1, 16), np.float32))]
 

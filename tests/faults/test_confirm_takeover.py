@@ -23,8 +23,6 @@ from analyzer.shared_timing import SharedTimings
 from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS
 from tests.helpers import measurement
 
-pytestmark = pytest.mark.integration
-
 TIMINGS = SharedTimings(heartbeat_s=1, grace_s=2, retry_s=30)
 MEETS = Verdict(True, "meets", "")
 TOP = [("i2_b8_d0", 2, 8, 16.0, 1200.0), ("i1_b8_d0", 1, 8, 8.0, 900.0)]  # the round's order

@@ -21,8 +21,6 @@ from analyzer.cli import main
 from tests.helpers import picked, shared_spec, shared_worker, study_rows, unfinished_claims, wait_for
 from tests.pg import Postgres
 
-pytestmark = pytest.mark.integration
-
 # Two configs: each worker measures one, and the survivor of a fault takes the other over.
 CONFIGS = {"i1_b8_d0", "i2_b8_d0"}
 OUTAGE_S = 25.0

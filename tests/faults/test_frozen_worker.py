@@ -14,8 +14,6 @@ import pytest
 
 from tests.helpers import shared_spec, shared_worker, study_claims, study_rows, unfinished_claims, wait_for
 
-pytestmark = pytest.mark.integration
-
 # Two configs: each worker measures one, and the survivor of a fault takes the other over.
 CONFIGS = {"i1_b8_d0", "i2_b8_d0"}
 

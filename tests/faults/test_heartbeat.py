@@ -9,7 +9,6 @@ import threading
 from datetime import datetime
 
 import optuna
-import pytest
 import sqlalchemy as sa
 from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
@@ -22,8 +21,6 @@ from analyzer.shared_storage import open_shared_storage
 from analyzer.shared_timing import SharedTimings
 from tests.helpers import wait_for
 from tests.pg import Postgres
-
-pytestmark = pytest.mark.integration
 
 ONE = Candidate(1, 8, 0)
 TIMINGS = SharedTimings(heartbeat_s=1, grace_s=3, retry_s=30)

@@ -19,8 +19,6 @@ from analyzer.shared import SharedTables
 from analyzer.shared_storage import open_shared_storage
 from analyzer.shared_timing import SharedTimings
 
-pytestmark = pytest.mark.integration
-
 ONE = Candidate(1, 8, 0)
 
 

@@ -30,8 +30,6 @@ from analyzer.server.discovery import find_tritonserver
 from analyzer.server.local import LocalServer
 from tests.helpers import FAST_LOAD, TEST_MODELS, cli_process, read_until, run_cli, spec_writer
 
-pytestmark = pytest.mark.integration
-
 MM_CONFIG = """name: "mm"
 backend: "python"
 max_batch_size: 32

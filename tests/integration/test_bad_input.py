@@ -7,13 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from analyzer.server.discovery import find_tritonserver
 from analyzer.server.local import LocalServer
 from tests.helpers import quiet_sweep, write_spec
-
-pytestmark = pytest.mark.integration
 
 
 def test_max_batch_size_0_model_tunes_instances_only(tmp_path: Path, model_repo: Path) -> None:

@@ -13,9 +13,8 @@ from analyzer.load.clients import make_client
 from analyzer.load.generator import LoadRun, classify_error
 from analyzer.load.inputs import TensorSpec
 from analyzer.load.shapes import LoadSpec
-from tests.unit.test_clients import GOOD, _one
-
-pytestmark = pytest.mark.integration
+from tests.builders import GOOD
+from tests.helpers import one_request
 
 # Rank 3 for a model whose input is [batch, -1]: the server must refuse it.
 BAD = [(TensorSpec("INPUT0", "FP32", (1, 2, 2)), np.ones((1, 2, 2), np.float32))]
@@ -24,10 +23,10 @@ BAD = [(TensorSpec("INPUT0", "FP32", (1, 2, 2)), np.ones((1, 2, 2), np.float32))
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_success_and_server_error(triton_server: Any, protocol: str) -> None:
     url = triton_server.endpoint.url(protocol)
-    assert asyncio.run(_one(protocol, url, "identity", GOOD)) == "ok"
-    kind = asyncio.run(_one(protocol, url, "identity", BAD))
+    assert asyncio.run(one_request(protocol, url, "identity", GOOD)) == "ok"
+    kind = asyncio.run(one_request(protocol, url, "identity", BAD))
     assert kind.startswith("server_"), kind
-    missing = asyncio.run(_one(protocol, url, "no_such_model", GOOD))
+    missing = asyncio.run(one_request(protocol, url, "no_such_model", GOOD))
     assert missing.startswith("server_"), missing
 
 
@@ -36,7 +35,7 @@ def test_timeouts_are_recorded_as_timeouts(triton_server: Any, protocol: str) ->
     url = triton_server.endpoint.url(protocol)
     tensors = [(TensorSpec("INPUT0", "FP32", (4,)), np.ones(4, np.float32))]
     # `sleepy` takes 5 ms; a 1 ms deadline must expire.
-    assert asyncio.run(_one(protocol, url, "sleepy", tensors, timeout_s=0.001)) == "timeout"
+    assert asyncio.run(one_request(protocol, url, "sleepy", tensors, timeout_s=0.001)) == "timeout"
 
 
 def _offer(
@@ -98,4 +97,4 @@ def test_int_and_bytes_inputs_are_accepted(triton_server: Any, protocol: str) ->
         (TensorSpec("COUNT", "INT32", (3,)), np.array([1, 2, 3], np.int32)),
         (TensorSpec("TEXT", "BYTES", (2,)), np.array([b"ab", b"cde"], dtype=np.object_)),
     ]
-    assert asyncio.run(_one(protocol, url, "nobatch", tensors)) == "ok"
+    assert asyncio.run(one_request(protocol, url, "nobatch", tensors)) == "ok"

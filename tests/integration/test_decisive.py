@@ -21,8 +21,6 @@ from analyzer.measure import Measurement
 from analyzer.profiler import MeasureSettings, Probe, make_tensors, measure_level, window_requests_for
 from analyzer.server.session import open_server, prepare_model
 
-pytestmark = pytest.mark.integration
-
 
 def measure_once(
     server: Any,

@@ -27,8 +27,6 @@ from analyzer.spec import load_spec
 from analyzer.sweep import SweepOptions, run_sweep
 from tests.helpers import FAST_LOAD, ROOT, cli_process, read_until, spec_writer
 
-pytestmark = pytest.mark.integration
-
 # Short request and load timeouts: a hung model or a stuck server is told within seconds.
 write_spec = spec_writer(load={**FAST_LOAD, "request_timeout_s": 2.0}, load_timeout_s=20)
 

@@ -18,8 +18,6 @@ from click.testing import CliRunner
 from analyzer.cli import main
 from tests.helpers import FAST_LOAD, write_spec
 
-pytestmark = pytest.mark.integration
-
 # A short fixed load: 2 levels of 100 req/s for one 0.5 s window each (about 100 requests).
 LOAD = [
     "--rate",

@@ -23,10 +23,8 @@ from analyzer.server.discovery import find_tritonserver
 from analyzer.server.local import LocalServer
 from analyzer.spec import load_spec
 from analyzer.sweep import SweepOptions, run_sweep
+from tests.builders import BAD_PIPELINE_SPECS
 from tests.helpers import ROOT, spec_writer
-from tests.unit.test_preflight import BAD_PIPELINE_SPECS
-
-pytestmark = pytest.mark.integration
 
 EXAMPLE = ROOT / "sweeps" / "examples" / "pipeline" / "models"
 # Short levels: what these tests check is the pipeline plumbing, not the capacities. A p90

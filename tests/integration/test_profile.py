@@ -13,8 +13,6 @@ import pytest
 from analyzer.monitor import GpuSampler
 from tests.helpers import expect_error, run_cli
 
-pytestmark = pytest.mark.integration
-
 GPU = GpuSampler()  # what this host has: the rows must say the same
 FAST = ["--window-s", "0.5", "--warmup-s", "0.3", "--max-windows", "5", "--quiet"]
 

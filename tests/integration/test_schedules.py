@@ -15,8 +15,6 @@ from click.testing import CliRunner
 
 from analyzer.cli import main
 
-pytestmark = pytest.mark.integration
-
 
 def profile(*args: str) -> Any:
     return CliRunner().invoke(

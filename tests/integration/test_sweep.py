@@ -25,8 +25,6 @@ from analyzer.store import MEASUREMENT_COLUMNS
 from analyzer.sweep import SweepOptions, run_sweep
 from tests.helpers import FAST_LOAD, ROOT, cli_process, read_until, run_cli, spec_writer
 
-pytestmark = pytest.mark.integration
-
 # Further than FAST_LOAD, with a refinement: a sweep's whole level search runs end to end.
 LOAD = {**FAST_LOAD, "max_level": 4, "refine_steps": 1}
 write_spec = spec_writer(budget_ms=50, load=LOAD)

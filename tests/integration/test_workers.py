@@ -11,7 +11,6 @@ import time
 from typing import Any, Iterator
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from analyzer.capacity import Status, budget_verdict
@@ -22,8 +21,6 @@ from analyzer.load.shapes import LoadSpec
 from analyzer.load.workers import LoadGenerator
 from analyzer.measure import Measurement
 from analyzer.profiler import MeasureSettings, Probe, measure_level
-
-pytestmark = pytest.mark.integration
 
 SLEEPY = [(TensorSpec("INPUT0", "FP32", (4,)), np.ones(4, np.float32))]
 IDENTITY = [(TensorSpec("INPUT0", "FP32", (1, 16)), np.ones((1, 16), np.float32))]

@@ -18,20 +18,9 @@ from analyzer.report import choose_at_budget
 from dashboards import Dashboard, create_app
 from dashboards.callbacks import FILTERS, filter_choices, follow_selection
 from dashboards.data import DELAY_OFF
-from tests.unit.test_report_confirm import add_confirm_round, write_run
-from tests.unit.test_report_percentile import C95, M95
+from tests.builders import C95, CONFIRMED, M95, MISSED, TIE_SET, add_confirm_round, append_config, write_run
 
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "run_demo"
-# A confirmation round on the recorded run: the search's best (i1_b8_d2000) misses the budget
-# in two of its three rounds, so it is not counted; i1_b32_d0 is within noise of i2_b8_d2000 and
-# cheaper (one instance), so it is chosen.
-CONFIRMED = {
-    "i2_b8_d2000": [2300.0, 2350.0, 2280.0],
-    "i1_b8_d2000": [3990.0, 3900.0, 4050.0],
-    "i1_b32_d0": [2000.0, 2100.0, 2250.0],
-}
-MISSED = {"i1_b8_d2000": [2, 3]}
-TIE_SET = ["i1_b32_d0", "i2_b8_d2000"]
 
 
 @pytest.fixture()
@@ -160,18 +149,6 @@ def test_compare_shows_nothing_until_two_configs_are_picked(run: Path) -> None:
         assert style == {"display": "none"}  # the chart is not drawn: no empty axes
     table, fig, style = board.compare_view(a, b, board.run.budget_ms)
     assert _find(table, "compare-table") is not None and len(fig.data) == 4 and style == {}
-
-
-def append_config(run: Path, like: str, config_id: str, knobs: dict[str, int]) -> None:
-    """Append a config (its configs.csv row and measurements) as a running sweep would: the rows
-    of config `like`, renamed and with other knob values."""
-    for name in ("configs.csv", "measurements.csv"):
-        table = pd.read_csv(run / name)
-        rows = table[table["config_id"] == like].copy()
-        rows["config_id"] = config_id
-        for knob, value in knobs.items():
-            rows[knob] = value
-        rows.to_csv(run / name, mode="a", header=False, index=False)
 
 
 def test_filter_options_grow_when_a_new_knob_value_appears(run: Path) -> None:

@@ -12,6 +12,7 @@ from analyzer.errors import ModelNotFoundError, UsageError
 from analyzer.preflight import check_before_server
 from analyzer.spec import SweepSpec, parse_spec
 from analyzer.sweep import SweepOptions, run_sweep
+from tests.builders import BAD_PIPELINE_SPECS
 from tests.helpers import ROOT
 
 PIPELINE_MODELS = ROOT / "sweeps" / "examples" / "pipeline" / "models"
@@ -49,27 +50,6 @@ def test_a_model_not_in_the_repository_is_refused_with_what_it_has(tmp_path: Pat
     )
     assert "demo_mlp" in err.value.message and "identity" in err.value.message
     assert err.value.exit_code == 2
-
-
-# Bad pipeline specs and what each is told: refused before a server starts with a local
-# repository (here), and by the server's own model configs with --url (the integration test).
-BAD_PIPELINE_SPECS = [
-    (
-        "pipeline",
-        {"space": {"instance_count": [1, 2]}},
-        "model 'pipeline' is an ensemble; it has no instances or batching of its own. Its composing "
-        "models are: preprocess, classifier",
-    ),
-    ("pipeline", {}, "model 'pipeline' is an ensemble of preprocess, classifier; say which of them to tune"),
-    (
-        "pipeline",
-        {"models": {"classifier": {"max_batch_size": [4]}}},
-        "models.classifier: every max_batch_size in its space is below 8, the max_batch_size of ensemble "
-        "'pipeline'",
-    ),
-    ("pipeline_bls", {"models": {"clasifier": {"instance_count": [1, 2]}}}, "model 'clasifier' not found"),
-    ("pipeline", {"models": {"preprocess": {}, "classifier": {}}}, "nothing to tune"),
-]
 
 
 @pytest.mark.parametrize("model, extra, message", BAD_PIPELINE_SPECS)

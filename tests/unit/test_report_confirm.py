@@ -1,23 +1,17 @@
 """The confirmation round in the report: confirm rows kept apart from the search's, the sweep's
 confirmed choice at its own budget, the confirmation figure, capacities with their interval
-and lower-bound mark, and the answer block with the tie set. Tables are built here, in code.
-
-`add_confirm_round` also gives the dashboard and browser tests a copy of the recorded (older)
-run with a confirmation round appended."""
+and lower-bound mark, and the answer block with the tie set. Tables are built in code
+(tests/builders.py: CONFIRM_MEASUREMENTS, CONFIRM_CONFIGS)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-import yaml
 
 from analyzer.choose import choice
 from analyzer.confirm_stats import confirmation_stats
-from analyzer.modelconfig import Candidate, apply_candidate, read_pbtxt, to_pbtxt
 from analyzer.report import (
     ConfirmationInfo,
     RunData,
@@ -40,128 +34,10 @@ from analyzer.report import (
     search_rows,
     tie_set_sentence,
 )
+from tests.builders import BUDGET, CONFIRM_CONFIGS, CONFIRM_MEASUREMENTS, write_run
 
-BUDGET = 10.0
-
-
-def row(
-    config_id: str,
-    inst: int,
-    batch: int,
-    level: float,
-    tp: float,
-    p99: float,
-    phase: str = "search",
-    round_: float = math.nan,
-    meets: bool | None = None,
-) -> dict[str, Any]:
-    """One measurements.csv row with the claim bounds a sweep stores (at p99)."""
-    return {
-        "config_id": config_id,
-        "instance_count": inst,
-        "max_batch_size": batch,
-        "max_queue_delay_us": 0,
-        "load_mode": "concurrency",
-        "load_level": level,
-        "throughput_rps": tp,
-        "p50_ms": p99 / 3,
-        "p90_ms": p99 / 1.6,
-        "p95_ms": p99 / 1.3,
-        "p99_ms": p99,
-        "requests": 5000,
-        "errors": 0,
-        "stable": True,
-        "budget_bound_ms": p99 * 1.05,
-        "over_bound_ms": p99 * 0.95,
-        "p99_ci_high_ms": p99 * 1.05,
-        "meets_budget": p99 * 1.05 <= BUDGET if meets is None else meets,
-        "phase": phase,
-        "confirm_round": round_,
-        "avg_batch_size": level / 2,
-        "server_queue_ms": 0.5,
-        "server_compute_input_ms": 0.1,
-        "server_compute_infer_ms": 1.0,
-        "server_compute_output_ms": 0.2,
-        "server_cpu_pct": 150.0,
-        "server_rss_mb": 80.0,
-        "gpu_util_pct": math.nan,
-        "gpu_mem_mb": math.nan,
-    }
-
-
-def confirms(
-    config_id: str, inst: int, batch: int, level: float, samples: list[float]
-) -> list[dict[str, Any]]:
-    """A confirmation round of one config: its capacity level measured again, once per round."""
-    return [
-        row(config_id, inst, batch, level, tp, 7.0, phase="confirm", round_=i)
-        for i, tp in enumerate(samples, 1)
-    ]
-
-
-# i2_b8 has the best search capacity; in the confirmation round i1_b8 is within noise of it and
-# cheaper (one instance), so the confirmed pick differs from the search-only pick; i1_b32 is
-# re-measured too but clearly below.
-MEASUREMENTS = pd.DataFrame(
-    [
-        row("i1_b8", 1, 8, 4, 900, 5.0),
-        row("i1_b8", 1, 8, 8, 1000, 8.0),
-        row("i1_b8", 1, 8, 16, 1100, 14.0),
-        row("i2_b8", 2, 8, 4, 800, 4.0),
-        row("i2_b8", 2, 8, 8, 1030, 7.0),
-        row("i2_b8", 2, 8, 16, 1300, 13.0),
-        row("i1_b32", 1, 32, 8, 700, 6.0),
-    ]
-    + confirms("i1_b8", 1, 8, 8, [980, 1000, 990])
-    + confirms("i2_b8", 2, 8, 8, [1020, 1040, 1010])
-    + confirms("i1_b32", 1, 32, 8, [690, 700, 710])
-)
-CONFIGS = pd.DataFrame(
-    [
-        {
-            "config_id": "i1_b8",
-            "instance_count": 1,
-            "max_batch_size": 8,
-            "max_queue_delay_us": 0,
-            "status": "ok",
-            "capacity_rps": 1000.0,
-            "capacity_level": 8.0,
-            "capacity_lower_bound": False,
-            "p99_ms": 8.0,
-            "p50_ms": 2.7,
-            "load_mode": "concurrency",
-            "levels_measured": 3,
-        },
-        {
-            "config_id": "i2_b8",
-            "instance_count": 2,
-            "max_batch_size": 8,
-            "max_queue_delay_us": 0,
-            "status": "ok",
-            "capacity_rps": 1030.0,
-            "capacity_level": 8.0,
-            "capacity_lower_bound": False,
-            "p99_ms": 7.0,
-            "p50_ms": 2.3,
-            "load_mode": "concurrency",
-            "levels_measured": 3,
-        },
-        {
-            "config_id": "i1_b32",
-            "instance_count": 1,
-            "max_batch_size": 32,
-            "max_queue_delay_us": 0,
-            "status": "ok",
-            "capacity_rps": 700.0,
-            "capacity_level": 8.0,
-            "capacity_lower_bound": True,
-            "p99_ms": 6.0,
-            "p50_ms": 2.0,
-            "load_mode": "concurrency",
-            "levels_measured": 1,
-        },
-    ]
-)
+MEASUREMENTS = CONFIRM_MEASUREMENTS
+CONFIGS = CONFIRM_CONFIGS
 SUMMARY = {"finished": True, "stopped_reason": "reached max_trials (3)", "wall_s": 42.0}
 
 
@@ -181,81 +57,6 @@ def run_data(
         summary=dict(SUMMARY),
         best_pbtxt="max_batch_size: 8",
     )
-
-
-def write_run(
-    run_dir: Path,
-    measurements: pd.DataFrame,
-    configs: pd.DataFrame,
-    summary: dict[str, Any] | None = None,
-    percentile: float = 99.0,
-    budget_ms: float = BUDGET,
-) -> Path:
-    """A run directory written from tables (spec, measurements.csv, configs.csv, summary.json)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "model": "m",
-        "budget_ms": budget_ms,
-        "percentile": percentile,
-        "confidence": 0.99,
-        "strategy": "grid",
-    }
-    (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec))
-    measurements.to_csv(run_dir / "measurements.csv", index=False)
-    configs.to_csv(run_dir / "configs.csv", index=False)
-    if summary is not None:
-        (run_dir / "summary.json").write_text(json.dumps(summary))
-    return run_dir
-
-
-def add_confirm_round(
-    run_dir: Path,
-    samples: dict[str, list[float]],
-    missed: dict[str, list[int]] | None = None,
-    lower_bound: tuple[str, ...] = (),
-    stopped_reason: str = "reached max_trials (8)",
-) -> None:
-    """Append a confirmation round to a recorded run directory, as a sweep would write it:
-    per config its capacity-level row measured again once per round (`samples`: throughputs),
-    rounds in `missed` over the budget; configs in `lower_bound` marked as met at the load
-    cap; summary.json gets the choice's keys (choose.choice over the new tables) and
-    best/<model>/config.pbtxt the chosen config's knobs."""
-    m = pd.read_csv(run_dir / "measurements.csv")
-    c = pd.read_csv(run_dir / "configs.csv")
-    budget = float(yaml.safe_load((run_dir / "spec.yaml").read_text())["budget_ms"])
-    level = dict(zip(c["config_id"], c["capacity_level"]))
-    m["phase"] = "search"
-    m["confirm_round"] = math.nan
-    rows = []
-    for config_id, tps in samples.items():
-        base = m[(m["config_id"] == config_id) & (m["load_level"] == level[config_id])].iloc[-1]
-        for i, tp in enumerate(tps, 1):
-            r = base.copy()
-            r["phase"], r["confirm_round"], r["throughput_rps"] = "confirm", i, tp
-            if i in (missed or {}).get(config_id, []):
-                # Over the budget, proven: the stored verdict and the stored numbers agree.
-                r["p99_ms"], r["budget_bound_ms"], r["over_bound_ms"] = (
-                    budget * 1.3,
-                    budget * 1.35,
-                    budget * 1.2,
-                )
-                r["meets_budget"], r["verdict"] = False, "over_budget"
-            rows.append(r)
-    m = pd.concat([m, pd.DataFrame(rows)], ignore_index=True)
-    c["capacity_lower_bound"] = c["config_id"].isin(lower_bound)
-    m.to_csv(run_dir / "measurements.csv", index=False)
-    c.to_csv(run_dir / "configs.csv", index=False)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    best, tie_set, reason = choice(c, m, 99)
-    summary.update(tie_set=tie_set, choice_reason=reason, stopped_reason=stopped_reason)
-    summary["best"].update(
-        config_id=best["config_id"],
-        confirmed_rps=best.get("confirmed_rps"),
-        capacity_ci_rps=best.get("capacity_ci_rps"),
-    )
-    (run_dir / "summary.json").write_text(json.dumps(summary))
-    config = apply_candidate(read_pbtxt(run_dir / "base_config.pbtxt"), Candidate.from_row(best))
-    (run_dir / "best" / summary["model"] / "config.pbtxt").write_text(to_pbtxt(config))
 
 
 # -- rows of the two phases -----------------------------------------------------------------------

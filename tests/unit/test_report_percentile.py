@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -24,76 +23,7 @@ from analyzer.report import (
     render_html,
 )
 from analyzer.schema import percentile_field
-from tests.unit.test_report_confirm import write_run
-
-
-def m95(
-    config_id: str, inst: int, level: float, tp: float, p95: float, p99: float, **extra: Any
-) -> dict[str, Any]:
-    """A row of a p95 sweep: its claim bounds are the p95's (budget_bound_ms, over_bound_ms)."""
-    r = {
-        "config_id": config_id,
-        "instance_count": inst,
-        "max_batch_size": 8,
-        "max_queue_delay_us": 0,
-        "load_mode": "concurrency",
-        "load_level": level,
-        "throughput_rps": tp,
-        "p50_ms": p95 / 2,
-        "p90_ms": p95 * 0.9,
-        "p95_ms": p95,
-        "p99_ms": p99,
-        "requests": 4000,
-        "errors": 0,
-        "stable": True,
-        "budget_bound_ms": p95 * 1.1,
-        "over_bound_ms": p95 * 0.9,
-        "p99_ci_high_ms": p99 * 1.05,
-    }
-    return r | extra
-
-
-# At 5 ms, a meets the p95 budget at level 4 (p95 4 ms) though its p99 is 12 ms there; judged on
-# p99 it only reaches level 2, and b (two instances) would win.
-M95 = pd.DataFrame(
-    [
-        m95("a", 1, 2, 180, 2.0, 3.0),
-        m95("a", 1, 4, 300, 4.0, 12.0),
-        m95("a", 1, 8, 330, 9.0, 20.0),
-        m95("b", 2, 2, 150, 1.5, 2.0),
-        m95("b", 2, 4, 250, 3.0, 4.5),
-    ]
-)
-C95 = pd.DataFrame(
-    [
-        {
-            "config_id": "a",
-            "instance_count": 1,
-            "max_batch_size": 8,
-            "max_queue_delay_us": 0,
-            "status": "ok",
-            "capacity_rps": 300.0,
-            "capacity_level": 4.0,
-            "p99_ms": 12.0,
-            "p50_ms": 2.0,
-            "load_mode": "concurrency",
-            "levels_measured": 3,
-        },
-        {
-            "config_id": "b",
-            "instance_count": 2,
-            "max_batch_size": 8,
-            "max_queue_delay_us": 0,
-            "status": "ok",
-            "capacity_rps": 250.0,
-            "capacity_level": 4.0,
-            "p99_ms": 4.5,
-            "p50_ms": 1.5,
-            "load_mode": "concurrency",
-            "levels_measured": 2,
-        },
-    ]
-)
+from tests.builders import C95, M95, m95, write_run
 
 
 def test_level_meets_is_row_verdict_on_every_row() -> None:
