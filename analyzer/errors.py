@@ -1,7 +1,7 @@
 """Exception hierarchy for tritune.
 
 Every error carries the process exit code it maps to, so that library code only raises and
-`analyzer.cli` is the single place that prints a message and exits. Messages are meant for the
+`analyzer.cli.main` is the single place that prints a message and exits. Messages are meant for the
 user: they say what is wrong and how to fix it.
 """
 

@@ -36,7 +36,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analyzer.modelconfig import Candidate  # noqa: E402
+from analyzer.config.modelconfig import Candidate  # noqa: E402
 
 MODEL = "simulator"
 MODEL_REPOSITORY = ROOT / "benchmarks" / "models"
@@ -236,7 +236,7 @@ def model_parameters(base: Any) -> dict[str, str]:
 
 def measure_settings(budget_ms: float, window_s: float, warmup_s: float) -> Any:
     """perf_analyzer-style settings: fixed warm-up, then windows until the last 3 agree within 10 %."""
-    from analyzer.profiler import MeasureSettings
+    from analyzer.measure.levels import MeasureSettings
 
     return MeasureSettings(
         window_s=window_s,
@@ -253,7 +253,7 @@ def measure_settings(budget_ms: float, window_s: float, warmup_s: float) -> Any:
 def apply_config(session: Any, base: Any, cand: Candidate) -> None:
     """Load the candidate's config through the load API (as the sweep's runner does) and check
     the server serves it: a refused reload can leave the previous config serving."""
-    from analyzer.modelconfig import apply_candidate, knobs_of, to_dict
+    from analyzer.config.modelconfig import apply_candidate, knobs_of, to_dict
 
     session.control.load_model(MODEL, to_dict(apply_candidate(base, cand)))
     loaded = knobs_of(session.control.model_config(MODEL))
@@ -290,7 +290,7 @@ async def measure_config(
     """Measure the loaded config at doubling concurrency until the stop rule ends it."""
     from analyzer.load.clients import make_client
     from analyzer.load.shapes import LoadSpec
-    from analyzer.profiler import Probe, make_tensors, measure_level
+    from analyzer.measure.levels import Probe, make_tensors, measure_level
 
     rows: list[dict[str, Any]] = []
     reason = ""
@@ -327,8 +327,8 @@ def write_rows(rows: Sequence[Mapping[str, Any]], path: Path) -> pd.DataFrame:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The brute force: one server, every config, every level; writes the CSV and JSON."""
+    from analyzer.config.modelconfig import read_pbtxt
     from analyzer.errors import TrituneError
-    from analyzer.modelconfig import read_pbtxt
     from analyzer.server.session import open_server, prepare_model
 
     space = {

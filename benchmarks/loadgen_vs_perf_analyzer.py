@@ -37,13 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from analyzer.load.shapes import LoadSpec  # noqa: E402
-from analyzer.monitor import stats_delta  # noqa: E402
-from analyzer.profile_run import profile_model  # noqa: E402
-from analyzer.profiler import MeasureSettings  # noqa: E402
+from analyzer.measure.levels import MeasureSettings  # noqa: E402
+from analyzer.measure.monitor import stats_delta  # noqa: E402
 from analyzer.server.control import ServerControl  # noqa: E402
 from analyzer.server.discovery import find_tritonserver  # noqa: E402
 from analyzer.server.local import LocalServer  # noqa: E402
 from analyzer.server.session import open_server  # noqa: E402
+from analyzer.sweep.profile import profile_model  # noqa: E402
 
 MODELS = {
     "demo_mlp": ROOT / "sweeps" / "demo" / "models" / "demo_mlp",

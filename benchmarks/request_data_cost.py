@@ -28,12 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 from analyzer.load.input_plan import InputGen, InputPlan  # noqa: E402
 from analyzer.load.shapes import LoadSpec  # noqa: E402
-from analyzer.profile_run import profile_model  # noqa: E402
-from analyzer.profiler import MeasureSettings  # noqa: E402
+from analyzer.measure.levels import MeasureSettings  # noqa: E402
 from analyzer.server.control import ServerControl  # noqa: E402
 from analyzer.server.discovery import find_tritonserver  # noqa: E402
 from analyzer.server.local import LocalServer  # noqa: E402
 from analyzer.server.session import open_server  # noqa: E402
+from analyzer.sweep.profile import profile_model  # noqa: E402
 
 MODEL = "tokens"
 GENS = {"input_ids": InputGen(shape=(64,), low=0, high=63), "attention_mask": InputGen(shape=(64,), value=1)}

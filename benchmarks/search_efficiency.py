@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from brute_force import DATA_STEM, MODEL, MODEL_REPOSITORY, candidates, load_truth, tie_set  # noqa: E402
 
-from analyzer.confirm_stats import search_rows  # noqa: E402
-from analyzer.spec import parse_spec  # noqa: E402
-from analyzer.sweep import SweepOptions, run_sweep  # noqa: E402
+from analyzer.judge.confirm_stats import search_rows  # noqa: E402
+from analyzer.spec.spec import parse_spec  # noqa: E402
+from analyzer.sweep.setup import SweepOptions, run_sweep  # noqa: E402
 
 
 def default_spec(truth: dict[str, Any], protocol: str, seed: int) -> dict[str, Any]:
@@ -80,15 +80,15 @@ def one_sweep(truth: dict[str, Any], args: argparse.Namespace, out: Path, seed: 
 def verify(run_dir: Path, cands: list[Any], rounds: int) -> dict[str, list[float]]:
     """Capacity of each config searched from scratch on one fresh server, interleaved by round,
     with the sweep's own level search and measurement rules."""
-    from analyzer.capacity import budget_verdict
-    from analyzer.levelsearch import LevelSearch, search_capacity
+    from analyzer.config.modelconfig import apply_candidate, read_pbtxt, to_dict
+    from analyzer.judge.levelsearch import LevelSearch, search_capacity
+    from analyzer.judge.verdict import budget_verdict
     from analyzer.load.clients import make_client
     from analyzer.load.shapes import LoadSpec
-    from analyzer.modelconfig import apply_candidate, read_pbtxt, to_dict
-    from analyzer.profiler import Probe, make_tensors, measure_level
-    from analyzer.runner import measure_settings
+    from analyzer.measure.levels import Probe, make_tensors, measure_level
     from analyzer.server.session import open_server, prepare_model
-    from analyzer.spec import load_spec
+    from analyzer.spec.spec import load_spec
+    from analyzer.sweep.loop import measure_settings
 
     spec = load_spec(run_dir / "spec.yaml")
     base = read_pbtxt(run_dir / "base_config.pbtxt")

@@ -54,7 +54,7 @@ def worker_command(spec: Path, url: str, study: str, out: Path, core: int | None
     cmd = [
         sys.executable,
         "-m",
-        "analyzer.cli",
+        "analyzer.cli.main",
         "sweep",
         str(spec),
         "--storage",
@@ -88,7 +88,7 @@ def run(spec: Path, url: str, study: str, workers: int, out: Path, pin: bool = F
         [
             sys.executable,
             "-m",
-            "analyzer.cli",
+            "analyzer.cli.main",
             "report",
             "--storage",
             url,

@@ -12,7 +12,7 @@ import dash
 import plotly.graph_objects as go
 from dash import html
 
-from analyzer.confirm_stats import confirmation_stats
+from analyzer.judge.confirm_stats import confirmation_stats
 from analyzer.report import (
     answer_at,
     breakdown_data,

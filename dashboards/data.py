@@ -11,13 +11,13 @@ from typing import Any
 
 import pandas as pd
 
-from analyzer.choose import confirmed_choice
+from analyzer.config.modelconfig import Candidate, apply_candidate, read_pbtxt, to_pbtxt
+from analyzer.config.pipeline import JointCandidate, candidate_from_row
 from analyzer.errors import UsageError
-from analyzer.modelconfig import Candidate, apply_candidate, read_pbtxt, to_pbtxt
-from analyzer.pipeline import JointCandidate, candidate_from_row
+from analyzer.judge.choose import confirmed_choice
 from analyzer.report import RunData, capacity_under_budget, is_sweep_budget, latency_label, load_run
 from analyzer.schema import percentile_field
-from analyzer.store import RunStore
+from analyzer.store.rundir import RunStore
 
 DELAY_OFF = -1  # filter value for "no dynamic batching"
 

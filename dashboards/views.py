@@ -12,9 +12,8 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import html
 
-from analyzer.choose import pipeline_models
-from analyzer.confirm_stats import confirmation_stats
-from analyzer.measure import level_text
+from analyzer.judge.choose import pipeline_models
+from analyzer.judge.confirm_stats import confirmation_stats
 from analyzer.report import (
     STEP_COLUMNS,
     Answer,
@@ -26,6 +25,7 @@ from analyzer.report import (
     step_rows,
     tie_set_sentence,
 )
+from analyzer.stats.measurement import level_text
 from dashboards.data import DELAY_OFF, delay_value
 
 

@@ -1,6 +1,6 @@
 """Data for tests: measurements.csv and configs.csv rows, tables and run directories built in code.
 
-Rows are built by the project's own row functions (analyzer.rows: `measurement_row`,
+Rows are built by the project's own row functions (analyzer.store.rows: `measurement_row`,
 `level_row`, `config_row`) around its own records (`Measurement`, `Verdict`, `CapacityResult`,
 `Candidate`), not written as literal dicts, so that renaming a column or a field breaks these
 builders loudly instead of leaving the tests on a table no sweep writes any more.
@@ -20,14 +20,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from analyzer.capacity import Verdict
-from analyzer.choose import choice
-from analyzer.levelsearch import CapacityResult
+from analyzer.config.modelconfig import Candidate, apply_candidate, read_pbtxt, to_pbtxt
+from analyzer.judge.choose import choice
+from analyzer.judge.levelsearch import CapacityResult
+from analyzer.judge.verdict import Verdict
 from analyzer.load.inputs import TensorSpec
-from analyzer.measure import Measurement
-from analyzer.modelconfig import Candidate, apply_candidate, read_pbtxt, to_pbtxt
-from analyzer.rows import config_row, level_row, measurement_row
-from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS
+from analyzer.stats.measurement import Measurement
+from analyzer.store.rows import config_row, level_row, measurement_row
+from analyzer.store.rundir import CONFIG_COLUMNS, MEASUREMENT_COLUMNS
 
 MEASUREMENT_FIELDS = [f.name for f in dataclasses.fields(Measurement) if f.name != "extra"]
 
@@ -79,7 +79,7 @@ def row_of(
     round_: float = math.nan,
 ) -> dict[str, Any]:
     """A measurements.csv row of `m` under `config_id` (any name, not only knobs.config_id).
-    With a phase it is a sweep's row (analyzer.rows.level_row: the verdict agrees with `meets`,
+    With a phase it is a sweep's row (analyzer.store.rows.level_row: the verdict agrees with `meets`,
     proven either way); without, the profile-shaped row (measurement_row), no verdict columns."""
     if phase is None:
         return measurement_row(config_id, knobs, m, meets)
@@ -102,7 +102,7 @@ def config_of(
     status: str = "ok",
     percentile: float = 99.0,
 ) -> dict[str, Any]:
-    """The configs.csv row a sweep writes (analyzer.rows.config_row) for config `config_id` whose
+    """The configs.csv row a sweep writes (analyzer.store.rows.config_row) for config `config_id` whose
     search levels are its rows in `measurements`, with its capacity at `capacity_level` (None:
     no level met the budget; a failed config with no levels has no result at all)."""
     rows = measurements[(measurements["config_id"] == config_id) & (_phase(measurements) == "search")]

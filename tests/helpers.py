@@ -19,7 +19,7 @@ import sqlalchemy as sa
 import yaml
 from click.testing import CliRunner, Result
 
-from analyzer.measure import Measurement
+from analyzer.stats.measurement import Measurement
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_MODELS = ROOT / "tests" / "models"
@@ -62,7 +62,7 @@ def spec_writer(**defaults: Any) -> Callable[..., Path]:
 
 def run_cli(*args: str | Path) -> Result:
     """Run `tritune ARGS` in-process; an unexpected exception is raised, not turned into exit 1."""
-    from analyzer.cli import main  # here, not at the top: conftest imports this module for every test
+    from analyzer.cli.main import main  # here, not at the top: conftest imports this module for every test
 
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
@@ -186,7 +186,7 @@ def shared_worker(
         [
             sys.executable,
             "-m",
-            "analyzer.cli",
+            "analyzer.cli.main",
             "sweep",
             str(spec),
             *storage,

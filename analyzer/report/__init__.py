@@ -19,7 +19,7 @@ Works on a run directory that is still being written: whatever rows exist are sh
 
 from __future__ import annotations
 
-from analyzer.confirm_stats import confirm_rows, search_rows
+from analyzer.judge.confirm_stats import confirm_rows, search_rows
 from analyzer.report.answer import (
     Answer,
     answer_at,

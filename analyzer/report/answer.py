@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analyzer.capacity import row_verdict
-from analyzer.choose import best_config, choice
-from analyzer.confirm_stats import search_rows
+from analyzer.judge.choose import best_config, choice
+from analyzer.judge.confirm_stats import search_rows
+from analyzer.judge.verdict import row_verdict
 from analyzer.report.run import RunData, finite, latency_label, num
 from analyzer.schema import csv_true, percentile_field
 

@@ -14,13 +14,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from analyzer.choose import pareto_mask
-from analyzer.confirm_stats import confirm_rows, confirmation_stats, search_rows
-from analyzer.measure import level_text
-from analyzer.pipeline import steps_from_row
+from analyzer.config.pipeline import steps_from_row
+from analyzer.judge.choose import pareto_mask
+from analyzer.judge.confirm_stats import confirm_rows, confirmation_stats, search_rows
 from analyzer.report.answer import Answer
 from analyzer.report.run import RunData, latency_label, num
 from analyzer.schema import csv_true, percentile_field
+from analyzer.stats.measurement import level_text
 
 
 class ParetoPoint(NamedTuple):
@@ -109,7 +109,7 @@ class ConfirmationInfo(NamedTuple):
 
 
 class TimelineInfo(NamedTuple):
-    """A scheduled run second by second (analyzer.timeline's table) and its figure's title."""
+    """A scheduled run second by second (analyzer.stats.timeline's table) and its figure's title."""
 
     table: pd.DataFrame
     title: str

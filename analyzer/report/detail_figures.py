@@ -215,7 +215,7 @@ def confirmation_figure(data: ConfirmationInfo) -> go.Figure:
 
 
 def timeline_figure(table: pd.DataFrame, title: str, budget_ms: float | None = None) -> go.Figure:
-    """A scheduled run second by second (analyzer.timeline's table): requests due, served and
+    """A scheduled run second by second (analyzer.stats.timeline's table): requests due, served and
     failed above; p50 and p99 of the requests due in each second below, with the budget."""
     fig = make_subplots(
         rows=2,

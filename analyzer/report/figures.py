@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from analyzer.confirm_stats import confirm_rows, search_rows
+from analyzer.judge.confirm_stats import confirm_rows, search_rows
 from analyzer.report.answer import answer_at
 from analyzer.report.data import (
     breakdown_data,

@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from analyzer.choose import pipeline_models, with_budget_latency
-from analyzer.confirm_stats import confirm_rows, confirmation_stats
+from analyzer.config.modelconfig import Candidate, knobs_of, parse_pbtxt
 from analyzer.errors import UsageError
 from analyzer.files import write_atomic
+from analyzer.judge.choose import pipeline_models, with_budget_latency
+from analyzer.judge.confirm_stats import confirm_rows, confirmation_stats
+from analyzer.judge.targets import target_figures
 from analyzer.load.selfcheck import FIX
-from analyzer.measure import level_text
-from analyzer.modelconfig import Candidate, knobs_of, parse_pbtxt
 from analyzer.report.answer import Answer, answer_at, capacity_text, confirmed_text, fmt_rps, tie_set_sentence
 from analyzer.report.data import STEP_COLUMNS, capacity_row, step_cells, step_rows
 from analyzer.report.figures import all_figures
 from analyzer.report.run import RunData, latency_label, load_run, num
 from analyzer.schema import csv_true, percentile_field
-from analyzer.targets import target_figures
+from analyzer.stats.measurement import level_text
 
 _STYLE = "\n".join(
     (

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from analyzer.schema import percentile_field
-from analyzer.spec import SweepSpec, load_spec
-from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore
+from analyzer.spec.spec import SweepSpec, load_spec
+from analyzer.store.rundir import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore
 
 
 @dataclass
@@ -41,7 +41,7 @@ class RunData:
 
 
 def read_run_spec(store: RunStore) -> SweepSpec:
-    """The run's spec.yaml, read by `analyzer.spec` (its defaults for keys a partial or older
+    """The run's spec.yaml, read by `analyzer.spec.spec` (its defaults for keys a partial or older
     spec leaves out); SpecError (a UsageError) naming the file when it is unreadable or not a
     tritune spec."""
     return load_spec(store.path("spec"), recorded=True)

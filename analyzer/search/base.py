@@ -13,8 +13,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
+from analyzer.config.modelconfig import Candidate
 from analyzer.errors import ClaimLostError, DatabaseError
-from analyzer.modelconfig import Candidate
 from analyzer.search.bound import plausible
 from analyzer.search.claims import claim_config
 from analyzer.search.heartbeat import Heartbeat
@@ -78,7 +78,7 @@ class Search:
         self.encoding = Encoding(self.candidates)
         self.dists = self.encoding.distributions
         self.directions = ["maximize"] if objective == "throughput" else ["maximize", "minimize"]
-        # Shared (analyzer.shared.SharedTables): other workers measure the same study at once;
+        # Shared (analyzer.store.shared.SharedTables): other workers measure the same study at once;
         # each config is claimed by one trial, and `busy` holds the configs others measure now.
         self.shared = shared
         self.busy: set[Candidate] = set()

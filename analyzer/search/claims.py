@@ -1,5 +1,5 @@
 """Shared studies: which worker measures a config. Each config is claimed by one trial in the
-shared tables (analyzer.shared); a claim whose trial died (failed by its heartbeat) is taken over,
+shared tables (analyzer.store.shared); a claim whose trial died (failed by its heartbeat) is taken over,
 and the rows the dead worker left are dropped."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analyzer.modelconfig import Candidate
+from analyzer.config.modelconfig import Candidate
 from analyzer.search.base import Search
 
 

@@ -1,7 +1,7 @@
 """A shared study's heartbeats: a daemon thread that shows, every interval, that this worker is
 alive: for the trial it measures (Optuna's `RDBStorage.record_heartbeat`, which other workers'
 `fail_stale_trials` reads) and for the confirmation round it runs (its claim's beat,
-analyzer.shared).
+analyzer.store.shared).
 
 A write that fails (the database is briefly unreachable) is tried again a second later and
 never ends the thread; a daemon thread never keeps a worker's process alive once it is done or
@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from analyzer.db_retry import DbRetry
+from analyzer.store.db_retry import DbRetry
 
 RETRY_AFTER_S = 1.0  # a failed beat is tried again this soon, not a whole interval later
 JOIN_S = 5.0  # stop() waits this long for a beat in progress (a hung connection is left behind)

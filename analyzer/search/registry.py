@@ -1,6 +1,6 @@
 """The search strategies by name: the one mapping behind `make_search`.
 
-The names are the spec's (`analyzer.spec.STRATEGIES`, which the spec checks and `tritune sweep
+The names are the spec's (`analyzer.spec.spec.STRATEGIES`, which the spec checks and `tritune sweep
 --strategy` offers); this module maps each to its class. A strategy is a `Search` subclass in its
 own module under analyzer/search/; adding one is that file, its name in the spec and one line in
 CLASSES. Classes are named as "module:Class" and imported on first use, so that reading a spec
@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from analyzer.spec import STRATEGIES
+from analyzer.spec.spec import STRATEGIES
 
 if TYPE_CHECKING:
     from analyzer.search.base import Search

@@ -76,7 +76,7 @@ class Encoding:
     batching helped" and try the neighbour, which a categorical distribution cannot express.
 
     The knobs are the candidates' own params(): one model's five knobs, or a pipeline's
-    '<model>.<knob>' for every tuned model (analyzer.pipeline.JointCandidate)."""
+    '<model>.<knob>' for every tuned model (analyzer.config.pipeline.JointCandidate)."""
 
     def __init__(self, candidates: Sequence[Any]) -> None:
         self.axes = tuple(candidates[0].params())

@@ -15,8 +15,8 @@ from typing import Any
 
 import optuna
 
-from analyzer.modelconfig import Candidate
-from analyzer.pipeline import JointCandidate
+from analyzer.config.modelconfig import Candidate
+from analyzer.config.pipeline import JointCandidate
 from analyzer.search.base import Search
 from analyzer.search.study import TRIAL_CONSTRAINTS, constraint_of, set_budget_constraint
 

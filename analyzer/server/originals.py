@@ -25,9 +25,9 @@ from typing import Any, Callable
 
 from google.protobuf import json_format
 
+from analyzer.config.modelconfig import from_dict, knobs_of, parse_pbtxt, to_pbtxt
 from analyzer.errors import UsageError
 from analyzer.files import write_atomic
-from analyzer.modelconfig import from_dict, knobs_of, parse_pbtxt, to_pbtxt
 from analyzer.server.control import ServerControl
 
 

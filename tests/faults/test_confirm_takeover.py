@@ -12,15 +12,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import analyzer.confirm
-from analyzer.capacity import Verdict
-from analyzer.confirm import CONFIRM_CLAIM, CONFIRMED_CLAIM, ConfirmationRound, ConfirmIO
+import analyzer.sweep.confirm
+from analyzer.config.modelconfig import Candidate
 from analyzer.errors import ClaimLostError
-from analyzer.measure import Measurement
-from analyzer.modelconfig import Candidate
-from analyzer.shared import SharedTables
-from analyzer.shared_timing import SharedTimings
-from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS
+from analyzer.judge.verdict import Verdict
+from analyzer.stats.measurement import Measurement
+from analyzer.store.rundir import CONFIG_COLUMNS, MEASUREMENT_COLUMNS
+from analyzer.store.shared import SharedTables
+from analyzer.store.shared_timing import SharedTimings
+from analyzer.sweep.confirm import CONFIRM_CLAIM, CONFIRMED_CLAIM, ConfirmationRound, ConfirmIO
 from tests.helpers import measurement
 
 TIMINGS = SharedTimings(heartbeat_s=1, grace_s=2, retry_s=30)
@@ -90,7 +90,7 @@ def confirmed(worker: Worker) -> pd.DataFrame:
 def test_a_dead_confirming_worker_s_round_is_taken_over_and_continued(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(analyzer.confirm, "SHARED_POLL_S", 0.2)
+    monkeypatch.setattr(analyzer.sweep.confirm, "SHARED_POLL_S", 0.2)
     dead = Worker(postgres_url, "takeover", "dead:1")
     _searched(dead)
     # It claimed the round, measured its first config's first round, and died (no more beats).
@@ -119,7 +119,7 @@ def test_a_dead_confirming_worker_s_round_is_taken_over_and_continued(
 def test_a_stopped_confirming_worker_gives_the_round_back(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(analyzer.confirm, "SHARED_POLL_S", 0.2)
+    monkeypatch.setattr(analyzer.sweep.confirm, "SHARED_POLL_S", 0.2)
     first = Worker(postgres_url, "given-back", "first:1")
     _searched(first)
     first.stop_after = 1  # Ctrl-C after one measurement

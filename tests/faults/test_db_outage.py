@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.engine import make_url
 
-from analyzer.cli import main
+from analyzer.cli.main import main
 from tests.helpers import picked, shared_spec, shared_worker, study_rows, unfinished_claims, wait_for
 from tests.pg import Postgres
 

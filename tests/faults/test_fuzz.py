@@ -30,7 +30,7 @@ from analyzer.load.input_plan import plan_from_file
 from analyzer.load.inputs import DTYPES, TensorSpec
 from analyzer.load.requests import build_requests, request_set_floor
 from analyzer.load.shapes import expected_requests, parse_schedule, schedule_offsets
-from analyzer.spec import LOAD_KEYS, SPACE_KEYS, load_spec, parse_spec
+from analyzer.spec.spec import LOAD_KEYS, SPACE_KEYS, load_spec, parse_spec
 
 settings.register_profile(
     "ci",

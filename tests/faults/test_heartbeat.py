@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
-from analyzer.modelconfig import Candidate
+from analyzer.config.modelconfig import Candidate
 from analyzer.search.registry import make_search
 from analyzer.search.study import Outcome
-from analyzer.shared import SharedTables
-from analyzer.shared_storage import open_shared_storage
-from analyzer.shared_timing import SharedTimings
+from analyzer.store.shared import SharedTables
+from analyzer.store.shared_storage import open_shared_storage
+from analyzer.store.shared_timing import SharedTimings
 from tests.helpers import wait_for
 from tests.pg import Postgres
 

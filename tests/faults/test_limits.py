@@ -163,10 +163,10 @@ def test_each_model_of_a_pipeline_or_of_targets_has_the_limit_too(tmp_path: Path
 
 
 def test_a_space_built_in_code_is_counted_before_its_candidates_are() -> None:
+    from analyzer.config.modelconfig import Candidate
+    from analyzer.config.space import ModelTraits, check_space
     from analyzer.errors import UsageError
-    from analyzer.modelconfig import Candidate
-    from analyzer.space import ModelTraits, check_space
-    from analyzer.spec import SpaceSpec
+    from analyzer.spec.spec import SpaceSpec
 
     traits = ModelTraits("m", True, True, Candidate(1, 8, 0, (), "KIND_CPU"))
     space = SpaceSpec(instance_count=(1, 2), max_queue_delay_us=tuple(range(20_000)))
@@ -319,7 +319,7 @@ def test_pipeline_target_study_and_profile_names_are_checked_too(tmp_path: Path)
 def test_the_run_store_refuses_a_name_that_is_not_one_directory(tmp_path: Path) -> None:
     # The last line of defence, for callers that skip the spec (the library, a resumed run).
     from analyzer.errors import UsageError
-    from analyzer.store import RunStore
+    from analyzer.store.rundir import RunStore
 
     with pytest.raises(UsageError, match=r"cannot name a run directory: '\.\./x' is not a model name"):
         RunStore.create(tmp_path / "out", "../x")

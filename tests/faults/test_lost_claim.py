@@ -10,14 +10,14 @@ import time
 
 import pytest
 
+from analyzer.config.modelconfig import Candidate
 from analyzer.errors import ClaimLostError
-from analyzer.modelconfig import Candidate
 from analyzer.search.base import Search
 from analyzer.search.registry import make_search
 from analyzer.search.study import Outcome
-from analyzer.shared import SharedTables
-from analyzer.shared_storage import open_shared_storage
-from analyzer.shared_timing import SharedTimings
+from analyzer.store.shared import SharedTables
+from analyzer.store.shared_storage import open_shared_storage
+from analyzer.store.shared_timing import SharedTimings
 
 ONE = Candidate(1, 8, 0)
 

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import pandas as pd
 import pytest
 
-from analyzer.modelconfig import from_dict, knobs_of, parse_pbtxt, read_pbtxt, to_pbtxt
+from analyzer.config.modelconfig import from_dict, knobs_of, parse_pbtxt, read_pbtxt, to_pbtxt
 from analyzer.server.control import ServerControl
 from analyzer.server.discovery import find_tritonserver
 from analyzer.server.local import LocalServer

@@ -13,13 +13,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from analyzer.capacity import budget_verdict
-from analyzer.cli import main
+from analyzer.cli.main import main
+from analyzer.judge.verdict import budget_verdict
 from analyzer.load.clients import make_client
 from analyzer.load.shapes import LoadSpec
-from analyzer.measure import Measurement
-from analyzer.profiler import MeasureSettings, Probe, make_tensors, measure_level, window_requests_for
+from analyzer.measure.levels import MeasureSettings, Probe, make_tensors, measure_level, window_requests_for
 from analyzer.server.session import open_server, prepare_model
+from analyzer.stats.measurement import Measurement
 
 
 def measure_once(

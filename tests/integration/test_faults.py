@@ -18,13 +18,13 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
-from analyzer.cli import main
-from analyzer.runner import Events
+from analyzer.cli.main import main
 from analyzer.server.control import ServerControl
 from analyzer.server.discovery import find_tritonserver
 from analyzer.server.local import LocalServer, free_port_block
-from analyzer.spec import load_spec
-from analyzer.sweep import SweepOptions, run_sweep
+from analyzer.spec.spec import load_spec
+from analyzer.sweep.loop import Events
+from analyzer.sweep.setup import SweepOptions, run_sweep
 from tests.helpers import FAST_LOAD, ROOT, cli_process, read_until, spec_writer
 
 # Short request and load timeouts: a hung model or a stuck server is told within seconds.

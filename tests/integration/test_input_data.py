@@ -15,7 +15,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from click.testing import CliRunner
 
-from analyzer.cli import main
+from analyzer.cli.main import main
 from tests.helpers import FAST_LOAD, write_spec
 
 # A short fixed load: 2 levels of 100 req/s for one 0.5 s window each (about 100 requests).

@@ -14,15 +14,15 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from analyzer.cli import main
-from analyzer.modelconfig import from_dict, knobs_of, read_pbtxt, to_pbtxt
-from analyzer.profiler import StopToken
-from analyzer.runner import Events
+from analyzer.cli.main import main
+from analyzer.config.modelconfig import from_dict, knobs_of, read_pbtxt, to_pbtxt
+from analyzer.measure.levels import StopToken
 from analyzer.server.control import ServerControl
 from analyzer.server.discovery import find_tritonserver
 from analyzer.server.local import LocalServer
-from analyzer.spec import load_spec
-from analyzer.sweep import SweepOptions, run_sweep
+from analyzer.spec.spec import load_spec
+from analyzer.sweep.loop import Events
+from analyzer.sweep.setup import SweepOptions, run_sweep
 from tests.builders import BAD_PIPELINE_SPECS
 from tests.helpers import ROOT, spec_writer
 

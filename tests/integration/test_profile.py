@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from analyzer.monitor import GpuSampler
+from analyzer.measure.monitor import GpuSampler
 from tests.helpers import expect_error, run_cli
 
 GPU = GpuSampler()  # what this host has: the rows must say the same

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from analyzer.cli import main
+from analyzer.cli.main import main
 
 
 def profile(*args: str) -> Any:

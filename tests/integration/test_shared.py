@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from analyzer.cli import main
+from analyzer.cli.main import main
 from tests.helpers import picked, shared_spec, shared_worker, study_claims, study_rows, unfinished_claims
 
 CONFIGS = {f"i{i}_b{b}_d{d}" for i in (1, 2) for b in (1, 8) for d in (0, 500)}

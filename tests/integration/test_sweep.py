@@ -14,15 +14,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analyzer.profiler import StopToken
+from analyzer.measure.levels import StopToken
 from analyzer.report import level_meets
-from analyzer.runner import Events
 from analyzer.server.control import ServerControl
 from analyzer.server.discovery import find_tritonserver
 from analyzer.server.local import LocalServer
-from analyzer.spec import load_spec
-from analyzer.store import MEASUREMENT_COLUMNS
-from analyzer.sweep import SweepOptions, run_sweep
+from analyzer.spec.spec import load_spec
+from analyzer.store.rundir import MEASUREMENT_COLUMNS
+from analyzer.sweep.loop import Events
+from analyzer.sweep.setup import SweepOptions, run_sweep
 from tests.helpers import FAST_LOAD, ROOT, cli_process, read_until, run_cli, spec_writer
 
 # Further than FAST_LOAD, with a refinement: a sweep's whole level search runs end to end.

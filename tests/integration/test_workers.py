@@ -13,14 +13,14 @@ from typing import Any, Iterator
 import numpy as np
 from click.testing import CliRunner
 
-from analyzer.capacity import Status, budget_verdict
-from analyzer.cli import main
+from analyzer.cli.main import main
+from analyzer.judge.verdict import Status, budget_verdict
 from analyzer.load.generator import Records
 from analyzer.load.inputs import TensorSpec
 from analyzer.load.shapes import LoadSpec
 from analyzer.load.workers import LoadGenerator
-from analyzer.measure import Measurement
-from analyzer.profiler import MeasureSettings, Probe, measure_level
+from analyzer.measure.levels import MeasureSettings, Probe, measure_level
+from analyzer.stats.measurement import Measurement
 
 SLEEPY = [(TensorSpec("INPUT0", "FP32", (4,)), np.ones(4, np.float32))]
 IDENTITY = [(TensorSpec("INPUT0", "FP32", (1, 16)), np.ones((1, 16), np.float32))]

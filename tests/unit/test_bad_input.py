@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from analyzer.cli import main
+from analyzer.cli.main import main
 from tests.helpers import expect_error, free_port, quiet_sweep, run_cli, write_spec
 
 # -- sweep: the spec and the command line --------------------------------------------------------

@@ -6,9 +6,15 @@ import math
 
 import pytest
 
-from analyzer.capacity import budget_verdict, exceed_probability_bound, judge, required_requests, row_verdict
-from analyzer.levelsearch import FAILS, INCONCLUSIVE, MEETS, LevelSearch
-from analyzer.measure import Measurement
+from analyzer.judge.levelsearch import FAILS, INCONCLUSIVE, MEETS, LevelSearch
+from analyzer.judge.verdict import (
+    budget_verdict,
+    exceed_probability_bound,
+    judge,
+    required_requests,
+    row_verdict,
+)
+from analyzer.stats.measurement import Measurement
 from tests.helpers import measurement
 
 
@@ -179,7 +185,7 @@ def test_claim_bound_is_the_verdicts_rule_for_every_budget() -> None:
     budget >= bound  <=>  the over-budget count passes the bound (for p99 and p95)."""
     import numpy as np
 
-    from analyzer.measure import claim_bound, percentile
+    from analyzer.stats.measurement import claim_bound, percentile
 
     rng = np.random.default_rng(7)
     checked = 0
@@ -254,7 +260,7 @@ def test_proven_over_after_one_small_window() -> None:
     claim); 100 requests with one over prove nothing either way."""
     import numpy as np
 
-    from analyzer.measure import over_bound
+    from analyzer.stats.measurement import over_bound
 
     lat = np.sort(np.concatenate([np.full(80, 5.0), np.full(20, 170.0)]))
     assert over_bound(lat, 99, 0.99) == 170.0
@@ -279,7 +285,7 @@ def test_over_bound_is_the_mirror_binomial_rule() -> None:
     """budget < over_bound  <=>  P(Binomial(n, 1 - q) >= over) <= alpha, for every budget."""
     import numpy as np
 
-    from analyzer.measure import binom_cdf_table, over_bound
+    from analyzer.stats.measurement import binom_cdf_table, over_bound
 
     rng = np.random.default_rng(3)
     for n in (50, 100, 300, 1000):
@@ -400,7 +406,7 @@ def test_a_marginal_break_of_a_batching_config_is_checked_above_even_when_throug
 
 
 def test_futility_stops_a_level_that_can_no_longer_prove_the_budget_met() -> None:
-    from analyzer.capacity import claim_futile, poisson_lower
+    from analyzer.judge.verdict import claim_futile, poisson_lower
 
     assert poisson_lower(0) == 0.0 and 0.03 < poisson_lower(1) < 0.06 and 0.7 < poisson_lower(3) < 0.9
     # 6 of 250 over a p99 budget after 1 of 10 windows: even at the low end of that rate, 2500

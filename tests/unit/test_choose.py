@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analyzer.choose import (
+from analyzer.judge.choose import (
     best_config,
     build_summary,
     cheapest_order,
@@ -17,7 +17,7 @@ from analyzer.choose import (
     pareto_frontier,
     pareto_mask,
 )
-from analyzer.confirm_stats import mean_ci
+from analyzer.judge.confirm_stats import mean_ci
 
 
 def configs(*rows: tuple) -> pd.DataFrame:
@@ -242,7 +242,7 @@ def test_cheapest_order_and_t_interval() -> None:
 
 
 def test_confirmation_intervals_pool_the_noise_of_all_confirmed_configs() -> None:
-    from analyzer.confirm_stats import confirmation_stats, pooled_relative_sd
+    from analyzer.judge.confirm_stats import confirmation_stats, pooled_relative_sd
 
     sd, dof = pooled_relative_sd([[90.0, 100.0, 110.0], [1000.0, 1000.0, 1000.0]])
     assert dof == 4 and sd == pytest.approx(math.sqrt((0.01 + 0.0 + 0.01) / 4))

@@ -7,9 +7,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from analyzer.cli import main
-from analyzer.cli_params import LevelsType
-from analyzer.spec import STRATEGIES
+from analyzer.cli.main import main
+from analyzer.cli.params import LevelsType
+from analyzer.spec.spec import STRATEGIES
 
 
 def test_level_lists() -> None:

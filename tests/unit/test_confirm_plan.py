@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from analyzer.confirm import confirm_plan, next_confirmation
+from analyzer.sweep.confirm import confirm_plan, next_confirmation
 
 
 def _configs() -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The confirmation round (analyzer.confirm) run with a made-up measuring function: its order, a
+"""The confirmation round (analyzer.sweep.confirm) run with a made-up measuring function: its order, a
 resumed round, a config the server no longer loads, a stop, and a shared study's claims."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from typing import Any
 
 import pandas as pd
 
-import analyzer.confirm
-from analyzer.capacity import Verdict
-from analyzer.confirm import CONFIRM_CLAIM, CONFIRMED_CLAIM, ConfirmationRound, ConfirmIO
-from analyzer.measure import Measurement
-from analyzer.shared import SharedTables
+import analyzer.sweep.confirm
+from analyzer.judge.verdict import Verdict
+from analyzer.stats.measurement import Measurement
+from analyzer.store.shared import SharedTables
+from analyzer.sweep.confirm import CONFIRM_CLAIM, CONFIRMED_CLAIM, ConfirmationRound, ConfirmIO
 from tests.helpers import measurement
 
 MEETS = Verdict(True, "meets", "")
@@ -158,7 +158,7 @@ def test_in_a_shared_study_one_worker_claims_the_round(tmp_path: Path) -> None:
 def test_a_waiting_worker_gives_up_on_a_confirming_worker_that_writes_nothing(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(analyzer.confirm, "SHARED_POLL_S", 0.01)
+    monkeypatch.setattr(analyzer.sweep.confirm, "SHARED_POLL_S", 0.01)
     assert _shared(tmp_path, "a:1").claim(CONFIRM_CLAIM, -1)  # a worker that claimed the round and died
     run = FakeRun()
     assert asyncio.run(

@@ -10,10 +10,10 @@ import dash
 import pandas as pd
 import pytest
 
-from analyzer.choose import choice
-from analyzer.confirm_stats import confirmation_stats
+from analyzer.config.modelconfig import knobs_of, parse_pbtxt
 from analyzer.errors import UsageError
-from analyzer.modelconfig import knobs_of, parse_pbtxt
+from analyzer.judge.choose import choice
+from analyzer.judge.confirm_stats import confirmation_stats
 from analyzer.report import choose_at_budget
 from dashboards import Dashboard, create_app
 from dashboards.callbacks import FILTERS, filter_choices, follow_selection

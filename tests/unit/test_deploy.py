@@ -12,8 +12,8 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from analyzer.cli import main
-from analyzer.spec import parse_spec
+from analyzer.cli.main import main
+from analyzer.spec.spec import parse_spec
 from tests.helpers import ROOT
 
 DEPLOY = ROOT / "deploy"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from analyzer.capacity import Verdict
-from analyzer.levelsearch import CapacityResult
-from analyzer.measure import Measurement
-from analyzer.policy import failure_of
+from analyzer.judge.levelsearch import CapacityResult
+from analyzer.judge.verdict import Verdict
+from analyzer.stats.measurement import Measurement
+from analyzer.sweep.policy import failure_of
 from tests.helpers import measurement
 
 OK = Verdict(True, "meets", "")

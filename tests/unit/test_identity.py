@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from analyzer.errors import UsageError
-from analyzer.identity import check_identity, server_identity
+from analyzer.store.identity import check_identity, server_identity
 
 
 def test_the_identity_holds_version_and_this_machines_hardware_for_a_local_server() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from analyzer.load.generator import Records
-from analyzer.measure import (
+from analyzer.stats.measurement import (
     WindowStat,
     binom_cdf_table,
     is_stable,

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from analyzer.monitor import (
+from analyzer.measure.monitor import (
     GpuSampler,
     ProcessSampler,
     cpu_percent,
@@ -86,7 +86,7 @@ def test_process_sampler_sees_cpu_work() -> None:
 
 
 def test_cpu_percent_survives_a_child_exiting() -> None:
-    from analyzer.monitor import ProcessSample
+    from analyzer.measure.monitor import ProcessSample
 
     before = ProcessSample(0.0, {1: 10.0, 2: 50.0}, 0)  # pid 2: a stub about to be unloaded
     after = ProcessSample(2.0, {1: 11.0, 3: 0.5}, 0)  # pid 3: the new stub

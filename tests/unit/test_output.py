@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from analyzer.capacity import budget_verdict
-from analyzer.choose import build_summary
-from analyzer.levelsearch import CapacityResult
-from analyzer.modelconfig import Candidate
-from analyzer.output import print_result
-from analyzer.rows import config_row, level_row
-from analyzer.runner import SweepResult
-from analyzer.store import RunStore
+from analyzer.cli.output import print_result
+from analyzer.config.modelconfig import Candidate
+from analyzer.judge.choose import build_summary
+from analyzer.judge.levelsearch import CapacityResult
+from analyzer.judge.verdict import budget_verdict
+from analyzer.store.rows import config_row, level_row
+from analyzer.store.rundir import RunStore
+from analyzer.sweep.loop import SweepResult
 from tests.helpers import measurement
 
 

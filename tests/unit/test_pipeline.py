@@ -7,9 +7,8 @@ import math
 
 import pytest
 
-from analyzer.errors import SpecError, UsageError
-from analyzer.modelconfig import Candidate, parse_pbtxt
-from analyzer.pipeline import (
+from analyzer.config.modelconfig import Candidate, parse_pbtxt
+from analyzer.config.pipeline import (
     JointCandidate,
     bottleneck,
     candidate_from_row,
@@ -21,10 +20,11 @@ from analyzer.pipeline import (
     step_stat,
     steps_from_row,
 )
-from analyzer.rows import config_row
+from analyzer.errors import SpecError, UsageError
 from analyzer.search.study import Encoding
 from analyzer.search.tpe import auto_patience, joint_seeds, polish_order
-from analyzer.spec import SpaceSpec, parse_spec
+from analyzer.spec.spec import SpaceSpec, parse_spec
+from analyzer.store.rows import config_row
 
 
 def ensemble(*steps: str) -> str:

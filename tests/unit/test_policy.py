@@ -1,4 +1,4 @@
-"""Restart and resume policy (analyzer.policy), driven through a made-up measuring function: what
+"""Restart and resume policy (analyzer.sweep.policy), driven through a made-up measuring function: what
 a failed config, a dead server and a stopped measurement lead to, and what a resumed run adopts."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from analyzer.capacity import budget_verdict
+from analyzer.config.modelconfig import Candidate
 from analyzer.errors import LoadTimeoutError, ServerDiedError
-from analyzer.levelsearch import CapacityResult, LevelSearch, MeasureFn, search_capacity
-from analyzer.measure import Measurement
-from analyzer.modelconfig import Candidate
-from analyzer.policy import ConfigOutcome, adopt_finished, start_level, try_config
-from analyzer.rows import config_row, level_row
+from analyzer.judge.levelsearch import CapacityResult, LevelSearch, MeasureFn, search_capacity
+from analyzer.judge.verdict import budget_verdict
 from analyzer.search.grid import GridSearch
-from analyzer.store import RunStore
+from analyzer.stats.measurement import Measurement
+from analyzer.store.rows import config_row, level_row
+from analyzer.store.rundir import RunStore
+from analyzer.sweep.policy import ConfigOutcome, adopt_finished, start_level, try_config
 from tests.helpers import measurement
 
 BUDGET_MS = 10.0

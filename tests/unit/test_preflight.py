@@ -1,4 +1,4 @@
-"""What a sweep refuses before its server starts (analyzer.preflight): no server runs here."""
+"""What a sweep refuses before its server starts (analyzer.plan.preflight): no server runs here."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from analyzer.errors import ModelNotFoundError, UsageError
-from analyzer.preflight import check_before_server
-from analyzer.spec import SweepSpec, parse_spec
-from analyzer.sweep import SweepOptions, run_sweep
+from analyzer.plan.preflight import check_before_server
+from analyzer.spec.spec import SweepSpec, parse_spec
+from analyzer.sweep.setup import SweepOptions, run_sweep
 from tests.builders import BAD_PIPELINE_SPECS
 from tests.helpers import ROOT
 

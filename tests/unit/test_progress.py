@@ -9,13 +9,18 @@ import math
 import pytest
 from rich.console import Console
 
-from analyzer.capacity import Verdict
+from analyzer.cli.progress import ProfileProgress, SweepProgress, clock, time_left_s
+from analyzer.cli.progress_live import (
+    LiveProfileProgress,
+    LiveSweepProgress,
+    profile_progress,
+    sweep_progress,
+)
+from analyzer.config.modelconfig import Candidate
+from analyzer.judge.verdict import Verdict
 from analyzer.load.shapes import LoadSpec
-from analyzer.measure import Measurement, WindowStat
-from analyzer.modelconfig import Candidate
-from analyzer.profiler import MeasureSettings
-from analyzer.progress import ProfileProgress, SweepProgress, clock, time_left_s
-from analyzer.progress_live import LiveProfileProgress, LiveSweepProgress, profile_progress, sweep_progress
+from analyzer.measure.levels import MeasureSettings
+from analyzer.stats.measurement import Measurement, WindowStat
 from tests.helpers import measurement
 
 CAND = Candidate(2, 8, 500)

@@ -26,7 +26,7 @@ from analyzer.report import (
     resources_data,
     write_report,
 )
-from analyzer.spec import SweepSpec
+from analyzer.spec.spec import SweepSpec
 
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "run_demo"
 
@@ -265,7 +265,7 @@ def test_a_runs_spec_is_read_by_spec_py_and_needs_no_server(tmp_path: Path) -> N
 
 
 def test_a_run_played_against_a_trace_file_that_is_gone_still_reports(tmp_path: Path) -> None:
-    from analyzer.spec import SpecError, load_spec
+    from analyzer.spec.spec import SpecError, load_spec
 
     run = tmp_path / "run"
     run.mkdir()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analyzer.choose import choice
-from analyzer.confirm_stats import confirmation_stats
+from analyzer.judge.choose import choice
+from analyzer.judge.confirm_stats import confirmation_stats
 from analyzer.report import (
     ConfirmationInfo,
     RunData,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analyzer.capacity import row_verdict
+from analyzer.judge.verdict import row_verdict
 from analyzer.report import (
     capacity_under_budget,
     choose_at_budget,

@@ -15,7 +15,7 @@ from analyzer.load.data import InputDataError
 from analyzer.load.input_plan import InputGen, InputPlan, parse_input_plan, plan_from_file
 from analyzer.load.inputs import TensorSpec
 from analyzer.load.requests import build_requests, mix_counts
-from analyzer.spec import parse_spec, spec_from_dict
+from analyzer.spec.spec import parse_spec, spec_from_dict
 
 TOKENS = [TensorSpec("input_ids", "INT64", (1, -1)), TensorSpec("attention_mask", "INT64", (1, -1))]
 

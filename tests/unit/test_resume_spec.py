@@ -1,4 +1,4 @@
-"""A resumed run's spec: read from its spec.yaml by analyzer.spec's reader, as every spec is."""
+"""A resumed run's spec: read from its spec.yaml by analyzer.spec.spec's reader, as every spec is."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from analyzer.errors import UsageError
-from analyzer.spec import parse_spec, write_spec
-from analyzer.store import RunStore
-from analyzer.sweep import resume_spec
+from analyzer.spec.spec import parse_spec, write_spec
+from analyzer.store.rundir import RunStore
+from analyzer.sweep.setup import resume_spec
 
 
 def _store(tmp_path: Path) -> RunStore:

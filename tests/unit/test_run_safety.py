@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analyzer.cli_common import signals_stop
+from analyzer.cli.common import signals_stop
 from analyzer.errors import UsageError
-from analyzer.profiler import StopToken
-from analyzer.store import RunStore, complete_prefix
+from analyzer.measure.levels import StopToken
+from analyzer.store.rundir import RunStore, complete_prefix
 from tests.helpers import ROOT, expect_error, write_spec
 
 

@@ -58,7 +58,7 @@ def test_a_scale_multiplies_every_rate_and_a_trace_replays_its_times() -> None:
 
 def test_a_timeline_counts_each_second_and_its_latency_from_the_schedule() -> None:
     from analyzer.load.generator import Records
-    from analyzer.timeline import timeline, worst_window_percentile
+    from analyzer.stats.timeline import timeline, worst_window_percentile
 
     # Second 0: two requests, one 10 ms, one sent 40 ms late and 20 ms at the server (60 ms from
     # its schedule). Second 1: one failure, one success finishing in second 2.
@@ -158,7 +158,7 @@ def test_a_capped_open_loop_holds_requests_and_counts_them_from_their_schedule()
 
 
 def test_a_worst_minute_over_the_budget_breaks_it_even_when_the_whole_run_meets_it() -> None:
-    from analyzer.capacity import judge, row_verdict
+    from analyzer.judge.verdict import judge, row_verdict
 
     common = dict(
         budget_ms=50.0,
@@ -190,8 +190,8 @@ def test_a_worst_minute_over_the_budget_breaks_it_even_when_the_whole_run_meets_
 
 def test_a_spec_schedule_makes_scale_levels(tmp_path) -> None:
     from analyzer.errors import SpecError
-    from analyzer.measure import level_text
-    from analyzer.spec import parse_spec, spec_from_dict
+    from analyzer.spec.spec import parse_spec, spec_from_dict
+    from analyzer.stats.measurement import level_text
 
     (tmp_path / "repo").mkdir()
     (tmp_path / "t.txt").write_text("0\n0.5\n1\n")

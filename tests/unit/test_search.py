@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.modelconfig import Candidate
+from analyzer.config.modelconfig import Candidate
 from analyzer.search import make_search
 from analyzer.search.study import Outcome
 

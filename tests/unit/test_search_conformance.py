@@ -12,11 +12,11 @@ from typing import Callable
 import optuna
 import pytest
 
-from analyzer.modelconfig import Candidate
+from analyzer.config.modelconfig import Candidate
 from analyzer.search.base import Search
 from analyzer.search.registry import CLASSES, make_search, strategy_class
 from analyzer.search.study import Outcome
-from analyzer.spec import STRATEGIES
+from analyzer.spec.spec import STRATEGIES
 
 SPACE = [Candidate(i, b, d) for i in (1, 2, 3) for b in (1, 8, 32) for d in (0, 500)]
 BASE = Candidate(2, 8, 500)  # the model's current config, inside SPACE

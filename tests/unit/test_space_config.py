@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.errors import UsageError
-from analyzer.modelconfig import (
+from analyzer.config.modelconfig import (
     Candidate,
     apply_candidate,
     from_dict,
@@ -17,8 +16,9 @@ from analyzer.modelconfig import (
     to_dict,
     to_pbtxt,
 )
-from analyzer.space import ModelTraits, check_space, invalid_reason
-from analyzer.spec import SpaceSpec
+from analyzer.config.space import ModelTraits, check_space, invalid_reason
+from analyzer.errors import UsageError
+from analyzer.spec.spec import SpaceSpec
 from tests.helpers import ROOT
 
 DEMO = ROOT / "sweeps" / "demo" / "models" / "demo_mlp" / "config.pbtxt"
@@ -112,7 +112,7 @@ def test_candidate_params_round_trip() -> None:
 def test_candidate_round_trips_through_a_configs_csv_row(tmp_path: Path) -> None:
     import pandas as pd
 
-    from analyzer.rows import config_row
+    from analyzer.store.rows import config_row
 
     cands = [Candidate(2, 16, 500, (4, 8)), Candidate(1, 0, None), Candidate(3, 8, 0, (), "KIND_GPU")]
     rows = [
@@ -127,8 +127,8 @@ def test_candidate_round_trips_through_a_configs_csv_row(tmp_path: Path) -> None
 def test_a_single_preferred_size_survives_the_csv_round_trip(tmp_path: Path) -> None:
     import pandas as pd
 
-    from analyzer.pipeline import candidate_from_row
-    from analyzer.rows import config_row
+    from analyzer.config.pipeline import candidate_from_row
+    from analyzer.store.rows import config_row
 
     # One size per config: the column reads back as numbers (4.0 next to a blank), not as text.
     cands = [Candidate(1, 8, 0, (4,)), Candidate(1, 8, 0), Candidate(2, 16, 500, (8,))]

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from analyzer.errors import SpecError
-from analyzer.spec import load_spec, parse_spec, spec_from_dict, write_spec
+from analyzer.spec.spec import load_spec, parse_spec, spec_from_dict, write_spec
 from tests.helpers import ROOT
 
 
@@ -126,7 +126,7 @@ def test_new_keys_are_optional_and_checked() -> None:
 
 
 def test_load_workers_is_a_number_or_auto_and_does_not_block_a_resume(tmp_path: Path) -> None:
-    from analyzer.sweep import incompatible_keys
+    from analyzer.sweep.setup import incompatible_keys
 
     assert _parse(tmp_path, load={"workers": 3}).load.workers == 3
     assert _parse(tmp_path, load={"workers": "auto"}).load.workers is None
@@ -152,7 +152,7 @@ def test_url_on_the_command_line_replaces_the_spec_s_server(tmp_path: Path) -> N
 def test_sweep_url_overrides_a_spec_s_repository(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from analyzer.cli import main
+    from analyzer.cli.main import main
 
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump({"model": "m", "budget_ms": 10, "model_repository": "not/here"}))

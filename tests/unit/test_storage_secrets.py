@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from analyzer.cli import main
-from analyzer.storage_url import redact
+from analyzer.cli.main import main
+from analyzer.store.storage_url import redact
 from tests.helpers import ROOT, free_port, write_spec
 
 SECRET = "s3cr3t-pw"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from analyzer.capacity import budget_verdict
-from analyzer.measure import Measurement
-from analyzer.modelconfig import Candidate
-from analyzer.rows import level_row
-from analyzer.store import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore
+from analyzer.config.modelconfig import Candidate
+from analyzer.judge.verdict import budget_verdict
+from analyzer.stats.measurement import Measurement
+from analyzer.store.rows import level_row
+from analyzer.store.rundir import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore
 from tests.helpers import measurement
 
 

@@ -1,4 +1,4 @@
-"""The run's tables kept in memory (analyzer.tables): typed as pandas reads the files back, and
+"""The run's tables kept in memory (analyzer.store.tables): typed as pandas reads the files back, and
 read without the files."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from analyzer.capacity import Verdict
-from analyzer.levelsearch import CapacityResult
-from analyzer.measure import Measurement
-from analyzer.modelconfig import Candidate
-from analyzer.pipeline import JointCandidate
-from analyzer.rows import config_row, level_row
-from analyzer.store import RunStore
-from analyzer.tables import RunTables
+from analyzer.config.modelconfig import Candidate
+from analyzer.config.pipeline import JointCandidate
+from analyzer.judge.levelsearch import CapacityResult
+from analyzer.judge.verdict import Verdict
+from analyzer.stats.measurement import Measurement
+from analyzer.store.rows import config_row, level_row
+from analyzer.store.rundir import RunStore
+from analyzer.store.tables import RunTables
 from tests.helpers import measurement
 
 MEETS, OVER = Verdict(True, "meets", "p99 1 ms <= 10 ms"), Verdict(False, "over_budget", "p99 50 ms", False)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from analyzer.capacity import Verdict
 from analyzer.errors import SpecError
-from analyzer.measure import Measurement
-from analyzer.spec import parse_spec
-from analyzer.targets import Coordinator, Target, combine, split_level, target_figures
+from analyzer.judge.targets import Coordinator, Target, combine, split_level, target_figures
+from analyzer.judge.verdict import Verdict
+from analyzer.spec.spec import parse_spec
+from analyzer.stats.measurement import Measurement
 from tests import helpers
 
 A, B = Target("a", 3.0, 10.0), Target("b", 1.0, 40.0)

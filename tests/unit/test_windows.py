@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from analyzer.load.generator import IN_FLIGHT, OK, Records
-from analyzer.profiler import MeasureSettings, interim_records, window_closes, window_requests_for
+from analyzer.measure.levels import MeasureSettings, interim_records, window_closes, window_requests_for
 
 
 def test_window_requests_hold_the_claim_over_three_windows() -> None:
@@ -50,7 +50,7 @@ def test_interim_records_count_late_requests_in_flight_as_unfinished() -> None:
 
 
 def test_requests_in_flight_count_against_the_claim_but_are_not_errors() -> None:
-    from analyzer.measure import summarize
+    from analyzer.stats.measurement import summarize
 
     n = 600
     sched = np.linspace(0.0, 0.6, n, endpoint=False)

@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from analyzer.capacity import Status, budget_verdict, judge, row_verdict
-from analyzer.levelsearch import FAILS, MEETS, LevelSearch, outcome_of
+from analyzer.judge.levelsearch import FAILS, MEETS, LevelSearch, outcome_of
+from analyzer.judge.verdict import Status, budget_verdict, judge, row_verdict
 from analyzer.load.generator import OK, Records
 from analyzer.load.selfcheck import ClientLoad, client_bound_reason
 from analyzer.load.shapes import LoadSpec, arrival_offsets
 from analyzer.load.split import active_workers, auto_workers, share_offsets, split_concurrency
-from analyzer.measure import Measurement
+from analyzer.stats.measurement import Measurement
 from tests.helpers import measurement
 
 

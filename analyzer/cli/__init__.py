@@ -1,0 +1,1 @@
+"""The commands, their parameters, what they print and the progress they show."""

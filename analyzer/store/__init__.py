@@ -1,0 +1,1 @@
+"""The run directory and its tables, local or shared (PostgreSQL), and the storage helpers."""
