@@ -5,6 +5,8 @@ contract sees only package by package)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ANALYZER = Path(__file__).resolve().parents[2] / "analyzer"
@@ -86,3 +88,13 @@ def test_analyzer_top_level_is_packages_and_a_few_base_modules() -> None:
         "store",
         "sweep",
     ]
+
+
+def test_the_module_map_in_the_docs_is_current() -> None:
+    """docs/architecture.md's map is generated from the docstrings (docs/module_map.py)."""
+    done = subprocess.run(
+        [sys.executable, str(ANALYZER.parent / "docs" / "module_map.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
