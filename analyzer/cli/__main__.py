@@ -1,5 +1,5 @@
-"""`python -m analyzer.cli.main`: the tritune command."""
+"""`python -m analyzer.cli`: the tritune command."""
 
-from analyzer.cli.main.main import main
+from analyzer.cli.main import main
 
 main()
