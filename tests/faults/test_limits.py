@@ -215,10 +215,10 @@ def test_a_schedule_too_long_or_too_large_is_refused_before_a_server(form: str, 
 
 
 def test_a_steady_rate_too_large_for_its_level_is_refused(tmp_path: Path) -> None:
-    # Before: the send times of a level (rate x 22.5 s) were made up front: MemoryError.
+    # Before: the send times of a level (rate x 22.3 s) were made up front: MemoryError.
     err = profile_error("--rate", "1e9")
-    assert "--rate 1e+09 for up to 22.5 s (the warm-up and every window) would send about " in err
-    assert "22500000000 requests; the limit is 20000000 per level" in err
+    assert "--rate 1e+09 for up to 22.3 s (the warm-up and every window) would send about " in err
+    assert "22300000000 requests; the limit is 20000000 per level" in err
 
 
 def test_a_sweep_schedule_too_large_at_its_largest_scale_is_refused(tmp_path: Path) -> None:
