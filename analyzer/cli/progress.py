@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from analyzer.config.modelconfig import Candidate
-from analyzer.config.pipeline import JointCandidate
+from analyzer.config.pipeline import AnyCandidate
 from analyzer.judge.verdict import Status, Verdict
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure.levels import MeasureSettings
@@ -44,14 +44,13 @@ def clock(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def knobs_text(cand: Candidate) -> str:
+def knobs_text(cand: AnyCandidate) -> str:
     """A config's knobs as one line (a pipeline's: each tuned model's)."""
-    parts = cand.parts if isinstance(cand, JointCandidate) else (("", cand),)
     return "; ".join(
         (f"{name}: " if name else "")
         + f"instances {c.instance_count}, max_batch_size {c.max_batch_size}, queue delay "
         + ("-" if c.max_queue_delay_us is None else f"{c.max_queue_delay_us} us")
-        for name, c in parts
+        for name, c in cand.parts
     )
 
 

@@ -84,6 +84,17 @@ class Candidate:
             parts.append(self.instance_kind.replace("KIND_", "").lower())
         return "_".join(parts)
 
+    @property
+    def parts(self) -> tuple[tuple[str, "Candidate"], ...]:
+        """The tuned models' candidates: this one, for the model under load (named ''). A
+        pipeline's point (JointCandidate) has one per tuned model, so callers read both alike."""
+        return (("", self),)
+
+    @property
+    def batching(self) -> bool:
+        """Whether this config batches dynamically (the level search refines such configs more)."""
+        return self.max_batch_size > 1 and self.max_queue_delay_us is not None
+
     def params(self) -> dict[str, Any]:
         """Flat parameters (Optuna's trial params; JSON-friendly)."""
         return {

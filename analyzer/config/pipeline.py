@@ -72,6 +72,18 @@ class JointCandidate:
             grouped.setdefault(name, {})[knob] = value
         return JointCandidate(tuple((name, Candidate.from_params(p)) for name, p in grouped.items()))
 
+    def columns(self) -> dict[str, Any]:
+        """The knob columns of a configs.csv row, as Candidate.columns(): instance_count is all
+        tuned models' instances (what the pipeline costs), the other shared knobs blank, then
+        the per-model columns ('<model>.<knob>', from_row reads them back)."""
+        return {
+            "instance_count": self.instance_count,
+            "max_batch_size": math.nan,
+            "max_queue_delay_us": math.nan,
+            "preferred_batch_size": "",
+            "instance_kind": "",
+        } | self.row()
+
     def row(self) -> dict[str, Any]:
         """The per-model knob columns of a configs.csv row ('<model>.<knob>')."""
         return {f"{name}.{key}": value for name, cand in self.parts for key, value in cand.columns().items()}
@@ -99,7 +111,12 @@ class JointCandidate:
         }
 
 
-def candidate_from_row(row: Mapping[str, Any]) -> "Candidate | JointCandidate":
+# Either kind of search point: both have config_id, parts, instance_count, batching, params()
+# and columns(), so code that handles candidates need not ask which kind it holds.
+AnyCandidate = Candidate | JointCandidate
+
+
+def candidate_from_row(row: Mapping[str, Any]) -> AnyCandidate:
     """The candidate of a configs.csv row: a pipeline's when it has per-model knob columns."""
     if any(str(k).endswith(".instance_count") for k in row.keys()):
         return JointCandidate.from_row(row)

@@ -12,7 +12,7 @@ import time
 from typing import Any, Iterable
 
 from analyzer.config.modelconfig import Candidate
-from analyzer.config.pipeline import STEP_FIELDS, JointCandidate
+from analyzer.config.pipeline import STEP_FIELDS, AnyCandidate
 from analyzer.judge.levelsearch import CapacityResult
 from analyzer.judge.verdict import Verdict
 from analyzer.stats.measurement import Measurement
@@ -61,22 +61,13 @@ def level_row(
     return row
 
 
-def knob_columns(cand: Candidate | JointCandidate) -> dict[str, Any]:
-    """A config's knob columns. A pipeline's are per model ('<model>.<knob>'); its
-    instance_count is all tuned models' instances (what it costs), its other knobs blank."""
-    if isinstance(cand, JointCandidate):
-        return {
-            "instance_count": cand.instance_count,
-            "max_batch_size": math.nan,
-            "max_queue_delay_us": math.nan,
-            "preferred_batch_size": "",
-            "instance_kind": "",
-        } | cand.row()
+def knob_columns(cand: AnyCandidate) -> dict[str, Any]:
+    """A config's knob columns (a pipeline's are per model, see JointCandidate.columns)."""
     return cand.columns()
 
 
 def config_row(
-    cand: Candidate | JointCandidate,
+    cand: AnyCandidate,
     result: CapacityResult | None,
     *,
     status: str,

@@ -96,12 +96,12 @@ class ConfirmationRound:
         rounds: int,
         *,
         shared: Any = None,
-        several_models: bool = False,
+        unconfirmed: str = "",
         stall_s: float = 60.0,
     ) -> None:
         self.io, self.top, self.rounds = io, top, rounds
         self.shared = shared  # analyzer.store.shared.SharedTables of a shared study, else None
-        self.several_models = several_models
+        self.unconfirmed = unconfirmed  # why this workload's pick cannot be confirmed ('' : it can)
         self.stall_s = stall_s  # waiting workers: no row for this long means the confirming one died
 
     async def run(self) -> bool:
@@ -218,9 +218,9 @@ class ConfirmationRound:
         rounds come after, still interleaved with the rest). The round ends when nothing is left
         to measure and no other worker measures. A config the server no longer loads is left out."""
         io = self.io
-        if self.several_models:
+        if self.unconfirmed:
             if confirm_plan(*io.tables(), self.top)[0]:
-                io.say("no confirmation round for several models yet: the pick is the search's")
+                io.say(self.unconfirmed)
             return True
         dropped: set[Any] = set()
         announced: list[Any] = []

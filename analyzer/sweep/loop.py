@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from analyzer.config.modelconfig import Candidate, ModelConfig, to_pbtxt
-from analyzer.config.pipeline import JointCandidate, PipelineTarget, candidate_from_row
+from analyzer.config.modelconfig import Candidate, to_pbtxt
+from analyzer.config.pipeline import AnyCandidate, candidate_from_row
 from analyzer.errors import (
     EXIT_NO_CONFIG,
     EXIT_OK,
@@ -31,7 +31,6 @@ from analyzer.errors import (
 from analyzer.judge.choose import build_summary, choice
 from analyzer.judge.confirm_stats import CONFIRM_PHASE
 from analyzer.judge.levelsearch import CapacityResult
-from analyzer.judge.targets import Target, target_outcome
 from analyzer.judge.verdict import Verdict, required_requests
 from analyzer.load.shapes import LoadSpec
 from analyzer.load.workers import WorkerError
@@ -40,7 +39,7 @@ from analyzer.report import capacity_row, write_report
 from analyzer.schema import percentile_field
 from analyzer.search.base import Search
 from analyzer.search.study import Outcome
-from analyzer.server.session import ModelInfo, ServerSession
+from analyzer.server.session import ServerSession
 from analyzer.spec.spec import SweepSpec
 from analyzer.stats.measurement import Measurement, WindowStat
 from analyzer.store.rows import config_row, level_row
@@ -49,6 +48,7 @@ from analyzer.store.tables import RunTables
 from analyzer.sweep.confirm import ConfirmationRound, ConfirmIO
 from analyzer.sweep.measurer import ConfigMeasurer
 from analyzer.sweep.policy import log_tail, start_level, try_config
+from analyzer.workload import Workload
 
 
 @dataclass
@@ -112,40 +112,25 @@ class SweepRunner:
         spec: SweepSpec,
         store: RunStore,
         session: ServerSession,
-        model: ModelInfo,
-        base_config: ModelConfig,
+        workload: Workload,
         search: Search,
         *,
         events: Events | None = None,
         stop: StopToken | None = None,
         previous_wall_s: float = 0.0,
-        pipeline: PipelineTarget | None = None,
-        targets: list[tuple[Target, ModelInfo]] | None = None,
     ) -> None:
         self.spec = spec
         self.store = store
         self.tables = RunTables(store)  # what the run holds, kept as it is written
         self.session = session
-        self.model = model
+        self.workload = workload  # what is tuned: one model, a pipeline or several models
         self.search = search
         self.events = events or Events()
         self.stop = stop or StopToken()
         self.settings = measure_settings(spec)
         self.previous_wall_s = previous_wall_s
-        self.pipeline = pipeline
-        self.targets = targets  # several models measured together (each its share and budget)
         self.measurer = ConfigMeasurer(
-            spec,
-            store,
-            session,
-            model,
-            base_config,
-            self.settings,
-            self.stop,
-            self.events,
-            pipeline=pipeline,
-            targets=targets,
-            say=self._say,
+            spec, store, session, workload, self.settings, self.stop, self.events, say=self._say
         )
         self.started = time.monotonic()
         # The answer so far (the best config's id, capacity level and written config.pbtxt files).
@@ -173,7 +158,7 @@ class SweepRunner:
         best, _, _ = choice(configs, measurements, self.spec.percentile)
         if best is not None and best["config_id"] != self._best_id:
             self._best_paths = {}
-            for name, config in self.measurer.configs(candidate_from_row(best)):
+            for name, config in self.workload.configs(candidate_from_row(best)):
                 if config is not None:
                     config.name = name
                     self._best_paths[name] = str(self.store.write_best_config(name, to_pbtxt(config)))
@@ -181,7 +166,7 @@ class SweepRunner:
             self._best_id = str(best["config_id"])
             self.best_level = float(best["capacity_level"])
         summary = build_summary(
-            model=self.model.name,
+            model=self.workload.model,
             budget_ms=self.spec.budget_ms,
             percentile=self.spec.percentile,
             strategy=self.spec.strategy,
@@ -190,36 +175,33 @@ class SweepRunner:
             configs=configs,
             measurements=measurements,
             best_pbtxt=str(self.best_path) if self.best_path and best is not None else None,
-            model_pbtxts=self._best_paths if self.pipeline is not None and best is not None else None,
+            # A pipeline's (or several models') summary names each tuned model's file.
+            model_pbtxts=self._best_paths if best is not None else None,
             finished=finished,
             stopped_reason=stop_reason,
         )
         if self.spec.load.schedule is not None:
             summary["schedule"] = self.spec.load.schedule
-        if self.targets is not None and summary.get("best"):
+        if summary.get("best"):
             best_row = summary["best"]
             row = capacity_row(measurements, best_row["config_id"], best_row["load_level"])
-            summary["best"]["targets"] = target_outcome(row.to_dict() if row is not None else None)
+            best_row.update(self.workload.best_extra(row.to_dict() if row is not None else None))
         self.store.write_json("summary", summary)
         return summary
 
     # -- rows -----------------------------------------------------------------------------------
     def _store_level(
-        self,
-        cand: Candidate | JointCandidate,
-        m: Measurement,
-        verdict: Verdict,
-        phase: str,
-        round_: int | None = None,
+        self, cand: AnyCandidate, m: Measurement, verdict: Verdict, phase: str, round_: int | None = None
     ) -> None:
-        steps = self.pipeline.steps if self.pipeline is not None else ()
         self.tables.append_measurement(
-            level_row(cand.config_id, self.measurer.knobs(cand), m, verdict, phase, round_, steps)
+            level_row(
+                cand.config_id, self.workload.knobs(cand), m, verdict, phase, round_, self.workload.steps
+            )
         )
 
     def _record(
         self,
-        cand: Candidate | JointCandidate,
+        cand: AnyCandidate,
         number: int,
         t0: float,
         result: CapacityResult | None,
@@ -258,7 +240,7 @@ class SweepRunner:
         self._update_answer(False)
 
     # -- the loop -------------------------------------------------------------------------------
-    async def _measure(self, cand: Candidate | JointCandidate) -> CapacityResult:
+    async def _measure(self, cand: AnyCandidate) -> CapacityResult:
         def on_level(m: Measurement, verdict: Verdict) -> None:
             self._store_level(cand, m, verdict, "search")
             if self.events.level:
@@ -293,7 +275,7 @@ class SweepRunner:
                 raise
         return not self.stop.requested
 
-    async def _one_config(self, cand: Candidate | JointCandidate) -> bool:
+    async def _one_config(self, cand: AnyCandidate) -> bool:
         """Measure, record and tell one config; False when stopped mid-config."""
         self.store.trial = self.search.trial_number
         number = self.search.measured + 1
@@ -354,7 +336,7 @@ class SweepRunner:
             self.spec.confirm_top,
             self.spec.confirm_rounds,
             shared=self.store.shared,
-            several_models=self.targets is not None,
+            unconfirmed=self.workload.unconfirmed,
             stall_s=3 * measurer.longest_level_s() + 30.0,
         )
 

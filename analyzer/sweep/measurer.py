@@ -1,11 +1,12 @@
 """The server side of a sweep: load a candidate's config(s) on the server and measure them.
 
-`ConfigMeasurer` owns the load generators and probes. It applies a config (a pipeline's models
-dependencies first, checking that the server really serves what was asked), runs one config's
-level search (analyzer.judge.levelsearch) with a measuring function that sends load, several models'
-levels at once (each its share and budget, analyzer.judge.targets), or a whole schedule played per
-level, and re-measures one level for the confirmation round. The runner decides what to measure
-and what a result means; this module only talks to the server.
+`ConfigMeasurer` owns the load generators and probes, one of each per lane of the workload
+(analyzer.workload: one model or pipeline has one lane, several models one each). It applies a
+config (the workload's configs, dependencies first, checking that the server really serves what
+was asked), runs one config's level search (analyzer.judge.levelsearch) with a measuring function
+that sends each lane its part of a level at once and lets the workload combine their verdicts, or
+plays a whole schedule per level, and re-measures one level for the confirmation round. The
+runner decides what to measure and what a result means; this module only talks to the server.
 """
 
 from __future__ import annotations
@@ -14,23 +15,23 @@ import asyncio
 import dataclasses
 from typing import Any, Callable
 
-from analyzer.config.modelconfig import Candidate, ModelConfig, apply_candidate, knobs_of, to_dict
-from analyzer.config.pipeline import JointCandidate, PipelineTarget
+from analyzer.config.modelconfig import knobs_of, to_dict
+from analyzer.config.pipeline import AnyCandidate
 from analyzer.errors import ModelLoadError, ServerDiedError
 from analyzer.judge.levelsearch import CapacityResult, LevelSearch, search_capacity
-from analyzer.judge.targets import Coordinator, Target, combine, split_level
+from analyzer.judge.targets import Coordinator
 from analyzer.judge.verdict import Verdict, budget_verdict
-from analyzer.limits import connection_budget
 from analyzer.load.shapes import LoadSpec
 from analyzer.load.workers import LoadGenerator
 from analyzer.measure.levels import MeasureSettings, Probe, StopToken, measure_level
 from analyzer.measure.schedule import play_schedule
 from analyzer.schema import percentile_field
-from analyzer.server.session import ModelInfo, ServerSession
+from analyzer.server.session import ServerSession
 from analyzer.spec.spec import DEFAULT_MIN_SCALE, SweepSpec
 from analyzer.stats.measurement import Measurement, WindowStat
 from analyzer.stats.timeline import timeline as build_timeline
 from analyzer.store.rundir import RunStore
+from analyzer.workload import Lane, Workload
 
 
 class ConfigMeasurer:
@@ -41,27 +42,22 @@ class ConfigMeasurer:
         spec: SweepSpec,
         store: RunStore,
         session: ServerSession,
-        model: ModelInfo,
-        base_config: ModelConfig,
+        workload: Workload,
         settings: MeasureSettings,
         stop: StopToken,
         events: Any,
         *,
-        pipeline: PipelineTarget | None = None,
-        targets: list[tuple[Target, ModelInfo]] | None = None,
         say: Callable[[str], None] = lambda text: None,
     ) -> None:
-        self.spec, self.store, self.session, self.model = spec, store, session, model
-        self.base_config = base_config
+        self.spec, self.store, self.session, self.workload = spec, store, session, workload
         self.settings = settings
         self.stop = stop
         self.events = events  # analyzer.sweep.loop.Events: window and playing progress
-        self.pipeline = pipeline
-        self.targets = targets  # several models measured together (each its share and budget)
         self.say = say
         self._schedule = spec.load.parsed_schedule()  # levels are its scale factors (None: steady levels)
-        self._verdicts: dict[int, Verdict] = {}  # targets: each combined measurement's verdict
-        self._probe: Probe | None = None
+        self._verdicts: dict[int, Verdict] = {}  # each combined measurement's verdict, for _judge
+        self._clients: list[LoadGenerator] = []
+        self._probes: list[Probe] = []
 
     # -- the server -----------------------------------------------------------------------------
     def check_server(self, during: str) -> None:
@@ -75,33 +71,11 @@ class ConfigMeasurer:
         elif not self.session.control.is_live():
             raise ServerDiedError(f"the server at {self.session.url} stopped answering {during}")
 
-    def configs(self, cand: Candidate | JointCandidate) -> list[tuple[str, ModelConfig | None]]:
-        """What to load for a candidate, in load order: (model, config; None = reload as is)."""
-        if not isinstance(cand, JointCandidate):
-            return [(self.model.name, apply_candidate(self.base_config, cand))]
-        assert self.pipeline is not None
-        out: list[tuple[str, ModelConfig | None]] = []
-        for name, part in cand.parts:
-            config = apply_candidate(self.pipeline.bases[name], part)
-            config.name = name
-            out.append((name, config))
-        if self.pipeline.top and self.pipeline.top not in cand.names:
-            # The ensemble (or BLS model) last: it then runs on the composing models just loaded.
-            out.append((self.pipeline.top, None))
-        return out
-
-    def knobs(self, cand: Candidate | JointCandidate) -> Candidate:
-        """The knobs a measurement row names: the applied config's (a pipeline's instances of all
-        tuned models; its per-model knobs live in configs.csv)."""
-        if isinstance(cand, JointCandidate):
-            return Candidate(cand.instance_count, 0, None)
-        return knobs_of(apply_candidate(self.base_config, cand))
-
-    def apply(self, cand: Candidate | JointCandidate) -> str:
+    def apply(self, cand: AnyCandidate) -> str:
         """Load the candidate's config(s) on the server, dependencies first; '' on success,
         else the server's reason (naming the model, for a pipeline)."""
         self.check_server("before loading the config")
-        loads = self.configs(cand)
+        loads = self.workload.configs(cand)
         for name, config in loads:
             prefix = f"{name}: " if len(loads) > 1 else ""
             try:
@@ -122,65 +96,40 @@ class ConfigMeasurer:
                     f"{prefix}the server kept another config after loading (instances, max batch, delay) = "
                     f"{have}, wanted {want}"
                 )
-        if self.pipeline is not None and self._probe is not None:
-            self._probe.instances = {
-                n: knobs_of(self.pipeline.bases[n]).instance_count for n in self.pipeline.steps
-            } | {name: knobs_of(config).instance_count for name, config in loads if config is not None}
+        instances = self.workload.step_instances(loads)
+        for probe in self._probes:
+            probe.instances = instances
         return ""
 
     # -- load clients ---------------------------------------------------------------------------
     def open(self) -> None:
-        """Start the load generators and probes (one of each per model under load)."""
-        if self.targets is not None:
-            # The models are loaded at once from this process: they share its connections.
-            share = max(1, connection_budget() // len(self.targets))
-            self._clients = {
-                t.name: LoadGenerator(
-                    self.session.protocol,
-                    self.session.url,
-                    t.name,
-                    info.requests,
-                    timeout_s=self.settings.request_timeout_s,
-                    workers=self.spec.load.workers,
-                    local_server=self.session.local is not None,
-                    connections=share,
-                )
-                for t, info in self.targets
-            }
-            self._probes = {
-                t.name: Probe(self.session.endpoint, self.session.protocol, t.name, self.session.pid)
-                for t, _ in self.targets
-            }
-            self._client, self._probe = None, None  # type: ignore[assignment]
-            return
-        self._client = LoadGenerator(
-            self.session.protocol,
-            self.session.url,
-            self.model.name,
-            self.model.requests,
-            timeout_s=self.settings.request_timeout_s,
-            workers=self.spec.load.workers,
-            local_server=self.session.local is not None,
-        )
-        self._probe = Probe(
-            self.session.endpoint,
-            self.session.protocol,
-            self.model.name,
-            self.session.pid,
-            steps=self.pipeline.steps if self.pipeline is not None else (),
-        )
+        """Start the load generators and probes (one of each per lane)."""
+        lanes = self.workload.lanes
+        self._clients = [
+            LoadGenerator(
+                self.session.protocol,
+                self.session.url,
+                lane.name,
+                lane.info.requests,
+                timeout_s=self.settings.request_timeout_s,
+                workers=self.spec.load.workers,
+                local_server=self.session.local is not None,
+                connections=lane.connections,
+            )
+            for lane in lanes
+        ]
+        self._probes = [
+            Probe(self.session.endpoint, self.session.protocol, lane.name, self.session.pid, steps=lane.steps)
+            for lane in lanes
+        ]
 
     async def close(self) -> None:
         """Stop the load generators and probes."""
         loop = asyncio.get_running_loop()
-        if self.targets is not None:
-            for client in self._clients.values():
-                await client.close()
-            for probe in self._probes.values():
-                await loop.run_in_executor(None, probe.close)
-            return
-        await self._client.close()
-        await loop.run_in_executor(None, self._probe.close)
+        for client in self._clients:
+            await client.close()
+        for probe in self._probes:
+            await loop.run_in_executor(None, probe.close)
 
     async def recover(self, reason: str) -> None:
         """Local server: restart it (and reconnect) so the next config starts clean."""
@@ -195,7 +144,7 @@ class ConfigMeasurer:
         return budget_verdict(m, self.spec.budget_ms, self.spec.percentile, self.spec.confidence)
 
     def _judge(self, m: Measurement) -> Verdict:
-        """A level's verdict: several models' combined one, else the budget verdict."""
+        """A level's verdict: the workload's combined one (kept when it was measured)."""
         if id(m) in self._verdicts:
             return self._verdicts.pop(id(m))
         return self.decide(m)
@@ -212,9 +161,56 @@ class ConfigMeasurer:
             max_inflight=plan.max_inflight,
         )
 
+    def _lane_verdict(self, m: Measurement, lane: Lane) -> Verdict:
+        """A lane's measurement against its own budget."""
+        return budget_verdict(m, lane.budget_ms, self.spec.percentile, self.spec.confidence)
+
+    async def _measure_lanes(
+        self, cand: AnyCandidate, level: float, seed: int, *, progress: bool
+    ) -> tuple[Measurement, Verdict] | None:
+        """One total level: each lane its part at once (the first lane's windows as progress),
+        combined by the workload into the level's measurement and verdict; None when stopped."""
+        lanes = self.workload.lanes
+        parts = self.workload.split(level, self.spec.load.mode)
+        # One lane's proven failure decides the level for all; one that proved it meets goes on
+        # (under load for the others) until every lane has. A single lane stops on its own verdict.
+        coordinator = Coordinator([lane.name for lane in lanes])
+
+        async def one(i: int, lane: Lane) -> Measurement | None:
+            load = self._load(parts[lane.name], seed + i)
+            settings = dataclasses.replace(self.settings, budget_ms=lane.budget_ms)
+            where = f" of {lane.name}" if len(lanes) > 1 else ""
+
+            def on_window(load: LoadSpec, index: int, stat: WindowStat, stable: bool) -> None:
+                if self.session.local is not None or stat.requests == 0:
+                    # Local: a process check is free. Remote: ask only when nothing came back.
+                    self.check_server(f"while measuring {cand.config_id} at {load.describe()}{where}")
+                if progress and i == 0 and self.events.window:
+                    self.events.window(cand, load, index, stat, stable)
+
+            return await measure_level(
+                self._clients[i],
+                self._probes[i],
+                load,
+                settings,
+                on_window=on_window,
+                stop=self.stop,
+                decide=lambda m: coordinator.wrap(lane.name, self._lane_verdict(m, lane)),
+            )
+
+        results = await asyncio.gather(*(one(i, lane) for i, lane in enumerate(lanes)))
+        measured = {
+            lane.name: (m, self._lane_verdict(m, lane)) for lane, m in zip(lanes, results) if m is not None
+        }
+        if len(measured) < len(lanes):
+            return None
+        combined, verdict = self.workload.combine(level, measured, percentile_field(self.spec.percentile))
+        self._verdicts[id(combined)] = verdict
+        return combined
+
     async def measure_config(
         self,
-        cand: Candidate | JointCandidate,
+        cand: AnyCandidate,
         start: float,
         best_capacity: float,
         on_level: Callable[[Measurement, Verdict], None],
@@ -224,28 +220,13 @@ class ConfigMeasurer:
         plan = self.spec.load
 
         async def measure(level: float) -> Measurement | None:
-            if self.targets is not None:
-                return await self._measure_targets(cand, level)
-            load = self._load(level, self.spec.seed)
-            if load.schedule is not None:
-                return await self._play(cand, load, "search")
-
-            def on_window(load: LoadSpec, index: int, stat: WindowStat, stable: bool) -> None:
-                if self.session.local is not None or stat.requests == 0:
-                    # Local: a process check is free. Remote: ask only when nothing came back.
-                    self.check_server(f"while measuring {cand.config_id} at {load.describe()}")
-                if self.events.window:
-                    self.events.window(cand, load, index, stat, stable)
-
-            return await measure_level(
-                self._client,
-                self._probe,
-                load,
-                self.settings,
-                on_window=on_window,
-                stop=self.stop,
-                decide=self.decide,
-            )
+            if self._schedule is not None:
+                return await self._play(cand, self._load(level, self.spec.seed), "search")
+            out = await self._measure_lanes(cand, level, self.spec.seed, progress=True)
+            if out is None:
+                return None
+            self._verdicts[id(out[0])] = out[1]  # judged as combined, not by the sweep's budget alone
+            return out[0]
 
         search = LevelSearch(
             mode=plan.mode,
@@ -256,9 +237,7 @@ class ConfigMeasurer:
             best_capacity=best_capacity,
             budget_ms=self.spec.budget_ms,
             resolution=plan.resolution_pct / 100.0,
-            batching=cand.batching
-            if isinstance(cand, JointCandidate)
-            else cand.max_batch_size > 1 and cand.max_queue_delay_us is not None,
+            batching=cand.batching,
         )
         return await search_capacity(
             measure,
@@ -270,56 +249,7 @@ class ConfigMeasurer:
             judge=self._judge,
         )
 
-    async def _measure_targets(self, cand: Candidate | JointCandidate, level: float) -> Measurement | None:
-        """One total level over several models at once, each its share and its own budget; the
-        combined measurement (its verdict kept for _judge)."""
-        assert self.targets is not None
-        plan = self.spec.load
-        targets = [t for t, _ in self.targets]
-        parts = split_level(level, plan.mode, targets)
-        coordinator = Coordinator([t.name for t in targets])
-
-        async def one(i: int, target: Target) -> Measurement | None:
-            load = LoadSpec(plan.mode, parts[target.name], arrival=plan.arrival, seed=self.spec.seed + i)
-            settings = dataclasses.replace(self.settings, budget_ms=target.budget_ms)
-
-            def decide(m: Measurement) -> Verdict:
-                return coordinator.wrap(
-                    target.name,
-                    budget_verdict(m, target.budget_ms, self.spec.percentile, self.spec.confidence),
-                )
-
-            def on_window(load: LoadSpec, index: int, stat: WindowStat, stable: bool) -> None:
-                if self.session.local is not None:
-                    self.check_server(
-                        f"while measuring {cand.config_id} at {load.describe()} of {target.name}"
-                    )
-
-            return await measure_level(
-                self._clients[target.name],
-                self._probes[target.name],
-                load,
-                settings,
-                on_window=on_window,
-                stop=self.stop,
-                decide=decide,
-            )
-
-        results = await asyncio.gather(*(one(i, t) for i, t in enumerate(targets)))
-        if any(m is None for m in results):
-            return None
-        measured = {
-            t.name: (m, budget_verdict(m, t.budget_ms, self.spec.percentile, self.spec.confidence))
-            for t, m in zip(targets, results)
-            if m is not None
-        }
-        combined, verdict = combine(
-            level, measured, targets, self.spec.budget_ms, percentile_field(self.spec.percentile)
-        )
-        self._verdicts[id(combined)] = verdict
-        return combined
-
-    async def _play(self, cand: Candidate | JointCandidate, load: LoadSpec, phase: str) -> Measurement | None:
+    async def _play(self, cand: AnyCandidate, load: LoadSpec, phase: str) -> Measurement | None:
         """Play the schedule once at `load.level` and write its per-second timeline; None when
         stopped (a half-played schedule is no verdict: a resume plays it again)."""
 
@@ -329,8 +259,9 @@ class ConfigMeasurer:
             if self.events.playing:
                 self.events.playing(cand, load, elapsed, length, finished)
 
+        # A schedule is one model's (or pipeline's) load: the spec refuses one with targets.
         played = await play_schedule(
-            self._client, self._probe, load, self.settings, on_second=on_second, stop=self.stop
+            self._clients[0], self._probes[0], load, self.settings, on_second=on_second, stop=self.stop
         )
         if played is None or self.stop.requested:
             return None
@@ -339,17 +270,13 @@ class ConfigMeasurer:
         )
         return played.measurement
 
-    async def confirm_level(
-        self, cand: Candidate | JointCandidate, level: float, round_: int
-    ) -> Measurement | None:
+    async def confirm_level(self, cand: AnyCandidate, level: float, round_: int) -> Measurement | None:
         """One confirmation round of a config at its capacity level (its own seed per round);
         None when stopped."""
-        load = self._load(level, self.spec.seed + round_)
-        if load.schedule is not None:
-            return await self._play(cand, load, f"confirm{round_}")
-        return await measure_level(
-            self._client, self._probe, load, self.settings, stop=self.stop, decide=self.decide
-        )
+        if self._schedule is not None:
+            return await self._play(cand, self._load(level, self.spec.seed + round_), f"confirm{round_}")
+        out = await self._measure_lanes(cand, level, self.spec.seed + round_, progress=False)
+        return None if out is None else out[0]
 
     def longest_level_s(self) -> float:
         """An upper bound on one level's measurement: warm-up, every window, the drain, and a

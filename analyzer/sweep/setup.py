@@ -1,6 +1,6 @@
 """Set up and run a sweep from a spec: check what needs no server (analyzer.plan.preflight), open the
-run directory, get a server, read the model's base config, build the search space
-(analyzer.plan.plan) and strategy, then hand over to the runner.
+run directory, get a server, set up the workload on it (analyzer.workload.build: the base configs,
+the search space), build the strategy, then hand over to the runner.
 
 Also the resume rules: a run directory continues only with a spec that matches what it measured
 (what a resumed run takes over is analyzer.sweep.policy's `adopt_finished`).
@@ -11,24 +11,19 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import optuna
 import sqlalchemy
 
-from analyzer.config.modelconfig import Candidate, ModelConfig, from_dict, parse_pbtxt, to_dict, to_pbtxt
-from analyzer.config.pipeline import PipelineTarget, is_ensemble
-from analyzer.errors import ModelNotReadyError, RestoreError, SpecError, UsageError, WriteError
-from analyzer.judge.targets import Target
-from analyzer.load.clients import RequestSet
+from analyzer.config.modelconfig import ModelConfig, to_pbtxt
+from analyzer.errors import RestoreError, SpecError, UsageError, WriteError
 from analyzer.measure.levels import StopToken
-from analyzer.plan.plan import model_space, pipeline_plan, target_space, targets_plan
-from analyzer.plan.preflight import check_before_server, local_config
+from analyzer.plan.preflight import check_before_server
 from analyzer.search import make_search
 from analyzer.search.study import STUDY_NAME
 from analyzer.server.originals import Originals, restore_failed_text
-from analyzer.server.session import ModelInfo, ServerSession, open_server, prepare_model
+from analyzer.server.session import ServerSession, open_server
 from analyzer.spec.spec import SweepSpec, load_spec, write_spec
 from analyzer.store.identity import check_identity, server_identity
 from analyzer.store.rundir import RunStore
@@ -36,6 +31,7 @@ from analyzer.store.shared import SharedTables
 from analyzer.store.shared_storage import RetryingStorage, open_shared_storage
 from analyzer.sweep.loop import Events, SweepResult, SweepRunner
 from analyzer.sweep.policy import adopt_finished
+from analyzer.workload.build import build_workload
 
 # Keys that decide what a measurement means: a resumed run must not change them.
 RESUME_KEYS = (
@@ -96,74 +92,6 @@ def resume_spec(store: RunStore, given: SweepSpec | None) -> SweepSpec:
             hint="resume without a spec (the run's own spec.yaml is used), or start a new run",
         )
     return given
-
-
-def _base_config(
-    spec: SweepSpec, session: ServerSession, name: str, served: dict[str, Any] | None = None
-) -> ModelConfig:
-    """A model's config before the sweep: its config.pbtxt in a local repository; on a running
-    server, the config its originals record holds (read from the server once, before tritune
-    first changed anything, and never again: a resumed run may find a candidate loaded); else
-    what our own server reports (a config the server completes itself)."""
-    config = local_config(Path(spec.model_repository), name) if spec.model_repository is not None else None
-    if config is None and session.originals is not None:
-        session.control.require_model(name)  # an unknown name is bad input, before anything is recorded
-        config = parse_pbtxt(session.originals.base_config(name), f"the originals record of {name}")
-    if config is None:
-        if served is None:
-            session.control.require_model(name)
-            try:
-                served = session.control.model_config(name)
-            except ModelNotReadyError:
-                # Not loaded (a BLS model's callee, say): the pipeline needs it loaded anyway.
-                session.control.load_model(name)
-                served = session.control.model_config(name)
-        config = from_dict(served)
-    config.name = name
-    return config
-
-
-def _pipeline(
-    spec: SweepSpec, session: ServerSession, top: ModelConfig, store: RunStore
-) -> tuple[PipelineTarget, list[Any], Any]:
-    """A pipeline's setup: its plan (analyzer.plan.plan: the steps discovered, each tuned model's
-    space checked, the joint candidates), then every model it needs loaded, dependencies first.
-    Returns the target, the candidates and the search's starting point (today's configs)."""
-    target, candidates, start = pipeline_plan(spec, top, lambda name: _base_config(spec, session, name))
-    for name in target.order:  # dependencies first: a BLS model's callees must be ready before it
-        if session.local is not None:
-            session.control.load_model(name)
-        else:
-            # Pre-flight on a running server, as for one model: reloading today's config
-            # answers whether configs can be applied at all.
-            session.control.load_model(name, to_dict(target.bases[name]) if name in target.tuned else None)
-    for name in target.tuned:
-        store.write_model_base(name, to_pbtxt(target.bases[name]))
-    return target, candidates, start
-
-
-def _targets(
-    spec: SweepSpec, session: ServerSession, store: RunStore
-) -> tuple[list[tuple[Target, ModelInfo]], PipelineTarget, list[Any], Any]:
-    """Several models on one server: load each, check its space, build the joint candidates.
-    Returns the targets (with what each needs to be sent requests), the apply plan, the
-    candidates and the search's starting point (today's configs)."""
-    assert spec.targets is not None
-    targets: list[tuple[Target, ModelInfo]] = []
-    tuned: dict[str, list[Candidate]] = {}
-    bases: dict[str, ModelConfig] = {}
-    for name, t in spec.targets.items():
-        info = prepare_model(
-            session, name, t.inputs or spec.inputs, load=session.local is not None, seed=spec.seed
-        )
-        bases[name] = _base_config(spec, session, name, info.config)
-        target, tuned[name] = target_space(spec, name, bases[name])
-        if session.local is None:
-            session.control.load_model(name, to_dict(bases[name]))  # pre-flight, as for one model
-        targets.append((target, info))
-        store.write_model_base(name, to_pbtxt(bases[name]))
-    plan, candidates, start = targets_plan(spec, bases, tuned)
-    return targets, plan, candidates, start
 
 
 def _join_shared(
@@ -346,37 +274,13 @@ def _run_locked(
         ) as session,
         originals_kept(store, session, stop, notice) as kept,
     ):
-        targets = None
-        if spec.targets is not None:
-            targets, pipeline, candidates, start = _targets(spec, session, store)
-            info = ModelInfo(spec.model, {}, {}, [], RequestSet(()))
-            base = ModelConfig(name=spec.model)
-        else:
-            info = prepare_model(
-                session,
-                spec.model,
-                spec.inputs,
-                load=session.local is not None,
-                plan=spec.input_data,
-                seed=spec.seed,
-            )
-            base = _base_config(spec, session, spec.model, info.config)
-            store.write_base_config(to_pbtxt(base))
-            if spec.models is not None or is_ensemble(base):
-                pipeline, candidates, start = _pipeline(spec, session, base, store)
-            else:
-                pipeline = None
-                if session.local is None:
-                    # Pre-flight on a running server: can configs be applied at all (explicit
-                    # model-control mode)? Reloading the current config answers before anything is measured.
-                    session.control.load_model(spec.model, to_dict(base))
-                candidates, start = model_space(spec, base)
+        workload = build_workload(spec, session, store)
         storage, study_name = store.storage_url, STUDY_NAME
         if options.storage is not None:
-            storage, study_name = _join_shared(spec, options, store, session, base, shared_storage)
+            storage, study_name = _join_shared(spec, options, store, session, workload.base, shared_storage)
         search = make_search(
             spec.strategy,
-            candidates=candidates,
+            candidates=workload.candidates,
             storage_url=storage,
             study_name=study_name,
             shared=store.shared,
@@ -386,24 +290,14 @@ def _run_locked(
             time_budget_s=spec.time_budget_s,
             patience=spec.patience if spec.strategy == "optuna" else None,
             seed=spec.seed,
-            base=start,
+            base=workload.start,
         )
         if options.resume:
             store.keep_only_configs(
                 adopt_finished(store.configs(), store.measurements(), spec.percentile, search)
             )
         runner = SweepRunner(
-            spec,
-            store,
-            session,
-            info,
-            base,
-            search,
-            events=events,
-            stop=stop,
-            previous_wall_s=previous_wall,
-            pipeline=pipeline,
-            targets=targets,
+            spec, store, session, workload, search, events=events, stop=stop, previous_wall_s=previous_wall
         )
         result = runner.run()
     result.restore_failures = kept.failures

@@ -132,7 +132,14 @@ def test_a_stop_ends_the_round_unfinished() -> None:
 
 def test_several_models_get_no_round_yet() -> None:
     run = FakeRun()
-    assert asyncio.run(ConfirmationRound(run.io(), top=3, rounds=3, several_models=True).run())
+    assert asyncio.run(
+        ConfirmationRound(
+            run.io(),
+            top=3,
+            rounds=3,
+            unconfirmed="no confirmation round for several models yet: the pick is the search's",
+        ).run()
+    )
     assert run.calls == [] and run.said == [
         "no confirmation round for several models yet: the pick is the search's"
     ]

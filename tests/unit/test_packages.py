@@ -87,6 +87,7 @@ def test_analyzer_top_level_is_packages_and_a_few_base_modules() -> None:
         "stats",
         "store",
         "sweep",
+        "workload",
     ]
 
 
