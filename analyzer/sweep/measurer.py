@@ -203,10 +203,8 @@ class ConfigMeasurer:
             lane.name: (m, self._lane_verdict(m, lane)) for lane, m in zip(lanes, results) if m is not None
         }
         if len(measured) < len(lanes):
-            return None
-        combined, verdict = self.workload.combine(level, measured, percentile_field(self.spec.percentile))
-        self._verdicts[id(combined)] = verdict
-        return combined
+            return None  # stopped
+        return self.workload.combine(level, measured, percentile_field(self.spec.percentile))
 
     async def measure_config(
         self,
