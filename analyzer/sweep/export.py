@@ -15,7 +15,7 @@ import optuna
 import yaml
 
 from analyzer.config.modelconfig import apply_candidate, parse_pbtxt, to_pbtxt
-from analyzer.config.pipeline import JointCandidate, candidate_from_row
+from analyzer.config.pipeline import candidate_from_row
 from analyzer.errors import UsageError
 from analyzer.files import write_atomic
 from analyzer.judge.choose import build_summary, choice
@@ -58,9 +58,11 @@ def export_study(url: str, study_name: str, out_dir: str | Path | None) -> RunSt
     best, _, _ = choice(configs, measurements, spec.percentile)
     best_path = None
     if best is not None and base_text:
-        cand = candidate_from_row(best)
-        if not isinstance(cand, JointCandidate):
-            config = apply_candidate(parse_pbtxt(base_text), cand)
+        # The study records the base config of the model under load only: a pipeline's tuned
+        # models are named parts, the one model's candidate is the part named ''.
+        own = dict(candidate_from_row(best).parts).get("")
+        if own is not None:
+            config = apply_candidate(parse_pbtxt(base_text), own)
             best_path = store.write_best_config(model, to_pbtxt(config))
     trials = study.get_trials(deepcopy=False)
     starts = [t.datetime_start for t in trials if t.datetime_start is not None]

@@ -15,7 +15,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from analyzer.config.modelconfig import Candidate, to_pbtxt
 from analyzer.config.pipeline import AnyCandidate, candidate_from_row
@@ -104,34 +104,83 @@ def measure_settings(spec: SweepSpec) -> MeasureSettings:
     )
 
 
+class Measuring(Protocol):
+    """What the loop needs of the server side (analyzer.sweep.measurer.ConfigMeasurer; a unit
+    test gives its own, measuring a model of a server)."""
+
+    local: bool  # the server is tritune's own (it can be restarted; its log is read)
+
+    def open(self) -> None:
+        """Start the load generators."""
+
+    async def close(self) -> None:
+        """Stop them."""
+
+    def apply(self, cand: AnyCandidate) -> str:
+        """Load a candidate's config(s); '' on success, else the server's reason."""
+        ...
+
+    async def measure_config(
+        self,
+        cand: AnyCandidate,
+        start: float,
+        best_capacity: float,
+        on_level: Callable[[Measurement, Verdict], None],
+    ) -> CapacityResult:
+        """One config's level search."""
+        ...
+
+    async def confirm_level(self, cand: AnyCandidate, level: float, round_: int) -> Measurement | None:
+        """One confirmation round of a config at one level; None when stopped."""
+        ...
+
+    def decide(self, m: Measurement) -> Verdict:
+        """The budget verdict of a measurement."""
+        ...
+
+    async def recover(self, reason: str) -> None:
+        """Restart the local server after a failure."""
+
+    def log_tail(self, lines: int = 12) -> str:
+        """The local server's last log lines ('' for a remote one)."""
+        ...
+
+    def longest_level_s(self) -> float:
+        """An upper bound on one level's measurement, in seconds."""
+        ...
+
+
 class SweepRunner:
-    """Runs one sweep against one server session."""
+    """Runs one sweep against one server session (or the `measurer` given instead)."""
 
     def __init__(
         self,
         spec: SweepSpec,
         store: RunStore,
-        session: ServerSession,
+        session: ServerSession | None,
         workload: Workload,
         search: Search,
         *,
         events: Events | None = None,
         stop: StopToken | None = None,
         previous_wall_s: float = 0.0,
+        measurer: Measuring | None = None,
     ) -> None:
         self.spec = spec
         self.store = store
         self.tables = RunTables(store)  # what the run holds, kept as it is written
-        self.session = session
         self.workload = workload  # what is tuned: one model, a pipeline or several models
         self.search = search
         self.events = events or Events()
         self.stop = stop or StopToken()
         self.settings = measure_settings(spec)
         self.previous_wall_s = previous_wall_s
-        self.measurer = ConfigMeasurer(
-            spec, store, session, workload, self.settings, self.stop, self.events, say=self._say
-        )
+        if measurer is None:
+            assert session is not None, "a runner measures on a server session or with a given measurer"
+            measurer = ConfigMeasurer(
+                spec, store, session, workload, self.settings, self.stop, self.events, say=self._say
+            )
+        self.measurer = measurer
         self.started = time.monotonic()
         # The answer so far (the best config's id, capacity level and written config.pbtxt files).
         self.best_level: float | None = None
@@ -286,7 +335,7 @@ class SweepRunner:
         # (HTTP's is greenlet-based), and no load is running while a config loads.
         try:
             out = await try_config(
-                lambda: self.measurer.apply(cand), lambda: self._measure(cand), self.session.log_tail
+                lambda: self.measurer.apply(cand), lambda: self._measure(cand), self.measurer.log_tail
             )
         except WorkerError as exc:
             # _search gives the config back (measured again on --resume, like any in flight).
@@ -294,7 +343,7 @@ class SweepRunner:
         if out.status == "interrupted":
             self.search.abandon()
             return False
-        if out.ends_sweep(local=self.session.local is not None):
+        if out.ends_sweep(local=self.measurer.local):
             # A remote server cannot be restarted from here: stop with a resumable run.
             self.search.abandon()
             raise ServerError(
@@ -304,7 +353,7 @@ class SweepRunner:
         if out.status == "failed":
             self._say(f"config {cand.config_id} failed: {out.error}")
         self._record(cand, number, t0, out.result if out.status != "failed" else None, out.status, out.error)
-        if out.restart and self.session.local is not None:
+        if out.restart and self.measurer.local:
             await self.measurer.recover(out.error)
         return True
 

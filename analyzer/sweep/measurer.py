@@ -56,6 +56,8 @@ class ConfigMeasurer:
         self.say = say
         self._schedule = spec.load.parsed_schedule()  # levels are its scale factors (None: steady levels)
         self._verdicts: dict[int, Verdict] = {}  # each combined measurement's verdict, for _judge
+        self.local = session.local is not None  # tritune's own server: restartable, its log readable
+        self.log_tail = session.log_tail
         self._clients: list[LoadGenerator] = []
         self._probes: list[Probe] = []
 
