@@ -16,7 +16,9 @@ import pandas as pd
 
 from analyzer.store.columns import FIXED_COLUMNS
 from analyzer.store.csv_tables import CsvTables
+from analyzer.store.db_retry import DbRetry
 from analyzer.store.shared import SharedTables
+from analyzer.store.shared_timing import SharedTimings
 from analyzer.store.tables import TablesFactory
 
 KINDS = {"measurements": "measurement", "configs": "config"}  # a table -> the database's row kind
@@ -86,11 +88,15 @@ class DatabaseTables:
         return self.shared
 
 
-def database_tables(make: Callable[[], SharedTables]) -> TablesFactory:
-    """A RunStore's tables factory for a shared study: `make` connects to the database when
-    the run directory is made (not before: a refused name or directory leaves it untouched)."""
+def database_tables(
+    url: str, study: str, worker: str, *, retry: DbRetry | None = None, timings: SharedTimings | None = None
+) -> TablesFactory:
+    """A RunStore's tables factory for a shared study (SharedTables' arguments): it connects to
+    the database when the run directory is made, not before (a refused name or directory leaves
+    the database untouched)."""
 
     def tables(run_dir: Path) -> DatabaseTables:
-        return DatabaseTables(make(), CsvTables(run_dir))
+        shared = SharedTables(url, study, worker, retry=retry, timings=timings)
+        return DatabaseTables(shared, CsvTables(run_dir))
 
     return tables

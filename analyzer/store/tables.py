@@ -4,7 +4,7 @@ configs.csv, whoever keeps them. Two implementations:
 
 - analyzer.store.csv_tables.CsvTables: the run directory's CSV files (one worker's run);
 - analyzer.store.db_tables.DatabaseTables: a shared study's database (every worker's rows,
-  analyzer.store.shared), mirrored into the run directory's files as this worker writes.
+  through SharedTables), mirrored into the run directory's files as this worker writes.
 
 A RunStore (analyzer.store.rundir) is built with its tables (a `TablesFactory`); nothing outside
 the implementations asks which one it has. Rows are appended with the Optuna trial that
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 import pandas as pd
 
 if TYPE_CHECKING:
-    from analyzer.store.shared import SharedTables
+    from analyzer.store import shared as shared_db  # the claims' type only
 
 
 class ResultTables(Protocol):
@@ -69,9 +69,9 @@ class ResultTables(Protocol):
         """Have a database outage, and its end, told through `say` (nothing to tell for files)."""
         ...
 
-    def claims(self) -> "SharedTables | None":
+    def claims(self) -> "shared_db.SharedTables | None":
         """The study's claims, which the search and the confirmation round share with other
-        workers (analyzer.store.shared); None when this worker is the run's only one."""
+        workers (SharedTables); None when this worker is the run's only one."""
         ...
 
 

@@ -3,7 +3,7 @@ and `tritune dash --storage` read, so the report and the dashboard work on a stu
 workers filled exactly as on one worker's run directory.
 
 The spec, the model's base config and the server identity are study attributes (the first
-worker sets them); the tables are every worker's rows (analyzer.store.shared); the summary and the
+worker sets them); the tables are every worker's rows (analyzer.store.db_tables); the summary and the
 best config.pbtxt are rebuilt by the same functions a sweep uses.
 """
 
@@ -22,7 +22,6 @@ from analyzer.judge.choose import build_summary, choice
 from analyzer.report import read_run_spec, write_report
 from analyzer.store.db_tables import database_tables
 from analyzer.store.rundir import RunStore
-from analyzer.store.shared import SharedTables
 from analyzer.store.shared_storage import open_shared_storage
 from analyzer.store.storage_url import redact
 
@@ -48,7 +47,7 @@ def export_study(url: str, study_name: str, out_dir: str | Path | None) -> RunSt
     attrs = study.user_attrs
     if "spec" not in attrs:
         raise UsageError(f"study {study_name!r} was not made by tritune sweep --storage (it has no spec)")
-    tables = database_tables(lambda: SharedTables(url, study_name, "report"))
+    tables = database_tables(url, study_name, "report")
     store = RunStore.for_study(out_dir, str(attrs["spec"]["model"]), study_name, tables)
     write_atomic(store.path("spec"), yaml.safe_dump(attrs["spec"], sort_keys=False))
     spec = read_run_spec(store)  # spec.py's reading and defaults, as the report's

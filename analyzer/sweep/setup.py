@@ -32,7 +32,6 @@ from analyzer.spec.spec import SweepSpec, load_spec, write_spec
 from analyzer.store.db_tables import database_tables
 from analyzer.store.identity import check_identity, server_identity, worker_name
 from analyzer.store.rundir import RunStore
-from analyzer.store.shared import SharedTables
 from analyzer.store.shared_storage import RetryingStorage, open_shared_storage
 from analyzer.store.tables import TablesFactory
 from analyzer.sweep.loop import Events, SweepResult, SweepRunner
@@ -272,9 +271,7 @@ def _shared_tables(options: SweepOptions, storage: RetryingStorage) -> TablesFac
     the database, this one's also in its run directory (analyzer.store.db_tables)."""
     assert options.storage is not None
     url, study_name = options.storage, options.study or STUDY_NAME
-    return database_tables(
-        lambda: SharedTables(url, study_name, worker_name(), retry=storage.retry, timings=storage.timings)
-    )
+    return database_tables(url, study_name, worker_name(), retry=storage.retry, timings=storage.timings)
 
 
 def run_sweep(
