@@ -7,6 +7,7 @@ here; a remote server's are not visible, and are left out rather than guessed).
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 from pathlib import Path
@@ -19,8 +20,6 @@ IDENTITY_KEYS = ("triton_version", "gpu", "cpu", "cores")
 
 def local_hardware() -> dict[str, Any]:
     """This machine's CPU model, core count and first GPU's name ('none' without one)."""
-    import os
-
     cpu = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -50,6 +49,14 @@ def server_identity(metadata: Mapping[str, Any], local: bool) -> dict[str, Any]:
         identity.update(local_hardware())
     identity["host"] = socket.gethostname()
     return identity
+
+
+def worker_name() -> str:
+    """How a shared study's rows and claims name this worker: its host (as server_identity
+    records it) and process id."""
+    import os
+
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def check_identity(study: str, first: Mapping[str, Any], mine: Mapping[str, Any]) -> None:

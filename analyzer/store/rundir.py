@@ -4,20 +4,19 @@ Everything is written as the sweep goes: a row is appended (and flushed to disk)
 measurement or a config finishes, and summary.json is replaced atomically after every config,
 so a run killed at any point keeps all it had finished. measurements.csv has one row per
 (config, load level) measurement; its column names are a contract shared with
-`tritune profile --format csv|json`, the report and the dashboard.
+`tritune profile --format csv|json`, the report and the dashboard (analyzer.store.columns).
+The tables are kept by the backend the store is built with (analyzer.store.tables: the CSV
+files, or a shared study's database and the files).
 """
 
 from __future__ import annotations
 
-import csv
 import fcntl
-import io
 import json
-import math
 import os
 import time
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import Any, Iterable
 
 import pandas as pd
 
@@ -25,96 +24,18 @@ from analyzer.errors import UsageError, WriteError
 from analyzer.files import write_atomic
 from analyzer.names import RULE as NAME_RULE
 from analyzer.names import bad_name
-
-# Contract columns first (what reports and downstream users rely on), then the rest of what a
-# measurement holds.
-MEASUREMENT_COLUMNS = [
-    "config_id",
-    "instance_count",
-    "max_batch_size",
-    "max_queue_delay_us",
-    "load_mode",
-    "load_level",
-    "throughput_rps",
-    "p50_ms",
-    "p90_ms",
-    "p95_ms",
-    "p99_ms",
-    "requests",
-    "errors",
-    "avg_batch_size",
-    "server_queue_ms",
-    "server_compute_ms",
-    "meets_budget",
-    "max_ms",
-    "mean_ms",
-    "p99_ci_low_ms",
-    "p99_ci_high_ms",
-    "error_kinds",
-    "windows",
-    "stable",
-    "duration_s",
-    "offered_rps",
-    "send_lag_p99_ms",
-    "server_requests",
-    "server_compute_input_ms",
-    "server_compute_infer_ms",
-    "server_compute_output_ms",
-    "server_cpu_pct",
-    "server_rss_mb",
-    "gpu_util_pct",
-    "gpu_mem_mb",
-    "over_budget",
-    "budget_bound_ms",
-    "over_bound_ms",
-    "stalled",
-    "verdict",
-    "verdict_reason",
-    "verdict_proven",  # the verdict was proven (met, or over the budget with the sweep's confidence)
-    "phase",  # search | confirm (the confirmation round's re-measurements)
-    "confirm_round",
-    "send_lag_p50_ms",
-    "client_workers",  # load-generator processes
-    "client_cpu_pct",  # the generator's CPU, % of one core
-    "client_loop_pct",  # the busiest worker's event loop, % of one core
-    "client_bound",  # the generator could not hold the load: never capacity (see client_bound_reason)
-    "client_bound_reason",
-    "bottleneck_step",  # pipelines: the step whose instances were busiest (analyzer.config.pipeline)
-    "worst_minute_ms",  # schedules: the budget percentile over the run's worst minute
-]
-
-CONFIG_COLUMNS = [
-    "config_id",
-    "instance_count",
-    "max_batch_size",
-    "max_queue_delay_us",
-    "preferred_batch_size",
-    "instance_kind",
-    "status",  # ok | failed | pruned
-    "error",
-    "capacity_rps",
-    "capacity_level",
-    # met the budget at load.max_level, or the next level was client bound: at least this
-    "capacity_lower_bound",
-    "p99_ms",  # at the capacity level
-    "p50_ms",
-    "meets_budget",
-    "closest_p99_ms",  # lowest tail latency seen at any level (what to name when nothing meets)
-    "levels_measured",
-    "load_mode",
-    "trial",
-    "wall_s",
-    "finished_at",
-    "bottleneck_step",  # pipelines: the busiest step at the capacity level
-]
+from analyzer.store.columns import CONFIG_COLUMNS as CONFIG_COLUMNS
+from analyzer.store.columns import MEASUREMENT_COLUMNS as MEASUREMENT_COLUMNS
+from analyzer.store.columns import TABLE_FILES
+from analyzer.store.csv_tables import CsvTables
+from analyzer.store.tables import ResultTables, TablesFactory
 
 DEFAULT_ROOT = Path("reports")  # where run directories go when no --out is given
 
 RUN_FILES = {
     "spec": "spec.yaml",
     "study": "study.db",
-    "measurements": "measurements.csv",
-    "configs": "configs.csv",
+    **TABLE_FILES,  # measurements.csv, configs.csv
     "summary": "summary.json",
     "report": "report.html",
     "server_log": "server.log",
@@ -122,52 +43,17 @@ RUN_FILES = {
     "originals": "originals.json",  # a running server's models as they were before tritune changed them
     "lock": ".lock",  # held (flock) by the one tritune that writes the run; holds its pid
 }
-TABLES = ("measurements", "configs")
-
-
-def complete_prefix(data: bytes) -> bytes:
-    """The longest prefix of a CSV file's bytes that ends with a whole row.
-
-    A row is appended in one write, newline last, so a write cut short (a full disk, a kill)
-    leaves a last line without its newline. A newline inside a quoted field (an error message)
-    is not a row's end: csv doubles the quotes inside a quoted field, so a line ends a row only
-    where the count of quotes so far is even."""
-    quotes, start, end = 0, 0, 0
-    while (i := data.find(b"\n", start)) >= 0:
-        quotes += data.count(b'"', start, i + 1)
-        if quotes % 2 == 0:
-            end = i + 1
-        start = i + 1
-    return data[:end]
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return ""
-    return value
-
-
-def write_rows(fh: IO[str], columns: list[str], rows: Iterable[dict[str, Any]], header: bool) -> None:
-    """Rows as CSV lines under `columns` (NaN blank, other keys ignored): how a run's tables
-    are written, to their files and to the copy a sweep keeps in memory (analyzer.store.tables)."""
-    writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-    if header:
-        writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _clean(row.get(k)) for k in columns})
 
 
 class RunStore:
     """One run directory: its files, appended tables and atomically replaced summary."""
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, tables: TablesFactory | None = None) -> None:
         self.dir = Path(run_dir)
-        self._columns: dict[str, list[str]] = {}  # each table's header, once known
         self._lock_fd: int | None = None
-        # A shared study (analyzer.store.shared.SharedTables): rows also go to its database, and the
-        # tables are read from there (every worker's rows). `trial` tags the rows written.
-        self.shared: Any = None
-        self.trial: int | None = None
+        # The result tables: the run directory's CSV files, unless the run is a shared study's
+        # (analyzer.store.db_tables). Fixed for the store's life.
+        self.tables: ResultTables = (tables or CsvTables)(self.dir)
 
     def path(self, name: str) -> Path:
         """Path of a run file by its key in RUN_FILES (e.g. 'measurements')."""
@@ -228,8 +114,14 @@ class RunStore:
         return f"sqlite:///{self.path('study').resolve()}"
 
     @staticmethod
-    def create(out_root: str | Path | None, model: str, run_dir: str | Path | None = None) -> "RunStore":
-        """Make a new run directory (default reports/<model>-<YYYYmmdd-HHMMSS>/ under out_root).
+    def create(
+        out_root: str | Path | None,
+        model: str,
+        run_dir: str | Path | None = None,
+        tables: TablesFactory | None = None,
+    ) -> "RunStore":
+        """Make a new run directory (default reports/<model>-<YYYYmmdd-HHMMSS>/ under out_root),
+        its result tables made by `tables` (default: its CSV files).
 
         Raises UsageError when the place is not writable, before anything is measured.
         """
@@ -258,23 +150,30 @@ class RunStore:
                     hint="pass --out with a directory you can write to",
                 ) from None
             break
-        return RunStore(path)
+        return RunStore(path, tables)
 
     @staticmethod
-    def for_study(out_root: str | Path | None, model: str, study_name: str) -> "RunStore":
+    def for_study(
+        out_root: str | Path | None, model: str, study_name: str, tables: TablesFactory | None = None
+    ) -> "RunStore":
         """A shared study's run directory, <out_root>/<model>-<study> (default under reports/):
-        made on its first export, reused (and refreshed by the caller) after that."""
+        made on its first export, reused (and refreshed by the caller) after that; its tables
+        made by `tables` (analyzer.store.db_tables.database_tables)."""
         root = Path(out_root) if out_root is not None else DEFAULT_ROOT
         for name, kind in ((model, "model"), (study_name, "study")):
             if bad_name(name, kind):
                 raise UsageError(f"cannot name a run directory: {bad_name(name, kind)}", hint=NAME_RULE)
         run_dir = root / f"{model}-{study_name}"
-        return RunStore(run_dir) if run_dir.is_dir() else RunStore.create(None, model, run_dir=run_dir)
+        if run_dir.is_dir():
+            return RunStore(run_dir, tables)
+        return RunStore.create(None, model, run_dir=run_dir, tables=tables)
 
     @staticmethod
-    def open(run_dir: str | Path) -> "RunStore":
-        """An existing run directory to resume; UsageError when it is not one or not writable."""
-        store = RunStore.open_readonly(run_dir)
+    def open(run_dir: str | Path, tables: TablesFactory | None = None) -> "RunStore":
+        """An existing run directory to resume, its tables made by `tables` (default: its CSV
+        files); UsageError when it is not one or not writable."""
+        RunStore.open_readonly(run_dir)
+        store = RunStore(run_dir, tables)
         if not os.access(store.dir, os.W_OK):
             raise UsageError(f"run directory {store.dir} is not writable")
         return store
@@ -324,123 +223,35 @@ class RunStore:
         if fd is not None:
             os.close(fd)  # closing the only descriptor drops the flock
 
+    # -- tables (analyzer.store.tables: the backend does the work) ----------------------------
     def repair_tables(self) -> list[str]:
-        """Cut each table back to its last whole row (a run stopped by a full disk or a kill can
-        leave half a row, which the next append would glue to a new one); a note per table cut."""
-        notes = []
-        for name in TABLES:
-            path = self.path(name)
-            if not path.is_file():
-                continue
-            data = path.read_bytes()
-            keep = complete_prefix(data)
-            if len(keep) < len(data):
-                write_atomic(path, keep)
-                notes.append(
-                    f"{RUN_FILES[name]}: its last row was cut short when the previous run stopped "
-                    f"({len(data) - len(keep)} bytes); removed it (its config is measured again)"
-                )
-        return notes
+        """Cut each table's file back to its last whole row (a run stopped by a full disk or a
+        kill can leave half a row, which the next append would glue to a new one); a note per
+        table cut."""
+        return self.tables.repair()
 
-    # -- tables --------------------------------------------------------------------------------
-    def _append(self, name: str, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:
-        path = self.path(name)
-        new = not path.exists() or path.stat().st_size == 0
-        rows = list(rows)
-        if new:
-            # The fixed columns, then any the first row adds: a pipeline's per-model knobs
-            # ('<model>.<knob>') and per-step figures ('step.<model>.<field>').
-            extra = [k for row in rows[:1] for k in row if k not in columns and "." in k]
-            self._columns[name] = columns + extra
-        elif name not in self._columns:
-            # Keep an existing file's columns (a run started by another tritune version):
-            # rows must line up with the header already written. Read it once per store.
-            with open(path, newline="") as fh:
-                header = next(csv.reader(fh), None)
-            self._columns[name] = header or columns
-        # One write per call, newline last: a write cut short leaves a last line without its
-        # newline, which repair_tables() cuts back on resume.
-        buf = io.StringIO()
-        write_rows(buf, self._columns[name], rows, header=new)
-        try:
-            with open(path, "ab") as fh:
-                fh.write(buf.getvalue().encode())
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as exc:
-            raise WriteError(path, exc) from None
+    def append_measurement(self, row: dict[str, Any], trial: int | None = None) -> None:
+        """Append one measurements.csv row of `trial` (durable when this returns)."""
+        self.tables.append_measurement(row, trial)
 
-    def columns(self, name: str) -> list[str]:
-        """The columns of a table this store has appended to (its header, in order)."""
-        return self._columns[name]
-
-    def append_measurement(self, row: dict[str, Any]) -> None:
-        """Append one measurements.csv row (durable when this returns). A shared study's row
-        goes to its database first: that write refuses a row whose claim this worker lost
-        (ClaimLostError), and then the file gets none either."""
-        if self.shared is not None:
-            self.shared.append("measurement", row, self.trial)
-        self._append("measurements", MEASUREMENT_COLUMNS, [row])
-
-    def append_config(self, row: dict[str, Any]) -> None:
-        """Append one configs.csv row (durable when this returns; a shared study's goes to its
-        database first, as in append_measurement)."""
-        if self.shared is not None:
-            self.shared.append("config", row, self.trial)
-        self._append("configs", CONFIG_COLUMNS, [row])
-
-    def _read(self, name: str, columns: list[str]) -> pd.DataFrame:
-        path = self.path(name)
-        if not path.exists() or path.stat().st_size == 0:
-            return pd.DataFrame(columns=columns)
-        try:
-            frame = pd.read_csv(path)
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-            raise UsageError(f"{path} is not a readable table: {exc}") from None
-        missing = [c for c in ("config_id",) if c not in frame.columns]
-        if missing:
-            raise UsageError(f"{path} has no column {missing[0]!r}: not a tritune table")
-        return frame
+    def append_config(self, row: dict[str, Any], trial: int | None = None) -> None:
+        """Append one configs.csv row of `trial` (durable when this returns)."""
+        self.tables.append_config(row, trial)
 
     def measurements(self) -> pd.DataFrame:
         """measurements.csv as a DataFrame (empty with the right columns when absent); a shared
         study's: every worker's rows."""
-        if self.shared is not None:
-            return self.shared.rows("measurement", MEASUREMENT_COLUMNS)
-        return self._read("measurements", MEASUREMENT_COLUMNS)
+        return self.tables.measurements()
 
     def configs(self) -> pd.DataFrame:
         """configs.csv as a DataFrame (empty with the right columns when absent); a shared
         study's: every worker's rows."""
-        if self.shared is not None:
-            return self.shared.rows("config", CONFIG_COLUMNS)
-        return self._read("configs", CONFIG_COLUMNS)
+        return self.tables.configs()
 
-    def export_shared(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Write a shared study's tables (every worker's rows) as this run directory's CSVs;
-        returns them (configs, measurements)."""
-        configs, measurements = self.configs(), self.measurements()
-        for name, frame in (("measurements", measurements), ("configs", configs)):
-            write_atomic(self.path(name), frame.to_csv(index=False))
-        self._columns.clear()
-        return configs, measurements
-
-    def keep_only_configs(self, finished: set[str]) -> int:
+    def keep_only_configs(self, finished: Iterable[str]) -> int:
         """Drop measurement and config rows of configs not in `finished` (a config that was in
         flight when a run died is measured again on resume); returns rows dropped."""
-        dropped = 0
-        for name, columns in (("measurements", MEASUREMENT_COLUMNS), ("configs", CONFIG_COLUMNS)):
-            frame = self._read(name, columns)
-            if frame.empty:
-                continue
-            keep = frame[frame["config_id"].astype(str).isin(finished)]
-            if name == "configs":
-                keep = keep.drop_duplicates("config_id", keep="last")
-            dropped += len(frame) - len(keep)
-            if len(keep) != len(frame):
-                write_atomic(self.path(name), keep.to_csv(index=False))
-                self._columns.pop(name, None)  # the rewrite may have a different header
-        return dropped
+        return self.tables.keep_only_configs(finished)
 
     # -- documents -----------------------------------------------------------------------------
     def write_json(self, name: str, data: Any) -> None:

@@ -1,70 +1,78 @@
-"""The run's two tables as the sweep writes them, kept in memory: every row goes to the run
-directory (RunStore) and to a copy of the file's text here, so the runner reads back its answer
-without re-reading the CSV files it has just written.
+"""The run's result tables behind one interface, as Optuna keeps its storages behind BaseStorage:
+`ResultTables` is what the sweep, the resume and the export need of measurements.csv and
+configs.csv, whoever keeps them. Two implementations:
 
-The copy is written by the store's own `write_rows` and read by `pandas.read_csv`, so a frame
-from here is exactly what `tritune report` reads from the files (the same NaNs, bools, ints and
-strings). A shared study's tables hold every worker's rows: those are read from its database
-each time.
+- analyzer.store.csv_tables.CsvTables: the run directory's CSV files (one worker's run);
+- analyzer.store.db_tables.DatabaseTables: a shared study's database (every worker's rows,
+  through SharedTables), mirrored into the run directory's files as this worker writes.
+
+A RunStore (analyzer.store.rundir) is built with its tables (a `TablesFactory`); nothing outside
+the implementations asks which one it has. Rows are appended with the Optuna trial that
+measured them (None: the confirmation round's), which only the database keeps.
 """
 
 from __future__ import annotations
 
-import io
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 import pandas as pd
 
-from analyzer.store.rundir import CONFIG_COLUMNS, MEASUREMENT_COLUMNS, RunStore, write_rows
+if TYPE_CHECKING:
+    from analyzer.store import shared as shared_db  # the claims' type only
 
-_FIXED = {"measurements": MEASUREMENT_COLUMNS, "configs": CONFIG_COLUMNS}
 
+class ResultTables(Protocol):
+    """measurements.csv and configs.csv of one run, read with the schema's columns first
+    (analyzer.store.columns) and empty frames with those columns when there are no rows."""
 
-class RunTables:
-    """measurements.csv and configs.csv of one run: appended through the store, read from memory."""
+    def append_measurement(self, row: dict[str, Any], trial: int | None = None) -> None:
+        """Append one measurement row, measured by `trial` (durable when this returns)."""
+        ...
 
-    def __init__(self, store: RunStore) -> None:
-        self.store = store
-        # A resumed run starts from the rows on disk.
-        self._text = {name: self._load(name) for name in _FIXED}
-
-    def _load(self, name: str) -> io.StringIO:
-        path = self.store.path(name)
-        text = path.read_text() if path.exists() else ""
-        buf = io.StringIO()
-        buf.write(text)
-        return buf
-
-    def _append(self, name: str, row: dict[str, Any]) -> None:
-        buf = self._text[name]
-        # The store has just written the row, so it knows the file's columns (a new file's
-        # header, or the one already on disk).
-        write_rows(buf, self.store.columns(name), [row], header=buf.tell() == 0)
-
-    def append_measurement(self, row: dict[str, Any]) -> None:
-        """Append one measurements.csv row (durable in the run directory when this returns)."""
-        self.store.append_measurement(row)
-        self._append("measurements", row)
-
-    def append_config(self, row: dict[str, Any]) -> None:
-        """Append one configs.csv row (durable in the run directory when this returns)."""
-        self.store.append_config(row)
-        self._append("configs", row)
-
-    def _frame(self, name: str) -> pd.DataFrame:
-        text = self._text[name].getvalue()
-        if not text.strip():
-            return pd.DataFrame(columns=_FIXED[name])
-        return pd.read_csv(io.StringIO(text))
+    def append_config(self, row: dict[str, Any], trial: int | None = None) -> None:
+        """Append one config row, of `trial` (durable when this returns)."""
+        ...
 
     def measurements(self) -> pd.DataFrame:
-        """Every measurement row of the run (a shared study's: every worker's, from its database)."""
-        if self.store.shared is not None:
-            return self.store.measurements()
-        return self._frame("measurements")
+        """Every measurement row of the run, in the order written."""
+        ...
 
     def configs(self) -> pd.DataFrame:
-        """Every config row of the run (a shared study's: every worker's, from its database)."""
-        if self.store.shared is not None:
-            return self.store.configs()
-        return self._frame("configs")
+        """Every config row of the run, in the order written."""
+        ...
+
+    def count(self, name: str) -> int:
+        """How many rows a table ('measurements' or 'configs') holds."""
+        ...
+
+    def writer_view(self) -> "ResultTables":
+        """The tables as the run's writer reads them back while it writes (the runner's answer
+        after every config): cheap to read again and again."""
+        ...
+
+    def export(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Make the run directory's files hold every row of the run; returns (configs,
+        measurements)."""
+        ...
+
+    def repair(self) -> list[str]:
+        """Cut the run directory's files back to their last whole row; a note per file cut."""
+        ...
+
+    def keep_only_configs(self, finished: Iterable[str]) -> int:
+        """Drop the rows of configs not in `finished` (in flight when a run died: measured again
+        on resume); returns rows dropped."""
+        ...
+
+    def report_outages(self, say: Callable[[str], None]) -> None:
+        """Have a database outage, and its end, told through `say` (nothing to tell for files)."""
+        ...
+
+    def claims(self) -> "shared_db.SharedTables | None":
+        """The study's claims, which the search and the confirmation round share with other
+        workers (SharedTables); None when this worker is the run's only one."""
+        ...
+
+
+TablesFactory = Callable[[Path], ResultTables]  # a run directory -> its tables

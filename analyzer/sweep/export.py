@@ -3,7 +3,7 @@ and `tritune dash --storage` read, so the report and the dashboard work on a stu
 workers filled exactly as on one worker's run directory.
 
 The spec, the model's base config and the server identity are study attributes (the first
-worker sets them); the tables are every worker's rows (analyzer.store.shared); the summary and the
+worker sets them); the tables are every worker's rows (analyzer.store.db_tables); the summary and the
 best config.pbtxt are rebuilt by the same functions a sweep uses.
 """
 
@@ -20,8 +20,8 @@ from analyzer.errors import UsageError
 from analyzer.files import write_atomic
 from analyzer.judge.choose import build_summary, choice
 from analyzer.report import read_run_spec, write_report
+from analyzer.store.db_tables import database_tables
 from analyzer.store.rundir import RunStore
-from analyzer.store.shared import SharedTables
 from analyzer.store.shared_storage import open_shared_storage
 from analyzer.store.storage_url import redact
 
@@ -47,14 +47,14 @@ def export_study(url: str, study_name: str, out_dir: str | Path | None) -> RunSt
     attrs = study.user_attrs
     if "spec" not in attrs:
         raise UsageError(f"study {study_name!r} was not made by tritune sweep --storage (it has no spec)")
-    store = RunStore.for_study(out_dir, str(attrs["spec"]["model"]), study_name)
+    tables = database_tables(url, study_name, "report")
+    store = RunStore.for_study(out_dir, str(attrs["spec"]["model"]), study_name, tables)
     write_atomic(store.path("spec"), yaml.safe_dump(attrs["spec"], sort_keys=False))
     spec = read_run_spec(store)  # spec.py's reading and defaults, as the report's
     model = spec.model
     base_text = str(attrs.get("base_config") or "")
     write_atomic(store.path("base_config"), base_text)
-    store.shared = SharedTables(url, study_name, "report")
-    configs, measurements = store.export_shared()
+    configs, measurements = store.tables.export()
     best, _, _ = choice(configs, measurements, spec.percentile)
     best_path = None
     if best is not None and base_text:
@@ -85,7 +85,6 @@ def export_study(url: str, study_name: str, out_dir: str | Path | None) -> RunSt
     summary["study"] = study_name
     summary["workers"] = sorted({str(w) for w in measurements.get("worker", []) if isinstance(w, str)})
     summary["server_identity"] = attrs.get("server_identity")
-    store.shared = None
     store.write_json("summary", summary)
     write_report(store.dir)
     return store

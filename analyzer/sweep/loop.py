@@ -44,7 +44,6 @@ from analyzer.spec.spec import SweepSpec
 from analyzer.stats.measurement import Measurement, WindowStat
 from analyzer.store.rows import config_row, level_row
 from analyzer.store.rundir import RunStore
-from analyzer.store.tables import RunTables
 from analyzer.sweep.confirm import ConfirmationRound, ConfirmIO
 from analyzer.sweep.measurer import ConfigMeasurer
 from analyzer.sweep.policy import log_tail, start_level, try_config
@@ -168,7 +167,8 @@ class SweepRunner:
     ) -> None:
         self.spec = spec
         self.store = store
-        self.tables = RunTables(store)  # what the run holds, kept as it is written
+        self.tables = store.tables.writer_view()  # what the run holds, read back cheaply
+        self._trial: int | None = None  # the Optuna trial whose rows are written (None: confirmation)
         self.workload = workload  # what is tuned: one model, a pipeline or several models
         self.search = search
         self.events = events or Events()
@@ -187,8 +187,7 @@ class SweepRunner:
         self.best_path: Path | None = None
         self._best_id: str | None = None
         self._best_paths: dict[str, str] = {}  # pipelines: best/<model>/config.pbtxt of each tuned model
-        if store.shared is not None:
-            store.shared.retry.say = self._say  # a database outage and its end, as progress lines
+        store.tables.report_outages(self._say)  # a database outage and its end, as progress lines
 
     def _say(self, text: str) -> None:
         if self.events.message:
@@ -245,7 +244,8 @@ class SweepRunner:
         self.tables.append_measurement(
             level_row(
                 cand.config_id, self.workload.knobs(cand), m, verdict, phase, round_, self.workload.steps
-            )
+            ),
+            self._trial,
         )
 
     def _record(
@@ -268,7 +268,7 @@ class SweepRunner:
             wall_s=time.monotonic() - t0,
             percentile=self.spec.percentile,
         )
-        self.tables.append_config(row)
+        self.tables.append_config(row, self._trial)
         if status == "failed":
             self.search.tell(cand, Outcome(0.0, math.nan, failed=True, error=error))
         else:
@@ -326,7 +326,7 @@ class SweepRunner:
 
     async def _one_config(self, cand: AnyCandidate) -> bool:
         """Measure, record and tell one config; False when stopped mid-config."""
-        self.store.trial = self.search.trial_number
+        self._trial = self.search.trial_number
         number = self.search.measured + 1
         if self.events.config_start:
             self.events.config_start(cand, number, self.search.measured + self.search.remaining())
@@ -361,7 +361,7 @@ class SweepRunner:
         """The sweep ends on an error mid-config: give the config back before the error goes on
         (shared: its rows dropped, its claim released, its config queued for another worker)."""
         why = self.search.leave(exc)
-        if why and self.store.shared is not None:
+        if why and self.store.tables.claims() is not None:
             self._say(f"could not give the config back ({why}); the others take it over once it is stale")
 
     def _confirmation(self) -> ConfirmationRound:
@@ -376,7 +376,7 @@ class SweepRunner:
             ),
             stopped=lambda: self.stop.requested,
             say=self._say,
-            others_busy=lambda: self.store.shared is not None and self.search.others_busy(),
+            others_busy=lambda: self.store.tables.claims() is not None and self.search.others_busy(),
             started=self.events.confirm_start,
             measured=self.events.confirm,
         )
@@ -384,7 +384,7 @@ class SweepRunner:
             io,
             self.spec.confirm_top,
             self.spec.confirm_rounds,
-            shared=self.store.shared,
+            shared=self.store.tables.claims(),
             unconfirmed=self.workload.unconfirmed,
             stall_s=3 * measurer.longest_level_s() + 30.0,
         )
@@ -395,7 +395,7 @@ class SweepRunner:
             interrupted = not await self._search()
             if not interrupted:
                 self._update_answer(False, self.search.stop_reason)
-                self.store.trial = None  # confirmation rows belong to no trial
+                self._trial = None  # confirmation rows belong to no trial
                 try:
                     interrupted = not await self._confirmation().run()
                 except (ServerDiedError, LoadTimeoutError) as exc:
@@ -425,8 +425,7 @@ class SweepRunner:
         if interrupted:
             reason = "stopped by the user"
         summary = self._update_answer(finished=not interrupted, stop_reason=reason)
-        if self.store.shared is not None:
-            self.store.export_shared()  # the run directory holds every worker's rows
+        self.store.tables.export()  # the run directory holds every worker's rows
         try:
             write_report(self.store.dir)
         except Exception as exc:  # noqa: BLE001 - a report problem must not cost the sweep's answer

@@ -9,7 +9,6 @@ Also the resume rules: a run directory continues only with a spec that matches w
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -25,10 +24,11 @@ from analyzer.search.study import STUDY_NAME
 from analyzer.server.originals import Originals, restore_failed_text
 from analyzer.server.session import ServerSession, open_server
 from analyzer.spec.spec import SweepSpec, load_spec, write_spec
-from analyzer.store.identity import check_identity, server_identity
+from analyzer.store.db_tables import database_tables
+from analyzer.store.identity import check_identity, server_identity, worker_name
 from analyzer.store.rundir import RunStore
-from analyzer.store.shared import SharedTables
 from analyzer.store.shared_storage import RetryingStorage, open_shared_storage
+from analyzer.store.tables import TablesFactory
 from analyzer.sweep.loop import Events, SweepResult, SweepRunner
 from analyzer.sweep.policy import adopt_finished
 from analyzer.workload.build import build_workload
@@ -102,8 +102,8 @@ def _join_shared(
     base: ModelConfig,
     storage: RetryingStorage,
 ) -> tuple[Any, str]:
-    """Join (or start) a shared study: its tables, and the checks that make its workers
-    comparable (same spec, same kind of server)."""
+    """Join (or start) a shared study: the checks that make its workers comparable (same spec,
+    same kind of server). Its tables are the store's (built in run_sweep)."""
     assert options.storage is not None
     study_name = options.study or STUDY_NAME
     study = optuna.create_study(
@@ -131,13 +131,6 @@ def _join_shared(
         study.set_user_attr("spec", spec.to_dict())
         study.set_user_attr("base_config", to_pbtxt(base))
         study.set_user_attr("model", spec.model)
-    store.shared = SharedTables(
-        options.storage,
-        study_name,
-        f"{mine['host']}:{os.getpid()}",
-        retry=storage.retry,
-        timings=storage.timings,
-    )
     return storage, study_name
 
 
@@ -201,6 +194,14 @@ def originals_kept(
     kept.failures = put_back()
 
 
+def _shared_tables(options: SweepOptions, storage: RetryingStorage) -> TablesFactory:
+    """A shared study's tables, connected when the run directory is made: every worker's rows in
+    the database, this one's also in its run directory (analyzer.store.db_tables)."""
+    assert options.storage is not None
+    url, study_name = options.storage, options.study or STUDY_NAME
+    return database_tables(url, study_name, worker_name(), retry=storage.retry, timings=storage.timings)
+
+
 def run_sweep(
     spec: SweepSpec | None,
     options: SweepOptions,
@@ -216,13 +217,14 @@ def run_sweep(
     # (parsed by the caller), a shared study's database, the request data file and, in a local
     # model repository, the models and their search space (analyzer.plan.preflight).
     shared_storage = open_shared_storage(options.storage) if options.storage is not None else None
+    tables = _shared_tables(options, shared_storage) if shared_storage is not None else None
     if options.resume:
-        store = RunStore.open(options.resume)
+        store = RunStore.open(options.resume, tables)
         store.lock()
     else:
         assert spec is not None
         check_before_server(spec)  # before the run directory: a refused spec leaves none behind
-        store = RunStore.create(options.out, spec.model)
+        store = RunStore.create(options.out, spec.model, tables=tables)
         store.lock()
     again = "the same command" if options.storage is not None else f"`tritune sweep --resume {store.dir}`"
     resume_hint = f"free space on that disk (or raise its limit), then run {again}: what was measured is kept"
@@ -283,7 +285,7 @@ def _run_locked(
             candidates=workload.candidates,
             storage_url=storage,
             study_name=study_name,
-            shared=store.shared,
+            shared=store.tables.claims(),
             budget_ms=spec.budget_ms,
             objective=spec.objective,
             max_trials=spec.max_trials,

@@ -18,7 +18,8 @@ import pytest
 from analyzer.cli.common import signals_stop
 from analyzer.errors import UsageError
 from analyzer.measure.levels import StopToken
-from analyzer.store.rundir import RunStore, complete_prefix
+from analyzer.store.csv_tables import complete_prefix
+from analyzer.store.rundir import RunStore
 from tests.helpers import ROOT, expect_error, write_spec
 
 

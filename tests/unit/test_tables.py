@@ -1,5 +1,5 @@
-"""The run's tables kept in memory (analyzer.store.tables): typed as pandas reads the files back, and
-read without the files."""
+"""The run's tables kept in memory (analyzer.store.csv_tables.RunTables): typed as pandas reads
+the files back, and read without the files."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from analyzer.judge.verdict import Verdict
 from analyzer.stats.measurement import Measurement
 from analyzer.store.rows import config_row, level_row
 from analyzer.store.rundir import RunStore
-from analyzer.store.tables import RunTables
+from analyzer.store.tables import ResultTables
 from tests.helpers import measurement
 
 MEETS, OVER = Verdict(True, "meets", "p99 1 ms <= 10 ms"), Verdict(False, "over_budget", "p99 50 ms", False)
@@ -38,7 +38,7 @@ def _m(level: float, p99_ms: float, **kw: object) -> Measurement:
     )
 
 
-def _fill(tables: RunTables) -> None:
+def _fill(tables: ResultTables) -> None:
     """Rows like a sweep's: knobs with and without batching and preferred sizes, a failed config,
     confirmation rounds, a client-bound level, errors."""
     cands = [Candidate(1, 8, 0, (4,)), Candidate(2, 8, None), Candidate(1, 32, 500, (8, 16), "KIND_GPU")]
@@ -70,7 +70,7 @@ def _read(store: RunStore, name: str) -> pd.DataFrame:
 
 def test_the_tables_in_memory_are_the_files_as_pandas_reads_them(tmp_path: Path) -> None:
     store = RunStore.create(None, "m", run_dir=tmp_path / "run")
-    tables = RunTables(store)
+    tables = store.tables.writer_view()
     assert tables.configs().empty and list(tables.configs().columns) == list(store.configs().columns)
     _fill(tables)
     pd.testing.assert_frame_equal(tables.configs(), _read(store, "configs"))
@@ -79,9 +79,9 @@ def test_the_tables_in_memory_are_the_files_as_pandas_reads_them(tmp_path: Path)
 
 def test_a_resumed_run_starts_from_the_rows_on_disk(tmp_path: Path) -> None:
     store = RunStore.create(None, "m", run_dir=tmp_path / "run")
-    _fill(RunTables(store))
+    _fill(store.tables.writer_view())
     store.keep_only_configs({"i1_b8_d0_p4", "i2_b8"})  # as a resume does: the rewritten files
-    resumed = RunTables(RunStore(store.dir))  # a new store: nothing of the first one cached
+    resumed = RunStore(store.dir).tables.writer_view()  # a new store: nothing of the first one cached
     _fill(resumed)
     pd.testing.assert_frame_equal(resumed.configs(), _read(store, "configs"))
     pd.testing.assert_frame_equal(resumed.measurements(), _read(store, "measurements"))
@@ -89,7 +89,7 @@ def test_a_resumed_run_starts_from_the_rows_on_disk(tmp_path: Path) -> None:
 
 def test_a_pipelines_per_model_columns_follow_the_first_rows_header(tmp_path: Path) -> None:
     store = RunStore.create(None, "m", run_dir=tmp_path / "run")
-    tables = RunTables(store)
+    tables = store.tables.writer_view()
     cand = JointCandidate((("pre", Candidate(1, 8, 0)), ("cls", Candidate(2, 32, 1000, (16,)))))
     m = _m(2.0, 1.5)
     m.extra["step.pre.busy_pct"] = 40.0
@@ -115,7 +115,7 @@ def test_a_pipelines_per_model_columns_follow_the_first_rows_header(tmp_path: Pa
 
 def test_reading_the_tables_does_not_read_the_files(tmp_path: Path) -> None:
     store = RunStore.create(None, "m", run_dir=tmp_path / "run")
-    tables = RunTables(store)
+    tables = store.tables.writer_view()
     _fill(tables)
     before = tables.configs()
     store.path("configs").write_text("config_id\n")  # what is on disk no longer matters
