@@ -24,7 +24,7 @@ from analyzer.config.pipeline import candidate_from_row
 from analyzer.errors import ClaimLostError, DatabaseError
 from analyzer.judge.confirm_stats import confirm_rows
 from analyzer.judge.verdict import Verdict
-from analyzer.search.base import SHARED_POLL_S
+from analyzer.search.claims import SHARED_POLL_S
 from analyzer.search.heartbeat import Heartbeat
 from analyzer.stats.measurement import Measurement
 

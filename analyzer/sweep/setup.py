@@ -26,6 +26,7 @@ from analyzer.measure.levels import StopToken
 from analyzer.plan.plan import model_space, pipeline_plan, target_space, targets_plan
 from analyzer.plan.preflight import check_before_server, local_config
 from analyzer.search import make_search
+from analyzer.search.claims import SharedAsk
 from analyzer.search.study import STUDY_NAME
 from analyzer.server.originals import Originals, restore_failed_text
 from analyzer.server.session import ModelInfo, ServerSession, open_server, prepare_model
@@ -377,9 +378,9 @@ def _run_locked(
         search = make_search(
             spec.strategy,
             candidates=candidates,
-            storage_url=storage,
+            storage=storage,
             study_name=study_name,
-            shared=store.shared,
+            claims=SharedAsk(store.shared) if store.shared is not None else None,
             budget_ms=spec.budget_ms,
             objective=spec.objective,
             max_trials=spec.max_trials,
