@@ -353,7 +353,7 @@ class SweepRunner:
             io,
             self.spec.confirm_top,
             self.spec.confirm_rounds,
-            shared=self.store.shared,
+            claims=self.store.shared,
             several_models=self.targets is not None,
             stall_s=3 * measurer.longest_level_s() + 30.0,
         )

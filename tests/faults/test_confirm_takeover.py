@@ -61,7 +61,7 @@ class Worker:
             stopped=lambda: self.stop_after is not None and len(self.calls) >= self.stop_after,
             say=self.said.append,
         )
-        return ConfirmationRound(io, top=2, rounds=2, shared=self.tables, stall_s=60)
+        return ConfirmationRound(io, top=2, rounds=2, claims=self.tables, stall_s=60)
 
 
 def _searched(worker: Worker) -> None:
