@@ -45,8 +45,8 @@ from optuna.trial import TrialState  # noqa: E402
 
 from analyzer.search.claims import claim_config  # noqa: E402
 from analyzer.search.heartbeat import Heartbeat  # noqa: E402
-from analyzer.store.shared import SharedTables  # noqa: E402
 from analyzer.store.shared_storage import open_shared_storage  # noqa: E402
+from analyzer.store.study_tables import SharedTables  # noqa: E402
 from tests.pg import temporary_postgres  # noqa: E402
 
 # A measurements.csv row as a worker writes it (the size matters more than the values).

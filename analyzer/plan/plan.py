@@ -27,6 +27,7 @@ from analyzer.config.space import ModelTraits, check_space
 from analyzer.errors import UsageError
 from analyzer.judge.targets import Target
 from analyzer.limits import MAX_SPACE_POINTS
+from analyzer.spec.space import TargetSpec
 from analyzer.spec.spec import SpaceSpec, SweepSpec
 
 # The joint space is enumerated; past this, narrow the per-model spaces (each has the limit too).
@@ -143,10 +144,11 @@ def pipeline_plan(
     return target, candidates, start
 
 
-def target_space(spec: SweepSpec, name: str, base: ModelConfig) -> tuple[Target, list[Candidate]]:
-    """One of several models on one server (`targets:`): its share and budget, and its candidates."""
-    assert spec.targets is not None
-    t = spec.targets[name]
+def target_space(
+    spec: SweepSpec, name: str, t: TargetSpec, base: ModelConfig
+) -> tuple[Target, list[Candidate]]:
+    """One of several models on one server (the spec's `targets.<name>`, `t`): its share and
+    budget, and its candidates."""
     if is_ensemble(base):
         raise UsageError(
             f"{spec.source}: targets.{name} is an ensemble; tune one pipeline at a time with "
@@ -161,8 +163,7 @@ def targets_plan(
     spec: SweepSpec, bases: dict[str, ModelConfig], tuned: dict[str, list[Candidate]]
 ) -> tuple[PipelineTarget, list[JointCandidate], JointCandidate]:
     """Several models' apply plan, joint candidates and the search's starting point, from each
-    model's base config and candidates (`target_space`)."""
-    assert spec.targets is not None
-    names = list(spec.targets)
+    model's base config and candidates (`target_space`), in the spec's order."""
+    names = list(tuned)
     candidates, start = joint_space(spec.source, tuned, names, bases, "narrow some targets' spaces")
     return PipelineTarget(top="", order=names, bases=bases, tuned=names, steps=[]), candidates, start

@@ -85,7 +85,7 @@ def _check_spaces(spec: SweepSpec, config_of: Callable[[str], ModelConfig]) -> N
     """The space checks of analyzer.sweep.setup's set-up, on the repository's configs."""
     if spec.targets is not None:
         bases = {name: config_of(name) for name in spec.targets}
-        tuned = {name: target_space(spec, name, base)[1] for name, base in bases.items()}
+        tuned = {name: target_space(spec, name, t, bases[name])[1] for name, t in spec.targets.items()}
         targets_plan(spec, bases, tuned)
         return
     base = config_of(spec.model)

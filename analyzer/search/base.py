@@ -1,26 +1,25 @@
 """What every search shares: the bookkeeping of measured, failed and in-flight configs over the
-run's Optuna study (analyzer.search.study), the stopping rules, and a shared study's asking
-(its claims are analyzer.search.claims, its heartbeats analyzer.search.heartbeat)."""
+run's Optuna study (analyzer.search.study), its stopping rules (analyzer.search.stopping), and
+the asking it is given: a local run's (analyzer.search.asking) or a shared study's claims and
+heartbeats (analyzer.search.claims)."""
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
 from analyzer.config.modelconfig import Candidate
-from analyzer.errors import ClaimLostError, DatabaseError
+from analyzer.errors import DatabaseError
+from analyzer.search.asking import Asking, LocalAsk
 from analyzer.search.bound import plausible
-from analyzer.search.claims import claim_config
 from analyzer.search.heartbeat import Heartbeat
+from analyzer.search.stopping import Implausible, MaxTrials, Patience, SpaceMeasured, StopRule, rules
 from analyzer.search.study import STUDY_NAME, Encoding, Outcome, open_study, set_budget_constraint
-
-SHARED_POLL_S = 2.0  # a shared study's idle worker looks for work this often
 
 
 def _latency_attr(attrs: dict[str, Any]) -> float:
@@ -33,9 +32,11 @@ def _latency_attr(attrs: dict[str, Any]) -> float:
 class Search:
     """Ask/tell over candidates, recorded in an Optuna study.
 
-    Subclasses choose the next candidate (`_propose`); this class keeps the study in step: each
-    measured config is one trial with its config_id, capacity and p99 as user attributes.
-    Configs already measured (a resumed run, or a repeated proposal) are never measured twice.
+    Subclasses choose the next candidate (`_propose`) and their stopping rules (`stop_rules`);
+    this class keeps the study in step: each measured config is one trial with its config_id,
+    capacity and p99 as user attributes. Configs already measured (a resumed run, or a repeated
+    proposal) are never measured twice. How configs are handed out is the `Asking` it is given:
+    `claims` for a shared study (analyzer.search.claims.SharedAsk), None for a local run.
 
     The contract every registered strategy keeps (tests/unit/test_search_conformance.py): ask()
     returns only candidates of the space, never one twice, and None once the space is measured
@@ -45,23 +46,20 @@ class Search:
     """
 
     strategy = "base"  # the name it is registered under (analyzer.search.registry)
-    stop_when_implausible = False  # stop once no unmeasured config can plausibly beat the best
     starts_at_base = False  # the first config asked is `base` when it is in the space
 
     def __init__(
         self,
         *,
         candidates: Sequence[Candidate],
-        storage_url: str,
+        storage: str | optuna.storages.BaseStorage,
         budget_ms: float,
         objective: str = "throughput",
-        max_trials: int | None = None,
-        time_budget_s: float | None = None,
-        patience: int | None = None,
+        stop_rules: Sequence[StopRule] | None = None,
         seed: int = 0,
         base: Candidate | None = None,
         study_name: str = STUDY_NAME,
-        shared: Any = None,
+        claims: Asking | None = None,
     ) -> None:
         if not candidates:
             raise ValueError("no candidates to search")
@@ -69,28 +67,69 @@ class Search:
         self.valid = set(self.candidates)
         self.budget_ms = budget_ms
         self.objective = objective
-        self.max_trials = max_trials
-        self.time_budget_s = time_budget_s
-        self.patience = patience
+        # Without rules given (a search built directly): the strategy's own, with no limits.
+        self.rules = (
+            list(stop_rules) if stop_rules is not None else self.stop_rules(self.candidates, objective)
+        )
         self.seed = seed
         self.base = base
         self.started = time.monotonic()
         self.encoding = Encoding(self.candidates)
         self.dists = self.encoding.distributions
         self.directions = ["maximize"] if objective == "throughput" else ["maximize", "minimize"]
-        # Shared (analyzer.store.shared.SharedTables): other workers measure the same study at once;
-        # each config is claimed by one trial, and `busy` holds the configs others measure now.
-        self.shared = shared
+        self.asking: Asking = claims if claims is not None else LocalAsk()
+        # `busy` holds the configs other workers measure now (a shared study's).
         self.busy: set[Candidate] = set()
-        self.study = open_study(storage_url, self.directions, self._sampler(), study_name)
+        # The storage held here (what Optuna would make of a URL): the asking reads trials by number.
+        self.storage = optuna.storages.get_storage(storage)
+        self.study = open_study(self.storage, self.directions, self._sampler(), study_name)
         self.outcomes: dict[Candidate, Outcome] = {}
         self.in_flight: list[Candidate] = []  # running when a previous run died: measure first
         self._trial: optuna.trial.Trial | None = None
         self._current: Candidate | None = None
-        self._heartbeat: Heartbeat | None = None  # shared: the current trial's
         self.measured_this_run = 0
         self.stop_reason = ""
         self._load_history()
+
+    @classmethod
+    def stop_rules(
+        cls,
+        candidates: Sequence[Any],
+        objective: str = "throughput",
+        *,
+        max_trials: int | None = None,
+        time_budget_s: float | None = None,
+        patience: int | None = None,
+    ) -> list[StopRule]:
+        """The strategy's stopping rules for the spec's limits: stop once every config is measured."""
+        return rules(
+            objective,
+            max_trials=max_trials,
+            time_budget_s=time_budget_s,
+            patience=patience,
+            space=[SpaceMeasured()],
+        )
+
+    def _rule(self, kind: type[Any]) -> Any:
+        """The search's rule of this class, or None."""
+        return next((r for r in self.rules if isinstance(r, kind)), None)
+
+    @property
+    def max_trials(self) -> int | None:
+        """The trial budget (the MaxTrials rule's), or None."""
+        rule = self._rule(MaxTrials)
+        return None if rule is None else int(rule.limit)
+
+    @property
+    def patience(self) -> int | None:
+        """Configs without improvement before the search stops (the Patience rule's), or None."""
+        rule = self._rule(Patience)
+        return None if rule is None else int(rule.trials)
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the search stops once no unmeasured config can plausibly beat the best."""
+        return self._rule(Implausible) is not None
 
     # -- to override ----------------------------------------------------------------------------
     def _sampler(self) -> optuna.samplers.BaseSampler | None:
@@ -100,6 +139,10 @@ class Search:
         """The next candidate, with the study trial that proposed it if the sampler made one."""
         raise NotImplementedError
 
+    def proposal(self) -> tuple[Candidate, optuna.trial.Trial | None] | None:
+        """The strategy's next candidate (see _propose), for the asking."""
+        return self._propose()
+
     # -- history --------------------------------------------------------------------------------
     def _load_history(self) -> None:
         self.busy = set()
@@ -107,26 +150,16 @@ class Search:
             if "config_id" not in t.user_attrs or "params" not in t.user_attrs:
                 continue  # not tagged yet (its config is claimed, so nobody else measures it)
             cand = self.encoding.factory(t.user_attrs["params"])
-            if self.shared is not None:
-                # Another worker's running trial is alive (a dead one's heartbeat fails it); a
-                # failed unmeasured one comes back as a WAITING retry that ask() pops.
-                if t.state == TrialState.RUNNING and (self._trial is None or t.number != self._trial.number):
-                    self.busy.add(cand)
-                elif t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.user_attrs.get("measured"):
-                    self.outcomes[cand] = self._outcome_of(t)
+            if self.asking.unfinished(self, t, cand):
                 continue
-            if t.state == TrialState.RUNNING or (
-                t.state == TrialState.FAIL and t.user_attrs.get("abandoned")
-            ):
-                # Being measured when the run died (or stopped): measure it again, first.
-                if t.state == TrialState.RUNNING:
-                    self.study.tell(t.number, state=TrialState.FAIL)
-                if cand in self.valid and cand not in self.in_flight:
-                    self.in_flight.append(cand)
-            elif t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.user_attrs.get("measured"):
+            if t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.user_attrs.get("measured"):
                 self.outcomes[cand] = self._outcome_of(t)
         self.in_flight = [c for c in self.in_flight if c not in self.outcomes]
         self.busy -= set(self.outcomes)
+
+    def reload(self) -> None:
+        """Read the study's trials again (for the asking: other workers' results and configs)."""
+        self._load_history()
 
     @staticmethod
     def _outcome_of(t: optuna.trial.FrozenTrial) -> Outcome:
@@ -148,7 +181,7 @@ class Search:
         if candidate in self.outcomes:
             return
         trial = self.study.ask(self.dists)
-        self._tag(trial, candidate)
+        self.tag(trial, candidate)
         self._finish(trial, candidate, outcome)
         if candidate in self.in_flight:
             self.in_flight.remove(candidate)
@@ -189,39 +222,26 @@ class Search:
             floors.append(max(ratios, default=1.0))
         return tuple(floors)
 
-    def remaining(self) -> int:
-        """How many more configs this search may still measure (an upper bound)."""
-        left = (
-            len(self.plausible())
-            if self.stop_when_implausible
-            else len([c for c in self.candidates if c not in self.outcomes])
-        )
-        if self.max_trials is not None:
-            left = min(self.max_trials - self.measured, left)
-        return max(0, left)
+    def unmeasured_count(self) -> int:
+        """Valid configs not measured yet."""
+        return len([c for c in self.candidates if c not in self.outcomes])
 
-    # -- ask / tell ----------------------------------------------------------------------------
-    def _should_stop(self) -> str:
-        if self.max_trials is not None and self.measured >= self.max_trials:
-            return f"reached max_trials ({self.max_trials})"
-        if all(c in self.outcomes for c in self.candidates):
-            return "measured every valid config"
-        if (
-            self.stop_when_implausible
-            and self.measured >= self.min_trials()
-            and self._best_is_local_optimum()
-            and not self.plausible()
-        ):
-            left = len([c for c in self.candidates if c not in self.outcomes])
-            return (
-                f"the {left} unmeasured configs cannot plausibly beat the best "
-                f"({self.best_capacity():.1f} req/s): every neighbour of the best was measured, and "
-                "the rest are out of reach by the largest gain per knob step seen"
-            )
-        if self.time_budget_s is not None and time.monotonic() - self.started >= self.time_budget_s:
-            return f"reached the time budget ({self.time_budget_s:g} s)"
-        if self.patience and self.objective == "throughput" and self._since_improvement() >= self.patience:
-            return f"no improvement in the last {self.patience} configs"
+    def elapsed_s(self) -> float:
+        """Seconds since this search started."""
+        return time.monotonic() - self.started
+
+    def remaining(self) -> int:
+        """How many more configs this search may still measure (an upper bound): the tightest
+        of its stopping rules' bounds."""
+        bounds = [n for n in (rule.left(self) for rule in self.rules) if n is not None]
+        return max(0, min(bounds, default=self.unmeasured_count()))
+
+    def stop_check(self) -> str:
+        """The reason of the first stopping rule that says stop, or '' to go on."""
+        for rule in self.rules:
+            reason = rule.check(self)
+            if reason:
+                return reason
         return ""
 
     def neighbours(self, cand: Candidate, order: Sequence[str] | None = None) -> list[Candidate]:
@@ -243,7 +263,7 @@ class Search:
         feasible = [(o.capacity_rps, c) for c, o in self.outcomes.items() if o.feasible]
         return max(feasible, key=lambda x: (x[0], x[1].config_id))[1] if feasible else None
 
-    def _best_is_local_optimum(self) -> bool:
+    def best_is_local_optimum(self) -> bool:
         """Every neighbour of the best config has been measured (none of them beat it)."""
         best = self.best_candidate()
         return best is not None and all(n in self.outcomes for n in self.neighbours(best))
@@ -252,7 +272,8 @@ class Search:
         """Configs to measure before the plausibility bound may stop the search."""
         return 1
 
-    def _since_improvement(self) -> int:
+    def since_improvement(self) -> int:
+        """Measured configs since the best capacity last rose by more than 1 %, in trial order."""
         trials = [t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("measured")]
         trials.sort(key=lambda t: t.number)
         best, since = 0.0, 0
@@ -264,122 +285,41 @@ class Search:
                 since += 1
         return since
 
-    def ask(self, keep_waiting: Any = None) -> Candidate | None:
+    # -- ask / tell ----------------------------------------------------------------------------
+    def ask(self, keep_waiting: Callable[[], bool] | None = None) -> Candidate | None:
         """The next config to measure, or None when the search is over (see stop_reason).
         Shared: a config is claimed before it is returned; while others still measure the last
         configs, this waits (`keep_waiting()` False: give up) so that a dead worker's config,
         failed by its heartbeat and retried, is picked up here."""
         assert self._current is None, "tell() the previous candidate first"
-        if self.shared is not None:
-            return self._ask_shared(keep_waiting or (lambda: True))
-        reason = self._should_stop()
-        if reason:
-            self.stop_reason = reason
-            return None
-        proposal = (self.in_flight.pop(0), None) if self.in_flight else self._propose()
-        if proposal is None:
-            self.stop_reason = self.stop_reason or "the strategy has nothing left to propose"
-            return None
-        cand, trial = proposal
-        if trial is None:
-            # Pin the trial to our candidate: enqueued params are what the next ask() returns.
-            self.study.enqueue_trial(self.encoding.encode(cand), skip_if_exists=False)
-            trial = self.study.ask(self.dists)
-        self._tag(trial, cand)
-        self._trial, self._current = trial, cand
+        cand: Candidate | None = self.asking.ask(self, keep_waiting or (lambda: True))
         return cand
 
-    def _refresh_shared(self) -> None:
-        """Shared: fail the trials of dead workers (their configs go back to the queue), then
-        read every worker's results and which configs are being measured.
+    def pin(self, cand: Candidate) -> optuna.trial.Trial:
+        """A new trial for exactly this candidate: enqueued params are what the next ask() returns."""
+        self.study.enqueue_trial(self.encoding.encode(cand), skip_if_exists=False)
+        return self.study.ask(self.dists)
 
-        Not within a grace period of a database outage that this worker saw: nobody could write
-        a heartbeat while it was down, so a stale one then is no sign that its worker died. The
-        grace period after it gives every live worker time to beat again."""
-        if self.shared.retry.quiet_for(self.shared.timings.grace_s):
-            fail_stale_trials(self.study)
-        self._load_history()
-
-    def _start_heartbeat(self, trial: optuna.trial.Trial) -> None:
-        """Shared: keep the trial alive in the study while this worker has it (a daemon thread:
-        it never keeps the process alive, and it outlives a failed write)."""
-        storage = self.study._storage
-        interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
-        if interval is None:
-            return
-        trial_id = trial._trial_id
-        self._heartbeat = Heartbeat(
-            lambda: storage.record_heartbeat(trial_id),
-            interval,
-            retry=self.shared.retry,
-            name=f"heartbeat-trial-{trial.number}",
-        ).start()
-
-    def _ask_shared(self, keep_waiting: Any) -> Candidate | None:
-        while True:
-            self._refresh_shared()
-            reason = self._should_stop()
-            if reason:
-                self.stop_reason = reason
-                return None
-            waiting = any(t.state == TrialState.WAITING for t in self.study.get_trials(deepcopy=False))
-            proposal = None if waiting else self._propose()
-            if proposal is None and not waiting:
-                if not self.busy:
-                    self.stop_reason = self.stop_reason or "the strategy has nothing left to propose"
-                    return None
-                if not keep_waiting():
-                    self.stop_reason = "stopped while other workers measure the last configs"
-                    return None
-                time.sleep(SHARED_POLL_S)
-                continue
-            if proposal is not None and proposal[1] is not None:
-                trial = proposal[1]
-            else:
-                if proposal is not None:
-                    self.study.enqueue_trial(self.encoding.encode(proposal[0]), skip_if_exists=False)
-                trial = self.study.ask(self.dists)  # pops the oldest waiting trial (atomically)
-            # The heartbeat first: a worker that dies from here on leaves a trial that goes stale
-            # (a trial that never beat is never failed by Optuna, and its claim would be stuck).
-            self._trial = trial
-            self._start_heartbeat(trial)
-            try:
-                cand = self.encoding.decode(trial.params)
-                taken = cand not in self.valid or cand in self.outcomes
-                if taken or not claim_config(self.shared, self.study, cand.config_id, trial.number):
-                    self._stop_heartbeat()
-                    self._trial = None
-                    trial.set_user_attr("claimed_elsewhere", True)
-                    self.study.tell(trial, state=TrialState.FAIL)
-                    continue
-                self._current = cand
-                self._tag(trial, cand)
-            except BaseException as exc:
-                self.leave(exc)
-                raise
-            return cand
+    def hold(self, trial: optuna.trial.Trial | None, cand: Candidate | None) -> None:
+        """Make this the trial (and candidate) being measured; None, None: none."""
+        self._trial, self._current = trial, cand
 
     def others_busy(self) -> bool:
         """Shared: whether another worker measures a config now (dead workers' trials failed first)."""
-        self._refresh_shared()
-        return bool(self.busy)
+        return self.asking.others_busy(self)
 
     @property
     def heartbeat(self) -> Heartbeat | None:
         """Shared: the heartbeat of the trial being measured (None between trials, or alone)."""
-        return self._heartbeat
+        return self.asking.heartbeat
 
     @property
     def trial_number(self) -> int | None:
         """The number of the trial being measured (None between trials)."""
         return None if self._trial is None else self._trial.number
 
-    def _stop_heartbeat(self) -> None:
-        beat, self._heartbeat = self._heartbeat, None
-        if beat is not None:
-            beat.stop()
-
-    def _tag(self, trial: optuna.trial.Trial, cand: Candidate) -> None:
+    def tag(self, trial: optuna.trial.Trial, cand: Candidate) -> None:
+        """Mark the trial with its candidate's config."""
         # Two writes, and another worker may read the trial between them: params first, so that
         # a trial with a config_id always has its params (_load_history reads both).
         trial.set_user_attr("params", cand.params())
@@ -390,49 +330,24 @@ class Search:
         still holds the config (ClaimLostError otherwise: another worker took it over, and this
         one must drop it, see drop_lost)."""
         assert candidate == self._current and self._trial is not None
-        if self.shared is not None:
-            self._check_claim()
+        self.asking.check_held(self, self._trial, candidate)
         try:
             self._finish(self._trial, candidate, outcome)
         except (UpdateFinishedTrialError, ValueError):
-            # Failed by another worker between the check and the tell (its heartbeat was stale):
-            # Optuna refuses to update a finished trial (UpdateFinishedTrialError from an
-            # attribute, ValueError from the tell itself).
-            if self.shared is None or self._trial_state() == TrialState.RUNNING:
-                raise
-            raise ClaimLostError(
-                f"config {candidate.config_id}'s trial was failed by another worker while this one "
-                "measured it: its heartbeat was stale for longer than the grace period"
-            ) from None
-        self._stop_heartbeat()
+            # Finished by someone else between the check and the tell: Optuna refuses to update
+            # a finished trial (UpdateFinishedTrialError from an attribute, ValueError from the
+            # tell itself). The asking says what that means (shared: ClaimLostError).
+            self.asking.refused(self, self._trial, candidate)
+            raise
+        self.asking.let_go()
         self._trial, self._current = None, None
         self.measured_this_run += 1
-
-    def _check_claim(self) -> None:
-        """Shared: ClaimLostError unless this worker's trial still runs and still holds its
-        config's claim (a worker whose heartbeat went stale has lost both)."""
-        assert self._trial is not None and self._current is not None
-        config_id, number = self._current.config_id, self._trial.number
-        held = self.shared.holder(config_id)
-        if held != (number, self.shared.worker) or self._trial_state() != TrialState.RUNNING:
-            by = (
-                f"by {held[1]}" if held is not None and held[1] != self.shared.worker else "by another worker"
-            )
-            raise ClaimLostError(
-                f"config {config_id} was taken over {by} while this worker measured it: its "
-                "heartbeat was stale for longer than the grace period"
-            )
-
-    def _trial_state(self) -> TrialState:
-        """The current trial's state as the study holds it now (another worker may fail it)."""
-        assert self._trial is not None
-        return self.study._storage.get_trial(self._trial._trial_id).state
 
     def drop_lost(self) -> None:
         """Shared: forget the current config after its claim was lost (ClaimLostError). The
         worker that took it over measures it and drops this worker's rows of it; there is
         nothing to tell or release here."""
-        self._stop_heartbeat()
+        self.asking.let_go()
         self._trial, self._current = None, None
 
     def leave(self, exc: BaseException) -> str:
@@ -451,27 +366,12 @@ class Search:
 
     def abandon(self) -> None:
         """The current candidate was not finished (the run is stopping, or failed): leave it to
-        a resume, or in a shared study to another worker at once: its rows dropped, its claim
-        released, its trial failed and its config queued again."""
-        self._stop_heartbeat()
+        a resume, or in a shared study to another worker at once (see the asking's abandon)."""
+        self.asking.let_go()
         trial, cand = self._trial, self._current
         self._trial, self._current = None, None
-        if trial is None:
-            return
-        if self.shared is not None and cand is not None:
-            # Rows first: once the claim is free another worker may claim the config and
-            # start writing rows of its own for it.
-            self.shared.drop_trial_rows(cand.config_id, trial.number)
-            self.shared.release(cand.config_id, trial.number)
-        trial.set_user_attr("abandoned", True)  # a resumed run measures it first
-        self.study.tell(trial, state=TrialState.FAIL)
-        if cand is None:
-            return
-        if self.shared is not None:
-            # Back to the queue for another worker (or a resume).
-            self.study.enqueue_trial(self.encoding.encode(cand), user_attrs=dict(trial.user_attrs))
-        else:
-            self.in_flight.insert(0, cand)
+        if trial is not None:
+            self.asking.abandon(self, trial, cand)
 
     def _finish(self, trial: optuna.trial.Trial, cand: Candidate, outcome: Outcome) -> None:
         trial.set_user_attr("measured", True)

@@ -1,7 +1,7 @@
 """A shared study's heartbeats: a daemon thread that shows, every interval, that this worker is
 alive: for the trial it measures (Optuna's `RDBStorage.record_heartbeat`, which other workers'
 `fail_stale_trials` reads) and for the confirmation round it runs (its claim's beat,
-analyzer.store.shared).
+SharedTables.touch).
 
 A write that fails (the database is briefly unreachable) is tried again a second later and
 never ends the thread; a daemon thread never keeps a worker's process alive once it is done or

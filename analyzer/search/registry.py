@@ -34,6 +34,23 @@ def strategy_class(name: str) -> type[Search]:
     return cls
 
 
-def make_search(strategy: str, **kwargs: Any) -> Search:
-    """A new search of the strategy registered as `strategy`, with Search's keyword arguments."""
-    return strategy_class(strategy)(**kwargs)
+def make_search(
+    strategy: str,
+    *,
+    max_trials: int | None = None,
+    time_budget_s: float | None = None,
+    patience: int | None = None,
+    **kwargs: Any,
+) -> Search:
+    """A new search of the strategy registered as `strategy`, with Search's keyword arguments;
+    the spec's limits (max_trials, time_budget_s, patience) become the strategy's stopping rules
+    (its `stop_rules`)."""
+    cls = strategy_class(strategy)
+    stop_rules = cls.stop_rules(
+        kwargs["candidates"],
+        kwargs.get("objective", "throughput"),
+        max_trials=max_trials,
+        time_budget_s=time_budget_s,
+        patience=patience,
+    )
+    return cls(stop_rules=stop_rules, **kwargs)

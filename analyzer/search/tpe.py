@@ -9,25 +9,39 @@ points, an unmeasured one is taken at random so the trial budget is spent on new
 
 from __future__ import annotations
 
+import functools
 import random
 import warnings
-from typing import Any
+from typing import Any, Sequence
 
 import optuna
 
 from analyzer.config.modelconfig import Candidate
 from analyzer.config.pipeline import JointCandidate
 from analyzer.search.base import Search
+from analyzer.search.stopping import Implausible, SpaceMeasured, StopRule, rules
 from analyzer.search.study import TRIAL_CONSTRAINTS, constraint_of, set_budget_constraint
 
 MAX_REPEATS = 25  # proposals of measured or invalid points before falling back to a random one
 
 
 def spread_points(candidates: list[Any], base: Any) -> list[Any]:
-    """Seeds of a search: one model's spread points, or a pipeline's (see joint_seeds)."""
-    if candidates and isinstance(candidates[0], JointCandidate):
-        return joint_seeds(candidates, base)
+    """Seeds of a search: one model's spread points, or a pipeline's (see joint_seeds), chosen
+    by the type of point the space holds."""
+    if not candidates:
+        return single_seeds(candidates, base)
+    return _seeds(candidates[0], candidates, base)
+
+
+# The seeding rule is the point type's: dispatch on it, so a new kind of point registers its own.
+@functools.singledispatch
+def _seeds(first: Candidate, candidates: list[Any], base: Any) -> list[Any]:
     return single_seeds(candidates, base)
+
+
+@_seeds.register
+def _(first: JointCandidate, candidates: list[Any], base: Any) -> list[Any]:
+    return joint_seeds(candidates, base)
 
 
 def joint_seeds(candidates: list[JointCandidate], base: JointCandidate | None) -> list[JointCandidate]:
@@ -160,16 +174,33 @@ class OptunaSearch(Search):
     improvement)."""
 
     strategy = "optuna"
-    stop_when_implausible = True
     starts_at_base = True  # what runs today is the baseline to beat
 
     def __init__(self, **kwargs: object) -> None:
         self._seed_list: list[Candidate] = []
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        if self.patience is None:
-            self.patience = auto_patience(self.candidates)
         self._rng = random.Random(self.seed)
         self._seed_list = [c for c in spread_points(self.candidates, self.base) if c not in self.outcomes]
+
+    @classmethod
+    def stop_rules(
+        cls,
+        candidates: Sequence[Any],
+        objective: str = "throughput",
+        *,
+        max_trials: int | None = None,
+        time_budget_s: float | None = None,
+        patience: int | None = None,
+    ) -> list[StopRule]:
+        """Stop once every config is measured or none unmeasured can plausibly beat the best;
+        patience, when the spec sets none, is automatic (auto_patience)."""
+        return rules(
+            objective,
+            max_trials=max_trials,
+            time_budget_s=time_budget_s,
+            patience=auto_patience(list(candidates)) if patience is None else patience,
+            space=[SpaceMeasured(), Implausible()],
+        )
 
     def min_trials(self) -> int:
         """The seeds: the bound needs spread measurements before it can say anything."""
@@ -219,13 +250,13 @@ class OptunaSearch(Search):
         move = self._bottleneck_move()
         if move is not None:
             return move, None
-        allowed = self.plausible() if self.stop_when_implausible else None
+        allowed = self.plausible() if self.bounded else None
         if allowed is not None and self.busy:
             allowed = {c: b for c, b in allowed.items() if c not in self.busy}
         # Polish: after a trial that did not improve, or in the last third of a trial budget, the
         # best config's unmeasured neighbours are the likeliest improvements (and the stopping
         # rule wants them measured); right after an improvement TPE explores.
-        polish = self._since_improvement() >= 1 or (
+        polish = self.since_improvement() >= 1 or (
             self.max_trials is not None and self.max_trials - self.measured <= max(1, self.max_trials // 3)
         )
         if polish:

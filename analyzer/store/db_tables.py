@@ -1,5 +1,5 @@
 """A shared study's result tables (analyzer.store.tables' `ResultTables`): every worker's rows in
-the study's database (analyzer.store.shared.SharedTables: SQLite or PostgreSQL), and this
+the study's database (analyzer.store.study_tables.SharedTables: SQLite or PostgreSQL), and this
 worker's rows also in its run directory's CSV files as it writes them.
 
 A row goes to the database first: that write refuses a row whose claim this worker lost
@@ -17,8 +17,8 @@ import pandas as pd
 from analyzer.store.columns import FIXED_COLUMNS
 from analyzer.store.csv_tables import CsvTables
 from analyzer.store.db_retry import DbRetry
-from analyzer.store.shared import SharedTables
 from analyzer.store.shared_timing import SharedTimings
+from analyzer.store.study_tables import SharedTables
 from analyzer.store.tables import TablesFactory
 
 KINDS = {"measurements": "measurement", "configs": "config"}  # a table -> the database's row kind

@@ -16,15 +16,19 @@ import optuna
 import sqlalchemy
 from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage, RDBStorage
+
+# The one private Optuna name tritune uses: Optuna decides whether a storage has heartbeats by
+# `isinstance(storage, BaseHeartbeat)` and exports no public alias (5.1), so a wrapper of
+# RDBStorage must inherit it for failed-stale-trial detection to keep working.
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from analyzer.errors import UsageError
 from analyzer.store.db_retry import DbRetry
-from analyzer.store.shared import engine_for, engine_options, retry_schema_race
 from analyzer.store.shared_timing import SharedTimings, timings_from_env
 from analyzer.store.storage_url import redact, scrub
+from analyzer.store.study_tables import engine_for, engine_options, retry_schema_race
 
 T = TypeVar("T")
 

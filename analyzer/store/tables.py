@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 import pandas as pd
 
 if TYPE_CHECKING:
-    from analyzer.store import shared as shared_db  # the claims' type only
+    from analyzer.store import study_tables as shared_db  # the claims' type only
 
 
 class ResultTables(Protocol):

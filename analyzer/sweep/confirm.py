@@ -5,7 +5,7 @@ Which configs, at which levels, and what a resumed run still has to measure come
 alone (`confirm_plan`, `next_confirmation`). `ConfirmationRound` runs the round through the
 functions it is given (`ConfirmIO`): the runner's load configs and measure on a server, a unit
 test's measure nothing real. In a shared study one worker claims the round and runs it against
-its own server; the others wait for it (through analyzer.store.shared's claims). The worker running
+its own server; the others wait for it (through analyzer.store.study_tables's claims). The worker running
 it keeps the claim's beat fresh (a heartbeat thread); a waiting worker that sees the beat stop
 for longer than the grace period, or the claim given back (its holder stopped or failed), takes
 the round over and continues it from the rounds already measured.
@@ -24,12 +24,12 @@ from analyzer.config.pipeline import candidate_from_row
 from analyzer.errors import ClaimLostError, DatabaseError
 from analyzer.judge.confirm_stats import confirm_rows
 from analyzer.judge.verdict import Verdict
-from analyzer.search.base import SHARED_POLL_S
+from analyzer.search.claims import SHARED_POLL_S
 from analyzer.search.heartbeat import Heartbeat
 from analyzer.stats.measurement import Measurement
 
-# Shared studies: the claims that say which worker runs the round and that it ended (analyzer.store.shared).
-from analyzer.store.shared import CONFIRM_CLAIM, CONFIRMED_CLAIM
+# Shared studies: the claims that say which worker runs the round and that it ended.
+from analyzer.store.study_tables import CONFIRM_CLAIM, CONFIRMED_CLAIM, SharedTables
 
 Plan = list[tuple[Any, float]]  # (candidate, its capacity level), in the round's order
 
@@ -95,12 +95,12 @@ class ConfirmationRound:
         top: int,
         rounds: int,
         *,
-        shared: Any = None,
+        claims: SharedTables | None = None,
         unconfirmed: str = "",
         stall_s: float = 60.0,
     ) -> None:
         self.io, self.top, self.rounds = io, top, rounds
-        self.shared = shared  # analyzer.store.shared.SharedTables of a shared study, else None
+        self.claims = claims  # a shared study's claim tables (who runs the round), else None
         self.unconfirmed = unconfirmed  # why this workload's pick cannot be confirmed ('' : it can)
         self.stall_s = stall_s  # waiting workers: no row for this long means the confirming one died
 
@@ -112,10 +112,10 @@ class ConfirmationRound:
         like. The others wait for it and then print its answer, so every worker prints the pick
         `tritune report --storage` gives. A waiting worker takes the round over when its holder
         is gone, and a holder that finds its round taken over waits for the new holder."""
-        if self.shared is None or self.top <= 0:
+        if self.claims is None or self.top <= 0:
             return await self.measure_rounds()
         while True:
-            if self.shared.claim(CONFIRM_CLAIM, -1):
+            if self.claims.claim(CONFIRM_CLAIM, -1):
                 outcome = await self._confirm_here()
             else:
                 outcome = self.wait_for_other()
@@ -130,13 +130,14 @@ class ConfirmationRound:
 
         Ended: the round is marked done, and the waiting workers print its pick. Stopped or
         failed: the claim is given back, so that a waiting worker continues the round."""
-        shared = self.shared
-        held = shared.holder(CONFIRM_CLAIM)
+        claims = self.claims
+        assert claims is not None
+        held = claims.holder(CONFIRM_CLAIM)
         generation = held[0] if held is not None else -1
         beat = Heartbeat(
-            lambda: shared.touch(CONFIRM_CLAIM),
-            shared.timings.heartbeat_s,
-            retry=shared.retry,
+            lambda: claims.touch(CONFIRM_CLAIM),
+            claims.timings.heartbeat_s,
+            retry=claims.retry,
             name="heartbeat-confirmation",
         ).start()
         try:
@@ -154,7 +155,7 @@ class ConfirmationRound:
             raise
         beat.stop()
         if finished:
-            shared.claim(CONFIRMED_CLAIM, -1)
+            claims.claim(CONFIRMED_CLAIM, -1)
         else:
             self._give_back(generation)  # stopped: a waiting worker goes on with the round
         return finished
@@ -162,7 +163,7 @@ class ConfirmationRound:
     def _give_back(self, generation: int) -> None:
         """Release the round's claim, so that a waiting worker can continue the round at once."""
         try:
-            self.shared.release(CONFIRM_CLAIM, generation)
+            self.claims.release(CONFIRM_CLAIM, generation)
         except Exception:  # noqa: BLE001 - the error that ends the round is the one to report;
             pass  # an unreleased claim is taken over once its beat is stale
 
@@ -172,39 +173,40 @@ class ConfirmationRound:
         the pick is what the study holds). None when its holder is gone (its beat stale for
         longer than the grace period, or the claim given back) and this worker has taken the
         round over."""
-        shared = self.shared
-        grace_s = shared.timings.grace_s
-        held = shared.holding(CONFIRM_CLAIM)
+        claims = self.claims
+        assert claims is not None
+        grace_s = claims.timings.grace_s
+        held = claims.holding(CONFIRM_CLAIM)
         who = held[1] if held else "another worker"
         self.io.say(f"confirmation round: {who} runs it against its own server; waiting for its answer")
         rows, last_change = -1, time.monotonic()
         seen, seen_at = held, time.monotonic()
-        while shared.holder(CONFIRMED_CLAIM) is None:
+        while claims.holder(CONFIRMED_CLAIM) is None:
             if self.io.stopped():
                 return False
-            held = shared.holding(CONFIRM_CLAIM)
+            held = claims.holding(CONFIRM_CLAIM)
             if held is None:
-                if shared.claim(CONFIRM_CLAIM, -1):
+                if claims.claim(CONFIRM_CLAIM, -1):
                     self.io.say(f"confirmation round: {who} gave it up; this worker continues it")
                     return None
             elif held != seen:
                 seen, seen_at, who = held, time.monotonic(), held[1]
-            elif time.monotonic() - seen_at > grace_s and shared.retry.quiet_for(grace_s):
+            elif time.monotonic() - seen_at > grace_s and claims.retry.quiet_for(grace_s):
                 # Its beat stopped (not while the database was down: nobody could beat then).
-                if shared.take_over(CONFIRM_CLAIM, held[0], held[0] - 1, old_worker=held[1]):
+                if claims.take_over(CONFIRM_CLAIM, held[0], held[0] - 1, old_worker=held[1]):
                     self.io.say(
                         f"confirmation round: {who} stopped its heartbeat {grace_s} s ago (it died); this "
                         "worker takes the round over and continues it"
                     )
                     return None
-            count = shared.count("measurement")
+            count = claims.count("measurement")
             if count != rows:
                 rows, last_change = count, time.monotonic()
             elif time.monotonic() - last_change > self.stall_s:
                 self.io.say(
                     f"confirmation round: {who} wrote nothing for {self.stall_s:.0f} s and may have died; "
                     f"the pick below is what the study holds now (tritune report --storage URL --study "
-                    f"{shared.study} shows the final answer)"
+                    f"{claims.study} shows the final answer)"
                 )
                 return True
             time.sleep(SHARED_POLL_S)

@@ -361,8 +361,11 @@ class SweepRunner:
         """The sweep ends on an error mid-config: give the config back before the error goes on
         (shared: its rows dropped, its claim released, its config queued for another worker)."""
         why = self.search.leave(exc)
-        if why and self.store.tables.claims() is not None:
-            self._say(f"could not give the config back ({why}); the others take it over once it is stale")
+        if why:
+            self._say(
+                f"could not give the config back ({why}); it is measured again on --resume "
+                "(in a shared study, by another worker once its claim is stale)"
+            )
 
     def _confirmation(self) -> ConfirmationRound:
         measurer = self.measurer
@@ -376,7 +379,7 @@ class SweepRunner:
             ),
             stopped=lambda: self.stop.requested,
             say=self._say,
-            others_busy=lambda: self.store.tables.claims() is not None and self.search.others_busy(),
+            others_busy=self.search.others_busy,
             started=self.events.confirm_start,
             measured=self.events.confirm,
         )
@@ -384,7 +387,7 @@ class SweepRunner:
             io,
             self.spec.confirm_top,
             self.spec.confirm_rounds,
-            shared=self.store.tables.claims(),
+            claims=self.store.tables.claims(),
             unconfirmed=self.workload.unconfirmed,
             stall_s=3 * measurer.longest_level_s() + 30.0,
         )

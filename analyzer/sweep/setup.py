@@ -20,6 +20,7 @@ from analyzer.errors import RestoreError, SpecError, UsageError, WriteError
 from analyzer.measure.levels import StopToken
 from analyzer.plan.preflight import check_before_server
 from analyzer.search import make_search
+from analyzer.search.claims import asking_for
 from analyzer.search.study import STUDY_NAME
 from analyzer.server.originals import Originals, restore_failed_text
 from analyzer.server.session import ServerSession, open_server
@@ -283,9 +284,9 @@ def _run_locked(
         search = make_search(
             spec.strategy,
             candidates=workload.candidates,
-            storage_url=storage,
+            storage=storage,
             study_name=study_name,
-            shared=store.tables.claims(),
+            claims=asking_for(store.tables.claims()),
             budget_ms=spec.budget_ms,
             objective=spec.objective,
             max_trials=spec.max_trials,

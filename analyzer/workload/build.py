@@ -4,6 +4,7 @@ directory, and return the workload. The only place that asks which kind a spec d
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from analyzer.limits import connection_budget
 from analyzer.plan.plan import model_space, pipeline_plan, target_space, targets_plan
 from analyzer.plan.preflight import local_config
 from analyzer.server.session import ServerSession, prepare_model
+from analyzer.spec.space import TargetSpec
 from analyzer.spec.spec import SweepSpec
 from analyzer.store.rundir import RunStore
 from analyzer.workload.base import Lane, Workload
@@ -49,7 +51,7 @@ def build_workload(spec: SweepSpec, session: ServerSession, store: RunStore) -> 
     """The spec's workload, with its models ready on the server (the pre-flight load on a
     running server answers whether configs can be applied at all, before anything is measured)."""
     if spec.targets is not None:
-        return _several(spec, session, store)
+        return _several(spec, spec.targets, session, store)
     info = prepare_model(
         session, spec.model, spec.inputs, load=session.local is not None, plan=spec.input_data, seed=spec.seed
     )
@@ -84,18 +86,20 @@ def _pipeline(
     )
 
 
-def _several(spec: SweepSpec, session: ServerSession, store: RunStore) -> SeveralModels:
-    """Several models on one server: load each, check its space, build the joint candidates."""
-    assert spec.targets is not None
+def _several(
+    spec: SweepSpec, targets_spec: Mapping[str, TargetSpec], session: ServerSession, store: RunStore
+) -> SeveralModels:
+    """Several models on one server (the spec's `targets:`): load each, check its space, build
+    the joint candidates."""
     # The models are loaded at once from this process: they share its connections.
-    share = max(1, connection_budget() // len(spec.targets))
+    share = max(1, connection_budget() // len(targets_spec))
     lanes, targets, tuned, bases = [], [], {}, {}
-    for name, t in spec.targets.items():
+    for name, t in targets_spec.items():
         info = prepare_model(
             session, name, t.inputs or spec.inputs, load=session.local is not None, seed=spec.seed
         )
         bases[name] = base_config(spec, session, name, info.config)
-        target, tuned[name] = target_space(spec, name, bases[name])
+        target, tuned[name] = target_space(spec, name, t, bases[name])
         if session.local is None:
             session.control.load_model(name, to_dict(bases[name]))  # pre-flight, as for one model
         targets.append(target)

@@ -18,8 +18,8 @@ from analyzer.errors import ClaimLostError
 from analyzer.judge.verdict import Verdict
 from analyzer.stats.measurement import Measurement
 from analyzer.store.rundir import CONFIG_COLUMNS, MEASUREMENT_COLUMNS
-from analyzer.store.shared import SharedTables
 from analyzer.store.shared_timing import SharedTimings
+from analyzer.store.study_tables import SharedTables
 from analyzer.sweep.confirm import CONFIRM_CLAIM, CONFIRMED_CLAIM, ConfirmationRound, ConfirmIO
 from tests.helpers import measurement
 
@@ -61,7 +61,7 @@ class Worker:
             stopped=lambda: self.stop_after is not None and len(self.calls) >= self.stop_after,
             say=self.said.append,
         )
-        return ConfirmationRound(io, top=2, rounds=2, shared=self.tables, stall_s=60)
+        return ConfirmationRound(io, top=2, rounds=2, claims=self.tables, stall_s=60)
 
 
 def _searched(worker: Worker) -> None:

@@ -14,11 +14,12 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
 from analyzer.config.modelconfig import Candidate
+from analyzer.search.claims import SharedAsk
 from analyzer.search.registry import make_search
 from analyzer.search.study import Outcome
-from analyzer.store.shared import SharedTables
 from analyzer.store.shared_storage import open_shared_storage
 from analyzer.store.shared_timing import SharedTimings
+from analyzer.store.study_tables import SharedTables
 from tests.helpers import wait_for
 from tests.pg import Postgres
 
@@ -46,7 +47,12 @@ def test_a_heartbeat_outlives_a_failed_write(postgres: Postgres) -> None:
     storage = open_shared_storage(postgres.url, TIMINGS)
     shared = SharedTables(postgres.url, "heartbeat", "a:1", retry=storage.retry, timings=TIMINGS)
     search = make_search(
-        "grid", candidates=[ONE], storage_url=storage, study_name="heartbeat", shared=shared, budget_ms=10
+        "grid",
+        candidates=[ONE],
+        storage=storage,
+        study_name="heartbeat",
+        claims=SharedAsk(shared),
+        budget_ms=10,
     )
     assert search.ask() == ONE
     number = search.trial_number

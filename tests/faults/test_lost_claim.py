@@ -13,11 +13,12 @@ import pytest
 from analyzer.config.modelconfig import Candidate
 from analyzer.errors import ClaimLostError
 from analyzer.search.base import Search
+from analyzer.search.claims import SharedAsk
 from analyzer.search.registry import make_search
 from analyzer.search.study import Outcome
-from analyzer.store.shared import SharedTables
 from analyzer.store.shared_storage import open_shared_storage
 from analyzer.store.shared_timing import SharedTimings
+from analyzer.store.study_tables import SharedTables
 
 ONE = Candidate(1, 8, 0)
 
@@ -26,7 +27,7 @@ def _worker(url: str, name: str, timings: SharedTimings) -> tuple[Search, Shared
     storage = open_shared_storage(url, timings)
     tables = SharedTables(url, "lost", name, retry=storage.retry, timings=timings)
     search = make_search(
-        "grid", candidates=[ONE], storage_url=storage, study_name="lost", shared=tables, budget_ms=10
+        "grid", candidates=[ONE], storage=storage, study_name="lost", claims=SharedAsk(tables), budget_ms=10
     )
     return search, tables
 
@@ -34,9 +35,9 @@ def _worker(url: str, name: str, timings: SharedTimings) -> tuple[Search, Shared
 def test_a_worker_that_lost_its_claim_writes_and_tells_nothing(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import analyzer.search.base
+    import analyzer.search.claims
 
-    monkeypatch.setattr(analyzer.search.base, "SHARED_POLL_S", 0.2)
+    monkeypatch.setattr(analyzer.search.claims, "SHARED_POLL_S", 0.2)
     a, a_rows = _worker(postgres_url, "a:1", SharedTimings(heartbeat_s=60, grace_s=120))
     b, b_rows = _worker(postgres_url, "b:2", SharedTimings(heartbeat_s=1, grace_s=2))
     assert a.ask() == ONE

@@ -12,7 +12,7 @@ import pandas as pd
 import analyzer.sweep.confirm
 from analyzer.judge.verdict import Verdict
 from analyzer.stats.measurement import Measurement
-from analyzer.store.shared import SharedTables
+from analyzer.store.study_tables import SharedTables
 from analyzer.sweep.confirm import CONFIRM_CLAIM, CONFIRMED_CLAIM, ConfirmationRound, ConfirmIO
 from tests.helpers import measurement
 
@@ -152,12 +152,12 @@ def _shared(tmp_path: Path, worker: str) -> SharedTables:
 def test_in_a_shared_study_one_worker_claims_the_round(tmp_path: Path) -> None:
     run = FakeRun()
     shared = _shared(tmp_path, "a:1")
-    assert asyncio.run(ConfirmationRound(run.io(), top=2, rounds=3, shared=shared).run())
+    assert asyncio.run(ConfirmationRound(run.io(), top=2, rounds=3, claims=shared).run())
     assert len(run.calls) == 6
     assert shared.holder(CONFIRM_CLAIM) == (-1, "a:1") and shared.holder(CONFIRMED_CLAIM) == (-1, "a:1")
     # Another worker finds the round claimed and done: it measures nothing.
     other = FakeRun()
-    assert asyncio.run(ConfirmationRound(other.io(), top=2, rounds=3, shared=_shared(tmp_path, "b:2")).run())
+    assert asyncio.run(ConfirmationRound(other.io(), top=2, rounds=3, claims=_shared(tmp_path, "b:2")).run())
     assert other.calls == []
     assert other.said == ["confirmation round: a:1 runs it against its own server; waiting for its answer"]
 
@@ -169,7 +169,7 @@ def test_a_waiting_worker_gives_up_on_a_confirming_worker_that_writes_nothing(
     assert _shared(tmp_path, "a:1").claim(CONFIRM_CLAIM, -1)  # a worker that claimed the round and died
     run = FakeRun()
     assert asyncio.run(
-        ConfirmationRound(run.io(), top=2, rounds=3, shared=_shared(tmp_path, "b:2"), stall_s=0.0).run()
+        ConfirmationRound(run.io(), top=2, rounds=3, claims=_shared(tmp_path, "b:2"), stall_s=0.0).run()
     )
     assert run.calls == [] and len(run.said) == 2
     assert run.said[1].startswith("confirmation round: a:1 wrote nothing for 0 s and may have died")
@@ -178,5 +178,5 @@ def test_a_waiting_worker_gives_up_on_a_confirming_worker_that_writes_nothing(
 def test_no_round_and_no_claim_when_confirm_top_is_0(tmp_path: Path) -> None:
     run = FakeRun()
     shared = _shared(tmp_path, "a:1")
-    assert asyncio.run(ConfirmationRound(run.io(), top=0, rounds=3, shared=shared).run())
+    assert asyncio.run(ConfirmationRound(run.io(), top=0, rounds=3, claims=shared).run())
     assert run.calls == [] and run.started == [] and shared.holder(CONFIRM_CLAIM) is None

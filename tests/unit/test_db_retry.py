@@ -9,8 +9,8 @@ import time
 import pytest
 
 from analyzer.errors import EXIT_RUNTIME, DatabaseError, UsageError
-from analyzer.store.shared import SharedTables
 from analyzer.store.shared_timing import SharedTimings, timings_from_env
+from analyzer.store.study_tables import SharedTables
 from tests.helpers import free_port
 
 SECRET = "pw-kept-secret"

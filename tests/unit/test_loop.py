@@ -169,7 +169,7 @@ def run(
     search = make_search(
         "grid",
         candidates=SPACE,
-        storage_url=store.storage_url,
+        storage=store.storage_url,
         study_name=STUDY_NAME,
         budget_ms=budget_ms,
         seed=0,

@@ -192,9 +192,7 @@ def test_a_resumed_run_adopts_its_finished_configs_and_measures_the_one_in_fligh
     store.append_config(config_row(done, _result(4.0), status="ok", error="", trial=1, **common))
     store.append_config(config_row(failed, None, status="failed", error="boom", trial=2, **common))
 
-    search = GridSearch(
-        candidates=[in_flight, done, failed], storage_url=store.storage_url, budget_ms=BUDGET_MS
-    )
+    search = GridSearch(candidates=[in_flight, done, failed], storage=store.storage_url, budget_ms=BUDGET_MS)
     finished = adopt_finished(store.configs(), store.measurements(), 99, search)
     assert finished == {done.config_id, failed.config_id}
     assert search.outcomes[done].capacity_rps == 400.0 and search.outcomes[done].latency_ms == 5.0
@@ -202,7 +200,7 @@ def test_a_resumed_run_adopts_its_finished_configs_and_measures_the_one_in_fligh
     # The failed config's one level is its closest: its latency is that level's.
     assert search.outcomes[failed].latency_ms == 5.0
     # A p50 sweep's search learns the p50 (2.5 ms), not the p99 that configs.csv keeps.
-    median = GridSearch(candidates=[in_flight, done, failed], storage_url="sqlite://", budget_ms=BUDGET_MS)
+    median = GridSearch(candidates=[in_flight, done, failed], storage="sqlite://", budget_ms=BUDGET_MS)
     adopt_finished(store.configs(), store.measurements(), 50, median)
     assert median.outcomes[done].latency_ms == 2.5
 

@@ -49,7 +49,7 @@ def storage(tmp_path: Path) -> str:
 
 def test_grid_measures_every_valid_config_once(tmp_path: Path) -> None:
     search = make_search(
-        "grid", candidates=CANDIDATES, storage_url=storage(tmp_path), budget_ms=10, max_trials=1000
+        "grid", candidates=CANDIDATES, storage=storage(tmp_path), budget_ms=10, max_trials=1000
     )
     asked = run(search)
     assert sorted(asked) == sorted(CANDIDATES)
@@ -60,7 +60,7 @@ def test_optuna_seeds_first_no_repeats_and_finds_a_good_config(tmp_path: Path) -
     search = make_search(
         "optuna",
         candidates=CANDIDATES,
-        storage_url=storage(tmp_path),
+        storage=storage(tmp_path),
         budget_ms=10,
         max_trials=12,
         seed=1,
@@ -83,13 +83,7 @@ def test_optuna_seeds_first_no_repeats_and_finds_a_good_config(tmp_path: Path) -
 def test_patience_stops_a_search_that_no_longer_improves(tmp_path: Path) -> None:
     flat = [Candidate(i, 8, d) for i in (1, 2, 3, 4) for d in (0, 100, 200, 300, 400)]
     search = make_search(
-        "optuna",
-        candidates=flat,
-        storage_url=storage(tmp_path),
-        budget_ms=10,
-        max_trials=100,
-        patience=4,
-        seed=0,
+        "optuna", candidates=flat, storage=storage(tmp_path), budget_ms=10, max_trials=100, patience=4, seed=0
     )
     asked = []
     while (cand := search.ask()) is not None:
@@ -102,7 +96,7 @@ def test_pareto_objective_records_both_values(tmp_path: Path) -> None:
     search = make_search(
         "optuna",
         candidates=CANDIDATES,
-        storage_url=storage(tmp_path),
+        storage=storage(tmp_path),
         budget_ms=10,
         objective="pareto",
         max_trials=6,
@@ -117,12 +111,12 @@ def test_pareto_objective_records_both_values(tmp_path: Path) -> None:
 
 def test_failed_and_abandoned_configs_and_resume(tmp_path: Path) -> None:
     url = storage(tmp_path)
-    first = make_search("grid", candidates=CANDIDATES[:4], storage_url=url, budget_ms=10, max_trials=100)
+    first = make_search("grid", candidates=CANDIDATES[:4], storage=url, budget_ms=10, max_trials=100)
     a = first.ask()
     first.tell(a, Outcome(0.0, math.nan, failed=True, error="refused"))
     b = first.ask()
     first.abandon()  # stopped while measuring b
-    again = make_search("grid", candidates=CANDIDATES[:4], storage_url=url, budget_ms=10, max_trials=100)
+    again = make_search("grid", candidates=CANDIDATES[:4], storage=url, budget_ms=10, max_trials=100)
     assert again.outcomes[a].failed and again.outcomes[a].error == "refused"
     assert again.ask() == b  # the abandoned config comes first
     again.tell(b, landscape(b))
@@ -135,7 +129,7 @@ def test_time_budget(tmp_path: Path, strategy: str) -> None:
     search = make_search(
         strategy,
         candidates=CANDIDATES,
-        storage_url=storage(tmp_path),
+        storage=storage(tmp_path),
         budget_ms=10,
         max_trials=100,
         time_budget_s=1e-9,
@@ -183,7 +177,7 @@ def test_optuna_stops_when_nothing_can_plausibly_beat_the_best(tmp_path: Path) -
         return Outcome(1000.0 * 0.7**steps, 5.0)
 
     search = make_search(
-        "optuna", candidates=cands, storage_url=storage(tmp_path), budget_ms=10, seed=0, base=peak
+        "optuna", candidates=cands, storage=storage(tmp_path), budget_ms=10, seed=0, base=peak
     )
     asked = []
     while (cand := search.ask()) is not None:
@@ -200,7 +194,7 @@ def test_optuna_keeps_going_while_the_best_has_unmeasured_neighbours(tmp_path: P
     search = make_search(
         "optuna",
         candidates=CANDIDATES,
-        storage_url=storage(tmp_path),
+        storage=storage(tmp_path),
         budget_ms=10,
         seed=0,
         base=BASE,
@@ -229,8 +223,6 @@ def test_each_knob_has_its_own_gain_per_step() -> None:
 
 
 def test_an_instance_step_may_always_scale_capacity_linearly(tmp_path: Path) -> None:
-    search = make_search(
-        "optuna", candidates=CANDIDATES, storage_url=storage(tmp_path), budget_ms=10, base=BASE
-    )
+    search = make_search("optuna", candidates=CANDIDATES, storage=storage(tmp_path), budget_ms=10, base=BASE)
     # instance_count 1, 2, 3: a step can double capacity (1 to 2); other knobs have no such floor.
     assert search.gain_floors() == (2.0, 1.0, 1.0, 1.0, 1.0)

@@ -66,9 +66,7 @@ class TestEveryStrategy:
         storage: str | optuna.storages.BaseStorage = (
             optuna.storages.InMemoryStorage() if tmp_path is None else f"sqlite:///{tmp_path / 'study.db'}"
         )
-        return make_search(
-            strategy, candidates=candidates, storage_url=storage, budget_ms=10.0, seed=3, **kwargs
-        )
+        return make_search(strategy, candidates=candidates, storage=storage, budget_ms=10.0, seed=3, **kwargs)
 
     def test_is_registered_under_its_own_name(self, strategy: str) -> None:
         cls = strategy_class(strategy)

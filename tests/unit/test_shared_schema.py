@@ -7,7 +7,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from analyzer.store.shared import CONFIRM_CLAIM, SharedTables
+from analyzer.store.study_tables import CONFIRM_CLAIM, SharedTables
 
 
 def test_an_old_claims_table_gets_its_beat_column(tmp_path: Path) -> None:

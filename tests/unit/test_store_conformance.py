@@ -26,7 +26,7 @@ from analyzer.store.csv_tables import CsvTables
 from analyzer.store.db_tables import database_tables
 from analyzer.store.rows import config_row, level_row
 from analyzer.store.rundir import RunStore
-from analyzer.store.shared import CONFIRM_CLAIM
+from analyzer.store.study_tables import CONFIRM_CLAIM
 from analyzer.store.tables import TablesFactory
 from tests.helpers import measurement
 
