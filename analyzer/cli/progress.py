@@ -44,7 +44,7 @@ def clock(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def knobs_text(cand: Candidate) -> str:
+def knobs_text(cand: Candidate | JointCandidate) -> str:
     """A config's knobs as one line (a pipeline's: each tuned model's)."""
     parts = cand.parts if isinstance(cand, JointCandidate) else (("", cand),)
     return "; ".join(
@@ -164,14 +164,16 @@ class SweepProgress(Plain):
     def _value(self, m: Measurement) -> float:
         return float(getattr(m, percentile_field(self.percentile)))
 
-    def confirm_start(self, cands: list[Candidate], rounds: int) -> None:
+    def confirm_start(self, cands: list[Candidate | JointCandidate], rounds: int) -> None:
         """The confirmation round begins."""
         self._echo(
             f"[confirm] re-measuring the top {len(cands)} at their capacity levels, {rounds} "
             f"interleaved rounds: {', '.join(c.config_id for c in cands)}  ({self._eta()})"
         )
 
-    def confirm(self, cand: Candidate, round_: int, m: Measurement, verdict: Verdict) -> None:
+    def confirm(
+        self, cand: Candidate | JointCandidate, round_: int, m: Measurement, verdict: Verdict
+    ) -> None:
         """One confirmation measurement finished."""
         self._echo(
             f"    round {round_} {cand.config_id} at {level_text(m.load_mode, m.load_level)}: "
@@ -179,7 +181,7 @@ class SweepProgress(Plain):
             f"{'meets' if verdict.meets else verdict.status}"
         )
 
-    def config_start(self, cand: Candidate, number: int, total: int) -> None:
+    def config_start(self, cand: Candidate | JointCandidate, number: int, total: int) -> None:
         """A config is about to be loaded."""
         self.total = max(total, number)
         self._echo(
@@ -187,9 +189,9 @@ class SweepProgress(Plain):
             + (f"; best so far {self.best[1]} at {self.best[0]:.1f} req/s)" if self.best else ")")
         )
 
-    def level(self, cand: Candidate, m: Measurement, verdict: Verdict) -> None:
+    def level(self, cand: Candidate | JointCandidate, m: Measurement, verdict: Verdict) -> None:
         """A load level was measured."""
-        status = Status.MEETS if verdict.meets else verdict.status
+        status: str = Status.MEETS if verdict.meets else verdict.status
         if verdict.status == Status.CLIENT_BOUND:
             status = verdict.reason  # names the fix: more --workers or a separate load machine
         worst = f"  worst minute {m.worst_minute_ms:.2f} ms" if math.isfinite(m.worst_minute_ms) else ""
@@ -199,7 +201,9 @@ class SweepProgress(Plain):
             f"  {status}  ({self._eta()})"
         )
 
-    def playing(self, cand: Candidate, load: LoadSpec, elapsed: float, length: float, finished: int) -> None:
+    def playing(
+        self, cand: Candidate | JointCandidate, load: LoadSpec, elapsed: float, length: float, finished: int
+    ) -> None:
         """A schedule is being played: a line every 10 s of it."""
         if int(elapsed) % 10 == 0 and elapsed < length:
             self._echo(
@@ -207,7 +211,7 @@ class SweepProgress(Plain):
                 f"finished ({self._eta()})"
             )
 
-    def config_done(self, cand: Candidate, row: dict[str, Any]) -> None:
+    def config_done(self, cand: Candidate | JointCandidate, row: dict[str, Any]) -> None:
         """A config finished (measured, pruned or failed)."""
         self.done += 1
         if (

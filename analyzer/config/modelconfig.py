@@ -138,7 +138,7 @@ def _sizes(cell: Any) -> tuple[int, ...]:
     if isinstance(cell, str):
         return tuple(int(x) for x in cell.split())
     if isinstance(cell, numbers.Real) and not isinstance(cell, bool) and math.isfinite(cell):
-        return (int(cell),)
+        return (int(float(cell)),)  # numbers.Real promises __float__, not __int__
     return ()
 
 

@@ -121,7 +121,7 @@ class PipelineTarget:
 
 def is_ensemble(config: ModelConfig) -> bool:
     """Whether a config is an ensemble's."""
-    return config.platform == "ensemble" or config.HasField("ensemble_scheduling")
+    return bool(config.platform == "ensemble" or config.HasField("ensemble_scheduling"))
 
 
 def ensemble_steps(config: ModelConfig) -> list[str]:

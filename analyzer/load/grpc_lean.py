@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from typing import Any
+from typing import Any, cast
 
 import hpack
 
@@ -90,13 +90,13 @@ class H2Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # create_connection: a stream transport
         # Let the server send without ever waiting on us: the largest stream window, and the
         # connection window raised to match (replenished in _on_data).
         settings = struct.pack(">HI", SETTINGS_INITIAL_WINDOW_SIZE, MAX_WINDOW)
-        transport.write(
+        self.transport.write(
             PREFACE
-            + frame(SETTINGS, 0, 0, settings)  # type: ignore[attr-defined]
+            + frame(SETTINGS, 0, 0, settings)
             + frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", MAX_WINDOW - 65535))
         )
 

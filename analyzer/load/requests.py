@@ -56,7 +56,7 @@ def _values(gen: InputGen, spec: TensorSpec, shape: tuple[int, ...], rng: np.ran
         if gen.low is not None:
             values = np.clip(values, gen.low, gen.high)
         return (np.rint(values) if integer else values).astype(dtype)
-    if gen.low is None:
+    if gen.low is None or gen.high is None:  # a range sets both
         return random_tensor(TensorSpec(spec.name, spec.datatype, shape), rng)
     if gen.distribution == "zipf":
         lo, hi = int(math.ceil(gen.low)), int(math.floor(gen.high))

@@ -178,7 +178,7 @@ class Step(Schedule):
     step_s: float
 
     @property
-    def duration_s(self) -> float:  # type: ignore[override]
+    def duration_s(self) -> float:  # type: ignore[override]  # Schedule declares a plain attribute
         return len(self.rates) * self.step_s
 
     def rate(self, t: np.ndarray) -> np.ndarray:
@@ -249,7 +249,7 @@ class Trace(Schedule):
     times: tuple[float, ...]
 
     @property
-    def duration_s(self) -> float:  # type: ignore[override]
+    def duration_s(self) -> float:  # type: ignore[override]  # Schedule declares a plain attribute
         return (max(self.times) + 1e-9) if self.times else 0.0
 
     def rate(self, t: np.ndarray) -> np.ndarray:

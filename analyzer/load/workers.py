@@ -28,7 +28,7 @@ import psutil
 
 from analyzer.errors import MeasurementError
 from analyzer.limits import connection_budget, raise_fd_limit
-from analyzer.load.clients import GrpcInferClient, HttpInferClient, Tensors, make_client
+from analyzer.load.clients import GrpcInferClient, HttpInferClient, RequestSet, Tensors, make_client
 from analyzer.load.generator import CpuSample, LoadRun, Records, now
 from analyzer.load.shapes import LoadSpec
 from analyzer.load.split import active_workers, auto_workers, split_concurrency
@@ -221,7 +221,7 @@ class WorkerPool:
         protocol: str,
         url: str,
         model: str,
-        tensors: Tensors,
+        tensors: Tensors | RequestSet,
         timeout_s: float,
         max_connections: int | None = None,
     ) -> None:
@@ -393,7 +393,7 @@ class LoadGenerator:
         protocol: str,
         url: str,
         model: str,
-        tensors: Tensors,
+        tensors: Tensors | RequestSet,
         *,
         timeout_s: float = 30.0,
         workers: int | None = None,

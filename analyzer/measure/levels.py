@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from analyzer.judge.verdict import Verdict, claim_futile, required_requests
 from analyzer.load.clients import GrpcInferClient, HttpInferClient, RequestSet
@@ -167,7 +168,7 @@ async def _wait_window(
             await asyncio.sleep(poll)
 
 
-def interim_records(records: Records, pending: np.ndarray, before: float) -> Records:
+def interim_records(records: Records, pending: npt.NDArray[np.float64], before: float) -> Records:
     """The finished records plus the requests still in flight (`pending`: (scheduled, sent)
     rows) that were scheduled before `before`, as in flight: slower than any budget, but not
     errors (they have not failed). With `before` = now - budget, those requests are known to be
@@ -353,7 +354,7 @@ def _summary(
 def _decided(
     decide: Decide,
     records: Records,
-    pending: np.ndarray,
+    pending: npt.NDArray[np.float64],
     windows: list[WindowStat],
     load: LoadSpec,
     stable: bool,
@@ -390,7 +391,7 @@ def _decided(
     return None
 
 
-def make_tensors(specs: Sequence[TensorSpec], seed: int = 0) -> list[tuple[TensorSpec, np.ndarray]]:
+def make_tensors(specs: Sequence[TensorSpec], seed: int = 0) -> list[tuple[TensorSpec, npt.NDArray[Any]]]:
     """Random input data for each request tensor (seeded, reproducible)."""
     rng = np.random.default_rng(seed)
     return [(spec, random_tensor(spec, rng)) for spec in specs]

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import fail_stale_trials
+from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 
 from analyzer.config.modelconfig import Candidate
+from analyzer.config.pipeline import JointCandidate
 from analyzer.errors import ClaimLostError, DatabaseError
 from analyzer.search.bound import plausible
 from analyzer.search.claims import claim_config
@@ -51,7 +53,7 @@ class Search:
     def __init__(
         self,
         *,
-        candidates: Sequence[Candidate],
+        candidates: Sequence[Candidate | JointCandidate],
         storage_url: str,
         budget_ms: float,
         objective: str = "throughput",
@@ -59,7 +61,7 @@ class Search:
         time_budget_s: float | None = None,
         patience: int | None = None,
         seed: int = 0,
-        base: Candidate | None = None,
+        base: Candidate | JointCandidate | None = None,
         study_name: str = STUDY_NAME,
         shared: Any = None,
     ) -> None:
@@ -77,16 +79,20 @@ class Search:
         self.started = time.monotonic()
         self.encoding = Encoding(self.candidates)
         self.dists = self.encoding.distributions
-        self.directions = ["maximize"] if objective == "throughput" else ["maximize", "minimize"]
+        self.directions: list[Literal["minimize", "maximize"]] = (
+            ["maximize"] if objective == "throughput" else ["maximize", "minimize"]
+        )
         # Shared (analyzer.store.shared.SharedTables): other workers measure the same study at once;
         # each config is claimed by one trial, and `busy` holds the configs others measure now.
         self.shared = shared
-        self.busy: set[Candidate] = set()
+        self.busy: set[Candidate | JointCandidate] = set()
         self.study = open_study(storage_url, self.directions, self._sampler(), study_name)
-        self.outcomes: dict[Candidate, Outcome] = {}
-        self.in_flight: list[Candidate] = []  # running when a previous run died: measure first
+        self.outcomes: dict[Candidate | JointCandidate, Outcome] = {}
+        self.in_flight: list[
+            Candidate | JointCandidate
+        ] = []  # running when a previous run died: measure first
         self._trial: optuna.trial.Trial | None = None
-        self._current: Candidate | None = None
+        self._current: Candidate | JointCandidate | None = None
         self._heartbeat: Heartbeat | None = None  # shared: the current trial's
         self.measured_this_run = 0
         self.stop_reason = ""
@@ -96,7 +102,7 @@ class Search:
     def _sampler(self) -> optuna.samplers.BaseSampler | None:
         return None
 
-    def _propose(self) -> tuple[Candidate, optuna.trial.Trial | None] | None:
+    def _propose(self) -> tuple[Candidate | JointCandidate, optuna.trial.Trial | None] | None:
         """The next candidate, with the study trial that proposed it if the sampler made one."""
         raise NotImplementedError
 
@@ -138,11 +144,11 @@ class Search:
             str(t.user_attrs.get("bottleneck", "")),
         )
 
-    def unseen(self, cand: Candidate) -> bool:
+    def unseen(self, cand: Candidate | JointCandidate) -> bool:
         """Neither measured nor being measured by another worker: a proposal may pick it."""
         return cand not in self.outcomes and cand not in self.busy
 
-    def adopt(self, candidate: Candidate, outcome: Outcome) -> None:
+    def adopt(self, candidate: Candidate | JointCandidate, outcome: Outcome) -> None:
         """Record a config finished by an earlier run whose study lacks it (died between writing
         configs.csv and telling the study)."""
         if candidate in self.outcomes:
@@ -162,12 +168,12 @@ class Search:
         """Highest capacity measured so far (0 when none met the budget)."""
         return max((o.capacity_rps for o in self.outcomes.values() if o.feasible), default=0.0)
 
-    def position(self, cand: Candidate) -> tuple[int, ...]:
+    def position(self, cand: Candidate | JointCandidate) -> tuple[int, ...]:
         """Where a candidate sits on the knob grid (each knob's value index)."""
         encoded = self.encoding.encode(cand)
         return tuple(encoded[key] for key in self.encoding.axes)
 
-    def plausible(self) -> dict[Candidate, float]:
+    def plausible(self) -> dict[Candidate | JointCandidate, float]:
         """Unmeasured candidates that could still beat the best capacity, with their optimistic
         bounds (see analyzer.search.bound)."""
         measured = {
@@ -224,7 +230,9 @@ class Search:
             return f"no improvement in the last {self.patience} configs"
         return ""
 
-    def neighbours(self, cand: Candidate, order: Sequence[str] | None = None) -> list[Candidate]:
+    def neighbours(
+        self, cand: Candidate | JointCandidate, order: Sequence[str] | None = None
+    ) -> list[Candidate | JointCandidate]:
         """Valid candidates one step away along one knob (knobs in `order`, up before down)."""
         here = self.encoding.encode(cand)
         out = []
@@ -238,7 +246,7 @@ class Search:
                         out.append(other)
         return out
 
-    def best_candidate(self) -> Candidate | None:
+    def best_candidate(self) -> Candidate | JointCandidate | None:
         """The measured config with the highest capacity (None while none met the budget)."""
         feasible = [(o.capacity_rps, c) for c, o in self.outcomes.items() if o.feasible]
         return max(feasible, key=lambda x: (x[0], x[1].config_id))[1] if feasible else None
@@ -264,7 +272,7 @@ class Search:
                 since += 1
         return since
 
-    def ask(self, keep_waiting: Any = None) -> Candidate | None:
+    def ask(self, keep_waiting: Any = None) -> Candidate | JointCandidate | None:
         """The next config to measure, or None when the search is over (see stop_reason).
         Shared: a config is claimed before it is returned; while others still measure the last
         configs, this waits (`keep_waiting()` False: give up) so that a dead worker's config,
@@ -304,7 +312,9 @@ class Search:
         """Shared: keep the trial alive in the study while this worker has it (a daemon thread:
         it never keeps the process alive, and it outlives a failed write)."""
         storage = self.study._storage
-        interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
+        if not isinstance(storage, BaseHeartbeat):  # as Optuna's own heartbeat code tells
+            return
+        interval = storage.get_heartbeat_interval()
         if interval is None:
             return
         trial_id = trial._trial_id
@@ -315,7 +325,7 @@ class Search:
             name=f"heartbeat-trial-{trial.number}",
         ).start()
 
-    def _ask_shared(self, keep_waiting: Any) -> Candidate | None:
+    def _ask_shared(self, keep_waiting: Any) -> Candidate | JointCandidate | None:
         while True:
             self._refresh_shared()
             reason = self._should_stop()
@@ -379,13 +389,13 @@ class Search:
         if beat is not None:
             beat.stop()
 
-    def _tag(self, trial: optuna.trial.Trial, cand: Candidate) -> None:
+    def _tag(self, trial: optuna.trial.Trial, cand: Candidate | JointCandidate) -> None:
         # Two writes, and another worker may read the trial between them: params first, so that
         # a trial with a config_id always has its params (_load_history reads both).
         trial.set_user_attr("params", cand.params())
         trial.set_user_attr("config_id", cand.config_id)
 
-    def tell(self, candidate: Candidate, outcome: Outcome) -> None:
+    def tell(self, candidate: Candidate | JointCandidate, outcome: Outcome) -> None:
         """Report the outcome of the candidate last asked for. Shared: only while this worker
         still holds the config (ClaimLostError otherwise: another worker took it over, and this
         one must drop it, see drop_lost)."""
@@ -473,7 +483,7 @@ class Search:
         else:
             self.in_flight.insert(0, cand)
 
-    def _finish(self, trial: optuna.trial.Trial, cand: Candidate, outcome: Outcome) -> None:
+    def _finish(self, trial: optuna.trial.Trial, cand: Candidate | JointCandidate, outcome: Outcome) -> None:
         trial.set_user_attr("measured", True)
         trial.set_user_attr("capacity_rps", outcome.capacity_rps)
         trial.set_user_attr("latency_ms", outcome.latency_ms if math.isfinite(outcome.latency_ms) else None)

@@ -4,13 +4,16 @@ and the rows the dead worker left are dropped."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import TrialState
 
+if TYPE_CHECKING:
+    from analyzer.store.shared import SharedTables
 
-def claim_config(shared: Any, study: optuna.Study, config_id: str, trial_number: int) -> bool:
+
+def claim_config(shared: SharedTables, study: optuna.Study, config_id: str, trial_number: int) -> bool:
     """Claim a config for a trial: a new claim, or one whose trial died (failed by its
     heartbeat), taken over along with dropping the rows the dead worker left."""
     if shared.claim(config_id, trial_number):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from analyzer.config.modelconfig import Candidate
+from analyzer.config.pipeline import JointCandidate
 from analyzer.search.base import Search
 
 
@@ -11,7 +12,7 @@ class GridSearch(Search):
 
     strategy = "grid"
 
-    def _propose(self) -> tuple[Candidate, None] | None:
+    def _propose(self) -> tuple[Candidate | JointCandidate, None] | None:
         for cand in self.candidates:
             if self.unseen(cand):
                 return cand, None

@@ -163,9 +163,9 @@ class OptunaSearch(Search):
     stop_when_implausible = True
     starts_at_base = True  # what runs today is the baseline to beat
 
-    def __init__(self, **kwargs: object) -> None:
-        self._seed_list: list[Candidate] = []
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:
+        self._seed_list: list[Candidate | JointCandidate] = []
+        super().__init__(**kwargs)
         if self.patience is None:
             self.patience = auto_patience(self.candidates)
         self._rng = random.Random(self.seed)
@@ -177,7 +177,7 @@ class OptunaSearch(Search):
 
     def _sampler(self) -> optuna.samplers.BaseSampler:
         n_seeds = len(spread_points(self.candidates, self.base))
-        extra = {} if TRIAL_CONSTRAINTS else {"constraints_func": constraint_of}
+        extra: dict[str, Any] = {} if TRIAL_CONSTRAINTS else {"constraints_func": constraint_of}
         with warnings.catch_warnings():
             # multivariate TPE is marked experimental; it is what lets the knobs interact.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -185,7 +185,7 @@ class OptunaSearch(Search):
                 seed=self.seed, n_startup_trials=n_seeds, multivariate=True, **extra
             )
 
-    def _neighbour_of_best(self) -> Candidate | None:
+    def _neighbour_of_best(self) -> Candidate | JointCandidate | None:
         """An unmeasured candidate one step from the best config so far along one knob, queue
         delay and batch size first: they move throughput the most without adding instances."""
         best = self.best_candidate()
@@ -194,7 +194,7 @@ class OptunaSearch(Search):
         order = polish_order(self.encoding.axes, self.outcomes[best].bottleneck)
         return next((c for c in self.neighbours(best, order) if self.unseen(c)), None)
 
-    def _bottleneck_move(self) -> Candidate | None:
+    def _bottleneck_move(self) -> Candidate | JointCandidate | None:
         """Pipelines: the best config with one more step of instances (else of batching) for
         its bottleneck step, while such a step is unmeasured: bottleneck-guided moves come
         before TPE explores the joint space."""
@@ -211,7 +211,7 @@ class OptunaSearch(Search):
                     return other
         return None
 
-    def _propose(self) -> tuple[Candidate, optuna.trial.Trial | None] | None:
+    def _propose(self) -> tuple[Candidate | JointCandidate, optuna.trial.Trial | None] | None:
         while self._seed_list:
             cand = self._seed_list.pop(0)
             if self.unseen(cand):
@@ -254,7 +254,7 @@ class OptunaSearch(Search):
         unmeasured = [c for c in self.candidates if self.unseen(c)]
         return (self._rng.choice(unmeasured), None) if unmeasured else None
 
-    def _answer_from_history(self, trial: optuna.trial.Trial, cand: Candidate) -> None:
+    def _answer_from_history(self, trial: optuna.trial.Trial, cand: Candidate | JointCandidate) -> None:
         outcome = self.outcomes[cand]
         trial.set_user_attr("duplicate_of", cand.config_id)
         set_budget_constraint(trial, -1.0 if outcome.feasible else 1.0)

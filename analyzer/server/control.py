@@ -28,7 +28,7 @@ from analyzer.server.endpoint import Endpoint
 try:  # tritonclient raises this for every server-side error
     from tritonclient.utils import InferenceServerException
 except ImportError:  # pragma: no cover - tritonclient is a hard dependency
-    InferenceServerException = Exception  # type: ignore[misc,assignment]
+    InferenceServerException = Exception
 
 
 # Fields whose int64 values protobuf's JSON writes as decimal strings.
@@ -85,7 +85,7 @@ class ServerControl:
         self._log_since = log_since
         # Called with a model's name before each load or unload (analyzer.server.originals
         # records the model there before tritune first changes it on a running server).
-        self.before_change: Callable[[str], None] | None = None
+        self.before_change: Callable[[str], object] | None = None
         if protocol == "grpc":
             import tritonclient.grpc as grpcclient
 
@@ -304,7 +304,7 @@ def _short(exc: BaseException) -> str:
     text = str(exc).strip()
     if hasattr(exc, "message") and callable(getattr(exc, "message")):
         try:
-            text = exc.message() or text  # type: ignore[attr-defined]
+            text = exc.message() or text
         except Exception:  # noqa: BLE001
             pass
     return re.sub(r"\s+", " ", text)[:600]

@@ -239,7 +239,11 @@ class RunStore:
         root = Path(out_root) if out_root is not None else DEFAULT_ROOT
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for n in range(1, 1000):
-            path = Path(run_dir) if explicit else root / (f"{model}-{stamp}" + (f"-{n}" if n > 1 else ""))
+            path = (
+                Path(run_dir)
+                if run_dir is not None
+                else root / (f"{model}-{stamp}" + (f"-{n}" if n > 1 else ""))
+            )
             try:
                 path.mkdir(parents=True, exist_ok=False)
                 probe = path / ".write-test"  # a directory can exist and still refuse files

@@ -55,18 +55,24 @@ from analyzer.sweep.policy import log_tail, start_level, try_config
 class Events:
     """Progress callbacks (all optional). The runner never prints."""
 
-    config_start: Callable[[Candidate, int, int], None] | None = None  # cand, number, upper bound of total
-    window: Callable[[Candidate, LoadSpec, int, WindowStat, bool], None] | None = None
-    level: Callable[[Candidate, Measurement, Verdict], None] | None = None
-    config_done: Callable[[Candidate, dict[str, Any]], None] | None = None
+    config_start: Callable[[Candidate | JointCandidate, int, int], None] | None = (
+        None  # cand, number, upper bound of total
+    )
+    window: Callable[[Candidate | JointCandidate, LoadSpec, int, WindowStat, bool], None] | None = None
+    level: Callable[[Candidate | JointCandidate, Measurement, Verdict], None] | None = None
+    config_done: Callable[[Candidate | JointCandidate, dict[str, Any]], None] | None = None
     message: Callable[[str], None] | None = None
     # What the user must see even with --quiet: the warning that a running server is
     # reconfigured, what was put back on it, a resumed run's findings.
     notice: Callable[[str], None] | None = None
-    confirm_start: Callable[[list[Candidate], int], None] | None = None  # the configs, rounds
-    confirm: Callable[[Candidate, int, Measurement, Verdict], None] | None = None  # cand, round, ...
+    confirm_start: Callable[[list[Candidate | JointCandidate], int], None] | None = (
+        None  # the configs, rounds
+    )
+    confirm: Callable[[Candidate | JointCandidate, int, Measurement, Verdict], None] | None = (
+        None  # cand, round, ...
+    )
     # A schedule being played: cand, load, seconds played, its length, requests finished.
-    playing: Callable[[Candidate, LoadSpec, float, float, int], None] | None = None
+    playing: Callable[[Candidate | JointCandidate, LoadSpec, float, float, int], None] | None = None
 
 
 @dataclass

@@ -23,7 +23,8 @@ from analyzer.judge.verdict import Verdict, budget_verdict
 from analyzer.limits import connection_budget
 from analyzer.load.shapes import LoadSpec
 from analyzer.load.workers import LoadGenerator
-from analyzer.measure.levels import MeasureSettings, Probe, StopToken, measure_level
+from analyzer.measure.levels import MeasureSettings, StopToken, measure_level
+from analyzer.measure.probe import Probe
 from analyzer.measure.schedule import play_schedule
 from analyzer.schema import percentile_field
 from analyzer.server.session import ModelInfo, ServerSession
@@ -61,6 +62,7 @@ class ConfigMeasurer:
         self.say = say
         self._schedule = spec.load.parsed_schedule()  # levels are its scale factors (None: steady levels)
         self._verdicts: dict[int, Verdict] = {}  # targets: each combined measurement's verdict
+        self._client: LoadGenerator | None = None
         self._probe: Probe | None = None
 
     # -- the server -----------------------------------------------------------------------------
@@ -151,7 +153,7 @@ class ConfigMeasurer:
                 t.name: Probe(self.session.endpoint, self.session.protocol, t.name, self.session.pid)
                 for t, _ in self.targets
             }
-            self._client, self._probe = None, None  # type: ignore[assignment]
+            self._client, self._probe = None, None
             return
         self._client = LoadGenerator(
             self.session.protocol,
@@ -170,6 +172,12 @@ class ConfigMeasurer:
             steps=self.pipeline.steps if self.pipeline is not None else (),
         )
 
+    def _single(self) -> tuple[LoadGenerator, Probe]:
+        """The one model's load generator and probe (open() makes them; several targets have theirs
+        in _clients and _probes)."""
+        assert self._client is not None and self._probe is not None, "open() first"
+        return self._client, self._probe
+
     async def close(self) -> None:
         """Stop the load generators and probes."""
         loop = asyncio.get_running_loop()
@@ -179,8 +187,9 @@ class ConfigMeasurer:
             for probe in self._probes.values():
                 await loop.run_in_executor(None, probe.close)
             return
-        await self._client.close()
-        await loop.run_in_executor(None, self._probe.close)
+        client, probe = self._single()
+        await client.close()
+        await loop.run_in_executor(None, probe.close)
 
     async def recover(self, reason: str) -> None:
         """Local server: restart it (and reconnect) so the next config starts clean."""
@@ -238,13 +247,7 @@ class ConfigMeasurer:
                     self.events.window(cand, load, index, stat, stable)
 
             return await measure_level(
-                self._client,
-                self._probe,
-                load,
-                self.settings,
-                on_window=on_window,
-                stop=self.stop,
-                decide=self.decide,
+                *self._single(), load, self.settings, on_window=on_window, stop=self.stop, decide=self.decide
             )
 
         search = LevelSearch(
@@ -330,7 +333,7 @@ class ConfigMeasurer:
                 self.events.playing(cand, load, elapsed, length, finished)
 
         played = await play_schedule(
-            self._client, self._probe, load, self.settings, on_second=on_second, stop=self.stop
+            *self._single(), load, self.settings, on_second=on_second, stop=self.stop
         )
         if played is None or self.stop.requested:
             return None
@@ -347,9 +350,7 @@ class ConfigMeasurer:
         load = self._load(level, self.spec.seed + round_)
         if load.schedule is not None:
             return await self._play(cand, load, f"confirm{round_}")
-        return await measure_level(
-            self._client, self._probe, load, self.settings, stop=self.stop, decide=self.decide
-        )
+        return await measure_level(*self._single(), load, self.settings, stop=self.stop, decide=self.decide)
 
     def longest_level_s(self) -> float:
         """An upper bound on one level's measurement: warm-up, every window, the drain, and a

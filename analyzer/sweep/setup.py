@@ -318,7 +318,7 @@ def _run_locked(
     store: RunStore,
     spec: SweepSpec | None,
     options: SweepOptions,
-    shared_storage: optuna.storages.RDBStorage | None,
+    shared_storage: RetryingStorage | None,
     events: Events,
     stop: StopToken,
 ) -> tuple[SweepResult, RunStore]:
@@ -372,7 +372,7 @@ def _run_locked(
                     session.control.load_model(spec.model, to_dict(base))
                 candidates, start = model_space(spec, base)
         storage, study_name = store.storage_url, STUDY_NAME
-        if options.storage is not None:
+        if shared_storage is not None:  # opened from options.storage
             storage, study_name = _join_shared(spec, options, store, session, base, shared_storage)
         search = make_search(
             spec.strategy,
