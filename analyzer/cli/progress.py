@@ -39,7 +39,7 @@ def clock(seconds: float | None) -> str:
     """'1:05' or '1:02:05' (hours), '?' when unknown."""
     if seconds is None or not math.isfinite(seconds):
         return "?"
-    whole = int(round(seconds))
+    whole = round(seconds)
     hours, rest = divmod(whole, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 

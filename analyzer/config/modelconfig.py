@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2 as mc
@@ -95,7 +96,7 @@ class Candidate:
         }
 
     @staticmethod
-    def from_params(params: dict[str, Any]) -> "Candidate":
+    def from_params(params: dict[str, Any]) -> Candidate:
         """Inverse of params()."""
         delay = int(params["max_queue_delay_us"])
         pref = str(params.get("preferred_batch_size", "") or "")
@@ -118,7 +119,7 @@ class Candidate:
         }
 
     @staticmethod
-    def from_row(row: Mapping[str, Any]) -> "Candidate":
+    def from_row(row: Mapping[str, Any]) -> Candidate:
         """The candidate of a configs.csv row (inverse of its knob columns: an empty or NaN
         delay means no dynamic batching, preferred sizes are space-separated; see _sizes)."""
         delay = row.get("max_queue_delay_us")

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from analyzer.config.modelconfig import Candidate, ModelConfig
 from analyzer.errors import UsageError
@@ -64,7 +65,7 @@ class JointCandidate:
         return {f"{name}.{key}": value for name, cand in self.parts for key, value in cand.params().items()}
 
     @staticmethod
-    def from_params(params: Mapping[str, Any]) -> "JointCandidate":
+    def from_params(params: Mapping[str, Any]) -> JointCandidate:
         """Inverse of params() (models in the order their keys first appear)."""
         grouped: dict[str, dict[str, Any]] = {}
         for key, value in params.items():
@@ -77,7 +78,7 @@ class JointCandidate:
         return {f"{name}.{key}": value for name, cand in self.parts for key, value in cand.columns().items()}
 
     @staticmethod
-    def from_row(row: Mapping[str, Any]) -> "JointCandidate":
+    def from_row(row: Mapping[str, Any]) -> JointCandidate:
         """The candidate of a configs.csv row (inverse of row())."""
         names = [str(k)[: -len(".instance_count")] for k in row.keys() if str(k).endswith(".instance_count")]
         return JointCandidate(
@@ -99,7 +100,7 @@ class JointCandidate:
         }
 
 
-def candidate_from_row(row: Mapping[str, Any]) -> "Candidate | JointCandidate":
+def candidate_from_row(row: Mapping[str, Any]) -> Candidate | JointCandidate:
     """The candidate of a configs.csv row: a pipeline's when it has per-model knob columns."""
     if any(str(k).endswith(".instance_count") for k in row.keys()):
         return JointCandidate.from_row(row)
@@ -157,7 +158,7 @@ def load_order(top: str, configs: Mapping[str, ModelConfig], named: Iterable[str
     for name in named:  # then the rest the spec names (a BLS model's callees), before top
         if name != top:
             visit(name)
-    return order + [top]
+    return [*order, top]
 
 
 def reachable(top: str, configs: Mapping[str, ModelConfig]) -> list[str]:

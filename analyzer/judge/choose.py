@@ -273,10 +273,10 @@ def build_summary(
         "wall_s": round(wall_s, 2),
         "finished": finished,
         "stopped_reason": stopped_reason,
-        "configs_tried": int(len(configs)),
+        "configs_tried": len(configs),
         "configs_failed": int((configs["status"] == "failed").sum()) if not configs.empty else 0,
         "configs_pruned": int((configs["status"] == "pruned").sum()) if not configs.empty else 0,
-        "measurements": int(len(measurements)),
+        "measurements": len(measurements),
         # Levels the load generator could not offer (never capacity; see analyzer.load.selfcheck).
         "client_bound_levels": int(measurements["client_bound"].map(csv_true).sum())
         if "client_bound" in measurements and not measurements.empty

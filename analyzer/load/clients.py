@@ -16,8 +16,9 @@ import collections
 import itertools
 import json
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, cast
+from typing import Any, cast
 from urllib.parse import quote
 
 import httptools

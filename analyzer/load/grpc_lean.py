@@ -54,7 +54,7 @@ from analyzer.load.grpc_frames import (
 class _Call:
     """One stream's state: its waiter, unsent request bytes and the window to send them."""
 
-    __slots__ = ("waiter", "pending", "window", "status", "message", "timer")
+    __slots__ = ("message", "pending", "status", "timer", "waiter", "window")
 
     def __init__(self, waiter: asyncio.Future[None], pending: memoryview, window: int) -> None:
         self.waiter = waiter
@@ -129,7 +129,7 @@ class H2Connection(asyncio.Protocol):
     def _on_frame(self, kind: int, flags: int, stream: int, payload: bytes) -> None:
         if kind == DATA:
             self._on_data(stream, flags, len(payload))
-        elif kind == HEADERS or kind == CONTINUATION:
+        elif kind in (HEADERS, CONTINUATION):
             if kind == HEADERS:
                 payload = strip_headers(flags, payload)
                 self._block, self._block_stream, self._block_end = [payload], stream, bool(flags & END_STREAM)

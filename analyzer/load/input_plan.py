@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from analyzer.limits import MAX_REQUESTS
 from analyzer.load.data import InputDataError

@@ -20,8 +20,9 @@ import multiprocessing as mp
 import os
 import signal
 import traceback
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import psutil
@@ -411,7 +412,7 @@ class LoadGenerator:
         self._pool: WorkerPool | None = None
 
     @classmethod
-    def in_process(cls, client: GrpcInferClient | HttpInferClient) -> "LoadGenerator":
+    def in_process(cls, client: GrpcInferClient | HttpInferClient) -> LoadGenerator:
         """A generator that sends every level through this one client, in this process (the
         caller owns the client and closes it)."""
         gen = cls("", "", "", [], workers=1)

@@ -14,8 +14,9 @@ import contextlib
 import math
 import signal
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -177,7 +178,7 @@ def interim_records(records: Records, pending: npt.NDArray[np.float64], before: 
     late = pending[pending[:, 0] < before]
     if len(late) == 0:
         return records
-    kinds = records.kinds if IN_FLIGHT in records.kinds else records.kinds + (IN_FLIGHT,)
+    kinds = records.kinds if IN_FLIGHT in records.kinds else (*records.kinds, IN_FLIGHT)
     code = kinds.index(IN_FLIGHT)
     done, error = np.full(len(late), math.nan), np.full(len(late), code, dtype=np.int32)
     return Records(
@@ -216,7 +217,7 @@ def attach_client_view(
     m.client_bound = bool(m.client_bound_reason)
 
 
-def as_generator(source: "LoadGenerator | GrpcInferClient | HttpInferClient") -> LoadGenerator:
+def as_generator(source: LoadGenerator | GrpcInferClient | HttpInferClient) -> LoadGenerator:
     """A load generator: `source` itself, or one that sends through this one client in-process."""
     return source if isinstance(source, LoadGenerator) else LoadGenerator.in_process(source)
 

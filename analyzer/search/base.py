@@ -4,9 +4,11 @@ run's Optuna study (analyzer.search.study), the stopping rules, and a shared stu
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -191,7 +193,9 @@ class Search:
         floors = []
         for key in self.encoding.axes:
             values = self.encoding.values[key]
-            ratios = [b / a for a, b in zip(values, values[1:]) if key.endswith("instance_count") and a > 0]
+            ratios = [
+                b / a for a, b in itertools.pairwise(values) if key.endswith("instance_count") and a > 0
+            ]
             floors.append(max(ratios, default=1.0))
         return tuple(floors)
 

@@ -13,7 +13,7 @@ and a search whose unmeasured configs are all like that is done.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 # A knob step is assumed able to change capacity by at least this factor, however flat the
 # configs measured so far look: with a few noisy measurements the largest step seen can be tiny.

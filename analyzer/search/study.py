@@ -5,8 +5,9 @@ stopped sweep resumes from the study, and TPE sees the knobs as ordinals."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import optuna
 from optuna.distributions import BaseDistribution, IntDistribution

@@ -11,7 +11,8 @@ import json
 import re
 import urllib.error
 import urllib.request
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from analyzer.errors import (
     LoadTimeoutError,
@@ -104,7 +105,7 @@ class ServerControl:
         except Exception:  # noqa: BLE001 - closing must never mask the real outcome
             pass
 
-    def __enter__(self) -> "ServerControl":
+    def __enter__(self) -> ServerControl:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -138,7 +139,7 @@ class ServerControl:
         """True when the server answers its liveness check (within the admin timeout)."""
         try:
             return bool(self._call("is_server_live"))
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - any failure to answer means not live
             return False
 
     def server_metadata(self) -> dict[str, Any]:
@@ -302,9 +303,9 @@ class ServerControl:
 def _short(exc: BaseException) -> str:
     """A one-paragraph form of a client exception."""
     text = str(exc).strip()
-    if hasattr(exc, "message") and callable(getattr(exc, "message")):
+    if hasattr(exc, "message") and callable(exc.message):
         try:
             text = exc.message() or text
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a message() that fails leaves str(exc)
             pass
     return re.sub(r"\s+", " ", text)[:600]

@@ -16,8 +16,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any
 
 import pandas as pd
 
@@ -228,7 +229,7 @@ class RunStore:
         return f"sqlite:///{self.path('study').resolve()}"
 
     @staticmethod
-    def create(out_root: str | Path | None, model: str, run_dir: str | Path | None = None) -> "RunStore":
+    def create(out_root: str | Path | None, model: str, run_dir: str | Path | None = None) -> RunStore:
         """Make a new run directory (default reports/<model>-<YYYYmmdd-HHMMSS>/ under out_root).
 
         Raises UsageError when the place is not writable, before anything is measured.
@@ -265,7 +266,7 @@ class RunStore:
         return RunStore(path)
 
     @staticmethod
-    def for_study(out_root: str | Path | None, model: str, study_name: str) -> "RunStore":
+    def for_study(out_root: str | Path | None, model: str, study_name: str) -> RunStore:
         """A shared study's run directory, <out_root>/<model>-<study> (default under reports/):
         made on its first export, reused (and refreshed by the caller) after that."""
         root = Path(out_root) if out_root is not None else DEFAULT_ROOT
@@ -276,7 +277,7 @@ class RunStore:
         return RunStore(run_dir) if run_dir.is_dir() else RunStore.create(None, model, run_dir=run_dir)
 
     @staticmethod
-    def open(run_dir: str | Path) -> "RunStore":
+    def open(run_dir: str | Path) -> RunStore:
         """An existing run directory to resume; UsageError when it is not one or not writable."""
         store = RunStore.open_readonly(run_dir)
         if not os.access(store.dir, os.W_OK):
@@ -284,7 +285,7 @@ class RunStore:
         return store
 
     @staticmethod
-    def open_readonly(run_dir: str | Path) -> "RunStore":
+    def open_readonly(run_dir: str | Path) -> RunStore:
         """An existing run directory to read (report, dashboard); UsageError when it is not one."""
         store = RunStore(run_dir)
         if not store.dir.is_dir():

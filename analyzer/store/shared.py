@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -189,7 +190,8 @@ class ConfirmationRound:
                     return None
             elif held != seen:
                 seen, seen_at, who = held, time.monotonic(), held[1]
-            elif time.monotonic() - seen_at > grace_s and shared.retry.quiet_for(grace_s):
+            elif time.monotonic() - seen_at > grace_s and shared.retry.quiet_for(grace_s):  # noqa: SIM102
+                # (two questions: is its claim stale, and did this worker win the takeover)
                 # Its beat stopped (not while the database was down: nobody could beat then).
                 if shared.take_over(CONFIRM_CLAIM, held[0], held[0] - 1, old_worker=held[1]):
                     self.io.say(

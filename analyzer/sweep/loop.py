@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from analyzer.config.modelconfig import Candidate, ModelConfig, to_pbtxt
 from analyzer.config.pipeline import JointCandidate, PipelineTarget, candidate_from_row

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from analyzer.config.modelconfig import Candidate, ModelConfig, apply_candidate, knobs_of, to_dict
 from analyzer.config.pipeline import JointCandidate, PipelineTarget

@@ -410,5 +410,5 @@ def test_a_pipeline_run_shows_every_model_its_steps_and_downloads(tmp_path: Path
         assert config.name == name and knobs_of(config).instance_count == int(best[f"{name}.instance_count"])
     # Filtering by total instances still works; the batch and delay filters do not apply.
     fewest = min(board.options()["counts"])
-    m, c = board.filtered([fewest], [], [])
+    _m, c = board.filtered([fewest], [], [])
     assert not c.empty and set(c["instance_count"]) == {fewest}
