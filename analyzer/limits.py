@@ -22,7 +22,7 @@ from pathlib import Path
 try:
     import resource
 except ImportError:  # not a Unix: no rlimits to read or raise
-    resource = None  # type: ignore[assignment]
+    resource = None  # type: ignore[assignment]  # the module or None; every use checks which
 
 # -- search spaces ---------------------------------------------------------------------------------
 # Candidates of one model's space (the product of its knob values), and of the joint space of a

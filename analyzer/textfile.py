@@ -5,6 +5,7 @@ gigabytes."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from analyzer.errors import UsageError
@@ -39,7 +40,7 @@ def read_text(
         ) from None
 
 
-def user_path(text: str) -> Path:
+def user_path(text: str | os.PathLike[str]) -> Path:
     """A path as a user wrote it, with ~ and ~user expanded where they can be (an unknown user
     or no home directory leaves it as written: reading it then fails with a clear error)."""
     try:

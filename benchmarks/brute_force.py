@@ -120,7 +120,7 @@ def stop_reason(rows: Sequence[Mapping[str, Any]], budget_ms: float, rule: StopR
         return f"reached level {rule.max_level}"
     if len(rows) > rule.flat_steps:
         recent = [float(r["throughput_rps"]) for r in rows[-rule.flat_steps - 1 :]]
-        if all(after < before * (1.0 + rule.growth) for before, after in zip(recent, recent[1:])):
+        if all(after < before * (1.0 + rule.growth) for before, after in itertools.pairwise(recent)):
             return f"saturated: throughput grew < {rule.growth:.0%} over {rule.flat_steps} steps"
     return ""
 

@@ -205,7 +205,7 @@ def main() -> int:
                         rps, p99, cpu, served, note = run_perf_analyzer(
                             args.perf_analyzer,
                             server,
-                            protocol,
+                            protocol,  # noqa: B023 - compare() runs within this protocol's iteration
                             model,
                             level,
                             args.window_ms,
@@ -216,7 +216,12 @@ def main() -> int:
                         notes.add(note)
                         for w in worker_counts:
                             rps, p99, cpu, served, note = run_ours(
-                                server, protocol, model, level, settings, w
+                                server,
+                                protocol,  # noqa: B023 - as above
+                                model,
+                                level,
+                                settings,
+                                w,
                             )
                             ours[w].append((rps, p99, cpu, served))
                             notes.add(note)

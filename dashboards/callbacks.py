@@ -196,7 +196,7 @@ class Dashboard(RunView):
             ]
             pbtxt = joined_pbtxts(texts)
         else:
-            pbtxt = next(iter(texts.values()), None)
+            pbtxt = next(iter(texts.values()), "")
         pbtxt = pbtxt or "(no base config in this run directory)"
         return html.Div(facts), curves, breakdown, pbtxt, config_id
 

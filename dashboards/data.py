@@ -125,7 +125,7 @@ class RunView:
         if cand is None:
             return {}
         joint = isinstance(cand, JointCandidate)
-        parts = cand.parts if joint else ((self.run.model, cand),)
+        parts = cand.parts if isinstance(cand, JointCandidate) else ((self.run.model, cand),)
         out = {}
         for name, part in parts:
             base_path = self.store.model_base_path(name) if joint else self.store.path("base_config")

@@ -160,14 +160,14 @@ def compare_table(run: RunData, ids: list[str], budget: float, label: str) -> An
         for i in ids:
             r = run.configs[run.configs["config_id"] == i]
             cells.append(html.Td(_cell(r.iloc[-1][key] if not r.empty else "-")))
-        rows.append(html.Tr([html.Th(name)] + cells))
+        rows.append(html.Tr([html.Th(name), *cells]))
     for name, key, fmt in (
         ("capacity req/s", "capacity_rps", "{:.1f}"),
         ("at level", "capacity_level", "{:g}"),
         (f"{label} ms", "latency_ms", "{:.2f}"),
     ):
         cells = [html.Td(_cell(caps[key].get(i, math.nan) if key in caps else math.nan, fmt)) for i in ids]
-        rows.append(html.Tr([html.Th(f"{name} @ {budget:g} ms")] + cells))
+        rows.append(html.Tr([html.Th(f"{name} @ {budget:g} ms"), *cells]))
     stats = confirmation_stats(run.measurements).set_index("config_id")
     if any(i in stats.index for i in ids):
         rows.append(

@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -218,10 +219,10 @@ CONFIRM_MEASUREMENTS = pd.DataFrame(
         confirm_row("i2_b8", 2, 8, 8, 1030, 7.0),
         confirm_row("i2_b8", 2, 8, 16, 1300, 13.0),
         confirm_row("i1_b32", 1, 32, 8, 700, 6.0),
+        *confirms("i1_b8", 1, 8, 8, [980, 1000, 990]),
+        *confirms("i2_b8", 2, 8, 8, [1020, 1040, 1010]),
+        *confirms("i1_b32", 1, 32, 8, [690, 700, 710]),
     ]
-    + confirms("i1_b8", 1, 8, 8, [980, 1000, 990])
-    + confirms("i2_b8", 2, 8, 8, [1020, 1040, 1010])
-    + confirms("i1_b32", 1, 32, 8, [690, 700, 710])
 )
 CONFIRM_CONFIGS = pd.DataFrame(
     [

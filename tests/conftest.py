@@ -4,8 +4,8 @@ PostgreSQL. Shared plain helpers (paths, spec writers, run_cli, ...) are in test
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -48,7 +48,7 @@ def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def triton_server(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator["object"]:
+def triton_server(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A real tritonserver on free loopback ports with the test models loaded (not `spare`)."""
     from analyzer.server.control import ServerControl
     from analyzer.server.discovery import find_tritonserver

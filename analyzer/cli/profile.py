@@ -7,7 +7,7 @@ analyzer.sweep.profile, the progress analyzer.cli.progress_live, what is printed
 from __future__ import annotations
 
 import contextlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import click
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import click
 
-from analyzer.config.modelconfig import Candidate
 from analyzer.config.pipeline import AnyCandidate
 from analyzer.judge.verdict import Status, Verdict
 from analyzer.load.shapes import LoadSpec
@@ -39,7 +38,7 @@ def clock(seconds: float | None) -> str:
     """'1:05' or '1:02:05' (hours), '?' when unknown."""
     if seconds is None or not math.isfinite(seconds):
         return "?"
-    whole = int(round(seconds))
+    whole = round(seconds)
     hours, rest = divmod(whole, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
@@ -163,14 +162,14 @@ class SweepProgress(Plain):
     def _value(self, m: Measurement) -> float:
         return float(getattr(m, percentile_field(self.percentile)))
 
-    def confirm_start(self, cands: list[Candidate], rounds: int) -> None:
+    def confirm_start(self, cands: list[AnyCandidate], rounds: int) -> None:
         """The confirmation round begins."""
         self._echo(
             f"[confirm] re-measuring the top {len(cands)} at their capacity levels, {rounds} "
             f"interleaved rounds: {', '.join(c.config_id for c in cands)}  ({self._eta()})"
         )
 
-    def confirm(self, cand: Candidate, round_: int, m: Measurement, verdict: Verdict) -> None:
+    def confirm(self, cand: AnyCandidate, round_: int, m: Measurement, verdict: Verdict) -> None:
         """One confirmation measurement finished."""
         self._echo(
             f"    round {round_} {cand.config_id} at {level_text(m.load_mode, m.load_level)}: "
@@ -178,7 +177,7 @@ class SweepProgress(Plain):
             f"{'meets' if verdict.meets else verdict.status}"
         )
 
-    def config_start(self, cand: Candidate, number: int, total: int) -> None:
+    def config_start(self, cand: AnyCandidate, number: int, total: int) -> None:
         """A config is about to be loaded."""
         self.total = max(total, number)
         self._echo(
@@ -186,9 +185,9 @@ class SweepProgress(Plain):
             + (f"; best so far {self.best[1]} at {self.best[0]:.1f} req/s)" if self.best else ")")
         )
 
-    def level(self, cand: Candidate, m: Measurement, verdict: Verdict) -> None:
+    def level(self, cand: AnyCandidate, m: Measurement, verdict: Verdict) -> None:
         """A load level was measured."""
-        status = Status.MEETS if verdict.meets else verdict.status
+        status: str = Status.MEETS if verdict.meets else verdict.status
         if verdict.status == Status.CLIENT_BOUND:
             status = verdict.reason  # names the fix: more --workers or a separate load machine
         worst = f"  worst minute {m.worst_minute_ms:.2f} ms" if math.isfinite(m.worst_minute_ms) else ""
@@ -198,7 +197,9 @@ class SweepProgress(Plain):
             f"  {status}  ({self._eta()})"
         )
 
-    def playing(self, cand: Candidate, load: LoadSpec, elapsed: float, length: float, finished: int) -> None:
+    def playing(
+        self, cand: AnyCandidate, load: LoadSpec, elapsed: float, length: float, finished: int
+    ) -> None:
         """A schedule is being played: a line every 10 s of it."""
         if int(elapsed) % 10 == 0 and elapsed < length:
             self._echo(
@@ -206,7 +207,7 @@ class SweepProgress(Plain):
                 f"finished ({self._eta()})"
             )
 
-    def config_done(self, cand: Candidate, row: dict[str, Any]) -> None:
+    def config_done(self, cand: AnyCandidate, row: dict[str, Any]) -> None:
         """A config finished (measured, pruned or failed)."""
         self.done += 1
         if (

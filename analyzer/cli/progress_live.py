@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from analyzer.cli.progress import ProfileProgress, SweepProgress, clock, knobs_text, time_left_s
-from analyzer.config.modelconfig import Candidate
+from analyzer.config.pipeline import AnyCandidate, JointCandidate
 from analyzer.judge.verdict import Verdict, budget_verdict
 from analyzer.load.shapes import LoadSpec
 from analyzer.measure.levels import MeasureSettings
@@ -198,21 +198,23 @@ class LiveSweepProgress(_Panel, SweepProgress):
         events.window = self.window
         return events
 
-    def config_start(self, cand: Candidate, number: int, total: int) -> None:
+    def config_start(self, cand: AnyCandidate | JointCandidate, number: int, total: int) -> None:
         """The config's line; the panel's current config."""
         super().config_start(cand, number, total)
         self.finished = number - 1
         self.config = f"{number}/{self.total}  {cand.config_id}: {knobs_text(cand)}"
         self.now = "loading the config"
 
-    def window(self, cand: Candidate, load: LoadSpec, index: int, stat: WindowStat, stable: bool) -> None:
+    def window(
+        self, cand: AnyCandidate | JointCandidate, load: LoadSpec, index: int, stat: WindowStat, stable: bool
+    ) -> None:
         """The panel's current load level."""
         self.now = (
             f"{load.describe()}, window {index}: {stat.throughput_rps:.1f} req/s, "
             f"p99 {stat.p99_ms:.2f} ms, {'stable' if stable else 'settling'}"
         )
 
-    def level(self, cand: Candidate, m: Measurement, verdict: Verdict) -> None:
+    def level(self, cand: AnyCandidate | JointCandidate, m: Measurement, verdict: Verdict) -> None:
         """The level's line; the panel's last level."""
         super().level(cand, m, verdict)
         self.now = (
@@ -220,25 +222,34 @@ class LiveSweepProgress(_Panel, SweepProgress):
             f"{self.label} {self._value(m):.2f} ms, {'meets' if verdict.meets else verdict.status}"
         )
 
-    def playing(self, cand: Candidate, load: LoadSpec, elapsed: float, length: float, finished: int) -> None:
+    def playing(
+        self,
+        cand: AnyCandidate | JointCandidate,
+        load: LoadSpec,
+        elapsed: float,
+        length: float,
+        finished: int,
+    ) -> None:
         """The schedule's line every 10 s; the panel every second."""
         super().playing(cand, load, elapsed, length, finished)
         self.now = f"{load.describe()}: {elapsed:.0f} / {length:.0f} s played, {finished} requests finished"
 
-    def config_done(self, cand: Candidate, row: dict[str, Any]) -> None:
+    def config_done(self, cand: AnyCandidate | JointCandidate, row: dict[str, Any]) -> None:
         """The config's outcome line; the bar moves."""
         super().config_done(cand, row)
         self.finished += 1
         self.now = "choosing the next config"
 
-    def confirm_start(self, cands: list[Candidate], rounds: int) -> None:
+    def confirm_start(self, cands: list[AnyCandidate | JointCandidate], rounds: int) -> None:
         """The confirmation round's line; the bar now counts its measurements."""
         super().confirm_start(cands, rounds)
         self.confirming = (0, len(cands) * rounds)
         self.confirm_started = time.monotonic()
         self.config = f"confirmation round: the top {len(cands)}, {rounds} rounds"
 
-    def confirm(self, cand: Candidate, round_: int, m: Measurement, verdict: Verdict) -> None:
+    def confirm(
+        self, cand: AnyCandidate | JointCandidate, round_: int, m: Measurement, verdict: Verdict
+    ) -> None:
         """One confirmation measurement's line."""
         super().confirm(cand, round_, m, verdict)
         if self.confirming is not None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2 as mc
@@ -85,7 +86,7 @@ class Candidate:
         return "_".join(parts)
 
     @property
-    def parts(self) -> tuple[tuple[str, "Candidate"], ...]:
+    def parts(self) -> tuple[tuple[str, Candidate], ...]:
         """The tuned models' candidates: this one, for the model under load (named ''). A
         pipeline's point (JointCandidate) has one per tuned model, so callers read both alike."""
         return (("", self),)
@@ -106,7 +107,7 @@ class Candidate:
         }
 
     @staticmethod
-    def from_params(params: dict[str, Any]) -> "Candidate":
+    def from_params(params: dict[str, Any]) -> Candidate:
         """Inverse of params()."""
         delay = int(params["max_queue_delay_us"])
         pref = str(params.get("preferred_batch_size", "") or "")
@@ -129,7 +130,7 @@ class Candidate:
         }
 
     @staticmethod
-    def from_row(row: Mapping[str, Any]) -> "Candidate":
+    def from_row(row: Mapping[str, Any]) -> Candidate:
         """The candidate of a configs.csv row (inverse of its knob columns: an empty or NaN
         delay means no dynamic batching, preferred sizes are space-separated; see _sizes)."""
         delay = row.get("max_queue_delay_us")
@@ -149,7 +150,7 @@ def _sizes(cell: Any) -> tuple[int, ...]:
     if isinstance(cell, str):
         return tuple(int(x) for x in cell.split())
     if isinstance(cell, numbers.Real) and not isinstance(cell, bool) and math.isfinite(cell):
-        return (int(cell),)
+        return (int(float(cell)),)  # numbers.Real promises __float__, not __int__
     return ()
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from analyzer.config.modelconfig import Candidate, ModelConfig
 from analyzer.errors import UsageError
@@ -64,7 +65,7 @@ class JointCandidate:
         return {f"{name}.{key}": value for name, cand in self.parts for key, value in cand.params().items()}
 
     @staticmethod
-    def from_params(params: Mapping[str, Any]) -> "JointCandidate":
+    def from_params(params: Mapping[str, Any]) -> JointCandidate:
         """Inverse of params() (models in the order their keys first appear)."""
         grouped: dict[str, dict[str, Any]] = {}
         for key, value in params.items():
@@ -89,7 +90,7 @@ class JointCandidate:
         return {f"{name}.{key}": value for name, cand in self.parts for key, value in cand.columns().items()}
 
     @staticmethod
-    def from_row(row: Mapping[str, Any]) -> "JointCandidate":
+    def from_row(row: Mapping[str, Any]) -> JointCandidate:
         """The candidate of a configs.csv row (inverse of row())."""
         names = [str(k)[: -len(".instance_count")] for k in row.keys() if str(k).endswith(".instance_count")]
         return JointCandidate(
@@ -138,7 +139,7 @@ class PipelineTarget:
 
 def is_ensemble(config: ModelConfig) -> bool:
     """Whether a config is an ensemble's."""
-    return config.platform == "ensemble" or config.HasField("ensemble_scheduling")
+    return bool(config.platform == "ensemble" or config.HasField("ensemble_scheduling"))
 
 
 def ensemble_steps(config: ModelConfig) -> list[str]:
@@ -174,7 +175,7 @@ def load_order(top: str, configs: Mapping[str, ModelConfig], named: Iterable[str
     for name in named:  # then the rest the spec names (a BLS model's callees), before top
         if name != top:
             visit(name)
-    return order + [top]
+    return [*order, top]
 
 
 def reachable(top: str, configs: Mapping[str, ModelConfig]) -> list[str]:

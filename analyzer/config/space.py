@@ -32,7 +32,7 @@ class ModelTraits:
     base: Candidate  # the knobs of the config as it is now
 
     @staticmethod
-    def of(config: ModelConfig) -> "ModelTraits":
+    def of(config: ModelConfig) -> ModelTraits:
         """Traits from a model's base config."""
         knobs = knobs_of(config)
         batching = config.max_batch_size > 0

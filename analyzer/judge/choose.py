@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 # benchmarks/search_efficiency.py and tests/unit/test_dashboard.py import search_rows and
@@ -151,7 +152,9 @@ def closest_config(configs: pd.DataFrame) -> pd.Series | None:
     return measured.sort_values("closest_latency_ms").iloc[0]
 
 
-def pareto_mask(throughput: np.ndarray, latency: np.ndarray) -> np.ndarray:
+def pareto_mask(
+    throughput: npt.NDArray[np.float64], latency: npt.NDArray[np.float64]
+) -> npt.NDArray[np.bool_]:
     """Points not dominated by another (more throughput and no more latency, or less latency
     and no less throughput)."""
     n = len(throughput)
@@ -270,10 +273,10 @@ def build_summary(
         "wall_s": round(wall_s, 2),
         "finished": finished,
         "stopped_reason": stopped_reason,
-        "configs_tried": int(len(configs)),
+        "configs_tried": len(configs),
         "configs_failed": int((configs["status"] == "failed").sum()) if not configs.empty else 0,
         "configs_pruned": int((configs["status"] == "pruned").sum()) if not configs.empty else 0,
-        "measurements": int(len(measurements)),
+        "measurements": len(measurements),
         # Levels the load generator could not offer (never capacity; see analyzer.load.selfcheck).
         "client_bound_levels": int(measurements["client_bound"].map(csv_true).sum())
         if "client_bound" in measurements and not measurements.empty
@@ -329,4 +332,5 @@ def build_summary(
                 "best_p99_ms": close["closest_p99_ms"],
                 "budget_ms": budget_ms,
             }
-    return jsonable(summary)
+    plain: dict[str, Any] = jsonable(summary)
+    return plain

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from analyzer.judge.verdict import Status
@@ -45,7 +46,7 @@ def t95(dof: int) -> float:
     return 1.96
 
 
-def mean_ci(samples: list[float] | np.ndarray) -> tuple[float, float, float]:
+def mean_ci(samples: list[float] | npt.NDArray[np.float64]) -> tuple[float, float, float]:
     """(mean, low, high): the 95 % t-interval of the mean of independent repeats."""
     x = np.asarray(samples, dtype=float)
     x = x[np.isfinite(x)]

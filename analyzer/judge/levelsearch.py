@@ -9,8 +9,8 @@ The async driver at the bottom, `search_capacity`, only calls a measuring functi
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 from analyzer.judge.verdict import Status, Verdict, budget_verdict, is_finite
 from analyzer.schema import percentile_field
@@ -92,7 +92,7 @@ class LevelSearch:
 
     def _round(self, level: float) -> float:
         if self.mode == "concurrency":
-            return float(max(1, int(round(level))))
+            return float(max(1, round(level)))
         return float(f"{level:.3g}")
 
     def _clamp(self, level: float) -> float:

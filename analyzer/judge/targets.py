@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any
 
 from analyzer.judge.verdict import Status, Verdict
 from analyzer.stats.measurement import Measurement
@@ -155,7 +156,7 @@ class Coordinator:
         return verdict
 
 
-def target_figures(row: Mapping[str, object]) -> dict[str, dict[str, float]]:
+def target_figures(row: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """A measurement row's 'target.<model>.<field>' columns as {model: {field: value}}."""
     out: dict[str, dict[str, float]] = {}
     for key, value in row.items():
@@ -163,7 +164,7 @@ def target_figures(row: Mapping[str, object]) -> dict[str, dict[str, float]]:
         if key.startswith("target.") and key.count(".") >= 2:
             name, field = key[7:].rsplit(".", 1)
             try:
-                out.setdefault(name, {})[field] = float(value)  # type: ignore[arg-type]
+                out.setdefault(name, {})[field] = float(value)
             except (TypeError, ValueError):
                 out.setdefault(name, {})[field] = math.nan
     return out

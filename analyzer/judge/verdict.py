@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 from analyzer.schema import csv_true, percentile_field
 from analyzer.stats.measurement import Measurement, allowed_over, binom_cdf_table

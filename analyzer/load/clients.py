@@ -16,8 +16,9 @@ import collections
 import itertools
 import json
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, cast
 from urllib.parse import quote
 
 import httptools
@@ -147,7 +148,7 @@ class _Connection(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # create_connection: a stream transport
 
     def data_received(self, data: bytes) -> None:
         try:

@@ -18,8 +18,9 @@ import binascii
 import json
 import zipfile
 import zlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ def _full_shape(given: Sequence[int], spec: TensorSpec, where: str) -> tuple[int
     does not fit."""
     given = _shape_list(given, where)
     if len(given) == len(spec.shape) - 1 and spec.shape and spec.shape[0] == 1:
-        given = (1,) + given
+        given = (1, *given)
     if len(given) != len(spec.shape) or any(s != -1 and s != g for s, g in zip(spec.shape, given)):
         return None
     if any(g < 0 for g in given):

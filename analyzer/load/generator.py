@@ -13,8 +13,9 @@ import asyncio
 import collections
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class Records:
         return self.done - self.scheduled
 
     @staticmethod
-    def merge(parts: "list[Records]") -> "Records":
+    def merge(parts: list[Records]) -> Records:
         """One set of records from several (each worker's), error codes mapped onto one list of
         kinds; whole arrays at a time, never per request."""
         kinds: list[str] = [OK]
@@ -84,12 +85,12 @@ class Records:
             tuple(kinds),
         )
 
-    def select(self, mask: np.ndarray) -> "Records":
+    def select(self, mask: np.ndarray) -> Records:
         """The records where `mask` is true."""
         return Records(self.scheduled[mask], self.sent[mask], self.done[mask], self.error[mask], self.kinds)
 
     @staticmethod
-    def empty() -> "Records":
+    def empty() -> Records:
         """No records."""
         z = np.empty(0)
         return Records(z, z, z, np.empty(0, dtype=np.int32), (OK,))
@@ -138,10 +139,10 @@ def classify_error(exc: BaseException) -> str:
     if isinstance(exc, asyncio.TimeoutError):
         return "timeout"
     status = None
-    if hasattr(exc, "status") and callable(getattr(exc, "status")):
+    if hasattr(exc, "status") and callable(exc.status):
         try:
             status = exc.status()  # tritonclient.utils.InferenceServerException
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - no usable status: classified by its text
             status = None
     if status:
         text = str(status).replace("StatusCode.", "").lower()
@@ -356,7 +357,7 @@ class LoadRun:
         except asyncio.CancelledError:
             rec.add(scheduled, sent, math.nan, rec.code(UNFINISHED))
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded, by kind
             rec.add(scheduled, sent, now(), rec.code(classify_error(exc)))
         finally:
             self._inflight -= 1

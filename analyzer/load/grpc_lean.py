@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from typing import Any
+from typing import Any, cast
 
 import hpack
 
@@ -54,7 +54,7 @@ from analyzer.load.grpc_frames import (
 class _Call:
     """One stream's state: its waiter, unsent request bytes and the window to send them."""
 
-    __slots__ = ("waiter", "pending", "window", "status", "message", "timer")
+    __slots__ = ("message", "pending", "status", "timer", "waiter", "window")
 
     def __init__(self, waiter: asyncio.Future[None], pending: memoryview, window: int) -> None:
         self.waiter = waiter
@@ -90,13 +90,13 @@ class H2Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # create_connection: a stream transport
         # Let the server send without ever waiting on us: the largest stream window, and the
         # connection window raised to match (replenished in _on_data).
         settings = struct.pack(">HI", SETTINGS_INITIAL_WINDOW_SIZE, MAX_WINDOW)
-        transport.write(
+        self.transport.write(
             PREFACE
-            + frame(SETTINGS, 0, 0, settings)  # type: ignore[attr-defined]
+            + frame(SETTINGS, 0, 0, settings)
             + frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", MAX_WINDOW - 65535))
         )
 
@@ -129,7 +129,7 @@ class H2Connection(asyncio.Protocol):
     def _on_frame(self, kind: int, flags: int, stream: int, payload: bytes) -> None:
         if kind == DATA:
             self._on_data(stream, flags, len(payload))
-        elif kind == HEADERS or kind == CONTINUATION:
+        elif kind in (HEADERS, CONTINUATION):
             if kind == HEADERS:
                 payload = strip_headers(flags, payload)
                 self._block, self._block_stream, self._block_end = [payload], stream, bool(flags & END_STREAM)

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from analyzer.limits import MAX_REQUESTS
 from analyzer.load.data import InputDataError
@@ -259,8 +260,8 @@ def parse_input_plan(
     if "requests" in data:
         n = data["requests"]
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_REQUESTS:
-            allowed = f"a whole number from 1 to {MAX_REQUESTS} (the limit)"
-            problems.append((f"{key}.requests", f"expected {allowed}, got {n!r}"))
+            expected = f"a whole number from 1 to {MAX_REQUESTS} (the limit)"
+            problems.append((f"{key}.requests", f"expected {expected}, got {n!r}"))
         else:
             kw["requests"] = n
     dims: dict[str, tuple[tuple[int, float], ...]] = {}

@@ -6,8 +6,9 @@ numpy arrays. Variable dimensions (-1) must be given by the user; errors say whi
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

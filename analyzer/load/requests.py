@@ -13,7 +13,7 @@ requests from it (analyzer.load.data); no plan at all is one random request.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -32,7 +32,7 @@ def mix_counts(mix: Sequence[tuple[int, float]], n: int) -> list[int]:
     largest remainder so the counts sum to n exactly."""
     total = sum(w for _, w in mix)
     exact = [n * w / total for _, w in mix]
-    counts = [int(math.floor(e)) for e in exact]
+    counts = [math.floor(e) for e in exact]
     order = sorted(range(len(mix)), key=lambda i: exact[i] - counts[i], reverse=True)
     for i in order[: n - sum(counts)]:
         counts[i] += 1
@@ -56,17 +56,15 @@ def _values(gen: InputGen, spec: TensorSpec, shape: tuple[int, ...], rng: np.ran
         if gen.low is not None:
             values = np.clip(values, gen.low, gen.high)
         return (np.rint(values) if integer else values).astype(dtype)
-    if gen.low is None:
+    if gen.low is None or gen.high is None:  # a range sets both
         return random_tensor(TensorSpec(spec.name, spec.datatype, shape), rng)
     if gen.distribution == "zipf":
-        lo, hi = int(math.ceil(gen.low)), int(math.floor(gen.high))
+        lo, hi = math.ceil(gen.low), math.floor(gen.high)
         ranks = np.arange(1, hi - lo + 2, dtype=np.float64)
         p = ranks**-gen.a
         return (lo + rng.choice(len(ranks), size=shape, p=p / p.sum())).astype(dtype)
     if integer:
-        return rng.integers(
-            int(math.ceil(gen.low)), int(math.floor(gen.high)), size=shape, endpoint=True
-        ).astype(dtype)
+        return rng.integers(math.ceil(gen.low), math.floor(gen.high), size=shape, endpoint=True).astype(dtype)
     return rng.uniform(gen.low, gen.high, size=shape).astype(dtype)
 
 

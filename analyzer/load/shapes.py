@@ -30,7 +30,7 @@ class LoadSpec:
     level: float  # with a schedule: the scale factor of its rates (1 = as defined)
     arrival: str = "poisson"  # open loop only: "poisson" | "constant"
     seed: int = 0
-    schedule: "Schedule | None" = None  # open loop only: a rate that changes over time
+    schedule: Schedule | None = None  # open loop only: a rate that changes over time
     # Open loop only: at most this many requests in flight; a request due while the cap is full
     # waits for a free slot and its latency counts from its scheduled time (None: no cap).
     max_inflight: int | None = None
@@ -117,7 +117,7 @@ def grid_step(duration_s: float) -> float:
     return max(GRID_S, duration_s / MAX_SCHEDULE_GRID)
 
 
-def rate_grid(schedule: "Schedule", scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def rate_grid(schedule: Schedule, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """The grid a schedule's rate is integrated on (at most MAX_SCHEDULE_GRID + 2 points) and
     the cumulative expected arrivals at each point, rates multiplied by `scale` (trapezoids)."""
     duration = schedule.duration_s
@@ -128,7 +128,7 @@ def rate_grid(schedule: "Schedule", scale: float = 1.0) -> tuple[np.ndarray, np.
     return grid, cumulative
 
 
-def expected_requests(schedule: "Schedule", scale: float = 1.0) -> float:
+def expected_requests(schedule: Schedule, scale: float = 1.0) -> float:
     """About how many requests a schedule sends at `scale` (a trace: exactly), computed on the
     bounded grid, before any send time is made."""
     if isinstance(schedule, Trace):
@@ -178,7 +178,7 @@ class Step(Schedule):
     step_s: float
 
     @property
-    def duration_s(self) -> float:  # type: ignore[override]
+    def duration_s(self) -> float:  # type: ignore[override]  # Schedule declares a plain attribute
         return len(self.rates) * self.step_s
 
     def rate(self, t: np.ndarray) -> np.ndarray:
@@ -249,7 +249,7 @@ class Trace(Schedule):
     times: tuple[float, ...]
 
     @property
-    def duration_s(self) -> float:  # type: ignore[override]
+    def duration_s(self) -> float:  # type: ignore[override]  # Schedule declares a plain attribute
         return (max(self.times) + 1e-9) if self.times else 0.0
 
     def rate(self, t: np.ndarray) -> np.ndarray:
@@ -259,7 +259,7 @@ class Trace(Schedule):
         return np.where(index < len(counts), counts[np.clip(index, 0, len(counts) - 1)], 0).astype(float)
 
     @staticmethod
-    def from_gaps(gaps: "list[float] | np.ndarray") -> "Trace":
+    def from_gaps(gaps: list[float] | np.ndarray) -> Trace:
         """A trace from inter-arrival times."""
         return Trace(tuple(np.cumsum(np.asarray(gaps, dtype=float)).tolist()))
 

@@ -20,15 +20,16 @@ import multiprocessing as mp
 import os
 import signal
 import traceback
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import psutil
 
 from analyzer.errors import MeasurementError
 from analyzer.limits import connection_budget, raise_fd_limit
-from analyzer.load.clients import GrpcInferClient, HttpInferClient, Tensors, make_client
+from analyzer.load.clients import GrpcInferClient, HttpInferClient, RequestSet, Tensors, make_client
 from analyzer.load.generator import CpuSample, LoadRun, Records, now
 from analyzer.load.shapes import LoadSpec
 from analyzer.load.split import active_workers, auto_workers, split_concurrency
@@ -221,7 +222,7 @@ class WorkerPool:
         protocol: str,
         url: str,
         model: str,
-        tensors: Tensors,
+        tensors: Tensors | RequestSet,
         timeout_s: float,
         max_connections: int | None = None,
     ) -> None:
@@ -393,7 +394,7 @@ class LoadGenerator:
         protocol: str,
         url: str,
         model: str,
-        tensors: Tensors,
+        tensors: Tensors | RequestSet,
         *,
         timeout_s: float = 30.0,
         workers: int | None = None,
@@ -411,7 +412,7 @@ class LoadGenerator:
         self._pool: WorkerPool | None = None
 
     @classmethod
-    def in_process(cls, client: GrpcInferClient | HttpInferClient) -> "LoadGenerator":
+    def in_process(cls, client: GrpcInferClient | HttpInferClient) -> LoadGenerator:
         """A generator that sends every level through this one client, in this process (the
         caller owns the client and closes it)."""
         gen = cls("", "", "", [], workers=1)

@@ -14,10 +14,12 @@ import contextlib
 import math
 import signal
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from analyzer.judge.verdict import Verdict, claim_futile, required_requests
 from analyzer.load.clients import GrpcInferClient, HttpInferClient, RequestSet
@@ -167,7 +169,7 @@ async def _wait_window(
             await asyncio.sleep(poll)
 
 
-def interim_records(records: Records, pending: np.ndarray, before: float) -> Records:
+def interim_records(records: Records, pending: npt.NDArray[np.float64], before: float) -> Records:
     """The finished records plus the requests still in flight (`pending`: (scheduled, sent)
     rows) that were scheduled before `before`, as in flight: slower than any budget, but not
     errors (they have not failed). With `before` = now - budget, those requests are known to be
@@ -176,7 +178,7 @@ def interim_records(records: Records, pending: np.ndarray, before: float) -> Rec
     late = pending[pending[:, 0] < before]
     if len(late) == 0:
         return records
-    kinds = records.kinds if IN_FLIGHT in records.kinds else records.kinds + (IN_FLIGHT,)
+    kinds = records.kinds if IN_FLIGHT in records.kinds else (*records.kinds, IN_FLIGHT)
     code = kinds.index(IN_FLIGHT)
     done, error = np.full(len(late), math.nan), np.full(len(late), code, dtype=np.int32)
     return Records(
@@ -215,7 +217,7 @@ def attach_client_view(
     m.client_bound = bool(m.client_bound_reason)
 
 
-def as_generator(source: "LoadGenerator | GrpcInferClient | HttpInferClient") -> LoadGenerator:
+def as_generator(source: LoadGenerator | GrpcInferClient | HttpInferClient) -> LoadGenerator:
     """A load generator: `source` itself, or one that sends through this one client in-process."""
     return source if isinstance(source, LoadGenerator) else LoadGenerator.in_process(source)
 
@@ -353,7 +355,7 @@ def _summary(
 def _decided(
     decide: Decide,
     records: Records,
-    pending: np.ndarray,
+    pending: npt.NDArray[np.float64],
     windows: list[WindowStat],
     load: LoadSpec,
     stable: bool,
@@ -390,7 +392,7 @@ def _decided(
     return None
 
 
-def make_tensors(specs: Sequence[TensorSpec], seed: int = 0) -> list[tuple[TensorSpec, np.ndarray]]:
+def make_tensors(specs: Sequence[TensorSpec], seed: int = 0) -> list[tuple[TensorSpec, npt.NDArray[Any]]]:
     """Random input data for each request tensor (seeded, reproducible)."""
     rng = np.random.default_rng(seed)
     return [(spec, random_tensor(spec, rng)) for spec in specs]

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import psutil
 
@@ -120,7 +121,7 @@ class ProcessSampler:
         """CPU seconds and RSS of the tree now (None when the process is gone)."""
         try:
             root = psutil.Process(self.pid)
-            procs = [root] + root.children(recursive=True)
+            procs = [root, *root.children(recursive=True)]
         except psutil.Error:
             return None
         cpu: dict[int, float] = {}

@@ -9,9 +9,10 @@ Snapshots are I/O (taken on a thread of their own); the figures come from plain 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from analyzer.config.pipeline import bottleneck, step_stat
 from analyzer.load.generator import now
@@ -111,7 +112,7 @@ class Probe:
             self._executor.submit(control.close).result()
         self._executor.shutdown(wait=True)
 
-    def __enter__(self) -> "Probe":
+    def __enter__(self) -> Probe:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -9,8 +9,8 @@ server's snapshots (analyzer.measure.probe) before and after, and hands plain da
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from analyzer.load.clients import RequestSet
 from analyzer.load.generator import Records, now

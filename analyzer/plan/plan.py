@@ -10,7 +10,8 @@ analyzer.plan.preflight runs it before one starts, from a local repository's fil
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from analyzer.config.modelconfig import Candidate, ModelConfig
 from analyzer.config.pipeline import (
@@ -70,7 +71,7 @@ def pipeline_plan(
     starting point (today's configs)."""
     configs: dict[str, ModelConfig] = {spec.model: top}
     named = dict(spec.models or {})
-    frontier = [spec.model] + list(named)
+    frontier = [spec.model, *named]
     while frontier:  # follow ensembles (nested too) and the named models' own ensembles
         name = frontier.pop()
         if name not in configs:

@@ -17,8 +17,8 @@ schedule, input_data's form) and a shared study's storage URL (analyzer.sweep.se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from analyzer.config.modelconfig import ModelConfig, read_pbtxt
 from analyzer.config.pipeline import is_ensemble

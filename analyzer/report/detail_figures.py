@@ -230,8 +230,8 @@ def timeline_figure(table: pd.DataFrame, title: str, budget_ms: float | None = N
     x = table["second"] + width / 2
     fig.add_trace(
         go.Scatter(
-            x=list(table["second"]) + [float(table["second"].iloc[-1]) + width],
-            y=list(table["due"]) + [table["due"].iloc[-1]],
+            x=[*table["second"], float(table["second"].iloc[-1]) + width],
+            y=[*table["due"], table["due"].iloc[-1]],
             name="due (the schedule)",
             mode="lines",
             line=dict(color="#888", dash="dot", shape="hv"),

@@ -33,8 +33,9 @@ def all_figures(run: RunData) -> dict[str, go.Figure]:
     search = search_rows(run.measurements)
     mode = str(search["load_mode"].iloc[0]) if not search.empty else "load level"
     answer = answer_at(run)
-    chosen = None if answer.best is None else str(answer.best["config_id"])
-    point = None if chosen is None else (chosen, float(answer.best["capacity_level"]))
+    best = answer.best
+    chosen = None if best is None else str(best["config_id"])
+    point = None if best is None else (str(best["config_id"]), float(best["capacity_level"]))
     figures = {"pareto": pareto_figure(pareto_data(run.measurements, run.budget_ms, point, run.percentile))}
     timeline = chosen_timeline(run, answer)
     if timeline is not None:

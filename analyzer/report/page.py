@@ -246,7 +246,7 @@ def configs_table(run: RunData) -> pd.DataFrame:
         k for k in c.columns if str(k).endswith((".instance_count", ".max_batch_size", ".max_queue_delay_us"))
     ]
     knobs = (
-        ["instance_count"] + per_model + ["bottleneck_step"]
+        ["instance_count", *per_model, "bottleneck_step"]
         if per_model
         else ["instance_count", "max_batch_size", "max_queue_delay_us"]
     )

@@ -49,7 +49,9 @@ def pareto_figure(data: ParetoInfo, title: str | None = None) -> go.Figure:
     fig = go.Figure()
     points = data.points
     counts = sorted({p.instance_count for p in points})
-    batches = sorted({p.max_batch_size for p in points})
+    batches = sorted(
+        {p.max_batch_size for p in points}, key=lambda b: -1 if b is None else b
+    )  # None: a pipeline
     for count in counts:
         for batch in batches:
             sel = [p for p in points if p.instance_count == count and p.max_batch_size == batch]
@@ -121,8 +123,8 @@ def pareto_figure(data: ParetoInfo, title: str | None = None) -> go.Figure:
         margin=dict(t=50, l=60, r=20, b=50),
         clickmode="event",
     )
-    ys = [p.latency_ms for p in points if p.latency_ms > 0] + [data.budget_ms]
-    ticks = log_ticks(min(ys) / 1.1, max(ys) * 1.1)
+    shown = [p.latency_ms for p in points if p.latency_ms > 0] + [data.budget_ms]
+    ticks = log_ticks(min(shown) / 1.1, max(shown) * 1.1)
     if ticks:
         fig.update_yaxes(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
     return fig

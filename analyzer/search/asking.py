@@ -10,7 +10,8 @@ holds no branch on which kind of study it runs on.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import optuna
 from optuna.trial import TrialState

@@ -5,15 +5,17 @@ heartbeats (analyzer.search.claims)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from analyzer.config.modelconfig import Candidate
+from analyzer.config.pipeline import AnyCandidate
 from analyzer.errors import DatabaseError
 from analyzer.search.asking import Asking, LocalAsk
 from analyzer.search.bound import plausible
@@ -51,13 +53,13 @@ class Search:
     def __init__(
         self,
         *,
-        candidates: Sequence[Candidate],
+        candidates: Sequence[AnyCandidate],
         storage: str | optuna.storages.BaseStorage,
         budget_ms: float,
         objective: str = "throughput",
         stop_rules: Sequence[StopRule] | None = None,
         seed: int = 0,
-        base: Candidate | None = None,
+        base: AnyCandidate | None = None,
         study_name: str = STUDY_NAME,
         claims: Asking | None = None,
     ) -> None:
@@ -76,17 +78,19 @@ class Search:
         self.started = time.monotonic()
         self.encoding = Encoding(self.candidates)
         self.dists = self.encoding.distributions
-        self.directions = ["maximize"] if objective == "throughput" else ["maximize", "minimize"]
+        self.directions: list[Literal["minimize", "maximize"]] = (
+            ["maximize"] if objective == "throughput" else ["maximize", "minimize"]
+        )
         self.asking: Asking = claims if claims is not None else LocalAsk()
         # `busy` holds the configs other workers measure now (a shared study's).
-        self.busy: set[Candidate] = set()
+        self.busy: set[AnyCandidate] = set()
         # The storage held here (what Optuna would make of a URL): the asking reads trials by number.
         self.storage = optuna.storages.get_storage(storage)
         self.study = open_study(self.storage, self.directions, self._sampler(), study_name)
-        self.outcomes: dict[Candidate, Outcome] = {}
-        self.in_flight: list[Candidate] = []  # running when a previous run died: measure first
+        self.outcomes: dict[AnyCandidate, Outcome] = {}
+        self.in_flight: list[AnyCandidate] = []  # running when a previous run died: measure first
         self._trial: optuna.trial.Trial | None = None
-        self._current: Candidate | None = None
+        self._current: AnyCandidate | None = None
         self.measured_this_run = 0
         self.stop_reason = ""
         self._load_history()
@@ -135,11 +139,11 @@ class Search:
     def _sampler(self) -> optuna.samplers.BaseSampler | None:
         return None
 
-    def _propose(self) -> tuple[Candidate, optuna.trial.Trial | None] | None:
+    def _propose(self) -> tuple[AnyCandidate, optuna.trial.Trial | None] | None:
         """The next candidate, with the study trial that proposed it if the sampler made one."""
         raise NotImplementedError
 
-    def proposal(self) -> tuple[Candidate, optuna.trial.Trial | None] | None:
+    def proposal(self) -> tuple[AnyCandidate, optuna.trial.Trial | None] | None:
         """The strategy's next candidate (see _propose), for the asking."""
         return self._propose()
 
@@ -171,11 +175,11 @@ class Search:
             str(t.user_attrs.get("bottleneck", "")),
         )
 
-    def unseen(self, cand: Candidate) -> bool:
+    def unseen(self, cand: AnyCandidate) -> bool:
         """Neither measured nor being measured by another worker: a proposal may pick it."""
         return cand not in self.outcomes and cand not in self.busy
 
-    def adopt(self, candidate: Candidate, outcome: Outcome) -> None:
+    def adopt(self, candidate: AnyCandidate, outcome: Outcome) -> None:
         """Record a config finished by an earlier run whose study lacks it (died between writing
         configs.csv and telling the study)."""
         if candidate in self.outcomes:
@@ -195,12 +199,12 @@ class Search:
         """Highest capacity measured so far (0 when none met the budget)."""
         return max((o.capacity_rps for o in self.outcomes.values() if o.feasible), default=0.0)
 
-    def position(self, cand: Candidate) -> tuple[int, ...]:
+    def position(self, cand: AnyCandidate) -> tuple[int, ...]:
         """Where a candidate sits on the knob grid (each knob's value index)."""
         encoded = self.encoding.encode(cand)
         return tuple(encoded[key] for key in self.encoding.axes)
 
-    def plausible(self) -> dict[Candidate, float]:
+    def plausible(self) -> dict[AnyCandidate, float]:
         """Unmeasured candidates that could still beat the best capacity, with their optimistic
         bounds (see analyzer.search.bound)."""
         measured = {
@@ -218,7 +222,8 @@ class Search:
         floors = []
         for key in self.encoding.axes:
             values = self.encoding.values[key]
-            ratios = [b / a for a, b in zip(values, values[1:]) if key.endswith("instance_count") and a > 0]
+            steps = itertools.pairwise(values)
+            ratios = [b / a for a, b in steps if key.endswith("instance_count") and a > 0]
             floors.append(max(ratios, default=1.0))
         return tuple(floors)
 
@@ -244,7 +249,7 @@ class Search:
                 return reason
         return ""
 
-    def neighbours(self, cand: Candidate, order: Sequence[str] | None = None) -> list[Candidate]:
+    def neighbours(self, cand: AnyCandidate, order: Sequence[str] | None = None) -> list[AnyCandidate]:
         """Valid candidates one step away along one knob (knobs in `order`, up before down)."""
         here = self.encoding.encode(cand)
         out = []
@@ -258,7 +263,7 @@ class Search:
                         out.append(other)
         return out
 
-    def best_candidate(self) -> Candidate | None:
+    def best_candidate(self) -> AnyCandidate | None:
         """The measured config with the highest capacity (None while none met the budget)."""
         feasible = [(o.capacity_rps, c) for c, o in self.outcomes.items() if o.feasible]
         return max(feasible, key=lambda x: (x[0], x[1].config_id))[1] if feasible else None
@@ -286,21 +291,21 @@ class Search:
         return since
 
     # -- ask / tell ----------------------------------------------------------------------------
-    def ask(self, keep_waiting: Callable[[], bool] | None = None) -> Candidate | None:
+    def ask(self, keep_waiting: Callable[[], bool] | None = None) -> AnyCandidate | None:
         """The next config to measure, or None when the search is over (see stop_reason).
         Shared: a config is claimed before it is returned; while others still measure the last
         configs, this waits (`keep_waiting()` False: give up) so that a dead worker's config,
         failed by its heartbeat and retried, is picked up here."""
         assert self._current is None, "tell() the previous candidate first"
-        cand: Candidate | None = self.asking.ask(self, keep_waiting or (lambda: True))
+        cand: AnyCandidate | None = self.asking.ask(self, keep_waiting or (lambda: True))
         return cand
 
-    def pin(self, cand: Candidate) -> optuna.trial.Trial:
+    def pin(self, cand: AnyCandidate) -> optuna.trial.Trial:
         """A new trial for exactly this candidate: enqueued params are what the next ask() returns."""
         self.study.enqueue_trial(self.encoding.encode(cand), skip_if_exists=False)
         return self.study.ask(self.dists)
 
-    def hold(self, trial: optuna.trial.Trial | None, cand: Candidate | None) -> None:
+    def hold(self, trial: optuna.trial.Trial | None, cand: AnyCandidate | None) -> None:
         """Make this the trial (and candidate) being measured; None, None: none."""
         self._trial, self._current = trial, cand
 
@@ -318,14 +323,14 @@ class Search:
         """The number of the trial being measured (None between trials)."""
         return None if self._trial is None else self._trial.number
 
-    def tag(self, trial: optuna.trial.Trial, cand: Candidate) -> None:
+    def tag(self, trial: optuna.trial.Trial, cand: AnyCandidate) -> None:
         """Mark the trial with its candidate's config."""
         # Two writes, and another worker may read the trial between them: params first, so that
         # a trial with a config_id always has its params (_load_history reads both).
         trial.set_user_attr("params", cand.params())
         trial.set_user_attr("config_id", cand.config_id)
 
-    def tell(self, candidate: Candidate, outcome: Outcome) -> None:
+    def tell(self, candidate: AnyCandidate, outcome: Outcome) -> None:
         """Report the outcome of the candidate last asked for. Shared: only while this worker
         still holds the config (ClaimLostError otherwise: another worker took it over, and this
         one must drop it, see drop_lost)."""
@@ -373,7 +378,7 @@ class Search:
         if trial is not None:
             self.asking.abandon(self, trial, cand)
 
-    def _finish(self, trial: optuna.trial.Trial, cand: Candidate, outcome: Outcome) -> None:
+    def _finish(self, trial: optuna.trial.Trial, cand: AnyCandidate, outcome: Outcome) -> None:
         trial.set_user_attr("measured", True)
         trial.set_user_attr("capacity_rps", outcome.capacity_rps)
         trial.set_user_attr("latency_ms", outcome.latency_ms if math.isfinite(outcome.latency_ms) else None)

@@ -13,7 +13,7 @@ and a search whose unmeasured configs are all like that is done.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 # A knob step is assumed able to change capacity by at least this factor, however flat the
 # configs measured so far look: with a few noisy measurements the largest step seen can be tiny.
@@ -66,7 +66,8 @@ def axis_gains(
             if len(differ) == 1:
                 k = differ[0]
                 slope = abs(math.log(ca) - math.log(cb)) / abs(pa[k] - pb[k])
-                slopes[k] = max(slopes[k] if slopes[k] is not None else math.log(MIN_STEP_GAIN), slope)
+                known = slopes[k]
+                slopes[k] = max(known if known is not None else math.log(MIN_STEP_GAIN), slope)
     gains = [math.exp(overall if s is None else s) for s in slopes]
     return tuple(max(g, f) for g, f in zip(gains, floors or [1.0] * axes))
 

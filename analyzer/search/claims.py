@@ -14,7 +14,8 @@ storage the search opened.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import optuna
 from optuna.storages import fail_stale_trials

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analyzer.config.modelconfig import Candidate
+from analyzer.config.pipeline import AnyCandidate, JointCandidate
 from analyzer.search.base import Search
 
 
@@ -11,7 +11,7 @@ class GridSearch(Search):
 
     strategy = "grid"
 
-    def _propose(self) -> tuple[Candidate, None] | None:
+    def _propose(self) -> tuple[AnyCandidate | JointCandidate, None] | None:
         for cand in self.candidates:
             if self.unseen(cand):
                 return cand, None

@@ -13,7 +13,7 @@ not because they died).
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from analyzer.store.db_retry import DbRetry
 
@@ -40,7 +40,7 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def start(self) -> "Heartbeat":
+    def start(self) -> Heartbeat:
         """Start beating (the first beat is written at once); returns self."""
         self._thread.start()
         return self

@@ -11,7 +11,8 @@ strategy's `stop_rules`.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 
 class SearchState(Protocol):

@@ -5,11 +5,15 @@ stopped sweep resumes from the study, and TPE sees the knobs as ordinals."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Literal
 
 import optuna
-from optuna.distributions import IntDistribution
+from optuna.distributions import BaseDistribution, IntDistribution
+
+from analyzer.config.modelconfig import Candidate
+from analyzer.config.pipeline import JointCandidate
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # Heartbeats (fail_stale_trials) are marked experimental; shared studies rely on them. Optuna
@@ -56,7 +60,7 @@ def set_budget_constraint(trial: optuna.trial.Trial, value: float) -> None:
 
 def open_study(
     storage_url: str | optuna.storages.BaseStorage,
-    directions: Sequence[str],
+    directions: Sequence[Literal["minimize", "maximize"]],
     sampler: optuna.samplers.BaseSampler | None = None,
     study_name: str = STUDY_NAME,
 ) -> optuna.Study:
@@ -78,20 +82,22 @@ class Encoding:
     The knobs are the candidates' own params(): one model's five knobs, or a pipeline's
     '<model>.<knob>' for every tuned model (analyzer.config.pipeline.JointCandidate)."""
 
-    def __init__(self, candidates: Sequence[Any]) -> None:
-        self.axes = tuple(candidates[0].params())
-        self.factory = type(candidates[0]).from_params
+    def __init__(self, candidates: Sequence[Candidate | JointCandidate]) -> None:
+        self.axes: tuple[str, ...] = tuple(candidates[0].params())
+        self.factory: Callable[[dict[str, Any]], Candidate | JointCandidate] = type(candidates[0]).from_params
         self.values = {
             key: sorted({c.params()[key] for c in candidates}, key=lambda v: (str(type(v)), v))
             for key in self.axes
         }
-        self.distributions = {key: IntDistribution(0, len(vals) - 1) for key, vals in self.values.items()}
+        self.distributions: dict[str, BaseDistribution] = {
+            key: IntDistribution(0, len(vals) - 1) for key, vals in self.values.items()
+        }
 
-    def encode(self, cand: Any) -> dict[str, int]:
+    def encode(self, cand: Candidate | JointCandidate) -> dict[str, int]:
         """Optuna params of a candidate."""
         params = cand.params()
         return {key: self.values[key].index(params[key]) for key in self.axes}
 
-    def decode(self, params: dict[str, int]) -> Any:
+    def decode(self, params: dict[str, int]) -> Candidate | JointCandidate:
         """The candidate of Optuna params (which may be an invalid combination)."""
         return self.factory({key: self.values[key][int(params[key])] for key in self.axes})

@@ -12,12 +12,13 @@ from __future__ import annotations
 import functools
 import random
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import optuna
 
 from analyzer.config.modelconfig import Candidate
-from analyzer.config.pipeline import JointCandidate
+from analyzer.config.pipeline import AnyCandidate, JointCandidate
 from analyzer.search.base import Search
 from analyzer.search.stopping import Implausible, SpaceMeasured, StopRule, rules
 from analyzer.search.study import TRIAL_CONSTRAINTS, constraint_of, set_budget_constraint
@@ -35,7 +36,7 @@ def spread_points(candidates: list[Any], base: Any) -> list[Any]:
 
 # The seeding rule is the point type's: dispatch on it, so a new kind of point registers its own.
 @functools.singledispatch
-def _seeds(first: Candidate, candidates: list[Any], base: Any) -> list[Any]:
+def _seeds(first: object, candidates: list[Any], base: Any) -> list[Any]:
     return single_seeds(candidates, base)
 
 
@@ -177,7 +178,7 @@ class OptunaSearch(Search):
     starts_at_base = True  # what runs today is the baseline to beat
 
     def __init__(self, **kwargs: object) -> None:
-        self._seed_list: list[Candidate] = []
+        self._seed_list: list[AnyCandidate] = []
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._rng = random.Random(self.seed)
         self._seed_list = [c for c in spread_points(self.candidates, self.base) if c not in self.outcomes]
@@ -208,7 +209,7 @@ class OptunaSearch(Search):
 
     def _sampler(self) -> optuna.samplers.BaseSampler:
         n_seeds = len(spread_points(self.candidates, self.base))
-        extra = {} if TRIAL_CONSTRAINTS else {"constraints_func": constraint_of}
+        extra: dict[str, Any] = {} if TRIAL_CONSTRAINTS else {"constraints_func": constraint_of}
         with warnings.catch_warnings():
             # multivariate TPE is marked experimental; it is what lets the knobs interact.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -216,7 +217,7 @@ class OptunaSearch(Search):
                 seed=self.seed, n_startup_trials=n_seeds, multivariate=True, **extra
             )
 
-    def _neighbour_of_best(self) -> Candidate | None:
+    def _neighbour_of_best(self) -> AnyCandidate | None:
         """An unmeasured candidate one step from the best config so far along one knob, queue
         delay and batch size first: they move throughput the most without adding instances."""
         best = self.best_candidate()
@@ -225,7 +226,7 @@ class OptunaSearch(Search):
         order = polish_order(self.encoding.axes, self.outcomes[best].bottleneck)
         return next((c for c in self.neighbours(best, order) if self.unseen(c)), None)
 
-    def _bottleneck_move(self) -> Candidate | None:
+    def _bottleneck_move(self) -> AnyCandidate | None:
         """Pipelines: the best config with one more step of instances (else of batching) for
         its bottleneck step, while such a step is unmeasured: bottleneck-guided moves come
         before TPE explores the joint space."""
@@ -242,7 +243,7 @@ class OptunaSearch(Search):
                     return other
         return None
 
-    def _propose(self) -> tuple[Candidate, optuna.trial.Trial | None] | None:
+    def _propose(self) -> tuple[AnyCandidate, optuna.trial.Trial | None] | None:
         while self._seed_list:
             cand = self._seed_list.pop(0)
             if self.unseen(cand):
@@ -285,7 +286,7 @@ class OptunaSearch(Search):
         unmeasured = [c for c in self.candidates if self.unseen(c)]
         return (self._rng.choice(unmeasured), None) if unmeasured else None
 
-    def _answer_from_history(self, trial: optuna.trial.Trial, cand: Candidate) -> None:
+    def _answer_from_history(self, trial: optuna.trial.Trial, cand: AnyCandidate) -> None:
         outcome = self.outcomes[cand]
         trial.set_user_attr("duplicate_of", cand.config_id)
         set_budget_constraint(trial, -1.0 if outcome.feasible else 1.0)

@@ -11,7 +11,8 @@ import json
 import re
 import urllib.error
 import urllib.request
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from analyzer.errors import (
     LoadTimeoutError,
@@ -28,7 +29,7 @@ from analyzer.server.endpoint import Endpoint
 try:  # tritonclient raises this for every server-side error
     from tritonclient.utils import InferenceServerException
 except ImportError:  # pragma: no cover - tritonclient is a hard dependency
-    InferenceServerException = Exception  # type: ignore[misc,assignment]
+    InferenceServerException = Exception
 
 
 # Fields whose int64 values protobuf's JSON writes as decimal strings.
@@ -85,7 +86,7 @@ class ServerControl:
         self._log_since = log_since
         # Called with a model's name before each load or unload (analyzer.server.originals
         # records the model there before tritune first changes it on a running server).
-        self.before_change: Callable[[str], None] | None = None
+        self.before_change: Callable[[str], object] | None = None
         if protocol == "grpc":
             import tritonclient.grpc as grpcclient
 
@@ -104,7 +105,7 @@ class ServerControl:
         except Exception:  # noqa: BLE001 - closing must never mask the real outcome
             pass
 
-    def __enter__(self) -> "ServerControl":
+    def __enter__(self) -> ServerControl:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -138,7 +139,7 @@ class ServerControl:
         """True when the server answers its liveness check (within the admin timeout)."""
         try:
             return bool(self._call("is_server_live"))
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - any failure to answer means not live
             return False
 
     def server_metadata(self) -> dict[str, Any]:
@@ -302,9 +303,9 @@ class ServerControl:
 def _short(exc: BaseException) -> str:
     """A one-paragraph form of a client exception."""
     text = str(exc).strip()
-    if hasattr(exc, "message") and callable(getattr(exc, "message")):
+    if hasattr(exc, "message") and callable(exc.message):
         try:
-            text = exc.message() or text  # type: ignore[attr-defined]
-        except Exception:  # noqa: BLE001
+            text = exc.message() or text
+        except Exception:  # noqa: BLE001 - a message() that fails leaves str(exc)
             pass
     return re.sub(r"\s+", " ", text)[:600]

@@ -38,7 +38,7 @@ def _pytriton_root() -> Path | None:
     spec = importlib.util.find_spec("pytriton")
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _install_from_pytriton(root: Path) -> TritonInstall | None:

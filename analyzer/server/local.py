@@ -27,7 +27,7 @@ from analyzer.server.endpoint import Endpoint
 from analyzer.server.guard import spawn_guard, stop_guard
 
 LOOPBACK = "127.0.0.1"
-_ACTIVE: set["LocalServer"] = set()
+_ACTIVE: set[LocalServer] = set()
 
 
 def _stop_all_at_exit() -> None:
@@ -123,7 +123,7 @@ class LocalServer:
             )
 
     # -- lifecycle -------------------------------------------------------------------------
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         self.start()
         return self
 
@@ -205,24 +205,22 @@ class LocalServer:
 
     def _spawn(self, endpoint: Endpoint) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        log.write(f"\n==== tritune: starting {' '.join(self.command(endpoint))}\n".encode())
-        log.flush()
-        try:
-            self.process = subprocess.Popen(
-                self.command(endpoint),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.environment(),
-                cwd=str(self.log_path.parent),
-                start_new_session=True,
-                preexec_fn=_pdeathsig,
-            )
-        except OSError as exc:
-            raise ServerStartError(f"cannot execute {self.install.binary}: {exc}") from exc
-        finally:
-            log.close()
+        with open(self.log_path, "ab") as log:  # the server writes to its own copy of the descriptor
+            log.write(f"\n==== tritune: starting {' '.join(self.command(endpoint))}\n".encode())
+            log.flush()
+            try:
+                self.process = subprocess.Popen(
+                    self.command(endpoint),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self.environment(),
+                    cwd=str(self.log_path.parent),
+                    start_new_session=True,
+                    preexec_fn=_pdeathsig,
+                )
+            except OSError as exc:
+                raise ServerStartError(f"cannot execute {self.install.binary}: {exc}") from exc
         self.endpoint = endpoint
         _ACTIVE.add(self)
         try:

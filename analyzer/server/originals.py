@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from google.protobuf import json_format
 
@@ -73,7 +74,7 @@ class Originals:
 
     # -- the record ------------------------------------------------------------------------------
     @staticmethod
-    def read(path: str | Path) -> "Originals":
+    def read(path: str | Path) -> Originals:
         """The record in `path`; UsageError when it is missing or unreadable."""
         path = Path(path)
         try:
@@ -93,7 +94,7 @@ class Originals:
             raise UsageError(f"{path} is not a readable originals record: {exc}") from None
 
     @staticmethod
-    def open(path: str | Path, url: str, protocol: str) -> "Originals":
+    def open(path: str | Path, url: str, protocol: str) -> Originals:
         """The run's record (a resumed run's, as written), or a new empty one for this server."""
         path = Path(path)
         return Originals.read(path) if path.exists() else Originals(path, url, protocol, {})
@@ -191,7 +192,7 @@ class Originals:
                     else:
                         have = "nothing" if now is None else knobs_line(now)
                         errors[name] = f"the server serves {have} after loading the recorded config"
-                except Exception as exc:  # any failure at all: reported, and the other models still tried
+                except Exception as exc:  # noqa: BLE001 - any failure: reported, the other models still tried
                     errors[name] = _reason(exc)
         for name in added:
             try:
@@ -199,7 +200,7 @@ class Originals:
                     say(f"unloading {name} from {self.url} (it was not loaded before the sweep)")
                     control.unload_model(name)
                     done.append(f"{name} (unloaded)")
-            except Exception as exc:  # as above
+            except Exception as exc:  # noqa: BLE001 - as above
                 errors[name] = _reason(exc)
         if done:
             say(f"the server at {self.url} has its original configs back: {', '.join(done)}")

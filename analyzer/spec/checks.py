@@ -5,7 +5,8 @@ every problem of a spec at once. Used by analyzer.spec.spec and its section pars
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from analyzer.errors import SpecError
 from analyzer.limits import MAX_SPACE_POINTS

@@ -6,9 +6,10 @@ analyzer.load.input_plan).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from analyzer.limits import MAX_SCHEDULE_REQUESTS
 from analyzer.load.input_plan import InputPlan, parse_input_plan

@@ -7,8 +7,9 @@ Parsing only; which candidates are valid for a model is analyzer.config.space's 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from analyzer.limits import MAX_SPACE_POINTS
 from analyzer.names import RULE as NAME_RULE

@@ -12,9 +12,10 @@ value checks of analyzer.spec.checks. Every public name of those modules is impo
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import yaml
 
@@ -147,7 +148,7 @@ class SweepSpec:
             }
         return {k: v for k, v in data.items() if v is not None}
 
-    def with_overrides(self, **changes: Any) -> "SweepSpec":
+    def with_overrides(self, **changes: Any) -> SweepSpec:
         """A copy with command-line overrides applied (None values are ignored), re-validated."""
         changes = {k: v for k, v in changes.items() if v is not None}
         if "url" in changes:

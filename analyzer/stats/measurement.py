@@ -8,8 +8,9 @@ order statistics (distribution-free: the rank of the true quantile among n sampl
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -313,7 +314,7 @@ def summarize(
         mean_ms=float(lat.mean()) if len(lat) else math.nan,
         p99_ci_low_ms=lo,
         p99_ci_high_ms=hi,
-        requests=int(len(mine)),
+        requests=len(mine),
         errors=int(sum(kinds.values())),
         error_kinds=format_error_kinds(kinds),
         windows=windows,

@@ -14,8 +14,9 @@ import csv
 import io
 import math
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable
+from typing import IO, Any
 
 import pandas as pd
 
@@ -135,7 +136,7 @@ class CsvTables:
         """How many rows a table's file holds."""
         return len(self.read(name))
 
-    def writer_view(self) -> "RunTables":
+    def writer_view(self) -> RunTables:
         """The files as their one writer sees them: what it appended, kept in memory."""
         return RunTables(self)
 
@@ -244,7 +245,7 @@ class RunTables:
         """How many rows a table holds."""
         return len(self._frame(name))
 
-    def writer_view(self) -> "RunTables":
+    def writer_view(self) -> RunTables:
         """Already the writer's view."""
         return self
 

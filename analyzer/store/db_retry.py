@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -93,7 +94,7 @@ class DbRetry:
         while True:
             try:
                 result = fn()
-            except Exception as exc:  # noqa: BLE001 - only transient errors are retried
+            except Exception as exc:  # only transient errors are retried; the rest re-raised
                 if not is_transient(exc):
                     raise
                 self.saw_outage()

@@ -9,8 +9,9 @@ rows, with a `worker` column); `export` makes the run directory's files hold the
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -59,7 +60,7 @@ class DatabaseTables:
         """How many rows of a table the study holds (every worker's)."""
         return self.shared.count(KINDS[name])
 
-    def writer_view(self) -> "DatabaseTables":
+    def writer_view(self) -> DatabaseTables:
         """Other workers write too: every read goes to the database."""
         return self
 

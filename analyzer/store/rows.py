@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from analyzer.config.modelconfig import Candidate
 from analyzer.config.pipeline import STEP_FIELDS, AnyCandidate

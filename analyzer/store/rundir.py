@@ -15,8 +15,9 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -119,7 +120,7 @@ class RunStore:
         model: str,
         run_dir: str | Path | None = None,
         tables: TablesFactory | None = None,
-    ) -> "RunStore":
+    ) -> RunStore:
         """Make a new run directory (default reports/<model>-<YYYYmmdd-HHMMSS>/ under out_root),
         its result tables made by `tables` (default: its CSV files).
 
@@ -131,7 +132,11 @@ class RunStore:
         root = Path(out_root) if out_root is not None else DEFAULT_ROOT
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for n in range(1, 1000):
-            path = Path(run_dir) if explicit else root / (f"{model}-{stamp}" + (f"-{n}" if n > 1 else ""))
+            path = (
+                Path(run_dir)
+                if run_dir is not None
+                else root / (f"{model}-{stamp}" + (f"-{n}" if n > 1 else ""))
+            )
             try:
                 path.mkdir(parents=True, exist_ok=False)
                 probe = path / ".write-test"  # a directory can exist and still refuse files
@@ -155,7 +160,7 @@ class RunStore:
     @staticmethod
     def for_study(
         out_root: str | Path | None, model: str, study_name: str, tables: TablesFactory | None = None
-    ) -> "RunStore":
+    ) -> RunStore:
         """A shared study's run directory, <out_root>/<model>-<study> (default under reports/):
         made on its first export, reused (and refreshed by the caller) after that; its tables
         made by `tables` (analyzer.store.db_tables.database_tables)."""
@@ -169,7 +174,7 @@ class RunStore:
         return RunStore.create(None, model, run_dir=run_dir, tables=tables)
 
     @staticmethod
-    def open(run_dir: str | Path, tables: TablesFactory | None = None) -> "RunStore":
+    def open(run_dir: str | Path, tables: TablesFactory | None = None) -> RunStore:
         """An existing run directory to resume, its tables made by `tables` (default: its CSV
         files); UsageError when it is not one or not writable."""
         RunStore.open_readonly(run_dir)
@@ -179,7 +184,7 @@ class RunStore:
         return store
 
     @staticmethod
-    def open_readonly(run_dir: str | Path) -> "RunStore":
+    def open_readonly(run_dir: str | Path) -> RunStore:
         """An existing run directory to read (report, dashboard); UsageError when it is not one."""
         store = RunStore(run_dir)
         if not store.dir.is_dir():

@@ -10,7 +10,8 @@ through `DbRetry.call`. Recording a heartbeat is not retried here: the heartbeat
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Container, Sequence, TypeVar
+from collections.abc import Callable, Container, Sequence
+from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy

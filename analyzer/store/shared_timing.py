@@ -6,8 +6,8 @@ environment (read here, and only here), so that tests need not wait them out."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from analyzer.errors import UsageError
 

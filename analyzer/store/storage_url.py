@@ -30,7 +30,7 @@ def password_of(url: str) -> str | None:
     """The URL's password (None when it has none or cannot be parsed)."""
     try:
         password = make_url(url).password
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - as above: any form SQLAlchemy rejects
         match = re.match(r"^[A-Za-z][\w+.-]*://[^:/@]*:(?P<pw>[^@]*)@", url)
         password = match.group("pw") if match else None
     return str(password) if password else None

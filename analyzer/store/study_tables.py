@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
@@ -181,7 +182,7 @@ class SharedTables:
                 held = conn.execute(self._claim_is(config_id, trial).with_for_update(read=True)).first()
                 mine = held is not None and str(held.worker) == self.worker
                 if trial is not None:
-                    mine = mine and int(held.trial) == trial
+                    mine = mine and held is not None and int(held.trial) == trial
                 if not mine:
                     what = f"config {config_id}" if trial is not None else "the confirmation round"
                     by = f"by {held.worker}" if held is not None else "(released)"

@@ -13,8 +13,9 @@ measured them (None: the confirmation round's), which only the database keeps.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -46,7 +47,7 @@ class ResultTables(Protocol):
         """How many rows a table ('measurements' or 'configs') holds."""
         ...
 
-    def writer_view(self) -> "ResultTables":
+    def writer_view(self) -> ResultTables:
         """The tables as the run's writer reads them back while it writes (the runner's answer
         after every config): cheap to read again and again."""
         ...
@@ -69,7 +70,7 @@ class ResultTables(Protocol):
         """Have a database outage, and its end, told through `say` (nothing to tell for files)."""
         ...
 
-    def claims(self) -> "shared_db.SharedTables | None":
+    def claims(self) -> shared_db.SharedTables | None:
         """The study's claims, which the search and the confirmation round share with other
         workers (SharedTables); None when this worker is the run's only one."""
         ...

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -162,6 +163,7 @@ class ConfirmationRound:
 
     def _give_back(self, generation: int) -> None:
         """Release the round's claim, so that a waiting worker can continue the round at once."""
+        assert self.claims is not None, "only a shared study's round has a claim to give back"
         try:
             self.claims.release(CONFIRM_CLAIM, generation)
         except Exception:  # noqa: BLE001 - the error that ends the round is the one to report;
@@ -191,14 +193,17 @@ class ConfirmationRound:
                     return None
             elif held != seen:
                 seen, seen_at, who = held, time.monotonic(), held[1]
-            elif time.monotonic() - seen_at > grace_s and claims.retry.quiet_for(grace_s):
+            elif (
                 # Its beat stopped (not while the database was down: nobody could beat then).
-                if claims.take_over(CONFIRM_CLAIM, held[0], held[0] - 1, old_worker=held[1]):
-                    self.io.say(
-                        f"confirmation round: {who} stopped its heartbeat {grace_s} s ago (it died); this "
-                        "worker takes the round over and continues it"
-                    )
-                    return None
+                time.monotonic() - seen_at > grace_s
+                and claims.retry.quiet_for(grace_s)
+                and claims.take_over(CONFIRM_CLAIM, held[0], held[0] - 1, old_worker=held[1])
+            ):
+                self.io.say(
+                    f"confirmation round: {who} stopped its heartbeat {grace_s} s ago (it died); this "
+                    "worker takes the round over and continues it"
+                )
+                return None
             count = claims.count("measurement")
             if count != rows:
                 rows, last_change = count, time.monotonic()

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
-from analyzer.config.modelconfig import Candidate, to_pbtxt
+from analyzer.config.modelconfig import to_pbtxt
 from analyzer.config.pipeline import AnyCandidate, candidate_from_row
 from analyzer.errors import (
     EXIT_NO_CONFIG,
@@ -54,18 +55,18 @@ from analyzer.workload import Workload
 class Events:
     """Progress callbacks (all optional). The runner never prints."""
 
-    config_start: Callable[[Candidate, int, int], None] | None = None  # cand, number, upper bound of total
-    window: Callable[[Candidate, LoadSpec, int, WindowStat, bool], None] | None = None
-    level: Callable[[Candidate, Measurement, Verdict], None] | None = None
-    config_done: Callable[[Candidate, dict[str, Any]], None] | None = None
+    config_start: Callable[[AnyCandidate, int, int], None] | None = None  # cand, number, upper bound of total
+    window: Callable[[AnyCandidate, LoadSpec, int, WindowStat, bool], None] | None = None
+    level: Callable[[AnyCandidate, Measurement, Verdict], None] | None = None
+    config_done: Callable[[AnyCandidate, dict[str, Any]], None] | None = None
     message: Callable[[str], None] | None = None
     # What the user must see even with --quiet: the warning that a running server is
     # reconfigured, what was put back on it, a resumed run's findings.
     notice: Callable[[str], None] | None = None
-    confirm_start: Callable[[list[Candidate], int], None] | None = None  # the configs, rounds
-    confirm: Callable[[Candidate, int, Measurement, Verdict], None] | None = None  # cand, round, ...
+    confirm_start: Callable[[list[AnyCandidate], int], None] | None = None  # the configs, rounds
+    confirm: Callable[[AnyCandidate, int, Measurement, Verdict], None] | None = None  # cand, round, ...
     # A schedule being played: cand, load, seconds played, its length, requests finished.
-    playing: Callable[[Candidate, LoadSpec, float, float, int], None] | None = None
+    playing: Callable[[AnyCandidate, LoadSpec, float, float, int], None] | None = None
 
 
 @dataclass

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from analyzer.config.modelconfig import knobs_of, to_dict
 from analyzer.config.pipeline import AnyCandidate
@@ -23,7 +24,8 @@ from analyzer.judge.targets import Coordinator
 from analyzer.judge.verdict import Verdict, budget_verdict
 from analyzer.load.shapes import LoadSpec
 from analyzer.load.workers import LoadGenerator
-from analyzer.measure.levels import MeasureSettings, Probe, StopToken, measure_level
+from analyzer.measure.levels import MeasureSettings, StopToken, measure_level
+from analyzer.measure.probe import Probe
 from analyzer.measure.schedule import play_schedule
 from analyzer.schema import percentile_field
 from analyzer.server.session import ServerSession

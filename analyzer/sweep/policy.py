@@ -18,8 +18,9 @@ a made-up measuring function (analyzer.judge.levelsearch.MeasureFn) and no serve
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pandas as pd
 

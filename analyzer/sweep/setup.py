@@ -9,8 +9,9 @@ Also the resume rules: a run directory continues only with a spec that matches w
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import optuna
 import sqlalchemy
@@ -249,7 +250,7 @@ def _run_locked(
     store: RunStore,
     spec: SweepSpec | None,
     options: SweepOptions,
-    shared_storage: optuna.storages.RDBStorage | None,
+    shared_storage: RetryingStorage | None,
     events: Events,
     stop: StopToken,
 ) -> tuple[SweepResult, RunStore]:
@@ -279,7 +280,7 @@ def _run_locked(
     ):
         workload = build_workload(spec, session, store)
         storage, study_name = store.storage_url, STUDY_NAME
-        if options.storage is not None:
+        if shared_storage is not None:
             storage, study_name = _join_shared(spec, options, store, session, workload.base, shared_storage)
         search = make_search(
             spec.strategy,

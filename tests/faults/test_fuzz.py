@@ -15,8 +15,9 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -76,7 +77,7 @@ KNOB_VALUES = st.one_of(
     ),
     ANY,
 )
-SPACES = st.dictionaries(st.sampled_from(sorted(SPACE_KEYS) + ["bogus"]), KNOB_VALUES, max_size=5)
+SPACES = st.dictionaries(st.sampled_from([*sorted(SPACE_KEYS), "bogus"]), KNOB_VALUES, max_size=5)
 SCHEDULE_TEXTS = st.one_of(
     st.builds(
         lambda kind, parts: kind + ":" + ":".join(parts),
@@ -91,7 +92,7 @@ SCHEDULE_TEXTS = st.one_of(
     st.text(max_size=30),
 )
 LOADS = st.dictionaries(
-    st.sampled_from(sorted(LOAD_KEYS) + ["bogus"]), st.one_of(SCALARS, SCHEDULE_TEXTS), max_size=6
+    st.sampled_from([*sorted(LOAD_KEYS), "bogus"]), st.one_of(SCALARS, SCHEDULE_TEXTS), max_size=6
 )
 GENERATOR = st.dictionaries(
     st.sampled_from(["shape", "range", "value", "distribution", "mean", "std", "a", "strings", "x"]),

@@ -252,7 +252,7 @@ def test_two_sweeps_at_once_do_not_collide(tmp_path: Path, model_repo: Path) -> 
         for _ in range(2)
     ]
     results = [p.communicate(timeout=240) for p in procs]
-    for p, (stdout, stderr) in zip(procs, results):
+    for p, (_stdout, stderr) in zip(procs, results):
         assert p.returncode == 0, stderr
     runs = sorted(out.iterdir())
     assert len(runs) == 2  # same model, same second: two run directories all the same

@@ -152,7 +152,7 @@ def test_each_schedule_kinds_achieved_rate_per_second_follows_its_definition(
         (tmp_path / "gaps.txt").write_text("\n".join(f"{g:g}" for g in gaps))
         form = f"gaps:{tmp_path / 'gaps.txt'}"
     schedule = parse_schedule(form)
-    seconds = int(round(schedule.duration_s))
+    seconds = round(schedule.duration_s)
     # What each second should get by the definition: its rate integrated over the second.
     fine = np.arange(0, seconds, 0.0005)
     due = np.add.reduceat(schedule.rate(fine) * 0.0005, np.arange(seconds) * 2000)

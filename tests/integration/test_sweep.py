@@ -218,7 +218,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, triton_serv
     proc = cli_process("sweep", spec, "--out", out, stdout=subprocess.PIPE)
     read_until(proc, lambda line: "concurrency" in line and "req/s" in line, 120)  # a level measured
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    _stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "stopping after the current window" in stderr
     assert "continue with: tritune sweep --resume" in stderr

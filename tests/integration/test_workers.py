@@ -8,7 +8,8 @@ import contextlib
 import json
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from click.testing import CliRunner

@@ -36,7 +36,7 @@ def configs(*rows: tuple) -> pd.DataFrame:
         "preferred_batch_size",
         "instance_kind",
     ]
-    frame = pd.DataFrame([r + ("concurrency", "", "KIND_CPU") for r in rows], columns=cols)
+    frame = pd.DataFrame([(*r, "concurrency", "", "KIND_CPU") for r in rows], columns=cols)
     # What choose.with_budget_latency adds for a p99 budget.
     return frame.assign(latency_ms=frame["p99_ms"], closest_latency_ms=frame["closest_p99_ms"])
 
@@ -236,7 +236,7 @@ def test_cheapest_order_and_t_interval() -> None:
         }
     )
     assert cheapest_order(frame)["config_id"].tolist() == ["w", "z", "y", "x"]
-    mean, low, high = mean_ci([10.0, 12.0, 14.0])
+    mean, _low, high = mean_ci([10.0, 12.0, 14.0])
     assert mean == 12.0 and high - mean == pytest.approx(4.303 * 2.0 / math.sqrt(3))
     assert mean_ci([5.0])[1] == -math.inf
 

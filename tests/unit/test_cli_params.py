@@ -17,7 +17,7 @@ def test_level_lists() -> None:
     assert LevelsType(integer=False).convert("12.5,100", None, None) == [12.5, 100.0]
     with pytest.raises(click.BadParameter, match="'1,x': 'x' is not a number"):
         LevelsType(integer=True).convert("1,x", None, None)
-    with pytest.raises(click.BadParameter, match="'1.5': levels must be whole numbers > 0"):
+    with pytest.raises(click.BadParameter, match=r"'1\.5': levels must be whole numbers > 0"):
         LevelsType(integer=True).convert("1.5", None, None)
     with pytest.raises(click.BadParameter, match="'0,5': levels must be numbers > 0"):
         LevelsType(integer=False).convert("0,5", None, None)

@@ -81,8 +81,8 @@ def test_the_bootstrap_stylesheet_is_served_from_the_package(run: Path) -> None:
     client = app.server.test_client()
     page = client.get("/").get_data(as_text=True)
     assert "/assets/bootstrap.min.css" in page and "cdn." not in page
-    css = client.get("/assets/bootstrap.min.css")
-    assert css.status_code == 200 and b"Bootstrap  v5.3" in css.data[:200]
+    with client.get("/assets/bootstrap.min.css") as css:  # closes the file it streams from
+        assert css.status_code == 200 and b"Bootstrap  v5.3" in css.data[:200]
 
 
 def test_budget_slider_changes_the_answer(run: Path) -> None:
@@ -410,5 +410,5 @@ def test_a_pipeline_run_shows_every_model_its_steps_and_downloads(tmp_path: Path
         assert config.name == name and knobs_of(config).instance_count == int(best[f"{name}.instance_count"])
     # Filtering by total instances still works; the batch and delay filters do not apply.
     fewest = min(board.options()["counts"])
-    m, c = board.filtered([fewest], [], [])
+    _m, c = board.filtered([fewest], [], [])
     assert not c.empty and set(c["instance_count"]) == {fewest}

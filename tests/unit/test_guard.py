@@ -52,6 +52,7 @@ def test_guard_kills_the_group_when_its_owner_is_killed() -> None:
         assert wait_gone(group_pid, 10), "the guard did not kill the orphaned group"
         assert wait_gone(guard_pid, 10), "the guard did not exit after firing"
     finally:
+        owner.stdout.close()
         for pid in (group_pid, guard_pid):
             if not gone(pid):
                 os.kill(pid, signal.SIGKILL)

@@ -123,7 +123,7 @@ def test_bad_files_and_bytes(tmp_path: Path) -> None:
     with pytest.raises(InputDataError, match="different numbers of requests"):
         read_input_data(tmp_path / "d.npz", [IDS, MASK])
     np.save(tmp_path / "d.npy", np.zeros((2, 4)))
-    with pytest.raises(InputDataError, match="a .npy file holds one input, but the model has 2"):
+    with pytest.raises(InputDataError, match=r"a \.npy file holds one input, but the model has 2"):
         read_input_data(tmp_path / "d.npy", [IDS, MASK])
     np.save(tmp_path / "big.npy", np.full((1, 4), 300))
     with pytest.raises(InputDataError, match="do not fit INT8"):

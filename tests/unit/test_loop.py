@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import pytest
@@ -230,7 +230,7 @@ def test_the_loop_measures_every_config_and_picks_the_known_best(tmp_path: Path)
 
 
 def test_a_refused_config_is_recorded_failed_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    result, store, server = run(tmp_path, refuse=frozenset({"i3_b8_d0"}), confirm_top=0)
+    result, store, _server = run(tmp_path, refuse=frozenset({"i3_b8_d0"}), confirm_top=0)
     configs = pd.read_csv(store.path("configs")).set_index("config_id")
     assert configs.loc["i3_b8_d0", "status"] == "failed"
     assert "refuses this config" in configs.loc["i3_b8_d0", "error"]

@@ -260,7 +260,7 @@ def test_a_runs_spec_is_read_by_spec_py_and_needs_no_server(tmp_path: Path) -> N
     with pytest.raises(UsageError, match="budget_ms"):
         load_run(run)
     (run / "spec.yaml").write_text("")
-    with pytest.raises(UsageError, match="spec.yaml"):
+    with pytest.raises(UsageError, match=r"spec\.yaml"):
         load_run(run)
 
 
@@ -278,7 +278,7 @@ def test_a_run_played_against_a_trace_file_that_is_gone_still_reports(tmp_path: 
     trace.unlink()  # the run directory was copied to another machine, or the trace deleted
     assert load_run(run).model == "m"
     # A sweep still needs the file: only a recorded run's spec skips it.
-    with pytest.raises(SpecError, match="load.schedule"):
+    with pytest.raises(SpecError, match=r"load\.schedule"):
         load_spec(run / "spec.yaml", url="127.0.0.1:1")
 
 

@@ -68,7 +68,7 @@ def test_labels_name_the_column_shown() -> None:
     # A percentile that is not measured is an error everywhere, never silently shown as p99.
     with pytest.raises(ValueError, match=r"99.9 is not measured; choose one of \[50, 90, 95, 99\]"):
         percentile_field(99.9)
-    with pytest.raises(ValueError, match="percentile 97.5 is not measured"):
+    with pytest.raises(ValueError, match=r"percentile 97\.5 is not measured"):
         latency_label(97.5)
 
 

@@ -48,7 +48,7 @@ def test_a_shape_mix_is_shared_by_the_inputs_of_each_request() -> None:
     for request in rs.requests:
         (ids_spec, ids), (mask_spec, mask) = request
         assert ids_spec.shape == mask_spec.shape == ids.shape == mask.shape
-        assert ids.dtype == np.int64 and 0 <= ids.min() and ids.max() <= 30521
+        assert ids.dtype == np.int64 and ids.min() >= 0 and ids.max() <= 30521
         assert (mask == 1).all()
         lengths[ids.shape[1]] += 1
     assert lengths == {16: 60, 64: 30, 128: 10}
@@ -160,7 +160,7 @@ def test_the_spec_keys_round_trip_through_the_run_directorys_spec(tmp_path: Path
     assert spec_from_dict(spec.to_dict(), "again") == spec.__class__(**{**spec.__dict__, "source": "again"})
     file_spec = parse_spec({**data, "inputs": {}, "input_data": "reqs.json"}, "s.yaml", tmp_path)
     assert file_spec.input_data is not None and file_spec.input_data.file == tmp_path / "reqs.json"
-    with pytest.raises(SpecError, match="key 'input_data.order'"):
+    with pytest.raises(SpecError, match=r"key 'input_data\.order'"):
         parse_spec({**data, "input_data": {"order": "x"}}, "s.yaml", tmp_path)
 
 
@@ -173,7 +173,7 @@ def test_a_yaml_file_of_generators(tmp_path: Path) -> None:
     with pytest.raises(InputDataError, match="expected a data file"):
         plan_from_file(tmp_path / "x.csv")
     path.write_text("inputs:\n  ids: {range: [3, 0]}\n")
-    with pytest.raises(InputDataError, match="key 'inputs.ids.range'"):
+    with pytest.raises(InputDataError, match=r"key 'inputs\.ids\.range'"):
         plan_from_file(path)
 
 

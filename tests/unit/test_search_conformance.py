@@ -6,8 +6,8 @@ A new strategy in analyzer.search.registry is picked up here without a line of t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import optuna
 import pytest

@@ -95,7 +95,7 @@ def test_space_defaults_fit_the_model() -> None:
 
 
 def test_space_errors_explain_themselves() -> None:
-    with pytest.raises(UsageError, match="has max_batch_size 0 .*cannot batch"):
+    with pytest.raises(UsageError, match=r"has max_batch_size 0 .*cannot batch"):
         check_space(SpaceSpec(max_batch_size=(1, 8)), _traits(NOBATCH))
     with pytest.raises(UsageError, match="cannot use dynamic batching"):
         check_space(SpaceSpec(max_queue_delay_us=(0, 100)), _traits(NOBATCH))

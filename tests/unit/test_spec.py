@@ -111,7 +111,7 @@ def test_overrides_and_round_trip(tmp_path: Path) -> None:
 
 
 def test_percentile_must_be_one_the_measurements_store() -> None:
-    with pytest.raises(SpecError, match="key 'percentile': must be one of 50, 90, 95, 99, got 99.9"):
+    with pytest.raises(SpecError, match=r"key 'percentile': must be one of 50, 90, 95, 99, got 99\.9"):
         parse_spec({"model": "m", "url": "h:1", "percentile": 99.9})
     assert parse_spec({"model": "m", "url": "h:1", "percentile": 95}).percentile == 95
 

@@ -38,7 +38,7 @@ def test_appends_follow_the_header_on_disk(tmp_path: Path) -> None:
     store.append_config({"config_id": "p", "pre.instance_count": 2, "step.pre.busy_pct": 40.0, "junk": 1})
     store.append_config({"config_id": "q", "pre.instance_count": 1})
     with open(store.path("configs"), newline="") as fh:
-        assert next(csv.reader(fh)) == CONFIG_COLUMNS + ["pre.instance_count", "step.pre.busy_pct"]
+        assert next(csv.reader(fh)) == [*CONFIG_COLUMNS, "pre.instance_count", "step.pre.busy_pct"]
     assert [(r["config_id"], r["pre.instance_count"]) for r in _rows(store.path("configs"))] == [
         ("p", "2"),
         ("q", "1"),

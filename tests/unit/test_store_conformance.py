@@ -11,9 +11,10 @@ from __future__ import annotations
 import glob
 import math
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -74,6 +75,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
             assert claims.claim(key, number)
 
     yield Backend(name, store, hold)
+    if claims is not None:
+        claims.engine.dispose()  # its pooled connections, before the database's fixture stops it
 
 
 def _level(cand: Candidate, level: float, p99: float, verdict: Verdict, **kw: Any) -> dict[str, Any]:

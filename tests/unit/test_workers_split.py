@@ -172,7 +172,7 @@ def test_level_search_treats_a_client_bound_level_as_a_ceiling_and_a_lower_bound
     while (nxt := s.next_level()) is not None:
         assert nxt < 8000
         s.record(nxt, nxt, Status.CLIENT_BOUND, 100.0)
-    capacity, at = s.capacity()
+    _capacity, at = s.capacity()
     assert at is not None and at < 8000 and s.client_limited and not s.at_cap
     ordinary = LevelSearch("rate", 100, 100000, start=1000, budget_ms=50.0)
     ordinary.record(1000, 1000.0, MEETS, 5.0)

@@ -18,7 +18,7 @@ class TritonPythonModel:
 
     def initialize(self, args):
         path = os.environ.get("TRITUNE_TOKENS_LOG")
-        self.log = open(path, "a", buffering=1) if path else None
+        self.log = open(path, "a", buffering=1) if path else None  # noqa: SIM115 - closed by finalize()
 
     def execute(self, requests):
         responses = []
