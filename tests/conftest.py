@@ -3,13 +3,14 @@ PostgreSQL. Shared plain helpers (paths, spec writers, run_cli, ...) are in test
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import DEMO_MODELS, TEST_MODELS
+from tests.helpers import DEMO_MODELS, TEST_MODELS, end_started
 from tests.pg import Postgres, postgres_server
 
 # Markers by directory: a test's directory says what it needs. Faults and browser tests run
@@ -32,6 +33,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = path.relative_to(TESTS).parts
         for name in DIRECTORY_MARKERS.get(parts[0], ()) if len(parts) > 1 else ():
             item.add_marker(name)
+
+
+@pytest.fixture(autouse=True)
+def ended() -> Iterator[None]:
+    """After each test: the processes it started through the helpers ended and their pipes
+    closed, and garbage collected, so that a leaked file or connection fails the test that
+    leaked it (warnings are errors), not whichever test runs when it is collected."""
+    yield
+    end_started()
+    gc.collect()
 
 
 @pytest.fixture(scope="session")

@@ -83,15 +83,40 @@ def expect_error(code: int, *args: str | Path) -> str:
     return result.stderr
 
 
+# Processes the helpers started: the tests' teardown (tests/conftest.py, `ended`) ends any
+# still running and closes their pipes, so no test leaves a process or an open pipe behind.
+STARTED: list[subprocess.Popen[str]] = []
+
+
+def started(proc: subprocess.Popen[str]) -> subprocess.Popen[str]:
+    """Register a process for the teardown that ends it (see STARTED)."""
+    STARTED.append(proc)
+    return proc
+
+
+def end_started() -> None:
+    """Kill what is still running of STARTED, reap it, and close its pipes."""
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
 def cli_process(*args: str | Path, stdout: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
     """`tritune ARGS` as a process of its own (to be killed or signalled as a user's would be),
     its stderr a pipe to read (read_until) and its stdout discarded unless asked for."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "analyzer.cli", *map(str, args)],
-        stdout=stdout,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
+    return started(
+        subprocess.Popen(
+            [sys.executable, "-m", "analyzer.cli", *map(str, args)],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
     )
 
 
@@ -183,24 +208,26 @@ def shared_worker(
     `--storage URL` when a url is given, else the storage comes from `env` (TRITUNE_STORAGE).
     Its stdout and stderr together are its output."""
     storage = ["--storage", url] if url is not None else []
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "analyzer.cli.main",
-            "sweep",
-            str(spec),
-            *storage,
-            "--study",
-            study,
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
+    return started(
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "analyzer.cli.main",
+                "sweep",
+                str(spec),
+                *storage,
+                "--study",
+                study,
+                "--out",
+                str(out),
+            ],
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
     )
 
 
