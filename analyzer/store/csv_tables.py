@@ -192,6 +192,9 @@ class CsvTables:
         """A run directory's tables have one worker: nothing is claimed."""
         return None
 
+    def close(self) -> None:
+        """Nothing is held open: each append opens and closes its file."""
+
 
 class RunTables:
     """The sweep's view of a run directory's tables: appended through CsvTables, read from a copy
@@ -271,3 +274,6 @@ class RunTables:
     def claims(self) -> None:
         """One worker: nothing is claimed."""
         return None
+
+    def close(self) -> None:
+        """Nothing is held open."""

@@ -88,6 +88,10 @@ class DatabaseTables:
         """The study's claims (the same SharedTables)."""
         return self.shared
 
+    def close(self) -> None:
+        """Close the database connections."""
+        self.shared.close()
+
 
 def database_tables(
     url: str, study: str, worker: str, *, retry: DbRetry | None = None, timings: SharedTimings | None = None

@@ -41,8 +41,12 @@ class RetryingStorage(BaseStorage, BaseHeartbeat):
         self.backend = backend
         self.retry = retry
         self.timings = timings
-        # Optuna wraps an RDBStorage in this cache itself when given one directly.
-        self._inner = optuna.storages._CachedStorage(backend)
+        # Optuna's own wrapping of an RDBStorage given directly: its trial cache.
+        self._inner = optuna.storages.get_storage(backend)
+
+    def close(self) -> None:
+        """Close the database connections (a sweep's end; a long-lived process opens many)."""
+        self.backend.engine.dispose()
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         return self.retry.call(fn, what)
@@ -152,21 +156,22 @@ class RetryingStorage(BaseStorage, BaseHeartbeat):
         """Release the storage's database session."""
         self._inner.remove_session()
 
-    # -- heartbeats -----------------------------------------------------------------------------
+    # -- heartbeats (the RDB storage's own: its trial cache delegates them to it) -----------------
     def record_heartbeat(self, trial_id: int) -> None:
         """Record a trial's heartbeat once (not retried: the heartbeat thread tries again)."""
-        self._inner.record_heartbeat(trial_id)
+        self.backend.record_heartbeat(trial_id)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        return self._call("looking for dead workers", lambda: self._inner._get_stale_trial_ids(study_id))
+        # BaseHeartbeat's abstract method (the name is Optuna's): what fail_stale_trials asks.
+        return self._call("looking for dead workers", lambda: self.backend._get_stale_trial_ids(study_id))
 
     def get_heartbeat_interval(self) -> int | None:
         """Seconds between a running trial's heartbeats."""
-        return self._inner.get_heartbeat_interval()
+        return self.backend.get_heartbeat_interval()
 
     def get_heartbeat_stale_trial_callback(self) -> Callable[[optuna.Study, FrozenTrial], None] | None:
         """What happens to a trial whose heartbeat went stale: it is retried."""
-        return self._inner.get_heartbeat_stale_trial_callback()
+        return self.backend.get_heartbeat_stale_trial_callback()
 
 
 def open_shared_storage(url: str, timings: SharedTimings | None = None) -> RetryingStorage:

@@ -156,6 +156,10 @@ class SharedTables:
 
         self._call("creating the study's tables", lambda: retry_schema_race(make_schema))
 
+    def close(self) -> None:
+        """Close the database connections of these tables."""
+        self.engine.dispose()
+
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         return self.retry.call(fn, what)
 

@@ -70,6 +70,10 @@ class ResultTables(Protocol):
         """Have a database outage, and its end, told through `say` (nothing to tell for files)."""
         ...
 
+    def close(self) -> None:
+        """Release what the tables hold open (a database's connections; nothing for files)."""
+        ...
+
     def claims(self) -> shared_db.SharedTables | None:
         """The study's claims, which the search and the confirmation round share with other
         workers (SharedTables); None when this worker is the run's only one."""

@@ -22,14 +22,13 @@ from analyzer.judge.choose import build_summary, choice
 from analyzer.report import read_run_spec, write_report
 from analyzer.store.db_tables import database_tables
 from analyzer.store.rundir import RunStore
-from analyzer.store.shared_storage import open_shared_storage
+from analyzer.store.shared_storage import RetryingStorage, open_shared_storage
 from analyzer.store.storage_url import redact
 
 
-def load_shared_study(url: str, study_name: str) -> optuna.Study:
-    """The study, or UsageError (exit 2) for a bad URL, an unreachable database or an unknown
-    study (naming the studies the database has)."""
-    storage = open_shared_storage(url)
+def load_shared_study(storage: RetryingStorage, url: str, study_name: str) -> optuna.Study:
+    """The study, or UsageError (exit 2) for an unknown study (naming the studies the database
+    has)."""
     try:
         return optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
@@ -43,7 +42,15 @@ def load_shared_study(url: str, study_name: str) -> optuna.Study:
 def export_study(url: str, study_name: str, out_dir: str | Path | None) -> RunStore:
     """Write (or refresh) the study's run directory under `out_dir` (default reports/), named
     <model>-<study>; returns its store."""
-    study = load_shared_study(url, study_name)
+    storage = open_shared_storage(url)  # a bad URL or an unreachable database: UsageError
+    try:
+        return _export(storage, url, study_name, out_dir)
+    finally:
+        storage.close()
+
+
+def _export(storage: RetryingStorage, url: str, study_name: str, out_dir: str | Path | None) -> RunStore:
+    study = load_shared_study(storage, url, study_name)
     attrs = study.user_attrs
     if "spec" not in attrs:
         raise UsageError(f"study {study_name!r} was not made by tritune sweep --storage (it has no spec)")
@@ -87,4 +94,5 @@ def export_study(url: str, study_name: str, out_dir: str | Path | None) -> RunSt
     summary["server_identity"] = attrs.get("server_identity")
     store.write_json("summary", summary)
     write_report(store.dir)
+    store.tables.close()
     return store

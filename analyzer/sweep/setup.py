@@ -244,6 +244,9 @@ def run_sweep(
         raise WriteError(store.path("study"), reason, hint=resume_hint) from None
     finally:
         store.release()
+        store.tables.close()
+        if shared_storage is not None:
+            shared_storage.close()
 
 
 def _run_locked(

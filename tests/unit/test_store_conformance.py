@@ -75,8 +75,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
             assert claims.claim(key, number)
 
     yield Backend(name, store, hold)
-    if claims is not None:
-        claims.engine.dispose()  # its pooled connections, before the database's fixture stops it
+    store.tables.close()  # a database's pooled connections, before its fixture stops it
 
 
 def _level(cand: Candidate, level: float, p99: float, verdict: Verdict, **kw: Any) -> dict[str, Any]:
