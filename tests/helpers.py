@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
@@ -94,8 +94,28 @@ def started(proc: subprocess.Popen[str]) -> subprocess.Popen[str]:
     return proc
 
 
+T = TypeVar("T")
+
+# What a test opened in its own process that holds database connections (a storage, shared
+# tables): closed at its teardown too, so a test's connections never outlive it.
+OPENED: list[Any] = []
+
+
+def opened(thing: T) -> T:
+    """Register something with a close() method (or an RDB storage) for the teardown."""
+    OPENED.append(thing)
+    return thing
+
+
 def end_started() -> None:
-    """Kill what is still running of STARTED, reap it, and close its pipes."""
+    """Kill what is still running of STARTED, reap it, and close its pipes; close OPENED."""
+    while OPENED:
+        thing = OPENED.pop()
+        engine = getattr(thing, "engine", None)
+        if hasattr(thing, "close"):
+            thing.close()
+        elif engine is not None:
+            engine.dispose()  # Optuna's RDBStorage: no close(), its engine holds the pool
     while STARTED:
         proc = STARTED.pop()
         if proc.poll() is None:

@@ -21,7 +21,7 @@ from analyzer.store.rundir import CONFIG_COLUMNS, MEASUREMENT_COLUMNS
 from analyzer.store.shared_timing import SharedTimings
 from analyzer.store.study_tables import SharedTables
 from analyzer.sweep.confirm import CONFIRM_CLAIM, CONFIRMED_CLAIM, ConfirmationRound, ConfirmIO
-from tests.helpers import measurement
+from tests.helpers import measurement, opened
 
 TIMINGS = SharedTimings(heartbeat_s=1, grace_s=2, retry_s=30)
 MEETS = Verdict(True, "meets", "")
@@ -33,7 +33,7 @@ class Worker:
     a measuring function that records what it was asked (no server)."""
 
     def __init__(self, url: str, study: str, name: str) -> None:
-        self.tables = SharedTables(url, study, name, timings=TIMINGS)
+        self.tables = opened(SharedTables(url, study, name, timings=TIMINGS))
         self.calls: list[tuple[str, int]] = []
         self.said: list[str] = []
         self.stop_after: int | None = None

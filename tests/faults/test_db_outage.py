@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from sqlalchemy.engine import make_url
 
 from analyzer.cli.main import main
-from tests.helpers import picked, shared_spec, shared_worker, study_rows, unfinished_claims, wait_for
+from tests.helpers import opened, picked, shared_spec, shared_worker, study_rows, unfinished_claims, wait_for
 from tests.pg import Postgres
 
 # Two configs: each worker measures one, and the survivor of a fault takes the other over.
@@ -81,6 +81,6 @@ def test_two_workers_wait_out_a_database_outage(tmp_path: Path, model_repo: Path
     assert report.exit_code == 0, report.output
     assert {picked(o) for o in outputs} == {picked(report.output)}
     # No password anywhere: output, run directories (spec.yaml, summary.json, ...), the study.
-    study = optuna.load_study(study_name="outage", storage=url)
+    study = optuna.load_study(study_name="outage", storage=opened(optuna.storages.RDBStorage(url)))
     seen = "".join(outputs) + report.output + _text_files(tmp_path) + json.dumps(study.user_attrs)
     assert PASSWORD not in seen

@@ -20,7 +20,7 @@ from analyzer.search.study import Outcome
 from analyzer.store.shared_storage import open_shared_storage
 from analyzer.store.shared_timing import SharedTimings
 from analyzer.store.study_tables import SharedTables
-from tests.helpers import wait_for
+from tests.helpers import opened, wait_for
 from tests.pg import Postgres
 
 ONE = Candidate(1, 8, 0)
@@ -44,8 +44,8 @@ def last_beat(url: str, study: str, number: int) -> datetime | None:
 
 
 def test_a_heartbeat_outlives_a_failed_write(postgres: Postgres) -> None:
-    storage = open_shared_storage(postgres.url, TIMINGS)
-    shared = SharedTables(postgres.url, "heartbeat", "a:1", retry=storage.retry, timings=TIMINGS)
+    storage = opened(open_shared_storage(postgres.url, TIMINGS))
+    shared = opened(SharedTables(postgres.url, "heartbeat", "a:1", retry=storage.retry, timings=TIMINGS))
     search = make_search(
         "grid",
         candidates=[ONE],
@@ -72,7 +72,7 @@ def test_a_heartbeat_outlives_a_failed_write(postgres: Postgres) -> None:
     assert beat.alive
     # Another worker looking for dead workers now finds none: the trial still runs.
     fail_stale_trials(
-        optuna.load_study(study_name="heartbeat", storage=open_shared_storage(postgres.url, TIMINGS))
+        optuna.load_study(study_name="heartbeat", storage=opened(open_shared_storage(postgres.url, TIMINGS)))
     )
     search.tell(ONE, Outcome(100.0, 1.0))  # and its worker tells its result
     (trial,) = search.study.get_trials()

@@ -19,13 +19,14 @@ from analyzer.search.study import Outcome
 from analyzer.store.shared_storage import open_shared_storage
 from analyzer.store.shared_timing import SharedTimings
 from analyzer.store.study_tables import SharedTables
+from tests.helpers import opened
 
 ONE = Candidate(1, 8, 0)
 
 
 def _worker(url: str, name: str, timings: SharedTimings) -> tuple[Search, SharedTables]:
-    storage = open_shared_storage(url, timings)
-    tables = SharedTables(url, "lost", name, retry=storage.retry, timings=timings)
+    storage = opened(open_shared_storage(url, timings))
+    tables = opened(SharedTables(url, "lost", name, retry=storage.retry, timings=timings))
     search = make_search(
         "grid", candidates=[ONE], storage=storage, study_name="lost", claims=SharedAsk(tables), budget_ms=10
     )

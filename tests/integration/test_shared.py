@@ -14,7 +14,15 @@ import pytest
 from click.testing import CliRunner
 
 from analyzer.cli.main import main
-from tests.helpers import picked, shared_spec, shared_worker, study_claims, study_rows, unfinished_claims
+from tests.helpers import (
+    opened,
+    picked,
+    shared_spec,
+    shared_worker,
+    study_claims,
+    study_rows,
+    unfinished_claims,
+)
 
 CONFIGS = {f"i{i}_b{b}_d{d}" for i in (1, 2) for b in (1, 8) for d in (0, 500)}
 
@@ -116,7 +124,8 @@ def test_a_worker_on_a_different_server_is_refused(
 
     spec = write_spec(tmp_path, model_repo)
     # A study started on another kind of server: its recorded identity differs in Triton's version.
-    study = optuna.create_study(study_name="elsewhere", storage=postgres_url, direction="maximize")
+    storage = opened(optuna.storages.RDBStorage(postgres_url))
+    study = optuna.create_study(study_name="elsewhere", storage=storage, direction="maximize")
     study.set_user_attr("server_identity", {"triton_version": "0.0.1", "host": "gpu-box-7"})
     study.set_user_attr("spec", {})
     result = CliRunner().invoke(
