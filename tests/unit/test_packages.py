@@ -80,6 +80,7 @@ def test_analyzer_top_level_is_packages_and_a_few_base_modules() -> None:
         "load",
         "measure",
         "plan",
+        "predict",
         "report",
         "search",
         "server",

@@ -1,0 +1,304 @@
+"""A performance model of one tuned model on its server: fit it from measured levels, predict
+any config at any load, and each config's capacity under a latency budget, with an interval.
+
+What it assumes, and why:
+- **Service time.** One execution of a batch of `b` requests on one of `k` instances takes
+  `t(b, k) = (fixed_ms + per_row_ms * b) * (1 + contention * (k - 1))`. A time linear in the batch
+  fits batching servers well (Inoue, arXiv 1912.06322); instances share cores or a GPU, so each
+  one added slows every execution by a fraction that is fitted, not assumed (0: instances scale
+  perfectly; 1: a second instance doubles every execution's time, so adds nothing). The fit reads
+  the server's own statistics per level: the achieved batch size and the compute time per request
+  (which, for a batched request, is its batch's execution time).
+- **The dynamic batcher.** With `L` requests in flight (closed loop) on `k` instances, each
+  instance runs batches of `b = clip(L / k, 1, max_batch)`. A batch that is not full waits up to
+  the queue delay for more requests, which in a closed loop do not come. Beyond `k * max_batch`
+  requests queue. Without dynamic batching every request is its own batch. Throughput follows by
+  Little's law, capped at the full batches' rate `k * max_batch / t(max_batch, k)`.
+- **Open loop** (a request rate): a batch holds what arrives at its instance during one
+  execution (a fixed point of `b = rate * t(b) / k`); a request waits for the batch in service,
+  and queueing adds `t * u / (2 (1 - u))` at the utilisation `u` of what full batches serve.
+- **The budget's percentile** is the mean latency times a tail factor fitted from the levels
+  (the median of percentile / mean), so one model serves any percentile the sweep measured.
+
+The interval comes from how well the fitted model reproduces the measured levels: the spread of
+log(predicted / measured latency) over them, as a relative error `sigma`. Everything is numpy
+over arrays of configs, so a 100,000-config space is predicted in well under a second.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[np.float64]
+
+CONTENTION_GRID = np.linspace(0.0, 2.0, 401)  # the contention values tried by the fit
+Z = 2.0  # the interval's half-width in sigmas (about 95 %)
+SIGMA_FLOOR = 0.03  # no prediction is trusted closer than 3 %: the machine's own noise
+BISECT_STEPS = 40
+
+
+@dataclass(frozen=True)
+class Level:
+    """One measured level as the model reads it: the config, the load, and what was measured."""
+
+    instances: int
+    max_batch: int
+    batching: bool  # dynamic batching on (a queue delay given and max_batch > 1)
+    delay_ms: float  # the queue delay (0 without dynamic batching)
+    mode: str  # 'concurrency' or 'rate'
+    load: float  # requests in flight, or requests/s
+    throughput_rps: float
+    latency_ms: float  # the budget's percentile
+    mean_ms: float
+    batch: float  # achieved batch size (the server's inferences / executions; NaN: unknown)
+    compute_ms: float  # the server's compute time per request (its batch's execution; NaN: unknown)
+
+
+@dataclass(frozen=True)
+class ServerModel:
+    """The fitted parameters (see the module docstring) and how far to trust them."""
+
+    fixed_ms: float
+    per_row_ms: float
+    contention: float
+    tail: float  # the budget's percentile / mean latency
+    sigma: float  # relative error of a latency prediction (log scale), from the fitted levels
+    levels: int  # how many measured levels it was fitted on
+
+    def params(self) -> dict[str, float]:
+        """The parameters as plain numbers (summary.json)."""
+        return {
+            "fixed_ms": self.fixed_ms,
+            "per_row_ms": self.per_row_ms,
+            "contention": self.contention,
+            "tail": self.tail,
+            "sigma": self.sigma,
+            "levels": float(self.levels),
+        }
+
+    def service_ms(self, batch: npt.ArrayLike, instances: npt.ArrayLike) -> Array:
+        """One execution's time for batches of `batch` requests with `instances` instances."""
+        b, k = np.asarray(batch, dtype=float), np.asarray(instances, dtype=float)
+        return (self.fixed_ms + self.per_row_ms * b) * (1.0 + self.contention * (k - 1.0))
+
+    def at_load(
+        self,
+        instances: npt.ArrayLike,
+        max_batch: npt.ArrayLike,
+        batching: npt.ArrayLike,
+        delay_ms: npt.ArrayLike,
+        mode: str,
+        load: npt.ArrayLike,
+    ) -> tuple[Array, Array]:
+        """Predicted throughput (req/s) and budget-percentile latency (ms) of configs at a load
+        (arrays broadcast together; 'concurrency': requests in flight, 'rate': requests/s)."""
+        k = np.asarray(instances, dtype=float)
+        cap = np.maximum(np.asarray(max_batch, dtype=float), 1.0)
+        on = np.asarray(batching, dtype=bool)
+        delay = np.where(on, np.asarray(delay_ms, dtype=float), 0.0)
+        top = np.where(on, cap, 1.0)  # the largest batch the batcher forms
+        full_ms = self.service_ms(top, k)
+        peak = k * top / full_ms  # req/ms with every batch full
+        x = np.asarray(load, dtype=float)
+        if mode == "rate":
+            rate = x / 1000.0
+            b = np.ones_like(rate * k)
+            for _ in range(30):  # a batch holds what arrives at its instance during one execution
+                b = np.clip(rate * self.service_ms(b, k) / k, 1.0, top)
+            t = self.service_ms(b, k)
+            u = rate / peak  # utilisation of what full batches could serve
+            # A request arriving while its instance executes waits for that batch (half of one on
+            # average) when batches form; a lone one waits the delay for company (at most the
+            # time to the next arrival at its instance).
+            forming = np.where(b > 1.0, t / 2.0, np.minimum(delay, k / np.maximum(rate, 1e-12)))
+            queue = np.where(u < 1.0, t * u / (2.0 * np.maximum(1.0 - u, 1e-9)), np.inf)
+            mean = t + forming + queue
+            throughput = np.where(u < 1.0, x, peak * 1000.0)
+            return throughput, mean * self.tail
+        b = np.clip(x / k, 1.0, top)
+        t = self.service_ms(b, k)
+        mean_free = t + np.where(b < top, delay, 0.0)  # a batch that is not full waits the delay
+        throughput = np.minimum(x / mean_free, peak)  # req/ms; Little's law below the cap
+        mean = x / throughput
+        return throughput * 1000.0, mean * self.tail
+
+    def capacity(
+        self,
+        instances: npt.ArrayLike,
+        max_batch: npt.ArrayLike,
+        batching: npt.ArrayLike,
+        delay_ms: npt.ArrayLike,
+        mode: str,
+        budget_ms: float,
+        max_load: float,
+        min_load: float = 1.0,
+    ) -> dict[str, Array]:
+        """Each config's predicted capacity under the budget: the highest load (a whole number of
+        requests in flight, or a rate) whose budget percentile meets it, and its throughput,
+        with the interval given by `sigma` (the capacity under a budget `exp(+-Z sigma)` wider).
+        A config that misses the budget even at `min_load` has capacity 0."""
+        shape = np.broadcast(
+            np.asarray(instances), np.asarray(max_batch), np.asarray(batching), np.asarray(delay_ms)
+        ).shape
+        out: dict[str, Array] = {}
+        spread = math.exp(Z * self.sigma)
+        for key, budget in (
+            ("capacity", budget_ms),
+            ("low", budget_ms / spread),
+            ("high", budget_ms * spread),
+        ):
+            level = self._highest_level(
+                instances, max_batch, batching, delay_ms, mode, budget, max_load, min_load
+            )
+            level = np.broadcast_to(level, shape)
+            throughput, _ = self.at_load(
+                instances, max_batch, batching, delay_ms, mode, np.maximum(level, min_load)
+            )
+            throughput = np.where(level > 0, np.broadcast_to(throughput, shape), 0.0)
+            out[key + "_rps"] = throughput
+            if key == "capacity":
+                out["level"] = level
+        return out
+
+    def _highest_level(
+        self,
+        instances: npt.ArrayLike,
+        max_batch: npt.ArrayLike,
+        batching: npt.ArrayLike,
+        delay_ms: npt.ArrayLike,
+        mode: str,
+        budget_ms: float,
+        max_load: float,
+        min_load: float,
+    ) -> Array:
+        """The highest load meeting the budget, by bisection (latency only grows with load);
+        0 where even `min_load` misses it. Concurrency levels are whole numbers."""
+        whole = mode == "concurrency"
+
+        def meets(load: Array) -> Array:
+            _, latency = self.at_load(instances, max_batch, batching, delay_ms, mode, load)
+            return np.asarray(latency <= budget_ms)
+
+        shape = np.broadcast(
+            np.asarray(instances), np.asarray(max_batch), np.asarray(batching), np.asarray(delay_ms)
+        ).shape
+        lo = np.full(shape, float(min_load))
+        hi = np.full(shape, float(max_load))
+        ok_lo = np.broadcast_to(meets(lo), shape)
+        ok_hi = np.broadcast_to(meets(hi), shape)
+        for _ in range(BISECT_STEPS):
+            mid = np.floor((lo + hi) / 2.0) if whole else (lo + hi) / 2.0
+            good = np.broadcast_to(meets(mid), shape)
+            lo = np.where(good, mid, lo)
+            hi = np.where(good, hi, mid)
+            if whole and np.all(hi - lo <= 1.0):
+                break
+        return np.where(ok_hi, float(max_load), np.where(ok_lo, lo, 0.0))
+
+
+def fit(levels: Sequence[Level]) -> ServerModel | None:
+    """The model that best reproduces the measured levels; None when they cannot identify it
+    (no level with the server's batch and compute figures, or no latency to read a tail from)."""
+    service = [
+        lv
+        for lv in levels
+        if math.isfinite(lv.batch) and lv.batch >= 1.0 and math.isfinite(lv.compute_ms) and lv.compute_ms > 0
+    ]
+    tails = [
+        lv.latency_ms / lv.mean_ms
+        for lv in levels
+        if math.isfinite(lv.latency_ms) and math.isfinite(lv.mean_ms) and lv.mean_ms > 0 and lv.latency_ms > 0
+    ]
+    if not service or not tails:
+        return None
+    b = np.array([lv.batch for lv in service])
+    k = np.array([float(lv.instances) for lv in service])
+    t = np.array([lv.compute_ms for lv in service])
+    fixed, per_row, contention = _fit_service(b, k, t)
+    model = ServerModel(fixed, per_row, contention, float(np.median(tails)), SIGMA_FLOOR, len(levels))
+    return ServerModel(fixed, per_row, contention, model.tail, _sigma(model, levels), len(levels))
+
+
+def _fit_service(b: Array, k: Array, t: Array) -> tuple[float, float, float]:
+    """(fixed_ms, per_row_ms, contention) minimising the squared log error of the execution
+    times: for each contention on a grid, the linear part is a least-squares fit (weighted so
+    that every point counts relatively), its coefficients kept non-negative."""
+    best: tuple[float, float, float, float] | None = None
+    distinct_batches = len(np.unique(np.round(b, 3))) > 1
+    grid = CONTENTION_GRID if len(np.unique(k)) > 1 else np.array([0.0])
+    for c in grid:
+        y = t / (1.0 + c * (k - 1.0))
+        if distinct_batches:
+            # Relative least squares (rows divided by y): a fast small batch counts as a slow big one.
+            a = np.stack([np.ones_like(b), b], axis=1) / y[:, None]
+            coef, *_ = np.linalg.lstsq(a, np.ones_like(y), rcond=None)
+            fixed, per_row = float(max(coef[0], 0.0)), float(max(coef[1], 0.0))
+            if fixed == 0.0 and per_row == 0.0:
+                continue
+        else:
+            # One batch size: its time cannot be split into a fixed part and a per-row part; all
+            # of it is taken as fixed (batching is then predicted to help as much as it can).
+            fixed, per_row = float(np.exp(np.mean(np.log(y)))), 0.0
+        pred = (fixed + per_row * b) * (1.0 + c * (k - 1.0))
+        err = float(np.sum(np.log(pred / t) ** 2))
+        if best is None or err < best[0]:
+            best = (err, fixed, per_row, float(c))
+    assert best is not None
+    return best[1], best[2], best[3]
+
+
+def _sigma(model: ServerModel, levels: Sequence[Level]) -> float:
+    """The relative error of the model's latency on the measured levels (their log ratios' RMS)."""
+    logs = []
+    for lv in levels:
+        if not (math.isfinite(lv.latency_ms) and lv.latency_ms > 0):
+            continue
+        _, latency = model.at_load(lv.instances, lv.max_batch, lv.batching, lv.delay_ms, lv.mode, lv.load)
+        value = float(latency)
+        if math.isfinite(value) and value > 0:
+            logs.append(math.log(value / lv.latency_ms))
+    if not logs:
+        return SIGMA_FLOOR
+    return max(SIGMA_FLOOR, math.sqrt(sum(x * x for x in logs) / len(logs)))
+
+
+def levels_from_rows(rows: Iterable[Mapping[str, Any]], latency_field: str) -> list[Level]:
+    """The model's levels from measurements.csv rows (search and confirmation phases alike):
+    the row's knobs, load, the budget percentile's column, the mean, and the server's figures."""
+
+    def num(row: Mapping[str, Any], key: str) -> float:
+        try:
+            value = float(row.get(key, math.nan))
+        except (TypeError, ValueError):
+            return math.nan
+        return value
+
+    out = []
+    for row in rows:
+        delay_us = num(row, "max_queue_delay_us")
+        max_batch = num(row, "max_batch_size")
+        instances = num(row, "instance_count")
+        if not (math.isfinite(max_batch) and math.isfinite(instances)):
+            continue
+        out.append(
+            Level(
+                instances=int(instances),
+                max_batch=int(max_batch),
+                batching=math.isfinite(delay_us) and max_batch > 1,
+                delay_ms=delay_us / 1000.0 if math.isfinite(delay_us) else 0.0,
+                mode=str(row.get("load_mode", "concurrency")),
+                load=num(row, "load_level"),
+                throughput_rps=num(row, "throughput_rps"),
+                latency_ms=num(row, latency_field),
+                mean_ms=num(row, "mean_ms"),
+                batch=num(row, "avg_batch_size"),
+                compute_ms=num(row, "server_compute_ms"),
+            )
+        )
+    return out
