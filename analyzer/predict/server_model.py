@@ -3,12 +3,14 @@ any config at any load, and each config's capacity under a latency budget, with 
 
 What it assumes, and why:
 - **Service time.** One execution of a batch of `b` requests on one of `k` instances takes
-  `t(b, k) = (fixed_ms + per_row_ms * b) * (1 + contention * (k - 1))`. A time linear in the batch
-  fits batching servers well (Inoue, arXiv 1912.06322); instances share cores or a GPU, so each
-  one added slows every execution by a fraction that is fitted, not assumed (0: instances scale
-  perfectly; 1: a second instance doubles every execution's time, so adds nothing). The fit reads
-  the server's own statistics per level: the achieved batch size and the compute time per request
-  (which, for a batched request, is its batch's execution time).
+  `t(b, k) = (fixed_ms + per_row_ms * b) * slowdown(k)`. A time linear in the batch fits batching
+  servers well (Inoue, arXiv 1912.06322). Instances share cores or a GPU, so `slowdown(k)` (1 for
+  the fewest instances measured) is fitted per instance count, not assumed: on a device with two
+  execution streams it stays near 1 for two instances and grows by half for a third. Between and
+  beyond the counts measured it is interpolated linearly (extrapolated with the last slope). The
+  fit reads the server's own statistics per level: the achieved batch size and the compute time
+  per request (for a batched request, its batch's execution time); where a level lacks the
+  compute time, it is what keeps the busy instances busy, `min(k, load) * batch / throughput`.
 - **The dynamic batcher.** With `L` requests in flight (closed loop) on `k` instances, each
   instance runs batches of `b = clip(L / k, 1, max_batch)`. A batch that is not full waits up to
   the queue delay for more requests, which in a closed loop do not come. Beyond `k * max_batch`
@@ -37,7 +39,6 @@ import numpy.typing as npt
 
 Array = npt.NDArray[np.float64]
 
-CONTENTION_GRID = np.linspace(0.0, 2.0, 401)  # the contention values tried by the fit
 Z = 2.0  # the interval's half-width in sigmas (about 95 %)
 SIGMA_FLOOR = 0.03  # no prediction is trusted closer than 3 %: the machine's own noise
 BISECT_STEPS = 40
@@ -66,26 +67,41 @@ class ServerModel:
 
     fixed_ms: float
     per_row_ms: float
-    contention: float
+    slowdown: tuple[tuple[int, float], ...]  # (instances, factor) for the counts measured, ascending
     tail: float  # the budget's percentile / mean latency
     sigma: float  # relative error of a latency prediction (log scale), from the fitted levels
     levels: int  # how many measured levels it was fitted on
+    sigma_throughput: float = SIGMA_FLOOR  # relative error of a throughput prediction, likewise
 
     def params(self) -> dict[str, float]:
         """The parameters as plain numbers (summary.json)."""
         return {
             "fixed_ms": self.fixed_ms,
             "per_row_ms": self.per_row_ms,
-            "contention": self.contention,
+            **{f"slowdown_i{k}": factor for k, factor in self.slowdown},
             "tail": self.tail,
             "sigma": self.sigma,
+            "sigma_throughput": self.sigma_throughput,
             "levels": float(self.levels),
         }
 
+    def factor(self, instances: npt.ArrayLike) -> Array:
+        """slowdown(k): fitted at the counts measured, linear between, the last slope beyond."""
+        k = np.asarray(instances, dtype=float)
+        ks = np.array([float(n) for n, _ in self.slowdown])
+        fs = np.array([f for _, f in self.slowdown])
+        if len(ks) == 1:
+            return np.full_like(k, fs[0])
+        inside = np.interp(k, ks, fs)
+        low = fs[0] + (k - ks[0]) * (fs[1] - fs[0]) / (ks[1] - ks[0])
+        high = fs[-1] + (k - ks[-1]) * (fs[-1] - fs[-2]) / (ks[-1] - ks[-2])
+        out = np.where(k < ks[0], low, np.where(k > ks[-1], high, inside))
+        return np.maximum(out, 1e-6)
+
     def service_ms(self, batch: npt.ArrayLike, instances: npt.ArrayLike) -> Array:
         """One execution's time for batches of `batch` requests with `instances` instances."""
-        b, k = np.asarray(batch, dtype=float), np.asarray(instances, dtype=float)
-        return (self.fixed_ms + self.per_row_ms * b) * (1.0 + self.contention * (k - 1.0))
+        b = np.asarray(batch, dtype=float)
+        return (self.fixed_ms + self.per_row_ms * b) * self.factor(instances)
 
     def at_load(
         self,
@@ -141,8 +157,10 @@ class ServerModel:
     ) -> dict[str, Array]:
         """Each config's predicted capacity under the budget: the highest load (a whole number of
         requests in flight, or a rate) whose budget percentile meets it, and its throughput,
-        with the interval given by `sigma` (the capacity under a budget `exp(+-Z sigma)` wider).
-        A config that misses the budget even at `min_load` has capacity 0."""
+        with an interval from both errors: the capacity under a budget `exp(+-Z sigma)` tighter
+        or looser, times `exp(+-Z sigma_throughput)` (a capacity on the saturated plateau moves
+        with the throughput, not the latency). A config that misses the budget even at
+        `min_load` has capacity 0."""
         shape = np.broadcast(
             np.asarray(instances), np.asarray(max_batch), np.asarray(batching), np.asarray(delay_ms)
         ).shape
@@ -161,7 +179,8 @@ class ServerModel:
                 instances, max_batch, batching, delay_ms, mode, np.maximum(level, min_load)
             )
             throughput = np.where(level > 0, np.broadcast_to(throughput, shape), 0.0)
-            out[key + "_rps"] = throughput
+            rate_error = {"capacity": 1.0, "low": 1.0 / math.exp(Z * self.sigma_throughput)}
+            out[key + "_rps"] = throughput * rate_error.get(key, math.exp(Z * self.sigma_throughput))
             if key == "capacity":
                 out["level"] = level
         return out
@@ -204,12 +223,9 @@ class ServerModel:
 
 def fit(levels: Sequence[Level]) -> ServerModel | None:
     """The model that best reproduces the measured levels; None when they cannot identify it
-    (no level with the server's batch and compute figures, or no latency to read a tail from)."""
-    service = [
-        lv
-        for lv in levels
-        if math.isfinite(lv.batch) and lv.batch >= 1.0 and math.isfinite(lv.compute_ms) and lv.compute_ms > 0
-    ]
+    (no level with an achieved batch size, or no latency to read a tail from)."""
+    points = [(lv, _compute_ms(lv)) for lv in levels]
+    service = [(lv, t) for lv, t in points if math.isfinite(lv.batch) and lv.batch >= 1.0 and t > 0]
     tails = [
         lv.latency_ms / lv.mean_ms
         for lv in levels
@@ -217,55 +233,82 @@ def fit(levels: Sequence[Level]) -> ServerModel | None:
     ]
     if not service or not tails:
         return None
-    b = np.array([lv.batch for lv in service])
-    k = np.array([float(lv.instances) for lv in service])
-    t = np.array([lv.compute_ms for lv in service])
-    fixed, per_row, contention = _fit_service(b, k, t)
-    model = ServerModel(fixed, per_row, contention, float(np.median(tails)), SIGMA_FLOOR, len(levels))
-    return ServerModel(fixed, per_row, contention, model.tail, _sigma(model, levels), len(levels))
+    b = np.array([lv.batch for lv, _ in service])
+    k = np.array([lv.instances for lv, _ in service])
+    t = np.array([ms for _, ms in service])
+    fixed, per_row, slowdown = _fit_service(b, k, t)
+    tail = float(np.median(tails))
+    first = ServerModel(fixed, per_row, slowdown, tail, SIGMA_FLOOR, len(levels))
+    latency_error, throughput_error = _sigmas(first, levels)
+    return ServerModel(fixed, per_row, slowdown, tail, latency_error, len(levels), throughput_error)
 
 
-def _fit_service(b: Array, k: Array, t: Array) -> tuple[float, float, float]:
-    """(fixed_ms, per_row_ms, contention) minimising the squared log error of the execution
-    times: for each contention on a grid, the linear part is a least-squares fit (weighted so
-    that every point counts relatively), its coefficients kept non-negative."""
-    best: tuple[float, float, float, float] | None = None
+def _compute_ms(lv: Level) -> float:
+    """A level's execution time: the server's figure, else what keeps its busy instances busy
+    (each of min(k, load) instances runs a batch of `batch` every t ms at the throughput)."""
+    if math.isfinite(lv.compute_ms) and lv.compute_ms > 0:
+        return lv.compute_ms
+    if lv.mode != "concurrency" or not (lv.throughput_rps > 0 and math.isfinite(lv.batch)):
+        return math.nan
+    return min(lv.instances, lv.load) * lv.batch / lv.throughput_rps * 1000.0
+
+
+def _fit_service(
+    b: Array, k: npt.NDArray[np.int64], t: Array
+) -> tuple[float, float, tuple[tuple[int, float], ...]]:
+    """(fixed_ms, per_row_ms, slowdown per instance count) minimising the squared log error of
+    the execution times, by alternating: the linear part by relative least squares given the
+    slowdowns, then each count's slowdown as the geometric mean of its points' ratios (the
+    fewest instances' fixed at 1)."""
+    counts = sorted({int(n) for n in k})
+    factors = {n: 1.0 for n in counts}
     distinct_batches = len(np.unique(np.round(b, 3))) > 1
-    grid = CONTENTION_GRID if len(np.unique(k)) > 1 else np.array([0.0])
-    for c in grid:
-        y = t / (1.0 + c * (k - 1.0))
+    fixed, per_row = float(np.exp(np.mean(np.log(t)))), 0.0
+    for _ in range(50):
+        s = np.array([factors[int(n)] for n in k])
+        y = t / s
         if distinct_batches:
             # Relative least squares (rows divided by y): a fast small batch counts as a slow big one.
             a = np.stack([np.ones_like(b), b], axis=1) / y[:, None]
             coef, *_ = np.linalg.lstsq(a, np.ones_like(y), rcond=None)
-            fixed, per_row = float(max(coef[0], 0.0)), float(max(coef[1], 0.0))
-            if fixed == 0.0 and per_row == 0.0:
-                continue
+            fixed, per_row = float(max(coef[0], 1e-9)), float(max(coef[1], 0.0))
         else:
-            # One batch size: its time cannot be split into a fixed part and a per-row part; all
-            # of it is taken as fixed (batching is then predicted to help as much as it can).
+            # One batch size: its time cannot be split into a fixed and a per-row part; all of it
+            # is taken as fixed (batching is then predicted to help as much as it can).
             fixed, per_row = float(np.exp(np.mean(np.log(y)))), 0.0
-        pred = (fixed + per_row * b) * (1.0 + c * (k - 1.0))
-        err = float(np.sum(np.log(pred / t) ** 2))
-        if best is None or err < best[0]:
-            best = (err, fixed, per_row, float(c))
-    assert best is not None
-    return best[1], best[2], best[3]
+        base = fixed + per_row * b
+        new = {n: float(np.exp(np.mean(np.log(t[k == n] / base[k == n])))) for n in counts}
+        scale = new[counts[0]]
+        new = {n: f / scale for n, f in new.items()}
+        fixed, per_row = fixed * scale, per_row * scale
+        if all(abs(new[n] - factors[n]) < 1e-9 for n in counts):
+            factors = new
+            break
+        factors = new
+    return fixed, per_row, tuple((n, factors[n]) for n in counts)
 
 
-def _sigma(model: ServerModel, levels: Sequence[Level]) -> float:
-    """The relative error of the model's latency on the measured levels (their log ratios' RMS)."""
-    logs = []
+def _sigmas(model: ServerModel, levels: Sequence[Level]) -> tuple[float, float]:
+    """The model's relative errors on the measured levels: the RMS of log(predicted / measured)
+    latency, and of throughput (each at least SIGMA_FLOOR)."""
+    latency_logs: list[float] = []
+    throughput_logs: list[float] = []
     for lv in levels:
-        if not (math.isfinite(lv.latency_ms) and lv.latency_ms > 0):
-            continue
-        _, latency = model.at_load(lv.instances, lv.max_batch, lv.batching, lv.delay_ms, lv.mode, lv.load)
-        value = float(latency)
-        if math.isfinite(value) and value > 0:
-            logs.append(math.log(value / lv.latency_ms))
-    if not logs:
-        return SIGMA_FLOOR
-    return max(SIGMA_FLOOR, math.sqrt(sum(x * x for x in logs) / len(logs)))
+        throughput, latency = model.at_load(
+            lv.instances, lv.max_batch, lv.batching, lv.delay_ms, lv.mode, lv.load
+        )
+        pairs = (
+            (latency_logs, float(latency), lv.latency_ms),
+            (throughput_logs, float(throughput), lv.throughput_rps),
+        )
+        for logs, predicted, measured in pairs:
+            if math.isfinite(predicted) and predicted > 0 and math.isfinite(measured) and measured > 0:
+                logs.append(math.log(predicted / measured))
+
+    def rms(logs: list[float]) -> float:
+        return max(SIGMA_FLOOR, math.sqrt(sum(x * x for x in logs) / len(logs))) if logs else SIGMA_FLOOR
+
+    return rms(latency_logs), rms(throughput_logs)
 
 
 def levels_from_rows(rows: Iterable[Mapping[str, Any]], latency_field: str) -> list[Level]:
@@ -296,7 +339,8 @@ def levels_from_rows(rows: Iterable[Mapping[str, Any]], latency_field: str) -> l
                 load=num(row, "load_level"),
                 throughput_rps=num(row, "throughput_rps"),
                 latency_ms=num(row, latency_field),
-                mean_ms=num(row, "mean_ms"),
+                # The mean, else the median (a table without means: the tail is then p / p50).
+                mean_ms=num(row, "mean_ms") if math.isfinite(num(row, "mean_ms")) else num(row, "p50_ms"),
                 batch=num(row, "avg_batch_size"),
                 compute_ms=num(row, "server_compute_ms"),
             )

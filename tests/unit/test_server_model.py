@@ -11,7 +11,10 @@ import pytest
 
 from analyzer.predict import Level, ServerModel, fit, levels_from_rows
 
-TRUE = ServerModel(fixed_ms=8.0, per_row_ms=1.0, contention=0.3, tail=1.8, sigma=0.03, levels=0)
+# Two instances share the hardware perfectly, a fourth slows every execution by 60 %.
+TRUE = ServerModel(
+    fixed_ms=8.0, per_row_ms=1.0, slowdown=((1, 1.0), (2, 1.0), (4, 1.6)), tail=1.8, sigma=0.03, levels=0
+)
 CONFIGS = [(k, b) for k in (1, 2, 4) for b in (1, 8, 32)]
 
 
@@ -48,7 +51,8 @@ def test_the_fit_recovers_known_parameters_from_noisy_statistics() -> None:
     assert got is not None
     assert got.fixed_ms == pytest.approx(8.0, rel=0.1)
     assert got.per_row_ms == pytest.approx(1.0, rel=0.1)
-    assert got.contention == pytest.approx(0.3, abs=0.05)
+    assert [k for k, _ in got.slowdown] == [1, 2, 4]
+    assert [f for _, f in got.slowdown] == pytest.approx([1.0, 1.0, 1.6], rel=0.05)
     assert got.tail == pytest.approx(1.8, rel=0.05)
     assert 0.01 < got.sigma < 0.1  # the noise, seen as the model's error on the levels
     assert got.levels == len(CONFIGS) * 4
@@ -57,7 +61,8 @@ def test_the_fit_recovers_known_parameters_from_noisy_statistics() -> None:
 def test_exact_statistics_are_fitted_exactly() -> None:
     got = fit(synthetic(TRUE, noise=0.0))
     assert got is not None
-    assert (got.fixed_ms, got.per_row_ms, got.contention) == pytest.approx((8.0, 1.0, 0.3), rel=1e-3)
+    assert (got.fixed_ms, got.per_row_ms) == pytest.approx((8.0, 1.0), rel=1e-3)
+    assert [f for _, f in got.slowdown] == pytest.approx([1.0, 1.0, 1.6], rel=1e-3)
 
 
 def test_the_capacity_is_the_highest_load_a_scan_finds_within_the_budget() -> None:
