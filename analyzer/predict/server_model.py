@@ -11,11 +11,13 @@ What it assumes, and why:
   fit reads the server's own statistics per level: the achieved batch size and the compute time
   per request (for a batched request, its batch's execution time); where a level lacks the
   compute time, it is what keeps the busy instances busy, `min(k, load) * batch / throughput`.
-- **The dynamic batcher.** With `L` requests in flight (closed loop) on `k` instances, each
-  instance runs batches of `b = clip(L / k, 1, max_batch)`. A batch that is not full waits up to
-  the queue delay for more requests, which in a closed loop do not come. Beyond `k * max_batch`
-  requests queue. Without dynamic batching every request is its own batch. Throughput follows by
-  Little's law, capped at the full batches' rate `k * max_batch / t(max_batch, k)`.
+- **The dynamic batcher.** With `L` requests in flight (closed loop) on `k` instances and
+  `L >= k`, every instance stays busy with batches of `b = clip(fill * L / k, 1, max_batch)`:
+  requests come back from the client while their instance executes, so a batch holds only part
+  of the instance's share, and `fill` is fitted from the achieved batch sizes (about 0.5-0.7 on
+  the simulator). Throughput is `k * b / t(b, k)` and latency follows by Little's law. With
+  fewer requests than instances each runs alone, after waiting the queue delay for company that
+  does not come. Without dynamic batching every request is its own batch.
 - **Open loop** (a request rate): a batch holds what arrives at its instance during one
   execution (a fixed point of `b = rate * t(b) / k`); a request waits for the batch in service,
   and queueing adds `t * u / (2 (1 - u))` at the utilisation `u` of what full batches serve.
@@ -72,6 +74,7 @@ class ServerModel:
     sigma: float  # relative error of a latency prediction (log scale), from the fitted levels
     levels: int  # how many measured levels it was fitted on
     sigma_throughput: float = SIGMA_FLOOR  # relative error of a throughput prediction, likewise
+    fill: float = 1.0  # achieved batch / each instance's share of the requests in flight
 
     def params(self) -> dict[str, float]:
         """The parameters as plain numbers (summary.json)."""
@@ -82,6 +85,7 @@ class ServerModel:
             "tail": self.tail,
             "sigma": self.sigma,
             "sigma_throughput": self.sigma_throughput,
+            "fill": self.fill,
             "levels": float(self.levels),
         }
 
@@ -137,11 +141,16 @@ class ServerModel:
             mean = t + forming + queue
             throughput = np.where(u < 1.0, x, peak * 1000.0)
             return throughput, mean * self.tail
-        b = np.clip(x / k, 1.0, top)
+        # Fewer requests than instances: each runs alone, after waiting the delay for company
+        # that does not come. More: every instance stays busy with batches of what waits for it
+        # (the fitted fill: requests come back from the client while their instance executes,
+        # so a batch holds only part of an instance's share).
+        busy = x >= k
+        b = np.where(busy, np.clip(self.fill * x / k, 1.0, top), 1.0)
         t = self.service_ms(b, k)
-        mean_free = t + np.where(b < top, delay, 0.0)  # a batch that is not full waits the delay
-        throughput = np.minimum(x / mean_free, peak)  # req/ms; Little's law below the cap
-        mean = x / throughput
+        alone = x / (t + np.where(top > 1.0, delay, 0.0))
+        throughput = np.where(busy, k * b / t, alone)  # req/ms
+        mean = x / throughput  # Little's law
         return throughput * 1000.0, mean * self.tail
 
     def capacity(
@@ -238,9 +247,20 @@ def fit(levels: Sequence[Level]) -> ServerModel | None:
     t = np.array([ms for _, ms in service])
     fixed, per_row, slowdown = _fit_service(b, k, t)
     tail = float(np.median(tails))
-    first = ServerModel(fixed, per_row, slowdown, tail, SIGMA_FLOOR, len(levels))
+    # The fill, from levels whose batches were neither single nor capped by max_batch.
+    fills = [
+        lv.batch * lv.instances / lv.load
+        for lv in levels
+        if lv.mode == "concurrency"
+        and lv.batching
+        and math.isfinite(lv.batch)
+        and lv.load >= 2 * lv.instances
+        and 1.0 < lv.batch < 0.9 * lv.max_batch
+    ]
+    fill = float(np.clip(np.median(fills), 0.1, 1.0)) if fills else 1.0
+    first = ServerModel(fixed, per_row, slowdown, tail, SIGMA_FLOOR, len(levels), SIGMA_FLOOR, fill)
     latency_error, throughput_error = _sigmas(first, levels)
-    return ServerModel(fixed, per_row, slowdown, tail, latency_error, len(levels), throughput_error)
+    return ServerModel(fixed, per_row, slowdown, tail, latency_error, len(levels), throughput_error, fill)
 
 
 def _compute_ms(lv: Level) -> float:

@@ -4,6 +4,7 @@ the batcher's rules (no dynamic batching, queue delay, open loop) show in its pr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -87,13 +88,23 @@ def test_without_dynamic_batching_every_request_is_its_own_batch() -> None:
     assert off == pytest.approx(one) and on > 2 * off
 
 
-def test_a_queue_delay_costs_latency_at_light_load_only() -> None:
-    _, light0 = TRUE.at_load(1, 32, True, 0.0, "concurrency", 2.0)
-    _, light5 = TRUE.at_load(1, 32, True, 5.0, "concurrency", 2.0)
-    _, full0 = TRUE.at_load(1, 32, True, 0.0, "concurrency", 64.0)
-    _, full5 = TRUE.at_load(1, 32, True, 5.0, "concurrency", 64.0)
-    assert float(light5 - light0) == pytest.approx(5.0 * TRUE.tail)
-    assert float(full5) == pytest.approx(float(full0))  # full batches never wait
+def test_a_queue_delay_costs_latency_only_where_instances_wait_for_company() -> None:
+    _, idle0 = TRUE.at_load(4, 32, True, 0.0, "concurrency", 2.0)  # fewer requests than instances
+    _, idle5 = TRUE.at_load(4, 32, True, 5.0, "concurrency", 2.0)
+    _, busy0 = TRUE.at_load(1, 32, True, 0.0, "concurrency", 64.0)
+    _, busy5 = TRUE.at_load(1, 32, True, 5.0, "concurrency", 64.0)
+    assert float(idle5 - idle0) == pytest.approx(5.0 * TRUE.tail)
+    assert float(busy5) == pytest.approx(float(busy0))  # busy instances find a batch waiting
+
+
+def test_the_fill_is_fitted_from_the_achieved_batches() -> None:
+    half = ServerModel(8.0, 1.0, ((1, 1.0), (2, 1.0), (4, 1.6)), 1.8, 0.03, 0, fill=0.5)
+    levels = [
+        dataclasses.replace(lv, batch=min(max(0.5 * lv.load / lv.instances, 1.0), lv.max_batch))
+        for lv in synthetic(half, noise=0.0)
+    ]
+    got = fit(levels)
+    assert got is not None and got.fill == pytest.approx(0.5)
 
 
 def test_an_open_loop_serves_its_rate_until_the_instances_saturate() -> None:
