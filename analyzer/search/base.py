@@ -139,6 +139,15 @@ class Search:
     def _sampler(self) -> optuna.samplers.BaseSampler | None:
         return None
 
+    def start_hint(self, cand: AnyCandidate) -> float | None:
+        """The load level to start this config's level search at, when the strategy can
+        predict it (None: the loop's own rule, analyzer.sweep.policy.start_level)."""
+        return None
+
+    def notes(self) -> list[str]:
+        """What the strategy has to tell the user since it was last asked (then forgotten)."""
+        return []
+
     def _propose(self) -> tuple[AnyCandidate, optuna.trial.Trial | None] | None:
         """The next candidate, with the study trial that proposed it if the sampler made one."""
         raise NotImplementedError

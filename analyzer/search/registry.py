@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 CLASSES: dict[str, str] = {
     "grid": "analyzer.search.grid:GridSearch",
     "optuna": "analyzer.search.tpe:OptunaSearch",
+    "model": "analyzer.search.predicted:ModelSearch",
 }
 
 

@@ -14,6 +14,7 @@ from optuna.distributions import BaseDistribution, IntDistribution
 
 from analyzer.config.modelconfig import Candidate
 from analyzer.config.pipeline import JointCandidate
+from analyzer.predict import Level
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # Heartbeats (fail_stale_trials) are marked experimental; shared studies rely on them. Optuna
@@ -34,6 +35,8 @@ class Outcome:
     failed: bool = False  # the server refused the config, or it broke
     error: str = ""
     bottleneck: str = ""  # pipelines: the busiest step at the capacity level ('' otherwise)
+    # The config's measured levels, for strategies that model the server (analyzer.predict).
+    levels: tuple[Level, ...] = ()
 
     @property
     def feasible(self) -> bool:

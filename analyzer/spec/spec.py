@@ -57,7 +57,7 @@ from analyzer.textfile import read_text, user_path
 
 OBJECTIVES = ("throughput", "pareto")
 # The search strategies (analyzer.search.registry maps each name to its class).
-STRATEGIES = ("grid", "optuna")
+STRATEGIES = ("grid", "optuna", "model")
 PROTOCOLS = ("grpc", "http")
 
 __all__ = [

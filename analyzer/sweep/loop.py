@@ -36,6 +36,7 @@ from analyzer.judge.verdict import Verdict, required_requests
 from analyzer.load.shapes import LoadSpec
 from analyzer.load.workers import WorkerError
 from analyzer.measure.levels import MeasureSettings, StopToken, window_requests_for
+from analyzer.predict import levels_from_rows
 from analyzer.report import capacity_row, write_report
 from analyzer.schema import percentile_field
 from analyzer.search.base import Search
@@ -170,6 +171,7 @@ class SweepRunner:
         self.store = store
         self.tables = store.tables.writer_view()  # what the run holds, read back cheaply
         self._trial: int | None = None  # the Optuna trial whose rows are written (None: confirmation)
+        self._levels: list[dict[str, Any]] = []  # the current config's search levels
         self.workload = workload  # what is tuned: one model, a pipeline or several models
         self.search = search
         self.events = events or Events()
@@ -242,12 +244,12 @@ class SweepRunner:
     def _store_level(
         self, cand: AnyCandidate, m: Measurement, verdict: Verdict, phase: str, round_: int | None = None
     ) -> None:
-        self.tables.append_measurement(
-            level_row(
-                cand.config_id, self.workload.knobs(cand), m, verdict, phase, round_, self.workload.steps
-            ),
-            self._trial,
+        row = level_row(
+            cand.config_id, self.workload.knobs(cand), m, verdict, phase, round_, self.workload.steps
         )
+        self.tables.append_measurement(row, self._trial)
+        if phase != CONFIRM_PHASE:
+            self._levels.append(row)  # the config's levels, for a strategy that models the server
 
     def _record(
         self,
@@ -283,8 +285,11 @@ class SweepRunner:
                     result.capacity_rps,
                     getattr(ref, percentile_field(self.spec.percentile)) if ref else math.nan,
                     bottleneck=ref.bottleneck_step if ref else "",
+                    levels=tuple(levels_from_rows(self._levels, percentile_field(self.spec.percentile))),
                 ),
             )
+        for note in self.search.notes():
+            self._say(note)
         if self.events.config_done:
             self.events.config_done(cand, row)
         self._update_answer(False)
@@ -296,9 +301,12 @@ class SweepRunner:
             if self.events.level:
                 self.events.level(cand, m, verdict)
 
+        # The strategy's predicted capacity level when it has one; else the loop's own rule.
+        hint = self.search.start_hint(cand)
+        start = start_level(self.best_level, self.spec.load.min_level) if hint is None else hint
         return await self.measurer.measure_config(
             cand,
-            start_level(self.best_level, self.spec.load.min_level),
+            min(max(start, self.spec.load.min_level), self.spec.load.cap),
             self.search.best_capacity(),
             on_level,
         )
@@ -328,6 +336,7 @@ class SweepRunner:
     async def _one_config(self, cand: AnyCandidate) -> bool:
         """Measure, record and tell one config; False when stopped mid-config."""
         self._trial = self.search.trial_number
+        self._levels = []
         number = self.search.measured + 1
         if self.events.config_start:
             self.events.config_start(cand, number, self.search.measured + self.search.remaining())
