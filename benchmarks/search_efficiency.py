@@ -16,6 +16,7 @@ requests, and the top configs are confirmed), then prints:
 
     python benchmarks/search_efficiency.py                    # one sweep, 3 verify rounds
     python benchmarks/search_efficiency.py --runs 3 --out /tmp/eff
+    python benchmarks/search_efficiency.py --runs 3 --strategies optuna,model   # interleaved
 """
 
 from __future__ import annotations
@@ -42,24 +43,27 @@ from analyzer.spec.spec import parse_spec  # noqa: E402
 from analyzer.sweep.setup import SweepOptions, run_sweep  # noqa: E402
 
 
-def default_spec(truth: dict[str, Any], protocol: str, seed: int) -> dict[str, Any]:
-    """The sweep a new user would write for this model: the space and budget, nothing else."""
+def default_spec(truth: dict[str, Any], protocol: str, seed: int, strategy: str = "optuna") -> dict[str, Any]:
+    """The sweep a new user would write for this model: the space and budget, nothing else
+    (and the strategy compared)."""
     return {
         "model": MODEL,
         "model_repository": str(MODEL_REPOSITORY),
         "protocol": protocol,
         "budget_ms": float(truth["budget_ms"]),
         "percentile": 99,
-        "strategy": "optuna",
+        "strategy": strategy,
         "seed": seed,
         "space": truth["space"],
         "load": {"mode": "concurrency"},
     }
 
 
-def one_sweep(truth: dict[str, Any], args: argparse.Namespace, out: Path, seed: int) -> dict[str, Any]:
-    """Run the default sweep once; its wall time, summary and per-level costs."""
-    spec = parse_spec(default_spec(truth, args.protocol, seed), "<search efficiency>")
+def one_sweep(
+    truth: dict[str, Any], args: argparse.Namespace, out: Path, seed: int, strategy: str
+) -> dict[str, Any]:
+    """Run the default sweep once with a strategy; its wall time, summary and per-level costs."""
+    spec = parse_spec(default_spec(truth, args.protocol, seed, strategy), "<search efficiency>")
     t0 = time.monotonic()
     result, store = run_sweep(spec, SweepOptions(out=str(out)))
     wall = time.monotonic() - t0
@@ -155,7 +159,12 @@ def main() -> int:
     parser.add_argument(
         "--truth", type=Path, default=DATA_STEM, help="brute-force stem (STEM.csv, STEM.json)"
     )
-    parser.add_argument("--runs", type=int, default=1, help="default sweeps to run (different seeds)")
+    parser.add_argument("--runs", type=int, default=1, help="sweeps per strategy (different seeds)")
+    parser.add_argument(
+        "--strategies",
+        default="optuna",
+        help="comma-separated strategies, run interleaved (A B A B ...) with the same seeds",
+    )
     parser.add_argument("--verify", type=int, default=3, help="interleaved re-measure rounds (0: skip)")
     parser.add_argument("--protocol", choices=["grpc", "http"], default="http")
     parser.add_argument("--out", type=Path, help="keep the run directories here (default: a temp dir)")
@@ -176,13 +185,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tritune-eff-") as tmp:
         out = args.out or Path(tmp)
         runs = []
-        for i in range(args.runs):
-            r = one_sweep(truth, args, out, seed=i)
+        strategies = args.strategies.split(",")
+        by_strategy: dict[str, list[float]] = {name: [] for name in strategies}
+        for i, strategy in ((i, name) for i in range(args.runs) for name in strategies):
+            r = one_sweep(truth, args, out, seed=i, strategy=strategy)
             s = r["summary"]
             pick = s["best"]["config_id"] if s["best"] else None
             runs.append((r, pick))
+            by_strategy[strategy].append(r["wall_s"])
             print(
-                f"sweep {i + 1}: {r['wall_s']:.1f} s ({r['wall_s'] / truth['wall_s']:.3f} of brute force), "
+                f"sweep {i + 1} ({strategy}): {r['wall_s']:.1f} s "
+                f"({r['wall_s'] / truth['wall_s']:.3f} of brute force), "
                 f"{s['configs_tried']} configs, {r['levels']} levels ({r['search_levels']} search, "
                 f"{r['levels'] - r['search_levels']} confirm), {r['windows_per_level']:.1f} windows and "
                 f"{r['measured_s_per_level']:.2f} s measured, {r['wall_s_per_level']:.2f} s of wall time per "
@@ -194,11 +207,16 @@ def main() -> int:
                 f"tie set {', '.join(s.get('tie_set') or [])}; stopped: {s.get('stopped_reason')}",
                 flush=True,
             )
-        walls = [r["wall_s"] for r, _ in runs]
-        print(
-            f"median wall {statistics.median(walls):.1f} s = "
-            f"{statistics.median(walls) / truth['wall_s']:.3f} of brute force"
-        )
+        for strategy, walls in by_strategy.items():
+            print(
+                f"{strategy}: median wall {statistics.median(walls):.1f} s = "
+                f"{statistics.median(walls) / truth['wall_s']:.3f} of brute force"
+            )
+        if len(strategies) > 1:
+            first = statistics.median(by_strategy[strategies[0]])
+            for strategy in strategies[1:]:
+                ratio = statistics.median(by_strategy[strategy]) / first
+                print(f"median wall {strategy} / {strategies[0]}: {ratio:.2f}")
         if args.verify:
             picks = sorted({p for _, p in runs if p})
             ids = [bf_best] + [p for p in picks if p != bf_best]
