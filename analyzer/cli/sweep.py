@@ -22,6 +22,10 @@ from analyzer.store.rundir import RunStore
 from analyzer.store.storage_url import STORAGE_ENV
 from analyzer.sweep.setup import SweepOptions, run_sweep
 
+# The bundled demo's spec, in the clone this package is installed from (analyzer/cli/ is two
+# levels below the repository's root).
+DEMO_SPEC = Path(__file__).resolve().parents[2] / "sweeps" / "demo.yaml"
+
 
 def sweep_body(spec: SweepSpec | None, options: SweepOptions, quiet: bool) -> int:
     """Run or resume a sweep with progress and signal handling (Ctrl-C, SIGTERM, SIGHUP stop it
@@ -150,7 +154,7 @@ def sweep(
 def demo(out: str | None, quiet: bool) -> int:
     """The main job on the embedded default: sweep the bundled demo model on a local server."""
 
-    spec_path = Path(__file__).resolve().parent.parent / "sweeps" / "demo.yaml"
+    spec_path = DEMO_SPEC
     if not spec_path.is_file():
         raise UsageError(
             f"the demo spec is missing ({spec_path})",

@@ -12,6 +12,12 @@ from analyzer.spec.spec import load_spec, parse_spec, spec_from_dict, write_spec
 from tests.helpers import ROOT
 
 
+def test_tritune_demo_finds_the_bundled_spec() -> None:
+    from analyzer.cli.sweep import DEMO_SPEC
+
+    assert DEMO_SPEC == ROOT / "sweeps" / "demo.yaml" and DEMO_SPEC.is_file()
+
+
 def test_demo_spec_is_valid() -> None:
     spec = load_spec(ROOT / "sweeps" / "demo.yaml")
     assert spec.model == "demo_mlp"
