@@ -148,6 +148,15 @@ class Search:
         """What the strategy has to tell the user since it was last asked (then forgotten)."""
         return []
 
+    def prediction(self, cand: AnyCandidate) -> tuple[float, float, float, float] | None:
+        """(capacity, low, high, level) a strategy that models the server predicts for an
+        unmeasured config; None for the others."""
+        return None
+
+    def model_summary(self) -> dict[str, Any] | None:
+        """What summary.json records of the strategy's model of the server (None: no model)."""
+        return None
+
     def _propose(self) -> tuple[AnyCandidate, optuna.trial.Trial | None] | None:
         """The next candidate, with the study trial that proposed it if the sampler made one."""
         raise NotImplementedError

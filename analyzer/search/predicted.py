@@ -215,6 +215,25 @@ class ModelSearch(Search):
         self.levels.extend(outcome.levels)
         self._refit()
 
+    def model_summary(self) -> dict[str, Any] | None:
+        """The fitted parameters, and the top unmeasured configs by prediction with intervals."""
+        if self.model is None:
+            return None
+        top = sorted(self._predicted.items(), key=lambda kv: (-kv[1][0], kv[0].config_id))[:5]
+        return {
+            "parameters": self.model.params(),
+            "top_unmeasured": [
+                {
+                    "config_id": cand.config_id,
+                    "predicted_capacity_rps": cap,
+                    "predicted_low_rps": low,
+                    "predicted_high_rps": high,
+                    "predicted_level": level,
+                }
+                for cand, (cap, low, high, level) in top
+            ],
+        }
+
     def notes(self) -> list[str]:
         """The configs the model got wrong since the last call."""
         out, self._notes = self._notes, []

@@ -84,6 +84,11 @@ CONFIG_COLUMNS = [
     "wall_s",
     "finished_at",
     "bottleneck_step",  # pipelines: the busiest step at the capacity level
+    # What the server model predicted for the config before it was measured (strategy: model;
+    # blank otherwise): its capacity and interval (analyzer.predict).
+    "predicted_capacity_rps",
+    "predicted_low_rps",
+    "predicted_high_rps",
 ]
 
 # Each table's file in the run directory.

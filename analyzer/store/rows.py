@@ -77,8 +77,9 @@ def config_row(
     trial: int,
     wall_s: float,
     percentile: float,
+    predicted: tuple[float, float, float] | None = None,
 ) -> dict[str, Any]:
-    """One configs.csv row."""
+    """One configs.csv row; `predicted`: the server model's (capacity, low, high) for it."""
     at = result.at_capacity() if result else None
     closest = result.closest(percentile) if result else None
     knobs = knob_columns(cand)
@@ -101,5 +102,8 @@ def config_row(
         "wall_s": round(wall_s, 2),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "bottleneck_step": at.bottleneck_step if at else "",
+        "predicted_capacity_rps": predicted[0] if predicted else math.nan,
+        "predicted_low_rps": predicted[1] if predicted else math.nan,
+        "predicted_high_rps": predicted[2] if predicted else math.nan,
         **per_model,
     }

@@ -29,7 +29,7 @@ from analyzer.errors import (
     ServerDiedError,
     ServerError,
 )
-from analyzer.judge.choose import build_summary, choice
+from analyzer.judge.choose import build_summary, choice, jsonable
 from analyzer.judge.confirm_stats import CONFIRM_PHASE
 from analyzer.judge.levelsearch import CapacityResult
 from analyzer.judge.verdict import Verdict, required_requests
@@ -233,6 +233,9 @@ class SweepRunner:
         )
         if self.spec.load.schedule is not None:
             summary["schedule"] = self.spec.load.schedule
+        model = self.search.model_summary()
+        if model is not None:
+            summary["server_model"] = jsonable(model)
         if summary.get("best"):
             best_row = summary["best"]
             row = capacity_row(measurements, best_row["config_id"], best_row["load_level"])
@@ -270,6 +273,7 @@ class SweepRunner:
             trial=number,
             wall_s=time.monotonic() - t0,
             percentile=self.spec.percentile,
+            predicted=predicted[:3] if (predicted := self.search.prediction(cand)) else None,
         )
         self.tables.append_config(row, self._trial)
         if status == "failed":

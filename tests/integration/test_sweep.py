@@ -226,3 +226,31 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, triton_serv
     run = only_run_dir(out)
     assert (run / "measurements.csv").stat().st_size > 0
     assert json.loads((run / "summary.json").read_text())["finished"] is False
+
+
+def test_the_model_strategy_predicts_before_it_measures(tmp_path: Path, triton_server: Any) -> None:
+    spec = write_spec(
+        tmp_path,
+        model="identity",
+        url=triton_server.endpoint.url("grpc"),
+        strategy="model",
+        confirm_top=0,
+        inputs={"INPUT0": [16]},
+        space={"instance_count": [1, 2, 3], "max_batch_size": [1, 4, 8, 16], "max_queue_delay_us": [0]},
+    )
+    result = run_cli("sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet")
+    assert result.exit_code == 0, result.output
+    run = only_run_dir(tmp_path / "out")
+    configs = pd.read_csv(run / "configs.csv")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["strategy"] == "model" and summary["best"] is not None
+    # The seeds come first, unpredicted; every config after them was chosen by a prediction.
+    seeds = 4  # the base config (i1_b8_d0) and the corners of (instances, batch size)
+    assert configs["predicted_capacity_rps"].iloc[:seeds].isna().all()
+    predicted = configs.iloc[seeds:]
+    assert predicted["predicted_capacity_rps"].notna().all()
+    assert (predicted["predicted_low_rps"] <= predicted["predicted_capacity_rps"]).all()
+    assert (predicted["predicted_capacity_rps"] <= predicted["predicted_high_rps"]).all()
+    params = summary["server_model"]["parameters"]
+    assert params["fixed_ms"] > 0 and params["levels"] >= len(configs)
+    assert summary["stopped_reason"].startswith(("no unmeasured config's upper bound", "measured every"))
