@@ -59,8 +59,9 @@ class Unbeatable:
 
 
 def identifying_seeds(candidates: Sequence[Candidate], base: Candidate | None) -> list[Candidate]:
-    """The base config, then configs at the corners and edges of (instances, batch size) that
-    tell the fixed cost from the per-row cost and the instances' slowdown apart."""
+    """The base config (or its nearest candidate), then configs at the corners and edges of
+    (instances, batch size) that tell the fixed cost from the per-row cost and the instances'
+    slowdown apart."""
     counts = sorted({c.instance_count for c in candidates})
     sizes = sorted({c.max_batch_size for c in candidates})
 
@@ -78,7 +79,21 @@ def identifying_seeds(candidates: Sequence[Candidate], base: Candidate | None) -
             ),
         )
 
-    out: list[Candidate] = [base] if base is not None and base in candidates else []
+    out: list[Candidate] = []
+    if base is not None:
+        # Today's config, or the candidate nearest it (a delay the space lacks, say).
+        out.append(
+            min(
+                candidates,
+                key=lambda c: (
+                    c != base,
+                    abs(c.instance_count - base.instance_count),
+                    abs(c.max_batch_size - base.max_batch_size),
+                    c.max_queue_delay_us != base.max_queue_delay_us,
+                    c.config_id,
+                ),
+            )
+        )
     for pos in SEED_SHAPES:
         cand = near(pos)
         if cand not in out:
