@@ -129,10 +129,13 @@ def _join_shared(
                 hint="give every worker the same spec, or use another --study name",
             )
     else:
-        study.set_user_attr("server_identity", mine)
+        # The identity last: it is what a joining worker looks for, so once it sees it, the
+        # spec it checks against is there too (two workers starting at once could otherwise
+        # read a study with an identity and no spec yet, and refuse it as a different sweep).
         study.set_user_attr("spec", spec.to_dict())
         study.set_user_attr("base_config", to_pbtxt(base))
         study.set_user_attr("model", spec.model)
+        study.set_user_attr("server_identity", mine)
     return storage, study_name
 
 
