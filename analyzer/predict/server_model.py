@@ -170,15 +170,13 @@ class ServerModel:
         or looser, times `exp(+-Z sigma_throughput)` (a capacity on the saturated plateau moves
         with the throughput, not the latency). A config that misses the budget even at
         `min_load` has capacity 0."""
-        shape = np.broadcast(
-            np.asarray(instances), np.asarray(max_batch), np.asarray(batching), np.asarray(delay_ms)
-        ).shape
+        shape = _shape(instances, max_batch, batching, delay_ms)
         out: dict[str, Array] = {}
-        spread = math.exp(Z * self.sigma)
-        for key, budget in (
-            ("capacity", budget_ms),
-            ("low", budget_ms / spread),
-            ("high", budget_ms * spread),
+        spread, rate_spread = math.exp(Z * self.sigma), math.exp(Z * self.sigma_throughput)
+        for key, budget, rate_error in (
+            ("capacity", budget_ms, 1.0),
+            ("low", budget_ms / spread, 1.0 / rate_spread),
+            ("high", budget_ms * spread, rate_spread),
         ):
             level = self._highest_level(
                 instances, max_batch, batching, delay_ms, mode, budget, max_load, min_load
@@ -188,8 +186,7 @@ class ServerModel:
                 instances, max_batch, batching, delay_ms, mode, np.maximum(level, min_load)
             )
             throughput = np.where(level > 0, np.broadcast_to(throughput, shape), 0.0)
-            rate_error = {"capacity": 1.0, "low": 1.0 / math.exp(Z * self.sigma_throughput)}
-            out[key + "_rps"] = throughput * rate_error.get(key, math.exp(Z * self.sigma_throughput))
+            out[key + "_rps"] = throughput * rate_error
             if key == "capacity":
                 out["level"] = level
         return out
@@ -213,9 +210,7 @@ class ServerModel:
             _, latency = self.at_load(instances, max_batch, batching, delay_ms, mode, load)
             return np.asarray(latency <= budget_ms)
 
-        shape = np.broadcast(
-            np.asarray(instances), np.asarray(max_batch), np.asarray(batching), np.asarray(delay_ms)
-        ).shape
+        shape = _shape(instances, max_batch, batching, delay_ms)
         lo = np.full(shape, float(min_load))
         hi = np.full(shape, float(max_load))
         ok_lo = np.broadcast_to(meets(lo), shape)
@@ -228,6 +223,11 @@ class ServerModel:
             if whole and np.all(hi - lo <= 1.0):
                 break
         return np.where(ok_hi, float(max_load), np.where(ok_lo, lo, 0.0))
+
+
+def _shape(*config: npt.ArrayLike) -> tuple[int, ...]:
+    """The shape the configs' arrays broadcast to (one prediction per config)."""
+    return np.broadcast(*(np.asarray(a) for a in config)).shape
 
 
 def fit(levels: Sequence[Level]) -> ServerModel | None:

@@ -36,6 +36,23 @@ from analyzer.store.rundir import RunStore
 from analyzer.workload import Lane, Workload
 
 
+def level_search(spec: SweepSpec, cand: AnyCandidate, start: float, best_capacity: float) -> LevelSearch:
+    """A config's level search under the spec's load plan, from level `start`; `best_capacity`
+    (the best so far) lets it skip refining a config that cannot beat it."""
+    plan = spec.load
+    return LevelSearch(
+        mode=plan.mode,
+        min_level=plan.min_level,
+        max_level=plan.cap,
+        start=start,
+        refine_steps=plan.refine_steps,
+        best_capacity=best_capacity,
+        budget_ms=spec.budget_ms,
+        resolution=plan.resolution_pct / 100.0,
+        batching=cand.batching,
+    )
+
+
 class ConfigMeasurer:
     """Applies and measures configs of one sweep on one server session."""
 
@@ -219,7 +236,6 @@ class ConfigMeasurer:
     ) -> CapacityResult:
         """One config's level search from level `start`; `best_capacity` (the best so far) lets
         it skip refining a config that cannot beat it."""
-        plan = self.spec.load
 
         async def measure(level: float) -> Measurement | None:
             if self._schedule is not None:
@@ -230,20 +246,9 @@ class ConfigMeasurer:
             self._verdicts[id(out[0])] = out[1]  # judged as combined, not by the sweep's budget alone
             return out[0]
 
-        search = LevelSearch(
-            mode=plan.mode,
-            min_level=plan.min_level,
-            max_level=plan.cap,
-            start=start,
-            refine_steps=plan.refine_steps,
-            best_capacity=best_capacity,
-            budget_ms=self.spec.budget_ms,
-            resolution=plan.resolution_pct / 100.0,
-            batching=cand.batching,
-        )
         return await search_capacity(
             measure,
-            search,
+            level_search(self.spec, cand, start, best_capacity),
             self.spec.budget_ms,
             self.spec.percentile,
             self.spec.confidence,

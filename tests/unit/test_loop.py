@@ -15,7 +15,7 @@ import pytest
 from analyzer.config.modelconfig import Candidate, parse_pbtxt, read_pbtxt
 from analyzer.config.pipeline import AnyCandidate
 from analyzer.errors import EXIT_NO_CONFIG, EXIT_OK
-from analyzer.judge.levelsearch import CapacityResult, LevelSearch, search_capacity
+from analyzer.judge.levelsearch import CapacityResult, search_capacity
 from analyzer.judge.verdict import Verdict, budget_verdict
 from analyzer.load.clients import RequestSet
 from analyzer.measure.levels import StopToken
@@ -26,6 +26,7 @@ from analyzer.spec.spec import SweepSpec, parse_spec
 from analyzer.stats.measurement import Measurement
 from analyzer.store.rundir import RunStore
 from analyzer.sweep.loop import Events, SweepResult, SweepRunner
+from analyzer.sweep.measurer import level_search
 from analyzer.workload import Lane, OneModel
 from tests.builders import measured
 
@@ -96,25 +97,13 @@ class ModelledServer:
     ) -> CapacityResult:
         loaded = self.current
         assert loaded is not None and cand == loaded, "measured what was loaded"
-        plan = self.spec.load
 
         async def measure(level: float) -> Measurement:
             return level_of(loaded, level)
 
-        search = LevelSearch(
-            mode=plan.mode,
-            min_level=plan.min_level,
-            max_level=plan.cap,
-            start=start,
-            refine_steps=plan.refine_steps,
-            best_capacity=best_capacity,
-            budget_ms=self.spec.budget_ms,
-            resolution=plan.resolution_pct / 100.0,
-            batching=cand.batching,
-        )
         return await search_capacity(
             measure,
-            search,
+            level_search(self.spec, cand, start, best_capacity),
             self.spec.budget_ms,
             self.spec.percentile,
             self.spec.confidence,
